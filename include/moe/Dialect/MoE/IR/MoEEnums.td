@@ -1,0 +1,65 @@
+//===- MoEEnums.td - Enumerations of the moe dialect -------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEENUMS_TD
+#define MOE_DIALECT_MOE_IR_MOEENUMS_TD
+
+include "mlir/IR/EnumAttr.td"
+
+def MoE_Scoring : I32EnumAttr<"Scoring", "how router logits become probabilities", [
+    I32EnumAttrCase<"softmax", 0>,
+    I32EnumAttrCase<"sigmoid", 1>,
+    I32EnumAttrCase<"softmax_topk", 2>,
+    I32EnumAttrCase<"none", 3>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_GroupScore : I32EnumAttr<"GroupScore", "score of an expert group", [
+    I32EnumAttrCase<"sum_top2", 0>,
+    I32EnumAttrCase<"max", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_SecondExpertPolicy : I32EnumAttr<"SecondExpertPolicy",
+    "whether the second selection of a token is kept", [
+    I32EnumAttrCase<"all", 0>,
+    I32EnumAttrCase<"random", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_DropPolicy : I32EnumAttr<"DropPolicy",
+    "which selections an overflowing expert keeps", [
+    I32EnumAttrCase<"position", 0>,
+    I32EnumAttrCase<"score", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_Activation : I32EnumAttr<"Activation", "activation of a gated linear unit", [
+    I32EnumAttrCase<"silu", 0>,
+    I32EnumAttrCase<"gelu", 1>,
+    I32EnumAttrCase<"gelu_tanh", 2>,
+    I32EnumAttrCase<"relu", 3>,
+    I32EnumAttrCase<"swiglu_oai", 4>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_GluLayout : I32EnumAttr<"GluLayout",
+    "where the gate and up halves of a GLU input lie", [
+    I32EnumAttrCase<"concatenated", 0>,
+    I32EnumAttrCase<"interleaved", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights", [
+    I32EnumAttrCase<"nk", 0>,
+    I32EnumAttrCase<"kn", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEENUMS_TD

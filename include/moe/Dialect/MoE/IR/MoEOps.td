@@ -1,0 +1,375 @@
+//===- MoEOps.td - Operations of the moe dialect -----------*- tablegen -*-===//
+
+#ifndef MOE_DIALECT_MOE_IR_MOEOPS_TD
+#define MOE_DIALECT_MOE_IR_MOEOPS_TD
+
+include "moe/Dialect/MoE/IR/MoEAttrs.td"
+include "mlir/Interfaces/DestinationStyleOpInterface.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/OpBase.td"
+
+// Routing attributes shared by moe.route and moe.layer.
+defvar MoE_RoutingArgs = (ins
+    ConfinedAttr<I64Attr, [IntPositive]>:$k,
+    DefaultValuedAttr<MoE_ScoringAttr, "::mlir::moe::Scoring::softmax">:$scoring,
+    DefaultValuedAttr<I64Attr, "1">:$n_group,
+    DefaultValuedAttr<I64Attr, "1">:$topk_group,
+    DefaultValuedAttr<MoE_GroupScoreAttr,
+                      "::mlir::moe::GroupScore::sum_top2">:$group_score,
+    UnitAttr:$renormalize,
+    DefaultValuedAttr<F64Attr, "0.0">:$renorm_epsilon,
+    DefaultValuedAttr<F64Attr, "1.0">:$scale,
+    DefaultValuedAttr<MoE_SecondExpertPolicyAttr,
+                      "::mlir::moe::SecondExpertPolicy::all">:$second_expert_policy,
+    DefaultValuedAttr<I64Attr, "0">:$seed);
+
+// Capacity attributes shared by moe.dispatch and moe.layer.
+defvar MoE_CapacityArgs = (ins
+    OptionalAttr<I64Attr>:$capacity,
+    OptionalAttr<F64Attr>:$capacity_factor,
+    DefaultValuedAttr<MoE_DropPolicyAttr,
+                      "::mlir::moe::DropPolicy::position">:$drop_policy);
+
+// Activation attributes shared by moe.glu, moe.grouped_matmul and moe.layer.
+defvar MoE_GluArgs = (ins
+    DefaultValuedAttr<MoE_GluLayoutAttr,
+                      "::mlir::moe::GluLayout::concatenated">:$glu_layout,
+    DefaultValuedAttr<F64Attr, "1.702">:$alpha,
+    DefaultValuedAttr<F64Attr, "7.0">:$limit);
+
+class MoE_DpsOp<string mnemonic, list<Trait> traits = []>
+    : MoE_Op<mnemonic, !listconcat(traits, [Pure,
+        DestinationStyleOpInterface])> {
+  let extraClassDeclaration = [{
+    ::mlir::MutableOperandRange getDpsInitsMutable() { return getInitMutable(); }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+def MoE_RouteOp : MoE_Op<"route", [Pure]> {
+  let summary = "top-k routing: router logits to expert weights and ids";
+  let description = [{
+    Turns router logits `[T, E]` (f32) into per-token expert weights `[T, k]`
+    (f32) and expert ids `[T, k]` (i32).
+
+    - `scoring`: `softmax` (p = softmax over E), `sigmoid` (p = sigmoid of the
+      logit), `softmax_topk` (pick the k largest logits, then softmax over
+      those k, as gpt-oss), `none` (p = logit).
+    - The selection score is `s = p + bias` when `bias` `[E]` is given, else
+      `p`. The bias changes which experts are chosen, never the weights.
+    - Group-limited selection (`n_group > 1`): experts form `n_group` equal
+      groups; the `topk_group` best groups by `group_score` (`sum_top2` or
+      `max` of s) stay, the others are masked to -inf.
+    - The k best experts by s are chosen; ties go to the lower expert index
+      and NaN ranks below -inf. Slot j holds the j-th best.
+    - `renormalize`: w = p_sel / (sum(p_sel) + `renorm_epsilon`); then
+      w *= `scale`.
+    - `second_expert_policy = random` (GShard, k = 2, renormalize): the second
+      selection is kept only if u < 2 * w2, where u in [0, 1) is a
+      counter-based (splitmix64) draw keyed by (`seed`, token index). A dropped
+      selection has id -1 and weight 0.
+
+    Example (DeepSeek-V3):
+
+    ```mlir
+    %w, %ids = moe.route %logits bias(%bias : tensor<256xf32>)
+        {k = 8 : i64, scoring = #moe.scoring<sigmoid>, n_group = 8 : i64,
+         topk_group = 4 : i64, renormalize, renorm_epsilon = 1.0e-20 : f64,
+         scale = 2.5 : f64}
+        : tensor<?x256xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$logits,
+                            Optional<AnyRankedTensor>:$bias), MoE_RoutingArgs);
+  let results = (outs AnyRankedTensor:$weights, AnyRankedTensor:$ids);
+  let assemblyFormat = [{
+    $logits (`bias` `(` $bias^ `:` type($bias) `)`)? attr-dict
+    `:` type($logits) `->` type($weights) `,` type($ids)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ExpertChoiceOp : MoE_Op<"expert_choice", [Pure]> {
+  let summary = "expert-choice routing: each expert picks its best tokens";
+  let description = [{
+    Each expert picks the `C = min(capacity, T)` tokens with the largest
+    softmax score (softmax over E per token; ties go to the lower token). The
+    result is already in the dispatched layout, with a virtual `k = E`:
+
+    - `weights` `[T, E]`: the score where (t, e) was chosen, else 0;
+    - `rows` `[E * C]`: expert e's tokens in ascending order, each stored as
+      the flat selection index `t * E + e`;
+    - `offsets` `[E + 1]`: `offsets[e] = e * C`.
+
+    ```mlir
+    %w, %rows, %offsets = moe.expert_choice %logits {capacity = 4 : i64}
+        : tensor<16x8xf32> -> tensor<16x8xf32>, tensor<32xi32>, tensor<9xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$logits,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$capacity);
+  let results = (outs AnyRankedTensor:$weights, AnyRankedTensor:$rows,
+                      AnyRankedTensor:$offsets);
+  let assemblyFormat = [{
+    $logits attr-dict `:` type($logits) `->` type($weights) `,` type($rows)
+    `,` type($offsets)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments]> {
+  let summary = "sorts routed selections into the grouped layout";
+  let description = [{
+    Sorts the selections `ids` `[T, k]` by expert. `rows` `[M]` holds the flat
+    selection index `t * k + j` of every kept row, grouped by expert and
+    stable (by t, then j) within an expert; entries from `offsets[L]` on are
+    -1. Expert e owns `rows[offsets[e] ..< offsets[e + 1]]`.
+
+    - `capacity` C, or `capacity_factor` f with C = ceil(f * T * k / E):
+      an expert keeps at most C selections. `drop_policy = position` keeps
+      slot-major order (every token's first choice in token order, then every
+      second choice, ...); `score` keeps the largest `weights` (ties: lower
+      token). Dropped selections get no row.
+    - `expert_map` `[E]` (global expert to local index, -1 = not on this
+      device): only local experts get rows, and `offsets` has one entry per
+      local expert plus one.
+    - Ids outside `[0, E)` (such as a dropped GShard selection) get no row.
+
+    ```mlir
+    %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64}
+        : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$ids,
+                            Optional<AnyRankedTensor>:$weights,
+                            Optional<AnyRankedTensor>:$expert_map,
+                            ConfinedAttr<I64Attr, [IntPositive]>:$num_experts),
+                       MoE_CapacityArgs);
+  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets);
+  let assemblyFormat = [{
+    $ids (`weights` `(` $weights^ `:` type($weights) `)`)?
+    (`expert_map` `(` $expert_map^ `:` type($expert_map) `)`)? attr-dict
+    `:` type($ids) `->` type($rows) `,` type($offsets)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Expert computation (unfused forms and the fused grouped matmul)
+//===----------------------------------------------------------------------===//
+
+def MoE_PermuteOp : MoE_DpsOp<"permute"> {
+  let summary = "gathers token rows into the grouped layout";
+  let description = [{
+    `xs[r] = x[rows[r] / k]` for `x` `[T, H]` and `rows` `[M]`; a row value
+    outside `[0, T * k)` gives a zero row.
+
+    ```mlir
+    %xs = moe.permute ins(%x, %rows : tensor<16x64xf32>, tensor<32xi32>)
+        outs(%init : tensor<32x64xf32>) {k = 2 : i64} -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$x, AnyRankedTensor:$rows,
+                       AnyRankedTensor:$init,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$k);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    `ins` `(` $x `,` $rows `:` type($x) `,` type($rows) `)`
+    `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]> {
+  let summary = "one matmul per expert over its range of rows";
+  let description = [{
+    `lhs` `[M, K]`, `rhs` `[E, N, K]` (PyTorch Linear layout, or `[E, K, N]`
+    with `rhs_layout = #moe.rhs_layout<kn>`) and `offsets` `[E + 1]`: row r in
+    expert e's range is `lhs[r] . rhs[e]^T`. Rows in no expert's range are
+    zero, and experts with zero rows cost nothing. Accumulation is f32.
+
+    Fused forms:
+    - `gather(%rows)`: `lhs` is `[T, K]` and row r reads `lhs[rows[r] / k]`
+      (the permute folded into the A-operand load);
+    - `epilogue = #moe.activation<...>`: a GLU on the `[M, N]` result before
+      the store (gate and up projections in one GEMM), giving `[M, N / 2]`;
+    - `row_scale(%weights)`: row r is multiplied by `weights[rows[r] / k,
+      rows[r] % k]` after the epilogue (routing weights in the epilogue).
+
+    ```mlir
+    %h = moe.grouped_matmul ins(%xs, %w13, %offsets
+        : tensor<32x64xf32>, tensor<8x256x64xf32>, tensor<9xi32>)
+        outs(%init : tensor<32x256xf32>) -> tensor<32x256xf32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs,
+                            AnyRankedTensor:$offsets,
+                            Optional<AnyRankedTensor>:$rows,
+                            Optional<AnyRankedTensor>:$row_scale,
+                            AnyRankedTensor:$init,
+                            DefaultValuedAttr<MoE_RhsLayoutAttr,
+                                "::mlir::moe::RhsLayout::nk">:$rhs_layout,
+                            UnitAttr:$gather,
+                            DefaultValuedAttr<I64Attr, "1">:$k,
+                            OptionalAttr<MoE_ActivationAttr>:$epilogue),
+                       MoE_GluArgs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    `ins` `(` $lhs `,` $rhs `,` $offsets `:` type($lhs) `,` type($rhs) `,`
+      type($offsets) `)`
+    (`rows` `(` $rows^ `:` type($rows) `)`)?
+    (`row_scale` `(` $row_scale^ `:` type($row_scale) `)`)?
+    `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
+  }];
+  let builders = [
+    // The unfused form: no gather, epilogue or row scale.
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$lhs,
+                   "::mlir::Value":$rhs, "::mlir::Value":$offsets,
+                   "::mlir::Value":$init), [{
+      build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
+            /*row_scale=*/Value(), init, RhsLayout::nk, /*gather=*/false,
+            /*k=*/1, /*epilogue=*/nullptr, GluLayout::concatenated,
+            ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+def MoE_GluOp : MoE_DpsOp<"glu"> {
+  let summary = "gated linear unit: act(gate) * up";
+  let description = [{
+    `h` `[M, 2I]` to `[M, I]`: `act(gate) * up`. With the `concatenated`
+    layout gate is `h[:, :I]` and up is `h[:, I:]`; with `interleaved` gate is
+    `h[:, 0::2]` and up is `h[:, 1::2]`. `swiglu_oai` (gpt-oss) clamps gate
+    above at `limit` and up to `[-limit, limit]`, and computes
+    `gate * sigmoid(alpha * gate) * (up + 1)`.
+
+    ```mlir
+    %a = moe.glu ins(%h : tensor<32x256xf32>) outs(%init : tensor<32x128xf32>)
+        {activation = #moe.activation<silu>} -> tensor<32x128xf32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$h, AnyRankedTensor:$init,
+                            DefaultValuedAttr<MoE_ActivationAttr,
+                                "::mlir::moe::Activation::silu">:$activation),
+                       MoE_GluArgs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    `ins` `(` $h `:` type($h) `)` `outs` `(` $init `:` type($init) `)`
+    attr-dict `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_CombineOp : MoE_DpsOp<"combine"> {
+  let summary = "weighted sum of each token's expert outputs";
+  let description = [{
+    `out[t] = sum_j weights[t, j] * ys[r(t, j)]`, where `r(t, j)` is the row
+    with `rows[r] = t * k + j`; summed in ascending j in f32, then cast.
+    Selections without a row add nothing. Deterministic: no atomics.
+
+    ```mlir
+    %y = moe.combine ins(%ys, %rows, %w
+        : tensor<32x64xf32>, tensor<32xi32>, tensor<16x2xf32>)
+        outs(%init : tensor<16x64xf32>) -> tensor<16x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$ys, AnyRankedTensor:$rows,
+                       AnyRankedTensor:$weights, AnyRankedTensor:$init);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    `ins` `(` $ys `,` $rows `,` $weights `:` type($ys) `,` type($rows) `,`
+      type($weights) `)`
+    `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Whole layer
+//===----------------------------------------------------------------------===//
+
+def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
+  let summary = "a whole MoE layer, from hidden states to the combined output";
+  let description = [{
+    `x` `[T, H]`, `router` `[E, H]`, optional `bias` `[E]`, `w13` `[E, 2I, H]`
+    (gate and up), `w2` `[E, H, I]`, and an optional shared expert
+    (`shared_w13` `[2Is, H]`, `shared_w2` `[H, Is]`, optional sigmoid gate
+    `shared_gate` `[1, H]`) to `y` `[T, H]`. Takes every routing, capacity and
+    activation attribute. `moe-decompose-layer` rewrites it into the router
+    matmul and the unfused ops; `y` is the combine plus the shared expert.
+
+    ```mlir
+    %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>,
+        tensor<8x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>)
+        outs(%init : tensor<?x64xf32>) {k = 2 : i64, renormalize}
+        -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = !con((ins AnyRankedTensor:$x, AnyRankedTensor:$router,
+                            AnyRankedTensor:$w13, AnyRankedTensor:$w2,
+                            Optional<AnyRankedTensor>:$bias,
+                            Optional<AnyRankedTensor>:$shared_w13,
+                            Optional<AnyRankedTensor>:$shared_w2,
+                            Optional<AnyRankedTensor>:$shared_gate,
+                            AnyRankedTensor:$init),
+                       MoE_RoutingArgs, MoE_CapacityArgs,
+                       (ins DefaultValuedAttr<MoE_ActivationAttr,
+                                "::mlir::moe::Activation::silu">:$activation),
+                       MoE_GluArgs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    `ins` `(` $x `,` $router `,` $w13 `,` $w2 `:` type($x) `,` type($router)
+      `,` type($w13) `,` type($w2) `)`
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`shared` `(` $shared_w13^ `,` $shared_w2 `:` type($shared_w13) `,`
+      type($shared_w2) `)`)?
+    (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
+    `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Training-side values
+//===----------------------------------------------------------------------===//
+
+def MoE_AuxLossOp : MoE_Op<"aux_loss", [Pure]> {
+  let summary = "Switch/GShard load-balancing loss";
+  let description = [{
+    `E * sum_e f_e * P_e`, where `f_e` is the number of selections of expert
+    e in `ids` `[T, k]` divided by T, and `P_e` is the mean over tokens of
+    softmax(`logits` `[T, E]`)[t, e]. Ids outside `[0, E)` are not counted.
+
+    ```mlir
+    %l = moe.aux_loss %logits, %ids : tensor<16x8xf32>, tensor<16x2xi32>
+        -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$logits, AnyRankedTensor:$ids);
+  let results = (outs AnyRankedTensor:$loss);
+  let assemblyFormat = [{
+    $logits `,` $ids attr-dict `:` type($logits) `,` type($ids) `->` type($loss)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoE_ZLossOp : MoE_Op<"z_loss", [Pure]> {
+  let summary = "router z-loss: mean of squared logsumexp";
+  let description = [{
+    The mean over tokens of `logsumexp(logits[t])^2` for `logits` `[T, E]`.
+
+    ```mlir
+    %l = moe.z_loss %logits : tensor<16x8xf32> -> tensor<f32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$logits);
+  let results = (outs AnyRankedTensor:$loss);
+  let assemblyFormat = "$logits attr-dict `:` type($logits) `->` type($loss)";
+  let hasVerifier = 1;
+}
+
+#endif // MOE_DIALECT_MOE_IR_MOEOPS_TD

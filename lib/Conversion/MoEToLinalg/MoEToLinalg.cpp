@@ -1,0 +1,1124 @@
+//===- MoEToLinalg.cpp - Reference lowering of moe ops to linalg ----------===//
+//
+// Every op becomes a few linalg.generic ops on tensors. Selections (top-k,
+// groups, capacity, expert choice) are computed by ranking: a candidate's
+// rank is the number of candidates that come strictly before it, so slot j
+// holds the candidate of rank j and a budget C keeps the ranks below C. This
+// costs quadratic work in the candidates, which is fine for a reference and
+// leaves no room for an ordering bug.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALGPASS
+#include "moe/Conversion/MoEToLinalg/MoEToLinalg.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+using Body = SmallVector<Value>;
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+//===----------------------------------------------------------------------===//
+// Scalar helpers
+//===----------------------------------------------------------------------===//
+
+Value sigmoid(StructuredBuilder &b, Value x) {
+  Value one = b.f32(1.0);
+  Value denominator = b.create<arith::AddFOp>(
+      one, b.create<math::ExpOp>(b.create<arith::NegFOp>(x)));
+  return b.create<arith::DivFOp>(one, denominator);
+}
+
+/// act(gate) * up in f32 for every activation of the dialect.
+Value gluScalar(StructuredBuilder &b, Value gate, Value up,
+                Activation activation, double alpha, double limit) {
+  switch (activation) {
+  case Activation::silu:
+    return b.create<arith::MulFOp>(
+        b.create<arith::MulFOp>(gate, sigmoid(b, gate)), up);
+  case Activation::gelu: {
+    Value scaled = b.create<arith::MulFOp>(gate, b.f32(M_SQRT1_2));
+    Value onePlus =
+        b.create<arith::AddFOp>(b.f32(1.0), b.create<math::ErfOp>(scaled));
+    Value gelu = b.create<arith::MulFOp>(
+        b.create<arith::MulFOp>(b.f32(0.5), gate), onePlus);
+    return b.create<arith::MulFOp>(gelu, up);
+  }
+  case Activation::gelu_tanh: {
+    Value cube = b.create<arith::MulFOp>(b.create<arith::MulFOp>(gate, gate),
+                                         gate);
+    Value inner = b.create<arith::AddFOp>(
+        gate, b.create<arith::MulFOp>(b.f32(0.044715), cube));
+    Value tanh = b.create<math::TanhOp>(
+        b.create<arith::MulFOp>(b.f32(std::sqrt(2.0 / M_PI)), inner));
+    Value gelu = b.create<arith::MulFOp>(
+        b.create<arith::MulFOp>(b.f32(0.5), gate),
+        b.create<arith::AddFOp>(b.f32(1.0), tanh));
+    return b.create<arith::MulFOp>(gelu, up);
+  }
+  case Activation::relu: {
+    Value positive = b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, gate,
+                                             b.f32(0.0));
+    Value relu = b.create<arith::SelectOp>(positive, gate, b.f32(0.0));
+    return b.create<arith::MulFOp>(relu, up);
+  }
+  case Activation::swiglu_oai: {
+    Value clampedGate = b.create<arith::MinimumFOp>(gate, b.f32(limit));
+    Value clampedUp = b.create<arith::MaximumFOp>(
+        b.create<arith::MinimumFOp>(up, b.f32(limit)), b.f32(-limit));
+    Value glu = b.create<arith::MulFOp>(
+        clampedGate,
+        sigmoid(b, b.create<arith::MulFOp>(b.f32(alpha), clampedGate)));
+    return b.create<arith::MulFOp>(
+        glu, b.create<arith::AddFOp>(clampedUp, b.f32(1.0)));
+  }
+  }
+  llvm_unreachable("unknown activation");
+}
+
+/// 0 <= value < bound for an i32 `value` and an index `bound`.
+Value inRange(StructuredBuilder &b, Value value, Value bound) {
+  Value index = b.toIndex(value);
+  Value nonNegative = b.create<arith::CmpIOp>(arith::CmpIPredicate::sge,
+                                              value, b.i32(0));
+  Value below =
+      b.create<arith::CmpIOp>(arith::CmpIPredicate::slt, index, bound);
+  return b.create<arith::AndIOp>(nonNegative, below);
+}
+
+Value boolToI32(StructuredBuilder &b, Value flag) {
+  return b.create<arith::ExtUIOp>(b.getI32Type(), flag);
+}
+
+//===----------------------------------------------------------------------===//
+// Tensor helpers
+//===----------------------------------------------------------------------===//
+
+/// Elementwise map over same-shaped 2-D tensors into a new f32 tensor.
+Value map2d(StructuredBuilder &b, ValueRange inputs,
+            function_ref<Value(StructuredBuilder &, ValueRange)> fn) {
+  SmallVector<OpFoldResult> sizes = {b.dimSize(inputs[0], 0),
+                                     b.dimSize(inputs[0], 1)};
+  SmallVector<SmallVector<unsigned>> maps(inputs.size() + 1, {0, 1});
+  return b
+      .generic(inputs, {b.empty(sizes, b.getF32Type())}, 2, maps, {},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 return Body{fn(nb, args.drop_back())};
+               })
+      .front();
+}
+
+/// Row-wise reduction of a 2-D f32 tensor into [rows] with `combine`.
+Value reduceRows(StructuredBuilder &b, Value input, double init,
+                 function_ref<Value(StructuredBuilder &, Value, Value)> combine) {
+  Value out = b.filled({b.dimSize(input, 0)}, b.f32(init));
+  return b
+      .generic({input}, {out}, 2, {{0, 1}, {0}}, {1},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 return Body{combine(nb, args[1], args[0])};
+               })
+      .front();
+}
+
+/// Applies `fn(element, rowValue)` to each element of a 2-D tensor.
+Value mapWithRow(StructuredBuilder &b, Value input, Value perRow,
+                 function_ref<Value(StructuredBuilder &, Value, Value)> fn) {
+  SmallVector<OpFoldResult> sizes = {b.dimSize(input, 0), b.dimSize(input, 1)};
+  return b
+      .generic({input, perRow}, {b.empty(sizes, b.getF32Type())}, 2,
+               {{0, 1}, {0}, {0, 1}}, {},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 return Body{fn(nb, args[0], args[1])};
+               })
+      .front();
+}
+
+Value addF(StructuredBuilder &b, Value acc, Value x) {
+  return b.create<arith::AddFOp>(acc, x);
+}
+Value maxF(StructuredBuilder &b, Value acc, Value x) {
+  return b.create<arith::MaximumFOp>(acc, x);
+}
+
+/// Softmax over the last dimension of a 2-D f32 tensor.
+Value softmaxRows(StructuredBuilder &b, Value input) {
+  Value maximum = reduceRows(b, input, -kInfinity, maxF);
+  Value exps = mapWithRow(b, input, maximum,
+                          [](StructuredBuilder &nb, Value x, Value m) -> Value {
+                            return nb.create<math::ExpOp>(
+                                nb.create<arith::SubFOp>(x, m));
+                          });
+  Value sums = reduceRows(b, exps, 0.0, addF);
+  return mapWithRow(b, exps, sums,
+                    [](StructuredBuilder &nb, Value x, Value s) -> Value {
+                      return nb.create<arith::DivFOp>(x, s);
+                    });
+}
+
+/// Casts a tensor elementwise into `init` (same shape, any float type).
+Value castInto(StructuredBuilder &b, Value input, Value init) {
+  auto rank = cast<RankedTensorType>(input.getType()).getRank();
+  SmallVector<unsigned> all;
+  for (unsigned d = 0; d < rank; ++d)
+    all.push_back(d);
+  return b
+      .generic({input}, {init}, rank, {all, all}, {},
+               [](StructuredBuilder &nb, ValueRange args) {
+                 return Body{nb.castFloat(args[0], args[1].getType())};
+               })
+      .front();
+}
+
+/// out[b, i] = the index j whose rank[b, j] == i, and `values[b, j]` picked
+/// alongside (i < count). Exactly one j has each rank, so the reduction adds
+/// one match to zeros.
+std::pair<Value, Value> selectByRank(StructuredBuilder &b, Value rank,
+                                     Value values, int64_t count) {
+  SmallVector<OpFoldResult> sizes = {b.dimSize(rank, 0),
+                                     b.getIndexAttr(count)};
+  Value ids = b.filled(sizes, b.i32(0));
+  Value picked = b.filled(sizes, b.f32(0.0));
+  auto results = b.generic(
+      {rank, values}, {ids, picked}, 3, {{0, 2}, {0, 2}, {0, 1}, {0, 1}}, {2},
+      [](StructuredBuilder &nb, ValueRange args) {
+        Value slot = nb.fromIndex(nb.loopIndex(1), nb.getI32Type());
+        Value candidate = nb.fromIndex(nb.loopIndex(2), nb.getI32Type());
+        Value match =
+            nb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, args[0], slot);
+        Value id = nb.create<arith::SelectOp>(match, candidate, args[2]);
+        Value value = nb.create<arith::SelectOp>(match, args[1], args[3]);
+        return Body{id, value};
+      });
+  return {results[0], results[1]};
+}
+
+//===----------------------------------------------------------------------===//
+// moe.route
+//===----------------------------------------------------------------------===//
+
+/// Experts of groups outside the topk_group best become -inf.
+Value maskGroups(StructuredBuilder &b, RouteOp op, Value scores,
+                 int64_t numExperts) {
+  int64_t nGroup = op.getNGroup();
+  int64_t groupSize = numExperts / nGroup;
+  MLIRContext *ctx = b.getContext();
+  OpFoldResult tokens = b.dimSize(scores, 0);
+  SmallVector<OpFoldResult> groupSizes = {tokens, b.getIndexAttr(nGroup)};
+  // Loops (t, g, i) read expert g * groupSize + i.
+  AffineExpr t = getAffineDimExpr(0, ctx), g = getAffineDimExpr(1, ctx),
+             i = getAffineDimExpr(2, ctx);
+  AffineMap member = AffineMap::get(3, 0, {t, g * groupSize + i}, ctx);
+  AffineMap group = AffineMap::get(3, 0, {t, g}, ctx);
+  Value first = b.filled(groupSizes, b.f32(-kInfinity));
+  Value groupScore;
+  if (op.getGroupScore() == GroupScore::max) {
+    groupScore = b.generic({scores}, {first}, {member, group}, {2},
+                           [](StructuredBuilder &nb, ValueRange args) {
+                             return Body{maxF(nb, args[1], args[0])};
+                           })
+                     .front();
+  } else {
+    // The two largest scores of the group, kept as (first, second).
+    Value second = b.filled(groupSizes, b.f32(-kInfinity));
+    auto top2 = b.generic(
+        {scores}, {first, second}, {member, group, group}, {2},
+        [](StructuredBuilder &nb, ValueRange args) {
+          Value x = args[0], m1 = args[1], m2 = args[2];
+          Value aboveFirst =
+              nb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, x, m1);
+          Value aboveSecond =
+              nb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, x, m2);
+          Value newSecond = nb.create<arith::SelectOp>(
+              aboveFirst, m1, nb.create<arith::SelectOp>(aboveSecond, x, m2));
+          Value newFirst = nb.create<arith::SelectOp>(aboveFirst, x, m1);
+          return Body{newFirst, newSecond};
+        });
+    groupScore = map2d(b, {top2[0], top2[1]},
+                       [](StructuredBuilder &nb, ValueRange args) -> Value {
+                         return nb.create<arith::AddFOp>(args[0], args[1]);
+                       });
+  }
+  Value groupRank = b.rankRows(groupScore);
+  AffineExpr e = getAffineDimExpr(1, ctx);
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+  AffineMap groupOfExpert =
+      AffineMap::get(2, 0, {getAffineDimExpr(0, ctx), e.floorDiv(groupSize)},
+                     ctx);
+  int64_t keep = op.getTopkGroup();
+  return b
+      .generic({scores, groupRank},
+               {b.empty({tokens, b.getIndexAttr(numExperts)}, b.getF32Type())},
+               {identity, groupOfExpert, identity}, {},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 Value kept = nb.create<arith::CmpIOp>(
+                     arith::CmpIPredicate::slt, args[1], nb.i32(keep));
+                 return Body{nb.create<arith::SelectOp>(
+                     kept, args[0], nb.f32(-kInfinity))};
+               })
+      .front();
+}
+
+/// The GShard draw u in [0, 1) for token t: splitmix64 of (seed, t).
+Value gshardUniform(StructuredBuilder &b, Value token, int64_t seed) {
+  Value t = b.create<arith::IndexCastOp>(b.getI64Type(), token);
+  Value z = b.create<arith::AddIOp>(
+      b.i64(seed),
+      b.create<arith::MulIOp>(b.create<arith::AddIOp>(t, b.i64(1)),
+                              b.i64(static_cast<int64_t>(0x9E3779B97F4A7C15ULL))));
+  auto mix = [&](Value v, int64_t shift, uint64_t multiplier) -> Value {
+    Value x = b.create<arith::XOrIOp>(
+        v, b.create<arith::ShRUIOp>(v, b.i64(shift)));
+    return b.create<arith::MulIOp>(x, b.i64(static_cast<int64_t>(multiplier)));
+  };
+  z = mix(z, 30, 0xBF58476D1CE4E5B9ULL);
+  z = mix(z, 27, 0x94D049BB133111EBULL);
+  z = b.create<arith::XOrIOp>(z, b.create<arith::ShRUIOp>(z, b.i64(31)));
+  Value top24 = b.create<arith::ShRUIOp>(z, b.i64(40));
+  Value asFloat = b.create<arith::UIToFPOp>(b.getF32Type(), top24);
+  return b.create<arith::MulFOp>(asFloat, b.f32(1.0 / 16777216.0));
+}
+
+struct LowerRoute : OpRewritePattern<RouteOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(RouteOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value logits = op.getLogits();
+    int64_t numExperts =
+        cast<RankedTensorType>(logits.getType()).getDimSize(1);
+    int64_t k = op.getK();
+    Scoring scoring = op.getScoring();
+
+    Value probs = logits;
+    if (scoring == Scoring::softmax)
+      probs = softmaxRows(b, logits);
+    else if (scoring == Scoring::sigmoid)
+      probs = map2d(b, {logits}, [](StructuredBuilder &nb, ValueRange args) {
+        return sigmoid(nb, args[0]);
+      });
+
+    Value scores = probs;
+    if (Value bias = op.getBias()) {
+      SmallVector<OpFoldResult> sizes = {b.dimSize(probs, 0),
+                                         b.dimSize(probs, 1)};
+      scores = b.generic({probs, bias}, {b.empty(sizes, b.getF32Type())}, 2,
+                         {{0, 1}, {1}, {0, 1}}, {},
+                         [](StructuredBuilder &nb, ValueRange args) {
+                           return Body{
+                               nb.create<arith::AddFOp>(args[0], args[1])};
+                         })
+                   .front();
+    }
+    if (op.getNGroup() > 1)
+      scores = maskGroups(b, op, scores, numExperts);
+
+    Value rank = b.rankRows(scores);
+    auto [ids, weights] = selectByRank(b, rank, probs, k);
+
+    if (scoring == Scoring::softmax_topk)
+      weights = softmaxRows(b, weights);
+    if (op.getRenormalize()) {
+      Value sums = reduceRows(b, weights, 0.0, addF);
+      double epsilon = op.getRenormEpsilon().convertToDouble();
+      weights = mapWithRow(
+          b, weights, sums, [&](StructuredBuilder &nb, Value w, Value s) {
+            Value denominator = nb.create<arith::AddFOp>(s, nb.f32(epsilon));
+            return Value(nb.create<arith::DivFOp>(w, denominator));
+          });
+    }
+    if (op.getSecondExpertPolicy() == SecondExpertPolicy::random)
+      std::tie(ids, weights) =
+          dropSecondAtRandom(b, ids, weights, op.getSeed());
+    double scale = op.getScale().convertToDouble();
+    if (scale != 1.0)
+      weights = map2d(b, {weights}, [&](StructuredBuilder &nb, ValueRange a) {
+        return Value(nb.create<arith::MulFOp>(a[0], nb.f32(scale)));
+      });
+    rewriter.replaceOp(op, {weights, ids});
+    return success();
+  }
+
+  /// GShard: keep the second choice of token t only if u(t) < 2 * w2.
+  static std::pair<Value, Value> dropSecondAtRandom(StructuredBuilder &b,
+                                                    Value ids, Value weights,
+                                                    int64_t seed) {
+    SmallVector<OpFoldResult> sizes = {b.dimSize(ids, 0), b.dimSize(ids, 1)};
+    MLIRContext *ctx = b.getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+    AffineMap secondSlot = AffineMap::get(
+        2, 0, {getAffineDimExpr(0, ctx), getAffineConstantExpr(1, ctx)}, ctx);
+    auto results = b.generic(
+        {ids, weights, weights},
+        {b.empty(sizes, b.getI32Type()), b.empty(sizes, b.getF32Type())},
+        {identity, identity, secondSlot, identity, identity}, {},
+        [&](StructuredBuilder &nb, ValueRange args) {
+          Value u = gshardUniform(nb, nb.loopIndex(0), seed);
+          Value twiceSecond =
+              nb.create<arith::MulFOp>(args[2], nb.f32(2.0));
+          Value keep = nb.create<arith::CmpFOp>(arith::CmpFPredicate::OLT, u,
+                                                twiceSecond);
+          Value isSecond = nb.create<arith::CmpIOp>(
+              arith::CmpIPredicate::eq, nb.loopIndex(1), nb.index(1));
+          Value drop = nb.create<arith::AndIOp>(
+              isSecond, nb.create<arith::XOrIOp>(
+                            keep, nb.create<arith::ConstantIntOp>(
+                                      nb.getI1Type(), 1)));
+          return Body{nb.create<arith::SelectOp>(drop, nb.i32(-1), args[0]),
+                      nb.create<arith::SelectOp>(drop, nb.f32(0.0), args[1])};
+        });
+    return {results[0], results[1]};
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.expert_choice
+//===----------------------------------------------------------------------===//
+
+struct LowerExpertChoice : OpRewritePattern<ExpertChoiceOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(ExpertChoiceOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value logits = op.getLogits();
+    int64_t numExperts =
+        cast<RankedTensorType>(logits.getType()).getDimSize(1);
+    OpFoldResult tokens = b.dimSize(logits, 0);
+    Value numTokens = b.dimValue(logits, 0);
+    OpFoldResult experts = b.getIndexAttr(numExperts);
+    Value probs = softmaxRows(b, logits);
+
+    // Each expert ranks the tokens by its column of probabilities.
+    Value byExpert =
+        b.generic({probs}, {b.empty({experts, tokens}, b.getF32Type())}, 2,
+                  {{1, 0}, {0, 1}}, {},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    return Body{args[0]};
+                  })
+            .front();
+    Value rank = b.rankRows(byExpert);
+    Value perExpert = b.create<arith::MinSIOp>(
+        b.index(op.getCapacity()), numTokens);
+    Value perExpertI32 = b.fromIndex(perExpert, b.getI32Type());
+    Value chosen =
+        b.generic({rank}, {b.empty({experts, tokens}, b.getI1Type())}, 2,
+                  {{0, 1}, {0, 1}}, {},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    return Body{nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::slt, args[0], perExpertI32)};
+                  })
+            .front();
+
+    Value weights =
+        b.generic({probs, chosen},
+                  {b.empty({tokens, experts}, b.getF32Type())}, 2,
+                  {{0, 1}, {1, 0}, {0, 1}}, {},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    return Body{nb.create<arith::SelectOp>(args[1], args[0],
+                                                           nb.f32(0.0))};
+                  })
+            .front();
+
+    // position[e, t]: how many chosen tokens of e come before t.
+    Value position =
+        b.generic({chosen}, {b.filled({experts, tokens}, b.i32(0))}, 3,
+                  {{0, 2}, {0, 1}}, {2},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    Value earlier = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::ult, nb.loopIndex(2),
+                        nb.loopIndex(1));
+                    Value counts = nb.create<arith::AndIOp>(earlier, args[0]);
+                    return Body{nb.create<arith::AddIOp>(
+                        args[1], boolToI32(nb, counts))};
+                  })
+            .front();
+
+    // rows[e, q] = t * E + e for the chosen t at position q; then [E * C].
+    Value rowsInit = b.filled({experts, OpFoldResult(perExpert)}, b.i32(-1));
+    Value rows2d =
+        b.generic({chosen, position}, {rowsInit}, 3,
+                  {{0, 2}, {0, 2}, {0, 1}}, {2},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value slot =
+                        nb.fromIndex(nb.loopIndex(1), nb.getI32Type());
+                    Value atSlot = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[1], slot);
+                    Value match = nb.create<arith::AndIOp>(args[0], atSlot);
+                    Value flat = nb.create<arith::AddIOp>(
+                        nb.create<arith::MulIOp>(nb.loopIndex(2),
+                                                 nb.index(numExperts)),
+                        nb.loopIndex(0));
+                    return Body{nb.create<arith::SelectOp>(
+                        match, nb.fromIndex(flat, nb.getI32Type()), args[2])};
+                  })
+            .front();
+    Value rows = b.create<tensor::CollapseShapeOp>(
+        rows2d, SmallVector<ReassociationIndices>{{0, 1}});
+    if (rows.getType() != op.getRows().getType())
+      rows = b.create<tensor::CastOp>(op.getRows().getType(), rows);
+
+    Value offsets =
+        b.generic({}, {b.empty({b.getIndexAttr(numExperts + 1)},
+                               b.getI32Type())},
+                  1, {{0}}, {},
+                  [&](StructuredBuilder &nb, ValueRange) {
+                    Value offset = nb.create<arith::MulIOp>(nb.loopIndex(0),
+                                                            perExpert);
+                    return Body{nb.fromIndex(offset, nb.getI32Type())};
+                  })
+            .front();
+    rewriter.replaceOp(op, {weights, rows, offsets});
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.dispatch
+//===----------------------------------------------------------------------===//
+
+struct LowerDispatch : OpRewritePattern<DispatchOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(DispatchOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value ids = op.getIds();
+    int64_t k = cast<RankedTensorType>(ids.getType()).getDimSize(1);
+    int64_t numExperts = op.getNumExperts();
+    int64_t numLocal =
+        cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0) - 1;
+    OpFoldResult tokens = b.dimSize(ids, 0);
+    OpFoldResult slots = b.getIndexAttr(k);
+    Value expertMap = op.getExpertMap();
+
+    // local[t, j]: the local expert of a selection, or -1 for no row.
+    Value local =
+        b.generic({ids}, {b.empty({tokens, slots}, b.getI32Type())}, 2,
+                  {{0, 1}, {0, 1}}, {},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value valid = inRange(nb, args[0], nb.index(numExperts));
+                    Value expert = args[0];
+                    if (expertMap) {
+                      Value safe = nb.create<arith::SelectOp>(valid, args[0],
+                                                              nb.i32(0));
+                      expert = nb.create<tensor::ExtractOp>(
+                          expertMap, ValueRange{nb.toIndex(safe)});
+                      valid = nb.create<arith::AndIOp>(
+                          valid, inRange(nb, expert, nb.index(numLocal)));
+                    }
+                    return Body{
+                        nb.create<arith::SelectOp>(valid, expert, nb.i32(-1))};
+                  })
+            .front();
+
+    Value kept = keptSelections(b, op, local, k);
+
+    // offsets[e] = number of kept selections of experts below e.
+    Value offsets =
+        b.generic({local, kept},
+                  {b.filled({b.getIndexAttr(numLocal + 1)}, b.i32(0))}, 3,
+                  {{1, 2}, {1, 2}, {0}}, {1, 2},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    Value expert = nb.fromIndex(nb.loopIndex(0),
+                                                nb.getI32Type());
+                    Value below = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::slt, args[0], expert);
+                    Value counts = nb.create<arith::AndIOp>(below, args[1]);
+                    return Body{nb.create<arith::AddIOp>(
+                        args[2], boolToI32(nb, counts))};
+                  })
+            .front();
+
+    // position[t, j] = offsets[e] + kept selections of e before (t, j).
+    Value position =
+        b.generic({local, kept, local, kept},
+                  {b.filled({tokens, slots}, b.i32(0))}, 4,
+                  {{0, 1}, {0, 1}, {2, 3}, {2, 3}, {0, 1}}, {2, 3},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value self = flatIndex(nb, 0, 1, k);
+                    Value other = flatIndex(nb, 2, 3, k);
+                    Value earlier = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::ult, other, self);
+                    Value same = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[0], args[2]);
+                    Value counts = nb.create<arith::AndIOp>(
+                        nb.create<arith::AndIOp>(earlier, same), args[3]);
+                    return Body{nb.create<arith::AddIOp>(
+                        args[4], boolToI32(nb, counts))};
+                  })
+            .front();
+    position =
+        b.generic({local, position}, {b.empty({tokens, slots}, b.getI32Type())},
+                  2, {{0, 1}, {0, 1}, {0, 1}}, {},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value safe = nb.create<arith::MaxSIOp>(args[0], nb.i32(0));
+                    Value base = nb.create<tensor::ExtractOp>(
+                        offsets, ValueRange{nb.toIndex(safe)});
+                    return Body{nb.create<arith::AddIOp>(base, args[1])};
+                  })
+            .front();
+
+    // rows[r] = the kept selection at position r, or -1.
+    Value numRows = b.create<arith::MulIOp>(b.dimValue(ids, 0), b.index(k));
+    Value rowsInit = b.filled({OpFoldResult(numRows)}, b.i32(-1));
+    Value rows =
+        b.generic({kept, position}, {rowsInit}, 3, {{1, 2}, {1, 2}, {0}},
+                  {1, 2},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value row = nb.fromIndex(nb.loopIndex(0), nb.getI32Type());
+                    Value here = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[1], row);
+                    Value match = nb.create<arith::AndIOp>(args[0], here);
+                    Value flat =
+                        nb.fromIndex(flatIndex(nb, 1, 2, k), nb.getI32Type());
+                    return Body{
+                        nb.create<arith::SelectOp>(match, flat, args[2])};
+                  })
+            .front();
+    if (rows.getType() != op.getRows().getType())
+      rows = b.create<tensor::CastOp>(op.getRows().getType(), rows);
+    rewriter.replaceOp(op, {rows, offsets});
+    return success();
+  }
+
+  /// t * k + j for the loop dimensions holding t and j.
+  static Value flatIndex(StructuredBuilder &b, unsigned tokenDim,
+                         unsigned slotDim, int64_t k) {
+    return b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(b.loopIndex(tokenDim), b.index(k)),
+        b.loopIndex(slotDim));
+  }
+
+  /// kept[t, j] (i1): the selection has a local expert and, under a
+  /// capacity C, fewer than C selections of that expert come before it.
+  static Value keptSelections(StructuredBuilder &b, DispatchOp op, Value local,
+                              int64_t k) {
+    OpFoldResult tokens = b.dimSize(local, 0);
+    OpFoldResult slots = b.getIndexAttr(k);
+    Value capacity;
+    if (auto fixed = op.getCapacity()) {
+      capacity = b.i32(static_cast<int64_t>(*fixed));
+    } else if (auto factor = op.getCapacityFactor()) {
+      // ceil(f * T * k / E), evaluated in f64 in that order.
+      Value numTokens = b.create<arith::IndexCastOp>(b.getI64Type(),
+                                                     b.dimValue(local, 0));
+      Value product = b.create<arith::MulFOp>(
+          b.create<arith::MulFOp>(
+              b.f64(factor->convertToDouble()),
+              b.create<arith::SIToFPOp>(b.getF64Type(), numTokens)),
+          b.f64(static_cast<double>(k)));
+      Value quotient = b.create<arith::DivFOp>(
+          product, b.f64(static_cast<double>(op.getNumExperts())));
+      capacity = b.create<arith::FPToSIOp>(
+          b.getI32Type(), b.create<math::CeilOp>(quotient));
+    }
+    if (!capacity)
+      return b
+          .generic({local}, {b.empty({tokens, slots}, b.getI1Type())}, 2,
+                   {{0, 1}, {0, 1}}, {},
+                   [](StructuredBuilder &nb, ValueRange args) {
+                     return Body{nb.create<arith::CmpIOp>(
+                         arith::CmpIPredicate::sge, args[0], nb.i32(0))};
+                   })
+          .front();
+
+    bool byScore = op.getDropPolicy() == DropPolicy::score;
+    Value weights = byScore ? op.getWeights() : local;
+    // ahead[t, j]: selections of the same expert with a higher priority.
+    Value ahead =
+        b.generic({local, weights, local, weights},
+                  {b.filled({tokens, slots}, b.i32(0))}, 4,
+                  {{0, 1}, {0, 1}, {2, 3}, {2, 3}, {0, 1}}, {2, 3},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value t = nb.loopIndex(0), j = nb.loopIndex(1);
+                    Value t2 = nb.loopIndex(2), j2 = nb.loopIndex(3);
+                    Value first;
+                    if (byScore) {
+                      // Larger weight first, then lower token, then lower j.
+                      Value self = flat(nb, t, j, k), other = flat(nb, t2, j2, k);
+                      first = nb.ranksBefore(args[3], other, args[1], self);
+                    } else {
+                      // Slot-major: (j2, t2) before (j, t).
+                      Value self = flat(nb, j, t, 1 << 30);
+                      Value other = flat(nb, j2, t2, 1 << 30);
+                      first = nb.create<arith::CmpIOp>(
+                          arith::CmpIPredicate::ult, other, self);
+                    }
+                    Value same = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[0], args[2]);
+                    Value counts = nb.create<arith::AndIOp>(first, same);
+                    return Body{nb.create<arith::AddIOp>(
+                        args[4], boolToI32(nb, counts))};
+                  })
+            .front();
+    return b
+        .generic({local, ahead}, {b.empty({tokens, slots}, b.getI1Type())}, 2,
+                 {{0, 1}, {0, 1}, {0, 1}}, {},
+                 [&](StructuredBuilder &nb, ValueRange args) {
+                   Value hasExpert = nb.create<arith::CmpIOp>(
+                       arith::CmpIPredicate::sge, args[0], nb.i32(0));
+                   Value fits = nb.create<arith::CmpIOp>(
+                       arith::CmpIPredicate::slt, args[1], capacity);
+                   return Body{nb.create<arith::AndIOp>(hasExpert, fits)};
+                 })
+        .front();
+  }
+
+  /// major * stride + minor as an index.
+  static Value flat(StructuredBuilder &b, Value major, Value minor,
+                    int64_t stride) {
+    return b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(major, b.index(stride)), minor);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.permute
+//===----------------------------------------------------------------------===//
+
+/// Reads row `rows[r] / k` of `source` at column `column`, or 0 when the row
+/// value is outside [0, T * k). Returns f32.
+Value gatherElement(StructuredBuilder &b, Value source, Value rowValue,
+                    int64_t k, Value column) {
+  Value numTokens = b.dimValue(source, 0);
+  Value limit = b.create<arith::MulIOp>(numTokens, b.index(k));
+  Value valid = inRange(b, rowValue, limit);
+  Value safe = b.create<arith::SelectOp>(valid, rowValue, b.i32(0));
+  Value token = b.create<arith::DivUIOp>(b.toIndex(safe), b.index(k));
+  Value element =
+      b.castFloat(b.create<tensor::ExtractOp>(source, ValueRange{token, column}),
+                  b.getF32Type());
+  return b.create<arith::SelectOp>(valid, element, b.f32(0.0));
+}
+
+struct LowerPermute : OpRewritePattern<PermuteOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(PermuteOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    int64_t k = op.getK();
+    Value x = op.getX();
+    Value result =
+        b.generic({op.getRows()}, {op.getInit()}, 2, {{0}, {0, 1}}, {},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value v = gatherElement(nb, x, args[0], k,
+                                            nb.loopIndex(1));
+                    return Body{nb.castFloat(v, args[1].getType())};
+                  })
+            .front();
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.glu and moe.grouped_matmul
+//===----------------------------------------------------------------------===//
+
+/// act(gate) * up of `h` [M, 2I] into `init` [M, I].
+Value lowerGlu(StructuredBuilder &b, Value h, Value init,
+               Activation activation, GluLayout layout, double alpha,
+               double limit) {
+  int64_t width = cast<RankedTensorType>(h.getType()).getDimSize(1) / 2;
+  OpFoldResult rows = b.dimSize(h, 0);
+  bool interleaved = layout == GluLayout::interleaved;
+  auto half = [&](int64_t which) -> Value {
+    SmallVector<OpFoldResult> offsets = {
+        b.getIndexAttr(0), b.getIndexAttr(interleaved ? which : which * width)};
+    SmallVector<OpFoldResult> sizes = {rows, b.getIndexAttr(width)};
+    SmallVector<OpFoldResult> strides = {b.getIndexAttr(1),
+                                         b.getIndexAttr(interleaved ? 2 : 1)};
+    return b.create<tensor::ExtractSliceOp>(h, offsets, sizes, strides);
+  };
+  Value gate = half(0), up = half(1);
+  return b
+      .generic({gate, up}, {init}, 2, {{0, 1}, {0, 1}, {0, 1}}, {},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 Value g = nb.castFloat(args[0], nb.getF32Type());
+                 Value u = nb.castFloat(args[1], nb.getF32Type());
+                 Value v = gluScalar(nb, g, u, activation, alpha, limit);
+                 return Body{nb.castFloat(v, args[2].getType())};
+               })
+      .front();
+}
+
+struct LowerGlu : OpRewritePattern<GluOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(GluOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    rewriter.replaceOp(op, lowerGlu(b, op.getH(), op.getInit(),
+                                    op.getActivation(), op.getGluLayout(),
+                                    op.getAlpha().convertToDouble(),
+                                    op.getLimit().convertToDouble()));
+    return success();
+  }
+};
+
+struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(GroupedMatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value init = op.getInit();
+    Value lhs = op.getLhs(), rhs = op.getRhs(), offsets = op.getOffsets();
+    auto rhsType = cast<RankedTensorType>(rhs.getType());
+    bool kn = op.getRhsLayout() == RhsLayout::kn;
+    int64_t numExperts = rhsType.getDimSize(0);
+    int64_t n = rhsType.getDimSize(kn ? 2 : 1);
+    int64_t reduction = rhsType.getDimSize(kn ? 1 : 2);
+    int64_t k = op.getK();
+    bool gather = op.getGather();
+    Value rows = op.getRows();
+    OpFoldResult numRows = b.dimSize(init, 0);
+
+    // rowExpert[r]: the expert whose range holds r, or -1.
+    // The loop over experts needs an operand of extent E: the offsets
+    // without their last entry.
+    Value starts = b.create<tensor::ExtractSliceOp>(
+        offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(numExperts)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
+    Value rowExpert =
+        b.generic({starts}, {b.filled({numRows}, b.i32(-1))}, 2, {{1}, {0}},
+                  {1},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value expert = nb.loopIndex(1);
+                    Value next = nb.create<arith::AddIOp>(expert, nb.index(1));
+                    Value end = nb.create<tensor::ExtractOp>(
+                        offsets, ValueRange{next});
+                    Value row = nb.fromIndex(nb.loopIndex(0), nb.getI32Type());
+                    Value inside = nb.create<arith::AndIOp>(
+                        nb.create<arith::CmpIOp>(arith::CmpIPredicate::sge,
+                                                 row, args[0]),
+                        nb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                                 row, end));
+                    return Body{nb.create<arith::SelectOp>(
+                        inside, nb.fromIndex(expert, nb.getI32Type()),
+                        args[1])};
+                  })
+            .front();
+
+    // acc[r, n] = sum_k A[r, k] * W[e(r), n, k] in f32; rows of no expert
+    // add nothing.
+    Value acc = b.filled({numRows, b.getIndexAttr(n)}, b.f32(0.0));
+    SmallVector<Value> inputs = {rowExpert};
+    SmallVector<SmallVector<unsigned>> maps = {{0}};
+    if (gather) {
+      inputs.push_back(rows);
+      maps.push_back({0});
+    } else {
+      inputs.push_back(lhs);
+      maps.push_back({0, 2});
+    }
+    maps.push_back({0, 1});
+    // The reduction loop needs an operand of extent K when the lhs is read
+    // through the gather: a slice of the first expert's weights.
+    if (gather) {
+      Value firstExpertRow = b.create<tensor::ExtractSliceOp>(
+          rhs,
+          ArrayRef<OpFoldResult>{b.getIndexAttr(0), b.getIndexAttr(0),
+                                 b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1),
+                                 b.getIndexAttr(kn ? reduction : 1),
+                                 b.getIndexAttr(kn ? 1 : reduction)},
+          ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1),
+                                 b.getIndexAttr(1)});
+      Value flatRow = b.create<tensor::CollapseShapeOp>(
+          firstExpertRow, SmallVector<ReassociationIndices>{{0, 1, 2}});
+      inputs.push_back(flatRow);
+      maps.insert(maps.end() - 1, SmallVector<unsigned>{2});
+    }
+    acc = b.generic(inputs, {acc}, 3, maps, {2},
+                    [&](StructuredBuilder &nb, ValueRange args) {
+                      Value expert = args[0];
+                      Value col = nb.loopIndex(1), red = nb.loopIndex(2);
+                      Value a = gather ? gatherElement(nb, lhs, args[1], k, red)
+                                       : nb.castFloat(args[1], nb.getF32Type());
+                      Value valid = nb.create<arith::CmpIOp>(
+                          arith::CmpIPredicate::sge, expert, nb.i32(0));
+                      Value safe = nb.toIndex(
+                          nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
+                      SmallVector<Value> at = {safe, col, red};
+                      if (kn)
+                        at = {safe, red, col};
+                      Value w = nb.castFloat(
+                          nb.create<tensor::ExtractOp>(rhs, at),
+                          nb.getF32Type());
+                      Value product = nb.create<arith::MulFOp>(a, w);
+                      Value sum = nb.create<arith::AddFOp>(args.back(),
+                                                           product);
+                      return Body{
+                          nb.create<arith::SelectOp>(valid, sum, args.back())};
+                    })
+              .front();
+
+    if (auto epilogue = op.getEpilogue()) {
+      Value activated = b.empty({numRows, b.getIndexAttr(n / 2)},
+                                b.getF32Type());
+      acc = lowerGlu(b, acc, activated, *epilogue, op.getGluLayout(),
+                     op.getAlpha().convertToDouble(),
+                     op.getLimit().convertToDouble());
+    }
+    if (Value scale = op.getRowScale()) {
+      // Row r is scaled by weights[rows[r] / k, rows[r] % k] (0 if invalid).
+      SmallVector<OpFoldResult> sizes = {numRows, b.dimSize(acc, 1)};
+      acc = b.generic({acc, rows}, {b.empty(sizes, b.getF32Type())}, 2,
+                      {{0, 1}, {0}, {0, 1}}, {},
+                      [&](StructuredBuilder &nb, ValueRange args) {
+                        Value numTokens = nb.dimValue(scale, 0);
+                        Value limit =
+                            nb.create<arith::MulIOp>(numTokens, nb.index(k));
+                        Value valid = inRange(nb, args[1], limit);
+                        Value safe = nb.toIndex(nb.create<arith::SelectOp>(
+                            valid, args[1], nb.i32(0)));
+                        Value token =
+                            nb.create<arith::DivUIOp>(safe, nb.index(k));
+                        Value slot =
+                            nb.create<arith::RemUIOp>(safe, nb.index(k));
+                        Value w = nb.create<tensor::ExtractOp>(
+                            scale, ValueRange{token, slot});
+                        Value w0 =
+                            nb.create<arith::SelectOp>(valid, w, nb.f32(0.0));
+                        return Body{nb.create<arith::MulFOp>(args[0], w0)};
+                      })
+                .front();
+    }
+    rewriter.replaceOp(op, castInto(b, acc, init));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.combine
+//===----------------------------------------------------------------------===//
+
+struct LowerCombine : OpRewritePattern<CombineOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(CombineOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value ys = op.getYs(), rows = op.getRows(), weights = op.getWeights();
+    int64_t k = cast<RankedTensorType>(weights.getType()).getDimSize(1);
+    OpFoldResult tokens = b.dimSize(weights, 0);
+    OpFoldResult slots = b.getIndexAttr(k);
+
+    // rowOf[t, j]: the row holding selection t * k + j, or -1.
+    Value rowOf =
+        b.generic({rows}, {b.filled({tokens, slots}, b.i32(-1))}, 3,
+                  {{2}, {0, 1}}, {2},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value flat = nb.create<arith::AddIOp>(
+                        nb.create<arith::MulIOp>(nb.loopIndex(0),
+                                                 nb.index(k)),
+                        nb.loopIndex(1));
+                    Value match = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[0],
+                        nb.fromIndex(flat, nb.getI32Type()));
+                    Value row = nb.fromIndex(nb.loopIndex(2), nb.getI32Type());
+                    return Body{
+                        nb.create<arith::SelectOp>(match, row, args[1])};
+                  })
+            .front();
+
+    // out[t, h] = sum over ascending j of w[t, j] * ys[rowOf[t, j], h].
+    SmallVector<OpFoldResult> outSizes = {tokens, b.dimSize(ys, 1)};
+    Value acc = b.filled(outSizes, b.f32(0.0));
+    acc = b.generic({weights, rowOf}, {acc}, 3, {{0, 2}, {0, 2}, {0, 1}}, {2},
+                    [&](StructuredBuilder &nb, ValueRange args) {
+                      Value valid = nb.create<arith::CmpIOp>(
+                          arith::CmpIPredicate::sge, args[1], nb.i32(0));
+                      Value safe = nb.toIndex(
+                          nb.create<arith::MaxSIOp>(args[1], nb.i32(0)));
+                      Value y = nb.castFloat(
+                          nb.create<tensor::ExtractOp>(
+                              ys, ValueRange{safe, nb.loopIndex(1)}),
+                          nb.getF32Type());
+                      Value sum = nb.create<arith::AddFOp>(
+                          args[2], nb.create<arith::MulFOp>(args[0], y));
+                      return Body{
+                          nb.create<arith::SelectOp>(valid, sum, args[2])};
+                    })
+              .front();
+    rewriter.replaceOp(op, castInto(b, acc, op.getInit()));
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// moe.aux_loss and moe.z_loss
+//===----------------------------------------------------------------------===//
+
+/// sum over t of values[t] into a 0-D tensor, divided by T.
+Value meanOverTokens(StructuredBuilder &b, Value values) {
+  MLIRContext *ctx = b.getContext();
+  Value zero = b.filled({}, b.f32(0.0));
+  Value sum =
+      b.generic({values}, {zero},
+                {AffineMap::getMultiDimIdentityMap(1, ctx),
+                 AffineMap::get(1, 0, {}, ctx)},
+                {0},
+                [](StructuredBuilder &nb, ValueRange args) {
+                  return Body{addF(nb, args[1], args[0])};
+                })
+          .front();
+  Value count = b.create<arith::UIToFPOp>(
+      b.getF32Type(),
+      b.create<arith::IndexCastOp>(b.getI64Type(), b.dimValue(values, 0)));
+  return b
+      .generic({}, {sum}, {AffineMap::get(0, 0, {}, ctx)}, {},
+               [&](StructuredBuilder &nb, ValueRange args) {
+                 return Body{nb.create<arith::DivFOp>(args[0], count)};
+               })
+      .front();
+}
+
+struct LowerZLoss : OpRewritePattern<ZLossOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(ZLossOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value logits = op.getLogits();
+    Value maximum = reduceRows(b, logits, -kInfinity, maxF);
+    Value exps = mapWithRow(b, logits, maximum,
+                            [](StructuredBuilder &nb, Value x, Value m) -> Value {
+                              return nb.create<math::ExpOp>(
+                                  nb.create<arith::SubFOp>(x, m));
+                            });
+    Value sums = reduceRows(b, exps, 0.0, addF);
+    Value squares =
+        b.generic({sums, maximum},
+                  {b.empty({b.dimSize(logits, 0)}, b.getF32Type())}, 1,
+                  {{0}, {0}, {0}}, {},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    Value lse = nb.create<arith::AddFOp>(
+                        nb.create<math::LogOp>(args[0]), args[1]);
+                    return Body{nb.create<arith::MulFOp>(lse, lse)};
+                  })
+            .front();
+    rewriter.replaceOp(op, meanOverTokens(b, squares));
+    return success();
+  }
+};
+
+struct LowerAuxLoss : OpRewritePattern<AuxLossOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(AuxLossOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Value logits = op.getLogits(), ids = op.getIds();
+    int64_t numExperts =
+        cast<RankedTensorType>(logits.getType()).getDimSize(1);
+    Value probs = softmaxRows(b, logits);
+    // perToken[t] = sum_e count(t, e) * p[t, e]; the loss is
+    // E * sum_e (count_e / T) * (sum_t p[t, e] / T), computed as
+    // E / T^2 * sum_e count_e * colsum_e.
+    OpFoldResult experts = b.getIndexAttr(numExperts);
+    Value colSum =
+        b.generic({probs}, {b.filled({experts}, b.f32(0.0))}, 2,
+                  {{1, 0}, {0}}, {1},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    return Body{addF(nb, args[1], args[0])};
+                  })
+            .front();
+    Value counts =
+        b.generic({ids}, {b.filled({experts}, b.f32(0.0))}, 3,
+                  {{1, 2}, {0}}, {1, 2},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    Value expert =
+                        nb.fromIndex(nb.loopIndex(0), nb.getI32Type());
+                    Value hit = nb.create<arith::CmpIOp>(
+                        arith::CmpIPredicate::eq, args[0], expert);
+                    Value one = nb.create<arith::SelectOp>(hit, nb.f32(1.0),
+                                                           nb.f32(0.0));
+                    return Body{addF(nb, args[1], one)};
+                  })
+            .front();
+    MLIRContext *ctx = b.getContext();
+    Value dot =
+        b.generic({counts, colSum}, {b.filled({}, b.f32(0.0))},
+                  {AffineMap::getMultiDimIdentityMap(1, ctx),
+                   AffineMap::getMultiDimIdentityMap(1, ctx),
+                   AffineMap::get(1, 0, {}, ctx)},
+                  {0},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    return Body{addF(
+                        nb, args[2], nb.create<arith::MulFOp>(args[0], args[1]))};
+                  })
+            .front();
+    Value numTokens = b.create<arith::UIToFPOp>(
+        b.getF32Type(),
+        b.create<arith::IndexCastOp>(b.getI64Type(), b.dimValue(logits, 0)));
+    Value loss =
+        b.generic({}, {dot}, {AffineMap::get(0, 0, {}, ctx)}, {},
+                  [&](StructuredBuilder &nb, ValueRange args) {
+                    Value perToken = nb.create<arith::DivFOp>(args[0], numTokens);
+                    Value mean = nb.create<arith::DivFOp>(perToken, numTokens);
+                    return Body{nb.create<arith::MulFOp>(
+                        mean, nb.f32(static_cast<double>(numExperts)))};
+                  })
+            .front();
+    rewriter.replaceOp(op, loss);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
+
+struct ConvertMoEToLinalgPass
+    : moe::impl::ConvertMoEToLinalgPassBase<ConvertMoEToLinalgPass> {
+  void runOnOperation() override {
+    Operation *root = getOperation();
+    WalkResult layers = root->walk([](LayerOp layer) {
+      layer.emitOpError()
+          << "must be decomposed first: run moe-decompose-layer";
+      return WalkResult::interrupt();
+    });
+    if (layers.wasInterrupted())
+      return signalPassFailure();
+
+    RewritePatternSet patterns(&getContext());
+    patterns.add<LowerRoute, LowerExpertChoice, LowerDispatch, LowerPermute,
+                 LowerGlu, LowerGroupedMatmul, LowerCombine, LowerAuxLoss,
+                 LowerZLoss>(&getContext());
+    if (failed(applyPatternsGreedily(root, std::move(patterns))))
+      return signalPassFailure();
+    WalkResult left = root->walk([](Operation *op) {
+      if (isa<MoEDialect>(op->getDialect())) {
+        op->emitOpError() << "was not lowered to linalg";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (left.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace

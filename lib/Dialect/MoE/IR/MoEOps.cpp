@@ -1,0 +1,509 @@
+//===- MoEOps.cpp - Verifiers of the moe operations -----------------------===//
+//
+// Every diagnostic names the offending operand or attribute and says what was
+// expected, so a user can fix the IR without reading this file.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+bool isF32(Type t) { return t.isF32(); }
+bool isI32(Type t) { return t.isSignlessInteger(32); }
+/// Element types the matmul-like ops accept; they accumulate in f32.
+bool isMatmulFloat(Type t) { return t.isF32() || t.isBF16() || t.isF16(); }
+
+/// Checks shapes and element types of one op's tensors and reports the first
+/// mismatch with the operand's name and the expected form.
+class TensorChecker {
+public:
+  explicit TensorChecker(Operation *op) : op(op) {}
+
+  /// `value` must be a ranked tensor of `rank` with elements accepted by
+  /// `elementOk`; `form` reads like "2-D f32 tensor [T, E]".
+  LogicalResult tensor(Value value, StringRef name, int64_t rank,
+                       function_ref<bool(Type)> elementOk, StringRef form) {
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!type || type.getRank() != rank || !elementOk(type.getElementType()))
+      return op->emitOpError() << "'" << name << "' must be a " << form
+                               << ", got " << value.getType();
+    return success();
+  }
+
+  /// Dimension `dim` of `value` must be static (feature sizes are compile-time
+  /// constants; only token and row counts may be dynamic).
+  LogicalResult isStatic(Value value, StringRef name, int64_t dim,
+                         StringRef what) {
+    if (ShapedType::isDynamic(shape(value)[dim]))
+      return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
+                               << what << ") must be static, got "
+                               << value.getType();
+    return success();
+  }
+
+  /// Dimension `dim` of `value` must equal `expected` when both are known.
+  LogicalResult dimIs(Value value, StringRef name, int64_t dim,
+                      int64_t expected, StringRef what) {
+    int64_t actual = shape(value)[dim];
+    if (ShapedType::isDynamic(actual) || ShapedType::isDynamic(expected) ||
+        actual == expected)
+      return success();
+    return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
+                             << what << ") must be " << expected << ", got "
+                             << value.getType();
+  }
+
+  static ArrayRef<int64_t> shape(Value value) {
+    return cast<RankedTensorType>(value.getType()).getShape();
+  }
+
+private:
+  Operation *op;
+};
+
+LogicalResult verifyRouting(Operation *op, int64_t numExperts, int64_t k,
+                            int64_t nGroup, int64_t topkGroup,
+                            GroupScore groupScore, SecondExpertPolicy policy,
+                            bool renormalize, double epsilon, double scale) {
+  if (k < 1 || k > numExperts)
+    return op->emitOpError() << "k = " << k
+                             << " is out of range: expected 1 <= k <= E = "
+                             << numExperts;
+  if (nGroup < 1 || numExperts % nGroup != 0)
+    return op->emitOpError() << "n_group = " << nGroup
+                             << " must divide the number of experts E = "
+                             << numExperts;
+  if (topkGroup < 1 || topkGroup > nGroup)
+    return op->emitOpError()
+           << "topk_group = " << topkGroup
+           << " is out of range: expected 1 <= topk_group <= n_group = "
+           << nGroup;
+  int64_t groupSize = numExperts / nGroup;
+  if (k > topkGroup * groupSize)
+    return op->emitOpError()
+           << "k = " << k << " exceeds the " << topkGroup * groupSize
+           << " experts reachable through topk_group = " << topkGroup
+           << " groups of " << groupSize;
+  if (nGroup > 1 && groupScore == GroupScore::sum_top2 && groupSize < 2)
+    return op->emitOpError()
+           << "group_score = sum_top2 needs at least 2 experts per group, got "
+           << groupSize;
+  if (policy == SecondExpertPolicy::random && (k != 2 || !renormalize))
+    return op->emitOpError()
+           << "second_expert_policy = random needs k = 2 and renormalize";
+  if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
+    return op->emitOpError() << "renorm_epsilon = " << epsilon
+                             << " must be finite and >= 0";
+  if (!std::isfinite(scale))
+    return op->emitOpError() << "scale = " << scale << " must be finite";
+  return success();
+}
+
+LogicalResult verifyCapacity(Operation *op, std::optional<uint64_t> capacity,
+                             std::optional<APFloat> factor) {
+  if (capacity && factor)
+    return op->emitOpError()
+           << "capacity and capacity_factor are mutually exclusive";
+  if (capacity && static_cast<int64_t>(*capacity) < 1)
+    return op->emitOpError() << "capacity = "
+                             << static_cast<int64_t>(*capacity)
+                             << " must be >= 1";
+  if (factor) {
+    double f = factor->convertToDouble();
+    if (!(f > 0.0) || !std::isfinite(f))
+      return op->emitOpError() << "capacity_factor = " << f
+                               << " must be finite and > 0";
+  }
+  return success();
+}
+
+LogicalResult verifyActivation(Operation *op, double alpha, double limit) {
+  if (!std::isfinite(alpha))
+    return op->emitOpError() << "alpha = " << alpha << " must be finite";
+  if (!(limit > 0.0))
+    return op->emitOpError() << "limit = " << limit << " must be > 0";
+  return success();
+}
+
+/// A GLU halves the width; an odd width has no gate/up split.
+LogicalResult verifyGluWidth(Operation *op, StringRef name, int64_t width) {
+  if (width % 2 != 0)
+    return op->emitOpError() << "'" << name << "' has odd width " << width
+                             << ": a GLU needs an even width [M, 2I]";
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// RouteOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouteOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+      failed(c.isStatic(getLogits(), "logits", 1, "E")))
+    return failure();
+  int64_t tokens = c.shape(getLogits())[0];
+  int64_t numExperts = c.shape(getLogits())[1];
+  if (failed(verifyRouting(*this, numExperts, getK(), getNGroup(),
+                           getTopkGroup(), getGroupScore(),
+                           getSecondExpertPolicy(), getRenormalize(),
+                           getRenormEpsilon().convertToDouble(),
+                           getScale().convertToDouble())))
+    return failure();
+  if (getBias() &&
+      (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
+       failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))
+    return failure();
+  if (failed(c.tensor(getWeights(), "weights", 2, isF32,
+                      "2-D f32 tensor [T, k]")) ||
+      failed(c.dimIs(getWeights(), "weights", 0, tokens, "T")) ||
+      failed(c.dimIs(getWeights(), "weights", 1, getK(), "k")) ||
+      failed(c.tensor(getIds(), "ids", 2, isI32, "2-D i32 tensor [T, k]")) ||
+      failed(c.dimIs(getIds(), "ids", 0, tokens, "T")) ||
+      failed(c.dimIs(getIds(), "ids", 1, getK(), "k")))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertChoiceOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertChoiceOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+      failed(c.isStatic(getLogits(), "logits", 1, "E")))
+    return failure();
+  int64_t tokens = c.shape(getLogits())[0];
+  int64_t numExperts = c.shape(getLogits())[1];
+  int64_t perExpert = ShapedType::isDynamic(tokens)
+                          ? ShapedType::kDynamic
+                          : std::min<int64_t>(getCapacity(), tokens);
+  int64_t numRows = ShapedType::isDynamic(perExpert) ? ShapedType::kDynamic
+                                                     : numExperts * perExpert;
+  if (failed(c.tensor(getWeights(), "weights", 2, isF32,
+                      "2-D f32 tensor [T, E]")) ||
+      failed(c.dimIs(getWeights(), "weights", 0, tokens, "T")) ||
+      failed(c.dimIs(getWeights(), "weights", 1, numExperts, "E")) ||
+      failed(c.tensor(getRows(), "rows", 1, isI32,
+                      "1-D i32 tensor [E * min(capacity, T)]")) ||
+      failed(c.dimIs(getRows(), "rows", 0, numRows, "E * min(capacity, T)")) ||
+      failed(c.tensor(getOffsets(), "offsets", 1, isI32,
+                      "1-D i32 tensor [E + 1]")) ||
+      failed(c.dimIs(getOffsets(), "offsets", 0, numExperts + 1, "E + 1")))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DispatchOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getIds(), "ids", 2, isI32, "2-D i32 tensor [T, k]")) ||
+      failed(c.isStatic(getIds(), "ids", 1, "k")))
+    return failure();
+  int64_t tokens = c.shape(getIds())[0];
+  int64_t k = c.shape(getIds())[1];
+  int64_t numExperts = getNumExperts();
+  if (failed(verifyCapacity(*this, getCapacity(), getCapacityFactor())))
+    return failure();
+  if (getWeights() &&
+      (failed(c.tensor(getWeights(), "weights", 2, isF32,
+                       "2-D f32 tensor [T, k]")) ||
+       failed(c.dimIs(getWeights(), "weights", 0, tokens, "T")) ||
+       failed(c.dimIs(getWeights(), "weights", 1, k, "k"))))
+    return failure();
+  if (getDropPolicy() == DropPolicy::score && !getWeights())
+    return emitOpError() << "drop_policy = score needs the 'weights' operand";
+  if (getExpertMap() &&
+      (failed(c.tensor(getExpertMap(), "expert_map", 1, isI32,
+                       "1-D i32 tensor [E]")) ||
+       failed(c.isStatic(getExpertMap(), "expert_map", 0, "E")) ||
+       failed(c.dimIs(getExpertMap(), "expert_map", 0, numExperts, "E"))))
+    return failure();
+  int64_t numRows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
+                                                  : tokens * k;
+  if (failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [T * k]")) ||
+      failed(c.dimIs(getRows(), "rows", 0, numRows, "T * k")) ||
+      failed(c.tensor(getOffsets(), "offsets", 1, isI32,
+                      "1-D i32 tensor [E + 1]")) ||
+      failed(c.isStatic(getOffsets(), "offsets", 0, "experts + 1")))
+    return failure();
+  // Without an expert map every expert is local.
+  if (!getExpertMap() &&
+      failed(c.dimIs(getOffsets(), "offsets", 0, numExperts + 1, "E + 1")))
+    return failure();
+  if (c.shape(getOffsets())[0] < 2)
+    return emitOpError() << "'offsets' must have at least 2 entries, got "
+                         << getOffsets().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// PermuteOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PermuteOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getX(), "x", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [T, H]")) ||
+      failed(c.isStatic(getX(), "x", 1, "H")) ||
+      failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [M]")) ||
+      failed(c.tensor(getInit(), "init", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, H]")) ||
+      failed(c.dimIs(getInit(), "init", 0, c.shape(getRows())[0], "M")) ||
+      failed(c.dimIs(getInit(), "init", 1, c.shape(getX())[1], "H")))
+    return failure();
+  if (getResult().getType() != getInit().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must match 'init' " << getInit().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GroupedMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedMatmulOp::verify() {
+  TensorChecker c(*this);
+  bool kn = getRhsLayout() == RhsLayout::kn;
+  if (failed(c.tensor(getLhs(), "lhs", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, K]")) ||
+      failed(c.isStatic(getLhs(), "lhs", 1, "K")) ||
+      failed(c.tensor(getRhs(), "rhs", 3, isMatmulFloat,
+                      kn ? "3-D f32/bf16/f16 tensor [E, K, N]"
+                         : "3-D f32/bf16/f16 tensor [E, N, K]")) ||
+      failed(c.isStatic(getRhs(), "rhs", 0, "E")) ||
+      failed(c.isStatic(getRhs(), "rhs", 1, kn ? "K" : "N")) ||
+      failed(c.isStatic(getRhs(), "rhs", 2, kn ? "N" : "K")))
+    return failure();
+  int64_t numExperts = c.shape(getRhs())[0];
+  int64_t n = c.shape(getRhs())[kn ? 2 : 1];
+  int64_t reduction = c.shape(getLhs())[1];
+  if (failed(c.dimIs(getRhs(), "rhs", kn ? 1 : 2, reduction,
+                     "K, the width of 'lhs'")) ||
+      failed(c.tensor(getOffsets(), "offsets", 1, isI32,
+                      "1-D i32 tensor [E + 1]")) ||
+      failed(c.isStatic(getOffsets(), "offsets", 0, "E + 1")))
+    return failure();
+  if (c.shape(getOffsets())[0] != numExperts + 1)
+    return emitOpError() << "'offsets' must have length E + 1 = "
+                         << numExperts + 1 << " for the " << numExperts
+                         << " experts of 'rhs', got " << getOffsets().getType();
+
+  if (getGather() && !getRows())
+    return emitOpError() << "'gather' needs the 'rows' operand";
+  if (getRowScale() && !getRows())
+    return emitOpError() << "'row_scale' needs the 'rows' operand";
+  if (getRows() && !getGather() && !getRowScale())
+    return emitOpError()
+           << "'rows' is used only with 'gather' or 'row_scale'";
+  if (getK() < 1)
+    return emitOpError() << "k = " << getK() << " must be >= 1";
+  int64_t numRows = c.shape(getLhs())[0];
+  if (getRows()) {
+    if (failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [M]")))
+      return failure();
+    if (getGather())
+      numRows = c.shape(getRows())[0];
+    else if (failed(c.dimIs(getRows(), "rows", 0, numRows, "M, the rows of 'lhs'")))
+      return failure();
+  }
+  if (getRowScale() &&
+      (failed(c.tensor(getRowScale(), "row_scale", 2, isF32,
+                       "2-D f32 tensor [T, k]")) ||
+       failed(c.dimIs(getRowScale(), "row_scale", 1, getK(), "k"))))
+    return failure();
+
+  int64_t width = n;
+  if (auto epilogue = getEpilogue()) {
+    if (failed(verifyGluWidth(*this, "rhs", n)) ||
+        failed(verifyActivation(*this, getAlpha().convertToDouble(),
+                                getLimit().convertToDouble())))
+      return failure();
+    width = n / 2;
+  }
+  if (failed(c.tensor(getInit(), "init", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, N]")) ||
+      failed(c.dimIs(getInit(), "init", 0, numRows, "M")) ||
+      failed(c.dimIs(getInit(), "init", 1, width,
+                     getEpilogue() ? "N / 2 after the GLU epilogue" : "N")))
+    return failure();
+  if (getResult().getType() != getInit().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must match 'init' " << getInit().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GluOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GluOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getH(), "h", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, 2I]")) ||
+      failed(c.isStatic(getH(), "h", 1, "2I")) ||
+      failed(verifyGluWidth(*this, "h", c.shape(getH())[1])) ||
+      failed(verifyActivation(*this, getAlpha().convertToDouble(),
+                              getLimit().convertToDouble())) ||
+      failed(c.tensor(getInit(), "init", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, I]")) ||
+      failed(c.dimIs(getInit(), "init", 0, c.shape(getH())[0], "M")) ||
+      failed(c.dimIs(getInit(), "init", 1, c.shape(getH())[1] / 2, "I")))
+    return failure();
+  if (getResult().getType() != getInit().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must match 'init' " << getInit().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getYs(), "ys", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [M, H]")) ||
+      failed(c.isStatic(getYs(), "ys", 1, "H")) ||
+      failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [M]")) ||
+      failed(c.dimIs(getRows(), "rows", 0, c.shape(getYs())[0], "M")) ||
+      failed(c.tensor(getWeights(), "weights", 2, isF32,
+                      "2-D f32 tensor [T, k]")) ||
+      failed(c.isStatic(getWeights(), "weights", 1, "k")) ||
+      failed(c.tensor(getInit(), "init", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [T, H]")) ||
+      failed(c.dimIs(getInit(), "init", 0, c.shape(getWeights())[0], "T")) ||
+      failed(c.dimIs(getInit(), "init", 1, c.shape(getYs())[1], "H")))
+    return failure();
+  if (getResult().getType() != getInit().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must match 'init' " << getInit().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LayerOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LayerOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getX(), "x", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [T, H]")) ||
+      failed(c.isStatic(getX(), "x", 1, "H")) ||
+      failed(c.tensor(getRouter(), "router", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [E, H]")) ||
+      failed(c.isStatic(getRouter(), "router", 0, "E")))
+    return failure();
+  int64_t tokens = c.shape(getX())[0];
+  int64_t hidden = c.shape(getX())[1];
+  int64_t numExperts = c.shape(getRouter())[0];
+  if (failed(c.dimIs(getRouter(), "router", 1, hidden, "H")) ||
+      failed(c.tensor(getW13(), "w13", 3, isMatmulFloat,
+                      "3-D f32/bf16/f16 tensor [E, 2I, H]")) ||
+      failed(c.isStatic(getW13(), "w13", 1, "2I")) ||
+      failed(c.dimIs(getW13(), "w13", 0, numExperts, "E")) ||
+      failed(c.dimIs(getW13(), "w13", 2, hidden, "H")) ||
+      failed(verifyGluWidth(*this, "w13", c.shape(getW13())[1])))
+    return failure();
+  int64_t inter = c.shape(getW13())[1] / 2;
+  if (failed(c.tensor(getW2(), "w2", 3, isMatmulFloat,
+                      "3-D f32/bf16/f16 tensor [E, H, I]")) ||
+      failed(c.dimIs(getW2(), "w2", 0, numExperts, "E")) ||
+      failed(c.dimIs(getW2(), "w2", 1, hidden, "H")) ||
+      failed(c.dimIs(getW2(), "w2", 2, inter, "I")))
+    return failure();
+  if (getBias() &&
+      (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
+       failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))
+    return failure();
+  if (static_cast<bool>(getSharedW13()) != static_cast<bool>(getSharedW2()))
+    return emitOpError() << "'shared_w13' and 'shared_w2' go together";
+  if (getSharedGate() && !getSharedW13())
+    return emitOpError() << "'shared_gate' needs a shared expert";
+  if (getSharedW13()) {
+    if (failed(c.tensor(getSharedW13(), "shared_w13", 2, isMatmulFloat,
+                        "2-D f32/bf16/f16 tensor [2Is, H]")) ||
+        failed(c.isStatic(getSharedW13(), "shared_w13", 0, "2Is")) ||
+        failed(c.dimIs(getSharedW13(), "shared_w13", 1, hidden, "H")) ||
+        failed(verifyGluWidth(*this, "shared_w13",
+                              c.shape(getSharedW13())[0])) ||
+        failed(c.tensor(getSharedW2(), "shared_w2", 2, isMatmulFloat,
+                        "2-D f32/bf16/f16 tensor [H, Is]")) ||
+        failed(c.dimIs(getSharedW2(), "shared_w2", 0, hidden, "H")) ||
+        failed(c.dimIs(getSharedW2(), "shared_w2", 1,
+                       c.shape(getSharedW13())[0] / 2, "Is")))
+      return failure();
+  }
+  if (getSharedGate() &&
+      (failed(c.tensor(getSharedGate(), "shared_gate", 2, isMatmulFloat,
+                       "2-D f32/bf16/f16 tensor [1, H]")) ||
+       failed(c.dimIs(getSharedGate(), "shared_gate", 0, 1, "1")) ||
+       failed(c.dimIs(getSharedGate(), "shared_gate", 1, hidden, "H"))))
+    return failure();
+  if (failed(verifyRouting(*this, numExperts, getK(), getNGroup(),
+                           getTopkGroup(), getGroupScore(),
+                           getSecondExpertPolicy(), getRenormalize(),
+                           getRenormEpsilon().convertToDouble(),
+                           getScale().convertToDouble())) ||
+      failed(verifyCapacity(*this, getCapacity(), getCapacityFactor())) ||
+      failed(verifyActivation(*this, getAlpha().convertToDouble(),
+                              getLimit().convertToDouble())))
+    return failure();
+  if (failed(c.tensor(getInit(), "init", 2, isMatmulFloat,
+                      "2-D f32/bf16/f16 tensor [T, H]")) ||
+      failed(c.dimIs(getInit(), "init", 0, tokens, "T")) ||
+      failed(c.dimIs(getInit(), "init", 1, hidden, "H")))
+    return failure();
+  if (getResult().getType() != getInit().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must match 'init' " << getInit().getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// AuxLossOp and ZLossOp
+//===----------------------------------------------------------------------===//
+
+static LogicalResult verifyScalarLoss(Operation *op, Value loss) {
+  auto type = dyn_cast<RankedTensorType>(loss.getType());
+  if (!type || type.getRank() != 0 || !type.getElementType().isF32())
+    return op->emitOpError() << "'loss' must be a 0-D f32 tensor, got "
+                             << loss.getType();
+  return success();
+}
+
+LogicalResult AuxLossOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+      failed(c.isStatic(getLogits(), "logits", 1, "E")) ||
+      failed(c.tensor(getIds(), "ids", 2, isI32, "2-D i32 tensor [T, k]")) ||
+      failed(c.dimIs(getIds(), "ids", 0, c.shape(getLogits())[0], "T")))
+    return failure();
+  return verifyScalarLoss(*this, getLoss());
+}
+
+LogicalResult ZLossOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")))
+    return failure();
+  return verifyScalarLoss(*this, getLoss());
+}
+
+#define GET_OP_CLASSES
+#include "moe/Dialect/MoE/IR/MoEOps.cpp.inc"

@@ -1,0 +1,162 @@
+//===- DecomposeLayer.cpp - moe.layer to the router and unfused ops -------===//
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEDECOMPOSELAYERPASS
+#include "moe/Dialect/MoE/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// A 2-D tensor type whose dimensions follow `sizes` (dynamic where a size
+/// is not a constant).
+RankedTensorType tensorType(ArrayRef<OpFoldResult> sizes, Type elementType) {
+  SmallVector<int64_t> shape;
+  for (OpFoldResult size : sizes)
+    shape.push_back(getConstantIntValue(size).value_or(ShapedType::kDynamic));
+  return RankedTensorType::get(shape, elementType);
+}
+
+struct DecomposeLayer : OpRewritePattern<LayerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LayerOp op,
+                                PatternRewriter &rewriter) const override {
+    StructuredBuilder b(op.getLoc(), rewriter);
+    Type f32 = b.getF32Type();
+    Type i32 = b.getI32Type();
+    Value x = op.getX();
+    int64_t k = op.getK();
+    int64_t numExperts = cast<RankedTensorType>(op.getRouter().getType())
+                             .getDimSize(0);
+    int64_t inter =
+        cast<RankedTensorType>(op.getW13().getType()).getDimSize(1) / 2;
+    OpFoldResult tokens = b.dimSize(x, 0);
+    OpFoldResult hidden = b.dimSize(x, 1);
+    OpFoldResult kSize = b.getIndexAttr(k);
+
+    // Routing in f32, whatever the activations' type.
+    Value logits = b.matmulTransposeB(x, op.getRouter());
+    auto route = b.create<RouteOp>(
+        tensorType({tokens, kSize}, f32), tensorType({tokens, kSize}, i32),
+        logits, op.getBias(), op.getKAttr(), op.getScoringAttr(),
+        op.getNGroupAttr(), op.getTopkGroupAttr(), op.getGroupScoreAttr(),
+        op.getRenormalizeAttr(), op.getRenormEpsilonAttr(), op.getScaleAttr(),
+        op.getSecondExpertPolicyAttr(), op.getSeedAttr());
+
+    OpFoldResult numRows = b.getIndexAttr(ShapedType::kDynamic);
+    if (auto staticTokens = getConstantIntValue(tokens))
+      numRows = b.getIndexAttr(*staticTokens * k);
+    auto rowsType = tensorType({numRows}, i32);
+    auto dispatch = b.create<DispatchOp>(
+        rowsType, RankedTensorType::get({numExperts + 1}, i32),
+        route.getIds(), route.getWeights(), /*expert_map=*/Value(),
+        b.getI64IntegerAttr(numExperts), op.getCapacityAttr(),
+        op.getCapacityFactorAttr(), op.getDropPolicyAttr());
+    Value rows = dispatch.getRows();
+    OpFoldResult m = b.dimSize(rows, 0);
+
+    // Intermediates stay in f32 so the reference rounds only at the end.
+    Value xs = b.create<PermuteOp>(tensorType({m, hidden}, f32), x, rows,
+                                   b.empty({m, hidden}, f32), op.getKAttr())
+                   .getResult();
+    Value h = b.create<GroupedMatmulOp>(
+                   tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs,
+                   op.getW13(), dispatch.getOffsets(),
+                   b.empty({m, b.getIndexAttr(2 * inter)}, f32))
+                  .getResult();
+    Value act = glu(b, op, h, m, inter);
+    Value ys = b.create<GroupedMatmulOp>(
+                    tensorType({m, hidden}, f32), act, op.getW2(),
+                    dispatch.getOffsets(), b.empty({m, hidden}, f32))
+                   .getResult();
+
+    Value init = op.getInit();
+    if (!op.getSharedW13()) {
+      rewriter.replaceOp(op, b.create<CombineOp>(init.getType(), ys, rows,
+                                                 route.getWeights(), init)
+                                 .getResult());
+      return success();
+    }
+    Value routed = b.create<CombineOp>(tensorType({tokens, hidden}, f32), ys,
+                                       rows, route.getWeights(),
+                                       b.empty({tokens, hidden}, f32))
+                       .getResult();
+    Value shared = sharedExpert(b, op, tokens);
+    Value result =
+        b.generic({routed, shared}, {init}, 2, {{0, 1}, {0, 1}, {0, 1}}, {},
+                  [](StructuredBuilder &nb, ValueRange args) {
+                    Value sum = nb.create<arith::AddFOp>(args[0], args[1]);
+                    return SmallVector<Value>{
+                        nb.castFloat(sum, args[2].getType())};
+                  })
+            .front();
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+
+private:
+  /// moe.glu with the layer's activation attributes, in f32.
+  static Value glu(StructuredBuilder &b, LayerOp op, Value h,
+                   OpFoldResult rows, int64_t width) {
+    OpFoldResult widthSize = b.getIndexAttr(width);
+    Type f32 = b.getF32Type();
+    return b
+        .create<GluOp>(tensorType({rows, widthSize}, f32), h,
+                       b.empty({rows, widthSize}, f32), op.getActivationAttr(),
+                       op.getGluLayoutAttr(), op.getAlphaAttr(),
+                       op.getLimitAttr())
+        .getResult();
+  }
+
+  /// glu(x . shared_w13^T) . shared_w2^T, times sigmoid(x . shared_gate^T).
+  static Value sharedExpert(StructuredBuilder &b, LayerOp op,
+                            OpFoldResult tokens) {
+    int64_t sharedInter =
+        cast<RankedTensorType>(op.getSharedW13().getType()).getDimSize(0) / 2;
+    Value h = b.matmulTransposeB(op.getX(), op.getSharedW13());
+    Value act = glu(b, op, h, tokens, sharedInter);
+    Value out = b.matmulTransposeB(act, op.getSharedW2());
+    if (!op.getSharedGate())
+      return out;
+    Value gate = b.matmulTransposeB(op.getX(), op.getSharedGate());
+    MLIRContext *ctx = b.getContext();
+    AffineMap firstColumn = AffineMap::get(
+        2, 0, {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx)}, ctx);
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(2, ctx);
+    return b
+        .generic({gate}, {out}, {firstColumn, identity}, {},
+                 [](StructuredBuilder &nb, ValueRange args) {
+                   Value one = nb.f32(1.0);
+                   Value negated = nb.create<arith::NegFOp>(args[0]);
+                   Value denominator = nb.create<arith::AddFOp>(
+                       one, nb.create<math::ExpOp>(negated));
+                   Value sigmoid = nb.create<arith::DivFOp>(one, denominator);
+                   return SmallVector<Value>{
+                       nb.create<arith::MulFOp>(args[1], sigmoid)};
+                 })
+        .front();
+  }
+};
+
+struct MoEDecomposeLayerPass
+    : moe::impl::MoEDecomposeLayerPassBase<MoEDecomposeLayerPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<DecomposeLayer>(&getContext());
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

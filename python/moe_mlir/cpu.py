@@ -1,0 +1,149 @@
+"""Compile moe IR for the host CPU and call it from numpy.
+
+A module goes through ``moe-opt --moe-lower-to-cpu-pipeline`` (LLVM dialect),
+``mlir-translate --mlir-to-llvmir`` and ``clang -O2 -shared``; the shared
+object is loaded with ctypes. Each public function is called through its
+``_mlir_ciface_`` wrapper: every tensor argument and result is a memref
+descriptor passed by pointer, results as trailing out-parameters.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import pathlib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import dtypes
+
+LLVM_BIN = pathlib.Path(os.environ.get("MOE_MLIR_LLVM_BIN", "/usr/lib/llvm-22/bin"))
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# numpy storage for each MLIR element type; bf16 travels as raw uint16 bits.
+_STORAGE = {"f32": np.float32, "f64": np.float64, "bf16": np.uint16,
+            "f16": np.float16, "i32": np.int32, "i64": np.int64}
+
+
+class CompileError(RuntimeError):
+    """A step of the CPU compilation failed; the message holds its diagnostics."""
+
+
+def build_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("MOE_MLIR_BUILD_DIR", REPO_ROOT / "build"))
+
+
+def moe_opt() -> pathlib.Path:
+    tool = build_dir() / "bin" / "moe-opt"
+    if not tool.exists():
+        raise CompileError(f"moe-opt not found at {tool}: build the project first")
+    return tool
+
+
+def _run(cmd: Sequence[str], stdin: str | None = None) -> str:
+    proc = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise CompileError(f"{pathlib.Path(str(cmd[0])).name} failed "
+                           f"(exit {proc.returncode}):\n{proc.stderr}")
+    return proc.stdout
+
+
+def lower_to_llvm_dialect(ir: str, pipeline: str = "moe-lower-to-cpu-pipeline") -> str:
+    """Runs the CPU pipeline on ``ir`` and returns the LLVM-dialect module."""
+    return _run([moe_opt(), f"--{pipeline}"], stdin=ir)
+
+
+def compile_shared_object(ir: str, out_dir: str | os.PathLike | None = None,
+                          opt_level: str = "-O2") -> pathlib.Path:
+    """Compiles moe IR to a shared object and returns its path."""
+    digest = hashlib.sha256(ir.encode()).hexdigest()[:16]
+    out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-mlir-"))
+    out.mkdir(parents=True, exist_ok=True)
+    llvm_dialect = out / f"{digest}.llvm.mlir"
+    llvm_dialect.write_text(lower_to_llvm_dialect(ir))
+    llvm_ir = out / f"{digest}.ll"
+    _run([LLVM_BIN / "mlir-translate", "--mlir-to-llvmir", llvm_dialect, "-o", llvm_ir])
+    shared = out / f"lib{digest}.so"
+    _run([LLVM_BIN / "clang", opt_level, "-shared", "-fPIC", "-Wno-override-module",
+          llvm_ir, "-o", shared, "-lm"])
+    return shared
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and MLIR element type of a result buffer the caller allocates."""
+
+    shape: tuple[int, ...]
+    element_type: str
+
+    def allocate(self) -> np.ndarray:
+        return np.zeros(self.shape, dtype=_STORAGE[self.element_type])
+
+
+def _descriptor_type(rank: int):
+    fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+              ("offset", ctypes.c_int64)]
+    if rank:
+        fields += [("sizes", ctypes.c_int64 * rank), ("strides", ctypes.c_int64 * rank)]
+    return type(f"MemRef{rank}D", (ctypes.Structure,), {"_fields_": fields})
+
+
+def _descriptor(array: np.ndarray):
+    if not array.flags["C_CONTIGUOUS"]:
+        raise ValueError("arrays passed to compiled code must be C-contiguous")
+    desc = _descriptor_type(array.ndim)()
+    desc.allocated = desc.aligned = array.ctypes.data
+    desc.offset = 0
+    for i, (size, stride) in enumerate(zip(array.shape, array.strides)):
+        desc.sizes[i] = size
+        desc.strides[i] = stride // array.itemsize
+    return desc
+
+
+class CompiledModule:
+    """A compiled module; ``call`` runs one of its functions on numpy arrays."""
+
+    def __init__(self, shared_object: str | os.PathLike):
+        self.path = pathlib.Path(shared_object)
+        self._lib = ctypes.CDLL(str(self.path))
+
+    def call(self, name: str, inputs: Sequence[np.ndarray],
+             results: Sequence[TensorSpec]) -> list[np.ndarray]:
+        """Calls ``name`` with ``inputs``; returns freshly allocated results.
+
+        bf16 inputs and results are numpy uint16 arrays of bf16 bits (see
+        ``dtypes``); results are filled in place by the compiled code.
+        """
+        function = getattr(self._lib, f"_mlir_ciface_{name}")
+        arrays = [np.ascontiguousarray(a) for a in inputs]
+        outs = [spec.allocate() for spec in results]
+        descriptors = [_descriptor(a) for a in list(arrays) + outs]
+        function.restype = None
+        function.argtypes = [ctypes.c_void_p] * len(descriptors)
+        function(*[ctypes.addressof(d) for d in descriptors])
+        return outs
+
+
+def compile_module(ir: str, out_dir: str | os.PathLike | None = None) -> CompiledModule:
+    """Compiles ``ir`` through the CPU pipeline and loads it."""
+    return CompiledModule(compile_shared_object(ir, out_dir))
+
+
+def to_storage(array: np.ndarray, element_type: str) -> np.ndarray:
+    """Converts float data to the numpy storage of an MLIR element type."""
+    if element_type == "bf16":
+        return dtypes.f32_to_bf16_bits(np.asarray(array, dtype=np.float32))
+    return np.ascontiguousarray(array, dtype=_STORAGE[element_type])
+
+
+def from_storage(array: np.ndarray, element_type: str) -> np.ndarray:
+    """Converts a result buffer back to float64 for comparisons."""
+    if element_type == "bf16":
+        return dtypes.bf16_bits_to_f32(array).astype(np.float64)
+    return array.astype(np.float64)

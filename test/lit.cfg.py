@@ -1,0 +1,31 @@
+# -*- Python -*-
+# lit configuration of the MoE-MLIR tests.
+
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "MOE"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".py"]
+config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "CMakeLists.txt", "Inputs"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moe_obj_root, "test")
+
+config.substitutions.append(("%PATH%", config.environment["PATH"]))
+config.substitutions.append(("%moe_src_root", config.moe_src_root))
+config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
+config.substitutions.append(("%python", config.python_executable))
+
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PYTHONPATH", os.path.join(config.moe_src_root, "python"),
+                             append_path=True)
+llvm_config.with_environment("MOE_MLIR_BUILD_DIR", config.moe_obj_root)
+for var in ("CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"):
+    if var in os.environ:
+        config.environment[var] = os.environ[var]
+
+tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
+llvm_config.add_tool_substitutions(["moe-opt"], tool_dirs)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything MoE-MLIR needs to build and test, from Debian's packages and PyPI.
+# Idempotent: packages already present are skipped, so a second run is quick.
+set -euo pipefail
+
+debian_packages=(
+  llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
+  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake
+)
+python_packages=(numpy pytest)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}"
+fi
+
+python3 - "${python_packages[@]}" <<'PY' || python3 -m pip install -q "${python_packages[@]}"
+import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(p) for p in sys.argv[1:]) else 1)
+PY
+echo "install-deps: done"
