@@ -242,15 +242,16 @@ def route(
     if renormalize:
         w = w / (np.sum(w, axis=1, keepdims=True) + renorm_epsilon)
 
-    dropped = np.zeros(T, dtype=bool)
+    dropped = None
     if second_expert_policy == "random":
         u = np.array([gshard_uniform(seed, t) for t in range(T)], dtype=np.float64)
         dropped = ~(u < 2.0 * w[:, 1])
 
     w = w * scale
     ids = ids.astype(np.int32)
-    w[dropped, 1] = 0.0
-    ids[dropped, 1] = -1
+    if dropped is not None:
+        w[dropped, 1] = 0.0
+        ids[dropped, 1] = -1
     return w, ids
 
 

@@ -1,0 +1,527 @@
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+func.func @route_logits_rank(%l: tensor<8xf32>) {
+  // expected-error @+1 {{'logits' must be a 2-D f32 tensor [T, E], got 'tensor<8xf32>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_logits_type(%l: tensor<4x8xbf16>) {
+  // expected-error @+1 {{'logits' must be a 2-D f32 tensor [T, E], got 'tensor<4x8xbf16>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<4x8xbf16> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_dynamic_experts(%l: tensor<4x?xf32>) {
+  // expected-error @+1 {{'logits' dimension 1 (E) must be static, got 'tensor<4x?xf32>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<4x?xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_k_zero(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{attribute 'k' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %w, %ids = moe.route %l {k = 0 : i64} : tensor<4x8xf32> -> tensor<4x0xf32>, tensor<4x0xi32>
+  return
+}
+
+// -----
+
+func.func @route_k_above_experts(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{k = 9 is out of range: expected 1 <= k <= E = 8}}
+  %w, %ids = moe.route %l {k = 9 : i64} : tensor<4x8xf32> -> tensor<4x9xf32>, tensor<4x9xi32>
+  return
+}
+
+// -----
+
+func.func @route_n_group(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{n_group = 3 must divide the number of experts E = 8}}
+  %w, %ids = moe.route %l {k = 2 : i64, n_group = 3 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_topk_group(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{topk_group = 5 is out of range: expected 1 <= topk_group <= n_group = 4}}
+  %w, %ids = moe.route %l {k = 2 : i64, n_group = 4 : i64, topk_group = 5 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_k_beyond_groups(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{k = 5 exceeds the 4 experts reachable through topk_group = 2 groups of 2}}
+  %w, %ids = moe.route %l {k = 5 : i64, n_group = 4 : i64, topk_group = 2 : i64} : tensor<4x8xf32> -> tensor<4x5xf32>, tensor<4x5xi32>
+  return
+}
+
+// -----
+
+func.func @route_sum_top2_single(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{group_score = sum_top2 needs at least 2 experts per group, got 1}}
+  %w, %ids = moe.route %l {k = 2 : i64, n_group = 8 : i64, topk_group = 4 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_random_policy(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{second_expert_policy = random needs k = 2 and renormalize}}
+  %w, %ids = moe.route %l {k = 2 : i64, second_expert_policy = #moe.second_expert_policy<random>} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_epsilon(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{renorm_epsilon = -1.000000e+00 must be finite and >= 0}}
+  %w, %ids = moe.route %l {k = 2 : i64, renormalize, renorm_epsilon = -1.0 : f64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_scale(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{scale = INF must be finite}}
+  %w, %ids = moe.route %l {k = 2 : i64, scale = 0x7FF0000000000000 : f64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_bias_shape(%l: tensor<4x8xf32>, %b: tensor<7xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) must be 8, got 'tensor<7xf32>'}}
+  %w, %ids = moe.route %l bias(%b : tensor<7xf32>) {k = 2 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_bias_type(%l: tensor<4x8xf32>, %b: tensor<8xi32>) {
+  // expected-error @+1 {{'bias' must be a 1-D f32 tensor [E], got 'tensor<8xi32>'}}
+  %w, %ids = moe.route %l bias(%b : tensor<8xi32>) {k = 2 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_weights_shape(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (k) must be 2, got 'tensor<4x3xf32>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<4x8xf32> -> tensor<4x3xf32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @route_ids_type(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{'ids' must be a 2-D i32 tensor [T, k], got 'tensor<4x2xi64>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<4x2xi64>
+  return
+}
+
+// -----
+
+func.func @route_ids_tokens(%l: tensor<4x8xf32>) {
+  // expected-error @+1 {{'ids' dimension 0 (T) must be 4, got 'tensor<5x2xi32>'}}
+  %w, %ids = moe.route %l {k = 2 : i64} : tensor<4x8xf32> -> tensor<4x2xf32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+func.func @expert_choice_rows(%l: tensor<16x8xf32>) {
+  // expected-error @+1 {{'rows' dimension 0 (E * min(capacity, T)) must be 32, got 'tensor<30xi32>'}}
+  %w, %rows, %offsets = moe.expert_choice %l {capacity = 4 : i64} : tensor<16x8xf32> -> tensor<16x8xf32>, tensor<30xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @expert_choice_offsets(%l: tensor<16x8xf32>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E + 1) must be 9, got 'tensor<8xi32>'}}
+  %w, %rows, %offsets = moe.expert_choice %l {capacity = 4 : i64} : tensor<16x8xf32> -> tensor<16x8xf32>, tensor<32xi32>, tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @expert_choice_weights(%l: tensor<16x8xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (E) must be 8, got 'tensor<16x4xf32>'}}
+  %w, %rows, %offsets = moe.expert_choice %l {capacity = 4 : i64} : tensor<16x8xf32> -> tensor<16x4xf32>, tensor<32xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_ids_type(%ids: tensor<4x2xf32>) {
+  // expected-error @+1 {{'ids' must be a 2-D i32 tensor [T, k], got 'tensor<4x2xf32>'}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64} : tensor<4x2xf32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_both_capacities(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{capacity and capacity_factor are mutually exclusive}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64, capacity = 2 : i64, capacity_factor = 1.0 : f64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_capacity(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{capacity = 0 must be >= 1}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64, capacity = 0 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_capacity_factor(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{capacity_factor = -5.000000e-01 must be finite and > 0}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64, capacity_factor = -0.5 : f64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_score_needs_weights(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{drop_policy = score needs the 'weights' operand}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64, capacity = 2 : i64, drop_policy = #moe.drop_policy<score>} : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_weights_shape(%ids: tensor<4x2xi32>, %w: tensor<4x3xf32>) {
+  // expected-error @+1 {{'weights' dimension 1 (k) must be 2, got 'tensor<4x3xf32>'}}
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<4x3xf32>) {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_expert_map(%ids: tensor<4x2xi32>, %map: tensor<6xi32>) {
+  // expected-error @+1 {{'expert_map' dimension 0 (E) must be 8, got 'tensor<6xi32>'}}
+  %rows, %offsets = moe.dispatch %ids expert_map(%map : tensor<6xi32>) {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<5xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_rows(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'rows' dimension 0 (T * k) must be 8, got 'tensor<6xi32>'}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<6xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_offsets(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E + 1) must be 9, got 'tensor<8xi32>'}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_offsets_dynamic(%ids: tensor<4x2xi32>, %map: tensor<8xi32>) {
+  // expected-error @+1 {{'offsets' dimension 0 (experts + 1) must be static, got 'tensor<?xi32>'}}
+  %rows, %offsets = moe.dispatch %ids expert_map(%map : tensor<8xi32>) {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_offsets_short(%ids: tensor<4x2xi32>, %map: tensor<8xi32>) {
+  // expected-error @+1 {{'offsets' must have at least 2 entries, got 'tensor<1xi32>'}}
+  %rows, %offsets = moe.dispatch %ids expert_map(%map : tensor<8xi32>) {num_experts = 8 : i64} : tensor<4x2xi32> -> tensor<8xi32>, tensor<1xi32>
+  return
+}
+
+// -----
+
+func.func @permute_hidden(%x: tensor<4x16xf32>, %rows: tensor<8xi32>, %init: tensor<8x12xf32>) {
+  // expected-error @+1 {{'init' dimension 1 (H) must be 16, got 'tensor<8x12xf32>'}}
+  %xs = moe.permute ins(%x, %rows : tensor<4x16xf32>, tensor<8xi32>) outs(%init : tensor<8x12xf32>) {k = 2 : i64} -> tensor<8x12xf32>
+  return
+}
+
+// -----
+
+func.func @permute_rows(%x: tensor<4x16xf32>, %rows: tensor<8xi64>, %init: tensor<8x16xf32>) {
+  // expected-error @+1 {{'rows' must be a 1-D i32 tensor [M], got 'tensor<8xi64>'}}
+  %xs = moe.permute ins(%x, %rows : tensor<4x16xf32>, tensor<8xi64>) outs(%init : tensor<8x16xf32>) {k = 2 : i64} -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @permute_result(%x: tensor<4x16xf32>, %rows: tensor<8xi32>, %init: tensor<8x16xf32>) {
+  // expected-error @+1 {{result type 'tensor<8x16xbf16>' must match 'init' 'tensor<8x16xf32>'}}
+  %xs = moe.permute ins(%x, %rows : tensor<4x16xf32>, tensor<8xi32>) outs(%init : tensor<8x16xf32>) {k = 2 : i64} -> tensor<8x16xbf16>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_lhs_type(%a: tensor<8x16xi32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'lhs' must be a 2-D f32/bf16/f16 tensor [M, K], got 'tensor<8x16xi32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xi32>, tensor<4x32x16xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_reduction(%a: tensor<8x16xf32>, %w: tensor<4x32x12xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rhs' dimension 2 (K, the width of 'lhs') must be 16, got 'tensor<4x32x12xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x12xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_offsets(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<4xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'offsets' must have length E + 1 = 5 for the 4 experts of 'rhs', got 'tensor<4xi32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<4xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_gather_rows(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'gather' needs the 'rows' operand}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {gather} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_scale_rows(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %s: tensor<4x2xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'row_scale' needs the 'rows' operand}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) row_scale(%s : tensor<4x2xf32>) outs(%init : tensor<8x32xf32>) {k = 2 : i64} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_unused_rows(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %r: tensor<8xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rows' is used only with 'gather' or 'row_scale'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) rows(%r : tensor<8xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_k(%a: tensor<4x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %r: tensor<8xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{k = 0 must be >= 1}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<4x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) rows(%r : tensor<8xi32>) outs(%init : tensor<8x32xf32>) {gather, k = 0 : i64} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_scale_rows_len(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %r: tensor<6xi32>, %s: tensor<4x2xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rows' dimension 0 (M, the rows of 'lhs') must be 8, got 'tensor<6xi32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) rows(%r : tensor<6xi32>) row_scale(%s : tensor<4x2xf32>) outs(%init : tensor<8x32xf32>) {k = 2 : i64} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_scale_shape(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %r: tensor<8xi32>, %s: tensor<4x3xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'row_scale' dimension 1 (k) must be 2, got 'tensor<4x3xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) rows(%r : tensor<8xi32>) row_scale(%s : tensor<4x3xf32>) outs(%init : tensor<8x32xf32>) {k = 2 : i64} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_glu_odd(%a: tensor<8x16xf32>, %w: tensor<4x31x16xf32>, %o: tensor<5xi32>, %init: tensor<8x15xf32>) {
+  // expected-error @+1 {{'rhs' has odd width 31: a GLU needs an even width [M, 2I]}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x31x16xf32>, tensor<5xi32>) outs(%init : tensor<8x15xf32>) {epilogue = #moe.activation<silu>} -> tensor<8x15xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_glu_width(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'init' dimension 1 (N / 2 after the GLU epilogue) must be 16, got 'tensor<8x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {epilogue = #moe.activation<silu>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_dynamic_experts(%a: tensor<8x16xf32>, %w: tensor<?x32x16xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rhs' dimension 0 (E) must be static, got 'tensor<?x32x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<?x32x16xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_rows(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %init: tensor<6x32xf32>) {
+  // expected-error @+1 {{'init' dimension 0 (M) must be 8, got 'tensor<6x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) outs(%init : tensor<6x32xf32>) -> tensor<6x32xf32>
+  return
+}
+
+// -----
+
+func.func @glu_odd(%h: tensor<8x7xf32>, %init: tensor<8x3xf32>) {
+  // expected-error @+1 {{'h' has odd width 7: a GLU needs an even width [M, 2I]}}
+  %a = moe.glu ins(%h : tensor<8x7xf32>) outs(%init : tensor<8x3xf32>) -> tensor<8x3xf32>
+  return
+}
+
+// -----
+
+func.func @glu_limit(%h: tensor<8x8xf32>, %init: tensor<8x4xf32>) {
+  // expected-error @+1 {{limit = 0.000000e+00 must be > 0}}
+  %a = moe.glu ins(%h : tensor<8x8xf32>) outs(%init : tensor<8x4xf32>) {activation = #moe.activation<swiglu_oai>, limit = 0.0 : f64} -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @glu_alpha(%h: tensor<8x8xf32>, %init: tensor<8x4xf32>) {
+  // expected-error @+1 {{alpha = nan must be finite}}
+  %a = moe.glu ins(%h : tensor<8x8xf32>) outs(%init : tensor<8x4xf32>) {activation = #moe.activation<swiglu_oai>, alpha = 0x7FF8000000000000 : f64} -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @glu_width(%h: tensor<8x8xf32>, %init: tensor<8x8xf32>) {
+  // expected-error @+1 {{'init' dimension 1 (I) must be 4, got 'tensor<8x8xf32>'}}
+  %a = moe.glu ins(%h : tensor<8x8xf32>) outs(%init : tensor<8x8xf32>) -> tensor<8x8xf32>
+  return
+}
+
+// -----
+
+func.func @combine_rows(%ys: tensor<8x16xf32>, %rows: tensor<6xi32>, %w: tensor<4x2xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'rows' dimension 0 (M) must be 8, got 'tensor<6xi32>'}}
+  %y = moe.combine ins(%ys, %rows, %w : tensor<8x16xf32>, tensor<6xi32>, tensor<4x2xf32>) outs(%init : tensor<4x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @combine_tokens(%ys: tensor<8x16xf32>, %rows: tensor<8xi32>, %w: tensor<4x2xf32>, %init: tensor<5x16xf32>) {
+  // expected-error @+1 {{'init' dimension 0 (T) must be 4, got 'tensor<5x16xf32>'}}
+  %y = moe.combine ins(%ys, %rows, %w : tensor<8x16xf32>, tensor<8xi32>, tensor<4x2xf32>) outs(%init : tensor<5x16xf32>) -> tensor<5x16xf32>
+  return
+}
+
+// -----
+
+func.func @combine_weights(%ys: tensor<8x16xf32>, %rows: tensor<8xi32>, %w: tensor<4x2xbf16>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'weights' must be a 2-D f32 tensor [T, k], got 'tensor<4x2xbf16>'}}
+  %y = moe.combine ins(%ys, %rows, %w : tensor<8x16xf32>, tensor<8xi32>, tensor<4x2xbf16>) outs(%init : tensor<4x16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router(%x: tensor<4x16xf32>, %r: tensor<8x12xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router' dimension 1 (H) must be 16, got 'tensor<8x12xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x12xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<6x32x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13' dimension 0 (E) must be 8, got 'tensor<6x32x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<6x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_odd(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x33x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13' has odd width 33: a GLU needs an even width [M, 2I]}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x33x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x15xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2' dimension 2 (I) must be 16, got 'tensor<8x16x15xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x15xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_k(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{k = 12 is out of range: expected 1 <= k <= E = 8}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 12 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_shared_gate_alone(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %g: tensor<1x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'shared_gate' needs a shared expert}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) shared_gate(%g : tensor<1x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_shared_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %s13: tensor<24x16xf32>, %s2: tensor<16x10xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'shared_w2' dimension 1 (Is) must be 12, got 'tensor<16x10xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) shared(%s13, %s2 : tensor<24x16xf32>, tensor<16x10xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_shared_gate_shape(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %s13: tensor<24x16xf32>, %s2: tensor<16x12xf32>, %g: tensor<2x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'shared_gate' dimension 0 (1) must be 1, got 'tensor<2x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) shared(%s13, %s2 : tensor<24x16xf32>, tensor<16x12xf32>) shared_gate(%g : tensor<2x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_init(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x12xf32>) {
+  // expected-error @+1 {{'init' dimension 1 (H) must be 16, got 'tensor<4x12xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x12xf32>) {k = 2 : i64} -> tensor<4x12xf32>
+  return
+}
+
+// -----
+
+func.func @aux_loss_ids(%l: tensor<4x8xf32>, %ids: tensor<5x2xi32>) {
+  // expected-error @+1 {{'ids' dimension 0 (T) must be 4, got 'tensor<5x2xi32>'}}
+  %a = moe.aux_loss %l, %ids : tensor<4x8xf32>, tensor<5x2xi32> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @aux_loss_result(%l: tensor<4x8xf32>, %ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'loss' must be a 0-D f32 tensor, got 'tensor<1xf32>'}}
+  %a = moe.aux_loss %l, %ids : tensor<4x8xf32>, tensor<4x2xi32> -> tensor<1xf32>
+  return
+}
+
+// -----
+
+func.func @z_loss_logits(%l: tensor<4x8xf16>) {
+  // expected-error @+1 {{'logits' must be a 2-D f32 tensor [T, E], got 'tensor<4x8xf16>'}}
+  %z = moe.z_loss %l : tensor<4x8xf16> -> tensor<f32>
+  return
+}

@@ -1,0 +1,140 @@
+// RUN: moe-opt %s | moe-opt | FileCheck %s
+// RUN: moe-opt %s --mlir-print-op-generic | moe-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @route_softmax
+// CHECK: moe.route %{{.*}} {k = 2 : i64, renormalize} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+func.func @route_softmax(%logits: tensor<?x8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %ids = moe.route %logits {k = 2 : i64, renormalize} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// CHECK-LABEL: func.func @route_deepseek
+// CHECK-SAME: (%[[LOGITS:.*]]: tensor<?x256xf32>, %[[BIAS:.*]]: tensor<256xf32>)
+// CHECK: moe.route %[[LOGITS]] bias(%[[BIAS]] : tensor<256xf32>)
+// CHECK-SAME: n_group = 8 : i64
+// CHECK-SAME: renorm_epsilon = 9.9999999999999995E-21 : f64
+// CHECK-SAME: scale = 2.500000e+00 : f64
+// CHECK-SAME: scoring = #moe.scoring<sigmoid>
+// CHECK-SAME: topk_group = 4 : i64
+func.func @route_deepseek(%logits: tensor<?x256xf32>, %bias: tensor<256xf32>) -> (tensor<?x8xf32>, tensor<?x8xi32>) {
+  %w, %ids = moe.route %logits bias(%bias : tensor<256xf32>)
+      {k = 8 : i64, scoring = #moe.scoring<sigmoid>, n_group = 8 : i64,
+       topk_group = 4 : i64, group_score = #moe.group_score<sum_top2>, renormalize,
+       renorm_epsilon = 1.0e-20 : f64, scale = 2.5 : f64}
+      : tensor<?x256xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+  return %w, %ids : tensor<?x8xf32>, tensor<?x8xi32>
+}
+
+// CHECK-LABEL: func.func @route_gshard
+// CHECK: second_expert_policy = #moe.second_expert_policy<random>
+// CHECK-SAME: seed = 7 : i64
+func.func @route_gshard(%logits: tensor<16x8xf32>) -> (tensor<16x2xf32>, tensor<16x2xi32>) {
+  %w, %ids = moe.route %logits {k = 2 : i64, renormalize,
+      second_expert_policy = #moe.second_expert_policy<random>, seed = 7 : i64}
+      : tensor<16x8xf32> -> tensor<16x2xf32>, tensor<16x2xi32>
+  return %w, %ids : tensor<16x2xf32>, tensor<16x2xi32>
+}
+
+// CHECK-LABEL: func.func @route_gpt_oss
+// CHECK: scoring = #moe.scoring<softmax_topk>
+func.func @route_gpt_oss(%logits: tensor<?x32xf32>) -> (tensor<?x4xf32>, tensor<?x4xi32>) {
+  %w, %ids = moe.route %logits {k = 4 : i64, scoring = #moe.scoring<softmax_topk>}
+      : tensor<?x32xf32> -> tensor<?x4xf32>, tensor<?x4xi32>
+  return %w, %ids : tensor<?x4xf32>, tensor<?x4xi32>
+}
+
+// CHECK-LABEL: func.func @expert_choice
+// CHECK: moe.expert_choice %{{.*}} {capacity = 4 : i64} : tensor<16x8xf32> -> tensor<16x8xf32>, tensor<32xi32>, tensor<9xi32>
+func.func @expert_choice(%logits: tensor<16x8xf32>) -> (tensor<16x8xf32>, tensor<32xi32>, tensor<9xi32>) {
+  %w, %rows, %offsets = moe.expert_choice %logits {capacity = 4 : i64}
+      : tensor<16x8xf32> -> tensor<16x8xf32>, tensor<32xi32>, tensor<9xi32>
+  return %w, %rows, %offsets : tensor<16x8xf32>, tensor<32xi32>, tensor<9xi32>
+}
+
+// CHECK-LABEL: func.func @dispatch_capacity
+// CHECK: moe.dispatch %{{.*}} weights(%{{.*}} : tensor<?x2xf32>) {capacity = 3 : i64, drop_policy = #moe.drop_policy<score>, num_experts = 8 : i64}
+func.func @dispatch_capacity(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> (tensor<?xi32>, tensor<9xi32>) {
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+      {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+  return %rows, %offsets : tensor<?xi32>, tensor<9xi32>
+}
+
+// CHECK-LABEL: func.func @dispatch_expert_map
+// CHECK: moe.dispatch %{{.*}} expert_map(%{{.*}} : tensor<8xi32>) {capacity_factor = 1.250000e+00 : f64, num_experts = 8 : i64}
+func.func @dispatch_expert_map(%ids: tensor<16x2xi32>, %map: tensor<8xi32>) -> (tensor<32xi32>, tensor<5xi32>) {
+  %rows, %offsets = moe.dispatch %ids expert_map(%map : tensor<8xi32>)
+      {num_experts = 8 : i64, capacity_factor = 1.25 : f64}
+      : tensor<16x2xi32> -> tensor<32xi32>, tensor<5xi32>
+  return %rows, %offsets : tensor<32xi32>, tensor<5xi32>
+}
+
+// CHECK-LABEL: func.func @permute
+// CHECK: moe.permute ins(%{{.*}}, %{{.*}} : tensor<16x64xbf16>, tensor<32xi32>) outs(%{{.*}} : tensor<32x64xbf16>) {k = 2 : i64} -> tensor<32x64xbf16>
+func.func @permute(%x: tensor<16x64xbf16>, %rows: tensor<32xi32>, %init: tensor<32x64xbf16>) -> tensor<32x64xbf16> {
+  %xs = moe.permute ins(%x, %rows : tensor<16x64xbf16>, tensor<32xi32>)
+      outs(%init : tensor<32x64xbf16>) {k = 2 : i64} -> tensor<32x64xbf16>
+  return %xs : tensor<32x64xbf16>
+}
+
+// CHECK-LABEL: func.func @grouped_matmul
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<32x64xf32>, tensor<8x256x64xf32>, tensor<9xi32>) outs(%{{.*}} : tensor<32x256xf32>) -> tensor<32x256xf32>
+func.func @grouped_matmul(%xs: tensor<32x64xf32>, %w13: tensor<8x256x64xf32>, %offsets: tensor<9xi32>, %init: tensor<32x256xf32>) -> tensor<32x256xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w13, %offsets : tensor<32x64xf32>, tensor<8x256x64xf32>, tensor<9xi32>)
+      outs(%init : tensor<32x256xf32>) -> tensor<32x256xf32>
+  return %h : tensor<32x256xf32>
+}
+
+// CHECK-LABEL: func.func @grouped_matmul_fused
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<16x64xbf16>, tensor<8x64x256xbf16>, tensor<9xi32>) rows(%{{.*}} : tensor<32xi32>) row_scale(%{{.*}} : tensor<16x2xf32>) outs(%{{.*}} : tensor<32x128xf32>)
+// CHECK-SAME: epilogue = #moe.activation<swiglu_oai>
+// CHECK-SAME: gather
+// CHECK-SAME: glu_layout = #moe.glu_layout<interleaved>
+// CHECK-SAME: rhs_layout = #moe.rhs_layout<kn>
+func.func @grouped_matmul_fused(%x: tensor<16x64xbf16>, %w13: tensor<8x64x256xbf16>, %offsets: tensor<9xi32>, %rows: tensor<32xi32>, %w: tensor<16x2xf32>, %init: tensor<32x128xf32>) -> tensor<32x128xf32> {
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<16x64xbf16>, tensor<8x64x256xbf16>, tensor<9xi32>)
+      rows(%rows : tensor<32xi32>) row_scale(%w : tensor<16x2xf32>)
+      outs(%init : tensor<32x128xf32>)
+      {gather, k = 2 : i64, rhs_layout = #moe.rhs_layout<kn>, epilogue = #moe.activation<swiglu_oai>,
+       glu_layout = #moe.glu_layout<interleaved>} -> tensor<32x128xf32>
+  return %h : tensor<32x128xf32>
+}
+
+// CHECK-LABEL: func.func @glu
+// CHECK: moe.glu ins(%{{.*}} : tensor<?x256xf32>) outs(%{{.*}} : tensor<?x128xf32>) {activation = #moe.activation<gelu_tanh>} -> tensor<?x128xf32>
+func.func @glu(%h: tensor<?x256xf32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  %a = moe.glu ins(%h : tensor<?x256xf32>) outs(%init : tensor<?x128xf32>)
+      {activation = #moe.activation<gelu_tanh>} -> tensor<?x128xf32>
+  return %a : tensor<?x128xf32>
+}
+
+// CHECK-LABEL: func.func @combine
+// CHECK: moe.combine ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<32x64xf32>, tensor<32xi32>, tensor<16x2xf32>) outs(%{{.*}} : tensor<16x64xbf16>) -> tensor<16x64xbf16>
+func.func @combine(%ys: tensor<32x64xf32>, %rows: tensor<32xi32>, %w: tensor<16x2xf32>, %init: tensor<16x64xbf16>) -> tensor<16x64xbf16> {
+  %y = moe.combine ins(%ys, %rows, %w : tensor<32x64xf32>, tensor<32xi32>, tensor<16x2xf32>)
+      outs(%init : tensor<16x64xbf16>) -> tensor<16x64xbf16>
+  return %y : tensor<16x64xbf16>
+}
+
+// CHECK-LABEL: func.func @layer
+// CHECK: moe.layer ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>) bias(%{{.*}} : tensor<8xf32>) shared(%{{.*}}, %{{.*}} : tensor<96x64xf32>, tensor<64x48xf32>) shared_gate(%{{.*}} : tensor<1x64xf32>) outs(%{{.*}} : tensor<?x64xf32>)
+// CHECK-SAME: capacity = 6 : i64
+// CHECK-SAME: k = 2 : i64
+func.func @layer(%x: tensor<?x64xf32>, %router: tensor<8x64xf32>, %w13: tensor<8x256x64xf32>, %w2: tensor<8x64x128xf32>,
+                 %bias: tensor<8xf32>, %sw13: tensor<96x64xf32>, %sw2: tensor<64x48xf32>, %gate: tensor<1x64xf32>,
+                 %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>, tensor<8x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>)
+      bias(%bias : tensor<8xf32>) shared(%sw13, %sw2 : tensor<96x64xf32>, tensor<64x48xf32>)
+      shared_gate(%gate : tensor<1x64xf32>) outs(%init : tensor<?x64xf32>)
+      {k = 2 : i64, scoring = #moe.scoring<sigmoid>, renormalize, capacity = 6 : i64} -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func.func @losses
+// CHECK: moe.aux_loss %{{.*}}, %{{.*}} : tensor<16x8xf32>, tensor<16x2xi32> -> tensor<f32>
+// CHECK: moe.z_loss %{{.*}} : tensor<16x8xf32> -> tensor<f32>
+func.func @losses(%logits: tensor<16x8xf32>, %ids: tensor<16x2xi32>) -> (tensor<f32>, tensor<f32>) {
+  %aux = moe.aux_loss %logits, %ids : tensor<16x8xf32>, tensor<16x2xi32> -> tensor<f32>
+  %z = moe.z_loss %logits : tensor<16x8xf32> -> tensor<f32>
+  return %aux, %z : tensor<f32>, tensor<f32>
+}
