@@ -221,15 +221,21 @@ Value maskGroups(StructuredBuilder &b, RouteOp op, Value scores,
   MLIRContext *ctx = b.getContext();
   OpFoldResult tokens = b.dimSize(scores, 0);
   SmallVector<OpFoldResult> groupSizes = {tokens, b.getIndexAttr(nGroup)};
-  // Loops (t, g, i) read expert g * groupSize + i.
-  AffineExpr t = getAffineDimExpr(0, ctx), g = getAffineDimExpr(1, ctx),
-             i = getAffineDimExpr(2, ctx);
-  AffineMap member = AffineMap::get(3, 0, {t, g * groupSize + i}, ctx);
-  AffineMap group = AffineMap::get(3, 0, {t, g}, ctx);
+  // View the scores as [T, n_group, groupSize]; loops (t, g, i).
+  auto groupedType = RankedTensorType::get(
+      {cast<RankedTensorType>(scores.getType()).getDimSize(0), nGroup,
+       groupSize},
+      b.getF32Type());
+  Value grouped = b.create<tensor::ExpandShapeOp>(
+      groupedType, scores, SmallVector<ReassociationIndices>{{0}, {1, 2}},
+      SmallVector<OpFoldResult>{tokens, b.getIndexAttr(nGroup),
+                                b.getIndexAttr(groupSize)});
+  AffineMap member = AffineMap::getMultiDimIdentityMap(3, ctx);
+  AffineMap group = AffineMap::getMultiDimMapWithTargets(3, {0, 1}, ctx);
   Value first = b.filled(groupSizes, b.f32(-kInfinity));
   Value groupScore;
   if (op.getGroupScore() == GroupScore::max) {
-    groupScore = b.generic({scores}, {first}, {member, group}, {2},
+    groupScore = b.generic({grouped}, {first}, {member, group}, {2},
                            [](StructuredBuilder &nb, ValueRange args) {
                              return Body{maxF(nb, args[1], args[0])};
                            })
@@ -238,7 +244,7 @@ Value maskGroups(StructuredBuilder &b, RouteOp op, Value scores,
     // The two largest scores of the group, kept as (first, second).
     Value second = b.filled(groupSizes, b.f32(-kInfinity));
     auto top2 = b.generic(
-        {scores}, {first, second}, {member, group, group}, {2},
+        {grouped}, {first, second}, {member, group, group}, {2},
         [](StructuredBuilder &nb, ValueRange args) {
           Value x = args[0], m1 = args[1], m2 = args[2];
           Value aboveFirst =

@@ -1,0 +1,41 @@
+// RUN: moe-opt %s --moe-decompose-layer | FileCheck %s
+
+// CHECK-LABEL: func.func @mixtral_like
+// CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[ROUTER:.*]]: tensor<8x16xf32>, %[[W13:.*]]: tensor<8x24x16xf32>, %[[W2:.*]]: tensor<8x16x12xf32>, %[[INIT:.*]]: tensor<?x16xf32>)
+// CHECK: %[[LOGITS:.*]] = linalg.generic {{.*}} ins(%[[X]], %[[ROUTER]] : tensor<?x16xf32>, tensor<8x16xf32>)
+// CHECK: %[[W:.*]], %[[IDS:.*]] = moe.route %[[LOGITS]] {k = 2 : i64, renormalize} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+// CHECK: %[[ROWS:.*]], %[[OFFSETS:.*]] = moe.dispatch %[[IDS]] weights(%[[W]] : tensor<?x2xf32>) {capacity = 3 : i64, num_experts = 8 : i64}
+// CHECK: %[[XS:.*]] = moe.permute ins(%[[X]], %[[ROWS]] : tensor<?x16xf32>, tensor<?xi32>) {{.*}} {k = 2 : i64}
+// CHECK: %[[H:.*]] = moe.grouped_matmul ins(%[[XS]], %[[W13]], %[[OFFSETS]] : tensor<?x16xf32>, tensor<8x24x16xf32>, tensor<9xi32>) {{.*}} -> tensor<?x24xf32>
+// CHECK: %[[A:.*]] = moe.glu ins(%[[H]] : tensor<?x24xf32>) {{.*}} -> tensor<?x12xf32>
+// CHECK: %[[YS:.*]] = moe.grouped_matmul ins(%[[A]], %[[W2]], %[[OFFSETS]] : tensor<?x12xf32>, tensor<8x16x12xf32>, tensor<9xi32>) {{.*}} -> tensor<?x16xf32>
+// CHECK: %[[Y:.*]] = moe.combine ins(%[[YS]], %[[ROWS]], %[[W]] : tensor<?x16xf32>, tensor<?xi32>, tensor<?x2xf32>) outs(%[[INIT]] : tensor<?x16xf32>)
+// CHECK: return %[[Y]]
+// CHECK-NOT: moe.layer
+func.func @mixtral_like(%x: tensor<?x16xf32>, %router: tensor<8x16xf32>, %w13: tensor<8x24x16xf32>, %w2: tensor<8x16x12xf32>, %init: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x16xf32>, tensor<8x16xf32>, tensor<8x24x16xf32>, tensor<8x16x12xf32>)
+      outs(%init : tensor<?x16xf32>) {k = 2 : i64, renormalize, capacity = 3 : i64} -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+
+// The shared expert is added in f32 before the cast to the output type.
+// CHECK-LABEL: func.func @deepseek_like
+// CHECK: moe.route %{{.*}} bias(%{{.*}} : tensor<8xf32>) {{{.*}}n_group = 4 : i64{{.*}}scoring = #moe.scoring<sigmoid>{{.*}}}
+// CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<4x16xf32>
+// CHECK: %[[SH:.*]] = moe.glu ins(%{{.*}} : tensor<4x24xf32>) {{.*}} -> tensor<4x12xf32>
+// CHECK: %[[GATE:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x16xbf16>, tensor<1x16xbf16>)
+// CHECK: math.exp
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[ROUTED]], %{{.*}} : tensor<4x16xf32>, tensor<4x16xf32>) outs(%{{.*}} : tensor<4x16xbf16>)
+// CHECK: arith.addf
+// CHECK: arith.truncf
+// CHECK: return %[[SUM]]
+func.func @deepseek_like(%x: tensor<4x16xbf16>, %router: tensor<8x16xbf16>, %w13: tensor<8x24x16xbf16>, %w2: tensor<8x16x12xbf16>,
+                         %bias: tensor<8xf32>, %sw13: tensor<24x16xbf16>, %sw2: tensor<16x12xbf16>, %gate: tensor<1x16xbf16>,
+                         %init: tensor<4x16xbf16>) -> tensor<4x16xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x24x16xbf16>, tensor<8x16x12xbf16>)
+      bias(%bias : tensor<8xf32>) shared(%sw13, %sw2 : tensor<24x16xbf16>, tensor<16x12xbf16>)
+      shared_gate(%gate : tensor<1x16xbf16>) outs(%init : tensor<4x16xbf16>)
+      {k = 2 : i64, scoring = #moe.scoring<sigmoid>, n_group = 4 : i64, topk_group = 2 : i64,
+       renormalize, renorm_epsilon = 1.0e-20 : f64, scale = 2.5 : f64} -> tensor<4x16xbf16>
+  return %y : tensor<4x16xbf16>
+}
