@@ -21,6 +21,8 @@ using namespace mlir;
 void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
                                            const CPUPipelineOptions &options) {
   pm.addPass(createMoEDecomposeLayerPass());
+  if (options.fuseRouting)
+    pm.addPass(createMoEFuseRoutingPass());
   pm.addPass(createConvertMoEToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

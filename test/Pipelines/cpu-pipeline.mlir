@@ -1,5 +1,5 @@
 // RUN: moe-opt %s --moe-lower-to-cpu-pipeline | FileCheck %s
-// RUN: moe-opt %s --moe-lower-to-cpu-pipeline=c-interface=false | FileCheck %s --check-prefix=NOWRAP
+// RUN: moe-opt %s --moe-lower-to-cpu-pipeline="c-interface=false fuse-routing=false" | FileCheck %s --check-prefix=NOWRAP
 
 // The whole layer ends in the LLVM dialect; the result becomes an
 // out-parameter and a C wrapper takes every buffer by descriptor pointer.

@@ -16,6 +16,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Emit _mlir_ciface_ wrappers so C and ctypes callers "
                      "pass memref descriptors by pointer"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> fuseRouting{
+      *this, "fuse-routing",
+      llvm::cl::desc("Run moe-fuse-routing: gather, GLU and routing weights "
+                     "in the grouped matmuls"),
+      llvm::cl::init(true)};
 };
 
 /// Lowers a module of moe ops (on tensors) to the LLVM dialect for the host

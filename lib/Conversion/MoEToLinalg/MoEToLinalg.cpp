@@ -952,8 +952,10 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
     // out[t, h] = sum over ascending j of w[t, j] * ys[rowOf[t, j], h].
     SmallVector<OpFoldResult> outSizes = {tokens, b.dimSize(ys, 1)};
     Value acc = b.filled(outSizes, b.f32(0.0));
+    bool prescaled = op.getPrescaled();
     acc = b.generic({weights, rowOf}, {acc}, 3, {{0, 2}, {0, 2}, {0, 1}}, {2},
                     [&](StructuredBuilder &nb, ValueRange args) {
+                      Value weight = prescaled ? nb.f32(1.0) : args[0];
                       Value valid = nb.create<arith::CmpIOp>(
                           arith::CmpIPredicate::sge, args[1], nb.i32(0));
                       Value safe = nb.toIndex(
@@ -963,7 +965,7 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
                               ys, ValueRange{safe, nb.loopIndex(1)}),
                           nb.getF32Type());
                       Value sum = nb.create<arith::AddFOp>(
-                          args[2], nb.create<arith::MulFOp>(args[0], y));
+                          args[2], nb.create<arith::MulFOp>(weight, y));
                       return Body{
                           nb.create<arith::SelectOp>(valid, sum, args[2])};
                     })

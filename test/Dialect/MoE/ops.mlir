@@ -138,3 +138,11 @@ func.func @losses(%logits: tensor<16x8xf32>, %ids: tensor<16x2xi32>) -> (tensor<
   %z = moe.z_loss %logits : tensor<16x8xf32> -> tensor<f32>
   return %aux, %z : tensor<f32>, tensor<f32>
 }
+
+// CHECK-LABEL: func.func @combine_prescaled
+// CHECK: moe.combine {{.*}} {prescaled} -> tensor<16x64xf32>
+func.func @combine_prescaled(%ys: tensor<32x64xf32>, %rows: tensor<32xi32>, %w: tensor<16x2xf32>, %init: tensor<16x64xf32>) -> tensor<16x64xf32> {
+  %y = moe.combine ins(%ys, %rows, %w : tensor<32x64xf32>, tensor<32xi32>, tensor<16x2xf32>)
+      outs(%init : tensor<16x64xf32>) {prescaled} -> tensor<16x64xf32>
+  return %y : tensor<16x64xf32>
+}

@@ -270,6 +270,9 @@ def MoE_CombineOp : MoE_DpsOp<"combine"> {
     `out[t] = sum_j weights[t, j] * ys[r(t, j)]`, where `r(t, j)` is the row
     with `rows[r] = t * k + j`; summed in ascending j in f32, then cast.
     Selections without a row add nothing. Deterministic: no atomics.
+    With `prescaled` the rows already carry their routing weights (the
+    `row_scale` epilogue of the grouped matmul that produced them), so they
+    are summed unweighted; `weights` still gives T and k.
 
     ```mlir
     %y = moe.combine ins(%ys, %rows, %w
@@ -278,7 +281,8 @@ def MoE_CombineOp : MoE_DpsOp<"combine"> {
     ```
   }];
   let arguments = (ins AnyRankedTensor:$ys, AnyRankedTensor:$rows,
-                       AnyRankedTensor:$weights, AnyRankedTensor:$init);
+                       AnyRankedTensor:$weights, AnyRankedTensor:$init,
+                       UnitAttr:$prescaled);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     `ins` `(` $ys `,` $rows `,` $weights `:` type($ys) `,` type($rows) `,`

@@ -39,4 +39,37 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
   ];
 }
 
+def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
+  let summary = "Folds the permute, GLU and routing weights into the grouped matmuls";
+  let description = [{
+    Rewrites the unfused expert computation into the fused forms of the
+    dialect:
+
+    - a `moe.permute` feeding a `moe.grouped_matmul` becomes the matmul's
+      `gather` (the permute folded into the A-operand load);
+    - a `moe.glu` whose input is a grouped matmul's only use becomes that
+      matmul's GLU `epilogue` (gate and up projections in one GEMM);
+    - a `moe.combine` of a grouped matmul's only use moves the routing
+      weights into that matmul's `row_scale` epilogue and becomes a
+      `prescaled` combine: an unweighted, deterministic sum per token.
+
+    Before:
+    ```mlir
+    %xs = moe.permute ins(%x, %rows : ...) outs(...) {k = 2 : i64} -> ...
+    %h = moe.grouped_matmul ins(%xs, %w13, %offsets : ...) outs(...) -> ...
+    %a = moe.glu ins(%h : ...) outs(...) -> ...
+    %ys = moe.grouped_matmul ins(%a, %w2, %offsets : ...) outs(...) -> ...
+    %y = moe.combine ins(%ys, %rows, %w : ...) outs(%init : ...) -> ...
+    ```
+    After:
+    ```mlir
+    %a = moe.grouped_matmul ins(%x, %w13, %offsets : ...) rows(%rows : ...)
+        outs(...) {epilogue = #moe.activation<silu>, gather, k = 2 : i64} -> ...
+    %ys = moe.grouped_matmul ins(%a, %w2, %offsets : ...) rows(%rows : ...)
+        row_scale(%w : ...) outs(...) {k = 2 : i64} -> ...
+    %y = moe.combine ins(%ys, %rows, %w : ...) outs(%init : ...) {prescaled} -> ...
+    ```
+  }];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
