@@ -55,7 +55,8 @@ def relative_error(got, want):
         return np.inf
     finite = ~nan
     same_inf = np.isinf(want) & (got == want)
-    diff = np.where(finite & ~same_inf, np.abs(got - want), 0.0)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite & ~same_inf, np.abs(got - want), 0.0)
     if np.any(np.isinf(diff)) or np.any(np.isnan(diff)):
         return np.inf
     scale = np.max(np.abs(np.where(finite & np.isfinite(want), want, 0.0)))
