@@ -22,13 +22,18 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/OpenMP/OpenMPDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
+#include "moe/Conversion/MoEToVector/MoEToVector.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -37,8 +42,9 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
   registry.insert<moe::MoEDialect, affine::AffineDialect, arith::ArithDialect,
                   bufferization::BufferizationDialect, cf::ControlFlowDialect,
                   func::FuncDialect, linalg::LinalgDialect, LLVM::LLVMDialect,
-                  math::MathDialect, memref::MemRefDialect, scf::SCFDialect,
-                  tensor::TensorDialect>();
+                  math::MathDialect, memref::MemRefDialect, omp::OpenMPDialect,
+                  scf::SCFDialect, tensor::TensorDialect,
+                  vector::VectorDialect>();
   // Bufferization of the ops the linalg lowering produces.
   arith::registerBufferizableOpInterfaceExternalModels(registry);
   bufferization::func_ext::registerBufferizableOpInterfaceExternalModels(
@@ -46,12 +52,14 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
   linalg::registerBufferizableOpInterfaceExternalModels(registry);
   scf::registerBufferizableOpInterfaceExternalModels(registry);
   tensor::registerBufferizableOpInterfaceExternalModels(registry);
+  vector::registerBufferizableOpInterfaceExternalModels(registry);
   func::registerInlinerExtension(registry);
 }
 
 void mlir::moe::registerAllPasses() {
   moe::registerMoEPasses();
   moe::registerMoEToLinalgPasses();
+  moe::registerMoEToVectorPasses();
   registerMoEPipelines();
 
   // The upstream passes the pipelines are made of, so each step can be run
@@ -73,4 +81,8 @@ void mlir::moe::registerAllPasses() {
   LLVM::registerLLVMRequestCWrappersPass();
   registerReconcileUnrealizedCastsPass();
   registerSCFToControlFlowPass();
+  registerConvertSCFToOpenMPPass();
+  registerConvertOpenMPToLLVMPass();
+  registerConvertVectorToLLVMPass();
+  registerSCFForallToParallelLoop();
 }

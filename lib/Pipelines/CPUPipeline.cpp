@@ -14,6 +14,8 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
+#include "moe/Conversion/MoEToVector/MoEToVector.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 using namespace mlir;
@@ -23,6 +25,11 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createMoEDecomposeLayerPass());
   if (options.fuseRouting)
     pm.addPass(createMoEFuseRoutingPass());
+  if (options.vectorize) {
+    ConvertMoEToVectorPassOptions kernel;
+    kernel.vectorWidth = options.vectorWidth;
+    pm.addPass(createConvertMoEToVectorPass(kernel));
+  }
   pm.addPass(createConvertMoEToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -39,9 +46,16 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   bufferization::buildBufferDeallocationPipeline(pm);
 
+  pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  if (options.threads)
+    pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertVectorToLLVMPass());
+  // Before scf-to-cf: the OpenMP regions hold alloca scopes that must still
+  // have a single block when memrefs are lowered.
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
@@ -50,11 +64,12 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createConvertMathToLibmPass());
   if (options.cInterface)
     pm.addPass(LLVM::createLLVMRequestCWrappersPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 

@@ -70,9 +70,17 @@ def compile_shared_object(ir: str, out_dir: str | os.PathLike | None = None,
     llvm_ir = out / f"{digest}.ll"
     _run([LLVM_BIN / "mlir-translate", "--mlir-to-llvmir", llvm_dialect, "-o", llvm_ir])
     shared = out / f"lib{digest}.so"
-    _run([LLVM_BIN / "clang", opt_level, "-shared", "-fPIC", "-Wno-override-module",
-          llvm_ir, "-o", shared, "-lm"])
+    llvm_lib = LLVM_BIN.parent / "lib"
+    # The grouped matmul kernels run on OpenMP threads (Debian's libomp).
+    _run([LLVM_BIN / "clang", opt_level, f"-march={target_cpu()}", "-shared", "-fPIC",
+          "-Wno-override-module", llvm_ir, "-o", shared, f"-L{llvm_lib}", "-lomp",
+          f"-Wl,-rpath,{llvm_lib}", "-lm"])
     return shared
+
+
+def target_cpu() -> str:
+    """The CPU the code is compiled for: MOE_MLIR_CPU, or the host."""
+    return os.environ.get("MOE_MLIR_CPU", "native")
 
 
 @dataclass(frozen=True)

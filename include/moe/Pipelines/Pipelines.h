@@ -21,6 +21,20 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Run moe-fuse-routing: gather, GLU and routing weights "
                      "in the grouped matmuls"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> vectorize{
+      *this, "vectorize",
+      llvm::cl::desc("Lower grouped matmuls with convert-moe-to-vector "
+                     "instead of the reference linalg lowering"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> vectorWidth{
+      *this, "vector-width",
+      llvm::cl::desc("f32 lanes of the grouped matmul kernel (16: AVX-512, "
+                     "8: AVX2)"),
+      llvm::cl::init(16)};
+  PassOptions::Option<bool> threads{
+      *this, "threads",
+      llvm::cl::desc("Run the grouped matmul work items on OpenMP threads"),
+      llvm::cl::init(true)};
 };
 
 /// Lowers a module of moe ops (on tensors) to the LLVM dialect for the host

@@ -12,6 +12,7 @@
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -38,60 +39,6 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 //===----------------------------------------------------------------------===//
 // Scalar helpers
 //===----------------------------------------------------------------------===//
-
-Value sigmoid(StructuredBuilder &b, Value x) {
-  Value one = b.f32(1.0);
-  Value denominator = b.create<arith::AddFOp>(
-      one, b.create<math::ExpOp>(b.create<arith::NegFOp>(x)));
-  return b.create<arith::DivFOp>(one, denominator);
-}
-
-/// act(gate) * up in f32 for every activation of the dialect.
-Value gluScalar(StructuredBuilder &b, Value gate, Value up,
-                Activation activation, double alpha, double limit) {
-  switch (activation) {
-  case Activation::silu:
-    return b.create<arith::MulFOp>(
-        b.create<arith::MulFOp>(gate, sigmoid(b, gate)), up);
-  case Activation::gelu: {
-    Value scaled = b.create<arith::MulFOp>(gate, b.f32(M_SQRT1_2));
-    Value onePlus =
-        b.create<arith::AddFOp>(b.f32(1.0), b.create<math::ErfOp>(scaled));
-    Value gelu = b.create<arith::MulFOp>(
-        b.create<arith::MulFOp>(b.f32(0.5), gate), onePlus);
-    return b.create<arith::MulFOp>(gelu, up);
-  }
-  case Activation::gelu_tanh: {
-    Value cube = b.create<arith::MulFOp>(b.create<arith::MulFOp>(gate, gate),
-                                         gate);
-    Value inner = b.create<arith::AddFOp>(
-        gate, b.create<arith::MulFOp>(b.f32(0.044715), cube));
-    Value tanh = b.create<math::TanhOp>(
-        b.create<arith::MulFOp>(b.f32(std::sqrt(2.0 / M_PI)), inner));
-    Value gelu = b.create<arith::MulFOp>(
-        b.create<arith::MulFOp>(b.f32(0.5), gate),
-        b.create<arith::AddFOp>(b.f32(1.0), tanh));
-    return b.create<arith::MulFOp>(gelu, up);
-  }
-  case Activation::relu: {
-    Value positive = b.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, gate,
-                                             b.f32(0.0));
-    Value relu = b.create<arith::SelectOp>(positive, gate, b.f32(0.0));
-    return b.create<arith::MulFOp>(relu, up);
-  }
-  case Activation::swiglu_oai: {
-    Value clampedGate = b.create<arith::MinimumFOp>(gate, b.f32(limit));
-    Value clampedUp = b.create<arith::MaximumFOp>(
-        b.create<arith::MinimumFOp>(up, b.f32(limit)), b.f32(-limit));
-    Value glu = b.create<arith::MulFOp>(
-        clampedGate,
-        sigmoid(b, b.create<arith::MulFOp>(b.f32(alpha), clampedGate)));
-    return b.create<arith::MulFOp>(
-        glu, b.create<arith::AddFOp>(clampedUp, b.f32(1.0)));
-  }
-  }
-  llvm_unreachable("unknown activation");
-}
 
 /// 0 <= value < bound for an i32 `value` and an index `bound`.
 Value inRange(StructuredBuilder &b, Value value, Value bound) {

@@ -2,6 +2,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
+#include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -137,13 +138,8 @@ private:
     return b
         .generic({gate}, {out}, {firstColumn, identity}, {},
                  [](StructuredBuilder &nb, ValueRange args) {
-                   Value one = nb.f32(1.0);
-                   Value negated = nb.create<arith::NegFOp>(args[0]);
-                   Value denominator = nb.create<arith::AddFOp>(
-                       one, nb.create<math::ExpOp>(negated));
-                   Value sigmoid = nb.create<arith::DivFOp>(one, denominator);
-                   return SmallVector<Value>{
-                       nb.create<arith::MulFOp>(args[1], sigmoid)};
+                   return SmallVector<Value>{nb.create<arith::MulFOp>(
+                       args[1], moe::sigmoid(nb, args[0]))};
                  })
         .front();
   }

@@ -1,0 +1,22 @@
+//===- MoEToVector.h - Vectorized CPU grouped matmul ------------*- C++ -*-===//
+
+#ifndef MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_H
+#define MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::moe {
+
+#define GEN_PASS_DECL_CONVERTMOETOVECTORPASS
+#define GEN_PASS_REGISTRATION
+#include "moe/Conversion/MoEToVector/MoEToVector.h.inc"
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_H

@@ -1,0 +1,49 @@
+//===- MoEToVector.td - Vectorized CPU grouped matmul ------*- tablegen -*-===//
+
+#ifndef MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_TD
+#define MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
+  let summary = "Lowers moe.grouped_matmul to a parallel, vectorized CPU kernel";
+  let description = [{
+    Lowers every `moe.grouped_matmul` whose weights are in the `nk` layout
+    (fused forms included) to an `scf.forall` over (column tile, expert) work
+    items writing disjoint tiles of the result, with `vector` dialect inner
+    loops:
+
+    - work items are ordered column-tile-major, so any contiguous chunk of
+      them covers every expert: a static split over threads stays balanced
+      when one expert holds most rows; experts with no rows return at once;
+    - each weight row `W[e, n, :]` is read once per block of `row-block`
+      routed rows, whose A rows (gathered through `rows` when fused) stay in
+      L1; products accumulate in f32 `vector-width`-lane FMAs along K (bf16
+      and f16 weights are extended in registers), with a masked tail when K
+      is not a multiple of the width;
+    - the GLU epilogue, the row scale and the cast are applied per element
+      before the store.
+
+    Rows in no expert's range stay zero. Each output element is reduced by
+    one thread in a fixed order, so results are deterministic run to run.
+    Other moe ops are left for `convert-moe-to-linalg`.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes of the inner FMA loop (16 for AVX-512, 8 for AVX2)">,
+    Option<"rowBlock", "row-block", "int64_t", /*default=*/"4",
+           "routed rows sharing each weight-row load">,
+    Option<"columnTile", "column-tile", "int64_t", /*default=*/"16",
+           "output columns per work item">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+#endif // MOE_CONVERSION_MOETOVECTOR_MOETOVECTOR_TD

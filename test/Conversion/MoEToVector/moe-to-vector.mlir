@@ -1,0 +1,38 @@
+// RUN: moe-opt %s --convert-moe-to-vector="vector-width=8 row-block=2 column-tile=4" | FileCheck %s
+
+// A fused grouped matmul becomes an scf.forall over (column tile, expert)
+// items with f32 vector FMAs along K, a masked tail (K = 20 is not a multiple
+// of 8), the GLU epilogue and the row scale per element.
+// CHECK-LABEL: func.func @fused
+// CHECK: %[[CLEARED:.*]] = linalg.fill
+// CHECK: scf.forall (%[[ITEM:.*]]) in (12) shared_outs(%[[OUT:.*]] = %[[CLEARED]])
+// CHECK: arith.remui %[[ITEM]], %c4
+// CHECK: %[[TILE:.*]] = tensor.extract_slice %[[OUT]]
+// CHECK: scf.for
+// CHECK: tensor.extract %{{.*}} : tensor<?x2xf32>
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} to %c16 step %c8
+// CHECK: vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x24x20xbf16>, vector<8xbf16>
+// CHECK: arith.extf %{{.*}} : vector<8xbf16> to vector<8xf32>
+// CHECK: vector.fma
+// CHECK: vector.transfer_read %{{.*}} : tensor<4x24x20xbf16>, vector<8xbf16>
+// CHECK: vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<8xf32> into f32
+// CHECK: math.exp
+// CHECK: scf.forall.in_parallel
+// CHECK: tensor.parallel_insert_slice
+// CHECK-NOT: moe.grouped_matmul
+func.func @fused(%x: tensor<?x20xbf16>, %w: tensor<4x24x20xbf16>, %o: tensor<5xi32>, %r: tensor<?xi32>, %s: tensor<?x2xf32>, %init: tensor<?x12xf32>) -> tensor<?x12xf32> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x20xbf16>, tensor<4x24x20xbf16>, tensor<5xi32>)
+      rows(%r : tensor<?xi32>) row_scale(%s : tensor<?x2xf32>) outs(%init : tensor<?x12xf32>)
+      {gather, k = 2 : i64, epilogue = #moe.activation<silu>} -> tensor<?x12xf32>
+  return %h : tensor<?x12xf32>
+}
+
+// Weights in the kn layout are left to the reference lowering.
+// CHECK-LABEL: func.func @kn_layout
+// CHECK: moe.grouped_matmul
+func.func @kn_layout(%a: tensor<8x16xf32>, %w: tensor<4x16x24xf32>, %o: tensor<5xi32>, %init: tensor<8x24xf32>) -> tensor<8x24xf32> {
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x16x24xf32>, tensor<5xi32>)
+      outs(%init : tensor<8x24xf32>) {rhs_layout = #moe.rhs_layout<kn>} -> tensor<8x24xf32>
+  return %h : tensor<8x24xf32>
+}
