@@ -133,27 +133,72 @@ Value castInto(StructuredBuilder &b, Value input, Value init) {
       .front();
 }
 
-/// out[b, i] = the index j whose rank[b, j] == i, and `values[b, j]` picked
-/// alongside (i < count). Exactly one j has each rank, so the reduction adds
-/// one match to zeros.
-std::pair<Value, Value> selectByRank(StructuredBuilder &b, Value rank,
-                                     Value values, int64_t count) {
-  SmallVector<OpFoldResult> sizes = {b.dimSize(rank, 0),
-                                     b.getIndexAttr(count)};
-  Value ids = b.filled(sizes, b.i32(0));
-  Value picked = b.filled(sizes, b.f32(0.0));
-  auto results = b.generic(
-      {rank, values}, {ids, picked}, 3, {{0, 2}, {0, 2}, {0, 1}, {0, 1}}, {2},
-      [](StructuredBuilder &nb, ValueRange args) {
-        Value slot = nb.fromIndex(nb.loopIndex(1), nb.getI32Type());
-        Value candidate = nb.fromIndex(nb.loopIndex(2), nb.getI32Type());
-        Value match =
-            nb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, args[0], slot);
-        Value id = nb.create<arith::SelectOp>(match, candidate, args[2]);
-        Value value = nb.create<arith::SelectOp>(match, args[1], args[3]);
-        return Body{id, value};
-      });
-  return {results[0], results[1]};
+/// Per token, the k best candidates of `scores` [T, N] (ids [T, k] i32) and
+/// `values` [T, N] picked alongside (f32). Pass j picks the best candidate
+/// that ranks after pass j - 1's pick, so the work is O(T * N * k).
+std::pair<Value, Value> topK(StructuredBuilder &b, Value scores, Value values,
+                             int64_t k) {
+  OpFoldResult tokens = b.dimSize(scores, 0);
+  SmallVector<Value> ids, picked;
+  Value previousScore, previousIndex;
+  for (int64_t j = 0; j < k; ++j) {
+    SmallVector<Value> inputs = {scores, values};
+    SmallVector<SmallVector<unsigned>> maps = {{0, 1}, {0, 1}};
+    if (j > 0) {
+      inputs.append({previousScore, previousIndex});
+      maps.append({{0}, {0}});
+    }
+    maps.append({{0}, {0}, {0}});
+    bool first = j == 0;
+    auto best = b.generic(
+        inputs,
+        {b.filled({tokens}, b.f32(0.0)), b.filled({tokens}, b.i32(-1)),
+         b.filled({tokens}, b.f32(0.0))},
+        2, maps, {1},
+        [&](StructuredBuilder &nb, ValueRange args) {
+          Value score = args[0], value = args[1];
+          Value candidate = nb.fromIndex(nb.loopIndex(1), nb.getI32Type());
+          ValueRange acc = args.take_back(3);
+          Value bestScore = acc[0], bestIndex = acc[1], bestValue = acc[2];
+          Value noneYet = nb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                                   bestIndex, nb.i32(0));
+          Value better = nb.create<arith::OrIOp>(
+              noneYet,
+              nb.ranksBefore(score, candidate, bestScore, bestIndex));
+          if (!first)
+            better = nb.create<arith::AndIOp>(
+                better,
+                nb.ranksBefore(args[2], args[3], score, candidate));
+          return Body{
+              nb.create<arith::SelectOp>(better, score, bestScore),
+              nb.create<arith::SelectOp>(better, candidate, bestIndex),
+              nb.create<arith::SelectOp>(better, value, bestValue)};
+        });
+    previousScore = best[0];
+    previousIndex = best[1];
+    ids.push_back(best[1]);
+    picked.push_back(best[2]);
+  }
+  // Gather the k per-token columns into [T, k].
+  auto assemble = [&](ArrayRef<Value> columns, Type type) {
+    SmallVector<SmallVector<unsigned>> maps(columns.size(), {0});
+    maps.push_back({0, 1});
+    return b
+        .generic(columns, {b.empty({tokens, b.getIndexAttr(k)}, type)}, 2,
+                 maps, {},
+                 [&](StructuredBuilder &nb, ValueRange args) {
+                   Value slot = nb.loopIndex(1);
+                   Value result = args[0];
+                   for (int64_t j = 1; j < k; ++j) {
+                     Value here = nb.create<arith::CmpIOp>(
+                         arith::CmpIPredicate::eq, slot, nb.index(j));
+                     result = nb.create<arith::SelectOp>(here, args[j], result);
+                   }
+                   return Body{result};
+                 })
+        .front();
+  };
+  return {assemble(ids, b.getI32Type()), assemble(picked, b.getF32Type())};
 }
 
 //===----------------------------------------------------------------------===//
@@ -283,8 +328,7 @@ struct LowerRoute : OpRewritePattern<RouteOp> {
     if (op.getNGroup() > 1)
       scores = maskGroups(b, op, scores, numExperts);
 
-    Value rank = b.rankRows(scores);
-    auto [ids, weights] = selectByRank(b, rank, probs, k);
+    auto [ids, weights] = topK(b, scores, probs, k);
 
     if (scoring == Scoring::softmax_topk)
       weights = softmaxRows(b, weights);
@@ -500,64 +544,47 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                   })
             .front();
 
-    // position[t, j] = offsets[e] + kept selections of e before (t, j).
-    Value position =
-        b.generic({local, kept, local, kept},
-                  {b.filled({tokens, slots}, b.i32(0))}, 4,
-                  {{0, 1}, {0, 1}, {2, 3}, {2, 3}, {0, 1}}, {2, 3},
-                  [&](StructuredBuilder &nb, ValueRange args) {
-                    Value self = flatIndex(nb, 0, 1, k);
-                    Value other = flatIndex(nb, 2, 3, k);
-                    Value earlier = nb.create<arith::CmpIOp>(
-                        arith::CmpIPredicate::ult, other, self);
-                    Value same = nb.create<arith::CmpIOp>(
-                        arith::CmpIPredicate::eq, args[0], args[2]);
-                    Value counts = nb.create<arith::AndIOp>(
-                        nb.create<arith::AndIOp>(earlier, same), args[3]);
-                    return Body{nb.create<arith::AddIOp>(
-                        args[4], boolToI32(nb, counts))};
-                  })
-            .front();
-    position =
-        b.generic({local, position}, {b.empty({tokens, slots}, b.getI32Type())},
-                  2, {{0, 1}, {0, 1}, {0, 1}}, {},
-                  [&](StructuredBuilder &nb, ValueRange args) {
-                    Value safe = nb.create<arith::MaxSIOp>(args[0], nb.i32(0));
-                    Value base = nb.create<tensor::ExtractOp>(
-                        offsets, ValueRange{nb.toIndex(safe)});
-                    return Body{nb.create<arith::AddIOp>(base, args[1])};
-                  })
-            .front();
-
-    // rows[r] = the kept selection at position r, or -1.
+    // rows: the kept selections in flat order, each at its expert's cursor.
     Value numRows = b.create<arith::MulIOp>(b.dimValue(ids, 0), b.index(k));
+    Value cursor = b.create<tensor::ExtractSliceOp>(
+        offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(numLocal)},
+        ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
     Value rowsInit = b.filled({OpFoldResult(numRows)}, b.i32(-1));
-    Value rows =
-        b.generic({kept, position}, {rowsInit}, 3, {{1, 2}, {1, 2}, {0}},
-                  {1, 2},
-                  [&](StructuredBuilder &nb, ValueRange args) {
-                    Value row = nb.fromIndex(nb.loopIndex(0), nb.getI32Type());
-                    Value here = nb.create<arith::CmpIOp>(
-                        arith::CmpIPredicate::eq, args[1], row);
-                    Value match = nb.create<arith::AndIOp>(args[0], here);
-                    Value flat =
-                        nb.fromIndex(flatIndex(nb, 1, 2, k), nb.getI32Type());
-                    return Body{
-                        nb.create<arith::SelectOp>(match, flat, args[2])};
-                  })
-            .front();
+    auto scatter = b.create<scf::ForOp>(
+        b.index(0), numRows, b.index(1), ValueRange{cursor, rowsInit},
+        [&](OpBuilder &nested, Location loc, Value flat, ValueRange iter) {
+          StructuredBuilder nb(loc, nested);
+          Value token = nb.create<arith::DivUIOp>(flat, nb.index(k));
+          Value slot = nb.create<arith::RemUIOp>(flat, nb.index(k));
+          Value keep =
+              nb.create<tensor::ExtractOp>(kept, ValueRange{token, slot});
+          Value expert =
+              nb.create<tensor::ExtractOp>(local, ValueRange{token, slot});
+          Value safe = nb.toIndex(nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
+          auto store = nb.create<scf::IfOp>(
+              keep,
+              [&](OpBuilder &thenBuilder, Location thenLoc) {
+                StructuredBuilder tb(thenLoc, thenBuilder);
+                Value at = tb.create<tensor::ExtractOp>(iter[0], ValueRange{safe});
+                Value rows = tb.create<tensor::InsertOp>(
+                    tb.fromIndex(flat, tb.getI32Type()), iter[1],
+                    ValueRange{tb.toIndex(at)});
+                Value next = tb.create<arith::AddIOp>(at, tb.i32(1));
+                Value advanced =
+                    tb.create<tensor::InsertOp>(next, iter[0], ValueRange{safe});
+                tb.create<scf::YieldOp>(ValueRange{advanced, rows});
+              },
+              [&](OpBuilder &elseBuilder, Location elseLoc) {
+                scf::YieldOp::create(elseBuilder, elseLoc, iter);
+              });
+          nb.create<scf::YieldOp>(store.getResults());
+        });
+    Value rows = scatter.getResult(1);
     if (rows.getType() != op.getRows().getType())
       rows = b.create<tensor::CastOp>(op.getRows().getType(), rows);
     rewriter.replaceOp(op, {rows, offsets});
     return success();
-  }
-
-  /// t * k + j for the loop dimensions holding t and j.
-  static Value flatIndex(StructuredBuilder &b, unsigned tokenDim,
-                         unsigned slotDim, int64_t k) {
-    return b.create<arith::AddIOp>(
-        b.create<arith::MulIOp>(b.loopIndex(tokenDim), b.index(k)),
-        b.loopIndex(slotDim));
   }
 
   /// kept[t, j] (i1): the selection has a local expert and, under a
@@ -593,9 +620,12 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                    })
           .front();
 
-    bool byScore = op.getDropPolicy() == DropPolicy::score;
-    Value weights = byScore ? op.getWeights() : local;
-    // ahead[t, j]: selections of the same expert with a higher priority.
+    if (op.getDropPolicy() == DropPolicy::position)
+      return keptInSlotOrder(b, local, capacity, op, k);
+
+    // Score policy: ahead[t, j] counts the selections of the same expert
+    // with a larger weight (ties: lower token, then lower slot).
+    Value weights = op.getWeights();
     Value ahead =
         b.generic({local, weights, local, weights},
                   {b.filled({tokens, slots}, b.i32(0))}, 4,
@@ -603,18 +633,9 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                   [&](StructuredBuilder &nb, ValueRange args) {
                     Value t = nb.loopIndex(0), j = nb.loopIndex(1);
                     Value t2 = nb.loopIndex(2), j2 = nb.loopIndex(3);
-                    Value first;
-                    if (byScore) {
-                      // Larger weight first, then lower token, then lower j.
-                      Value self = flat(nb, t, j, k), other = flat(nb, t2, j2, k);
-                      first = nb.ranksBefore(args[3], other, args[1], self);
-                    } else {
-                      // Slot-major: (j2, t2) before (j, t).
-                      Value self = flat(nb, j, t, 1 << 30);
-                      Value other = flat(nb, j2, t2, 1 << 30);
-                      first = nb.create<arith::CmpIOp>(
-                          arith::CmpIPredicate::ult, other, self);
-                    }
+                    // Larger weight first, then lower token, then lower j.
+                    Value self = flat(nb, t, j, k), other = flat(nb, t2, j2, k);
+                    Value first = nb.ranksBefore(args[3], other, args[1], self);
                     Value same = nb.create<arith::CmpIOp>(
                         arith::CmpIPredicate::eq, args[0], args[2]);
                     Value counts = nb.create<arith::AndIOp>(first, same);
@@ -633,6 +654,49 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                    return Body{nb.create<arith::AndIOp>(hasExpert, fits)};
                  })
         .front();
+  }
+
+  /// Capacity with the position policy: visit the selections slot-major
+  /// (every token's first choice, then every second choice, ...) and keep
+  /// each while its expert has room. Linear in T * k.
+  static Value keptInSlotOrder(StructuredBuilder &b, Value local,
+                               Value capacity, DispatchOp op, int64_t k) {
+    int64_t numLocal =
+        cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0) - 1;
+    OpFoldResult tokens = b.dimSize(local, 0);
+    Value counts = b.filled({b.getIndexAttr(numLocal)}, b.i32(0));
+    Value kept = b.filled({tokens, b.getIndexAttr(k)},
+                          b.create<arith::ConstantIntOp>(b.getI1Type(), 0));
+    auto slots = b.create<scf::ForOp>(
+        b.index(0), b.index(k), b.index(1), ValueRange{counts, kept},
+        [&](OpBuilder &outer, Location loc, Value slot, ValueRange slotIter) {
+          StructuredBuilder ob(loc, outer);
+          auto visit = ob.create<scf::ForOp>(
+              ob.index(0), ob.dimValue(local, 0), ob.index(1), slotIter,
+              [&](OpBuilder &inner, Location innerLoc, Value token,
+                  ValueRange iter) {
+                StructuredBuilder nb(innerLoc, inner);
+                Value expert = nb.create<tensor::ExtractOp>(
+                    local, ValueRange{token, slot});
+                Value hasExpert = nb.create<arith::CmpIOp>(
+                    arith::CmpIPredicate::sge, expert, nb.i32(0));
+                Value safe =
+                    nb.toIndex(nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
+                Value used =
+                    nb.create<tensor::ExtractOp>(iter[0], ValueRange{safe});
+                Value room = nb.create<arith::CmpIOp>(
+                    arith::CmpIPredicate::slt, used, capacity);
+                Value keep = nb.create<arith::AndIOp>(hasExpert, room);
+                Value newCounts = nb.create<tensor::InsertOp>(
+                    nb.create<arith::AddIOp>(used, boolToI32(nb, keep)),
+                    iter[0], ValueRange{safe});
+                Value newKept = nb.create<tensor::InsertOp>(
+                    keep, iter[1], ValueRange{token, slot});
+                nb.create<scf::YieldOp>(ValueRange{newCounts, newKept});
+              });
+          ob.create<scf::YieldOp>(visit.getResults());
+        });
+    return slots.getResult(1);
   }
 
   /// major * stride + minor as an index.
@@ -879,22 +943,33 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
     OpFoldResult slots = b.getIndexAttr(k);
 
     // rowOf[t, j]: the row holding selection t * k + j, or -1.
-    Value rowOf =
-        b.generic({rows}, {b.filled({tokens, slots}, b.i32(-1))}, 3,
-                  {{2}, {0, 1}}, {2},
-                  [&](StructuredBuilder &nb, ValueRange args) {
-                    Value flat = nb.create<arith::AddIOp>(
-                        nb.create<arith::MulIOp>(nb.loopIndex(0),
-                                                 nb.index(k)),
-                        nb.loopIndex(1));
-                    Value match = nb.create<arith::CmpIOp>(
-                        arith::CmpIPredicate::eq, args[0],
-                        nb.fromIndex(flat, nb.getI32Type()));
-                    Value row = nb.fromIndex(nb.loopIndex(2), nb.getI32Type());
-                    return Body{
-                        nb.create<arith::SelectOp>(match, row, args[1])};
-                  })
-            .front();
+    Value numTokens = b.dimValue(weights, 0);
+    Value limit = b.create<arith::MulIOp>(numTokens, b.index(k));
+    Value rowOfInit = b.filled({tokens, slots}, b.i32(-1));
+    auto invert = b.create<scf::ForOp>(
+        b.index(0), b.dimValue(rows, 0), b.index(1), ValueRange{rowOfInit},
+        [&](OpBuilder &nested, Location loc, Value row, ValueRange iter) {
+          StructuredBuilder nb(loc, nested);
+          Value selection = nb.create<tensor::ExtractOp>(rows, ValueRange{row});
+          Value valid = inRange(nb, selection, limit);
+          auto store = nb.create<scf::IfOp>(
+              valid,
+              [&](OpBuilder &thenBuilder, Location thenLoc) {
+                StructuredBuilder tb(thenLoc, thenBuilder);
+                Value flat = tb.toIndex(selection);
+                Value token = tb.create<arith::DivUIOp>(flat, tb.index(k));
+                Value slot = tb.create<arith::RemUIOp>(flat, tb.index(k));
+                Value updated = tb.create<tensor::InsertOp>(
+                    tb.fromIndex(row, tb.getI32Type()), iter[0],
+                    ValueRange{token, slot});
+                tb.create<scf::YieldOp>(updated);
+              },
+              [&](OpBuilder &elseBuilder, Location elseLoc) {
+                scf::YieldOp::create(elseBuilder, elseLoc, iter[0]);
+              });
+          nb.create<scf::YieldOp>(store.getResult(0));
+        });
+    Value rowOf = invert.getResult(0);
 
     // out[t, h] = sum over ascending j of w[t, j] * ys[rowOf[t, j], h].
     SmallVector<OpFoldResult> outSizes = {tokens, b.dimSize(ys, 1)};

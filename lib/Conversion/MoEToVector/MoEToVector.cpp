@@ -200,12 +200,11 @@ private:
             auto store = cb.create<scf::IfOp>(
                 live[i],
                 [&](OpBuilder &thenBuilder, Location thenLoc) {
-                  Value inserted = thenBuilder.create<tensor::InsertOp>(
-                      thenLoc, value, updated, ValueRange{localRow, column});
-                  thenBuilder.create<scf::YieldOp>(thenLoc, inserted);
+                  Value inserted = tensor::InsertOp::create(thenBuilder, thenLoc, value, updated, ValueRange{localRow, column});
+                  scf::YieldOp::create(thenBuilder, thenLoc, inserted);
                 },
                 [&](OpBuilder &elseBuilder, Location elseLoc) {
-                  elseBuilder.create<scf::YieldOp>(elseLoc, updated);
+                  scf::YieldOp::create(elseBuilder, elseLoc, updated);
                 });
             updated = store.getResult(0);
           }

@@ -3,11 +3,13 @@
 // Every op becomes linalg on tensors; nothing of the moe dialect is left.
 // CHECK-NOT: moe.
 
-// Routing: softmax, a rank of every expert, and the slot-by-rank selection.
+// Routing: softmax, then k selection passes over the experts, each a
+// reduction that keeps the best candidate ranking after the previous pick.
 // CHECK-LABEL: func.func @route
 // CHECK: math.exp
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
 // CHECK: arith.cmpf uno
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
 // CHECK: arith.divf
 func.func @route(%l: tensor<?x8xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
   %w, %ids = moe.route %l {k = 2 : i64, renormalize} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
@@ -23,8 +25,11 @@ func.func @route_groups(%l: tensor<4x8xf32>, %b: tensor<8xf32>) -> (tensor<4x2xf
 }
 
 // CHECK-LABEL: func.func @dispatch
+// Capacity in slot order: a scan over slots, then tokens.
 // CHECK: math.ceil
-// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "reduction"]
+// CHECK: scf.for
+// CHECK: scf.for
+// CHECK: tensor.insert
 func.func @dispatch(%ids: tensor<?x2xi32>) -> (tensor<?xi32>, tensor<9xi32>) {
   %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64, capacity_factor = 1.5 : f64}
       : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
