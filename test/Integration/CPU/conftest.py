@@ -2,7 +2,8 @@
 
 Every test draws its inputs from ``np.random.default_rng(seed)`` with a fresh seed per
 test (``MOE_TEST_SEED=<n>`` pins it); a failing test reports its seed so the exact
-inputs can be replayed. Each distinct IR text is compiled once per session.
+inputs can be replayed. Each distinct IR text is compiled once per session and pipeline
+variant (PIPELINES).
 """
 
 import os
@@ -44,29 +45,83 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+#: Variants of the CPU pipeline that tests of the grouped matmul and of whole layers run
+#: under: the default (fused routing, vectorized OpenMP grouped matmul), the reference
+#: linalg lowering of every op, the vectorized kernel without routing fusion, and the
+#: vectorized kernel at AVX2 width (its remainder handling differs). Each entry is the
+#: moe-opt flag without its leading "--".
+PIPELINES = {
+    "default": "moe-lower-to-cpu-pipeline",
+    "reference": "moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false threads=false",
+    "unfused": "moe-lower-to-cpu-pipeline=fuse-routing=false",
+    "width8": "moe-lower-to-cpu-pipeline=vector-width=8",
+}
+
+
+def _compile(ir: str, out_dir: pathlib.Path, pipeline: str) -> cpu.CompiledModule:
+    if pipeline == PIPELINES["default"]:
+        return cpu.compile_module(ir, out_dir)
+    # cpu.compile_module takes no pipeline, so its lowering step is pointed at the variant
+    # for the duration of the call; the count catches a cpu.py that stops using it.
+    lower = cpu.lower_to_llvm_dialect
+    calls = []
+
+    def lower_variant(text, *_, **__):
+        calls.append(text)
+        return lower(text, pipeline)
+
+    cpu.lower_to_llvm_dialect = lower_variant
+    try:
+        module = cpu.compile_module(ir, out_dir)
+    finally:
+        cpu.lower_to_llvm_dialect = lower
+    if not calls:
+        raise RuntimeError("cpu.compile_module no longer lowers through "
+                           "cpu.lower_to_llvm_dialect; update _compile in conftest.py")
+    return module
+
+
 class KernelCache:
-    """Compiles each distinct IR text once and keeps the loaded module."""
+    """Compiles each distinct (IR text, pipeline) once and keeps the loaded module."""
 
     def __init__(self, out_dir: pathlib.Path):
         self.out_dir = out_dir
         self._modules = {}
 
-    def __call__(self, ir: str) -> cpu.CompiledModule:
-        module = self._modules.get(ir)
+    def __call__(self, ir: str, pipeline: str = "default") -> cpu.CompiledModule:
+        key = (ir, pipeline)
+        module = self._modules.get(key)
         if module is None:
+            # Object files are named by IR hash only: one folder per pipeline.
+            out_dir = self.out_dir / pipeline
             try:
-                module = cpu.compile_module(ir, self.out_dir)
+                module = _compile(ir, out_dir, PIPELINES[pipeline])
             except cpu.CompileError as error:
                 # The IR is part of the failure: without it the diagnostics lack context.
-                raise cpu.CompileError(f"{error}\n--- input IR ---\n{ir}") from None
-            self._modules[ir] = module
+                raise cpu.CompileError(f"{error}\n--- pipeline: {PIPELINES[pipeline]}\n"
+                                       f"--- input IR ---\n{ir}") from None
+            self._modules[key] = module
         return module
 
 
 @pytest.fixture(scope="session")
 def compile_ir(tmp_path_factory):
-    """``compile_ir(ir) -> cpu.CompiledModule``, cached by IR text for the session."""
+    """``compile_ir(ir, pipeline="default") -> cpu.CompiledModule``, cached for the session;
+    ``pipeline`` names an entry of PIPELINES."""
     return KernelCache(tmp_path_factory.mktemp("cpu-kernels"))
+
+
+@pytest.fixture(params=list(PIPELINES))
+def pipeline(request):
+    """Each CPU pipeline variant, for whole layers (which every variant lowers differently)."""
+    return request.param
+
+
+@pytest.fixture(params=["default", "reference", "width8"])
+def matmul_pipeline(request):
+    """The variants that lower a lone grouped matmul differently (routing fusion has
+    nothing to fuse there)."""
+    return request.param
 
 
 @pytest.fixture

@@ -64,15 +64,15 @@ def test_permute_dynamic(compile_ir, rng):
 # ----------------------------------------------------------------------------------------
 
 
-def _run_grouped_matmul(compile_ir, rng, *, T, k, E, K, N, dtype="f32", out_dtype="f32",
-                        rhs_layout=None, gather=False, row_scale=False, epilogue=None,
+def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32",
+                        out_dtype="f32", rhs_layout=None, gather=False, row_scale=False, epilogue=None,
                         capacity=None, rhs_scale=1.0, dynamic=False, tokens=None,
                         **glu_attrs):
     M_static = None if dynamic else T * k
     module = compile_ir(irgen.grouped_matmul_ir(
         M_static, K, N, E, dtype=dtype, out_dtype=out_dtype, rhs_layout=rhs_layout,
         gather=gather, row_scale=row_scale, T=None if dynamic else T,
-        k=k if (gather or row_scale) else None, epilogue=epilogue, **glu_attrs))
+        k=k if (gather or row_scale) else None, epilogue=epilogue, **glu_attrs), pipeline)
     for t in tokens or [T]:
         M = t * k
         if gather or row_scale:
@@ -96,7 +96,7 @@ def _run_grouped_matmul(compile_ir, rng, *, T, k, E, K, N, dtype="f32", out_dtyp
             row_scale=scales if row_scale else None, epilogue=epilogue, **glu_attrs)
         what = (f"grouped_matmul T={t} k={k} E={E} K={K} N={N} {dtype}->{out_dtype} "
                 f"rhs_layout={rhs_layout} gather={gather} row_scale={row_scale} "
-                f"epilogue={epilogue} {glu_attrs} offsets={offsets.tolist()}")
+                f"epilogue={epilogue} {glu_attrs} pipeline={pipeline} offsets={offsets.tolist()}")
         assert_close(cpu.from_storage(out, out_dtype), want,
                      "bf16" if "bf16" in (dtype, out_dtype) else "f32", what)
 
@@ -131,22 +131,23 @@ GMM_CASES = [
 
 
 @pytest.mark.parametrize("case", GMM_CASES, ids=[c[0] for c in GMM_CASES])
-def test_grouped_matmul(compile_ir, rng, case):
-    _run_grouped_matmul(compile_ir, rng, **case[1])
+def test_grouped_matmul(compile_ir, rng, matmul_pipeline, case):
+    _run_grouped_matmul(compile_ir, rng, matmul_pipeline, **case[1])
 
 
 @pytest.mark.parametrize("layout", GLU_LAYOUTS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_grouped_matmul_glu_epilogue(compile_ir, rng, activation, layout):
+def test_grouped_matmul_glu_epilogue(compile_ir, rng, matmul_pipeline, activation,
+                                     layout):
     """rhs_scale 4 puts many pre-activations beyond swiglu_oai's limit of 7."""
-    _run_grouped_matmul(compile_ir, rng, T=12, k=2, E=6, K=20, N=18, epilogue=activation,
-                        glu_layout=layout, rhs_scale=4.0)
+    _run_grouped_matmul(compile_ir, rng, matmul_pipeline, T=12, k=2, E=6, K=20, N=18,
+                        epilogue=activation, glu_layout=layout, rhs_scale=4.0)
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["plain", "gather_row_scale"])
-def test_grouped_matmul_dynamic_rows(compile_ir, rng, fused):
-    _run_grouped_matmul(compile_ir, rng, T=None, k=2, E=6, K=16, N=12, gather=fused,
-                        row_scale=fused, dynamic=True, tokens=[1, 4, 19])
+def test_grouped_matmul_dynamic_rows(compile_ir, rng, matmul_pipeline, fused):
+    _run_grouped_matmul(compile_ir, rng, matmul_pipeline, T=None, k=2, E=6, K=16, N=12,
+                        gather=fused, row_scale=fused, dynamic=True, tokens=[1, 4, 19])
 
 
 # ----------------------------------------------------------------------------------------

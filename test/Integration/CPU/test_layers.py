@@ -92,13 +92,14 @@ class Layer:
                 f"shared={self.shared} {self.attrs}")
 
 
-def run_layer(compile_ir, rng, layer, tokens=None, dynamic=False, check=None):
-    """Compiles ``layer`` once and compares y with the oracle for each token count.
+def run_layer(compile_ir, rng, pipeline, layer, tokens=None, dynamic=False, check=None):
+    """Compiles ``layer`` with ``pipeline`` (a PIPELINES name) and compares y with the
+    oracle for each token count.
 
     ``check(reference_results)`` may assert that the drawn inputs give the routing
     pattern a test is about (so a test bug cannot pass silently).
     """
-    module = compile_ir(layer.ir(dynamic))
+    module = compile_ir(layer.ir(dynamic), pipeline)
     for T in tokens or [layer.T]:
         inputs = draw_robust(rng, lambda: layer.draw(rng, T), lambda i: layer.robust(rng, i),
                              layer.describe(T))
@@ -108,7 +109,8 @@ def run_layer(compile_ir, rng, layer, tokens=None, dynamic=False, check=None):
         (y,) = call(module, "layer", layer.kernel_inputs(inputs), [((T, layer.H), layer.dtype)])
         _, _, ids, _, offsets = want
         assert_close(cpu.from_storage(y, layer.dtype), want[0], layer.dtype,
-                     f"{layer.describe(T)}\nreference ids={ids.tolist()}\n"
+                     f"{layer.describe(T)} pipeline={pipeline}\n"
+                     f"reference ids={ids.tolist()}\n"
                      f"reference offsets={offsets.tolist()}")
 
 
@@ -148,57 +150,57 @@ def test_model_layers_match_reference_recipes():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("model", sorted(RECIPE_SIZES))
-def test_model_recipe(compile_ir, rng, model, dtype):
-    run_layer(compile_ir, rng, recipe(model, dtype))
+def test_model_recipe(compile_ir, rng, pipeline, model, dtype):
+    run_layer(compile_ir, rng, pipeline, recipe(model, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_shared_expert_with_gate(compile_ir, rng, dtype):
+def test_shared_expert_with_gate(compile_ir, rng, pipeline, dtype):
     """Qwen2-MoE style: softmax top-4 without renormalization plus a gated shared expert."""
     layer = Layer(32, 32, 16, 8, dict(k=4, scoring="softmax"), dtype=dtype, shared=(24, True))
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_switch_capacity_drops_tokens(compile_ir, rng, dtype):
+def test_switch_capacity_drops_tokens(compile_ir, rng, pipeline, dtype):
     """A tight capacity (C = 2 for 32 tokens over 8 experts) drops most tokens."""
     layer = recipe("switch", dtype, attrs=dict(capacity_factor=0.5))
 
     def check(want):
         assert int(want[4][-1]) < 32, "the capacity should have dropped tokens"
 
-    run_layer(compile_ir, rng, layer, check=check)
+    run_layer(compile_ir, rng, pipeline, layer, check=check)
 
 
 @pytest.mark.parametrize("policy", ["position", "score"])
-def test_capacity_drop_policy(compile_ir, rng, policy):
+def test_capacity_drop_policy(compile_ir, rng, pipeline, policy):
     layer = recipe("mixtral", attrs=dict(capacity=5, drop_policy=policy))
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
-def test_gshard_random_second_expert(compile_ir, rng):
+def test_gshard_random_second_expert(compile_ir, rng, pipeline):
     layer = Layer(32, 32, 8, 16, dict(k=2, renormalize=True, second_expert_policy="random",
                                       seed=12345))
 
     def check(want):
         assert np.any(want[2][:, 1] < 0), "some second choices should be dropped"
 
-    run_layer(compile_ir, rng, layer, check=check)
+    run_layer(compile_ir, rng, pipeline, layer, check=check)
 
 
 @pytest.mark.parametrize("layout", ref.GLU_LAYOUTS)
 @pytest.mark.parametrize("activation", ref.ACTIVATIONS)
-def test_layer_activation(compile_ir, rng, activation, layout):
+def test_layer_activation(compile_ir, rng, pipeline, activation, layout):
     layer = Layer(16, 24, 8, 12, dict(k=2, renormalize=True, activation=activation,
                                       glu_layout=layout), w13_scale=3.0)
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
-def test_layer_swiglu_oai_attributes(compile_ir, rng):
+def test_layer_swiglu_oai_attributes(compile_ir, rng, pipeline):
     layer = Layer(16, 24, 8, 12, dict(ref.MODEL_RECIPES["gpt_oss"], activation="swiglu_oai",
                                       glu_layout="interleaved", alpha=1.25, limit=2.0),
                   shared=(6, True), w13_scale=3.0)
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
 # ----------------------------------------------------------------------------------------
@@ -208,8 +210,8 @@ def test_layer_swiglu_oai_attributes(compile_ir, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("model", ["mixtral", "deepseek_v3", "switch", "gpt_oss"])
-def test_one_token(compile_ir, rng, model, dtype):
-    run_layer(compile_ir, rng, recipe(model, dtype, T=1))
+def test_one_token(compile_ir, rng, pipeline, model, dtype):
+    run_layer(compile_ir, rng, pipeline, recipe(model, dtype, T=1))
 
 
 def _expert_counts(want, E):
@@ -218,7 +220,7 @@ def _expert_counts(want, E):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_experts_with_zero_tokens(compile_ir, rng, dtype):
+def test_experts_with_zero_tokens(compile_ir, rng, pipeline, dtype):
     """A strongly negative bias keeps experts 1, 4, 5 and 6 from being chosen."""
     starved = [1, 4, 5, 6]
 
@@ -233,12 +235,12 @@ def test_experts_with_zero_tokens(compile_ir, rng, dtype):
         counts = _expert_counts(want, 8)
         assert np.all(counts[starved] == 0) and np.all(np.delete(counts, starved) > 0), counts
 
-    run_layer(compile_ir, rng, layer, check=check)
+    run_layer(compile_ir, rng, pipeline, layer, check=check)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [1, 2])
-def test_all_tokens_on_one_expert_by_bias(compile_ir, rng, k, dtype):
+def test_all_tokens_on_one_expert_by_bias(compile_ir, rng, pipeline, k, dtype):
     def bias_fn(rng, E):
         bias = normal(rng, (E,), scale=0.1)
         bias[5] = 20.0
@@ -249,7 +251,7 @@ def test_all_tokens_on_one_expert_by_bias(compile_ir, rng, k, dtype):
     def check(want):
         assert np.all(want[2][:, 0] == 5), want[2]
 
-    run_layer(compile_ir, rng, layer, check=check)
+    run_layer(compile_ir, rng, pipeline, layer, check=check)
 
 
 def _favour_expert_3(rng, inputs):
@@ -262,7 +264,8 @@ def _favour_expert_3(rng, inputs):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("capacity_factor", [None, 1.25], ids=["no_capacity", "capacity"])
-def test_all_tokens_on_one_expert_by_router(compile_ir, rng, capacity_factor, dtype):
+def test_all_tokens_on_one_expert_by_router(compile_ir, rng, pipeline, capacity_factor,
+                                            dtype):
     """Switch routing where every token prefers expert 3; with a capacity it overflows and
     all but the first C tokens are dropped."""
     attrs = dict(k=1, scoring="softmax", activation="relu")
@@ -275,28 +278,28 @@ def test_all_tokens_on_one_expert_by_router(compile_ir, rng, capacity_factor, dt
         expected = math.ceil(1.25 * 32 / 8) if capacity_factor else 32
         assert counts[3] == expected and counts.sum() == expected, counts
 
-    run_layer(compile_ir, rng, layer, check=check)
+    run_layer(compile_ir, rng, pipeline, layer, check=check)
 
 
 @pytest.mark.parametrize("scoring,renormalize", [("softmax", True), ("sigmoid", False),
                                                  ("softmax_topk", False)])
-def test_k_equals_num_experts(compile_ir, rng, scoring, renormalize):
+def test_k_equals_num_experts(compile_ir, rng, pipeline, scoring, renormalize):
     layer = Layer(16, 16, 4, 8, dict(k=4, scoring=scoring, renormalize=renormalize))
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_sizes_not_multiple_of_tiles(compile_ir, rng, dtype):
+def test_sizes_not_multiple_of_tiles(compile_ir, rng, pipeline, dtype):
     layer = Layer(11, 13, 5, 7, dict(k=2, scoring="sigmoid", renormalize=True), dtype=dtype,
                   bias=True, shared=(5, True))
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
-def test_sizes_not_multiple_of_tiles_groups(compile_ir, rng):
+def test_sizes_not_multiple_of_tiles_groups(compile_ir, rng, pipeline):
     layer = Layer(17, 13, 12, 7, dict(k=3, scoring="sigmoid", n_group=3, topk_group=2,
                                       group_score="max", renormalize=True, scale=1.5),
                   bias=True, shared=(3, False))
-    run_layer(compile_ir, rng, layer)
+    run_layer(compile_ir, rng, pipeline, layer)
 
 
 DYNAMIC_CASES = [
@@ -308,7 +311,7 @@ DYNAMIC_CASES = [
 
 
 @pytest.mark.parametrize("make", [c[1] for c in DYNAMIC_CASES], ids=[c[0] for c in DYNAMIC_CASES])
-def test_dynamic_token_dimension(compile_ir, rng, make):
+def test_dynamic_token_dimension(compile_ir, rng, pipeline, make):
     """One module with x: tensor<?xHx...>, run with several T (capacity_factor makes the
     capacity depend on the runtime T)."""
-    run_layer(compile_ir, rng, make(), tokens=[1, 7, 33, 64], dynamic=True)
+    run_layer(compile_ir, rng, pipeline, make(), tokens=[1, 7, 33, 64], dynamic=True)

@@ -28,6 +28,27 @@ RankedTensorType tensorType(ArrayRef<OpFoldResult> sizes, Type elementType) {
   return RankedTensorType::get(shape, elementType);
 }
 
+/// lhs [T, K] . rhs[N, K]^T in f32, as a grouped matmul with one expert
+/// owning every row, so dense projections share the grouped kernels.
+Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs) {
+  auto rhsType = cast<RankedTensorType>(rhs.getType());
+  int64_t n = rhsType.getDimSize(0), k = rhsType.getDimSize(1);
+  Value weights = b.create<tensor::ExpandShapeOp>(
+      RankedTensorType::get({1, n, k}, rhsType.getElementType()), rhs,
+      SmallVector<ReassociationIndices>{{0, 1}, {2}},
+      SmallVector<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(n),
+                                b.getIndexAttr(k)});
+  Value tokens = b.dimValue(lhs, 0);
+  Value offsets = b.create<tensor::FromElementsOp>(
+      RankedTensorType::get({2}, b.getI32Type()),
+      ValueRange{b.i32(0), b.fromIndex(tokens, b.getI32Type())});
+  SmallVector<OpFoldResult> sizes = {b.dimSize(lhs, 0), b.getIndexAttr(n)};
+  return b
+      .create<GroupedMatmulOp>(tensorType(sizes, b.getF32Type()), lhs, weights,
+                               offsets, b.empty(sizes, b.getF32Type()))
+      .getResult();
+}
+
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -47,7 +68,7 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     OpFoldResult kSize = b.getIndexAttr(k);
 
     // Routing in f32, whatever the activations' type.
-    Value logits = b.matmulTransposeB(x, op.getRouter());
+    Value logits = denseMatmul(b, x, op.getRouter());
     auto route = b.create<RouteOp>(
         tensorType({tokens, kSize}, f32), tensorType({tokens, kSize}, i32),
         logits, op.getBias(), op.getKAttr(), op.getScoringAttr(),
@@ -125,12 +146,12 @@ private:
                             OpFoldResult tokens) {
     int64_t sharedInter =
         cast<RankedTensorType>(op.getSharedW13().getType()).getDimSize(0) / 2;
-    Value h = b.matmulTransposeB(op.getX(), op.getSharedW13());
+    Value h = denseMatmul(b, op.getX(), op.getSharedW13());
     Value act = glu(b, op, h, tokens, sharedInter);
-    Value out = b.matmulTransposeB(act, op.getSharedW2());
+    Value out = denseMatmul(b, act, op.getSharedW2());
     if (!op.getSharedGate())
       return out;
-    Value gate = b.matmulTransposeB(op.getX(), op.getSharedGate());
+    Value gate = denseMatmul(b, op.getX(), op.getSharedGate());
     MLIRContext *ctx = b.getContext();
     AffineMap firstColumn = AffineMap::get(
         2, 0, {getAffineDimExpr(0, ctx), getAffineConstantExpr(0, ctx)}, ctx);

@@ -132,17 +132,3 @@ Value StructuredBuilder::rankRows(Value scores) {
                  })
       .front();
 }
-
-Value StructuredBuilder::matmulTransposeB(Value lhs, Value rhs) {
-  SmallVector<OpFoldResult> sizes = {dimSize(lhs, 0), dimSize(rhs, 0)};
-  Value zero = filled(sizes, f32(0.0));
-  return generic({lhs, rhs}, {zero}, 3, {{0, 2}, {1, 2}, {0, 1}}, {2},
-                 [](StructuredBuilder &b, ValueRange args) {
-                   Value a = b.castFloat(args[0], b.getF32Type());
-                   Value c = b.castFloat(args[1], b.getF32Type());
-                   Value product = b.create<arith::MulFOp>(a, c);
-                   return SmallVector<Value>{
-                       b.create<arith::AddFOp>(args[2], product)};
-                 })
-      .front();
-}

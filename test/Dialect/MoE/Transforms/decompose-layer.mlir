@@ -2,7 +2,9 @@
 
 // CHECK-LABEL: func.func @mixtral_like
 // CHECK-SAME: (%[[X:.*]]: tensor<?x16xf32>, %[[ROUTER:.*]]: tensor<8x16xf32>, %[[W13:.*]]: tensor<8x24x16xf32>, %[[W2:.*]]: tensor<8x16x12xf32>, %[[INIT:.*]]: tensor<?x16xf32>)
-// CHECK: %[[LOGITS:.*]] = linalg.generic {{.*}} ins(%[[X]], %[[ROUTER]] : tensor<?x16xf32>, tensor<8x16xf32>)
+// CHECK: %[[ROUTER3:.*]] = tensor.expand_shape %[[ROUTER]] {{\[\[}}0, 1], [2]] output_shape [1, 8, 16]
+// CHECK: %[[ALL:.*]] = tensor.from_elements %{{.*}}, %{{.*}} : tensor<2xi32>
+// CHECK: %[[LOGITS:.*]] = moe.grouped_matmul ins(%[[X]], %[[ROUTER3]], %[[ALL]] : tensor<?x16xf32>, tensor<1x8x16xf32>, tensor<2xi32>) {{.*}} -> tensor<?x8xf32>
 // CHECK: %[[W:.*]], %[[IDS:.*]] = moe.route %[[LOGITS]] {k = 2 : i64, renormalize} : tensor<?x8xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
 // CHECK: %[[ROWS:.*]], %[[OFFSETS:.*]] = moe.dispatch %[[IDS]] weights(%[[W]] : tensor<?x2xf32>) {capacity = 3 : i64, num_experts = 8 : i64}
 // CHECK: %[[XS:.*]] = moe.permute ins(%[[X]], %[[ROWS]] : tensor<?x16xf32>, tensor<?xi32>) {{.*}} {k = 2 : i64}
@@ -18,12 +20,13 @@ func.func @mixtral_like(%x: tensor<?x16xf32>, %router: tensor<8x16xf32>, %w13: t
   return %y : tensor<?x16xf32>
 }
 
-// The shared expert is added in f32 before the cast to the output type.
+// The shared expert's projections are single-expert grouped matmuls; it is
+// added in f32 before the cast to the output type.
 // CHECK-LABEL: func.func @deepseek_like
 // CHECK: moe.route %{{.*}} bias(%{{.*}} : tensor<8xf32>) {{{.*}}n_group = 4 : i64{{.*}}scoring = #moe.scoring<sigmoid>{{.*}}}
 // CHECK: %[[ROUTED:.*]] = moe.combine {{.*}} -> tensor<4x16xf32>
 // CHECK: %[[SH:.*]] = moe.glu ins(%{{.*}} : tensor<4x24xf32>) {{.*}} -> tensor<4x12xf32>
-// CHECK: %[[GATE:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x16xbf16>, tensor<1x16xbf16>)
+// CHECK: %[[GATE:.*]] = moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<4x16xbf16>, tensor<1x1x16xbf16>, tensor<2xi32>)
 // CHECK: math.exp
 // CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[ROUTED]], %{{.*}} : tensor<4x16xf32>, tensor<4x16xf32>) outs(%{{.*}} : tensor<4x16xbf16>)
 // CHECK: arith.addf

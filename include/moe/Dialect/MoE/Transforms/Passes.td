@@ -9,7 +9,8 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
   let summary = "Rewrites moe.layer into the router matmul and the unfused ops";
   let description = [{
     Each `moe.layer` becomes the router matmul (`logits = x . router^T` in
-    f32, a `linalg.generic`), `moe.route`, `moe.dispatch`, `moe.permute`, two
+    f32, a single-expert `moe.grouped_matmul` so dense projections share the
+    grouped kernels), `moe.route`, `moe.dispatch`, `moe.permute`, two
     `moe.grouped_matmul` with a `moe.glu` between them and `moe.combine`. A
     shared expert adds `glu(x . shared_w13^T) . shared_w2^T`, scaled by
     `sigmoid(x . shared_gate^T)` when that gate is given.
@@ -21,7 +22,7 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
     ```
     After:
     ```mlir
-    %logits = linalg.generic ... // x . router^T
+    %logits = moe.grouped_matmul ins(%x, %router_1xExH, %all_rows : ...) ...
     %w, %ids = moe.route %logits {k = 2 : i64, renormalize} : ...
     %rows, %offsets = moe.dispatch %ids weights(%w : ...) {num_experts = 8 : i64} : ...
     %xs = moe.permute ins(%x, %rows : ...) outs(...) {k = 2 : i64} -> ...

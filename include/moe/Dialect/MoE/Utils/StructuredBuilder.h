@@ -64,9 +64,6 @@ public:
   /// rank[b, i] = the number of j with (scores[b, j], j) ranking before
   /// (scores[b, i], i): 0 for the best. `scores` is [B, N] f32; result i32.
   Value rankRows(Value scores);
-
-  /// lhs [M, K] . rhs[N, K]^T in f32 (inputs extended to f32).
-  Value matmulTransposeB(Value lhs, Value rhs);
 };
 
 } // namespace mlir::moe
