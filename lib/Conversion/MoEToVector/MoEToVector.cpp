@@ -94,19 +94,28 @@ public:
         shared, ArrayRef<OpFoldResult>{lo, col0},
         ArrayRef<OpFoldResult>{rowCount, colCount},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-    auto rowLoop = b.create<scf::ForOp>(
-        b.index(0), rowCount, b.index(shape.rowBlock), ValueRange{tile},
-        [&](OpBuilder &nested, Location loc, Value block, ValueRange iter) {
-          StructuredBuilder nb(loc, nested);
-          Value result = computeBlock(nb, expert, lo, rowCount, block, col0,
-                                      colCount, iter[0]);
-          nb.create<scf::YieldOp>(result);
-        });
+    // Full blocks of rowBlock rows, then the remaining rows one at a time.
+    Value fullRows = b.create<arith::SubIOp>(
+        rowCount, b.create<arith::RemUIOp>(rowCount, b.index(shape.rowBlock)));
+    auto rowLoop = [&](Value from, Value to, int64_t blockRows, Value init) {
+      return b
+          .create<scf::ForOp>(
+              from, to, b.index(blockRows), ValueRange{init},
+              [&](OpBuilder &nested, Location loc, Value block,
+                  ValueRange iter) {
+                StructuredBuilder nb(loc, nested);
+                nb.create<scf::YieldOp>(computeBlock(
+                    nb, expert, lo, block, blockRows, col0, colCount, iter[0]));
+              })
+          .getResult(0);
+    };
+    tile = rowLoop(b.index(0), fullRows, shape.rowBlock, tile);
+    tile = rowLoop(fullRows, rowCount, 1, tile);
 
     auto terminator = cast<scf::InParallelOp>(body->getTerminator());
     b.setInsertionPointToStart(terminator.getBody());
     b.create<tensor::ParallelInsertSliceOp>(
-        rowLoop.getResult(0), shared, ArrayRef<OpFoldResult>{lo, col0},
+        tile, shared, ArrayRef<OpFoldResult>{lo, col0},
         ArrayRef<OpFoldResult>{rowCount, colCount},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
     return forall.getResult(0);
@@ -169,23 +178,15 @@ private:
         VectorType::get({shape.vectorWidth}, nb.getF32Type()), v);
   }
 
+  /// Computes rows [block, block + rows) of the tile for every column.
   Value computeBlock(StructuredBuilder &nb, Value expert, Value lo,
-                     Value rowCount, Value block, Value col0, Value colCount,
+                     Value block, int64_t rows, Value col0, Value colCount,
                      Value tile) {
-    int64_t rows = shape.rowBlock;
-    Value remaining = nb.create<arith::SubIOp>(rowCount, block);
-    Value lastRow = nb.create<arith::SubIOp>(rowCount, nb.index(1));
     SmallVector<BlockRow> blockRows;
-    SmallVector<Value> live;
     for (int64_t i = 0; i < rows; ++i) {
-      // Rows past the expert's end repeat its last row; they are not stored.
-      Value local = nb.create<arith::MinUIOp>(
-          nb.create<arith::AddIOp>(block, nb.index(i)), lastRow);
+      Value local = nb.create<arith::AddIOp>(block, nb.index(i));
       blockRows.push_back(blockRow(nb, nb.create<arith::AddIOp>(lo, local)));
-      live.push_back(nb.create<arith::CmpIOp>(arith::CmpIPredicate::ult,
-                                              nb.index(i), remaining));
     }
-
     auto columnLoop = nb.create<scf::ForOp>(
         nb.index(0), colCount, nb.index(1), ValueRange{tile},
         [&](OpBuilder &nested, Location loc, Value column, ValueRange iter) {
@@ -196,17 +197,9 @@ private:
           Value updated = iter[0];
           for (int64_t i = 0; i < rows; ++i) {
             Value localRow = cb.create<arith::AddIOp>(block, cb.index(i));
-            Value value = cb.castFloat(results[i], outType);
-            auto store = cb.create<scf::IfOp>(
-                live[i],
-                [&](OpBuilder &thenBuilder, Location thenLoc) {
-                  Value inserted = tensor::InsertOp::create(thenBuilder, thenLoc, value, updated, ValueRange{localRow, column});
-                  scf::YieldOp::create(thenBuilder, thenLoc, inserted);
-                },
-                [&](OpBuilder &elseBuilder, Location elseLoc) {
-                  scf::YieldOp::create(elseBuilder, elseLoc, updated);
-                });
-            updated = store.getResult(0);
+            updated = cb.create<tensor::InsertOp>(
+                cb.castFloat(results[i], outType), updated,
+                ValueRange{localRow, column});
           }
           cb.create<scf::YieldOp>(updated);
         });

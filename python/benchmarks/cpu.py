@@ -1,0 +1,202 @@
+"""The CPU benchmark grid of BENCHMARKS.md: one MoE layer (SwiGLU experts, no
+shared expert) per shape and token count, fp32 and bf16 weights.
+
+In one run it measures the machine's two ceilings (numpy/OpenBLAS sgemm 2048^3
+and a 1 GiB copy; torch's bf16 matmul where torch is installed), the roofline
+floor of each point, the compiled layer's median time, the fraction of the
+floor it reaches, and the peers: the numpy per-expert loop (OpenBLAS) and the
+PyTorch eager loop where torch is installed. Every compiled layer is checked
+against the fp64 oracle before it is timed. The table is printed last.
+
+    python3 python/benchmarks/cpu.py [--shapes qwen3-30b-a3b,...] [--tokens 1,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from moe_mlir import cpu, dtypes, irgen, reference  # noqa: E402
+
+SHAPES = {  # name: (H, I, E, k, largest T)
+    "qwen3-30b-a3b": (2048, 768, 128, 8, 512),
+    "olmoe-1b-7b": (2048, 1024, 64, 8, 512),
+    "mixtral-8x7b": (4096, 14336, 8, 2, 128),
+}
+TOKENS = (1, 16, 128, 512)
+
+try:
+    import torch
+except ImportError:  # the torch peer is optional
+    torch = None
+
+
+def median_time(fn, repeats: int, min_seconds: float = 0.5) -> float:
+    """Median wall time of ``fn`` after one warm-up call."""
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds
+                                   and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_ceilings() -> dict:
+    """Matmul rates (FLOP/s) and copy bandwidth (bytes read + written per s)."""
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    sgemm = 2 * n**3 / median_time(lambda: a @ b, 5)
+    src = np.ones(1 << 28, dtype=np.float32)  # 1 GiB
+    dst = np.empty_like(src)
+    copy = 2 * src.nbytes / median_time(lambda: np.copyto(dst, src), 5)
+    bf16 = None
+    if torch is not None:
+        ta = torch.randn(n, n, dtype=torch.bfloat16)
+        tb = torch.randn(n, n, dtype=torch.bfloat16)
+        bf16 = 2 * n**3 / median_time(lambda: ta @ tb, 5)
+    return {"sgemm": sgemm, "copy": copy, "bf16": bf16 or sgemm}
+
+
+def floor_seconds(H, I, k, T, hit, weight_bytes, ceilings, dtype) -> float:
+    flops = 2 * T * k * 3 * H * I
+    data = hit * 3 * H * I * weight_bytes + 2 * T * H * 4
+    rate = ceilings["bf16"] if dtype == "bf16" else ceilings["sgemm"]
+    return max(flops / rate, data / ceilings["copy"])
+
+
+def numpy_peer(x, router, w13, w2, k, I):
+    """The HF-style per-expert loop in numpy (OpenBLAS), routing included."""
+    logits = x @ router.T
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    ids = np.argsort(-p, axis=1, kind="stable")[:, :k]
+    w = np.take_along_axis(p, ids, axis=1)
+    w /= w.sum(axis=1, keepdims=True)
+    y = np.zeros_like(x)
+    for e in np.unique(ids):
+        tok, slot = np.nonzero(ids == e)
+        h = x[tok] @ w13[e].T
+        g = h[:, :I]
+        a = g / (1 + np.exp(-g)) * h[:, I:]
+        y[tok] += w[tok, slot, None] * (a @ w2[e].T)
+    return y
+
+
+def torch_peer(x, router, w13, w2, k, I):
+    logits = x.float() @ router.float().T
+    p = torch.softmax(logits, dim=1)
+    w, ids = torch.topk(p, k, dim=1)
+    w = (w / w.sum(dim=1, keepdim=True)).to(x.dtype)
+    y = torch.zeros_like(x)
+    for e in torch.unique(ids).tolist():
+        tok, slot = torch.nonzero(ids == e, as_tuple=True)
+        h = x[tok] @ w13[e].T
+        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
+        y.index_add_(0, tok, w[tok, slot, None] * (a @ w2[e].T))
+    return y
+
+
+def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng):
+    H, I, E, k, largest = SHAPES[name]
+    ir = irgen.layer_ir(None, H, E, I, k, dtype=dtype, name="layer",
+                        scoring="softmax", renormalize=True)
+    start = time.perf_counter()
+    module = cpu.compile_module(ir, workdir)
+    compile_s = time.perf_counter() - start
+
+    f32 = np.float32
+    router = (rng.standard_normal((E, H), dtype=f32) / math.sqrt(H)).astype(f32)
+    w13 = rng.standard_normal((E, 2 * I, H), dtype=f32)
+    w13 *= 1 / math.sqrt(H)
+    w2 = rng.standard_normal((E, H, I), dtype=f32)
+    w2 *= 1 / math.sqrt(I)
+    if dtype == "bf16":
+        # The peers and the oracle see exactly the bf16 values the kernel reads.
+        w13 = dtypes.round_to_bf16(w13)
+        w2 = dtypes.round_to_bf16(w2)
+        router = dtypes.round_to_bf16(router)
+    args_w = [cpu.to_storage(a, dtype) for a in (router, w13, w2)]
+    tw = None
+    if torch is not None:
+        tdt = torch.bfloat16 if dtype == "bf16" else torch.float32
+        tw = [torch.from_numpy(a).to(tdt) for a in (router, w13, w2)]
+
+    rows = []
+    for T in tokens:
+        if T > largest:
+            continue
+        x = rng.standard_normal((T, H), dtype=f32)
+        if dtype == "bf16":
+            x = dtypes.round_to_bf16(x)
+        xs = cpu.to_storage(x, dtype)
+        spec = [cpu.TensorSpec((T, H), dtype)]
+        call = lambda: module.call("layer", [xs] + args_w, spec)  # noqa: E731
+        (y,) = call()
+        y_ref, _, ids = reference.layer_with_routing(
+            x, router, w13, w2, k=k, scoring="softmax", renormalize=True)
+        err = float(np.abs(cpu.from_storage(y, dtype) - y_ref).max() / np.abs(y_ref).max())
+        tolerance = 1e-2 if dtype == "bf16" else 1e-5
+        if not err <= tolerance:
+            raise SystemExit(f"{name} {dtype} T={T}: error {err:.2e} above {tolerance}")
+        ours = median_time(call, repeats)
+        hit = len(np.unique(ids))
+        floor = floor_seconds(H, I, k, T, hit, 2 if dtype == "bf16" else 4, ceilings, dtype)
+        numpy_s = median_time(lambda: numpy_peer(x, router, w13, w2, k, I), repeats)
+        torch_s = None
+        if tw is not None:
+            tx = torch.from_numpy(x).to(tw[0].dtype)
+            with torch.inference_mode():
+                torch_s = median_time(lambda: torch_peer(tx, *tw, k, I), repeats)
+        rows.append(dict(shape=name, dtype=dtype, T=T, hit=hit, floor=floor, ours=ours,
+                         numpy=numpy_s, torch=torch_s, err=err, compile=compile_s))
+        print(f"  {name} {dtype} T={T}: ours {ours*1e3:.2f} ms, floor {floor*1e3:.2f} ms",
+              flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--dtypes", default="f32,bf16")
+    parser.add_argument("--tokens", default=",".join(map(str, TOKENS)))
+    parser.add_argument("--repeats", type=int, default=5)
+    opts = parser.parse_args()
+    tokens = [int(t) for t in opts.tokens.split(",")]
+    ceilings = measure_ceilings()
+    rng = np.random.default_rng()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="moe-bench-") as tmp:
+        for name in opts.shapes.split(","):
+            for dtype in opts.dtypes.split(","):
+                rows += run_shape(name, dtype, tokens, ceilings, opts.repeats, tmp, rng)
+
+    print()
+    print(f"ceilings: sgemm {ceilings['sgemm']/1e9:.0f} GFLOP/s, bf16 matmul "
+          f"{ceilings['bf16']/1e9:.0f} GFLOP/s{'' if torch else ' (no torch: sgemm rate)'}, "
+          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write)")
+    print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'floor ms':>10}{'ours ms':>10}"
+          f"{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'compile s':>10}")
+    for r in rows:
+        torch_ms = f"{r['torch']*1e3:10.2f}" if r["torch"] else f"{'-':>10}"
+        print(f"{r['shape']:<15}{r['dtype']:>5}{r['T']:>5}{r['hit']:>5}"
+              f"{r['floor']*1e3:10.2f}{r['ours']*1e3:10.2f}{r['floor']/r['ours']:9.2f}"
+              f"{r['numpy']*1e3:10.2f}{torch_ms}{r['compile']:10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
