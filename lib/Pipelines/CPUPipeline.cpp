@@ -46,6 +46,10 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   bufferization::buildBufferDeallocationPipeline(pm);
 
+  // Only the module's own functions get C wrappers, not the libm
+  // declarations the math lowering adds later.
+  if (options.cInterface)
+    pm.addPass(LLVM::createLLVMRequestCWrappersPass());
   pm.addPass(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   if (options.threads)
@@ -62,8 +66,6 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(arith::createArithExpandOpsPass(expand));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
-  if (options.cInterface)
-    pm.addPass(LLVM::createLLVMRequestCWrappersPass());
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

@@ -59,14 +59,22 @@ def lower_to_llvm_dialect(ir: str, pipeline: str = "moe-lower-to-cpu-pipeline") 
     return _run([moe_opt(), f"--{pipeline}"], stdin=ir)
 
 
+DEFAULT_PIPELINE = "moe-lower-to-cpu-pipeline"
+
+
 def compile_shared_object(ir: str, out_dir: str | os.PathLike | None = None,
-                          opt_level: str = "-O2") -> pathlib.Path:
-    """Compiles moe IR to a shared object and returns its path."""
-    digest = hashlib.sha256(ir.encode()).hexdigest()[:16]
+                          opt_level: str = "-O2",
+                          pipeline: str = DEFAULT_PIPELINE) -> pathlib.Path:
+    """Compiles moe IR to a shared object and returns its path.
+
+    ``pipeline`` is the moe-opt pipeline with its options, e.g.
+    ``"moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false"``.
+    """
+    digest = hashlib.sha256(f"{pipeline}\n{ir}".encode()).hexdigest()[:16]
     out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-mlir-"))
     out.mkdir(parents=True, exist_ok=True)
     llvm_dialect = out / f"{digest}.llvm.mlir"
-    llvm_dialect.write_text(lower_to_llvm_dialect(ir))
+    llvm_dialect.write_text(lower_to_llvm_dialect(ir, pipeline))
     llvm_ir = out / f"{digest}.ll"
     _run([LLVM_BIN / "mlir-translate", "--mlir-to-llvmir", llvm_dialect, "-o", llvm_ir])
     shared = out / f"lib{digest}.so"
@@ -138,9 +146,10 @@ class CompiledModule:
         return outs
 
 
-def compile_module(ir: str, out_dir: str | os.PathLike | None = None) -> CompiledModule:
-    """Compiles ``ir`` through the CPU pipeline and loads it."""
-    return CompiledModule(compile_shared_object(ir, out_dir))
+def compile_module(ir: str, out_dir: str | os.PathLike | None = None,
+                   pipeline: str = DEFAULT_PIPELINE) -> CompiledModule:
+    """Compiles ``ir`` through the CPU pipeline (or ``pipeline``) and loads it."""
+    return CompiledModule(compile_shared_object(ir, out_dir, pipeline=pipeline))
 
 
 def to_storage(array: np.ndarray, element_type: str) -> np.ndarray:
