@@ -51,34 +51,11 @@ def pytest_collection_modifyitems(config, items):
 #: vectorized kernel at AVX2 width (its remainder handling differs). Each entry is the
 #: moe-opt flag without its leading "--".
 PIPELINES = {
-    "default": "moe-lower-to-cpu-pipeline",
+    "default": cpu.DEFAULT_PIPELINE,
     "reference": "moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false threads=false",
     "unfused": "moe-lower-to-cpu-pipeline=fuse-routing=false",
     "width8": "moe-lower-to-cpu-pipeline=vector-width=8",
 }
-
-
-def _compile(ir: str, out_dir: pathlib.Path, pipeline: str) -> cpu.CompiledModule:
-    if pipeline == PIPELINES["default"]:
-        return cpu.compile_module(ir, out_dir)
-    # cpu.compile_module takes no pipeline, so its lowering step is pointed at the variant
-    # for the duration of the call; the count catches a cpu.py that stops using it.
-    lower = cpu.lower_to_llvm_dialect
-    calls = []
-
-    def lower_variant(text, *_, **__):
-        calls.append(text)
-        return lower(text, pipeline)
-
-    cpu.lower_to_llvm_dialect = lower_variant
-    try:
-        module = cpu.compile_module(ir, out_dir)
-    finally:
-        cpu.lower_to_llvm_dialect = lower
-    if not calls:
-        raise RuntimeError("cpu.compile_module no longer lowers through "
-                           "cpu.lower_to_llvm_dialect; update _compile in conftest.py")
-    return module
 
 
 class KernelCache:
@@ -92,10 +69,8 @@ class KernelCache:
         key = (ir, pipeline)
         module = self._modules.get(key)
         if module is None:
-            # Object files are named by IR hash only: one folder per pipeline.
-            out_dir = self.out_dir / pipeline
             try:
-                module = _compile(ir, out_dir, PIPELINES[pipeline])
+                module = cpu.compile_module(ir, self.out_dir, pipeline=PIPELINES[pipeline])
             except cpu.CompileError as error:
                 # The IR is part of the failure: without it the diagnostics lack context.
                 raise cpu.CompileError(f"{error}\n--- pipeline: {PIPELINES[pipeline]}\n"
