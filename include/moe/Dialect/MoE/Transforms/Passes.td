@@ -73,4 +73,16 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
   }];
 }
 
+def MoELowerStridedCopiesPass : Pass<"moe-lower-strided-copies"> {
+  let summary = "Turns memref.copy between non-contiguous buffers into linalg.copy";
+  let description = [{
+    Bufferization copies tiles and subviews with `memref.copy`; between
+    buffers that are not both contiguous, the LLVM lowering of that op calls
+    `memrefCopy` from MLIR's C runner library. This pass rewrites those copies
+    into `linalg.copy`, which becomes plain loops, so compiled kernels depend
+    on nothing but libc and libm (and libomp for threads).
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

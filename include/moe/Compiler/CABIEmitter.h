@@ -1,0 +1,59 @@
+//===- CABIEmitter.h - The C ABI of a compiled function ---------*- C++ -*-===//
+//
+// Describes the C ABI moe-compile gives a compiled function: one pointer per
+// tensor argument and result, the token count standing for every dynamic
+// dimension, a caller-provided workspace and a stream. Emits the versioned
+// header and the C shim that checks the arguments and calls the function's
+// _mlir_ciface_ entry point.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_COMPILER_CABIEMITTER_H
+#define MOE_COMPILER_CABIEMITTER_H
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::moe {
+
+struct ABITensor {
+  std::string name;
+  std::vector<int64_t> shape; // -1 where the size is the token count
+  std::string elementType;    // f32, bf16, f16, i32
+  int64_t elementBytes;
+  bool isResult;
+};
+
+struct ABIFunction {
+  std::string symbol;   // the MLIR function
+  std::string prefix;   // moe_<name>
+  int64_t maxTokens;
+  std::vector<ABITensor> tensors;
+};
+
+/// The ABI of `func`; fails for argument or result types it cannot pass
+/// (non-tensor values, element types without a C storage type).
+llvm::Expected<ABIFunction> describeABI(func::FuncOp func,
+                                        llvm::StringRef name,
+                                        ArrayRef<std::string> argNames,
+                                        int64_t maxTokens);
+
+/// The C99 header declaring the artifact's functions.
+std::string emitHeader(const ABIFunction &abi, llvm::StringRef runtimeHeader);
+
+/// The C99 shim implementing them over the _mlir_ciface_ entry point.
+std::string emitShim(const ABIFunction &abi);
+
+/// The linker version script exporting only the ABI's symbols.
+std::string emitVersionScript(const ABIFunction &abi);
+
+/// The function part of the manifest.
+llvm::json::Array abiToJSON(const ABIFunction &abi);
+
+} // namespace mlir::moe
+
+#endif // MOE_COMPILER_CABIEMITTER_H

@@ -1,0 +1,161 @@
+"""Ahead-of-time MoE layers: compile with moe-compile, call through the C ABI.
+
+    from moe_mlir import aot
+    artifact = aot.compile(config="config.json", out_dir="out")   # or layer={...}
+    layer = artifact.load()
+    y = layer(x, router, w13, w2)          # numpy arrays, in the ABI's order
+
+The artifact is a shared library exporting ``moe_<name>_forward``,
+``moe_<name>_workspace_size`` and ``moe_<name>_status_string`` (see
+``include/moe/Runtime/moe_runtime.h``), its C header and a JSON manifest
+describing the tensors. Loading needs only ctypes and numpy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from . import cpu
+
+_STORAGE = {"f32": np.float32, "bf16": np.uint16, "f16": np.float16, "i32": np.int32}
+
+
+class MoEError(RuntimeError):
+    """A call into an artifact returned a non-success status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(f"status {status}: {message}")
+        self.status = status
+
+
+def moe_compile() -> pathlib.Path:
+    tool = cpu.build_dir() / "bin" / "moe-compile"
+    if not tool.exists():
+        raise cpu.CompileError(f"moe-compile not found at {tool}: build the project first")
+    return tool
+
+
+def _settings(layer: Mapping[str, object]) -> str:
+    parts = []
+    for key, value in layer.items():
+        if isinstance(value, bool):
+            parts.append(f"{key}={'true' if value else 'false'}")
+        else:
+            parts.append(f"{key}={value}")
+    return ",".join(parts)
+
+
+@dataclass
+class Artifact:
+    """The files moe-compile wrote for one layer."""
+
+    directory: pathlib.Path
+    name: str
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.directory / f"moe_{self.name}.json").read_text())
+
+    @property
+    def library(self) -> pathlib.Path:
+        return self.directory / f"libmoe_{self.name}.so"
+
+    @property
+    def header(self) -> pathlib.Path:
+        return self.directory / f"moe_{self.name}.h"
+
+    def load(self) -> "Layer":
+        return Layer(self.library, self.manifest)
+
+
+def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
+            layer: Optional[Mapping[str, object]] = None, name: str = "layer",
+            out_dir: Optional[str | os.PathLike] = None, ir: Optional[str] = None,
+            emit: Sequence[str] = ("so", "header", "manifest"),
+            chip: Optional[str] = None) -> Artifact:
+    """Runs moe-compile on a config.json (path or dict), ``layer`` settings
+    (they override the config's), or MoE IR text."""
+    out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-aot-"))
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [str(moe_compile()), f"--name={name}", f"--emit={','.join(emit)}", "-o", str(out)]
+    if chip:
+        cmd.append(f"--chip={chip}")
+    if ir is not None:
+        source = out / f"{name}.input.mlir"
+        source.write_text(ir)
+        cmd.append(str(source))
+    elif config is not None:
+        if isinstance(config, Mapping):
+            path = out / f"{name}.config.json"
+            path.write_text(json.dumps(config))
+            config = path
+        cmd.append(f"--config={config}")
+    if layer:
+        cmd.append(f"--layer={_settings(layer)}")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise cpu.CompileError(f"moe-compile failed (exit {proc.returncode}):\n{proc.stderr}")
+    return Artifact(out, name)
+
+
+class Layer:
+    """A loaded artifact; calling it runs ``moe_<name>_forward`` on numpy arrays."""
+
+    def __init__(self, library: pathlib.Path, manifest: dict):
+        self.manifest = manifest
+        self._lib = ctypes.CDLL(str(library))
+        prefix = manifest["prefix"]
+        self._forward = getattr(self._lib, f"{prefix}_forward")
+        self._workspace_size = getattr(self._lib, f"{prefix}_workspace_size")
+        self._status_string = getattr(self._lib, f"{prefix}_status_string")
+        tensors = manifest["tensors"]
+        self.inputs = [t for t in tensors if t["direction"] == "in"]
+        self.outputs = [t for t in tensors if t["direction"] == "out"]
+        self._forward.restype = ctypes.c_int
+        self._forward.argtypes = ([ctypes.c_void_p] * len(tensors)
+                                  + [ctypes.c_int64, ctypes.c_void_p, ctypes.c_size_t,
+                                     ctypes.c_void_p])
+        self._workspace_size.restype = ctypes.c_size_t
+        self._workspace_size.argtypes = [ctypes.c_int64]
+        self._status_string.restype = ctypes.c_char_p
+        self._status_string.argtypes = [ctypes.c_int]
+
+    def status_string(self, status: int) -> str:
+        return self._status_string(status).decode()
+
+    def _shape(self, tensor: dict, tokens: int) -> tuple:
+        return tuple(tokens if s < 0 else s for s in tensor["shape"])
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray | tuple:
+        if len(inputs) != len(self.inputs):
+            raise ValueError(f"expected {len(self.inputs)} inputs "
+                             f"({', '.join(t['name'] for t in self.inputs)}), got {len(inputs)}")
+        tokens = np.asarray(inputs[0]).shape[0]
+        arrays = []
+        for spec, value in zip(self.inputs, inputs):
+            array = np.ascontiguousarray(value)
+            want = self._shape(spec, tokens)
+            if array.shape != want or array.dtype != _STORAGE[spec["dtype"]]:
+                raise ValueError(f"'{spec['name']}' must be {want} "
+                                 f"{np.dtype(_STORAGE[spec['dtype']]).name}, "
+                                 f"got {array.shape} {array.dtype.name}")
+            arrays.append(array)
+        outs = [np.zeros(self._shape(t, tokens), dtype=_STORAGE[t["dtype"]])
+                for t in self.outputs]
+        size = self._workspace_size(tokens)
+        workspace = np.empty(size, dtype=np.uint8) if size else None
+        status = self._forward(*[a.ctypes.data for a in arrays + outs], tokens,
+                               None if workspace is None else workspace.ctypes.data,
+                               size, None)
+        if status != 0:
+            raise MoEError(status, self.status_string(status))
+        return outs[0] if len(outs) == 1 else tuple(outs)

@@ -1,0 +1,199 @@
+"""moe-compile artifacts: config files of every model family to a shared
+library with the C ABI, called from Python (ctypes) and from the C example,
+checked against the numpy oracle; the ABI's error statuses, exported symbols,
+determinism and the driver's diagnostics."""
+
+import hashlib
+import json
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from harness import assert_close, draw_robust, normal, routing_is_robust
+from moe_mlir import aot, cpu, dtypes
+from moe_mlir import reference as ref
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+
+# Small configs with the fields (and model_type) of each family's config.json.
+CONFIGS = {
+    "mixtral": {"model_type": "mixtral", "hidden_size": 32, "intermediate_size": 24,
+                "num_local_experts": 8, "num_experts_per_tok": 2, "torch_dtype": "float32"},
+    "qwen3_moe": {"model_type": "qwen3_moe", "hidden_size": 32, "moe_intermediate_size": 16,
+                  "num_experts": 16, "num_experts_per_tok": 4, "norm_topk_prob": True},
+    "olmoe": {"model_type": "olmoe", "hidden_size": 32, "intermediate_size": 16,
+              "num_experts": 16, "num_experts_per_tok": 4, "norm_topk_prob": False},
+    "deepseek_v3": {"model_type": "deepseek_v3", "hidden_size": 32,
+                    "moe_intermediate_size": 16, "n_routed_experts": 16,
+                    "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2,
+                    "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+                    "scoring_func": "sigmoid", "topk_method": "noaux_tc",
+                    "n_shared_experts": 1},
+    "gpt_oss": {"model_type": "gpt_oss", "hidden_size": 32, "intermediate_size": 16,
+                "num_local_experts": 8, "num_experts_per_tok": 4, "swiglu_limit": 7.0,
+                "torch_dtype": "bfloat16"},
+}
+
+# What each family means for the oracle.
+ORACLE = {
+    "mixtral": dict(route=ref.MODEL_RECIPES["mixtral"]),
+    "qwen3_moe": dict(route=ref.MODEL_RECIPES["qwen3"] | {"k": 4}),
+    "olmoe": dict(route=ref.MODEL_RECIPES["olmoe"] | {"k": 4}),
+    "deepseek_v3": dict(route=ref.MODEL_RECIPES["deepseek_v3"] | {"k": 4, "n_group": 4,
+                                                                  "topk_group": 2}),
+    "gpt_oss": dict(route=ref.MODEL_RECIPES["gpt_oss"],
+                    ffn=dict(activation="swiglu_oai", glu_layout="interleaved")),
+}
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory):
+    if not (cpu.build_dir() / "bin" / "moe-compile").exists():
+        pytest.skip("moe-compile is not built")
+    return tmp_path_factory.mktemp("aot")
+
+
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+@pytest.mark.parametrize("tokens", [1, 7, 33])
+def test_config_to_kernel_matches_oracle(out_dir, rng, family, tokens):
+    config = CONFIGS[family]
+    artifact = aot.compile(config, name=family, out_dir=out_dir / family)
+    layer = artifact.load()
+    manifest = artifact.manifest
+    spec = manifest["layer"]
+    H, I, E = spec["hidden"], spec["intermediate"], spec["experts"]
+    dtype = spec["dtype"]
+    route = ORACLE[family]["route"]
+
+    def draw():
+        drawn = {
+            "x": normal(rng, (tokens, H), dtype),
+            "router": normal(rng, (E, H), dtype, scale=0.5),
+        }
+        if spec["bias"]:
+            drawn["bias"] = normal(rng, (E,), scale=0.1)
+        return drawn
+
+    # No near-tie may decide the routing, or f32 rounding could pick another expert.
+    inputs = draw_robust(rng, draw, lambda d: routing_is_robust(
+        rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64),
+        d.get("bias"), route), family)
+    inputs["w13"] = normal(rng, (E, 2 * I, H), dtype, scale=0.2)
+    inputs["w2"] = normal(rng, (E, H, I), dtype, scale=0.2)
+    kwargs = {"bias": inputs["bias"]} if spec["bias"] else {}
+    if spec["shared_intermediate"]:
+        Is = spec["shared_intermediate"]
+        inputs["shared_w13"] = normal(rng, (2 * Is, H), dtype, scale=0.2)
+        inputs["shared_w2"] = normal(rng, (H, Is), dtype, scale=0.2)
+        kwargs.update(shared_w13=inputs["shared_w13"], shared_w2=inputs["shared_w2"])
+    names = [t["name"] for t in layer.inputs]
+    args = [inputs[n] if n == "bias" else cpu.to_storage(inputs[n], dtype) for n in names]
+    y = cpu.from_storage(layer(*args), dtype)
+    want = ref.layer(inputs["x"], inputs["router"], inputs["w13"], inputs["w2"],
+                     **kwargs, **route, **ORACLE[family].get("ffn", {}))
+    assert_close(y, want, dtype, f"{family} T={tokens}")
+
+
+def test_python_loader_refuses_bad_arguments(out_dir, rng):
+    layer = aot.compile(CONFIGS["mixtral"], name="checked", out_dir=out_dir / "checked").load()
+    x = normal(rng, (4, 32))
+    with pytest.raises(ValueError, match="'router' must be"):
+        layer(x, normal(rng, (8, 31)), normal(rng, (8, 48, 32)), normal(rng, (8, 32, 24)))
+    with pytest.raises(ValueError, match="expected 4 inputs"):
+        layer(x)
+
+
+def lcg_inputs(count, seed):
+    """The C example's generator, replayed in numpy."""
+    out = np.empty(count, dtype=np.float32)
+    state = seed
+    for i in range(count):
+        state = (state * 1664525 + 1013904223) % 2**32
+        out[i] = ((np.float32(state >> 8) / np.float32(16777216.0)) - np.float32(0.5)) \
+            * np.float32(0.5)
+    return out
+
+
+def test_c_example(out_dir, tmp_path):
+    """docs/examples/layer_example.c, compiled with -std=c99 -Wall -Wextra -Werror
+    against the generated header, calls the library and matches the oracle."""
+    build = out_dir / "example"
+    aot.compile(layer=dict(hidden=64, intermediate=32, experts=8, k=2, renormalize=True),
+                name="example", out_dir=build)
+    compiler = shutil.which("cc") or "/usr/lib/llvm-22/bin/clang"
+    exe = tmp_path / "layer_example"
+    subprocess.run([compiler, "-std=c99", "-Wall", "-Wextra", "-Werror", f"-I{build}",
+                    str(REPO / "docs/examples/layer_example.c"), f"-L{build}",
+                    "-lmoe_example", f"-Wl,-rpath,{build}", "-o", str(exe)], check=True)
+    dump = tmp_path / "y.txt"
+    run = subprocess.run([str(exe), str(dump)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "error paths: a tensor pointer is NULL" in run.stdout
+    T, H, I, E = 5, 64, 32, 8
+    x = lcg_inputs(T * H, 1).reshape(T, H)
+    router = lcg_inputs(E * H, 2).reshape(E, H)
+    w13 = lcg_inputs(E * 2 * I * H, 3).reshape(E, 2 * I, H)
+    w2 = lcg_inputs(E * H * I, 4).reshape(E, H, I)
+    want = ref.layer(x, router, w13, w2, k=2, renormalize=True)
+    got = np.loadtxt(dump).reshape(T, H)
+    assert_close(got, want, "f32", "C example")
+
+
+def test_only_abi_symbols_exported(out_dir):
+    artifact = aot.compile(CONFIGS["olmoe"], name="symbols", out_dir=out_dir / "symbols")
+    nm = subprocess.run(["/usr/lib/llvm-22/bin/llvm-nm", "-D", "--defined-only",
+                         str(artifact.library)], capture_output=True, text=True, check=True)
+    names = sorted(line.split()[-1] for line in nm.stdout.splitlines() if line.strip())
+    assert names == sorted(["moe_symbols_forward", "moe_symbols_status_string",
+                            "moe_symbols_workspace_size"])
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_output_is_deterministic(out_dir):
+    first = aot.compile(CONFIGS["qwen3_moe"], name="same", out_dir=out_dir / "same",
+                        emit=("so", "header", "manifest", "obj", "mlir"))
+    files = [first.library, first.header, first.directory / "moe_same.json",
+             first.directory / "moe_same.o", first.directory / "moe_same.mlir"]
+    before = [digest(f) for f in files]
+    aot.compile(CONFIGS["qwen3_moe"], name="same", out_dir=out_dir / "same",
+                emit=("so", "header", "manifest", "obj", "mlir"))
+    assert [digest(f) for f in files] == before
+
+
+def moe_compile(*args):
+    return subprocess.run([str(aot.moe_compile()), *args], capture_output=True, text=True)
+
+
+def test_version_names_llvm():
+    run = moe_compile("--version")
+    assert run.returncode == 0
+    assert "moe-compile 0.1.0" in run.stdout and "LLVM/MLIR 22." in run.stdout
+
+
+def test_bad_inputs_are_diagnosed(tmp_path):
+    unknown = tmp_path / "config.json"
+    unknown.write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
+    run = moe_compile(str(unknown), "-o", str(tmp_path))
+    assert run.returncode == 1 and "model_type 'llama'" in run.stderr
+
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"model_type": "mixtral", "hidden_size": 8}))
+    run = moe_compile(str(missing), "-o", str(tmp_path))
+    assert run.returncode == 1 and "'intermediate_size'" in run.stderr
+
+    run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=5", "-o", str(tmp_path))
+    assert run.returncode == 1 and "k = 5 is out of range" in run.stderr
+
+    malformed = tmp_path / "bad.mlir"
+    malformed.write_text("func.func @f( {\n")
+    run = moe_compile(str(malformed), "-o", str(tmp_path))
+    assert run.returncode == 1 and "bad.mlir:1:" in run.stderr
+
+    run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2", "--target=tpu")
+    assert run.returncode == 1 and "--target must be cpu or cuda" in run.stderr

@@ -1,0 +1,371 @@
+//===- moe-compile.cpp - Ahead-of-time compiler of MoE layers -------------===//
+//
+// Input: MoE IR (.mlir), a model's config.json, or a layer from --layer.
+// Output (--emit): the moe IR (mlir), LLVM IR (ll), the kernel object (obj),
+// a shared library exporting the C ABI of moe/Runtime/moe_runtime.h (so),
+// its header (header) and a JSON manifest (manifest). The same input gives
+// the same bytes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Compiler/CABIEmitter.h"
+#include "moe/Compiler/LayerSpec.h"
+#include "moe/InitAll.h"
+#include "moe/Pipelines/Pipelines.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Config/llvm-config.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <set>
+
+using namespace llvm;
+using namespace mlir;
+using namespace mlir::moe;
+
+#ifndef MOE_MLIR_VERSION
+#define MOE_MLIR_VERSION "unknown"
+#endif
+
+static const char kRuntimeHeader[] =
+#include "MoERuntimeHeader.inc"
+    ;
+
+namespace {
+
+cl::OptionCategory category("moe-compile options");
+
+cl::opt<std::string> inputFile(cl::Positional, cl::desc("[input.mlir | config.json]"),
+                               cl::init(""), cl::cat(category));
+cl::opt<std::string> configFile("config",
+                                cl::desc("A model's Hugging Face config.json"),
+                                cl::value_desc("file"), cl::cat(category));
+cl::opt<std::string> layerSettings(
+    "layer",
+    cl::desc("Layer settings key=value,...: hidden, intermediate, experts, k, "
+             "dtype, scoring, n_group, topk_group, group_score, renormalize, "
+             "renorm_epsilon, scale, bias, activation, glu_layout, alpha, "
+             "limit, shared_intermediate, shared_gate, capacity, "
+             "capacity_factor, drop_policy (they override a config's values)"),
+    cl::value_desc("settings"), cl::cat(category));
+cl::opt<std::string> target("target", cl::desc("cpu or cuda"), cl::init("cpu"),
+                            cl::cat(category));
+cl::opt<std::string> chip("chip",
+                          cl::desc("The CPU (clang -march value, default: the "
+                                   "host) or the CUDA chip (sm_90a, sm_80)"),
+                          cl::init(""), cl::cat(category));
+cl::list<std::string> emit("emit",
+                           cl::desc("What to write: obj, so, header, mlir, ll, "
+                                    "manifest (ptx, fatbin: --target=cuda)"),
+                           cl::CommaSeparated, cl::cat(category));
+cl::opt<std::string> outputDir("o", cl::desc("Output directory"),
+                               cl::value_desc("dir"), cl::init("."),
+                               cl::cat(category));
+cl::opt<std::string> layerName(
+    "name", cl::desc("Name of the layer in symbols and files (moe_<name>_*)"),
+    cl::init("layer"), cl::cat(category));
+cl::opt<std::string> functionName(
+    "function", cl::desc("The function to export when the input is IR "
+                         "(default: its only public function)"),
+    cl::init(""), cl::cat(category));
+cl::opt<int64_t> maxTokens("max-tokens",
+                           cl::desc("Largest num_tokens the ABI accepts"),
+                           cl::init(1 << 20), cl::cat(category));
+
+/// Reports `message` as moe-compile's error and returns exit status 1.
+int fail(const Twine &message) {
+  errs() << "moe-compile: error: " << message << "\n";
+  return 1;
+}
+
+std::string clangPath() {
+  if (const char *path = std::getenv("MOE_MLIR_CLANG"))
+    return path;
+  return MOE_MLIR_CLANG_PATH;
+}
+
+/// Runs `args` (args[0] is the program); its diagnostics go to stderr.
+bool run(ArrayRef<std::string> args) {
+  SmallVector<StringRef> refs(args.begin(), args.end());
+  std::string message;
+  int status = sys::ExecuteAndWait(args.front(), refs, std::nullopt, {}, 0, 0,
+                                   &message);
+  if (status != 0) {
+    errs() << "moe-compile: error: " << sys::path::filename(args.front())
+           << " failed" << (message.empty() ? "" : ": " + message) << "\n";
+    return false;
+  }
+  return true;
+}
+
+bool writeFile(StringRef path, StringRef contents) {
+  std::string error;
+  auto file = openOutputFile(path, &error);
+  if (!file) {
+    errs() << "moe-compile: error: " << error << "\n";
+    return false;
+  }
+  file->os() << contents;
+  file->keep();
+  return true;
+}
+
+std::string sha256(StringRef text) {
+  return toHex(SHA256::hash(arrayRefFromStringRef(text)), /*LowerCase=*/true);
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  InitLLVM init(argc, argv);
+  cl::SetVersionPrinter([](raw_ostream &os) {
+    os << "moe-compile " << MOE_MLIR_VERSION << " (MoE-MLIR)\n"
+       << "LLVM/MLIR " << LLVM_VERSION_STRING << "\n";
+  });
+  cl::HideUnrelatedOptions(category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "moe-compile: ahead-of-time MoE kernels with a C ABI\n\n"
+      "  moe-compile config.json --emit=so,header,manifest -o out/\n"
+      "  moe-compile --layer=hidden=64,intermediate=32,experts=8,k=2,"
+      "renormalize -o out/\n"
+      "  moe-compile layer.mlir --function=layer --emit=obj,header\n");
+
+  std::set<std::string> outputs(emit.begin(), emit.end());
+  if (outputs.empty())
+    outputs = {"so", "header", "manifest"};
+  for (const std::string &kind : outputs)
+    if (!is_contained(SmallVector<StringRef>{"obj", "so", "header", "mlir",
+                                             "ll", "manifest", "ptx", "fatbin"},
+                      kind))
+      return fail(formatv("--emit: unknown kind '{0}'", kind));
+  if (target != "cpu" && target != "cuda")
+    return fail(formatv("--target must be cpu or cuda, got '{0}'", target));
+  if (target == "cuda")
+    return fail("--target=cuda: this build has no CUDA code generation yet; "
+                "use --target=cpu");
+  if (outputs.count("ptx") || outputs.count("fatbin"))
+    return fail("--emit=ptx and --emit=fatbin need --target=cuda");
+  if (layerName.empty() || isDigit(layerName.front()) ||
+      !all_of(layerName, [](char c) { return isAlnum(c) || c == '_'; }))
+    return fail(formatv("--name must be a C identifier, got '{0}'", layerName));
+  if (maxTokens < 1)
+    return fail("--max-tokens must be >= 1");
+
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  context.printOpOnDiagnostic(false);
+  SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+
+  // The input: IR, or a layer from a config and/or --layer settings.
+  std::string input = inputFile;
+  if (configFile.getNumOccurrences()) {
+    if (!input.empty())
+      return fail("give either an input file or --config, not both");
+    input = configFile;
+  }
+  bool isIR = !input.empty() && !StringRef(input).ends_with(".json");
+  std::optional<LayerSpec> spec;
+  std::string sourceText;
+  SmallVector<std::string> argNames;
+  if (isIR) {
+    if (layerSettings.getNumOccurrences())
+      return fail("--layer describes a layer; it does not apply to IR input");
+    auto buffer = MemoryBuffer::getFileOrSTDIN(input);
+    if (!buffer)
+      return fail(formatv("cannot read '{0}': {1}", input,
+                          buffer.getError().message()));
+    sourceText = (*buffer)->getBuffer().str();
+  } else {
+    spec.emplace();
+    if (!input.empty()) {
+      auto buffer = MemoryBuffer::getFile(input);
+      if (!buffer)
+        return fail(formatv("cannot read '{0}': {1}", input,
+                            buffer.getError().message()));
+      Expected<json::Value> json = json::parse((*buffer)->getBuffer());
+      if (!json)
+        return fail(formatv("{0}: {1}", input, toString(json.takeError())));
+      Expected<LayerSpec> fromConfig = layerSpecFromHFConfig(*json);
+      if (!fromConfig)
+        return fail(formatv("{0}: {1}", input, toString(fromConfig.takeError())));
+      spec = *fromConfig;
+    } else if (!layerSettings.getNumOccurrences()) {
+      return fail("no input: give IR, a config.json or --layer (see --help)");
+    }
+    if (Error e = applyLayerSettings(*spec, layerSettings))
+      return fail(toString(std::move(e)));
+    if (Error e = validateLayerSpec(*spec))
+      return fail(toString(std::move(e)));
+    sourceText = layerToMLIR(*spec, layerName);
+    argNames = {"x", "router", "w13", "w2"};
+    if (spec->bias)
+      argNames.push_back("bias");
+    if (spec->sharedIntermediate > 0) {
+      argNames.append({"shared_w13", "shared_w2"});
+      if (spec->sharedGate)
+        argNames.push_back("shared_gate");
+    }
+    input = "<layer>";
+  }
+  sourceMgr.AddNewSourceBuffer(
+      MemoryBuffer::getMemBufferCopy(sourceText, input), SMLoc());
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+
+  func::FuncOp func;
+  for (auto candidate : module->getOps<func::FuncOp>()) {
+    if (candidate.isExternal() || candidate.isPrivate())
+      continue;
+    if (!functionName.empty() && candidate.getSymName() != functionName)
+      continue;
+    if (func)
+      return fail("the module has several public functions; choose one with "
+                  "--function");
+    func = candidate;
+  }
+  if (!func)
+    return fail(functionName.empty()
+                    ? std::string("the module has no public function")
+                    : formatv("no public function @{0}", functionName).str());
+  Expected<ABIFunction> abi =
+      describeABI(func, layerName, argNames, maxTokens);
+  if (!abi)
+    return fail(toString(abi.takeError()));
+  // Other public functions would be exported by the kernel object as well.
+  for (auto other : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
+    if (other != func && other.isPublic() && !other.isExternal())
+      other.setPrivate();
+
+  std::string moeIR;
+  {
+    raw_string_ostream os(moeIR);
+    module->print(os);
+  }
+
+  PassManager pm = PassManager::on<ModuleOp>(&context);
+  CPUPipelineOptions options;
+  buildMoELowerToCPUPipeline(pm, options);
+  if (failed(pm.run(*module)))
+    return 1;
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(*module, llvmContext, "moe_" + layerName);
+  if (!llvmModule)
+    return fail("translation to LLVM IR failed");
+  std::string llvmIR;
+  {
+    raw_string_ostream os(llvmIR);
+    llvmModule->print(os, nullptr);
+  }
+
+  if (std::error_code ec = sys::fs::create_directories(outputDir))
+    return fail(formatv("cannot create '{0}': {1}", outputDir, ec.message()));
+  auto outPath = [&](StringRef file) {
+    SmallString<256> path(outputDir);
+    sys::path::append(path, file);
+    return std::string(path);
+  };
+  std::string base = abi->prefix;
+  // Intermediate files live beside the outputs, under a fixed name, so the
+  // paths that reach the object files are the same on every run.
+  std::string work = outPath("." + base + ".build");
+  if (std::error_code ec = sys::fs::create_directories(work))
+    return fail(formatv("cannot create '{0}': {1}", work, ec.message()));
+  auto workPath = [&](StringRef file) {
+    SmallString<256> path(work);
+    sys::path::append(path, file);
+    return std::string(path);
+  };
+  std::string header = emitHeader(*abi, kRuntimeHeader);
+  std::string llPath = workPath(base + ".ll");
+  if (!writeFile(llPath, llvmIR) || !writeFile(workPath(base + ".h"), header))
+    return 1;
+
+  std::string march = "-march=" + (chip.empty() ? std::string("native") : chip);
+  std::string clang = clangPath();
+  std::string llvmLib = MOE_MLIR_LLVM_LIBRARY_DIR;
+  if (outputs.count("mlir") && !writeFile(outPath(base + ".mlir"), moeIR))
+    return 1;
+  if (outputs.count("ll") && !writeFile(outPath(base + ".ll"), llvmIR))
+    return 1;
+  if (outputs.count("header") && !writeFile(outPath(base + ".h"), header))
+    return 1;
+  if (outputs.count("obj") &&
+      !run({clang, "-O2", march, "-fPIC", "-Wno-override-module", "-c", llPath,
+            "-o", outPath(base + ".o")}))
+    return 1;
+  if (outputs.count("so")) {
+    std::string shim = workPath(base + "_abi.c");
+    std::string script = workPath(base + ".map");
+    if (!writeFile(shim, emitShim(*abi)) ||
+        !writeFile(script, emitVersionScript(*abi)))
+      return 1;
+    if (!run({clang, "-O2", march, "-fPIC", "-shared", "-std=c99",
+              "-Wno-override-module", "-I" + work, llPath, shim, "-o",
+              outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
+              "-Wl,-s", "-L" + llvmLib, "-lomp", "-Wl,-rpath," + llvmLib,
+              "-lm"}))
+      return 1;
+  }
+  if (outputs.count("manifest")) {
+    json::Object manifest{
+        {"abi_version", formatv("{0}.{1}", 1, 0).str()},
+        {"name", layerName.getValue()},
+        {"prefix", abi->prefix},
+        {"function", abi->symbol},
+        {"target", target.getValue()},
+        {"chip", chip.empty() ? std::string("native") : chip.getValue()},
+        {"compiler", formatv("moe-compile {0}", MOE_MLIR_VERSION).str()},
+        {"llvm_version", LLVM_VERSION_STRING},
+        {"input_sha256", sha256(sourceText)},
+        {"moe_ir_sha256", sha256(moeIR)},
+        {"max_tokens", maxTokens.getValue()},
+        {"workspace_bytes", 0},
+        {"tensors", abiToJSON(*abi)},
+        {"library", "lib" + base + ".so"},
+        {"header", base + ".h"},
+        {"symbols", json::Array{abi->prefix + "_workspace_size",
+                                abi->prefix + "_forward",
+                                abi->prefix + "_status_string"}},
+    };
+    if (spec)
+      manifest["layer"] = layerToJSON(*spec);
+    std::string text = formatv("{0:2}", json::Value(std::move(manifest)));
+    if (!writeFile(outPath(base + ".json"), text + "\n"))
+      return 1;
+  }
+  sys::fs::remove_directories(work);
+  return 0;
+}
