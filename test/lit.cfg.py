@@ -18,6 +18,8 @@ config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%moe_src_root", config.moe_src_root))
 config.substitutions.append(("%moe_obj_root", config.moe_obj_root))
 config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(
+    ("%moe_plugin", os.path.join(config.moe_obj_root, "lib", "libMoEPlugin.so")))
 
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.use_default_substitutions()
@@ -29,4 +31,4 @@ for var in ("CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"):
         config.environment[var] = os.environ[var]
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["moe-opt"], tool_dirs)
+llvm_config.add_tool_substitutions(["moe-opt", "mlir-opt"], tool_dirs)
