@@ -65,6 +65,8 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
   pm.addPass(arith::createArithExpandOpsPass(expand));
+  if (options.approximateMath)
+    pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createConvertOpenMPToLLVMPass());

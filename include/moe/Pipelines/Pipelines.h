@@ -31,6 +31,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("f32 lanes of the grouped matmul kernel (16: AVX-512, "
                      "8: AVX2)"),
       llvm::cl::init(16)};
+  PassOptions::Option<bool> approximateMath{
+      *this, "approximate-math",
+      llvm::cl::desc("Inline polynomial approximations of exp, erf and tanh "
+                     "instead of libm calls"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> threads{
       *this, "threads",
       llvm::cl::desc("Run the grouped matmul work items on OpenMP threads"),

@@ -37,6 +37,7 @@ namespace {
 struct KernelShape {
   int64_t vectorWidth;
   int64_t rowBlock;
+  int64_t columnBlock;
   int64_t columnTile;
 };
 
@@ -178,7 +179,8 @@ private:
         VectorType::get({shape.vectorWidth}, nb.getF32Type()), v);
   }
 
-  /// Computes rows [block, block + rows) of the tile for every column.
+  /// Computes rows [block, block + rows) of the tile for every column:
+  /// blocks of columnBlock columns, then the remaining columns one by one.
   Value computeBlock(StructuredBuilder &nb, Value expert, Value lo,
                      Value block, int64_t rows, Value col0, Value colCount,
                      Value tile) {
@@ -187,58 +189,87 @@ private:
       Value local = nb.create<arith::AddIOp>(block, nb.index(i));
       blockRows.push_back(blockRow(nb, nb.create<arith::AddIOp>(lo, local)));
     }
-    auto columnLoop = nb.create<scf::ForOp>(
-        nb.index(0), colCount, nb.index(1), ValueRange{tile},
-        [&](OpBuilder &nested, Location loc, Value column, ValueRange iter) {
-          StructuredBuilder cb(loc, nested);
-          Value col = cb.create<arith::AddIOp>(col0, column);
-          SmallVector<Value> results =
-              columnResults(cb, expert, col, blockRows);
-          Value updated = iter[0];
-          for (int64_t i = 0; i < rows; ++i) {
-            Value localRow = cb.create<arith::AddIOp>(block, cb.index(i));
-            updated = cb.create<tensor::InsertOp>(
-                cb.castFloat(results[i], outType), updated,
-                ValueRange{localRow, column});
-          }
-          cb.create<scf::YieldOp>(updated);
-        });
-    return columnLoop.getResult(0);
+    auto columnLoop = [&](Value from, Value to, int64_t columns, Value init) {
+      return nb
+          .create<scf::ForOp>(
+              from, to, nb.index(columns), ValueRange{init},
+              [&](OpBuilder &nested, Location loc, Value column,
+                  ValueRange iter) {
+                StructuredBuilder cb(loc, nested);
+                SmallVector<Value> localColumns, cols;
+                for (int64_t c = 0; c < columns; ++c) {
+                  localColumns.push_back(
+                      cb.create<arith::AddIOp>(column, cb.index(c)));
+                  cols.push_back(
+                      cb.create<arith::AddIOp>(col0, localColumns.back()));
+                }
+                SmallVector<Value> results =
+                    columnResults(cb, expert, cols, blockRows);
+                Value updated = iter[0];
+                for (int64_t c = 0; c < columns; ++c)
+                  for (int64_t i = 0; i < rows; ++i) {
+                    Value localRow =
+                        cb.create<arith::AddIOp>(block, cb.index(i));
+                    updated = cb.create<tensor::InsertOp>(
+                        cb.castFloat(results[c * rows + i], outType), updated,
+                        ValueRange{localRow, localColumns[c]});
+                  }
+                cb.create<scf::YieldOp>(updated);
+              })
+          .getResult(0);
+    };
+    int64_t columns = shape.columnBlock;
+    Value fullColumns = nb.create<arith::SubIOp>(
+        colCount, nb.create<arith::RemUIOp>(colCount, nb.index(columns)));
+    tile = columnLoop(nb.index(0), fullColumns, columns, tile);
+    if (columns > 1)
+      tile = columnLoop(fullColumns, colCount, 1, tile);
+    return tile;
   }
 
-  /// The f32 results of output column `col` for every row of the block.
+  /// The f32 results of output columns `cols` for every row of the block,
+  /// column-major: result[c * rows + i].
   SmallVector<Value> columnResults(StructuredBuilder &cb, Value expert,
-                                   Value col,
+                                   ArrayRef<Value> cols,
                                    ArrayRef<BlockRow> blockRows) {
     int64_t rows = blockRows.size();
+    int64_t columns = cols.size();
     bool interleaved = op.getGluLayout() == GluLayout::interleaved;
-    Value gateRow = col, upRow;
-    if (glu) {
-      gateRow = interleaved ? cb.create<arith::MulIOp>(col, cb.index(2)) : col;
-      upRow = interleaved
-                  ? cb.create<arith::AddIOp>(gateRow, cb.index(1))
-                  : cb.create<arith::AddIOp>(col, cb.index(width));
+    // The weight rows feeding each accumulator group: gate (or the plain
+    // projection) and, for a GLU, up.
+    SmallVector<Value> weightRows;
+    for (Value col : cols) {
+      if (!glu) {
+        weightRows.push_back(col);
+        continue;
+      }
+      Value gateRow =
+          interleaved ? cb.create<arith::MulIOp>(col, cb.index(2)) : col;
+      weightRows.push_back(gateRow);
+      weightRows.push_back(
+          interleaved ? cb.create<arith::AddIOp>(gateRow, cb.index(1))
+                      : cb.create<arith::AddIOp>(col, cb.index(width)));
     }
+    int64_t groups = weightRows.size();
     int64_t vw = shape.vectorWidth;
     auto accType = VectorType::get({vw}, cb.getF32Type());
     Value zeroAcc = cb.create<arith::ConstantOp>(
         DenseElementsAttr::get(accType, cb.getF32FloatAttr(0.0f)));
-    int64_t numAcc = glu ? 2 * rows : rows;
-    SmallVector<Value> init(numAcc, zeroAcc);
+    SmallVector<Value> init(groups * rows, zeroAcc);
 
-    // acc[i] (gate) and acc[rows + i] (up) += A[row_i, k:] * W[.., k:].
+    // acc[g * rows + i] += A[row_i, k:] * W[expert, weightRows[g], k:].
     auto step = [&](StructuredBuilder &sb, Value k, ValueRange accs,
                     bool inBounds) {
-      Value wGate = load(sb, op.getRhs(), {expert, gateRow}, k, inBounds);
-      Value wUp = glu ? load(sb, op.getRhs(), {expert, upRow}, k, inBounds)
-                      : Value();
+      SmallVector<Value> weights;
+      for (Value row : weightRows)
+        weights.push_back(load(sb, op.getRhs(), {expert, row}, k, inBounds));
       SmallVector<Value> next(accs.begin(), accs.end());
       for (int64_t i = 0; i < rows; ++i) {
         Value a = load(sb, blockRows[i].source, {blockRows[i].aRow}, k,
                        inBounds);
-        next[i] = sb.create<vector::FMAOp>(a, wGate, accs[i]);
-        if (glu)
-          next[rows + i] = sb.create<vector::FMAOp>(a, wUp, accs[rows + i]);
+        for (int64_t g = 0; g < groups; ++g)
+          next[g * rows + i] =
+              sb.create<vector::FMAOp>(a, weights[g], accs[g * rows + i]);
       }
       return next;
     };
@@ -265,14 +296,16 @@ private:
     SmallVector<Value> results;
     double alpha = op.getAlpha().convertToDouble();
     double limit = op.getLimit().convertToDouble();
-    for (int64_t i = 0; i < rows; ++i) {
-      Value value = reduce(accs[i]);
-      if (glu)
-        value = gluScalar(cb, value, reduce(accs[rows + i]), *op.getEpilogue(),
-                          alpha, limit);
-      results.push_back(
-          cb.create<arith::MulFOp>(value, blockRows[i].scale));
-    }
+    int64_t perColumn = glu ? 2 : 1;
+    for (int64_t c = 0; c < columns; ++c)
+      for (int64_t i = 0; i < rows; ++i) {
+        Value value = reduce(accs[(c * perColumn) * rows + i]);
+        if (glu)
+          value = gluScalar(cb, value,
+                            reduce(accs[(c * perColumn + 1) * rows + i]),
+                            *op.getEpilogue(), alpha, limit);
+        results.push_back(cb.create<arith::MulFOp>(value, blockRows[i].scale));
+      }
     return results;
   }
 
@@ -306,15 +339,16 @@ struct ConvertMoEToVectorPass
   using Base::Base;
 
   void runOnOperation() override {
-    if (vectorWidth < 1 || rowBlock < 1 || columnTile < 1) {
+    if (vectorWidth < 1 || rowBlock < 1 || columnBlock < 1 || columnTile < 1) {
       getOperation()->emitError()
-          << "convert-moe-to-vector: vector-width, row-block and column-tile "
-             "must be >= 1";
+          << "convert-moe-to-vector: vector-width, row-block, column-block "
+             "and column-tile must be >= 1";
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
     patterns.add<VectorizeGroupedMatmul>(
-        &getContext(), KernelShape{vectorWidth, rowBlock, columnTile});
+        &getContext(),
+        KernelShape{vectorWidth, rowBlock, columnBlock, columnTile});
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

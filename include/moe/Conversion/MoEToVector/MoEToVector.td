@@ -18,7 +18,9 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       when one expert holds most rows; experts with no rows return at once;
     - each weight row `W[e, n, :]` is read once per block of `row-block`
       routed rows, whose A rows (gathered through `rows` when fused) stay in
-      L1; products accumulate in f32 `vector-width`-lane FMAs along K (bf16
+      L1, and each A row load serves `column-block` output columns (with
+      their up projections for a GLU); products accumulate in f32
+      `vector-width`-lane FMAs along K (bf16
       and f16 weights are extended in registers), with a masked tail when K
       is not a multiple of the width;
     - the GLU epilogue, the row scale and the cast are applied per element
@@ -33,6 +35,8 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
            "f32 lanes of the inner FMA loop (16 for AVX-512, 8 for AVX2)">,
     Option<"rowBlock", "row-block", "int64_t", /*default=*/"4",
            "routed rows sharing each weight-row load">,
+    Option<"columnBlock", "column-block", "int64_t", /*default=*/"2",
+           "output columns sharing each A-row load">,
     Option<"columnTile", "column-tile", "int64_t", /*default=*/"16",
            "output columns per work item">,
   ];

@@ -21,8 +21,8 @@ namespace {
 GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             Value lhs, Value rows, Value rowScale, Value init,
                             function_ref<void(GroupedMatmulOp)> update) {
-  auto fused = rewriter.create<GroupedMatmulOp>(
-      op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(), rows,
+  auto fused = GroupedMatmulOp::create(
+      rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(), rows,
       rowScale, init, op.getRhsLayoutAttr(), op.getGatherAttr(),
       op.getKAttr(), op.getEpilogueAttr(), op.getGluLayoutAttr(),
       op.getAlphaAttr(), op.getLimitAttr());

@@ -85,4 +85,17 @@ def MoELowerStridedCopiesPass : Pass<"moe-lower-strided-copies"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
+  let summary = "Inline polynomial approximations of exp, erf and tanh";
+  let description = [{
+    Replaces `math.exp`, `math.erf` and `math.tanh` on f32 with MLIR's
+    polynomial approximations (a few ulp of the correctly rounded result), so
+    the activations and softmaxes of a layer are inline arithmetic instead of
+    one libm call per element.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
