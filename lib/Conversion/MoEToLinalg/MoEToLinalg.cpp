@@ -40,16 +40,6 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 // Scalar helpers
 //===----------------------------------------------------------------------===//
 
-/// 0 <= value < bound for an i32 `value` and an index `bound`.
-Value inRange(StructuredBuilder &b, Value value, Value bound) {
-  Value index = b.toIndex(value);
-  Value nonNegative = b.create<arith::CmpIOp>(arith::CmpIPredicate::sge,
-                                              value, b.i32(0));
-  Value below =
-      b.create<arith::CmpIOp>(arith::CmpIPredicate::slt, index, bound);
-  return b.create<arith::AndIOp>(nonNegative, below);
-}
-
 Value boolToI32(StructuredBuilder &b, Value flag) {
   return b.create<arith::ExtUIOp>(b.getI32Type(), flag);
 }
@@ -511,7 +501,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
         b.generic({ids}, {b.empty({tokens, slots}, b.getI32Type())}, 2,
                   {{0, 1}, {0, 1}}, {},
                   [&](StructuredBuilder &nb, ValueRange args) {
-                    Value valid = inRange(nb, args[0], nb.index(numExperts));
+                    Value valid = nb.inRange(args[0], nb.index(numExperts));
                     Value expert = args[0];
                     if (expertMap) {
                       Value safe = nb.create<arith::SelectOp>(valid, args[0],
@@ -519,7 +509,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                       expert = nb.create<tensor::ExtractOp>(
                           expertMap, ValueRange{nb.toIndex(safe)});
                       valid = nb.create<arith::AndIOp>(
-                          valid, inRange(nb, expert, nb.index(numLocal)));
+                          valid, nb.inRange(expert, nb.index(numLocal)));
                     }
                     return Body{
                         nb.create<arith::SelectOp>(valid, expert, nb.i32(-1))};
@@ -715,15 +705,12 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
 /// value is outside [0, T * k). Returns f32.
 Value gatherElement(StructuredBuilder &b, Value source, Value rowValue,
                     int64_t k, Value column) {
-  Value numTokens = b.dimValue(source, 0);
-  Value limit = b.create<arith::MulIOp>(numTokens, b.index(k));
-  Value valid = inRange(b, rowValue, limit);
-  Value safe = b.create<arith::SelectOp>(valid, rowValue, b.i32(0));
-  Value token = b.create<arith::DivUIOp>(b.toIndex(safe), b.index(k));
-  Value element =
-      b.castFloat(b.create<tensor::ExtractOp>(source, ValueRange{token, column}),
-                  b.getF32Type());
-  return b.create<arith::SelectOp>(valid, element, b.f32(0.0));
+  auto selection = b.decodeSelection(rowValue, b.dimValue(source, 0), k);
+  Value element = b.castFloat(
+      b.create<tensor::ExtractOp>(source,
+                                  ValueRange{selection.token, column}),
+      b.getF32Type());
+  return b.create<arith::SelectOp>(selection.valid, element, b.f32(0.0));
 }
 
 struct LowerPermute : OpRewritePattern<PermuteOp> {
@@ -904,20 +891,13 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
       acc = b.generic({acc, rows}, {b.empty(sizes, b.getF32Type())}, 2,
                       {{0, 1}, {0}, {0, 1}}, {},
                       [&](StructuredBuilder &nb, ValueRange args) {
-                        Value numTokens = nb.dimValue(scale, 0);
-                        Value limit =
-                            nb.create<arith::MulIOp>(numTokens, nb.index(k));
-                        Value valid = inRange(nb, args[1], limit);
-                        Value safe = nb.toIndex(nb.create<arith::SelectOp>(
-                            valid, args[1], nb.i32(0)));
-                        Value token =
-                            nb.create<arith::DivUIOp>(safe, nb.index(k));
-                        Value slot =
-                            nb.create<arith::RemUIOp>(safe, nb.index(k));
+                        auto selection = nb.decodeSelection(
+                            args[1], nb.dimValue(scale, 0), k);
                         Value w = nb.create<tensor::ExtractOp>(
-                            scale, ValueRange{token, slot});
-                        Value w0 =
-                            nb.create<arith::SelectOp>(valid, w, nb.f32(0.0));
+                            scale,
+                            ValueRange{selection.token, selection.slot});
+                        Value w0 = nb.create<arith::SelectOp>(
+                            selection.valid, w, nb.f32(0.0));
                         return Body{nb.create<arith::MulFOp>(args[0], w0)};
                       })
                 .front();
@@ -944,24 +924,21 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
 
     // rowOf[t, j]: the row holding selection t * k + j, or -1.
     Value numTokens = b.dimValue(weights, 0);
-    Value limit = b.create<arith::MulIOp>(numTokens, b.index(k));
     Value rowOfInit = b.filled({tokens, slots}, b.i32(-1));
     auto invert = b.create<scf::ForOp>(
         b.index(0), b.dimValue(rows, 0), b.index(1), ValueRange{rowOfInit},
         [&](OpBuilder &nested, Location loc, Value row, ValueRange iter) {
           StructuredBuilder nb(loc, nested);
-          Value selection = nb.create<tensor::ExtractOp>(rows, ValueRange{row});
-          Value valid = inRange(nb, selection, limit);
+          auto selection = nb.decodeSelection(
+              nb.create<tensor::ExtractOp>(rows, ValueRange{row}), numTokens,
+              k);
           auto store = nb.create<scf::IfOp>(
-              valid,
+              selection.valid,
               [&](OpBuilder &thenBuilder, Location thenLoc) {
                 StructuredBuilder tb(thenLoc, thenBuilder);
-                Value flat = tb.toIndex(selection);
-                Value token = tb.create<arith::DivUIOp>(flat, tb.index(k));
-                Value slot = tb.create<arith::RemUIOp>(flat, tb.index(k));
                 Value updated = tb.create<tensor::InsertOp>(
                     tb.fromIndex(row, tb.getI32Type()), iter[0],
-                    ValueRange{token, slot});
+                    ValueRange{selection.token, selection.slot});
                 tb.create<scf::YieldOp>(updated);
               },
               [&](OpBuilder &elseBuilder, Location elseLoc) {

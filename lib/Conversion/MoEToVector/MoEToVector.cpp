@@ -140,24 +140,17 @@ private:
     Value rows = op.getRows();
     if (!rows)
       return result;
-    Value rowValue = nb.create<tensor::ExtractOp>(rows, ValueRange{row});
     Value tokens = op.getGather() ? nb.dimValue(lhs, 0)
                                   : nb.dimValue(op.getRowScale(), 0);
-    Value limit = nb.create<arith::MulIOp>(tokens, nb.index(k));
-    Value index = nb.toIndex(rowValue);
-    Value valid = nb.create<arith::AndIOp>(
-        nb.create<arith::CmpIOp>(arith::CmpIPredicate::sge, rowValue,
-                                 nb.i32(0)),
-        nb.create<arith::CmpIOp>(arith::CmpIPredicate::slt, index, limit));
-    Value safe = nb.create<arith::SelectOp>(valid, index, nb.index(0));
-    Value token = nb.create<arith::DivUIOp>(safe, nb.index(k));
+    auto selection = nb.decodeSelection(
+        nb.create<tensor::ExtractOp>(rows, ValueRange{row}), tokens, k);
     if (op.getGather())
-      result.aRow = token;
-    Value scale = nb.create<arith::SelectOp>(valid, nb.f32(1.0), nb.f32(0.0));
+      result.aRow = selection.token;
+    Value scale = nb.create<arith::SelectOp>(selection.valid, nb.f32(1.0),
+                                             nb.f32(0.0));
     if (Value weights = op.getRowScale()) {
-      Value slot = nb.create<arith::RemUIOp>(safe, nb.index(k));
-      Value weight =
-          nb.create<tensor::ExtractOp>(weights, ValueRange{token, slot});
+      Value weight = nb.create<tensor::ExtractOp>(
+          weights, ValueRange{selection.token, selection.slot});
       scale = nb.create<arith::MulFOp>(scale, weight);
     }
     result.scale = scale;

@@ -143,6 +143,14 @@ LogicalResult verifyGluWidth(Operation *op, StringRef name, int64_t width) {
   return success();
 }
 
+/// Destination-style ops return their `init` operand's type.
+LogicalResult verifyResultMatchesInit(Operation *op, Value result, Value init) {
+  if (result.getType() != init.getType())
+    return op->emitOpError() << "result type " << result.getType()
+                             << " must match 'init' " << init.getType();
+  return success();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -268,10 +276,7 @@ LogicalResult PermuteOp::verify() {
       failed(c.dimIs(getInit(), "init", 0, c.shape(getRows())[0], "M")) ||
       failed(c.dimIs(getInit(), "init", 1, c.shape(getX())[1], "H")))
     return failure();
-  if (getResult().getType() != getInit().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must match 'init' " << getInit().getType();
-  return success();
+  return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
 //===----------------------------------------------------------------------===//
@@ -343,10 +348,7 @@ LogicalResult GroupedMatmulOp::verify() {
       failed(c.dimIs(getInit(), "init", 1, width,
                      getEpilogue() ? "N / 2 after the GLU epilogue" : "N")))
     return failure();
-  if (getResult().getType() != getInit().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must match 'init' " << getInit().getType();
-  return success();
+  return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
 //===----------------------------------------------------------------------===//
@@ -366,10 +368,7 @@ LogicalResult GluOp::verify() {
       failed(c.dimIs(getInit(), "init", 0, c.shape(getH())[0], "M")) ||
       failed(c.dimIs(getInit(), "init", 1, c.shape(getH())[1] / 2, "I")))
     return failure();
-  if (getResult().getType() != getInit().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must match 'init' " << getInit().getType();
-  return success();
+  return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
 //===----------------------------------------------------------------------===//
@@ -391,10 +390,7 @@ LogicalResult CombineOp::verify() {
       failed(c.dimIs(getInit(), "init", 0, c.shape(getWeights())[0], "T")) ||
       failed(c.dimIs(getInit(), "init", 1, c.shape(getYs())[1], "H")))
     return failure();
-  if (getResult().getType() != getInit().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must match 'init' " << getInit().getType();
-  return success();
+  return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
 //===----------------------------------------------------------------------===//
@@ -470,10 +466,7 @@ LogicalResult LayerOp::verify() {
       failed(c.dimIs(getInit(), "init", 0, tokens, "T")) ||
       failed(c.dimIs(getInit(), "init", 1, hidden, "H")))
     return failure();
-  if (getResult().getType() != getInit().getType())
-    return emitOpError() << "result type " << getResult().getType()
-                         << " must match 'init' " << getInit().getType();
-  return success();
+  return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
 //===----------------------------------------------------------------------===//

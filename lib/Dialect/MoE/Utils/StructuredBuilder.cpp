@@ -132,3 +132,22 @@ Value StructuredBuilder::rankRows(Value scores) {
                  })
       .front();
 }
+
+Value StructuredBuilder::inRange(Value value, Value bound) {
+  Value zero = create<arith::ConstantOp>(getZeroAttr(value.getType()));
+  Value nonNegative =
+      create<arith::CmpIOp>(arith::CmpIPredicate::sge, value, zero);
+  Value below =
+      create<arith::CmpIOp>(arith::CmpIPredicate::slt, toIndex(value), bound);
+  return create<arith::AndIOp>(nonNegative, below);
+}
+
+StructuredBuilder::Selection
+StructuredBuilder::decodeSelection(Value rowValue, Value numTokens,
+                                   int64_t k) {
+  Value limit = create<arith::MulIOp>(numTokens, index(k));
+  Value valid = inRange(rowValue, limit);
+  Value flat = create<arith::SelectOp>(valid, toIndex(rowValue), index(0));
+  return {valid, create<arith::DivUIOp>(flat, index(k)),
+          create<arith::RemUIOp>(flat, index(k))};
+}

@@ -61,6 +61,17 @@ public:
   /// scores first, ties to the lower index, NaN below everything (-inf too).
   Value ranksBefore(Value aScore, Value aIndex, Value bScore, Value bIndex);
 
+  /// i1: 0 <= value < bound, for an integer `value` and an index `bound`.
+  Value inRange(Value value, Value bound);
+
+  /// A routed row value: the flat selection t * k + j it names. Values
+  /// outside [0, T * k) name no selection: `valid` is false and `token`
+  /// and `slot` are 0, so they can still index safely.
+  struct Selection {
+    Value valid, token, slot;
+  };
+  Selection decodeSelection(Value rowValue, Value numTokens, int64_t k);
+
   /// rank[b, i] = the number of j with (scores[b, j], j) ranking before
   /// (scores[b, i], i): 0 for the best. `scores` is [B, N] f32; result i32.
   Value rankRows(Value scores);
