@@ -13,4 +13,4 @@ echo "== lit"
 /usr/lib/llvm-22/bin/lit -sv build/test
 echo "== pytest"
 MOE_MLIR_BUILD_DIR="$root/build" python3 -m pytest -q -p no:cacheprovider \
-  python/tests test/Integration/CPU
+  python/tests test/Integration/CPU test/Integration/GPU

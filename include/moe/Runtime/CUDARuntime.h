@@ -1,0 +1,36 @@
+//===- CUDARuntime.h - The project's CUDA runtime for lowered host code -*- C++ -*-===//
+//
+// libmoe_cuda_runtime.so implements the host entry points that MLIR's GPU
+// lowering (gpu-to-llvm) calls: mgpuModuleLoad, mgpuLaunchKernel, streams,
+// events and memory. It is written on the CUDA driver API and loads
+// libcuda.so.1 with dlopen on first use, so hosts without a GPU still start.
+//
+// The lowered code calls these entry points without checking results, so
+// every failure is recorded as a status instead of printed or fatal: the
+// first failure on a thread sticks until moeCudaTakeStatus() reads and clears
+// it, and an entry point that follows a failure does nothing.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_RUNTIME_CUDARUNTIME_H
+#define MOE_RUNTIME_CUDARUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// MOE_STATUS_* of moe_runtime.h: 0 for success, MOE_STATUS_DEVICE_ERROR when
+/// the driver failed or is missing, MOE_STATUS_OUT_OF_MEMORY for allocations.
+int moeCudaTakeStatus(void);
+
+/// The message of the last failure on this thread ("" when none).
+const char *moeCudaLastMessage(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // MOE_RUNTIME_CUDARUNTIME_H

@@ -1,0 +1,329 @@
+//===- CUDARuntime.cpp - The project's CUDA runtime for lowered host code -===//
+//
+// Only libc and the dlopen'd driver: no CUDA toolkit header, no LLVM, no MLIR.
+// The few driver types are opaque handles; the entry points are looked up by
+// name once, under std::call_once.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Runtime/CUDARuntime.h"
+
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+namespace {
+
+using CUresult = int;
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+using CUcontext = void *;
+using CUmodule = void *;
+using CUfunction = void *;
+using CUstream = void *;
+using CUevent = void *;
+
+constexpr CUresult kSuccess = 0;
+constexpr CUresult kOutOfMemory = 2;
+constexpr unsigned kStreamNonBlocking = 1;
+constexpr unsigned kEventDisableTiming = 2;
+constexpr int kStatusDeviceError = 6;
+constexpr int kStatusOutOfMemory = 7;
+
+/// The driver entry points the runtime uses, resolved from libcuda.so.1.
+struct Driver {
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*cuCtxPushCurrent)(CUcontext);
+  CUresult (*cuCtxPopCurrent)(CUcontext *);
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+  CUresult (*cuModuleUnload)(CUmodule);
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, unsigned, unsigned, CUstream,
+                             void **, void **);
+  CUresult (*cuStreamCreate)(CUstream *, unsigned);
+  CUresult (*cuStreamDestroy)(CUstream);
+  CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuStreamWaitEvent)(CUstream, CUevent, unsigned);
+  CUresult (*cuEventCreate)(CUevent *, unsigned);
+  CUresult (*cuEventDestroy)(CUevent);
+  CUresult (*cuEventSynchronize)(CUevent);
+  CUresult (*cuEventRecord)(CUevent, CUstream);
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*cuMemAllocManaged)(CUdeviceptr *, size_t, unsigned);
+  CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemcpyAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
+  CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned, size_t, CUstream);
+  CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+  CUcontext context = nullptr;
+  bool ready = false;
+  char failure[256] = "";
+};
+
+thread_local int threadStatus = 0;
+thread_local char threadMessage[320] = "";
+thread_local int defaultDevice = 0;
+
+void fail(int status, const char *what, const char *detail) {
+  if (threadStatus != 0)
+    return; // the first failure is the one worth reporting
+  threadStatus = status;
+  std::snprintf(threadMessage, sizeof(threadMessage), "%s: %s", what, detail);
+}
+
+template <typename Fn> bool resolve(void *library, const char *name, Fn &fn) {
+  fn = reinterpret_cast<Fn>(dlsym(library, name));
+  return fn != nullptr;
+}
+
+/// The driver, loaded and initialized once per process; `ready` is false
+/// (with the reason in `failure`) when there is none.
+Driver &driver() {
+  static Driver d;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    void *library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+      std::snprintf(d.failure, sizeof(d.failure),
+                    "cannot load libcuda.so.1 (no NVIDIA driver)");
+      return;
+    }
+    // Versioned names first: the unversioned ones are the legacy ABI.
+    bool ok = resolve(library, "cuInit", d.cuInit) &&
+              resolve(library, "cuDeviceGet", d.cuDeviceGet) &&
+              resolve(library, "cuDevicePrimaryCtxRetain",
+                      d.cuDevicePrimaryCtxRetain) &&
+              resolve(library, "cuCtxPushCurrent_v2", d.cuCtxPushCurrent) &&
+              resolve(library, "cuCtxPopCurrent_v2", d.cuCtxPopCurrent) &&
+              resolve(library, "cuModuleLoadData", d.cuModuleLoadData) &&
+              resolve(library, "cuModuleUnload", d.cuModuleUnload) &&
+              resolve(library, "cuModuleGetFunction", d.cuModuleGetFunction) &&
+              resolve(library, "cuLaunchKernel", d.cuLaunchKernel) &&
+              resolve(library, "cuStreamCreate", d.cuStreamCreate) &&
+              resolve(library, "cuStreamDestroy_v2", d.cuStreamDestroy) &&
+              resolve(library, "cuStreamSynchronize", d.cuStreamSynchronize) &&
+              resolve(library, "cuStreamWaitEvent", d.cuStreamWaitEvent) &&
+              resolve(library, "cuEventCreate", d.cuEventCreate) &&
+              resolve(library, "cuEventDestroy_v2", d.cuEventDestroy) &&
+              resolve(library, "cuEventSynchronize", d.cuEventSynchronize) &&
+              resolve(library, "cuEventRecord", d.cuEventRecord) &&
+              resolve(library, "cuMemAlloc_v2", d.cuMemAlloc) &&
+              resolve(library, "cuMemAllocManaged", d.cuMemAllocManaged) &&
+              resolve(library, "cuMemFree_v2", d.cuMemFree) &&
+              resolve(library, "cuMemcpyAsync", d.cuMemcpyAsync) &&
+              resolve(library, "cuMemsetD32Async", d.cuMemsetD32Async) &&
+              resolve(library, "cuMemsetD16Async", d.cuMemsetD16Async) &&
+              resolve(library, "cuGetErrorString", d.cuGetErrorString);
+    if (!ok) {
+      std::snprintf(d.failure, sizeof(d.failure),
+                    "libcuda.so.1 lacks a driver entry point: %s", dlerror());
+      return;
+    }
+    CUdevice device = 0;
+    if (d.cuInit(0) != kSuccess ||
+        d.cuDeviceGet(&device, defaultDevice) != kSuccess ||
+        d.cuDevicePrimaryCtxRetain(&d.context, device) != kSuccess) {
+      std::snprintf(d.failure, sizeof(d.failure),
+                    "cannot initialize CUDA device %d", defaultDevice);
+      return;
+    }
+    d.ready = true;
+  });
+  return d;
+}
+
+/// Makes the primary context current for one entry point; `ok` is false
+/// when the driver is missing or an earlier call on this thread failed.
+class Scope {
+public:
+  explicit Scope(const char *what) : d(driver()), what(what) {
+    if (threadStatus != 0)
+      return;
+    if (!d.ready) {
+      fail(kStatusDeviceError, what, d.failure);
+      return;
+    }
+    if (d.cuCtxPushCurrent(d.context) != kSuccess) {
+      fail(kStatusDeviceError, what, "cannot make the context current");
+      return;
+    }
+    pushed = true;
+  }
+  ~Scope() {
+    if (pushed)
+      d.cuCtxPopCurrent(nullptr);
+  }
+  bool ok() const { return pushed && threadStatus == 0; }
+
+  /// Records a failed driver call; returns whether it succeeded.
+  bool check(CUresult result) {
+    if (result == kSuccess)
+      return true;
+    const char *message = "unknown error";
+    d.cuGetErrorString(result, &message);
+    fail(result == kOutOfMemory ? kStatusOutOfMemory : kStatusDeviceError,
+         what, message ? message : "unknown error");
+    return false;
+  }
+
+private:
+  Driver &d;
+  const char *what;
+  bool pushed = false;
+};
+
+} // namespace
+
+#define MOE_EXPORT extern "C" __attribute__((visibility("default")))
+
+MOE_EXPORT int moeCudaTakeStatus(void) {
+  int status = threadStatus;
+  threadStatus = 0;
+  threadMessage[0] = '\0';
+  return status;
+}
+
+MOE_EXPORT const char *moeCudaLastMessage(void) { return threadMessage; }
+
+MOE_EXPORT void mgpuSetDefaultDevice(int32_t device) {
+  defaultDevice = device;
+}
+
+MOE_EXPORT void *mgpuModuleLoad(void *data, size_t /*size*/) {
+  Scope scope("mgpuModuleLoad");
+  CUmodule module = nullptr;
+  if (scope.ok())
+    scope.check(driver().cuModuleLoadData(&module, data));
+  return module;
+}
+
+MOE_EXPORT void mgpuModuleUnload(void *module) {
+  Scope scope("mgpuModuleUnload");
+  if (scope.ok() && module)
+    scope.check(driver().cuModuleUnload(module));
+}
+
+MOE_EXPORT void *mgpuModuleGetFunction(void *module, const char *name) {
+  Scope scope("mgpuModuleGetFunction");
+  CUfunction function = nullptr;
+  if (scope.ok())
+    scope.check(driver().cuModuleGetFunction(&function, module, name));
+  return function;
+}
+
+MOE_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX,
+                                 intptr_t gridY, intptr_t gridZ,
+                                 intptr_t blockX, intptr_t blockY,
+                                 intptr_t blockZ, int32_t smem, void *stream,
+                                 void **params, void **extra,
+                                 size_t /*paramsCount*/) {
+  Scope scope("mgpuLaunchKernel");
+  if (!scope.ok())
+    return;
+  if (gridX <= 0 || gridY <= 0 || gridZ <= 0) // empty grids launch nothing
+    return;
+  scope.check(driver().cuLaunchKernel(function, gridX, gridY, gridZ, blockX,
+                                      blockY, blockZ, smem, stream, params,
+                                      extra));
+}
+
+MOE_EXPORT void *mgpuStreamCreate(void) {
+  Scope scope("mgpuStreamCreate");
+  CUstream stream = nullptr;
+  if (scope.ok())
+    scope.check(driver().cuStreamCreate(&stream, kStreamNonBlocking));
+  return stream;
+}
+
+MOE_EXPORT void mgpuStreamDestroy(void *stream) {
+  Scope scope("mgpuStreamDestroy");
+  if (scope.ok() && stream)
+    scope.check(driver().cuStreamDestroy(stream));
+}
+
+MOE_EXPORT void mgpuStreamSynchronize(void *stream) {
+  Scope scope("mgpuStreamSynchronize");
+  if (scope.ok())
+    scope.check(driver().cuStreamSynchronize(stream));
+}
+
+MOE_EXPORT void mgpuStreamWaitEvent(void *stream, void *event) {
+  Scope scope("mgpuStreamWaitEvent");
+  if (scope.ok())
+    scope.check(driver().cuStreamWaitEvent(stream, event, 0));
+}
+
+MOE_EXPORT void *mgpuEventCreate(void) {
+  Scope scope("mgpuEventCreate");
+  CUevent event = nullptr;
+  if (scope.ok())
+    scope.check(driver().cuEventCreate(&event, kEventDisableTiming));
+  return event;
+}
+
+MOE_EXPORT void mgpuEventDestroy(void *event) {
+  Scope scope("mgpuEventDestroy");
+  if (scope.ok() && event)
+    scope.check(driver().cuEventDestroy(event));
+}
+
+MOE_EXPORT void mgpuEventSynchronize(void *event) {
+  Scope scope("mgpuEventSynchronize");
+  if (scope.ok())
+    scope.check(driver().cuEventSynchronize(event));
+}
+
+MOE_EXPORT void mgpuEventRecord(void *event, void *stream) {
+  Scope scope("mgpuEventRecord");
+  if (scope.ok())
+    scope.check(driver().cuEventRecord(event, stream));
+}
+
+MOE_EXPORT void *mgpuMemAlloc(uint64_t sizeBytes, void * /*stream*/,
+                              bool isHostShared) {
+  Scope scope("mgpuMemAlloc");
+  CUdeviceptr pointer = 0;
+  if (!scope.ok() || sizeBytes == 0)
+    return nullptr;
+  if (isHostShared)
+    scope.check(driver().cuMemAllocManaged(&pointer, sizeBytes, /*global=*/1));
+  else
+    scope.check(driver().cuMemAlloc(&pointer, sizeBytes));
+  return reinterpret_cast<void *>(pointer);
+}
+
+MOE_EXPORT void mgpuMemFree(void *pointer, void * /*stream*/) {
+  Scope scope("mgpuMemFree");
+  if (scope.ok() && pointer)
+    scope.check(driver().cuMemFree(reinterpret_cast<CUdeviceptr>(pointer)));
+}
+
+MOE_EXPORT void mgpuMemcpy(void *dst, void *src, size_t sizeBytes,
+                           void *stream) {
+  Scope scope("mgpuMemcpy");
+  if (scope.ok())
+    scope.check(driver().cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(dst),
+                                       reinterpret_cast<CUdeviceptr>(src),
+                                       sizeBytes, stream));
+}
+
+MOE_EXPORT void mgpuMemset32(void *dst, unsigned value, size_t count,
+                             void *stream) {
+  Scope scope("mgpuMemset32");
+  if (scope.ok())
+    scope.check(driver().cuMemsetD32Async(reinterpret_cast<CUdeviceptr>(dst),
+                                          value, count, stream));
+}
+
+MOE_EXPORT void mgpuMemset16(void *dst, unsigned short value, size_t count,
+                             void *stream) {
+  Scope scope("mgpuMemset16");
+  if (scope.ok())
+    scope.check(driver().cuMemsetD16Async(reinterpret_cast<CUdeviceptr>(dst),
+                                          value, count, stream));
+}

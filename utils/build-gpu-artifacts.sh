@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the GPU artifacts the device-side tests load (no GPU needed here):
+# the CUDA runtime and test kernels compiled to sm_90a fatbins (machine code
+# plus PTX) with host code linked into shared libraries. They land in
+# artifacts/gpu/, which the device machine receives as a carried folder.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+llvm=/usr/lib/llvm-22
+out="$root/artifacts/gpu"
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+mkdir -p "$out"
+cp "$root/build/lib/libmoe_cuda_runtime.so" "$out/"
+
+chip=${MOE_GPU_CHIP:-sm_90a}
+features=${MOE_GPU_FEATURES:-+ptx80}
+for input in "$root"/test/Integration/GPU/Inputs/*.mlir; do
+  name=$(basename "$input" .mlir)
+  "$llvm/bin/mlir-opt" "$input" --pass-pipeline="builtin.module(gpu-lower-to-nvvm-pipeline{cubin-chip=$chip cubin-features=$features cubin-format=fatbin})" \
+    -o "$out/$name.llvm.mlir"
+  "$llvm/bin/mlir-translate" --mlir-to-llvmir "$out/$name.llvm.mlir" -o "$out/$name.ll"
+  "$llvm/bin/clang" -O2 -shared -fPIC -Wno-override-module "$out/$name.ll" \
+    -o "$out/lib$name.so" -L"$out" -lmoe_cuda_runtime -Wl,-rpath,'$ORIGIN'
+  rm "$out/$name.llvm.mlir" "$out/$name.ll"
+done
+ls -l "$out"
