@@ -335,7 +335,10 @@ int main(int argc, char **argv) {
     if (!run({clang, "-O2", march, "-fPIC", "-shared", "-std=c99",
               "-Wno-override-module", "-I" + work, llPath, shim, "-o",
               outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
-              "-Wl,-s", "-L" + llvmLib, "-lomp", "-Wl,-rpath," + llvmLib,
+              // libomp is found beside the library first, so an artifact
+              // shipped with its libomp runs where LLVM is not installed.
+              "-Wl,-s", "-L" + llvmLib, "-lomp", "-Wl,-rpath,$ORIGIN",
+              "-Wl,-rpath," + llvmLib,
               "-lm"}))
       return 1;
   }
