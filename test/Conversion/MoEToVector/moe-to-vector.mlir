@@ -1,4 +1,7 @@
 // RUN: moe-opt %s --convert-moe-to-vector="vector-width=8 row-block=2 column-tile=4" | FileCheck %s
+// RUN: not moe-opt %s --convert-moe-to-vector="vector-width=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: error: convert-moe-to-vector: vector-width, row-block, column-block and column-tile must be >= 1
 
 // A fused grouped matmul becomes an scf.forall over (column tile, expert)
 // items with f32 vector FMAs along K, a masked tail (K = 20 is not a multiple
