@@ -48,6 +48,31 @@ struct BlockRow {
   Value scale;    // f32 factor applied after the epilogue (0 for no row)
 };
 
+/// Loops over [0, count) in steps of `block`, then over what remains one at
+/// a time, threading `init` through; `body(builder, start, size, iter)`
+/// computes one step of `size` (block or 1) starting at `start`.
+Value blockedLoop(
+    StructuredBuilder &b, Value count, int64_t block, Value init,
+    function_ref<Value(StructuredBuilder &, Value, int64_t, Value)> body) {
+  auto loop = [&](Value from, Value to, int64_t size, Value iterInit) {
+    return b
+        .create<scf::ForOp>(
+            from, to, b.index(size), ValueRange{iterInit},
+            [&](OpBuilder &nested, Location loc, Value start,
+                ValueRange iter) {
+              StructuredBuilder nb(loc, nested);
+              nb.create<scf::YieldOp>(body(nb, start, size, iter[0]));
+            })
+        .getResult(0);
+  };
+  if (block == 1)
+    return loop(b.index(0), count, 1, init);
+  Value full = b.create<arith::SubIOp>(
+      count, b.create<arith::RemUIOp>(count, b.index(block)));
+  Value result = loop(b.index(0), full, block, init);
+  return loop(full, count, 1, result);
+}
+
 class GroupedMatmulKernel {
 public:
   GroupedMatmulKernel(GroupedMatmulOp op, StructuredBuilder &b,
@@ -95,23 +120,12 @@ public:
         shared, ArrayRef<OpFoldResult>{lo, col0},
         ArrayRef<OpFoldResult>{rowCount, colCount},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(1)});
-    // Full blocks of rowBlock rows, then the remaining rows one at a time.
-    Value fullRows = b.create<arith::SubIOp>(
-        rowCount, b.create<arith::RemUIOp>(rowCount, b.index(shape.rowBlock)));
-    auto rowLoop = [&](Value from, Value to, int64_t blockRows, Value init) {
-      return b
-          .create<scf::ForOp>(
-              from, to, b.index(blockRows), ValueRange{init},
-              [&](OpBuilder &nested, Location loc, Value block,
-                  ValueRange iter) {
-                StructuredBuilder nb(loc, nested);
-                nb.create<scf::YieldOp>(computeBlock(
-                    nb, expert, lo, block, blockRows, col0, colCount, iter[0]));
-              })
-          .getResult(0);
-    };
-    tile = rowLoop(b.index(0), fullRows, shape.rowBlock, tile);
-    tile = rowLoop(fullRows, rowCount, 1, tile);
+    tile = blockedLoop(b, rowCount, shape.rowBlock, tile,
+                       [&](StructuredBuilder &nb, Value block,
+                           int64_t blockRows, Value iter) {
+                         return computeBlock(nb, expert, lo, block, blockRows,
+                                             col0, colCount, iter);
+                       });
 
     auto terminator = cast<scf::InParallelOp>(body->getTerminator());
     b.setInsertionPointToStart(terminator.getBody());
@@ -182,43 +196,30 @@ private:
       Value local = nb.create<arith::AddIOp>(block, nb.index(i));
       blockRows.push_back(blockRow(nb, nb.create<arith::AddIOp>(lo, local)));
     }
-    auto columnLoop = [&](Value from, Value to, int64_t columns, Value init) {
-      return nb
-          .create<scf::ForOp>(
-              from, to, nb.index(columns), ValueRange{init},
-              [&](OpBuilder &nested, Location loc, Value column,
-                  ValueRange iter) {
-                StructuredBuilder cb(loc, nested);
-                SmallVector<Value> localColumns, cols;
-                for (int64_t c = 0; c < columns; ++c) {
-                  localColumns.push_back(
-                      cb.create<arith::AddIOp>(column, cb.index(c)));
-                  cols.push_back(
-                      cb.create<arith::AddIOp>(col0, localColumns.back()));
-                }
-                SmallVector<Value> results =
-                    columnResults(cb, expert, cols, blockRows);
-                Value updated = iter[0];
-                for (int64_t c = 0; c < columns; ++c)
-                  for (int64_t i = 0; i < rows; ++i) {
-                    Value localRow =
-                        cb.create<arith::AddIOp>(block, cb.index(i));
-                    updated = cb.create<tensor::InsertOp>(
-                        cb.castFloat(results[c * rows + i], outType), updated,
-                        ValueRange{localRow, localColumns[c]});
-                  }
-                cb.create<scf::YieldOp>(updated);
-              })
-          .getResult(0);
-    };
-    int64_t columns = shape.columnBlock;
-    Value fullColumns = nb.create<arith::SubIOp>(
-        colCount, nb.create<arith::RemUIOp>(colCount, nb.index(columns)));
-    tile = columnLoop(nb.index(0), fullColumns, columns, tile);
-    if (columns > 1)
-      tile = columnLoop(fullColumns, colCount, 1, tile);
-    return tile;
+    return blockedLoop(
+        nb, colCount, shape.columnBlock, tile,
+        [&](StructuredBuilder &cb, Value column, int64_t columns,
+            Value iter) {
+          SmallVector<Value> localColumns, cols;
+          for (int64_t c = 0; c < columns; ++c) {
+            localColumns.push_back(
+                cb.create<arith::AddIOp>(column, cb.index(c)));
+            cols.push_back(cb.create<arith::AddIOp>(col0, localColumns.back()));
+          }
+          SmallVector<Value> results =
+              columnResults(cb, expert, cols, blockRows);
+          Value updated = iter;
+          for (int64_t c = 0; c < columns; ++c)
+            for (int64_t i = 0; i < rows; ++i) {
+              Value localRow = cb.create<arith::AddIOp>(block, cb.index(i));
+              updated = cb.create<tensor::InsertOp>(
+                  cb.castFloat(results[c * rows + i], outType), updated,
+                  ValueRange{localRow, localColumns[c]});
+            }
+          return updated;
+        });
   }
+
 
   /// The f32 results of output columns `cols` for every row of the block,
   /// column-major: result[c * rows + i].
