@@ -22,4 +22,8 @@ for input in "$root"/test/Integration/GPU/Inputs/*.mlir; do
     -o "$out/lib$name.so" -L"$out" -lmoe_cuda_runtime -Wl,-rpath,'$ORIGIN'
   rm "$out/$name.llvm.mlir" "$out/$name.ll"
 done
-ls -l "$out"
+
+
+# The lowered moe kernels: benchmark shapes, edge shapes, routing and whole
+# layers, with index.json and ptxas's resource report.
+python3 "$root/python/benchmarks/gpu_artifacts.py" --out "$out"

@@ -77,10 +77,3 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
-
-void mlir::moe::registerMoEPipelines() {
-  PassPipelineRegistration<CPUPipelineOptions>(
-      "moe-lower-to-cpu-pipeline",
-      "Lowers moe ops on tensors to the LLVM dialect for the host CPU",
-      buildMoELowerToCPUPipeline);
-}

@@ -68,6 +68,11 @@ struct Driver {
 thread_local int threadStatus = 0;
 thread_local char threadMessage[320] = "";
 thread_local int defaultDevice = 0;
+// While set, lowered code runs on the caller's stream: its "create" hands out
+// that stream and its synchronize/destroy leave it alone, so a call only
+// enqueues work (and can be captured in a CUDA graph).
+thread_local bool useCallerStream = false;
+thread_local void *callerStream = nullptr;
 
 void fail(int status, const char *what, const char *detail) {
   if (threadStatus != 0)
@@ -232,7 +237,19 @@ MOE_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX,
                                       extra));
 }
 
+MOE_EXPORT void moeCudaSetStream(void *stream) {
+  useCallerStream = true;
+  callerStream = stream;
+}
+
+MOE_EXPORT void moeCudaClearStream(void) {
+  useCallerStream = false;
+  callerStream = nullptr;
+}
+
 MOE_EXPORT void *mgpuStreamCreate(void) {
+  if (useCallerStream)
+    return callerStream;
   Scope scope("mgpuStreamCreate");
   CUstream stream = nullptr;
   if (scope.ok())
@@ -241,12 +258,16 @@ MOE_EXPORT void *mgpuStreamCreate(void) {
 }
 
 MOE_EXPORT void mgpuStreamDestroy(void *stream) {
+  if (useCallerStream && stream == callerStream)
+    return;
   Scope scope("mgpuStreamDestroy");
   if (scope.ok() && stream)
     scope.check(driver().cuStreamDestroy(stream));
 }
 
 MOE_EXPORT void mgpuStreamSynchronize(void *stream) {
+  if (useCallerStream && stream == callerStream)
+    return;
   Scope scope("mgpuStreamSynchronize");
   if (scope.ok())
     scope.check(driver().cuStreamSynchronize(stream));

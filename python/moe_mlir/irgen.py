@@ -36,6 +36,7 @@ __all__ = [
     "aux_loss_ir",
     "z_loss_ir",
     "layer_ir",
+    "experts_ir",
     "model_layer_ir",
     "MODEL_LAYERS",
     "MODEL_SHARED_EXPERT",
@@ -489,6 +490,44 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.layer ins({', '.join(values)} : {', '.join(types)}){extra} "
                 f"outs({init} : {x_t}){entries} -> {x_t}", "y")
+    f.ret((y, x_t))
+    return f.module()
+
+
+def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
+               name: str = "experts", activation: str = "silu") -> str:
+    """The expert half of a layer with the routing given, in fused form.
+
+    ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
+    -> y [T,H]``: dispatch, the gate/up grouped matmul with the gather and GLU
+    epilogue, the down grouped matmul with the routing weights as row scale, and the
+    prescaled combine. x, weights and y use ``dtype``; intermediates are f32.
+    """
+    dtype = _check_dtype(dtype)
+    f = _Function(name)
+    x_t = tensor_type([T, H], dtype)
+    w13_t, w2_t = tensor_type([E, 2 * I, H], dtype), tensor_type([E, H, I], dtype)
+    ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
+    x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
+    ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
+    M = _mul(T, k)
+    rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([E + 1], "i32")
+    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}) "
+                         f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
+                         "rows", "offsets")
+    h_t, ys_t = tensor_type([M, I], "f32"), tensor_type([M, H], "f32")
+    h_init = f.empty([M, I], "f32", [(rows, rows_t, 0)])
+    (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
+                f"rows({rows} : {rows_t}) outs({h_init} : {h_t}) "
+                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64}} -> {h_t}",
+                "h")
+    ys_init = f.empty([M, H], "f32", [(rows, rows_t, 0)])
+    (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) "
+                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64}} -> {ys_t}", "ys")
+    y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
+    (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
+                f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")
     f.ret((y, x_t))
     return f.module()
 

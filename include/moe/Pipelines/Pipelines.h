@@ -47,6 +47,50 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 void buildMoELowerToCPUPipeline(OpPassManager &pm,
                                 const CPUPipelineOptions &options);
 
+/// Options of `moe-lower-to-nvvm-pipeline`.
+struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip",
+      llvm::cl::desc("GPU architecture the kernels are compiled for (sm_80, "
+                     "sm_89, sm_90a, ...)"),
+      llvm::cl::init("sm_90a")};
+  PassOptions::Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features (sm_90a needs +ptx80 or newer)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("What the kernels are serialized to: fatbin (machine "
+                     "code plus PTX), bin (cubin), isa (PTX text) or "
+                     "offloading (LLVM bitcode)"),
+      llvm::cl::init("fatbin")};
+  PassOptions::Option<int> optLevel{
+      *this, "opt-level",
+      llvm::cl::desc("Optimization level of the device code"),
+      llvm::cl::init(3)};
+  PassOptions::Option<bool> cInterface{
+      *this, "c-interface",
+      llvm::cl::desc("Emit _mlir_ciface_ wrappers so C and ctypes callers "
+                     "pass memref descriptors by pointer"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> fuseRouting{
+      *this, "fuse-routing",
+      llvm::cl::desc("Run moe-fuse-routing: gather, GLU and routing weights "
+                     "in the grouped matmuls"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> largeRowsPerExpert{
+      *this, "large-rows-per-expert",
+      llvm::cl::desc("Average rows per expert from which the grouped matmul "
+                     "uses its prefill tile shape"),
+      llvm::cl::init(32)};
+};
+
+/// Lowers a module of moe ops (on tensors) to host LLVM dialect code that
+/// launches NVVM kernels embedded as a GPU binary: decomposition, GPU
+/// kernels, bufferization, workspace binding, outlining, NVVM, serialization.
+void buildMoELowerToNVVMPipeline(OpPassManager &pm,
+                                 const NVVMPipelineOptions &options);
+
 /// Registers every pipeline of the project with the pass registry.
 void registerMoEPipelines();
 

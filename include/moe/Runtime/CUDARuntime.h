@@ -29,6 +29,13 @@ int moeCudaTakeStatus(void);
 /// The message of the last failure on this thread ("" when none).
 const char *moeCudaLastMessage(void);
 
+/// Until moeCudaClearStream(), lowered code on this thread enqueues its
+/// launches on `stream` (a CUstream; null is the legacy default stream) and
+/// returns without synchronizing. Without it, each launch runs on a stream
+/// of its own and is waited for.
+void moeCudaSetStream(void *stream);
+void moeCudaClearStream(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -98,4 +98,27 @@ def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def MoEGPUWorkspacePass : Pass<"moe-gpu-workspace", "::mlir::ModuleOp"> {
+  let summary = "Binds the host buffers of GPU code to caller memory";
+  let description = [{
+    Runs after bufferization of code whose compute is all in `gpu.launch`
+    kernels. In every public function with a body:
+
+    - a returned buffer that the function allocates becomes a trailing
+      out-parameter, so the caller owns the result's device memory;
+    - every other `memref.alloc` becomes a `memref.view` into one trailing
+      `memref<?xi8>` workspace argument (each buffer 256-byte aligned);
+    - a function `@<name>_workspace_size` taking the same inputs returns the
+      bytes the workspace needs.
+
+    Nothing is allocated per call, so the launches can be captured in a
+    CUDA graph. Host code that would still read or write a buffer (a load,
+    store or copy outside the kernels) is an error: those buffers live in
+    device memory.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD

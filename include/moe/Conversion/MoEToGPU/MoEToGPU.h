@@ -1,0 +1,26 @@
+//===- MoEToGPU.h - moe ops to GPU kernels ----------------------*- C++ -*-===//
+
+#ifndef MOE_CONVERSION_MOETOGPU_MOETOGPU_H
+#define MOE_CONVERSION_MOETOGPU_MOETOGPU_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir::moe {
+
+#define GEN_PASS_DECL_CONVERTMOETOGPUPASS
+#define GEN_PASS_REGISTRATION
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h.inc"
+
+} // namespace mlir::moe
+
+#endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_H

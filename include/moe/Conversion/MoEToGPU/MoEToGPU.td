@@ -1,0 +1,57 @@
+//===- MoEToGPU.td - moe ops to GPU kernels ----------------*- tablegen -*-===//
+
+#ifndef MOE_CONVERSION_MOETOGPU_MOETOGPU_TD
+#define MOE_CONVERSION_MOETOGPU_MOETOGPU_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "Lowers moe ops on tensors to gpu.launch kernels on memrefs";
+  let description = [{
+    Replaces every moe op of the (decomposed, usually fused) layer by GPU
+    kernels written as `gpu.launch` bodies over memrefs. Operands are read
+    through `bufferization.to_buffer`, results are fresh buffers wrapped by
+    `bufferization.to_tensor`, so One-Shot Bufferize finishes the host side.
+
+    - `moe.route`: one thread per token; softmax, sigmoid, softmax over the
+      picks, bias, expert groups (`sum_top2` or `max`, up to 64 groups),
+      renormalization, the GShard second-expert drop and the scale, with
+      the reference's tie order.
+    - `moe.dispatch`: a stable counting sort in three kernels over chunks
+      of 256 selections (count, scan, place), honoring the expert map; it
+      also writes each selection's row so the matching combine needs no
+      inversion. Capacity limits are not lowered.
+    - `moe.grouped_matmul`: for bf16/f16 weights in the `nk` layout with K
+      a multiple of 8, a tensor-core kernel (`mma.sync.m16n8k16`, f32
+      accumulators) whose row tiles are scheduled from the real per-expert
+      row counts, with the gather, GLU and row-scale epilogues fused; two
+      tile shapes, picked on the host from the rows per expert. Other
+      weights take one thread per output element.
+    - `moe.combine`, `moe.permute`, `moe.glu`: one thread per element;
+      combine sums in ascending slot order (no atomics).
+    - element-wise `linalg.generic` (left by layer decomposition).
+
+    Ops without a GPU lowering (capacity, expert choice, the losses) are
+    reported with their location and the pass fails.
+  }];
+  let options = [
+    Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
+           /*default=*/"32",
+           "average rows per expert from which the prefill tile shape is used">,
+    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"4",
+           "32-wide K steps whose loads the decode tile shape issues together">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::NVVM::NVVMDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+#endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_TD

@@ -1,0 +1,606 @@
+//===- GroupedMatmulKernels.cpp - Grouped matmul on tensor cores ----------===//
+//
+// The tensor-core kernel (bf16/f16 weights in the nk layout):
+//
+//   grid.y: tiles of `16 * mTiles` rows of one expert, scheduled from the
+//           real row counts (a block finds its expert by a scan over the
+//           offsets; tiles past the last one zero the unrouted rows and
+//           return); grid.x: 4 warps of `warpColumns` output columns each.
+//   warp:   for each 32-wide step of K, every lane loads 16 bytes of each of
+//           its A rows (gathered through `rows`) and weight rows, and feeds
+//           them to two mma.sync.m16n8k16 steps with f32 accumulators. K is
+//           permuted the same way for A and B inside each step, which leaves
+//           the dot products unchanged and lets every load be 16 bytes wide.
+//           `unroll` steps of loads are issued before their MMAs, so enough
+//           bytes are in flight to stream the weights at decode sizes.
+//   store:  GLU (gate and up columns share a lane), row scale, cast.
+//
+// Everything else (f32 weights, the kn layout, K not a multiple of 8) takes a
+// plain kernel with one thread per output element.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "moe/Dialect/MoE/Utils/Activation.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+namespace {
+
+constexpr int64_t kWarpsPerBlock = 4;
+/// K per step of the wide loads: two m16n8k16 MMAs.
+constexpr int64_t kStepK = 32;
+
+/// What the kernels of one grouped matmul share: its buffers, sizes and
+/// epilogue.
+class GroupedMatmul {
+public:
+  GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
+    auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+    numExperts = rhsType.getDimSize(0);
+    kn = op.getRhsLayout() == RhsLayout::kn;
+    reduction = rhsType.getDimSize(kn ? 1 : 2);
+    n = rhsType.getDimSize(kn ? 2 : 1);
+    glu = op.getEpilogue().has_value();
+    interleaved = glu && op.getGluLayout() == GluLayout::interleaved;
+    width = glu ? n / 2 : n;
+    outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
+    lhsType = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+    rhsElement = rhsType.getElementType();
+
+    lhs = readBuffer(b, op.getLhs());
+    rhs = readBuffer(b, op.getRhs());
+    offsets = OffsetsSource::fromTensor(b, op.getOffsets());
+    if (op.getRows())
+      rows = readBuffer(b, op.getRows());
+    if (op.getRowScale())
+      scale = readBuffer(b, op.getRowScale());
+    out = allocateLike(b, op.getInit());
+    numRows = b.create<memref::DimOp>(out.buffer, 0);
+    if (op.getGather())
+      gatherTokens = b.create<memref::DimOp>(lhs, 0);
+    if (scale)
+      scaleTokens = b.create<memref::DimOp>(scale, 0);
+  }
+
+  bool tensorCoreEligible() const {
+    return !kn && (rhsElement.isBF16() || rhsElement.isF16()) &&
+           reduction % 8 == 0 &&
+           (lhsType.isF32() || lhsType.isBF16() || lhsType.isF16());
+  }
+
+  /// The lhs row that output row r reads and whether it exists.
+  std::pair<Value, Value> sourceRow(KernelBuilder &b, Value r) const {
+    if (!op.getGather())
+      return {r, b.create<arith::ConstantIntOp>(b.getI1Type(), 1)};
+    auto selection =
+        b.decodeSelection(b.load(rows, r), gatherTokens, op.getK());
+    return {selection.token, selection.valid};
+  }
+
+  /// GLU, row scale and cast of one output element, then the store.
+  void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
+                   Value up) const {
+    if (glu)
+      value = gluScalar(b, value, up, *op.getEpilogue(),
+                        op.getAlpha().convertToDouble(),
+                        op.getLimit().convertToDouble());
+    if (scale) {
+      auto selection =
+          b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
+      Value w = b.load(scale, {selection.token, selection.slot});
+      value = b.create<arith::MulFOp>(
+          value, b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0)));
+    }
+    b.store(b.castFloat(value, outType), out.buffer, {r, column});
+  }
+
+  /// [lo, hi) of expert e, clamped to the output rows.
+  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const {
+    Value lo = offsets.at(b, e, b.index(0), numRows);
+    Value hi = offsets.at(b, b.create<arith::AddIOp>(e, b.index(1)), lo,
+                          numRows);
+    return {lo, hi};
+  }
+
+  mutable GroupedMatmulOp op;
+  int64_t numExperts, n, reduction, width;
+  bool kn, glu, interleaved;
+  Type outType, lhsType, rhsElement;
+  Value lhs, rhs, rows, scale, numRows, gatherTokens, scaleTokens;
+  OffsetsSource offsets;
+  OutputBuffer out;
+};
+
+//===----------------------------------------------------------------------===//
+// Tensor-core kernel
+//===----------------------------------------------------------------------===//
+
+/// The work of one block: rows [start, end) of `expert`, or, for tiles past
+/// the experts' ones, the unrouted rows [zeroStart, zeroEnd) to clear.
+struct TileWork {
+  Value isExpertTile, expert, start, end;
+  Value zeroStart, zeroEnd;
+};
+
+TileWork scheduleTile(KernelBuilder &b, const GroupedMatmul &mm, Value tile,
+                      int64_t tileRows) {
+  Value falseValue = b.create<arith::ConstantIntOp>(b.getI1Type(), 0);
+  Value zero = b.index(0);
+  auto scan = b.forLoop(
+      zero, b.index(mm.numExperts), b.index(1),
+      ValueRange{zero, falseValue, zero, zero, zero},
+      [&](KernelBuilder &lb, Value e, ValueRange acc) {
+        Value before = acc[0], found = acc[1];
+        auto [lo, hi] = mm.expertRange(lb, e);
+        Value tiles =
+            lb.ceilDiv(lb.create<arith::SubIOp>(hi, lo), tileRows);
+        Value after = lb.create<arith::AddIOp>(before, tiles);
+        Value here = lb.create<arith::AndIOp>(
+            lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, tile, before),
+            lb.lessThan(tile, after));
+        Value start = lb.create<arith::AddIOp>(
+            lo, lb.create<arith::MulIOp>(
+                    lb.create<arith::SubIOp>(tile, before),
+                    lb.index(tileRows)));
+        auto pick = [&](Value mine, Value kept) {
+          return lb.create<arith::SelectOp>(here, mine, kept).getResult();
+        };
+        return SmallVector<Value>{after,
+                                  lb.create<arith::OrIOp>(found, here),
+                                  pick(e, acc[2]), pick(start, acc[3]),
+                                  pick(hi, acc[4])};
+      });
+  TileWork work{scan[1], scan[2], scan[3], scan[4], Value(), Value()};
+  Value routedEnd = mm.offsets.at(b, b.index(mm.numExperts), b.index(0),
+                                  mm.numRows);
+  Value beyond = b.create<arith::SubIOp>(
+      b.create<arith::MaxUIOp>(tile, scan[0]), scan[0]);
+  work.zeroStart = b.create<arith::AddIOp>(
+      routedEnd, b.create<arith::MulIOp>(beyond, b.index(tileRows)));
+  work.zeroEnd = b.minIndex(
+      b.create<arith::AddIOp>(work.zeroStart, b.index(tileRows)),
+      mm.numRows);
+  return work;
+}
+
+class TensorCoreKernel {
+public:
+  TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig config)
+      : mm(mm), config(config) {
+    mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
+                                     : NVVM::MMATypes::f16;
+    // B tiles per warp: gate and up tiles for a GLU, else output tiles.
+    outputTiles = config.warpColumns / 8;
+    bTiles = mm.glu ? 2 * outputTiles : outputTiles;
+  }
+
+  int64_t tileRows() const { return 16 * config.mTiles; }
+  int64_t blockColumns() const { return kWarpsPerBlock * config.warpColumns; }
+
+  void launch(KernelBuilder &b, StringRef name) {
+    Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
+    // Every expert's partial tile, plus the unrouted rows' tiles.
+    Value gridY = b.create<arith::AddIOp>(
+        b.ceilDiv(mm.numRows, tileRows()), b.index(mm.numExperts + 1));
+    b.launch(name, gridX, gridY, kWarpsPerBlock * kWarpSize,
+             [&](KernelBuilder &kb) { body(kb); });
+  }
+
+private:
+  void body(KernelBuilder &b) {
+    Value tile = b.blockId(gpu::Dimension::y);
+    TileWork work = scheduleTile(b, mm, tile, tileRows());
+    Value blockColumn = b.create<arith::MulIOp>(
+        b.blockId(gpu::Dimension::x), b.index(blockColumns()));
+    b.ifElse(
+        work.isExpertTile, TypeRange{},
+        [&](KernelBuilder &tb) {
+          computeTile(tb, work, blockColumn);
+          return SmallVector<Value>{};
+        },
+        [&](KernelBuilder &eb) {
+          clearRows(eb, work, blockColumn);
+          return SmallVector<Value>{};
+        });
+  }
+
+  void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn) {
+    Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(mm.outType));
+    Value columnEnd = b.minIndex(
+        b.create<arith::AddIOp>(blockColumn, b.index(blockColumns())),
+        b.index(mm.width));
+    Value firstColumn = b.create<arith::AddIOp>(blockColumn, b.threadId());
+    b.forEach(work.zeroStart, work.zeroEnd, b.index(1),
+              [&](KernelBuilder &rb, Value r) {
+                rb.forEach(firstColumn, columnEnd,
+                           rb.index(kWarpsPerBlock * kWarpSize),
+                           [&](KernelBuilder &cb, Value column) {
+                             cb.store(zero, mm.out.buffer, {r, column});
+                           });
+              });
+  }
+
+  /// The weight row that B tile u of this warp reads for lane group g.
+  Value weightRow(KernelBuilder &b, Value warpColumn, int64_t u, Value g) {
+    Value base;
+    if (!mm.glu) {
+      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * u));
+    } else if (mm.interleaved) {
+      base = b.create<arith::AddIOp>(
+          b.create<arith::MulIOp>(warpColumn, b.index(2)), b.index(8 * u));
+    } else {
+      // Gate tiles first, then the matching up tiles I columns further.
+      int64_t t = u % outputTiles;
+      int64_t shift = u < outputTiles ? 0 : mm.width;
+      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * t + shift));
+    }
+    return b.create<arith::AddIOp>(base, g);
+  }
+
+  struct Operand {
+    Value row;   // clamped, safe to read
+    Value valid; // i1
+  };
+
+  /// 8 consecutive elements of row `row` from column k as 4 packed i32
+  /// pairs of the MMA type, zero when the row is not valid.
+  Value wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
+                 Operand row, Value k, Type element) {
+    SmallVector<Value> indices(prefix);
+    indices.append({row.row, k});
+    int64_t bytes = 8 * element.getIntOrFloatBitWidth() / 8;
+    Value v = b.create<vector::LoadOp>(VectorType::get({8}, element),
+                                       memref, indices, false,
+                                       llvm::MaybeAlign(std::min<int64_t>(
+                                           bytes, 16)));
+    Type mmaElement = mm.rhsElement;
+    if (element != mmaElement) {
+      if (!element.isF32())
+        v = b.create<arith::ExtFOp>(VectorType::get({8}, b.getF32Type()), v);
+      v = b.create<arith::TruncFOp>(VectorType::get({8}, mmaElement), v);
+    }
+    Value packed = b.create<vector::BitCastOp>(
+        VectorType::get({4}, b.getI32Type()), v);
+    Value zero = b.create<arith::ConstantOp>(
+        DenseElementsAttr::get(VectorType::get({4}, b.getI32Type()),
+                               b.getI32IntegerAttr(0)));
+    return b.create<arith::SelectOp>(row.valid, packed, zero);
+  }
+
+  /// Element pair (k, k + 1) of a row as one packed i32 of the MMA type,
+  /// with columns at or past K reading zero (the tail of K).
+  Value tailPair(KernelBuilder &b, Value memref, ValueRange prefix,
+                 Operand row, Value k) {
+    Type mmaElement = mm.rhsElement;
+    SmallVector<Value> elements;
+    for (int64_t q = 0; q < 2; ++q) {
+      Value column = b.create<arith::AddIOp>(k, b.index(q));
+      Value inside = b.lessThan(column, b.index(mm.reduction));
+      Value safe = b.create<arith::SelectOp>(inside, column, b.index(0));
+      SmallVector<Value> indices(prefix);
+      indices.append({row.row, safe});
+      Value x = b.castFloat(b.load(memref, indices), mmaElement);
+      Value keep = b.create<arith::AndIOp>(inside, row.valid);
+      Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(mmaElement));
+      elements.push_back(b.create<arith::SelectOp>(keep, x, zero));
+    }
+    Value pair = b.create<vector::FromElementsOp>(
+        VectorType::get({2}, mmaElement), elements);
+    Value packed = b.create<vector::BitCastOp>(
+        VectorType::get({1}, b.getI32Type()), pair);
+    return b.create<vector::ExtractOp>(packed, ArrayRef<int64_t>{0});
+  }
+
+  /// acc (4 f32) += A (4 i32) * B (2 i32).
+  void mma(KernelBuilder &b, ArrayRef<Value> a, ArrayRef<Value> bFrag,
+           MutableArrayRef<Value> acc) {
+    Type f32 = b.getF32Type();
+    auto resultType = LLVM::LLVMStructType::getLiteral(
+        b.getContext(), {f32, f32, f32, f32});
+    Value d = b.create<NVVM::MmaOp>(
+        resultType, a, bFrag, ValueRange(acc), ArrayRef<int64_t>{16, 8, 16},
+        std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    for (int64_t q = 0; q < 4; ++q)
+      acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
+  }
+
+  Value element(KernelBuilder &b, Value packed, int64_t q) {
+    return b.create<vector::ExtractOp>(packed, ArrayRef<int64_t>{q});
+  }
+
+  void computeTile(KernelBuilder &b, const TileWork &work, Value blockColumn) {
+    Value tid = b.threadId();
+    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
+    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    Value warpColumn = b.create<arith::AddIOp>(
+        blockColumn,
+        b.create<arith::MulIOp>(warp, b.index(config.warpColumns)));
+    b.ifThen(b.lessThan(warpColumn, b.index(mm.width)),
+             [&](KernelBuilder &wb) {
+               computeWarp(wb, work, warpColumn, g, c);
+             });
+  }
+
+  void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
+                   Value g, Value c) {
+    // A rows: for m tile i, rows g and g + 8.
+    SmallVector<Operand> aRows;
+    SmallVector<Value> outRows, outValid;
+    for (int64_t i = 0; i < config.mTiles; ++i)
+      for (int64_t half = 0; half < 2; ++half) {
+        Value r = b.create<arith::AddIOp>(
+            work.start,
+            b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half)));
+        Value valid = b.lessThan(r, work.end);
+        Value safe = b.create<arith::SelectOp>(valid, r, work.start);
+        auto [source, exists] = mm.sourceRow(b, safe);
+        aRows.push_back({source, b.create<arith::AndIOp>(valid, exists)});
+        outRows.push_back(r);
+        outValid.push_back(valid);
+      }
+    SmallVector<Operand> bRows;
+    for (int64_t u = 0; u < bTiles; ++u) {
+      Value row = weightRow(b, warpColumn, u, g);
+      Value valid = b.lessThan(row, b.index(mm.n));
+      bRows.push_back(
+          {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
+    }
+    Value expert = work.expert;
+
+    int64_t numAcc = config.mTiles * bTiles * 4;
+    SmallVector<Value> init(numAcc, b.f32(0.0));
+    auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
+
+    // Main loop: `unroll` wide steps per iteration, loads first.
+    int64_t fullK = mm.reduction - mm.reduction % kStepK;
+    int64_t unrolledK = fullK - fullK % (kStepK * config.unroll);
+    Value laneK = b.create<arith::MulIOp>(c, b.index(8));
+    auto wideSteps = [&](KernelBuilder &lb, Value k0, int64_t steps,
+                         ValueRange acc) {
+      SmallVector<SmallVector<Value>> aFrags, bFrags;
+      for (int64_t s = 0; s < steps; ++s) {
+        Value k = lb.create<arith::AddIOp>(
+            k0, lb.create<arith::AddIOp>(laneK, lb.index(s * kStepK)));
+        SmallVector<Value> aStep, bStep;
+        for (const Operand &row : aRows)
+          aStep.push_back(wideLoad(lb, mm.lhs, {}, row, k, mm.lhsType));
+        for (const Operand &row : bRows)
+          bStep.push_back(
+              wideLoad(lb, mm.rhs, {expert}, row, k, mm.rhsElement));
+        aFrags.push_back(aStep);
+        bFrags.push_back(bStep);
+      }
+      SmallVector<Value> next(acc);
+      for (int64_t s = 0; s < steps; ++s)
+        for (int64_t half = 0; half < 2; ++half)
+          for (int64_t i = 0; i < config.mTiles; ++i) {
+            Value lo = aFrags[s][2 * i], hi = aFrags[s][2 * i + 1];
+            SmallVector<Value> a = {element(lb, lo, 2 * half),
+                                    element(lb, hi, 2 * half),
+                                    element(lb, lo, 2 * half + 1),
+                                    element(lb, hi, 2 * half + 1)};
+            for (int64_t u = 0; u < bTiles; ++u) {
+              Value bw = bFrags[s][u];
+              SmallVector<Value> bFrag = {element(lb, bw, 2 * half),
+                                          element(lb, bw, 2 * half + 1)};
+              MutableArrayRef<Value> slot(next.data() + accIndex(i, u), 4);
+              mma(lb, a, bFrag, slot);
+            }
+          }
+      return next;
+    };
+    SmallVector<Value> acc = b.forLoop(
+        b.index(0), b.index(unrolledK), b.index(kStepK * config.unroll), init,
+        [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+          return wideSteps(lb, k0, config.unroll, iter);
+        });
+    if (unrolledK < fullK)
+      acc = b.forLoop(b.index(unrolledK), b.index(fullK), b.index(kStepK),
+                      acc, [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+                        return wideSteps(lb, k0, 1, iter);
+                      });
+    // The tail of K in plain k16 steps with masked element loads.
+    Value pairK = b.create<arith::MulIOp>(c, b.index(2));
+    for (int64_t k0 = fullK; k0 < mm.reduction; k0 += 16) {
+      Value k = b.create<arith::AddIOp>(pairK, b.index(k0));
+      Value k8 = b.create<arith::AddIOp>(k, b.index(8));
+      for (int64_t i = 0; i < config.mTiles; ++i) {
+        const Operand &lo = aRows[2 * i], &hi = aRows[2 * i + 1];
+        SmallVector<Value> a = {tailPair(b, mm.lhs, {}, lo, k),
+                                tailPair(b, mm.lhs, {}, hi, k),
+                                tailPair(b, mm.lhs, {}, lo, k8),
+                                tailPair(b, mm.lhs, {}, hi, k8)};
+        for (int64_t u = 0; u < bTiles; ++u) {
+          SmallVector<Value> bFrag = {
+              tailPair(b, mm.rhs, {expert}, bRows[u], k),
+              tailPair(b, mm.rhs, {expert}, bRows[u], k8)};
+          MutableArrayRef<Value> slot(acc.data() + accIndex(i, u), 4);
+          mma(b, a, bFrag, slot);
+        }
+      }
+    }
+    storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+  }
+
+  /// Accumulator q of a tile holds row g + 8 * (q / 2), column 2c + q % 2.
+  void storeTile(KernelBuilder &b, ArrayRef<Value> acc,
+                 function_ref<int64_t(int64_t, int64_t)> accIndex,
+                 ArrayRef<Value> outRows, ArrayRef<Value> outValid,
+                 Value warpColumn, Value c) {
+    Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
+    auto guarded = [&](Value row, Value valid, Value column,
+                       function_ref<void(KernelBuilder &)> fn) {
+      Value inside = b.create<arith::AndIOp>(
+          valid, b.lessThan(column, b.index(mm.width)));
+      b.ifThen(inside, fn);
+      (void)row;
+    };
+    for (int64_t i = 0; i < config.mTiles; ++i)
+      for (int64_t half = 0; half < 2; ++half) {
+        Value row = outRows[2 * i + half];
+        Value valid = outValid[2 * i + half];
+        if (mm.interleaved) {
+          // The lane's pair is (gate, up) of output column warpColumn +
+          // 4u + c.
+          for (int64_t u = 0; u < bTiles; ++u) {
+            Value column = b.create<arith::AddIOp>(
+                warpColumn, b.create<arith::AddIOp>(c, b.index(4 * u)));
+            int64_t at = accIndex(i, u) + 2 * half;
+            guarded(row, valid, column, [&](KernelBuilder &sb) {
+              mm.storeOutput(sb, row, column, acc[at], acc[at + 1]);
+            });
+          }
+          continue;
+        }
+        for (int64_t t = 0; t < outputTiles; ++t)
+          for (int64_t q = 0; q < 2; ++q) {
+            Value column = b.create<arith::AddIOp>(
+                warpColumn,
+                b.create<arith::AddIOp>(pairColumn, b.index(8 * t + q)));
+            int64_t at = accIndex(i, t) + 2 * half + q;
+            Value up =
+                mm.glu ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
+                       : Value();
+            guarded(row, valid, column, [&](KernelBuilder &sb) {
+              mm.storeOutput(sb, row, column, acc[at], up);
+            });
+          }
+      }
+  }
+
+  const GroupedMatmul &mm;
+  TensorCoreConfig config;
+  NVVM::MMATypes mmaType;
+  int64_t outputTiles, bTiles;
+};
+
+//===----------------------------------------------------------------------===//
+// Plain kernel: one thread per output element
+//===----------------------------------------------------------------------===//
+
+void launchPlainKernel(KernelBuilder &b, const GroupedMatmul &mm) {
+  Value gridX = b.index(llvm::divideCeil(mm.width, kBlockThreads));
+  b.launch(
+      "moe_grouped_matmul_plain", gridX, mm.numRows, kBlockThreads,
+      [&](KernelBuilder &kb) {
+        Value column = kb.globalThreadId(kBlockThreads);
+        Value r = kb.blockId(gpu::Dimension::y);
+        kb.ifThen(kb.lessThan(column, kb.index(mm.width)), [&](KernelBuilder
+                                                                   &tb) {
+          // The expert whose range holds r, if any.
+          Value falseValue =
+              tb.create<arith::ConstantIntOp>(tb.getI1Type(), 0);
+          auto found = tb.forLoop(
+              tb.index(0), tb.index(mm.numExperts), tb.index(1),
+              ValueRange{falseValue, tb.index(0)},
+              [&](KernelBuilder &lb, Value e, ValueRange acc) {
+                auto [lo, hi] = mm.expertRange(lb, e);
+                Value inside = lb.create<arith::AndIOp>(
+                    lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, r, lo),
+                    lb.lessThan(r, hi));
+                Value here = lb.create<arith::AndIOp>(
+                    inside, lb.create<arith::XOrIOp>(
+                                acc[0], lb.create<arith::ConstantIntOp>(
+                                            lb.getI1Type(), 1)));
+                return SmallVector<Value>{
+                    lb.create<arith::OrIOp>(acc[0], here),
+                    lb.create<arith::SelectOp>(here, e, acc[1])};
+              });
+          Value expert = found[1];
+          auto sourceAndExists = mm.sourceRow(tb, r);
+          Value source = sourceAndExists.first;
+          Value exists = sourceAndExists.second;
+          Value gateColumn =
+              mm.interleaved ? tb.create<arith::MulIOp>(column, tb.index(2))
+                             : column;
+          Value upColumn = tb.create<arith::AddIOp>(
+              gateColumn, tb.index(mm.interleaved ? 1 : mm.width));
+          auto weight = [&](KernelBuilder &lb, Value n, Value k) {
+            SmallVector<Value> indices =
+                mm.kn ? SmallVector<Value>{expert, k, n}
+                      : SmallVector<Value>{expert, n, k};
+            return lb.castFloat(lb.load(mm.rhs, indices), lb.getF32Type());
+          };
+          Value zero = tb.f32(0.0);
+          SmallVector<Value> init = {zero};
+          if (mm.glu)
+            init.push_back(zero);
+          auto sums = tb.forLoop(
+              tb.index(0), tb.index(mm.reduction), tb.index(1), init,
+              [&](KernelBuilder &lb, Value k, ValueRange acc) {
+                Value a = lb.castFloat(lb.load(mm.lhs, {source, k}),
+                                       lb.getF32Type());
+                SmallVector<Value> next = {lb.create<arith::AddFOp>(
+                    acc[0],
+                    lb.create<arith::MulFOp>(a, weight(lb, gateColumn, k)))};
+                if (mm.glu)
+                  next.push_back(lb.create<arith::AddFOp>(
+                      acc[1],
+                      lb.create<arith::MulFOp>(a, weight(lb, upColumn, k))));
+                return next;
+              });
+          Value routed = tb.create<arith::AndIOp>(found[0], exists);
+          tb.ifElse(
+              routed, TypeRange{},
+              [&](KernelBuilder &sb) {
+                mm.storeOutput(sb, r, column, sums[0],
+                               mm.glu ? sums[1] : Value());
+                return SmallVector<Value>{};
+              },
+              [&](KernelBuilder &sb) {
+                // Rows of no expert (and gathered rows of no token) are 0.
+                sb.store(sb.create<arith::ConstantOp>(
+                             sb.getZeroAttr(mm.outType)),
+                         mm.out.buffer, {r, column});
+                return SmallVector<Value>{};
+              });
+        });
+      });
+}
+
+} // namespace
+
+LogicalResult
+gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
+                                 const GroupedMatmulOptions &options) {
+  GroupedMatmul mm(op, b);
+  if (!mm.tensorCoreEligible()) {
+    launchPlainKernel(b, mm);
+  } else {
+    // Decode-sized problems want many narrow warps with deep load queues;
+    // prefill-sized ones want wider tiles that reuse what they load.
+    Value average = b.create<arith::DivUIOp>(mm.numRows,
+                                             b.index(mm.numExperts));
+    Value large = b.create<arith::CmpIOp>(
+        arith::CmpIPredicate::uge, average,
+        b.index(options.largeRowsPerExpert));
+    b.ifElse(
+        large, TypeRange{},
+        [&](KernelBuilder &tb) {
+          TensorCoreKernel(mm, options.large)
+              .launch(tb, "moe_grouped_matmul_large");
+          return SmallVector<Value>{};
+        },
+        [&](KernelBuilder &eb) {
+          TensorCoreKernel(mm, options.small)
+              .launch(eb, "moe_grouped_matmul_small");
+          return SmallVector<Value>{};
+        });
+  }
+  op.getResult().replaceAllUsesWith(mm.out.tensor);
+  return success();
+}

@@ -1,0 +1,170 @@
+//===- KernelBuilder.cpp - Building GPU kernels on memrefs ----------------===//
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
+                           int64_t threads, BodyFn body) {
+  Value one = index(1);
+  MLIRContext *ctx = getContext();
+  // An empty grid is not a valid launch: skip it.
+  Value blocks = create<arith::MulIOp>(gridX, gridY);
+  Value any = create<arith::CmpIOp>(arith::CmpIPredicate::ugt, blocks,
+                                    index(0));
+  auto guardOp = create<scf::IfOp>(any, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard outer(*this);
+  setInsertionPointToStart(guardOp.thenBlock());
+  auto op = create<gpu::LaunchOp>(
+      gridX, gridY, one, index(threads), one, one, /*dynamicSharedMemory=*/
+      Value(), /*asyncTokenType=*/Type(), ValueRange{}, TypeRange{},
+      TypeRange{}, Value(), Value(), Value(),
+      FlatSymbolRefAttr::get(ctx, "moe_kernels"),
+      FlatSymbolRefAttr::get(ctx, name));
+  OpBuilder::InsertionGuard guard(*this);
+  setInsertionPointToStart(&op.getBody().front());
+  body(*this);
+  create<gpu::TerminatorOp>();
+}
+
+Value KernelBuilder::threadId() {
+  return create<gpu::ThreadIdOp>(gpu::Dimension::x);
+}
+
+Value KernelBuilder::blockId(gpu::Dimension dimension) {
+  return create<gpu::BlockIdOp>(dimension);
+}
+
+Value KernelBuilder::globalThreadId(int64_t threads) {
+  return create<arith::AddIOp>(
+      create<arith::MulIOp>(blockId(gpu::Dimension::x), index(threads)),
+      threadId());
+}
+
+Value KernelBuilder::ceilDiv(Value a, int64_t b) {
+  return create<arith::DivUIOp>(create<arith::AddIOp>(a, index(b - 1)),
+                                index(b));
+}
+
+Value KernelBuilder::minIndex(Value a, Value b) {
+  return create<arith::MinUIOp>(a, b);
+}
+
+Value KernelBuilder::lessThan(Value a, Value b) {
+  return create<arith::CmpIOp>(arith::CmpIPredicate::ult, a, b);
+}
+
+Value KernelBuilder::load(Value memref, ValueRange indices) {
+  return create<memref::LoadOp>(memref, indices);
+}
+
+void KernelBuilder::store(Value value, Value memref, ValueRange indices) {
+  create<memref::StoreOp>(value, memref, indices);
+}
+
+void KernelBuilder::ifThen(Value condition, BodyFn body) {
+  create<scf::IfOp>(condition, [&](OpBuilder &nested, Location loc) {
+    KernelBuilder nb(loc, nested);
+    body(nb);
+    nb.create<scf::YieldOp>();
+  });
+}
+
+SmallVector<Value> KernelBuilder::ifElse(
+    Value condition, TypeRange types,
+    function_ref<SmallVector<Value>(KernelBuilder &)> thenBody,
+    function_ref<SmallVector<Value>(KernelBuilder &)> elseBody) {
+  auto op = create<scf::IfOp>(
+      condition,
+      [&](OpBuilder &nested, Location loc) {
+        KernelBuilder nb(loc, nested);
+        nb.create<scf::YieldOp>(thenBody(nb));
+      },
+      [&](OpBuilder &nested, Location loc) {
+        KernelBuilder nb(loc, nested);
+        nb.create<scf::YieldOp>(elseBody(nb));
+      });
+  (void)types;
+  return SmallVector<Value>(op.getResults());
+}
+
+SmallVector<Value> KernelBuilder::forLoop(Value from, Value to, Value step,
+                                          ValueRange inits, LoopFn body) {
+  auto op = create<scf::ForOp>(
+      from, to, step, inits,
+      [&](OpBuilder &nested, Location loc, Value iv, ValueRange iter) {
+        KernelBuilder nb(loc, nested);
+        nb.create<scf::YieldOp>(body(nb, iv, iter));
+      });
+  return SmallVector<Value>(op.getResults());
+}
+
+void KernelBuilder::forEach(Value from, Value to, Value step,
+                            function_ref<void(KernelBuilder &, Value)> body) {
+  forLoop(from, to, step, {},
+          [&](KernelBuilder &nb, Value iv, ValueRange) {
+            body(nb, iv);
+            return SmallVector<Value>{};
+          });
+}
+
+Value gpu_lowering::readBuffer(KernelBuilder &b, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  return b.create<bufferization::ToBufferOp>(memrefType, tensor,
+                                             /*read_only=*/true);
+}
+
+OutputBuffer gpu_lowering::allocateLike(KernelBuilder &b, Value init) {
+  auto type = cast<RankedTensorType>(init.getType());
+  SmallVector<Value> dynamicSizes;
+  for (int64_t dim = 0; dim < type.getRank(); ++dim)
+    if (type.isDynamicDim(dim))
+      dynamicSizes.push_back(b.dimValue(init, dim));
+  return allocate(b, type, dynamicSizes);
+}
+
+OutputBuffer gpu_lowering::allocate(KernelBuilder &b, RankedTensorType type,
+                                    ValueRange dynamicSizes) {
+  auto memrefType = MemRefType::get(type.getShape(), type.getElementType());
+  Value buffer = b.create<memref::AllocOp>(memrefType, dynamicSizes);
+  Value tensor = b.create<bufferization::ToTensorOp>(
+      type, buffer, /*restrict=*/true, /*writable=*/true);
+  return {buffer, tensor};
+}
+
+OffsetsSource OffsetsSource::fromTensor(KernelBuilder &b, Value offsets) {
+  OffsetsSource source;
+  source.count = cast<RankedTensorType>(offsets.getType()).getDimSize(0);
+  if (auto elements = offsets.getDefiningOp<tensor::FromElementsOp>())
+    source.scalars.assign(elements.getElements().begin(),
+                          elements.getElements().end());
+  else
+    source.buffer = readBuffer(b, offsets);
+  return source;
+}
+
+Value OffsetsSource::at(KernelBuilder &b, Value expert, Value lower,
+                        Value rows) const {
+  Value raw;
+  if (buffer) {
+    raw = b.load(buffer, expert);
+  } else {
+    raw = scalars.front();
+    for (auto [position, scalar] : llvm::enumerate(scalars))
+      raw = b.create<arith::SelectOp>(
+          b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, expert,
+                                  b.index(position)),
+          scalar, raw);
+  }
+  // Negative values clamp to `lower` through the signed max.
+  Value signedValue = b.create<arith::IndexCastOp>(b.getIndexType(), raw);
+  Value atLeast = b.create<arith::MaxSIOp>(signedValue, lower);
+  return b.create<arith::MinSIOp>(atLeast, rows);
+}

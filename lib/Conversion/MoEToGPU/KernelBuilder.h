@@ -1,0 +1,136 @@
+//===- KernelBuilder.h - Building GPU kernels on memrefs --------*- C++ -*-===//
+//
+// The GPU lowering writes each kernel as a gpu.launch whose body works on
+// memrefs with scf loops: one thread per token, per selection or per output
+// element, or one warp per tensor-core tile. This builder keeps those bodies
+// short: launches, thread and block ids, guarded loads and stores, and loops
+// that carry values.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOGPU_KERNELBUILDER_H
+#define MOE_LIB_CONVERSION_MOETOGPU_KERNELBUILDER_H
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+namespace mlir::moe::gpu_lowering {
+
+/// Threads per block of the element-wise and per-token kernels.
+constexpr int64_t kBlockThreads = 128;
+constexpr int64_t kWarpSize = 32;
+
+class KernelBuilder : public StructuredBuilder {
+public:
+  using StructuredBuilder::StructuredBuilder;
+  using BodyFn = function_ref<void(KernelBuilder &)>;
+  using LoopFn =
+      function_ref<SmallVector<Value>(KernelBuilder &, Value, ValueRange)>;
+
+  /// A gpu.launch of `grid` (x, y) blocks of `threads` threads whose body is
+  /// built by `body`; the kernel is outlined under `name`.
+  void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
+              BodyFn body);
+
+  Value threadId();
+  Value blockId(gpu::Dimension dimension);
+  /// blockIdx.x * blockDim + threadIdx.x for a 1-D launch.
+  Value globalThreadId(int64_t threads);
+
+  /// ceil(a / b) for index values, b a positive constant.
+  Value ceilDiv(Value a, int64_t b);
+  Value minIndex(Value a, Value b);
+  Value lessThan(Value a, Value b);
+
+  Value load(Value memref, ValueRange indices);
+  void store(Value value, Value memref, ValueRange indices);
+
+  /// Runs `body` only where `condition` holds.
+  void ifThen(Value condition, BodyFn body);
+  /// An scf.if yielding the values of `thenBody` or `elseBody`.
+  SmallVector<Value> ifElse(Value condition, TypeRange types,
+                            function_ref<SmallVector<Value>(KernelBuilder &)>
+                                thenBody,
+                            function_ref<SmallVector<Value>(KernelBuilder &)>
+                                elseBody);
+  /// for (i = from; i < to; i += step) carrying `inits`.
+  SmallVector<Value> forLoop(Value from, Value to, Value step,
+                             ValueRange inits, LoopFn body);
+  /// The same loop without carried values.
+  void forEach(Value from, Value to, Value step,
+               function_ref<void(KernelBuilder &, Value)> body);
+};
+
+/// A memref view of a tensor operand, for reading.
+Value readBuffer(KernelBuilder &b, Value tensor);
+
+/// A fresh buffer with the shape of `init` (a tensor), and the tensor that
+/// holds what a kernel writes into it.
+struct OutputBuffer {
+  Value buffer;
+  Value tensor;
+};
+OutputBuffer allocateLike(KernelBuilder &b, Value init);
+/// A fresh buffer of `type` whose dynamic dimensions are `dynamicSizes`.
+OutputBuffer allocate(KernelBuilder &b, RankedTensorType type,
+                      ValueRange dynamicSizes);
+
+/// Expert offsets as the kernels read them: from a buffer, or as scalars
+/// when the offsets are built on the host (a single expert's [0, rows]).
+class OffsetsSource {
+public:
+  static OffsetsSource fromTensor(KernelBuilder &b, Value offsets);
+  /// offsets[e] as an index, clamped to [lower, rows] so that a malformed
+  /// offsets tensor can only shrink an expert's range, never overrun.
+  Value at(KernelBuilder &b, Value expert, Value lower, Value rows) const;
+  int64_t numExperts() const { return count - 1; }
+
+private:
+  Value buffer;
+  SmallVector<Value> scalars;
+  int64_t count = 0;
+};
+
+//===----------------------------------------------------------------------===//
+// Kernels: each replaces one op (or writes the buffers of one op).
+//===----------------------------------------------------------------------===//
+
+LogicalResult lowerRoute(RouteOp op, KernelBuilder &b);
+
+/// The inverse of the rows a dispatch produced: rowOf[t * k + j] is the row
+/// holding selection (t, j), or -1. The dispatch kernels write it for free,
+/// so a combine of the same rows needs no inversion of its own.
+using InverseRows = llvm::DenseMap<Value, Value>;
+LogicalResult lowerDispatch(DispatchOp op, KernelBuilder &b,
+                            InverseRows &inverses);
+LogicalResult lowerCombine(CombineOp op, KernelBuilder &b,
+                           const InverseRows &inverses);
+LogicalResult lowerPermute(PermuteOp op, KernelBuilder &b);
+LogicalResult lowerGlu(GluOp op, KernelBuilder &b);
+
+struct TensorCoreConfig {
+  int64_t mTiles;      // 16-row MMA tiles per warp (rows per block tile)
+  int64_t warpColumns; // output columns per warp, a multiple of 8
+  int64_t unroll;      // k16 steps whose loads are issued together
+};
+/// The grouped matmul for the decode-sized and the prefill-sized problems;
+/// the host picks by the average rows per expert.
+struct GroupedMatmulOptions {
+  TensorCoreConfig small;
+  TensorCoreConfig large;
+  int64_t largeRowsPerExpert;
+};
+LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
+                                 const GroupedMatmulOptions &options);
+
+/// linalg.generic ops with only parallel loops (the shared expert's sum, its
+/// gate): one thread per element.
+LogicalResult lowerElementwise(Operation *generic, KernelBuilder &b);
+
+} // namespace mlir::moe::gpu_lowering
+
+#endif // MOE_LIB_CONVERSION_MOETOGPU_KERNELBUILDER_H

@@ -1,0 +1,599 @@
+//===- RoutingKernels.cpp - Routing, dispatch and combine on the GPU ------===//
+//
+// Routing runs one thread per token: the k best experts are found in k
+// passes over the scores (pass j takes the best expert ranking after pass
+// j - 1's pick), so no per-token arrays are needed and the order of ties is
+// the reference's. Dispatch is a stable counting sort in three kernels over
+// chunks of selections; combine sums each token's rows in ascending slot
+// order. Nothing uses atomics, so every result is the same run to run.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "moe/Dialect/MoE/Utils/Activation.h"
+#include "moe/Dialect/MoE/Utils/Routing.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include <limits>
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+namespace {
+
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+/// Selections per dispatch chunk: one block counts and places them.
+constexpr int64_t kChunk = 256;
+
+Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
+  return b.create<arith::SelectOp>(condition, a, c);
+}
+
+/// The per-token routing of one thread.
+class TokenRouter {
+public:
+  TokenRouter(RouteOp op, KernelBuilder &b, Value logits, Value bias,
+              Value token)
+      : op(op), b(b), logits(logits), bias(bias), token(token) {
+    numExperts = cast<MemRefType>(logits.getType()).getDimSize(1);
+  }
+
+  void route(Value weights, Value ids) {
+    int64_t k = op.getK();
+    Scoring scoring = op.getScoring();
+    if (scoring == Scoring::softmax) {
+      softmaxMax = reduceExperts(b.f32(-kInfinity), [&](KernelBuilder &nb,
+                                                        Value e, Value acc) {
+        return Value(nb.create<arith::MaximumFOp>(acc, logit(nb, e)));
+      });
+      softmaxSum = reduceExperts(b.f32(0.0), [&](KernelBuilder &nb, Value e,
+                                                 Value acc) {
+        Value shifted = nb.create<arith::SubFOp>(logit(nb, e), softmaxMax);
+        return Value(
+            nb.create<arith::AddFOp>(acc, nb.create<math::ExpOp>(shifted)));
+      });
+    }
+    if (op.getNGroup() > 1)
+      keptGroups = groupMask();
+
+    // Pass j: the best expert that ranks after pass j - 1's pick.
+    Value previousScore = b.f32(0.0), previousIndex = b.i32(-1);
+    Value sum = b.f32(0.0);
+    for (int64_t j = 0; j < k; ++j) {
+      bool first = j == 0;
+      auto best = b.forLoop(
+          b.index(0), b.index(numExperts), b.index(1),
+          ValueRange{b.f32(0.0), b.i32(-1), b.f32(0.0)},
+          [&](KernelBuilder &nb, Value e, ValueRange acc) {
+            Value candidate = nb.fromIndex(e, nb.getI32Type());
+            Value probability = prob(nb, e);
+            Value s = maskedScore(nb, e, probability);
+            Value noneYet = nb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                                     acc[1], nb.i32(0));
+            Value better = nb.create<arith::OrIOp>(
+                noneYet, nb.ranksBefore(s, candidate, acc[0], acc[1]));
+            if (!first)
+              better = nb.create<arith::AndIOp>(
+                  better, nb.ranksBefore(previousScore, previousIndex, s,
+                                         candidate));
+            return SmallVector<Value>{selectF(nb, better, s, acc[0]),
+                                      selectF(nb, better, candidate, acc[1]),
+                                      selectF(nb, better, probability,
+                                              acc[2])};
+          });
+      previousScore = best[0];
+      previousIndex = best[1];
+      b.store(best[1], ids, {token, b.index(j)});
+      b.store(best[2], weights, {token, b.index(j)});
+      sum = b.create<arith::AddFOp>(sum, best[2]);
+    }
+    finishWeights(weights, ids, sum);
+  }
+
+private:
+  using ReduceFn = function_ref<Value(KernelBuilder &, Value, Value)>;
+
+  Value reduceExperts(Value init, ReduceFn fn) {
+    return reduceRange(b, b.index(0), b.index(numExperts), init, fn);
+  }
+  static Value reduceRange(KernelBuilder &b, Value from, Value to, Value init,
+                           ReduceFn fn) {
+    return b
+        .forLoop(from, to, b.index(1), ValueRange{init},
+                 [&](KernelBuilder &nb, Value e, ValueRange acc) {
+                   return SmallVector<Value>{fn(nb, e, acc[0])};
+                 })
+        .front();
+  }
+
+  Value logit(KernelBuilder &nb, Value expert) {
+    return nb.load(logits, {token, expert});
+  }
+
+  /// The expert's probability: what its weight is taken from.
+  Value prob(KernelBuilder &nb, Value expert) {
+    Value l = logit(nb, expert);
+    switch (op.getScoring()) {
+    case Scoring::softmax:
+      return nb.create<arith::DivFOp>(
+          nb.create<math::ExpOp>(nb.create<arith::SubFOp>(l, softmaxMax)),
+          softmaxSum);
+    case Scoring::sigmoid:
+      return sigmoid(nb, l);
+    case Scoring::softmax_topk:
+    case Scoring::none:
+      return l;
+    }
+    llvm_unreachable("unknown scoring");
+  }
+
+  /// The selection score: probability plus bias.
+  Value score(KernelBuilder &nb, Value expert, Value probability) {
+    if (!bias)
+      return probability;
+    return nb.create<arith::AddFOp>(probability, nb.load(bias, expert));
+  }
+
+  /// The score, or -inf for experts of groups that were not kept.
+  Value maskedScore(KernelBuilder &nb, Value expert, Value probability) {
+    Value s = score(nb, expert, probability);
+    if (!keptGroups)
+      return s;
+    int64_t groupSize = numExperts / op.getNGroup();
+    Value group = nb.create<arith::DivUIOp>(expert, nb.index(groupSize));
+    Value bit = nb.create<arith::ShRUIOp>(
+        keptGroups, nb.create<arith::IndexCastOp>(nb.getI64Type(), group));
+    Value kept = nb.create<arith::TruncIOp>(nb.getI1Type(), bit);
+    return selectF(nb, kept, s, nb.f32(-kInfinity));
+  }
+
+  /// The score of group g: the sum of its two best scores, or its best.
+  Value groupScore(KernelBuilder &nb, Value group) {
+    int64_t groupSize = numExperts / op.getNGroup();
+    Value from = nb.create<arith::MulIOp>(group, nb.index(groupSize));
+    Value to = nb.create<arith::AddIOp>(from, nb.index(groupSize));
+    Value negInf = nb.f32(-kInfinity);
+    auto top2 = nb.forLoop(
+        from, to, nb.index(1), ValueRange{negInf, negInf},
+        [&](KernelBuilder &lb, Value e, ValueRange acc) {
+          Value x = score(lb, e, prob(lb, e));
+          if (op.getGroupScore() == GroupScore::max)
+            return SmallVector<Value>{
+                lb.create<arith::MaximumFOp>(acc[0], x), acc[1]};
+          Value aboveFirst =
+              lb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, x, acc[0]);
+          Value aboveSecond =
+              lb.create<arith::CmpFOp>(arith::CmpFPredicate::OGT, x, acc[1]);
+          Value second = selectF(lb, aboveFirst, acc[0],
+                                 selectF(lb, aboveSecond, x, acc[1]));
+          return SmallVector<Value>{selectF(lb, aboveFirst, x, acc[0]),
+                                    second};
+        });
+    if (op.getGroupScore() == GroupScore::max)
+      return top2[0];
+    return nb.create<arith::AddFOp>(top2[0], top2[1]);
+  }
+
+  /// Bit g is set when group g ranks among the topk_group best.
+  Value groupMask() {
+    int64_t nGroup = op.getNGroup();
+    Value mask = b.i64(0);
+    return b
+        .forLoop(
+            b.index(0), b.index(nGroup), b.index(1), ValueRange{mask},
+            [&](KernelBuilder &nb, Value g, ValueRange acc) {
+              Value own = groupScore(nb, g);
+              Value self = nb.fromIndex(g, nb.getI32Type());
+              Value rank = reduceRange(
+                  nb, nb.index(0), nb.index(nGroup), nb.i32(0),
+                  [&](KernelBuilder &rb, Value other, Value count) {
+                    Value before = rb.ranksBefore(
+                        groupScore(rb, other),
+                        rb.fromIndex(other, rb.getI32Type()), own, self);
+                    return Value(rb.create<arith::AddIOp>(
+                        count,
+                        rb.create<arith::ExtUIOp>(rb.getI32Type(), before)));
+                  });
+              Value kept = nb.create<arith::CmpIOp>(
+                  arith::CmpIPredicate::slt, rank, nb.i32(op.getTopkGroup()));
+              Value bit = nb.create<arith::ShLIOp>(
+                  nb.create<arith::ExtUIOp>(nb.getI64Type(), kept),
+                  nb.create<arith::IndexCastOp>(nb.getI64Type(), g));
+              return SmallVector<Value>{nb.create<arith::OrIOp>(acc[0], bit)};
+            })
+        .front();
+  }
+
+  /// softmax over the picks, renormalization, the GShard drop and the
+  /// scale, in the reference's order, on the stored weights.
+  void finishWeights(Value weights, Value ids, Value pickedSum) {
+    int64_t k = op.getK();
+    auto slot = [&](int64_t j) { return SmallVector<Value>{token, b.index(j)}; };
+    auto forSlots = [&](function_ref<Value(Value)> fn) {
+      for (int64_t j = 0; j < k; ++j)
+        b.store(fn(b.load(weights, slot(j))), weights, slot(j));
+    };
+    Value sum = pickedSum;
+    if (op.getScoring() == Scoring::softmax_topk) {
+      Value max = b.f32(-kInfinity);
+      for (int64_t j = 0; j < k; ++j)
+        max = b.create<arith::MaximumFOp>(max, b.load(weights, slot(j)));
+      Value total = b.f32(0.0);
+      forSlots([&](Value w) {
+        Value e = b.create<math::ExpOp>(b.create<arith::SubFOp>(w, max));
+        total = b.create<arith::AddFOp>(total, e);
+        return e;
+      });
+      forSlots([&](Value e) { return b.create<arith::DivFOp>(e, total); });
+      sum = b.f32(0.0);
+      for (int64_t j = 0; j < k; ++j)
+        sum = b.create<arith::AddFOp>(sum, b.load(weights, slot(j)));
+    }
+    if (op.getRenormalize()) {
+      double epsilon = op.getRenormEpsilon().convertToDouble();
+      Value denominator = b.create<arith::AddFOp>(sum, b.f32(epsilon));
+      forSlots([&](Value w) { return b.create<arith::DivFOp>(w, denominator); });
+    }
+    if (op.getSecondExpertPolicy() == SecondExpertPolicy::random && k > 1) {
+      Value u = gshardUniform(b, token, op.getSeed());
+      Value second = b.load(weights, slot(1));
+      Value keep = b.create<arith::CmpFOp>(
+          arith::CmpFPredicate::OLT, u,
+          b.create<arith::MulFOp>(second, b.f32(2.0)));
+      b.store(selectF(b, keep, second, b.f32(0.0)), weights, slot(1));
+      b.store(selectF(b, keep, b.load(ids, slot(1)), b.i32(-1)), ids,
+              slot(1));
+    }
+    double scale = op.getScale().convertToDouble();
+    if (scale != 1.0)
+      forSlots([&](Value w) { return b.create<arith::MulFOp>(w, b.f32(scale)); });
+  }
+
+  RouteOp op;
+  KernelBuilder &b;
+  Value logits, bias, token;
+  int64_t numExperts;
+  Value softmaxMax, softmaxSum, keptGroups;
+};
+
+/// The local expert of flat selection f, or -1 when it has none.
+Value localExpert(KernelBuilder &b, Value ids, Value expertMap,
+                  int64_t numExperts, int64_t numLocal, int64_t k, Value f) {
+  Value token = b.create<arith::DivUIOp>(f, b.index(k));
+  Value slot = b.create<arith::RemUIOp>(f, b.index(k));
+  Value id = b.load(ids, {token, slot});
+  Value valid = b.inRange(id, b.index(numExperts));
+  Value expert = id;
+  if (expertMap) {
+    Value safe = selectF(b, valid, id, b.i32(0));
+    expert = b.load(expertMap, b.toIndex(safe));
+    valid = b.create<arith::AndIOp>(valid,
+                                    b.inRange(expert, b.index(numLocal)));
+  }
+  return selectF(b, valid, expert, b.i32(-1));
+}
+
+} // namespace
+
+LogicalResult gpu_lowering::lowerRoute(RouteOp op, KernelBuilder &b) {
+  if (op.getNGroup() > 64)
+    return op.emitOpError()
+           << "on the GPU supports at most 64 expert groups, got "
+           << op.getNGroup();
+  Value logits = readBuffer(b, op.getLogits());
+  Value bias = op.getBias() ? readBuffer(b, op.getBias()) : Value();
+  Value tokens = b.create<memref::DimOp>(logits, 0);
+  auto tokenSizes = [&](Value result) {
+    auto type = cast<RankedTensorType>(result.getType());
+    return type.isDynamicDim(0) ? SmallVector<Value>{tokens}
+                                : SmallVector<Value>{};
+  };
+  OutputBuffer weights =
+      allocate(b, cast<RankedTensorType>(op.getWeights().getType()),
+               tokenSizes(op.getWeights()));
+  OutputBuffer ids = allocate(b, cast<RankedTensorType>(op.getIds().getType()),
+                              tokenSizes(op.getIds()));
+  b.launch("moe_route", b.ceilDiv(tokens, kBlockThreads), b.index(1),
+           kBlockThreads, [&](KernelBuilder &kb) {
+             Value token = kb.globalThreadId(kBlockThreads);
+             kb.ifThen(kb.lessThan(token, tokens), [&](KernelBuilder &tb) {
+               TokenRouter(op, tb, logits, bias, token)
+                   .route(weights.buffer, ids.buffer);
+             });
+           });
+  op.getWeights().replaceAllUsesWith(weights.tensor);
+  op.getIds().replaceAllUsesWith(ids.tensor);
+  return success();
+}
+
+LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
+                                          InverseRows &inverses) {
+  if (op.getCapacity() || op.getCapacityFactor())
+    return op.emitOpError()
+           << "with a capacity has no GPU lowering yet; lower it for the CPU";
+  Value ids = readBuffer(b, op.getIds());
+  Value expertMap =
+      op.getExpertMap() ? readBuffer(b, op.getExpertMap()) : Value();
+  int64_t k = cast<RankedTensorType>(op.getIds().getType()).getDimSize(1);
+  int64_t numExperts = op.getNumExperts();
+  int64_t numLocal =
+      cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0) - 1;
+  Value tokens = b.create<memref::DimOp>(ids, 0);
+  Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
+  auto rowsType = cast<RankedTensorType>(op.getRows().getType());
+  OutputBuffer rows =
+      allocate(b, rowsType,
+               rowsType.isDynamicDim(0) ? ValueRange{selections} : ValueRange{});
+  OutputBuffer offsets =
+      allocate(b, cast<RankedTensorType>(op.getOffsets().getType()), {});
+  Value chunks = b.ceilDiv(selections, kChunk);
+  // before[c, e]: selections of expert e in chunks below c (a count first).
+  Value before = b.create<memref::AllocOp>(
+      MemRefType::get({ShapedType::kDynamic, numLocal}, b.getI32Type()),
+      ValueRange{chunks});
+  Value rowOf = b.create<memref::AllocOp>(
+      MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+      ValueRange{selections});
+  auto local = [&](KernelBuilder &nb, Value f) {
+    return localExpert(nb, ids, expertMap, numExperts, numLocal, k, f);
+  };
+  auto chunkRange = [&](KernelBuilder &nb, Value chunk) {
+    Value from = nb.create<arith::MulIOp>(chunk, nb.index(kChunk));
+    Value to = nb.minIndex(nb.create<arith::AddIOp>(from, nb.index(kChunk)),
+                           selections);
+    return std::make_pair(from, to);
+  };
+  auto forExpertsOfThread = [&](KernelBuilder &nb,
+                                function_ref<void(KernelBuilder &, Value)> fn) {
+    nb.forEach(nb.threadId(), nb.index(numLocal), nb.index(kChunk), fn);
+  };
+
+  b.launch("moe_dispatch_count", chunks, b.index(1), kChunk,
+           [&](KernelBuilder &kb) {
+             Value chunk = kb.blockId(gpu::Dimension::x);
+             auto range = chunkRange(kb, chunk);
+             Value from = range.first, to = range.second;
+             forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+               Value expert = eb.fromIndex(e, eb.getI32Type());
+               Value count =
+                   eb.forLoop(from, to, eb.index(1), ValueRange{eb.i32(0)},
+                              [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                                Value match = lb.create<arith::CmpIOp>(
+                                    arith::CmpIPredicate::eq, local(lb, f),
+                                    expert);
+                                return SmallVector<Value>{
+                                    lb.create<arith::AddIOp>(
+                                        acc[0], lb.create<arith::ExtUIOp>(
+                                                    lb.getI32Type(), match))};
+                              })
+                       .front();
+               eb.store(count, before, {chunk, e});
+             });
+           });
+
+  b.launch("moe_dispatch_scan", b.index(1), b.index(1), kChunk,
+           [&](KernelBuilder &kb) {
+             forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+               Value total =
+                   eb.forLoop(eb.index(0), chunks, eb.index(1),
+                              ValueRange{eb.i32(0)},
+                              [&](KernelBuilder &lb, Value c, ValueRange acc) {
+                                Value count = lb.load(before, {c, e});
+                                lb.store(acc[0], before, {c, e});
+                                return SmallVector<Value>{
+                                    lb.create<arith::AddIOp>(acc[0], count)};
+                              })
+                       .front();
+               eb.store(total, offsets.buffer, e);
+             });
+             kb.create<gpu::BarrierOp>();
+             // The totals become exclusive offsets, in place.
+             Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                                    kb.threadId(), kb.index(0));
+             kb.ifThen(first, [&](KernelBuilder &tb) {
+               Value end = tb.forLoop(
+                                 tb.index(0), tb.index(numLocal), tb.index(1),
+                                 ValueRange{tb.i32(0)},
+                                 [&](KernelBuilder &lb, Value e,
+                                     ValueRange acc) {
+                                   Value total = lb.load(offsets.buffer, e);
+                                   lb.store(acc[0], offsets.buffer, e);
+                                   return SmallVector<Value>{
+                                       lb.create<arith::AddIOp>(acc[0], total)};
+                                 })
+                               .front();
+               tb.store(end, offsets.buffer, tb.index(numLocal));
+             });
+           });
+
+  b.launch(
+      "moe_dispatch_place", chunks, b.index(1), kChunk,
+      [&](KernelBuilder &kb) {
+        Value chunk = kb.blockId(gpu::Dimension::x);
+        auto range = chunkRange(kb, chunk);
+             Value from = range.first, to = range.second;
+        forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+          Value expert = eb.fromIndex(e, eb.getI32Type());
+          Value start = eb.create<arith::AddIOp>(
+              eb.load(offsets.buffer, e), eb.load(before, {chunk, e}));
+          eb.forLoop(from, to, eb.index(1), ValueRange{start},
+                     [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                       Value match = lb.create<arith::CmpIOp>(
+                           arith::CmpIPredicate::eq, local(lb, f), expert);
+                       lb.ifThen(match, [&](KernelBuilder &sb) {
+                         Value at = sb.toIndex(acc[0]);
+                         sb.store(sb.fromIndex(f, sb.getI32Type()),
+                                  rows.buffer, at);
+                         sb.store(acc[0], rowOf, f);
+                       });
+                       return SmallVector<Value>{lb.create<arith::AddIOp>(
+                           acc[0],
+                           lb.create<arith::ExtUIOp>(lb.getI32Type(), match))};
+                     });
+        });
+        // Rows past the kept ones are padding, and dropped selections have
+        // no row.
+        Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
+        Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
+        kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
+          lb.ifThen(lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f,
+                                             kept),
+                    [&](KernelBuilder &sb) {
+                      sb.store(sb.i32(-1), rows.buffer, f);
+                    });
+          Value dropped = lb.create<arith::CmpIOp>(
+              arith::CmpIPredicate::slt, local(lb, f), lb.i32(0));
+          lb.ifThen(dropped, [&](KernelBuilder &sb) {
+            sb.store(sb.i32(-1), rowOf, f);
+          });
+        });
+      });
+
+  inverses[rows.tensor] = rowOf;
+  op.getRows().replaceAllUsesWith(rows.tensor);
+  op.getOffsets().replaceAllUsesWith(offsets.tensor);
+  return success();
+}
+
+LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
+                                         const InverseRows &inverses) {
+  Value ys = readBuffer(b, op.getYs());
+  Value weights = readBuffer(b, op.getWeights());
+  int64_t k = cast<RankedTensorType>(op.getWeights().getType()).getDimSize(1);
+  OutputBuffer out = allocateLike(b, op.getInit());
+  Value tokens = b.create<memref::DimOp>(weights, 0);
+  Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
+  int64_t hidden = cast<RankedTensorType>(op.getYs().getType()).getDimSize(1);
+
+  Value rowOf = inverses.lookup(op.getRows());
+  if (!rowOf) {
+    // Rows from elsewhere: invert them here (-1 first, then each row).
+    Value rows = readBuffer(b, op.getRows());
+    Value numRows = b.create<memref::DimOp>(rows, 0);
+    rowOf = b.create<memref::AllocOp>(
+        MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+        ValueRange{selections});
+    b.launch("moe_combine_clear", b.ceilDiv(selections, kBlockThreads),
+             b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
+               Value f = kb.globalThreadId(kBlockThreads);
+               kb.ifThen(kb.lessThan(f, selections), [&](KernelBuilder &tb) {
+                 tb.store(tb.i32(-1), rowOf, f);
+               });
+             });
+    b.launch("moe_combine_invert", b.ceilDiv(numRows, kBlockThreads),
+             b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
+               Value r = kb.globalThreadId(kBlockThreads);
+               kb.ifThen(kb.lessThan(r, numRows), [&](KernelBuilder &tb) {
+                 auto selection =
+                     tb.decodeSelection(tb.load(rows, r), tokens, k);
+                 tb.ifThen(selection.valid, [&](KernelBuilder &sb) {
+                   Value flat = sb.create<arith::AddIOp>(
+                       sb.create<arith::MulIOp>(selection.token, sb.index(k)),
+                       selection.slot);
+                   sb.store(sb.fromIndex(r, sb.getI32Type()), rowOf, flat);
+                 });
+               });
+             });
+  }
+
+  bool prescaled = op.getPrescaled();
+  Type outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
+  b.launch(
+      "moe_combine", b.ceilDiv(b.index(hidden), kBlockThreads), tokens,
+      kBlockThreads, [&](KernelBuilder &kb) {
+        Value column = kb.globalThreadId(kBlockThreads);
+        Value token = kb.blockId(gpu::Dimension::y);
+        kb.ifThen(kb.lessThan(column, kb.index(hidden)),
+                  [&](KernelBuilder &tb) {
+                    Value acc = tb.f32(0.0);
+                    for (int64_t j = 0; j < k; ++j) {
+                      Value flat = tb.create<arith::AddIOp>(
+                          tb.create<arith::MulIOp>(token, tb.index(k)),
+                          tb.index(j));
+                      Value row = tb.load(rowOf, flat);
+                      Value valid = tb.create<arith::CmpIOp>(
+                          arith::CmpIPredicate::sge, row, tb.i32(0));
+                      Value safe = tb.toIndex(
+                          tb.create<arith::MaxSIOp>(row, tb.i32(0)));
+                      Value y = tb.castFloat(tb.load(ys, {safe, column}),
+                                             tb.getF32Type());
+                      Value w = prescaled
+                                    ? tb.f32(1.0)
+                                    : tb.load(weights, {token, tb.index(j)});
+                      Value sum = tb.create<arith::AddFOp>(
+                          acc, tb.create<arith::MulFOp>(w, y));
+                      acc = selectF(tb, valid, sum, acc);
+                    }
+                    tb.store(tb.castFloat(acc, outType), out.buffer,
+                             {token, column});
+                  });
+      });
+  op.getResult().replaceAllUsesWith(out.tensor);
+  return success();
+}
+
+LogicalResult gpu_lowering::lowerPermute(PermuteOp op, KernelBuilder &b) {
+  Value x = readBuffer(b, op.getX());
+  Value rows = readBuffer(b, op.getRows());
+  OutputBuffer out = allocateLike(b, op.getInit());
+  int64_t k = op.getK();
+  int64_t hidden = cast<RankedTensorType>(op.getX().getType()).getDimSize(1);
+  Type outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
+  Value tokens = b.create<memref::DimOp>(x, 0);
+  Value numRows = b.create<memref::DimOp>(rows, 0);
+  b.launch("moe_permute", b.ceilDiv(b.index(hidden), kBlockThreads), numRows,
+           kBlockThreads, [&](KernelBuilder &kb) {
+             Value column = kb.globalThreadId(kBlockThreads);
+             Value row = kb.blockId(gpu::Dimension::y);
+             kb.ifThen(kb.lessThan(column, kb.index(hidden)),
+                       [&](KernelBuilder &tb) {
+                         auto selection =
+                             tb.decodeSelection(tb.load(rows, row), tokens, k);
+                         Value v = tb.castFloat(
+                             tb.load(x, {selection.token, column}), outType);
+                         Value zero = tb.create<arith::ConstantOp>(
+                             tb.getZeroAttr(outType));
+                         tb.store(selectF(tb, selection.valid, v, zero),
+                                  out.buffer, {row, column});
+                       });
+           });
+  op.getResult().replaceAllUsesWith(out.tensor);
+  return success();
+}
+
+LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
+  Value h = readBuffer(b, op.getH());
+  OutputBuffer out = allocateLike(b, op.getInit());
+  int64_t width = cast<RankedTensorType>(op.getInit().getType()).getDimSize(1);
+  bool interleaved = op.getGluLayout() == GluLayout::interleaved;
+  Type outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
+  Value numRows = b.create<memref::DimOp>(h, 0);
+  b.launch(
+      "moe_glu", b.ceilDiv(b.index(width), kBlockThreads), numRows,
+      kBlockThreads, [&](KernelBuilder &kb) {
+        Value column = kb.globalThreadId(kBlockThreads);
+        Value row = kb.blockId(gpu::Dimension::y);
+        kb.ifThen(kb.lessThan(column, kb.index(width)), [&](KernelBuilder &tb) {
+          Value gateColumn =
+              interleaved ? tb.create<arith::MulIOp>(column, tb.index(2))
+                          : column;
+          Value upColumn = tb.create<arith::AddIOp>(
+              gateColumn, tb.index(interleaved ? 1 : width));
+          Value gate = tb.castFloat(tb.load(h, {row, gateColumn}),
+                                    tb.getF32Type());
+          Value up =
+              tb.castFloat(tb.load(h, {row, upColumn}), tb.getF32Type());
+          Value v = gluScalar(tb, gate, up, op.getActivation(),
+                              op.getAlpha().convertToDouble(),
+                              op.getLimit().convertToDouble());
+          tb.store(tb.castFloat(v, outType), out.buffer, {row, column});
+        });
+      });
+  op.getResult().replaceAllUsesWith(out.tensor);
+  return success();
+}

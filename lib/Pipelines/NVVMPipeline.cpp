@@ -1,0 +1,65 @@
+//===- NVVMPipeline.cpp - moe ops to host code launching NVVM kernels -----===//
+
+#include "moe/Pipelines/Pipelines.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+#include "moe/Dialect/MoE/Transforms/Passes.h"
+
+using namespace mlir;
+
+void mlir::moe::buildMoELowerToNVVMPipeline(
+    OpPassManager &pm, const NVVMPipelineOptions &options) {
+  pm.addPass(createMoEDecomposeLayerPass());
+  if (options.fuseRouting)
+    pm.addPass(createMoEFuseRoutingPass());
+  pm.addPass(createCanonicalizerPass());
+  ConvertMoEToGPUPassOptions kernels;
+  kernels.largeRowsPerExpert = options.largeRowsPerExpert;
+  pm.addPass(createConvertMoEToGPUPass(kernels));
+  pm.addPass(createCanonicalizerPass());
+
+  bufferization::OneShotBufferizePassOptions bufferization;
+  bufferization.bufferizeFunctionBoundaries = true;
+  bufferization.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferization));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createMoEGPUWorkspacePass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  if (options.cInterface)
+    pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
+  // Activations and softmaxes as inline arithmetic, not libdevice calls.
+  pm.addPass(createMoEApproximateMathPass());
+  pm.addPass(createGpuKernelOutliningPass());
+
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = options.chip;
+  nvvm.cubinFeatures = options.features;
+  nvvm.cubinFormat = options.format;
+  nvvm.optLevel = options.optLevel;
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+}
+
+void mlir::moe::registerMoEPipelines() {
+  PassPipelineRegistration<CPUPipelineOptions>(
+      "moe-lower-to-cpu-pipeline",
+      "Lowers moe ops on tensors to the LLVM dialect for the host CPU",
+      buildMoELowerToCPUPipeline);
+  PassPipelineRegistration<NVVMPipelineOptions>(
+      "moe-lower-to-nvvm-pipeline",
+      "Lowers moe ops on tensors to host LLVM dialect code launching NVVM "
+      "kernels from an embedded GPU binary",
+      buildMoELowerToNVVMPipeline);
+}

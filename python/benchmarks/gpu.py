@@ -1,0 +1,103 @@
+"""GPU benchmark of the compiled expert half of a MoE layer (BENCHMARKS.md grid).
+
+Runs on a GPU machine over artifacts built here by
+``python3 python/benchmarks/gpu_artifacts.py`` (ctypes; no MLIR there). For each
+shape and token count: fresh inputs with near-uniform routing, our output
+checked against a torch fp32 reference, then median times (triton do_bench,
+which flushes L2 before each run) of ours and of the peers, measured in the
+same run as the two ceilings. Routing is excluded everywhere, as in the peer
+table of BENCHMARKS.md: ours runs dispatch, both grouped GEMMs and the combine.
+
+    python3 python/benchmarks/gpu.py [--shapes qwen3-30b-a3b ...] [--tokens 1 32 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
+ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
+
+import gpu_peers  # noqa: E402
+
+SHAPES = ("mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3")
+TOKENS = (1, 32, 512, 4096, 16384)
+#: The eager loop launches a few kernels per expert hit and syncs on the host;
+#: past this many routed rows it only measures the Python loop.
+EAGER_MAX_ROWS = 40000
+
+
+def main() -> None:
+    import torch
+
+    from moe_mlir.gpu import GpuModule
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
+    parser.add_argument("--tokens", nargs="*", type=int, default=list(TOKENS))
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args()
+
+    entries = {e["name"]: e for e in json.loads((ARTIFACTS / "index.json").read_text())}
+    ceilings = gpu_peers.measure_ceilings()
+    print(f"device {torch.cuda.get_device_name()}  copy {ceilings['copy_tbps']:.2f} TB/s  "
+          f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s", flush=True)
+    rows = []
+    for name in args.shapes:
+        entry = entries[name]
+        H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
+        module = GpuModule(ARTIFACTS / entry["library"])
+        for T in args.tokens:
+            inputs = gpu_peers.make_inputs(T, H, I, E, k, seed=int(time.time()) % 100000)
+            operands = [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+            y = torch.full_like(inputs["x"], float("nan"))
+            workspace = module.workspace("experts", operands)
+            module.call("experts", operands, [y], workspace=workspace)
+            torch.cuda.synchronize()
+            ref = gpu_peers.reference_fp32(*operands)
+            error = float((y.double() - ref.double()).abs().max()
+                          / ref.double().abs().max())
+            del ref
+            ours = gpu_peers.time_ms(
+                lambda: module.call("experts", operands, [y], workspace=workspace))
+            eager = None
+            if T * k <= EAGER_MAX_ROWS:
+                eager = gpu_peers.time_ms(lambda: gpu_peers.eager_loop(*operands))
+            grouped = None
+            if gpu_peers.grouped_mm_pipeline(*operands) is not None:
+                grouped = gpu_peers.time_ms(lambda: gpu_peers.grouped_mm_pipeline(*operands))
+            hit = gpu_peers.experts_hit(inputs["ids"])
+            floor = gpu_peers.floor_ms(T, H, I, k, hit, ceilings)
+            row = dict(shape=name, T=T, hit=hit, floor=floor, ours=ours,
+                       fraction=floor / ours, eager=eager, grouped_mm=grouped,
+                       vs_grouped=(grouped / ours) if grouped else None, rel_err=error)
+            rows.append(row)
+            print(gpu_peers.format_table([row], COLUMNS).splitlines()[-1], flush=True)
+            del inputs, operands, y
+            torch.cuda.empty_cache()
+        del module
+    if grouped_error := gpu_peers.grouped_mm_error():
+        print(f"torch._grouped_mm peer unavailable: {grouped_error}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(dict(ceilings=ceilings, rows=rows)))
+    print()
+    print(f"ceilings: copy {ceilings['copy_tbps']:.2f} TB/s, bf16 matmul "
+          f"{ceilings['bf16_tflops']:.0f} TFLOP/s; times in ms (median)")
+    print(gpu_peers.format_table(rows, COLUMNS))
+
+
+COLUMNS = [("shape", "shape"), ("T", "T"), ("hit", "hit"), ("floor", "floor ms"),
+           ("ours", "ours ms"), ("fraction", "of floor"), ("eager", "eager ms"),
+           ("grouped_mm", "grouped_mm ms"), ("vs_grouped", "x vs grouped_mm"),
+           ("rel_err", "rel err")]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Builds the GPU artifacts the device-side checks and benchmark load.
+
+Runs here (no GPU needed): every module goes through
+``moe-opt --moe-lower-to-nvvm-pipeline`` into ``artifacts/gpu/lib<name>.so``
+(host code plus an sm_90a fatbin with PTX), next to one copy of
+``libmoe_cuda_runtime.so``. ``index.json`` describes each artifact (its
+function, sizes and routing keywords) so the device side needs no MLIR, and
+``resources.txt`` holds ptxas's register and spill report per kernel.
+
+    python3 python/benchmarks/gpu_artifacts.py [--out artifacts/gpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "python"))
+
+from moe_mlir import gpu, irgen, reference  # noqa: E402
+
+#: BENCHMARKS.md GPU shapes: H, I, E, k.
+BENCHMARK_SHAPES = {
+    "mixtral-8x7b": (4096, 14336, 8, 2),
+    "qwen3-30b-a3b": (2048, 768, 128, 8),
+    "deepseek-v3": (7168, 2048, 256, 8),
+}
+
+#: Shapes that exercise the kernels' edges: K and I not multiples of the
+#: tiles (tensor-core path with K tails), and K not a multiple of 8 (the
+#: plain kernel).
+EDGE_SHAPES = {
+    "edge-tail": (72, 40, 8, 2),
+    "edge-plain": (100, 36, 4, 2),
+}
+
+#: Whole layers per model recipe (bf16, small sizes): H, E, I.
+LAYER_MODELS = {
+    "mixtral": (128, 8, 96),
+    "qwen3": (128, 32, 64),
+    "olmoe": (96, 16, 40),
+    "deepseek_v3": (128, 32, 48),
+    "gpt_oss": (96, 16, 64),
+}
+SHARED_INTERMEDIATE = 64
+
+#: Routing alone, per recipe: E (k comes from the recipe).
+ROUTE_MODELS = {"mixtral": 8, "qwen3": 128, "olmoe": 64, "deepseek_v3": 256,
+                "gpt_oss": 32}
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def build(out: pathlib.Path) -> list[dict]:
+    entries = []
+
+    def add(name: str, ir: str, function: str, **info):
+        start = time.perf_counter()
+        library = gpu.compile_shared_object(ir, out, name=slug(name))
+        seconds = time.perf_counter() - start
+        entries.append(dict(name=name, library=library.name, function=function,
+                            compile_s=round(seconds, 2), **info))
+        print(f"{name:24s} {seconds:6.2f} s", flush=True)
+
+    for name, (H, I, E, k) in {**BENCHMARK_SHAPES, **EDGE_SHAPES}.items():
+        add(name, irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
+            kind="experts", H=H, I=I, E=E, k=k)
+    for model, E in ROUTE_MODELS.items():
+        recipe = dict(reference.MODEL_RECIPES[model])
+        k = recipe.pop("k")
+        bias = model in reference.MODEL_REQUIRES_BIAS
+        add(f"route-{model}", irgen.route_ir(None, E, k, bias=bias, name="route", **recipe),
+            "route", kind="route", model=model, E=E, k=k, bias=bias, recipe=recipe)
+    for model, (H, E, I) in LAYER_MODELS.items():
+        shared = SHARED_INTERMEDIATE if model in irgen.MODEL_SHARED_EXPERT else None
+        ir = irgen.model_layer_ir(model, None, H, E, I, dtype="bf16",
+                                  shared_intermediate=shared, name="layer")
+        add(f"layer-{model}", ir, "layer", kind="layer", model=model, H=H, E=E, I=I,
+            shared_intermediate=shared)
+    return entries
+
+
+def resource_report(out: pathlib.Path) -> str:
+    """ptxas -v over the PTX of one benchmark module's kernels."""
+    H, I, E, k = BENCHMARK_SHAPES["qwen3-30b-a3b"]
+    ir = irgen.experts_ir(None, H, E, I, k, name="experts")
+    env = dict(os.environ)
+    env.setdefault("CUDA_HOME", "/usr/local/cuda")
+    lowered = subprocess.run(
+        [str(gpu.moe_opt()), f"--moe-lower-to-nvvm-pipeline=chip={gpu.DEFAULT_CHIP} "
+         f"features={gpu.DEFAULT_FEATURES} format=isa"],
+        input=ir, capture_output=True, text=True, check=True, env=env).stdout
+    ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
+    ptx = re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
+    ptx_path = out / "experts.ptx"
+    ptx_path.write_text(ptx)
+    ptxas = pathlib.Path(env["CUDA_HOME"]) / "bin" / "ptxas"
+    report = subprocess.run([str(ptxas), f"-arch={gpu.DEFAULT_CHIP}", "-v", str(ptx_path),
+                             "-o", os.devnull], capture_output=True, text=True, check=True)
+    return report.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "artifacts" / "gpu"))
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = build(out)
+    (out / "index.json").write_text(json.dumps(entries, indent=1))
+    (out / "resources.txt").write_text(resource_report(out))
+    print(f"{len(entries)} artifacts in {out}")
+
+
+if __name__ == "__main__":
+    main()

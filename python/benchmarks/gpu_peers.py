@@ -1,0 +1,307 @@
+"""Shared pieces of the GPU benchmark: the roofline ceilings and floor, the
+inputs, the fp32 oracle, the PyTorch peers and the timing and table helpers.
+
+Weights use the layout of our kernels: w13 is [E, 2I, H] (rows 0..I-1 are the
+gate projection W1, rows I..2I-1 the up projection W3), w2 is [E, H, I], all
+bf16; x is [T, H] bf16, ids [T, k] int32, weights [T, k] float32, and the
+layer computes y = sum_j w_j * W2_e (silu(W1_e x) * (W3_e x)).
+
+torch and triton are imported only when a function needs them, so this module
+imports on machines without either.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    import torch
+
+L2_BYTES = 50 * 1024 * 1024  # H100 SXM
+NONE_CELL = "\u2014"
+
+_grouped_mm_error: str | None = None
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "the GPU benchmark needs torch (with CUDA)") from exc
+    return torch
+
+
+def time_ms(fn: Callable[[], object], warmup: int = 25,
+            rep: int = 100) -> float:
+    """Median milliseconds per call; the median keeps one-off clock or
+    scheduling hiccups out of the number. triton's do_bench also wipes L2
+    before every run, so each call starts cold."""
+    try:
+        from triton.testing import do_bench
+    except ImportError:
+        do_bench = None
+    if do_bench is not None:
+        return float(do_bench(fn, warmup=warmup, rep=rep,
+                              return_mode="median"))
+    torch = _torch()
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(20):
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return float(statistics.median(times))
+
+
+def measure_ceilings(copy_bytes: int = 2 * 1024**3, n: int = 8192) -> dict:
+    """The machine's attainable bandwidth and bf16 matmul rate, measured in the
+    same run as the layers so that the floor reflects this GPU's clocks rather
+    than the datasheet."""
+    torch = _torch()
+    src = torch.empty(copy_bytes // 2, dtype=torch.bfloat16, device="cuda")
+    src.fill_(1.0)
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src))
+    copy_tbps = 2 * copy_bytes / (ms * 1e-3) / 1e12  # read + write
+    del src, dst
+    a = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    b = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
+    ms = time_ms(lambda: a @ b)
+    bf16_tflops = 2 * n**3 / (ms * 1e-3) / 1e12
+    del a, b
+    torch.cuda.empty_cache()
+    return {"copy_tbps": copy_tbps, "bf16_tflops": bf16_tflops}
+
+
+def flops(T: int, H: int, I: int, k: int) -> int:
+    """Useful work only: three H x I matmuls per routed (token, slot) row;
+    the activation and the weighted sum are negligible beside them."""
+    return 2 * T * k * 3 * H * I
+
+
+def weight_bytes(hit: int, H: int, I: int) -> int:
+    """Each expert that is hit must be read once (bf16), however many tokens
+    it serves; experts that are not hit cost nothing."""
+    return hit * 3 * H * I * 2
+
+
+def activation_bytes(T: int, H: int) -> int:
+    """x read once and the output written once, both bf16."""
+    return 2 * T * H * 2
+
+
+def floor_ms(T: int, H: int, I: int, k: int, hit: int,
+             ceilings: dict) -> float:
+    """Roofline lower bound: no kernel can beat the slower of moving the bytes
+    and doing the matmul work at the measured ceilings."""
+    compute_s = flops(T, H, I, k) / (ceilings["bf16_tflops"] * 1e12)
+    moved = weight_bytes(hit, H, I) + activation_bytes(T, H)
+    memory_s = moved / (ceilings["copy_tbps"] * 1e12)
+    return max(compute_s, memory_s) * 1e3
+
+
+def experts_hit(ids: Any) -> int:
+    """Distinct experts routed to; this, not E, sets the weight traffic."""
+    if hasattr(ids, "unique"):
+        return int(ids.unique().numel())
+    return len({int(e) for e in ids.reshape(-1)})
+
+
+def make_inputs(T: int, H: int, I: int, E: int, k: int, seed: int,
+                device: str = "cuda") -> dict:
+    """Random layer inputs. Weights are scaled by 1/sqrt(fan_in) so the
+    activations stay O(1) and bf16 error is comparable across shapes; the
+    router logits are near-uniform so the experts hit match random routing."""
+    torch = _torch()
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    bf16 = torch.bfloat16
+    x = torch.randn(T, H, generator=gen, device=device, dtype=bf16)
+    w13 = torch.randn(E, 2 * I, H, generator=gen, device=device, dtype=bf16)
+    w13.mul_(1.0 / math.sqrt(H))
+    w2 = torch.randn(E, H, I, generator=gen, device=device, dtype=bf16)
+    w2.mul_(1.0 / math.sqrt(I))
+    logits = 0.01 * torch.randn(T, E, generator=gen, device=device)
+    probs = torch.softmax(logits, dim=-1)
+    top, ids = torch.topk(probs, k, dim=-1)
+    weights = (top / top.sum(dim=-1, keepdim=True)).float().contiguous()
+    return {"x": x, "w13": w13, "w2": w2,
+            "ids": ids.to(torch.int32).contiguous(), "weights": weights}
+
+
+def rotation_count(set_bytes: int, budget_bytes: int,
+                   l2_bytes: int = L2_BYTES) -> int:
+    """How many weight copies to cycle through so that consecutive timed calls
+    cannot find a previous call's weights in L2 (total >= 4x L2), without
+    exceeding the memory budget. Sets already far larger than L2 need one."""
+    wanted = max(1, math.ceil(4 * l2_bytes / max(1, set_bytes)))
+    affordable = max(1, budget_bytes // max(1, set_bytes))
+    return int(min(wanted, affordable))
+
+
+def weight_sets(w13: torch.Tensor, w2: torch.Tensor,
+                n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Distinct copies (same values, different addresses) so every layer in a
+    rotation computes the same output and can be checked once."""
+    return [(w13, w2)] + [(w13.clone(), w2.clone()) for _ in range(n - 1)]
+
+
+def rotating(fn: Callable[..., object], x: torch.Tensor,
+             sets: list[tuple[torch.Tensor, torch.Tensor]],
+             ids: torch.Tensor, weights: torch.Tensor) -> Callable[[], object]:
+    """A zero-argument call for time_ms that uses the next weight set each
+    time, so that L2 reuse across timed calls does not flatter anyone."""
+    state = {"i": 0}
+
+    def call() -> object:
+        w13, w2 = sets[state["i"] % len(sets)]
+        state["i"] += 1
+        return fn(x, w13, w2, ids, weights)
+
+    return call
+
+
+def _tf32_matmul_enabled(torch: Any) -> bool:
+    # Reading the legacy flag raises once the new API has been used, so the
+    # new one is consulted first.
+    matmul = torch.backends.cuda.matmul
+    precision = getattr(matmul, "fp32_precision", None)
+    if precision not in (None, "none"):
+        return precision == "tf32"
+    return bool(matmul.allow_tf32)
+
+
+def reference_fp32(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
+                   ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The oracle: the layer in fp32 arithmetic from the same bf16 inputs.
+    It goes one expert at a time so that only one expert's weights are ever
+    upcast (a full fp32 copy of deepseek-v3's experts would not fit)."""
+    torch = _torch()
+    if _tf32_matmul_enabled(torch):
+        raise RuntimeError(
+            "reference_fp32 needs IEEE fp32 matmuls; TF32 is on")
+    T, H = x.shape
+    I = w2.shape[-1]
+    out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
+    for e in torch.unique(ids).tolist():  # experts with no tokens are skipped
+        tok, slot = torch.where(ids == e)
+        xe = x.index_select(0, tok).float()
+        h = xe @ w13[e].float().t()
+        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
+        y = a @ w2[e].float().t()
+        out.index_add_(0, tok, y * weights[tok, slot].float().unsqueeze(1))
+    return out
+
+
+def eager_loop(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
+               ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The Hugging Face style per-expert loop, the baseline most users run.
+    It accumulates in fp32 so that its error is not worse than ours."""
+    torch = _torch()
+    F = torch.nn.functional
+    T, H = x.shape
+    I = w2.shape[-1]
+    out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
+    for e in torch.unique(ids).tolist():
+        tok, slot = torch.where(ids == e)
+        h = F.linear(x.index_select(0, tok), w13[e])  # one GEMM for W1 and W3
+        y = F.linear(F.silu(h[:, :I]) * h[:, I:], w2[e])
+        out.index_add_(0, tok, y.float() * weights[tok, slot].unsqueeze(1))
+    return out.to(torch.bfloat16)
+
+
+def grouped_mm_pipeline(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
+                        ids: torch.Tensor,
+                        weights: torch.Tensor) -> torch.Tensor | None:
+    """PyTorch's own grouped GEMM (CUTLASS on sm90), the strongest peer that
+    ships with torch. None when torch._grouped_mm is missing or refuses the
+    inputs, so that one absent peer reads as a dash instead of ending the run;
+    grouped_mm_error() says why (the last refusal)."""
+    global _grouped_mm_error
+    torch = _torch()
+    grouped_mm = getattr(torch, "_grouped_mm", None)
+    if grouped_mm is None:
+        _grouped_mm_error = "torch._grouped_mm is not available"
+        return None
+    try:
+        T, H = x.shape
+        E, I = w2.shape[0], w2.shape[-1]
+        k = ids.shape[1]
+        flat = ids.reshape(-1).long()
+        order = torch.argsort(flat, stable=True)
+        tok = order // k
+        xs = x.index_select(0, tok)
+        # scatter_add_ rather than bincount: bincount on CUDA waits for the
+        # host to learn max(ids), a sync the peer should not pay for.
+        counts = torch.zeros(E, dtype=torch.int64, device=x.device)
+        counts.scatter_add_(0, flat, torch.ones_like(flat))
+        offs = torch.cumsum(counts, 0, dtype=torch.int32)
+        # The transposed weights are column-major views, which
+        # torch._grouped_mm accepts as they are; no copy is made.
+        h = grouped_mm(xs, w13.transpose(-2, -1), offs=offs)  # [rows, 2I]
+        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
+        y = grouped_mm(a, w2.transpose(-2, -1), offs=offs)  # [rows, H]
+        w = weights.reshape(-1).index_select(0, order)
+        scaled = y.float() * w[:, None]
+        out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
+        out.index_add_(0, tok, scaled)
+        return out.to(torch.bfloat16)
+    except Exception as exc:  # any refusal only costs this peer its column
+        _grouped_mm_error = f"{type(exc).__name__}: {exc}"
+        return None
+
+
+def grouped_mm_error() -> str | None:
+    """Why the grouped_mm peer is reported as a dash, for the run's log."""
+    return _grouped_mm_error
+
+
+def _cell(value: object) -> tuple[str, bool]:
+    # Returns the text and whether it is a number (numbers align right).
+    if value is None:
+        return NONE_CELL, True
+    if isinstance(value, bool):
+        return str(value), False
+    if isinstance(value, int):
+        return str(value), True
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value), True
+        size = abs(value)
+        if size == 0:
+            return "0", True
+        if size < 1e-3:
+            return f"{value:.2e}", True
+        digits = 0 if size >= 1000 else 1 if size >= 100 else \
+            2 if size >= 10 else 3
+        return f"{value:.{digits}f}", True
+    return str(value), False
+
+
+def format_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    """A fixed-width text table that reads the same in a terminal, a log and
+    a Markdown code block; missing values show as a dash."""
+    cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+    numeric = [all(c[i][1] for c in cells) if cells else False
+               for i in range(len(columns))]
+    widths = [max([len(header)] + [len(c[i][0]) for c in cells])
+              for i, (_, header) in enumerate(columns)]
+
+    def line(texts: list[str]) -> str:
+        parts = [t.rjust(w) if num else t.ljust(w)
+                 for t, w, num in zip(texts, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    out = [line([header for _, header in columns]),
+           line(["-" * w for w in widths])]
+    out += [line([text for text, _ in c]) for c in cells]
+    return "\n".join(out)
