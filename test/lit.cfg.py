@@ -32,3 +32,10 @@ for var in ("CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"):
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 llvm_config.add_tool_substitutions(["moe-opt", "mlir-opt", "moe-capi-test"], tool_dirs)
+
+# ptxas (CUDA toolkit) serializes GPU kernels to cubins and fatbins; PTX needs
+# only LLVM.
+cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
+if os.path.exists(os.path.join(cuda_home, "bin", "ptxas")):
+    config.available_features.add("ptxas")
+    config.environment["CUDA_HOME"] = cuda_home

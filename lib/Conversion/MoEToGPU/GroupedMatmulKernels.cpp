@@ -3,9 +3,9 @@
 // The tensor-core kernel (bf16/f16 weights in the nk layout):
 //
 //   grid.y: tiles of `16 * mTiles` rows of one expert, scheduled from the
-//           real row counts (a block finds its expert by a scan over the
-//           offsets; tiles past the last one zero the unrouted rows and
-//           return); grid.x: 4 warps of `warpColumns` output columns each.
+//           real row counts by a small kernel that lists each tile's expert
+//           and first row (tiles past the last one zero the unrouted rows
+//           and return); grid.x: 4 warps of `warpColumns` output columns.
 //   warp:   for each 32-wide step of K, every lane loads 16 bytes of each of
 //           its A rows (gathered through `rows`) and weight rows, and feeds
 //           them to two mma.sync.m16n8k16 steps with f32 accumulators. K is
@@ -124,6 +124,89 @@ public:
 // Tensor-core kernel
 //===----------------------------------------------------------------------===//
 
+/// Where each row tile starts: tile t covers rows [tileStart[t],
+/// min(tileStart[t] + tileRows, end of its expert)) of expert tileExpert[t];
+/// tileCount[0] holds the number of tiles. One thread per expert writes its
+/// own tiles after counting those of the experts below it, so the matmul's
+/// blocks find their work with two loads instead of a scan.
+struct TileSchedule {
+  Value expert, start, count;
+};
+
+/// Row tiles of at most `tileRows` rows: the rows' tiles, plus a partial
+/// tile for each expert that has rows (at most min(E, M) of them), plus one
+/// partial tile of unrouted rows.
+Value maxTiles(KernelBuilder &b, const GroupedMatmul &mm, int64_t tileRows) {
+  Value partial = b.minIndex(mm.numRows, b.index(mm.numExperts));
+  return b.create<arith::AddIOp>(
+      b.create<arith::AddIOp>(b.ceilDiv(mm.numRows, tileRows), partial),
+      b.index(1));
+}
+
+/// Buffers for the schedule of tiles of at least `minTileRows` rows; they
+/// are allocated outside the host's choice of tile shape.
+TileSchedule allocateSchedule(KernelBuilder &b, const GroupedMatmul &mm,
+                              int64_t minTileRows) {
+  auto i32Buffer = [&](Value size) {
+    return b.create<memref::AllocOp>(
+        MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+        ValueRange{size});
+  };
+  Value size = maxTiles(b, mm, minTileRows);
+  return {i32Buffer(size), i32Buffer(size), i32Buffer(b.index(1))};
+}
+
+void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
+                   const TileSchedule &schedule, int64_t tileRows) {
+  int64_t numExperts = mm.numExperts;
+  b.launch("moe_tile_schedule", b.index(llvm::divideCeil(numExperts,
+                                                         kBlockThreads)),
+           b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
+             Value e = kb.globalThreadId(kBlockThreads);
+             kb.ifThen(kb.lessThan(e, kb.index(numExperts)),
+                       [&](KernelBuilder &tb) {
+               auto tilesOf = [&](KernelBuilder &lb, Value expert) {
+                 auto range = mm.expertRange(lb, expert);
+                 return lb.ceilDiv(
+                     lb.create<arith::SubIOp>(range.second, range.first),
+                     tileRows);
+               };
+               Value before =
+                   tb.forLoop(tb.index(0), e, tb.index(1),
+                              ValueRange{tb.index(0)},
+                              [&](KernelBuilder &lb, Value j, ValueRange acc) {
+                                return SmallVector<Value>{
+                                    lb.create<arith::AddIOp>(acc[0],
+                                                             tilesOf(lb, j))};
+                              })
+                       .front();
+               auto range = mm.expertRange(tb, e);
+               Value tiles = tb.ceilDiv(
+                   tb.create<arith::SubIOp>(range.second, range.first),
+                   tileRows);
+               Value expert = tb.fromIndex(e, tb.getI32Type());
+               tb.forEach(tb.index(0), tiles, tb.index(1),
+                          [&](KernelBuilder &lb, Value t) {
+                            Value at = lb.create<arith::AddIOp>(before, t);
+                            Value start = lb.create<arith::AddIOp>(
+                                range.first,
+                                lb.create<arith::MulIOp>(t,
+                                                         lb.index(tileRows)));
+                            lb.store(expert, schedule.expert, at);
+                            lb.store(lb.fromIndex(start, lb.getI32Type()),
+                                     schedule.start, at);
+                          });
+               Value last = tb.create<arith::CmpIOp>(
+                   arith::CmpIPredicate::eq, e, tb.index(numExperts - 1));
+               tb.ifThen(last, [&](KernelBuilder &lb) {
+                 Value total = lb.create<arith::AddIOp>(before, tiles);
+                 lb.store(lb.fromIndex(total, lb.getI32Type()),
+                          schedule.count, lb.index(0));
+               });
+             });
+           });
+}
+
 /// The work of one block: rows [start, end) of `expert`, or, for tiles past
 /// the experts' ones, the unrouted rows [zeroStart, zeroEnd) to clear.
 struct TileWork {
@@ -131,39 +214,23 @@ struct TileWork {
   Value zeroStart, zeroEnd;
 };
 
-TileWork scheduleTile(KernelBuilder &b, const GroupedMatmul &mm, Value tile,
-                      int64_t tileRows) {
-  Value falseValue = b.create<arith::ConstantIntOp>(b.getI1Type(), 0);
-  Value zero = b.index(0);
-  auto scan = b.forLoop(
-      zero, b.index(mm.numExperts), b.index(1),
-      ValueRange{zero, falseValue, zero, zero, zero},
-      [&](KernelBuilder &lb, Value e, ValueRange acc) {
-        Value before = acc[0], found = acc[1];
-        auto [lo, hi] = mm.expertRange(lb, e);
-        Value tiles =
-            lb.ceilDiv(lb.create<arith::SubIOp>(hi, lo), tileRows);
-        Value after = lb.create<arith::AddIOp>(before, tiles);
-        Value here = lb.create<arith::AndIOp>(
-            lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, tile, before),
-            lb.lessThan(tile, after));
-        Value start = lb.create<arith::AddIOp>(
-            lo, lb.create<arith::MulIOp>(
-                    lb.create<arith::SubIOp>(tile, before),
-                    lb.index(tileRows)));
-        auto pick = [&](Value mine, Value kept) {
-          return lb.create<arith::SelectOp>(here, mine, kept).getResult();
-        };
-        return SmallVector<Value>{after,
-                                  lb.create<arith::OrIOp>(found, here),
-                                  pick(e, acc[2]), pick(start, acc[3]),
-                                  pick(hi, acc[4])};
-      });
-  TileWork work{scan[1], scan[2], scan[3], scan[4], Value(), Value()};
+TileWork lookUpTile(KernelBuilder &b, const GroupedMatmul &mm,
+                    const TileSchedule &schedule, Value tile,
+                    int64_t tileRows) {
+  Value total = b.toIndex(b.load(schedule.count, b.index(0)));
+  Value isExpertTile = b.lessThan(tile, total);
+  Value safe = b.create<arith::SelectOp>(isExpertTile, tile, b.index(0));
+  TileWork work;
+  work.isExpertTile = isExpertTile;
+  work.expert = b.toIndex(b.create<arith::MaxSIOp>(
+      b.load(schedule.expert, safe), b.i32(0)));
+  work.start = b.toIndex(b.create<arith::MaxSIOp>(
+      b.load(schedule.start, safe), b.i32(0)));
+  work.end = mm.expertRange(b, work.expert).second;
   Value routedEnd = mm.offsets.at(b, b.index(mm.numExperts), b.index(0),
                                   mm.numRows);
   Value beyond = b.create<arith::SubIOp>(
-      b.create<arith::MaxUIOp>(tile, scan[0]), scan[0]);
+      b.create<arith::MaxUIOp>(tile, total), total);
   work.zeroStart = b.create<arith::AddIOp>(
       routedEnd, b.create<arith::MulIOp>(beyond, b.index(tileRows)));
   work.zeroEnd = b.minIndex(
@@ -186,19 +253,18 @@ public:
   int64_t tileRows() const { return 16 * config.mTiles; }
   int64_t blockColumns() const { return kWarpsPerBlock * config.warpColumns; }
 
-  void launch(KernelBuilder &b, StringRef name) {
+  void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule) {
     Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
-    // Every expert's partial tile, plus the unrouted rows' tiles.
-    Value gridY = b.create<arith::AddIOp>(
-        b.ceilDiv(mm.numRows, tileRows()), b.index(mm.numExperts + 1));
+    Value gridY = maxTiles(b, mm, tileRows());
+    scheduleTiles(b, mm, schedule, tileRows());
     b.launch(name, gridX, gridY, kWarpsPerBlock * kWarpSize,
-             [&](KernelBuilder &kb) { body(kb); });
+             [&](KernelBuilder &kb) { body(kb, schedule); });
   }
 
 private:
-  void body(KernelBuilder &b) {
+  void body(KernelBuilder &b, const TileSchedule &schedule) {
     Value tile = b.blockId(gpu::Dimension::y);
-    TileWork work = scheduleTile(b, mm, tile, tileRows());
+    TileWork work = lookUpTile(b, mm, schedule, tile, tileRows());
     Value blockColumn = b.create<arith::MulIOp>(
         b.blockId(gpu::Dimension::x), b.index(blockColumns()));
     b.ifElse(
@@ -585,6 +651,9 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
     // prefill-sized ones want wider tiles that reuse what they load.
     Value average = b.create<arith::DivUIOp>(mm.numRows,
                                              b.index(mm.numExperts));
+    int64_t minTileRows = 16 * std::min(options.small.mTiles,
+                                        options.large.mTiles);
+    TileSchedule schedule = allocateSchedule(b, mm, minTileRows);
     Value large = b.create<arith::CmpIOp>(
         arith::CmpIPredicate::uge, average,
         b.index(options.largeRowsPerExpert));
@@ -592,12 +661,12 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
         large, TypeRange{},
         [&](KernelBuilder &tb) {
           TensorCoreKernel(mm, options.large)
-              .launch(tb, "moe_grouped_matmul_large");
+              .launch(tb, "moe_grouped_matmul_large", schedule);
           return SmallVector<Value>{};
         },
         [&](KernelBuilder &eb) {
           TensorCoreKernel(mm, options.small)
-              .launch(eb, "moe_grouped_matmul_small");
+              .launch(eb, "moe_grouped_matmul_small", schedule);
           return SmallVector<Value>{};
         });
   }

@@ -1,0 +1,75 @@
+// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
+
+// The expert half of a layer: dispatch (three counting-sort kernels), the
+// gathered gate/up matmul with its GLU epilogue and the down matmul with the
+// row scale (each a tile schedule plus two tensor-core tile shapes picked on
+// the host), and the combine, which reuses the dispatch's inverse rows.
+
+// CHECK-LABEL: func.func @experts
+// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_count)
+// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_scan)
+// CHECK:       gpu.barrier
+// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_place)
+// CHECK:     scf.if
+// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large)
+// CHECK:         vector.load {{.*}} : memref<?x64xbf16>, vector<8xbf16>
+// CHECK:         nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
+// CHECK:     } else {
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
+// CHECK:         nvvm.mma.sync
+// CHECK:     gpu.launch {{.*}} function(@moe_combine)
+// CHECK-NOT: moe.
+// CHECK:     return
+func.func @experts(%x: tensor<?x64xbf16>, %w13: tensor<4x96x64xbf16>, %w2: tensor<4x64x48xbf16>,
+                   %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<?x64xbf16> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xbf16>
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>) {num_experts = 4 : i64}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %i1 = tensor.empty(%m) : tensor<?x48xf32>
+  %a = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x64xbf16>, tensor<4x96x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) outs(%i1 : tensor<?x48xf32>)
+      {epilogue = #moe.activation<silu>, gather, k = 2 : i64} -> tensor<?x48xf32>
+  %i2 = tensor.empty(%m) : tensor<?x64xf32>
+  %ys = moe.grouped_matmul ins(%a, %w2, %offsets : tensor<?x48xf32>, tensor<4x64x48xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) row_scale(%w : tensor<?x2xf32>) outs(%i2 : tensor<?x64xf32>)
+      {k = 2 : i64} -> tensor<?x64xf32>
+  %i3 = tensor.empty(%t) : tensor<?x64xbf16>
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32>)
+      outs(%i3 : tensor<?x64xbf16>) {prescaled} -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// f32 weights, and K not a multiple of 8, take one thread per output.
+
+// CHECK-LABEL: func.func @plain
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_plain)
+// CHECK-NOT:   nvvm.mma.sync
+func.func @plain(%x: tensor<?x13xf32>, %w: tensor<2x7x13xf32>, %offsets: tensor<3xi32>)
+    -> tensor<?x7xf32> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x13xf32>
+  %init = tensor.empty(%t) : tensor<?x7xf32>
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x13xf32>, tensor<2x7x13xf32>, tensor<3xi32>)
+      outs(%init : tensor<?x7xf32>) -> tensor<?x7xf32>
+  return %y : tensor<?x7xf32>
+}
+
+// -----
+
+// Routing: one thread per token.
+
+// CHECK-LABEL: func.func @route
+// CHECK:       gpu.launch {{.*}} function(@moe_route)
+// CHECK:         arith.shli {{.*}} : i64
+func.func @route(%logits: tensor<?x32xf32>, %bias: tensor<32xf32>)
+    -> (tensor<?x8xf32>, tensor<?x8xi32>) {
+  %w, %ids = moe.route %logits bias(%bias : tensor<32xf32>)
+      {k = 8 : i64, scoring = #moe.scoring<sigmoid>, n_group = 8 : i64, topk_group = 4 : i64,
+       renormalize, scale = 2.5 : f64} : tensor<?x32xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+  return %w, %ids : tensor<?x8xf32>, tensor<?x8xi32>
+}

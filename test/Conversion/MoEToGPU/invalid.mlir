@@ -1,0 +1,37 @@
+// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file --verify-diagnostics
+
+func.func @capacity(%ids: tensor<16x2xi32>) -> (tensor<?xi32>, tensor<5xi32>) {
+  // expected-error @+1 {{with a capacity has no GPU lowering yet}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64, capacity = 4 : i64}
+      : tensor<16x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  return %rows, %offsets : tensor<?xi32>, tensor<5xi32>
+}
+
+// -----
+
+func.func @layer(%x: tensor<?x64xf32>, %router: tensor<8x64xf32>, %w13: tensor<8x256x64xf32>,
+                 %w2: tensor<8x64x128xf32>, %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{must be decomposed first (moe-decompose-layer)}}
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>, tensor<8x64xf32>,
+                     tensor<8x256x64xf32>, tensor<8x64x128xf32>)
+      outs(%init : tensor<?x64xf32>) {k = 2 : i64} -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @z_loss(%logits: tensor<16x8xf32>) -> tensor<f32> {
+  // expected-error @+1 {{has no GPU lowering yet}}
+  %l = moe.z_loss %logits : tensor<16x8xf32> -> tensor<f32>
+  return %l : tensor<f32>
+}
+
+// -----
+
+func.func @groups(%logits: tensor<?x128xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  // expected-error @+1 {{on the GPU supports at most 64 expert groups, got 128}}
+  %w, %ids = moe.route %logits {k = 2 : i64, n_group = 128 : i64, topk_group = 2 : i64,
+                                group_score = #moe.group_score<max>}
+      : tensor<?x128xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
+}

@@ -1,0 +1,44 @@
+// The whole GPU pipeline, down to PTX, for sm_90a and sm_80: the grouped
+// matmuls run on tensor cores (mma.sync bf16 with f32 accumulation), every
+// kernel sits in one module, and the host function takes its result and a
+// workspace as arguments, with a size query beside it.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,SM90
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80
+// A cubin needs ptxas:
+// RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
+
+// CHECK:     llvm.func @experts(
+// CHECK:     gpu.launch_func @moe_kernels::@moe_dispatch_count
+// CHECK:     llvm.func @_mlir_ciface_experts(
+// CHECK:     gpu.binary @moe_kernels
+// SM90-SAME: chip = "sm_90a"
+// SM90-SAME: .target sm_90a
+// SM80-SAME: chip = "sm_80"
+// SM80-SAME: .target sm_80
+// CHECK-SAME: .entry moe_dispatch_count
+// CHECK-SAME: .entry moe_grouped_matmul_small
+// CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// CHECK-SAME: .entry moe_combine
+// CHECK:     llvm.func @experts_workspace_size({{.*}}) -> i64
+// BIN:       gpu.binary @moe_kernels  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {ISAToBinaryTimeInMs
+
+func.func @experts(%x: tensor<?x64xbf16>, %w13: tensor<4x96x64xbf16>, %w2: tensor<4x64x48xbf16>,
+                   %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<?x64xbf16> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xbf16>
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>) {num_experts = 4 : i64}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %i1 = tensor.empty(%m) : tensor<?x48xf32>
+  %a = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x64xbf16>, tensor<4x96x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) outs(%i1 : tensor<?x48xf32>)
+      {epilogue = #moe.activation<silu>, gather, k = 2 : i64} -> tensor<?x48xf32>
+  %i2 = tensor.empty(%m) : tensor<?x64xf32>
+  %ys = moe.grouped_matmul ins(%a, %w2, %offsets : tensor<?x48xf32>, tensor<4x64x48xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) row_scale(%w : tensor<?x2xf32>) outs(%i2 : tensor<?x64xf32>)
+      {k = 2 : i64} -> tensor<?x64xf32>
+  %i3 = tensor.empty(%t) : tensor<?x64xbf16>
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32>)
+      outs(%i3 : tensor<?x64xbf16>) {prescaled} -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
