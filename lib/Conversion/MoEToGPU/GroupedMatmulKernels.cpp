@@ -156,55 +156,48 @@ TileSchedule allocateSchedule(KernelBuilder &b, const GroupedMatmul &mm,
   return {i32Buffer(size), i32Buffer(size), i32Buffer(b.index(1))};
 }
 
+/// The first row of expert e and its number of row tiles.
+std::pair<Value, Value> expertTiles(KernelBuilder &b, const GroupedMatmul &mm,
+                                    Value e, int64_t tileRows) {
+  auto [lo, hi] = mm.expertRange(b, e);
+  return {lo, b.ceilDiv(b.create<arith::SubIOp>(hi, lo), tileRows)};
+}
+
 void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
                    const TileSchedule &schedule, int64_t tileRows) {
   int64_t numExperts = mm.numExperts;
-  b.launch("moe_tile_schedule", b.index(llvm::divideCeil(numExperts,
-                                                         kBlockThreads)),
-           b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
-             Value e = kb.globalThreadId(kBlockThreads);
-             kb.ifThen(kb.lessThan(e, kb.index(numExperts)),
-                       [&](KernelBuilder &tb) {
-               auto tilesOf = [&](KernelBuilder &lb, Value expert) {
-                 auto range = mm.expertRange(lb, expert);
-                 return lb.ceilDiv(
-                     lb.create<arith::SubIOp>(range.second, range.first),
-                     tileRows);
-               };
-               Value before =
-                   tb.forLoop(tb.index(0), e, tb.index(1),
-                              ValueRange{tb.index(0)},
-                              [&](KernelBuilder &lb, Value j, ValueRange acc) {
-                                return SmallVector<Value>{
-                                    lb.create<arith::AddIOp>(acc[0],
-                                                             tilesOf(lb, j))};
-                              })
-                       .front();
-               auto range = mm.expertRange(tb, e);
-               Value tiles = tb.ceilDiv(
-                   tb.create<arith::SubIOp>(range.second, range.first),
-                   tileRows);
-               Value expert = tb.fromIndex(e, tb.getI32Type());
-               tb.forEach(tb.index(0), tiles, tb.index(1),
-                          [&](KernelBuilder &lb, Value t) {
-                            Value at = lb.create<arith::AddIOp>(before, t);
-                            Value start = lb.create<arith::AddIOp>(
-                                range.first,
-                                lb.create<arith::MulIOp>(t,
-                                                         lb.index(tileRows)));
-                            lb.store(expert, schedule.expert, at);
-                            lb.store(lb.fromIndex(start, lb.getI32Type()),
-                                     schedule.start, at);
-                          });
-               Value last = tb.create<arith::CmpIOp>(
-                   arith::CmpIPredicate::eq, e, tb.index(numExperts - 1));
-               tb.ifThen(last, [&](KernelBuilder &lb) {
-                 Value total = lb.create<arith::AddIOp>(before, tiles);
-                 lb.store(lb.fromIndex(total, lb.getI32Type()),
-                          schedule.count, lb.index(0));
-               });
-             });
-           });
+  Value grid = b.index(llvm::divideCeil(numExperts, kBlockThreads));
+  b.launch("moe_tile_schedule", grid, b.index(1), kBlockThreads,
+           [&](KernelBuilder &kb) {
+    Value e = kb.globalThreadId(kBlockThreads);
+    kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder &tb) {
+      Value before =
+          tb.forLoop(tb.index(0), e, tb.index(1), ValueRange{tb.index(0)},
+                     [&](KernelBuilder &lb, Value j, ValueRange acc) {
+                       Value tiles = expertTiles(lb, mm, j, tileRows).second;
+                       return SmallVector<Value>{
+                           lb.create<arith::AddIOp>(acc[0], tiles)};
+                     })
+              .front();
+      auto [firstRow, tiles] = expertTiles(tb, mm, e, tileRows);
+      Value expert = tb.fromIndex(e, tb.getI32Type());
+      tb.forEach(tb.index(0), tiles, tb.index(1),
+                 [&, firstRow = firstRow](KernelBuilder &lb, Value t) {
+        Value at = lb.create<arith::AddIOp>(before, t);
+        Value start = lb.create<arith::AddIOp>(
+            firstRow, lb.create<arith::MulIOp>(t, lb.index(tileRows)));
+        lb.store(expert, schedule.expert, at);
+        lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.start, at);
+      });
+      Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
+                                            tb.index(numExperts - 1));
+      tb.ifThen(last, [&, tiles = tiles](KernelBuilder &lb) {
+        Value total = lb.create<arith::AddIOp>(before, tiles);
+        lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.count,
+                 lb.index(0));
+      });
+    });
+  });
 }
 
 /// The work of one block: rows [start, end) of `expert`, or, for tiles past
@@ -267,16 +260,10 @@ private:
     TileWork work = lookUpTile(b, mm, schedule, tile, tileRows());
     Value blockColumn = b.create<arith::MulIOp>(
         b.blockId(gpu::Dimension::x), b.index(blockColumns()));
-    b.ifElse(
-        work.isExpertTile, TypeRange{},
-        [&](KernelBuilder &tb) {
-          computeTile(tb, work, blockColumn);
-          return SmallVector<Value>{};
-        },
-        [&](KernelBuilder &eb) {
-          clearRows(eb, work, blockColumn);
-          return SmallVector<Value>{};
-        });
+    b.ifThenElse(
+        work.isExpertTile,
+        [&](KernelBuilder &tb) { computeTile(tb, work, blockColumn); },
+        [&](KernelBuilder &eb) { clearRows(eb, work, blockColumn); });
   }
 
   void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn) {
@@ -508,12 +495,11 @@ private:
                  ArrayRef<Value> outRows, ArrayRef<Value> outValid,
                  Value warpColumn, Value c) {
     Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
-    auto guarded = [&](Value row, Value valid, Value column,
+    auto guarded = [&](Value valid, Value column,
                        function_ref<void(KernelBuilder &)> fn) {
       Value inside = b.create<arith::AndIOp>(
           valid, b.lessThan(column, b.index(mm.width)));
       b.ifThen(inside, fn);
-      (void)row;
     };
     for (int64_t i = 0; i < config.mTiles; ++i)
       for (int64_t half = 0; half < 2; ++half) {
@@ -526,7 +512,7 @@ private:
             Value column = b.create<arith::AddIOp>(
                 warpColumn, b.create<arith::AddIOp>(c, b.index(4 * u)));
             int64_t at = accIndex(i, u) + 2 * half;
-            guarded(row, valid, column, [&](KernelBuilder &sb) {
+            guarded(valid, column, [&](KernelBuilder &sb) {
               mm.storeOutput(sb, row, column, acc[at], acc[at + 1]);
             });
           }
@@ -541,7 +527,7 @@ private:
             Value up =
                 mm.glu ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
                        : Value();
-            guarded(row, valid, column, [&](KernelBuilder &sb) {
+            guarded(valid, column, [&](KernelBuilder &sb) {
               mm.storeOutput(sb, row, column, acc[at], up);
             });
           }
@@ -620,19 +606,17 @@ void launchPlainKernel(KernelBuilder &b, const GroupedMatmul &mm) {
                 return next;
               });
           Value routed = tb.create<arith::AndIOp>(found[0], exists);
-          tb.ifElse(
-              routed, TypeRange{},
+          tb.ifThenElse(
+              routed,
               [&](KernelBuilder &sb) {
                 mm.storeOutput(sb, r, column, sums[0],
                                mm.glu ? sums[1] : Value());
-                return SmallVector<Value>{};
               },
               [&](KernelBuilder &sb) {
                 // Rows of no expert (and gathered rows of no token) are 0.
                 sb.store(sb.create<arith::ConstantOp>(
                              sb.getZeroAttr(mm.outType)),
                          mm.out.buffer, {r, column});
-                return SmallVector<Value>{};
               });
         });
       });
@@ -657,17 +641,15 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
     Value large = b.create<arith::CmpIOp>(
         arith::CmpIPredicate::uge, average,
         b.index(options.largeRowsPerExpert));
-    b.ifElse(
-        large, TypeRange{},
+    b.ifThenElse(
+        large,
         [&](KernelBuilder &tb) {
           TensorCoreKernel(mm, options.large)
               .launch(tb, "moe_grouped_matmul_large", schedule);
-          return SmallVector<Value>{};
         },
         [&](KernelBuilder &eb) {
           TensorCoreKernel(mm, options.small)
               .launch(eb, "moe_grouped_matmul_small", schedule);
-          return SmallVector<Value>{};
         });
   }
   op.getResult().replaceAllUsesWith(mm.out.tensor);

@@ -76,22 +76,20 @@ void KernelBuilder::ifThen(Value condition, BodyFn body) {
   });
 }
 
-SmallVector<Value> KernelBuilder::ifElse(
-    Value condition, TypeRange types,
-    function_ref<SmallVector<Value>(KernelBuilder &)> thenBody,
-    function_ref<SmallVector<Value>(KernelBuilder &)> elseBody) {
-  auto op = create<scf::IfOp>(
+void KernelBuilder::ifThenElse(Value condition, BodyFn thenBody,
+                               BodyFn elseBody) {
+  create<scf::IfOp>(
       condition,
       [&](OpBuilder &nested, Location loc) {
         KernelBuilder nb(loc, nested);
-        nb.create<scf::YieldOp>(thenBody(nb));
+        thenBody(nb);
+        nb.create<scf::YieldOp>();
       },
       [&](OpBuilder &nested, Location loc) {
         KernelBuilder nb(loc, nested);
-        nb.create<scf::YieldOp>(elseBody(nb));
+        elseBody(nb);
+        nb.create<scf::YieldOp>();
       });
-  (void)types;
-  return SmallVector<Value>(op.getResults());
 }
 
 SmallVector<Value> KernelBuilder::forLoop(Value from, Value to, Value step,

@@ -51,12 +51,8 @@ public:
 
   /// Runs `body` only where `condition` holds.
   void ifThen(Value condition, BodyFn body);
-  /// An scf.if yielding the values of `thenBody` or `elseBody`.
-  SmallVector<Value> ifElse(Value condition, TypeRange types,
-                            function_ref<SmallVector<Value>(KernelBuilder &)>
-                                thenBody,
-                            function_ref<SmallVector<Value>(KernelBuilder &)>
-                                elseBody);
+  /// Runs `thenBody` where `condition` holds and `elseBody` elsewhere.
+  void ifThenElse(Value condition, BodyFn thenBody, BodyFn elseBody);
   /// for (i = from; i < to; i += step) carrying `inits`.
   SmallVector<Value> forLoop(Value from, Value to, Value step,
                              ValueRange inits, LoopFn body);
