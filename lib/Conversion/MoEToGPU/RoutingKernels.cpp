@@ -197,7 +197,7 @@ private:
                         rb.fromIndex(other, rb.getI32Type()), own, self);
                     return Value(rb.create<arith::AddIOp>(
                         count,
-                        rb.create<arith::ExtUIOp>(rb.getI32Type(), before)));
+                        rb.boolToI32(before)));
                   });
               Value kept = nb.create<arith::CmpIOp>(
                   arith::CmpIPredicate::slt, rank, nb.i32(op.getTopkGroup()));
@@ -368,8 +368,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                                     expert);
                                 return SmallVector<Value>{
                                     lb.create<arith::AddIOp>(
-                                        acc[0], lb.create<arith::ExtUIOp>(
-                                                    lb.getI32Type(), match))};
+                                        acc[0], lb.boolToI32(match))};
                               })
                        .front();
                eb.store(count, before, {chunk, e});
@@ -433,7 +432,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                        });
                        return SmallVector<Value>{lb.create<arith::AddIOp>(
                            acc[0],
-                           lb.create<arith::ExtUIOp>(lb.getI32Type(), match))};
+                           lb.boolToI32(match))};
                      });
         });
         // Rows past the kept ones are padding, and dropped selections have

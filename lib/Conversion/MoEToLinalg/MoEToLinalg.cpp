@@ -38,14 +38,6 @@ using Body = SmallVector<Value>;
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 //===----------------------------------------------------------------------===//
-// Scalar helpers
-//===----------------------------------------------------------------------===//
-
-Value boolToI32(StructuredBuilder &b, Value flag) {
-  return b.create<arith::ExtUIOp>(b.getI32Type(), flag);
-}
-
-//===----------------------------------------------------------------------===//
 // Tensor helpers
 //===----------------------------------------------------------------------===//
 
@@ -415,7 +407,7 @@ struct LowerExpertChoice : OpRewritePattern<ExpertChoiceOp> {
                         nb.loopIndex(1));
                     Value counts = nb.create<arith::AndIOp>(earlier, args[0]);
                     return Body{nb.create<arith::AddIOp>(
-                        args[1], boolToI32(nb, counts))};
+                        args[1], nb.boolToI32(counts))};
                   })
             .front();
 
@@ -511,7 +503,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                         arith::CmpIPredicate::slt, args[0], expert);
                     Value counts = nb.create<arith::AndIOp>(below, args[1]);
                     return Body{nb.create<arith::AddIOp>(
-                        args[2], boolToI32(nb, counts))};
+                        args[2], nb.boolToI32(counts))};
                   })
             .front();
 
@@ -611,7 +603,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                         arith::CmpIPredicate::eq, args[0], args[2]);
                     Value counts = nb.create<arith::AndIOp>(first, same);
                     return Body{nb.create<arith::AddIOp>(
-                        args[4], boolToI32(nb, counts))};
+                        args[4], nb.boolToI32(counts))};
                   })
             .front();
     return b
@@ -659,7 +651,7 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                     arith::CmpIPredicate::slt, used, capacity);
                 Value keep = nb.create<arith::AndIOp>(hasExpert, room);
                 Value newCounts = nb.create<tensor::InsertOp>(
-                    nb.create<arith::AddIOp>(used, boolToI32(nb, keep)),
+                    nb.create<arith::AddIOp>(used, nb.boolToI32(keep)),
                     iter[0], ValueRange{safe});
                 Value newKept = nb.create<tensor::InsertOp>(
                     keep, iter[1], ValueRange{token, slot});

@@ -126,11 +126,15 @@ Value StructuredBuilder::rankRows(Value scores) {
                    Value other = b.loopIndex(2), self = b.loopIndex(1);
                    Value before =
                        b.ranksBefore(args[0], other, args[1], self);
-                   Value one = b.create<arith::ExtUIOp>(b.getI32Type(), before);
+                   Value one = b.boolToI32(before);
                    return SmallVector<Value>{
                        b.create<arith::AddIOp>(args[2], one)};
                  })
       .front();
+}
+
+Value StructuredBuilder::boolToI32(Value flag) {
+  return create<arith::ExtUIOp>(getI32Type(), flag);
 }
 
 Value StructuredBuilder::inRange(Value value, Value bound) {

@@ -61,6 +61,8 @@ public:
   /// scores first, ties to the lower index, NaN below everything (-inf too).
   Value ranksBefore(Value aScore, Value aIndex, Value bScore, Value bIndex);
 
+  /// An i1 as an i32 0 or 1, for counting.
+  Value boolToI32(Value flag);
   /// i1: 0 <= value < bound, for an integer `value` and an index `bound`.
   Value inRange(Value value, Value bound);
 
