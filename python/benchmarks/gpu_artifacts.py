@@ -93,17 +93,12 @@ def resource_report(out: pathlib.Path) -> str:
     """ptxas -v over the PTX of one benchmark module's kernels."""
     H, I, E, k = BENCHMARK_SHAPES["qwen3-30b-a3b"]
     ir = irgen.experts_ir(None, H, E, I, k, name="experts")
-    env = dict(os.environ)
-    env.setdefault("CUDA_HOME", "/usr/local/cuda")
-    lowered = subprocess.run(
-        [str(gpu.moe_opt()), f"--moe-lower-to-nvvm-pipeline=chip={gpu.DEFAULT_CHIP} "
-         f"features={gpu.DEFAULT_FEATURES} format=isa"],
-        input=ir, capture_output=True, text=True, check=True, env=env).stdout
+    lowered = gpu.lower_to_llvm_dialect(ir, gpu.pipeline_options(extra="format=isa"))
     ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
     ptx = re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
     ptx_path = out / "experts.ptx"
     ptx_path.write_text(ptx)
-    ptxas = pathlib.Path(env["CUDA_HOME"]) / "bin" / "ptxas"
+    ptxas = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "ptxas"
     report = subprocess.run([str(ptxas), f"-arch={gpu.DEFAULT_CHIP}", "-v", str(ptx_path),
                              "-o", os.devnull], capture_output=True, text=True, check=True)
     return report.stderr

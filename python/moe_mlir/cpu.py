@@ -45,9 +45,9 @@ def moe_opt() -> pathlib.Path:
     return tool
 
 
-def _run(cmd: Sequence[str], stdin: str | None = None) -> str:
+def _run(cmd: Sequence[str], stdin: str | None = None, env: dict | None = None) -> str:
     proc = subprocess.run([str(c) for c in cmd], input=stdin, capture_output=True,
-                          text=True)
+                          text=True, env=env)
     if proc.returncode != 0:
         raise CompileError(f"{pathlib.Path(str(cmd[0])).name} failed "
                            f"(exit {proc.returncode}):\n{proc.stderr}")

@@ -21,21 +21,12 @@ import hashlib
 import os
 import pathlib
 import shutil
-import subprocess
 from typing import Sequence
 
-from .cpu import CompileError, LLVM_BIN, _descriptor_type, build_dir, moe_opt
+from .cpu import CompileError, LLVM_BIN, _descriptor_type, _run, build_dir, moe_opt
 
 DEFAULT_CHIP = "sm_90a"
 DEFAULT_FEATURES = "+ptx80"
-
-
-def _run(cmd: Sequence[str], env: dict | None = None) -> str:
-    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise CompileError(f"{pathlib.Path(str(cmd[0])).name} failed "
-                           f"(exit {proc.returncode}):\n{proc.stderr}")
-    return proc.stdout
 
 
 def runtime_library() -> pathlib.Path:
@@ -45,21 +36,29 @@ def runtime_library() -> pathlib.Path:
     return path
 
 
+def pipeline_options(chip: str = DEFAULT_CHIP, features: str = DEFAULT_FEATURES,
+                     extra: str = "") -> str:
+    return f"chip={chip} features={features} {extra}".strip()
+
+
+def lower_to_llvm_dialect(ir: str, options: str = pipeline_options()) -> str:
+    """Runs ``moe-lower-to-nvvm-pipeline{options}`` on ``ir``; ptxas comes from
+    CUDA_HOME (default /usr/local/cuda)."""
+    env = dict(os.environ)
+    env.setdefault("CUDA_HOME", "/usr/local/cuda")
+    return _run([moe_opt(), f"--moe-lower-to-nvvm-pipeline={options}"], stdin=ir, env=env)
+
+
 def compile_shared_object(ir: str, out_dir: str | os.PathLike, name: str | None = None,
                           chip: str = DEFAULT_CHIP, features: str = DEFAULT_FEATURES,
-                          pipeline_options: str = "") -> pathlib.Path:
+                          pipeline_extra: str = "") -> pathlib.Path:
     """Compiles ``ir`` into ``out_dir/lib<name>.so`` and returns its path."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    options = f"chip={chip} features={features} {pipeline_options}".strip()
+    options = pipeline_options(chip, features, pipeline_extra)
     name = name or hashlib.sha256(f"{options}\n{ir}".encode()).hexdigest()[:16]
-    source = out / f"{name}.mlir"
-    source.write_text(ir)
     llvm_dialect = out / f"{name}.llvm.mlir"
-    env = dict(os.environ)
-    env.setdefault("CUDA_HOME", "/usr/local/cuda")
-    _run([moe_opt(), source, f"--moe-lower-to-nvvm-pipeline={options}", "-o", llvm_dialect],
-         env=env)
+    llvm_dialect.write_text(lower_to_llvm_dialect(ir, options))
     llvm_ir = out / f"{name}.ll"
     _run([LLVM_BIN / "mlir-translate", "--mlir-to-llvmir", llvm_dialect, "-o", llvm_ir])
     runtime = out / "libmoe_cuda_runtime.so"
@@ -67,7 +66,7 @@ def compile_shared_object(ir: str, out_dir: str | os.PathLike, name: str | None 
     shared = out / f"lib{name}.so"
     _run([LLVM_BIN / "clang", "-O2", "-shared", "-fPIC", "-Wno-override-module", llvm_ir,
           "-o", shared, f"-L{out}", "-lmoe_cuda_runtime", "-Wl,-rpath,$ORIGIN"])
-    for temporary in (source, llvm_dialect, llvm_ir):
+    for temporary in (llvm_dialect, llvm_ir):
         temporary.unlink()
     return shared
 
