@@ -10,16 +10,12 @@ Device run: `bash utils/build-gpu-artifacts.sh` here, then on the GPU machine
 import ctypes
 import os
 import pathlib
-import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 BUILD_RUNTIME = ROOT / "build" / "lib" / "libmoe_cuda_runtime.so"
 
-try:
-    import pytest
-except ImportError:  # the device machine may have no pytest
-    pytest = None
+from standalone import run_tests, skip  # noqa: E402
 
 try:
     import torch
@@ -39,11 +35,6 @@ def gpu_ready():
     return torch is not None and torch.cuda.is_available() and \
         (ARTIFACTS / "libvector_add.so").exists()
 
-
-def skip(reason):
-    if pytest is not None:
-        pytest.skip(reason)
-    raise RuntimeError(f"skipped: {reason}")
 
 
 def runtime(path):
@@ -111,16 +102,4 @@ def test_driver_errors_are_statuses_on_gpu():
 
 
 if __name__ == "__main__":
-    pytest = None  # run standalone: skips become RuntimeError("skipped: ...")
-    failures = 0
-    for name, test in sorted(globals().items()):
-        if name.startswith("test_") and callable(test):
-            try:
-                test()
-                print(f"PASS {name}")
-            except RuntimeError as skipped:
-                print(f"SKIP {name}: {skipped}")
-            except AssertionError as error:
-                failures += 1
-                print(f"FAIL {name}: {error}")
-    sys.exit(1 if failures else 0)
+    run_tests(globals())

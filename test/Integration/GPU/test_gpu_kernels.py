@@ -25,10 +25,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
-try:
-    import pytest
-except ImportError:  # the device machine may have no pytest
-    pytest = None
+from standalone import run_tests, skip  # noqa: E402
 
 try:
     import torch
@@ -41,11 +38,6 @@ import numpy as np  # noqa: E402
 BF16_BOUND = 2e-2
 TOKENS = (1, 32, 512, 4096, 16384)
 
-
-def skip(reason):
-    if pytest is not None:
-        pytest.skip(reason)
-    raise RuntimeError(f"skipped: {reason}")
 
 
 def artifacts():
@@ -244,18 +236,4 @@ def test_graph_capture_and_caller_stream():
 
 
 if __name__ == "__main__":
-    pytest = None  # run standalone: skips become RuntimeError("skipped: ...")
-    failures = 0
-    for name, test in list(globals().items()):
-        if name.startswith("test_") and callable(test):
-            try:
-                test()
-                print(f"PASS {name}", flush=True)
-            except RuntimeError as skipped:
-                if "skipped" not in str(skipped):
-                    raise
-                print(f"SKIP {name}: {skipped}")
-            except Exception as error:  # report every failure, then exit non-zero
-                failures += 1
-                print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
-    sys.exit(1 if failures else 0)
+    run_tests(globals())

@@ -1,0 +1,42 @@
+"""What the GPU tests share: skipping, and running without pytest.
+
+The device machine may have no pytest, so each GPU test file also runs as a
+script (`python3 test/Integration/GPU/<file>.py`): `run_tests` calls its
+`test_*` functions, where a skip is a RuntimeError("skipped: ...").
+"""
+
+import sys
+
+try:
+    import pytest
+except ImportError:  # the device machine may have no pytest
+    pytest = None
+
+
+def skip(reason):
+    if pytest is not None:
+        pytest.skip(reason)
+    raise RuntimeError(f"skipped: {reason}")
+
+
+def run_tests(namespace):
+    """Runs the test_* functions of a module's namespace; exits non-zero on a failure."""
+    global pytest
+    pytest = None  # skips become RuntimeError("skipped: ...")
+    failures = 0
+    for name, test in list(namespace.items()):
+        if not (name.startswith("test_") and callable(test)):
+            continue
+        try:
+            test()
+            print(f"PASS {name}", flush=True)
+        except RuntimeError as error:
+            if not str(error).startswith("skipped"):
+                failures += 1
+                print(f"FAIL {name}: RuntimeError: {error}", flush=True)
+            else:
+                print(f"SKIP {name}: {error}", flush=True)
+        except Exception as error:  # report every failure, then exit non-zero
+            failures += 1
+            print(f"FAIL {name}: {type(error).__name__}: {error}", flush=True)
+    sys.exit(1 if failures else 0)
