@@ -9,7 +9,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "MOE"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir", ".c"]
+config.suffixes = [".mlir", ".c", ".test"]
 config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "CMakeLists.txt", "Inputs"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moe_obj_root, "test")
@@ -31,7 +31,8 @@ for var in ("CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"):
         config.environment[var] = os.environ[var]
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["moe-opt", "mlir-opt", "moe-capi-test"], tool_dirs)
+llvm_config.add_tool_substitutions(["moe-opt", "moe-compile", "mlir-opt", "moe-capi-test"],
+                                   tool_dirs)
 
 # ptxas (CUDA toolkit) serializes GPU kernels to cubins and fatbins; PTX needs
 # only LLVM.

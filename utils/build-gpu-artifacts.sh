@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the GPU artifacts the device-side tests load (no GPU needed here):
 # the CUDA runtime and test kernels compiled to sm_90a fatbins (machine code
-# plus PTX) with host code linked into shared libraries. They land in
+# plus PTX) with host code linked into shared libraries, and moe-compile's
+# CUDA artifacts of the model-family configs. They land in
 # artifacts/gpu/, which the device machine receives as a carried folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +24,13 @@ for input in "$root"/test/Integration/GPU/Inputs/*.mlir; do
   rm "$out/$name.llvm.mlir" "$out/$name.ll"
 done
 
+# moe-compile's CUDA artifacts (C ABI, kernels and runtime linked in), one
+# config.json per model family.
+rm -rf "$out/aot"
+for config in "$root"/test/Integration/GPU/Inputs/configs/*.json; do
+  "$root/build/bin/moe-compile" --target=cuda "$config" \
+    --name="$(basename "$config" .json)" --emit=so,header,manifest -o "$out/aot"
+done
 
 # The lowered moe kernels: benchmark shapes, edge shapes, routing and whole
 # layers, with index.json and ptxas's resource report.

@@ -4,6 +4,12 @@
 // The few driver types are opaque handles; the entry points are looked up by
 // name once, under std::call_once.
 //
+// Calls run in the caller's current context (the one torch or the CUDA
+// runtime made current), or in the primary context of the default device when
+// the thread has none. A module image is loaded lazily, once per context that
+// launches from it, under a lock: the global constructor of lowered code only
+// registers the image, so loading a library needs no driver and no device.
+//
 //===----------------------------------------------------------------------===//
 
 #include "moe/Runtime/CUDARuntime.h"
@@ -13,6 +19,8 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -26,7 +34,9 @@ using CUstream = void *;
 using CUevent = void *;
 
 constexpr CUresult kSuccess = 0;
+constexpr CUresult kInvalidValue = 1;
 constexpr CUresult kOutOfMemory = 2;
+constexpr int kPointerAttributeMemoryType = 2;
 constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 constexpr int kStatusDeviceError = 6;
@@ -39,6 +49,7 @@ struct Driver {
   CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
   CUresult (*cuCtxPushCurrent)(CUcontext);
   CUresult (*cuCtxPopCurrent)(CUcontext *);
+  CUresult (*cuCtxGetCurrent)(CUcontext *);
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
@@ -60,6 +71,7 @@ struct Driver {
   CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned, size_t, CUstream);
   CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
   CUresult (*cuGetErrorString)(CUresult, const char **);
+  CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr);
   CUcontext context = nullptr;
   bool ready = false;
   char failure[256] = "";
@@ -105,6 +117,7 @@ Driver &driver() {
                       d.cuDevicePrimaryCtxRetain) &&
               resolve(library, "cuCtxPushCurrent_v2", d.cuCtxPushCurrent) &&
               resolve(library, "cuCtxPopCurrent_v2", d.cuCtxPopCurrent) &&
+              resolve(library, "cuCtxGetCurrent", d.cuCtxGetCurrent) &&
               resolve(library, "cuModuleLoadData", d.cuModuleLoadData) &&
               resolve(library, "cuModuleUnload", d.cuModuleUnload) &&
               resolve(library, "cuModuleGetFunction", d.cuModuleGetFunction) &&
@@ -123,7 +136,9 @@ Driver &driver() {
               resolve(library, "cuMemcpyAsync", d.cuMemcpyAsync) &&
               resolve(library, "cuMemsetD32Async", d.cuMemsetD32Async) &&
               resolve(library, "cuMemsetD16Async", d.cuMemsetD16Async) &&
-              resolve(library, "cuGetErrorString", d.cuGetErrorString);
+              resolve(library, "cuGetErrorString", d.cuGetErrorString) &&
+              resolve(library, "cuPointerGetAttribute",
+                      d.cuPointerGetAttribute);
     if (!ok) {
       std::snprintf(d.failure, sizeof(d.failure),
                     "libcuda.so.1 lacks a driver entry point: %s", dlerror());
@@ -142,8 +157,10 @@ Driver &driver() {
   return d;
 }
 
-/// Makes the primary context current for one entry point; `ok` is false
-/// when the driver is missing or an earlier call on this thread failed.
+/// Gives one entry point a current context: the caller's, or else the
+/// primary context of the default device, pushed for the call's duration.
+/// `ok` is false when the driver is missing or an earlier call on this thread
+/// failed.
 class Scope {
 public:
   explicit Scope(const char *what) : d(driver()), what(what) {
@@ -153,17 +170,24 @@ public:
       fail(kStatusDeviceError, what, d.failure);
       return;
     }
-    if (d.cuCtxPushCurrent(d.context) != kSuccess) {
-      fail(kStatusDeviceError, what, "cannot make the context current");
-      return;
+    if (d.cuCtxGetCurrent(&current) != kSuccess)
+      current = nullptr;
+    if (!current) {
+      if (d.cuCtxPushCurrent(d.context) != kSuccess) {
+        fail(kStatusDeviceError, what, "cannot make the context current");
+        return;
+      }
+      current = d.context;
+      pushed = true;
     }
-    pushed = true;
+    entered = true;
   }
   ~Scope() {
     if (pushed)
       d.cuCtxPopCurrent(nullptr);
   }
-  bool ok() const { return pushed && threadStatus == 0; }
+  bool ok() const { return entered && threadStatus == 0; }
+  CUcontext context() const { return current; }
 
   /// Records a failed driver call; returns whether it succeeded.
   bool check(CUresult result) {
@@ -179,7 +203,17 @@ public:
 private:
   Driver &d;
   const char *what;
+  CUcontext current = nullptr;
   bool pushed = false;
+  bool entered = false;
+};
+
+/// A GPU binary embedded in lowered code, and its modules, one per context
+/// it has been launched in.
+struct LazyModule {
+  const void *image;
+  std::mutex mutex;
+  std::vector<std::pair<CUcontext, CUmodule>> loaded;
 };
 
 } // namespace
@@ -188,36 +222,70 @@ private:
 
 MOE_EXPORT int moeCudaTakeStatus(void) {
   int status = threadStatus;
+  // The message stays: it describes the failure just taken until the next.
   threadStatus = 0;
-  threadMessage[0] = '\0';
   return status;
 }
 
 MOE_EXPORT const char *moeCudaLastMessage(void) { return threadMessage; }
+
+MOE_EXPORT int moeCudaIsDevicePointer(const void *pointer) {
+  Driver &d = driver();
+  if (!d.ready)
+    return 1; // the launch reports the missing driver
+  unsigned memoryType = 0;
+  // The driver knows device, managed and registered host memory; it answers
+  // "invalid value" for memory it has never seen.
+  return d.cuPointerGetAttribute(&memoryType, kPointerAttributeMemoryType,
+                                 reinterpret_cast<CUdeviceptr>(pointer)) !=
+         kInvalidValue;
+}
 
 MOE_EXPORT void mgpuSetDefaultDevice(int32_t device) {
   defaultDevice = device;
 }
 
 MOE_EXPORT void *mgpuModuleLoad(void *data, size_t /*size*/) {
-  Scope scope("mgpuModuleLoad");
-  CUmodule module = nullptr;
-  if (scope.ok())
-    scope.check(driver().cuModuleLoadData(&module, data));
-  return module;
+  return new LazyModule{data, {}, {}};
 }
 
-MOE_EXPORT void mgpuModuleUnload(void *module) {
-  Scope scope("mgpuModuleUnload");
-  if (scope.ok() && module)
-    scope.check(driver().cuModuleUnload(module));
+MOE_EXPORT void mgpuModuleUnload(void *handle) {
+  auto *module = static_cast<LazyModule *>(handle);
+  if (!module)
+    return;
+  // At process exit the contexts may be gone already; failures are moot then.
+  Driver &d = driver();
+  for (auto [context, loaded] : module->loaded)
+    if (d.ready && d.cuCtxPushCurrent(context) == kSuccess) {
+      d.cuModuleUnload(loaded);
+      d.cuCtxPopCurrent(nullptr);
+    }
+  delete module;
 }
 
-MOE_EXPORT void *mgpuModuleGetFunction(void *module, const char *name) {
+MOE_EXPORT void *mgpuModuleGetFunction(void *handle, const char *name) {
   Scope scope("mgpuModuleGetFunction");
+  auto *module = static_cast<LazyModule *>(handle);
+  if (!scope.ok())
+    return nullptr;
+  if (!module) {
+    fail(kStatusDeviceError, "mgpuModuleGetFunction", "no module");
+    return nullptr;
+  }
+  CUmodule loaded = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(module->mutex);
+    for (auto [context, candidate] : module->loaded)
+      if (context == scope.context())
+        loaded = candidate;
+    if (!loaded) {
+      if (!scope.check(driver().cuModuleLoadData(&loaded, module->image)))
+        return nullptr;
+      module->loaded.emplace_back(scope.context(), loaded);
+    }
+  }
   CUfunction function = nullptr;
-  if (scope.ok())
-    scope.check(driver().cuModuleGetFunction(&function, module, name));
+  scope.check(driver().cuModuleGetFunction(&function, loaded, name));
   return function;
 }
 

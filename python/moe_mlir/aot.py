@@ -5,10 +5,15 @@
     layer = artifact.load()
     y = layer(x, router, w13, w2)          # numpy arrays, in the ABI's order
 
+    gpu = aot.compile(config="config.json", target="cuda").load()
+    y = gpu(x, router, w13, w2)            # torch CUDA tensors, current stream
+
 The artifact is a shared library exporting ``moe_<name>_forward``,
 ``moe_<name>_workspace_size`` and ``moe_<name>_status_string`` (see
 ``include/moe/Runtime/moe_runtime.h``), its C header and a JSON manifest
-describing the tensors. Loading needs only ctypes and numpy.
+describing the tensors. Loading needs only ctypes and numpy; calling a CUDA
+artifact needs torch and the NVIDIA driver, nothing from LLVM or CUDA's
+toolkit.
 """
 
 from __future__ import annotations
@@ -81,12 +86,14 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
             layer: Optional[Mapping[str, object]] = None, name: str = "layer",
             out_dir: Optional[str | os.PathLike] = None, ir: Optional[str] = None,
             emit: Sequence[str] = ("so", "header", "manifest"),
-            chip: Optional[str] = None) -> Artifact:
+            chip: Optional[str] = None, target: str = "cpu") -> Artifact:
     """Runs moe-compile on a config.json (path or dict), ``layer`` settings
-    (they override the config's), or MoE IR text."""
+    (they override the config's), or MoE IR text, for ``target`` (cpu or
+    cuda)."""
     out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-aot-"))
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [str(moe_compile()), f"--name={name}", f"--emit={','.join(emit)}", "-o", str(out)]
+    cmd = [str(moe_compile()), f"--name={name}", f"--target={target}",
+           f"--emit={','.join(emit)}", "-o", str(out)]
     if chip:
         cmd.append(f"--chip={chip}")
     if ir is not None:
@@ -108,10 +115,12 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
 
 
 class Layer:
-    """A loaded artifact; calling it runs ``moe_<name>_forward`` on numpy arrays."""
+    """A loaded artifact. Calling it runs ``moe_<name>_forward``: on numpy
+    arrays for a CPU artifact, on torch CUDA tensors for a CUDA one."""
 
     def __init__(self, library: pathlib.Path, manifest: dict):
         self.manifest = manifest
+        self.target = manifest.get("target", "cpu")
         self._lib = ctypes.CDLL(str(library))
         prefix = manifest["prefix"]
         self._forward = getattr(self._lib, f"{prefix}_forward")
@@ -130,32 +139,66 @@ class Layer:
         self._status_string.argtypes = [ctypes.c_int]
 
     def status_string(self, status: int) -> str:
-        return self._status_string(status).decode()
+        return self._status_string(status).decode(errors="replace")
 
-    def _shape(self, tensor: dict, tokens: int) -> tuple:
+    def workspace_size(self, tokens: int) -> int:
+        return int(self._workspace_size(tokens))
+
+    def forward_pointers(self, pointers: Sequence[int], tokens: int, workspace: Optional[int],
+                         workspace_size: int, stream: Optional[int] = None) -> None:
+        """Calls the C ABI on raw pointers (inputs, then outputs); raises
+        MoEError on a non-success status."""
+        status = self._forward(*pointers, tokens, workspace, workspace_size, stream)
+        if status != 0:
+            raise MoEError(status, self.status_string(status))
+
+    def shape(self, tensor: dict, tokens: int) -> tuple:
         return tuple(tokens if s < 0 else s for s in tensor["shape"])
 
-    def __call__(self, *inputs: np.ndarray) -> np.ndarray | tuple:
+    def _check_count(self, inputs: Sequence) -> None:
         if len(inputs) != len(self.inputs):
             raise ValueError(f"expected {len(self.inputs)} inputs "
                              f"({', '.join(t['name'] for t in self.inputs)}), got {len(inputs)}")
+
+    def __call__(self, *inputs):
+        if self.target == "cuda":
+            return self._call_cuda(*inputs)
+        self._check_count(inputs)
         tokens = np.asarray(inputs[0]).shape[0]
         arrays = []
         for spec, value in zip(self.inputs, inputs):
             array = np.ascontiguousarray(value)
-            want = self._shape(spec, tokens)
+            want = self.shape(spec, tokens)
             if array.shape != want or array.dtype != _STORAGE[spec["dtype"]]:
                 raise ValueError(f"'{spec['name']}' must be {want} "
                                  f"{np.dtype(_STORAGE[spec['dtype']]).name}, "
                                  f"got {array.shape} {array.dtype.name}")
             arrays.append(array)
-        outs = [np.zeros(self._shape(t, tokens), dtype=_STORAGE[t["dtype"]])
+        outs = [np.zeros(self.shape(t, tokens), dtype=_STORAGE[t["dtype"]])
                 for t in self.outputs]
-        size = self._workspace_size(tokens)
+        size = self.workspace_size(tokens)
         workspace = np.empty(size, dtype=np.uint8) if size else None
-        status = self._forward(*[a.ctypes.data for a in arrays + outs], tokens,
-                               None if workspace is None else workspace.ctypes.data,
-                               size, None)
-        if status != 0:
-            raise MoEError(status, self.status_string(status))
+        self.forward_pointers([a.ctypes.data for a in arrays + outs], tokens,
+                              None if workspace is None else workspace.ctypes.data, size)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def _call_cuda(self, *inputs):
+        """Runs on torch CUDA tensors, enqueued on torch's current stream of
+        their device; the workspace comes from torch's caching allocator."""
+        import torch
+
+        from .torch_op import check_tensors, TORCH_DTYPES
+
+        self._check_count(inputs)
+        tensors = check_tensors(self, inputs, "cuda")
+        tokens = tensors[0].shape[0]
+        device = tensors[0].device
+        outs = [torch.empty(self.shape(t, tokens), dtype=TORCH_DTYPES[t["dtype"]],
+                            device=device) for t in self.outputs]
+        size = self.workspace_size(tokens)
+        workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=device)
+        with torch.cuda.device(device):
+            stream = torch.cuda.current_stream(device).cuda_stream
+            self.forward_pointers([t.data_ptr() for t in tensors + outs], tokens,
+                                  workspace.data_ptr(), size, stream)
         return outs[0] if len(outs) == 1 else tuple(outs)

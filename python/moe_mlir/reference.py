@@ -684,6 +684,15 @@ def layer(x, router, w13, w2, **kwargs):
     return layer_with_routing(x, router, w13, w2, **kwargs)[0]
 
 
+def layer_kwargs(spec):
+    """The :func:`layer` arguments (beside the tensors) of a layer described as in a
+    moe-compile manifest's ``layer`` entry: routing, expert FFN and capacity."""
+    keys = ("k", "scoring", "n_group", "topk_group", "group_score", "renormalize",
+            "renorm_epsilon", "scale", "activation", "glu_layout", "alpha", "limit",
+            "capacity", "capacity_factor", "drop_policy")
+    return {key: spec[key] for key in keys if key in spec}
+
+
 # ----------------------------------------------------------------------------------------
 # Model recipes
 # ----------------------------------------------------------------------------------------

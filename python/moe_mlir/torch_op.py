@@ -5,61 +5,88 @@
     op = torch_op.register(layer, "mixtral")      # torch.ops.moe_mlir.mixtral
     y = op(x, router, w13, w2)                    # CPU tensors
 
+    gpu = aot.compile(config, name="mixtral_cuda", target="cuda").load()
+    op = torch_op.register(gpu, "mixtral_cuda")   # CUDA tensors
+    y = op(x, router, w13, w2)                    # on the current stream
+
 The op is a ``torch.library.custom_op`` with a fake (meta) implementation, so
 ``torch.compile(fullgraph=True)`` traces through it; the real one calls the
 artifact's C ABI on the tensors' memory, without copies for contiguous
-inputs. Importing this module needs torch; nothing else in moe_mlir does.
+inputs. A CUDA artifact's op enqueues on torch's current stream and takes its
+workspace from torch's caching allocator, so it can be captured in a CUDA
+graph. Importing this module needs torch; nothing else in moe_mlir does.
 """
 
 from __future__ import annotations
 
-import ctypes
+from typing import Sequence
 
 import torch
 
-from .aot import Layer, MoEError
+from .aot import Layer
 
-_TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
-                 "i32": torch.int32}
+TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
+                "i32": torch.int32}
+
+
+def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
+                  device_type: str) -> list:
+    """The inputs as contiguous tensors, after checking their device, dtype
+    and shape against the artifact's manifest."""
+    if len(tensors) != len(layer.inputs):
+        raise ValueError(f"expected {len(layer.inputs)} tensors, got {len(tensors)}")
+    checked = []
+    for spec, tensor in zip(layer.inputs, tensors):
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"'{spec['name']}' must be a torch.Tensor, got "
+                            f"{type(tensor).__name__}")
+        if tensor.device.type != device_type:
+            raise ValueError(f"'{spec['name']}' must be a {device_type.upper()} tensor "
+                             f"for this {layer.target} artifact, got {tensor.device}")
+        want = TORCH_DTYPES[spec["dtype"]]
+        if tensor.dtype != want:
+            raise ValueError(f"'{spec['name']}' must be {want}, got {tensor.dtype}")
+        checked.append(tensor.contiguous())
+    tokens = checked[0].shape[0] if checked[0].dim() else 0
+    for spec, tensor in zip(layer.inputs, checked):
+        shape = layer.shape(spec, tokens)
+        if tuple(tensor.shape) != shape:
+            raise ValueError(f"'{spec['name']}' must have shape {shape}, "
+                             f"got {tuple(tensor.shape)}")
+        if tensor.device != checked[0].device:
+            raise ValueError(f"'{spec['name']}' is on {tensor.device}, the others on "
+                             f"{checked[0].device}")
+    return checked
 
 
 def register(layer: Layer, name: str):
     """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact."""
-    inputs = layer.inputs
     out_spec = layer.outputs[0]
-    out_dtype = _TORCH_DTYPES[out_spec["dtype"]]
+    out_dtype = TORCH_DTYPES[out_spec["dtype"]]
     hidden = out_spec["shape"][1]
-    params = ", ".join(f"Tensor {t['name']}" for t in inputs)
+    params = ", ".join(f"Tensor {t['name']}" for t in layer.inputs)
+    device_type = "cuda" if layer.target == "cuda" else "cpu"
 
     def forward(*tensors):
-        if len(tensors) != len(inputs):
-            raise ValueError(f"expected {len(inputs)} tensors, got {len(tensors)}")
-        args = []
-        for spec, tensor in zip(inputs, tensors):
-            if tensor.device.type != "cpu":
-                raise ValueError(f"'{spec['name']}' must be a CPU tensor for this "
-                                 f"artifact, got {tensor.device}")
-            want = _TORCH_DTYPES[spec["dtype"]]
-            if tensor.dtype != want:
-                raise ValueError(f"'{spec['name']}' must be {want}, got {tensor.dtype}")
-            args.append(tensor.contiguous())
+        args = check_tensors(layer, tensors, device_type)
         tokens = args[0].shape[0]
-        for spec, tensor in zip(inputs, args):
-            shape = tuple(tokens if s < 0 else s for s in spec["shape"])
-            if tuple(tensor.shape) != shape:
-                raise ValueError(f"'{spec['name']}' must have shape {shape}, "
-                                 f"got {tuple(tensor.shape)}")
-        out = torch.empty((tokens, hidden), dtype=out_dtype)
-        size = layer._workspace_size(tokens)
-        workspace = torch.empty(size, dtype=torch.uint8) if size else None
-        status = layer._forward(*[t.data_ptr() for t in args], out.data_ptr(), tokens,
-                                None if workspace is None else workspace.data_ptr(),
-                                size, None)
-        if status != 0:
-            raise MoEError(status, layer.status_string(status))
+        device = args[0].device
+        out = torch.empty((tokens, hidden), dtype=out_dtype, device=device)
+        size = layer.workspace_size(tokens)
+        if device_type == "cuda":
+            workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=device)
+            with torch.cuda.device(device):
+                stream = torch.cuda.current_stream(device).cuda_stream
+                layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
+                                       workspace.data_ptr(), size, stream)
+        else:
+            workspace = torch.empty(size, dtype=torch.uint8) if size else None
+            layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
+                                   None if workspace is None else workspace.data_ptr(), size)
         return out
 
     op = torch.library.custom_op(f"moe_mlir::{name}", forward, mutates_args=(),
+                                 device_types=device_type,
                                  schema=f"({params}) -> Tensor")
 
     @op.register_fake

@@ -3,8 +3,10 @@
 // Input: MoE IR (.mlir), a model's config.json, or a layer from --layer.
 // Output (--emit): the moe IR (mlir), LLVM IR (ll), the kernel object (obj),
 // a shared library exporting the C ABI of moe/Runtime/moe_runtime.h (so),
-// its header (header) and a JSON manifest (manifest). The same input gives
-// the same bytes.
+// its header (header) and a JSON manifest (manifest); for --target=cuda also
+// the kernels' fatbin (fatbin) and PTX (ptx). A CUDA library embeds the
+// fatbin and the project's CUDA runtime, so it needs only the NVIDIA driver.
+// The same input gives the same bytes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,6 +14,9 @@
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Runtime/moe_runtime.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -92,6 +97,9 @@ cl::opt<std::string> functionName(
     "function", cl::desc("The function to export when the input is IR "
                          "(default: its only public function)"),
     cl::init(""), cl::cat(category));
+cl::opt<std::string> cudaFeatures(
+    "cuda-features", cl::desc("PTX features of --target=cuda (default +ptx80)"),
+    cl::init("+ptx80"), cl::cat(category));
 cl::opt<int64_t> maxTokens("max-tokens",
                            cl::desc("Largest num_tokens the ABI accepts"),
                            cl::init(1 << 20), cl::cat(category));
@@ -134,6 +142,43 @@ bool writeFile(StringRef path, StringRef contents) {
   return true;
 }
 
+std::string cudaRuntimeArchive() {
+  if (const char *path = std::getenv("MOE_MLIR_CUDA_RUNTIME"))
+    return path;
+  return MOE_MLIR_CUDA_RUNTIME_ARCHIVE;
+}
+
+/// Lowers `module` through moe-lower-to-nvvm-pipeline, its kernels serialized
+/// as `format` (fatbin or isa, i.e. PTX).
+LogicalResult lowerForCUDA(ModuleOp module, StringRef chipName,
+                           StringRef format) {
+  // ptxas and fatbinary come from the CUDA toolkit the NVVM target finds
+  // through CUDA_HOME.
+  if (!std::getenv("CUDA_HOME") && !std::getenv("CUDA_ROOT") &&
+      !std::getenv("CUDA_PATH"))
+    setenv("CUDA_HOME", "/usr/local/cuda", /*overwrite=*/0);
+  PassManager pm = PassManager::on<ModuleOp>(module.getContext());
+  NVVMPipelineOptions options;
+  options.chip = chipName.str();
+  options.features = cudaFeatures.getValue();
+  options.format = format.str();
+  buildMoELowerToNVVMPipeline(pm, options);
+  return pm.run(module);
+}
+
+/// The serialized kernels of a module lowered for CUDA.
+FailureOr<std::string> kernelImage(ModuleOp module) {
+  std::string image;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (mlir::Attribute object : binary.getObjects())
+      if (auto gpuObject = dyn_cast<gpu::ObjectAttr>(object))
+        image = gpuObject.getObject().str();
+  });
+  if (image.empty())
+    return failure();
+  return image;
+}
+
 std::string sha256(StringRef text) {
   return toHex(SHA256::hash(arrayRefFromStringRef(text)), /*LowerCase=*/true);
 }
@@ -165,11 +210,15 @@ int main(int argc, char **argv) {
       return fail(formatv("--emit: unknown kind '{0}'", kind));
   if (target != "cpu" && target != "cuda")
     return fail(formatv("--target must be cpu or cuda, got '{0}'", target));
-  if (target == "cuda")
-    return fail("--target=cuda: this build has no CUDA code generation yet; "
-                "use --target=cpu");
-  if (outputs.count("ptx") || outputs.count("fatbin"))
+  bool cuda = target == "cuda";
+  if (!cuda && (outputs.count("ptx") || outputs.count("fatbin")))
     return fail("--emit=ptx and --emit=fatbin need --target=cuda");
+  std::string chipName =
+      !chip.empty() ? chip.getValue() : (cuda ? "sm_90a" : "native");
+  if (cuda && !StringRef(chipName).starts_with("sm_"))
+    return fail(formatv("--chip for --target=cuda is an sm_XY name such as "
+                        "sm_90a or sm_80, got '{0}'",
+                        chipName));
   if (layerName.empty() || isDigit(layerName.front()) ||
       !all_of(layerName, [](char c) { return isAlnum(c) || c == '_'; }))
     return fail(formatv("--name must be a C identifier, got '{0}'", layerName));
@@ -260,7 +309,7 @@ int main(int argc, char **argv) {
                     ? std::string("the module has no public function")
                     : formatv("no public function @{0}", functionName).str());
   Expected<ABIFunction> abi =
-      describeABI(func, layerName, argNames, maxTokens);
+      describeABI(func, layerName, argNames, maxTokens, cuda);
   if (!abi)
     return fail(toString(abi.takeError()));
   // Other public functions would be exported by the kernel object as well.
@@ -274,18 +323,46 @@ int main(int argc, char **argv) {
     module->print(os);
   }
 
-  PassManager pm = PassManager::on<ModuleOp>(&context);
-  CPUPipelineOptions options;
-  buildMoELowerToCPUPipeline(pm, options);
-  if (failed(pm.run(*module)))
-    return 1;
-  llvm::LLVMContext llvmContext;
-  std::unique_ptr<llvm::Module> llvmModule =
-      translateModuleToLLVMIR(*module, llvmContext, "moe_" + layerName);
-  if (!llvmModule)
-    return fail("translation to LLVM IR failed");
-  std::string llvmIR;
-  {
+  // PTX comes from a lowering of its own: the fatbin's lowering keeps only
+  // the binary.
+  std::string ptx;
+  if (outputs.count("ptx")) {
+    OwningOpRef<ModuleOp> clone = module->clone();
+    if (failed(lowerForCUDA(*clone, chipName, "isa")))
+      return 1;
+    FailureOr<std::string> image = kernelImage(*clone);
+    if (failed(image))
+      return fail("the lowering produced no GPU kernels");
+    ptx = *image;
+    // The PTX assembler reads up to the terminating NUL the object carries.
+    while (!ptx.empty() && ptx.back() == '\0')
+      ptx.pop_back();
+  }
+  // A CUDA lowering needs ptxas; it runs only for the outputs that hold
+  // host code or the fatbin.
+  bool lowerHost = !cuda || outputs.count("so") || outputs.count("obj") ||
+                   outputs.count("ll") || outputs.count("fatbin");
+  std::string fatbin, llvmIR;
+  if (lowerHost) {
+    if (cuda) {
+      if (failed(lowerForCUDA(*module, chipName, "fatbin")))
+        return 1;
+      FailureOr<std::string> image = kernelImage(*module);
+      if (failed(image))
+        return fail("the lowering produced no GPU kernels");
+      fatbin = *image;
+    } else {
+      PassManager pm = PassManager::on<ModuleOp>(&context);
+      CPUPipelineOptions options;
+      buildMoELowerToCPUPipeline(pm, options);
+      if (failed(pm.run(*module)))
+        return 1;
+    }
+    llvm::LLVMContext llvmContext;
+    std::unique_ptr<llvm::Module> llvmModule =
+        translateModuleToLLVMIR(*module, llvmContext, "moe_" + layerName);
+    if (!llvmModule)
+      return fail("translation to LLVM IR failed");
     raw_string_ostream os(llvmIR);
     llvmModule->print(os, nullptr);
   }
@@ -313,7 +390,9 @@ int main(int argc, char **argv) {
   if (!writeFile(llPath, llvmIR) || !writeFile(workPath(base + ".h"), header))
     return 1;
 
-  std::string march = "-march=" + (chip.empty() ? std::string("native") : chip);
+  // CUDA host code is a few launches: it is built for any x86-64, so the
+  // artifact runs on whichever host holds the GPU.
+  std::string march = cuda ? "-march=x86-64" : "-march=" + chipName;
   std::string clang = clangPath();
   std::string llvmLib = MOE_MLIR_LLVM_LIBRARY_DIR;
   if (outputs.count("mlir") && !writeFile(outPath(base + ".mlir"), moeIR))
@@ -321,6 +400,11 @@ int main(int argc, char **argv) {
   if (outputs.count("ll") && !writeFile(outPath(base + ".ll"), llvmIR))
     return 1;
   if (outputs.count("header") && !writeFile(outPath(base + ".h"), header))
+    return 1;
+  if (outputs.count("ptx") && !writeFile(outPath(base + ".ptx"), ptx))
+    return 1;
+  if (outputs.count("fatbin") &&
+      !writeFile(outPath(base + ".fatbin"), fatbin))
     return 1;
   if (outputs.count("obj") &&
       !run({clang, "-O2", march, "-fPIC", "-Wno-override-module", "-c", llPath,
@@ -332,30 +416,40 @@ int main(int argc, char **argv) {
     if (!writeFile(shim, emitShim(*abi)) ||
         !writeFile(script, emitVersionScript(*abi)))
       return 1;
-    if (!run({clang, "-O2", march, "-fPIC", "-shared", "-std=c99",
-              "-Wno-override-module", "-I" + work, llPath, shim, "-o",
-              outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
-              // libomp is found beside the library first, so an artifact
-              // shipped with its libomp runs where LLVM is not installed.
-              "-Wl,-s", "-L" + llvmLib, "-lomp", "-Wl,-rpath,$ORIGIN",
-              "-Wl,-rpath," + llvmLib,
-              "-lm"}))
+    std::vector<std::string> link = {
+        clang, "-O2", march, "-fPIC", "-shared", "-std=c99",
+        "-Wno-override-module", "-I" + work, llPath, shim, "-o",
+        outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
+        "-Wl,-s"};
+    if (cuda) {
+      // The runtime is linked in whole, so the library needs only libcuda,
+      // which the runtime opens itself.
+      link.insert(link.end(), {cudaRuntimeArchive(), "-lstdc++", "-ldl",
+                               "-lpthread", "-lm"});
+    } else {
+      // libomp is found beside the library first, so an artifact shipped
+      // with its libomp runs where LLVM is not installed.
+      link.insert(link.end(), {"-L" + llvmLib, "-lomp", "-Wl,-rpath,$ORIGIN",
+                               "-Wl,-rpath," + llvmLib, "-lm"});
+    }
+    if (!run(link))
       return 1;
   }
   if (outputs.count("manifest")) {
     json::Object manifest{
-        {"abi_version", formatv("{0}.{1}", 1, 0).str()},
+        {"abi_version", formatv("{0}.{1}", MOE_ABI_VERSION_MAJOR,
+                                MOE_ABI_VERSION_MINOR)
+                            .str()},
         {"name", layerName.getValue()},
         {"prefix", abi->prefix},
         {"function", abi->symbol},
         {"target", target.getValue()},
-        {"chip", chip.empty() ? std::string("native") : chip.getValue()},
+        {"chip", chipName},
         {"compiler", formatv("moe-compile {0}", MOE_MLIR_VERSION).str()},
         {"llvm_version", LLVM_VERSION_STRING},
         {"input_sha256", sha256(sourceText)},
         {"moe_ir_sha256", sha256(moeIR)},
         {"max_tokens", maxTokens.getValue()},
-        {"workspace_bytes", 0},
         {"tensors", abiToJSON(*abi)},
         {"library", "lib" + base + ".so"},
         {"header", base + ".h"},
@@ -363,6 +457,17 @@ int main(int argc, char **argv) {
                                 abi->prefix + "_forward",
                                 abi->prefix + "_status_string"}},
     };
+    if (cuda) {
+      // The workspace grows with num_tokens: the library's query gives it.
+      manifest["cuda_features"] = cudaFeatures.getValue();
+      manifest["kernels"] = "fatbin: " + chipName + " machine code and PTX";
+      if (outputs.count("fatbin"))
+        manifest["fatbin"] = base + ".fatbin";
+      if (outputs.count("ptx"))
+        manifest["ptx"] = base + ".ptx";
+    } else {
+      manifest["workspace_bytes"] = 0;
+    }
     if (spec)
       manifest["layer"] = layerToJSON(*spec);
     std::string text = formatv("{0:2}", json::Value(std::move(manifest)));

@@ -33,6 +33,16 @@ struct ABIFunction {
   std::string prefix;   // moe_<name>
   int64_t maxTokens;
   std::vector<ABITensor> tensors;
+  // CUDA artifacts take device pointers and a stream, and their compiled
+  // function also takes the workspace and answers the workspace-size query
+  // (see moe-gpu-workspace).
+  bool cuda = false;
+
+  /// The byte alignment the artifact requires of `tensor`: its element size
+  /// on the CPU, 16 on CUDA, whose kernels load 16-byte vectors.
+  int64_t alignment(const ABITensor &tensor) const {
+    return cuda ? 16 : tensor.elementBytes;
+  }
 };
 
 /// The ABI of `func`; fails for argument or result types it cannot pass
@@ -40,12 +50,13 @@ struct ABIFunction {
 llvm::Expected<ABIFunction> describeABI(func::FuncOp func,
                                         llvm::StringRef name,
                                         ArrayRef<std::string> argNames,
-                                        int64_t maxTokens);
+                                        int64_t maxTokens, bool cuda);
 
 /// The C99 header declaring the artifact's functions.
 std::string emitHeader(const ABIFunction &abi, llvm::StringRef runtimeHeader);
 
-/// The C99 shim implementing them over the _mlir_ciface_ entry point.
+/// The C99 shim implementing them over the _mlir_ciface_ entry point (and,
+/// for CUDA, the runtime's stream and status entry points).
 std::string emitShim(const ABIFunction &abi);
 
 /// The linker version script exporting only the ABI's symbols.

@@ -4,6 +4,9 @@
 // lowering (gpu-to-llvm) calls: mgpuModuleLoad, mgpuLaunchKernel, streams,
 // events and memory. It is written on the CUDA driver API and loads
 // libcuda.so.1 with dlopen on first use, so hosts without a GPU still start.
+// Kernels run in the thread's current context (the primary context of the
+// default device when there is none); an embedded GPU binary is loaded once
+// per context, on its first launch there, under a lock.
 //
 // The lowered code calls these entry points without checking results, so
 // every failure is recorded as a status instead of printed or fatal: the
@@ -26,8 +29,14 @@ extern "C" {
 /// the driver failed or is missing, MOE_STATUS_OUT_OF_MEMORY for allocations.
 int moeCudaTakeStatus(void);
 
-/// The message of the last failure on this thread ("" when none).
+/// The message of the last failure on this thread ("" when none); reading
+/// the status does not clear it.
 const char *moeCudaLastMessage(void);
+
+/// Whether the driver can address `pointer` from a kernel: device, managed
+/// or registered host memory (1), or memory it has never seen (0). Without a
+/// driver it answers 1 and leaves the error to the launch.
+int moeCudaIsDevicePointer(const void *pointer);
 
 /// Until moeCudaClearStream(), lowered code on this thread enqueues its
 /// launches on `stream` (a CUstream; null is the legacy default stream) and

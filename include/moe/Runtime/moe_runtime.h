@@ -9,7 +9,9 @@
  *                                  void *stream);
  *   const char *moe_<name>_status_string(moe_status status);
  *
- * Calls never print, abort or exit: every failure is a status code.
+ * Calls never print, abort or exit: every failure is a status code. A CUDA
+ * artifact loads its kernels once per CUDA context, on the first call made
+ * in it, under a lock; calls run in the calling thread's current context.
  *
  *===----------------------------------------------------------------------===*/
 
@@ -21,7 +23,7 @@
 
 /* The ABI version; a header and an artifact work together when equal. */
 #define MOE_ABI_VERSION_MAJOR 1
-#define MOE_ABI_VERSION_MINOR 0
+#define MOE_ABI_VERSION_MINOR 1
 
 typedef enum moe_status {
   MOE_STATUS_SUCCESS = 0,
@@ -31,7 +33,9 @@ typedef enum moe_status {
   MOE_STATUS_WORKSPACE_TOO_SMALL = 4,/* workspace_size below the query */
   MOE_STATUS_UNSUPPORTED = 5,        /* e.g. a stream given to a CPU artifact */
   MOE_STATUS_DEVICE_ERROR = 6,       /* the driver reported an error */
-  MOE_STATUS_OUT_OF_MEMORY = 7
+  MOE_STATUS_OUT_OF_MEMORY = 7,
+  MOE_STATUS_NOT_DEVICE_MEMORY = 8   /* CUDA: a pointer the device cannot
+                                        address (e.g. plain host memory) */
 } moe_status;
 
 #endif /* MOE_RUNTIME_MOE_RUNTIME_H */
