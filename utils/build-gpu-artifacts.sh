@@ -34,4 +34,5 @@ done
 
 # The lowered moe kernels: benchmark shapes, edge shapes, routing and whole
 # layers, with index.json and ptxas's resource report.
-python3 "$root/python/benchmarks/gpu_artifacts.py" --out "$out"
+# Extra arguments (e.g. --variant small-split-k=1) go to gpu_artifacts.py.
+python3 "$root/python/benchmarks/gpu_artifacts.py" --out "$out" "$@"

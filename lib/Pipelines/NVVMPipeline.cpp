@@ -25,6 +25,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   pm.addPass(createCanonicalizerPass());
   ConvertMoEToGPUPassOptions kernels;
   kernels.largeRowsPerExpert = options.largeRowsPerExpert;
+  kernels.smallSplitK = options.smallSplitK;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
 

@@ -60,12 +60,13 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def build(out: pathlib.Path) -> list[dict]:
+def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     entries = []
 
-    def add(name: str, ir: str, function: str, **info):
+    def add(name: str, ir: str, function: str, pipeline_extra: str = "", **info):
         start = time.perf_counter()
-        library = gpu.compile_shared_object(ir, out, name=slug(name))
+        library = gpu.compile_shared_object(ir, out, name=slug(name),
+                                            pipeline_extra=pipeline_extra)
         seconds = time.perf_counter() - start
         entries.append(dict(name=name, library=library.name, function=function,
                             compile_s=round(seconds, 2), **info))
@@ -74,6 +75,13 @@ def build(out: pathlib.Path) -> list[dict]:
     for name, (H, I, E, k) in {**BENCHMARK_SHAPES, **EDGE_SHAPES}.items():
         add(name, irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
             kind="experts", H=H, I=I, E=E, k=k)
+    # The benchmark shapes again under other pipeline options, for A/B
+    # timings in one run: `gpu.py --shapes 'mixtral-8x7b@small-split-k=1'`.
+    for options in variants:
+        for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+            add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
+                "experts", pipeline_extra=options, kind="experts-variant", H=H, I=I,
+                E=E, k=k)
     for model, E in ROUTE_MODELS.items():
         recipe = dict(reference.MODEL_RECIPES[model])
         k = recipe.pop("k")
@@ -107,10 +115,13 @@ def resource_report(out: pathlib.Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "gpu"))
+    parser.add_argument("--variant", action="append", default=[],
+                        help="moe-lower-to-nvvm-pipeline options (e.g. small-split-k=1) "
+                             "to build the benchmark shapes with as well")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    entries = build(out)
+    entries = build(out, args.variant)
     (out / "index.json").write_text(json.dumps(entries, indent=1))
     (out / "resources.txt").write_text(resource_report(out))
     print(f"{len(entries)} artifacts in {out}")

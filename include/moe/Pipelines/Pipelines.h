@@ -83,6 +83,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Average rows per expert from which the grouped matmul "
                      "uses its prefill tile shape"),
       llvm::cl::init(32)};
+  PassOptions::Option<int64_t> smallSplitK{
+      *this, "small-split-k",
+      llvm::cl::desc("Warps of a block that split K in the grouped matmul's "
+                     "decode tile shape (1 or 4)"),
+      llvm::cl::init(4)};
 };
 
 /// Lowers a module of moe ops (on tensors) to host LLVM dialect code that

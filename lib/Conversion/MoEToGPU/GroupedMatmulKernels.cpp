@@ -5,7 +5,11 @@
 //   grid.y: tiles of `16 * mTiles` rows of one expert, scheduled from the
 //           real row counts by a small kernel that lists each tile's expert
 //           and first row (tiles past the last one zero the unrouted rows
-//           and return); grid.x: 4 warps of `warpColumns` output columns.
+//           and return); grid.x: 4 warps of `warpColumns` output columns,
+//           or, with `splitK`, 4 warps that share `warpColumns` columns and
+//           each take a quarter of K, adding their sums through shared
+//           memory in a fixed order (decode: 4x the warps, and the bytes in
+//           flight, that a short, wide expert matrix would otherwise get).
 //   warp:   for each 32-wide step of K, every lane loads 16 bytes of each of
 //           its A rows (gathered through `rows`) and weight rows, and feeds
 //           them to two mma.sync.m16n8k16 steps with f32 accumulators. K is
@@ -35,7 +39,6 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
-constexpr int64_t kWarpsPerBlock = 4;
 /// K per step of the wide loads: two m16n8k16 MMAs.
 constexpr int64_t kStepK = 32;
 
@@ -236,6 +239,11 @@ class TensorCoreKernel {
 public:
   TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig config)
       : mm(mm), config(config) {
+    // Below this K a quarter is a step or two of loads, less than what the
+    // sum through shared memory costs.
+    constexpr int64_t kMinSplitReduction = 1024;
+    if (mm.reduction < kMinSplitReduction)
+      this->config.splitK = 1;
     mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
                                      : NVVM::MMATypes::f16;
     // B tiles per warp: gate and up tiles for a GLU, else output tiles.
@@ -244,14 +252,29 @@ public:
   }
 
   int64_t tileRows() const { return 16 * config.mTiles; }
-  int64_t blockColumns() const { return kWarpsPerBlock * config.warpColumns; }
+  int64_t blockColumns() const {
+    return kWarpsPerBlock / config.splitK * config.warpColumns;
+  }
+  int64_t numAcc() const { return config.mTiles * bTiles * 4; }
 
   void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule) {
     Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
     Value gridY = maxTiles(b, mm, tileRows());
     scheduleTiles(b, mm, schedule, tileRows());
-    b.launch(name, gridX, gridY, kWarpsPerBlock * kWarpSize,
-             [&](KernelBuilder &kb) { body(kb, schedule); });
+    SmallVector<Type> workgroup;
+    if (config.splitK > 1) {
+      // The accumulators of every warp but the first, lane-minor.
+      auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                              gpu::AddressSpace::Workgroup);
+      workgroup.push_back(MemRefType::get(
+          {(config.splitK - 1) * numAcc() * kWarpSize}, b.getF32Type(),
+          MemRefLayoutAttrInterface(), space));
+    }
+    b.launch(name, gridX, gridY, kWarpsPerBlock * kWarpSize, workgroup,
+             [&](KernelBuilder &kb, ValueRange shared) {
+               partials = shared.empty() ? Value() : shared.front();
+               body(kb, schedule);
+             });
   }
 
 private:
@@ -379,17 +402,25 @@ private:
     Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
     Value g = b.create<arith::DivUIOp>(lane, b.index(4));
     Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    if (config.splitK > 1) {
+      // Every warp has the block's columns (in range, by the grid), so all
+      // reach the barrier of the sum.
+      computeWarp(b, work, blockColumn, warp, lane, g, c);
+      return;
+    }
     Value warpColumn = b.create<arith::AddIOp>(
         blockColumn,
         b.create<arith::MulIOp>(warp, b.index(config.warpColumns)));
     b.ifThen(b.lessThan(warpColumn, b.index(mm.width)),
              [&](KernelBuilder &wb) {
-               computeWarp(wb, work, warpColumn, g, c);
+               computeWarp(wb, work, warpColumn, b.index(0), lane, g, c);
              });
   }
 
+  /// Computes the tile's columns from warpColumn over part `part` of K (of
+  /// config.splitK), then sums the parts and stores.
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
-                   Value g, Value c) {
+                   Value part, Value lane, Value g, Value c) {
     // A rows: for m tile i, rows g and g + 8.
     SmallVector<Operand> aRows;
     SmallVector<Value> outRows, outValid;
@@ -413,9 +444,10 @@ private:
           {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
     }
     Value expert = work.expert;
+    Value lastPart = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, part,
+                                             b.index(config.splitK - 1));
 
-    int64_t numAcc = config.mTiles * bTiles * 4;
-    SmallVector<Value> init(numAcc, b.f32(0.0));
+    SmallVector<Value> init(numAcc(), b.f32(0.0));
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
 
     // Main loop: `unroll` wide steps per iteration, loads first.
@@ -456,23 +488,41 @@ private:
           }
       return next;
     };
+    // Part p takes unrolled steps [p * U / splitK, (p + 1) * U / splitK);
+    // the last part also takes the single steps and the tail.
+    int64_t unrolledStep = kStepK * config.unroll;
+    int64_t steps = unrolledK / unrolledStep;
+    auto partStart = [&](Value p) {
+      Value step = b.create<arith::DivUIOp>(
+          b.create<arith::MulIOp>(p, b.index(steps)), b.index(config.splitK));
+      return b.create<arith::MulIOp>(step, b.index(unrolledStep));
+    };
+    Value kBegin = partStart(part);
+    Value kEnd = partStart(b.create<arith::AddIOp>(part, b.index(1)));
     SmallVector<Value> acc = b.forLoop(
-        b.index(0), b.index(unrolledK), b.index(kStepK * config.unroll), init,
+        kBegin, kEnd, b.index(unrolledStep), init,
         [&](KernelBuilder &lb, Value k0, ValueRange iter) {
           return wideSteps(lb, k0, config.unroll, iter);
         });
-    if (unrolledK < fullK)
-      acc = b.forLoop(b.index(unrolledK), b.index(fullK), b.index(kStepK),
-                      acc, [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+    if (unrolledK < fullK) {
+      Value from = b.create<arith::SelectOp>(lastPart, b.index(unrolledK),
+                                             b.index(fullK));
+      acc = b.forLoop(from, b.index(fullK), b.index(kStepK), acc,
+                      [&](KernelBuilder &lb, Value k0, ValueRange iter) {
                         return wideSteps(lb, k0, 1, iter);
                       });
+    }
+    // Other parts read the tail as zeros.
+    auto inLastPart = [&](Operand row) {
+      return Operand{row.row, b.create<arith::AndIOp>(row.valid, lastPart)};
+    };
     // The tail of K in plain k16 steps with masked element loads.
     Value pairK = b.create<arith::MulIOp>(c, b.index(2));
     for (int64_t k0 = fullK; k0 < mm.reduction; k0 += 16) {
       Value k = b.create<arith::AddIOp>(pairK, b.index(k0));
       Value k8 = b.create<arith::AddIOp>(k, b.index(8));
       for (int64_t i = 0; i < config.mTiles; ++i) {
-        const Operand &lo = aRows[2 * i], &hi = aRows[2 * i + 1];
+        Operand lo = inLastPart(aRows[2 * i]), hi = inLastPart(aRows[2 * i + 1]);
         SmallVector<Value> a = {tailPair(b, mm.lhs, {}, lo, k),
                                 tailPair(b, mm.lhs, {}, hi, k),
                                 tailPair(b, mm.lhs, {}, lo, k8),
@@ -486,7 +536,36 @@ private:
         }
       }
     }
-    storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+    if (config.splitK == 1) {
+      storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+      return;
+    }
+    auto slot = [&](KernelBuilder &sb, Value p, int64_t j) -> Value {
+      // (p - 1, j, lane): consecutive lanes, consecutive words.
+      Value base = sb.create<arith::MulIOp>(
+          sb.create<arith::SubIOp>(p, sb.index(1)),
+          sb.index(numAcc() * kWarpSize));
+      return sb.create<arith::AddIOp>(
+          base, sb.create<arith::AddIOp>(lane, sb.index(j * kWarpSize)));
+    };
+    Value first = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, part,
+                                          b.index(0));
+    Value later = b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, part,
+                                          b.index(0));
+    b.ifThen(later,
+             [&](KernelBuilder &sb) {
+               for (int64_t j = 0; j < numAcc(); ++j)
+                 sb.store(acc[j], partials, slot(sb, part, j));
+             });
+    b.create<gpu::BarrierOp>();
+    b.ifThen(first, [&](KernelBuilder &sb) {
+      SmallVector<Value> sum(acc);
+      for (int64_t p = 1; p < config.splitK; ++p)
+        for (int64_t j = 0; j < numAcc(); ++j)
+          sum[j] = sb.create<arith::AddFOp>(
+              sum[j], sb.load(partials, slot(sb, sb.index(p), j)));
+      storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c);
+    });
   }
 
   /// Accumulator q of a tile holds row g + 8 * (q / 2), column 2c + q % 2.
@@ -538,6 +617,7 @@ private:
   TensorCoreConfig config;
   NVVM::MMATypes mmaType;
   int64_t outputTiles, bTiles;
+  Value partials; // workgroup memory of the K parts' sums (splitK > 1)
 };
 
 //===----------------------------------------------------------------------===//

@@ -12,6 +12,14 @@ using namespace mlir::moe::gpu_lowering;
 
 void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
                            int64_t threads, BodyFn body) {
+  launch(name, gridX, gridY, threads, TypeRange{},
+         [&](KernelBuilder &kb, ValueRange) { body(kb); });
+}
+
+void KernelBuilder::launch(
+    StringRef name, Value gridX, Value gridY, int64_t threads,
+    TypeRange workgroup,
+    function_ref<void(KernelBuilder &, ValueRange)> body) {
   Value one = index(1);
   MLIRContext *ctx = getContext();
   // An empty grid is not a valid launch: skip it.
@@ -23,13 +31,13 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
   setInsertionPointToStart(guardOp.thenBlock());
   auto op = create<gpu::LaunchOp>(
       gridX, gridY, one, index(threads), one, one, /*dynamicSharedMemory=*/
-      Value(), /*asyncTokenType=*/Type(), ValueRange{}, TypeRange{},
+      Value(), /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
       TypeRange{}, Value(), Value(), Value(),
       FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));
   OpBuilder::InsertionGuard guard(*this);
   setInsertionPointToStart(&op.getBody().front());
-  body(*this);
+  body(*this, op.getWorkgroupAttributions());
   create<gpu::TerminatorOp>();
 }
 

@@ -35,6 +35,11 @@ public:
   /// built by `body`; the kernel is outlined under `name`.
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               BodyFn body);
+  /// The same with workgroup (shared) memory buffers of `workgroup` types,
+  /// which `body` receives.
+  void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
+              TypeRange workgroup,
+              function_ref<void(KernelBuilder &, ValueRange)> body);
 
   Value threadId();
   Value blockId(gpu::Dimension dimension);
@@ -108,10 +113,16 @@ LogicalResult lowerCombine(CombineOp op, KernelBuilder &b,
 LogicalResult lowerPermute(PermuteOp op, KernelBuilder &b);
 LogicalResult lowerGlu(GluOp op, KernelBuilder &b);
 
+/// Warps per block of the tensor-core grouped matmul.
+constexpr int64_t kWarpsPerBlock = 4;
+
 struct TensorCoreConfig {
   int64_t mTiles;      // 16-row MMA tiles per warp (rows per block tile)
   int64_t warpColumns; // output columns per warp, a multiple of 8
   int64_t unroll;      // k16 steps whose loads are issued together
+  // Warps that share the same columns and split K, their sums added through
+  // shared memory: 1, or kWarpsPerBlock.
+  int64_t splitK;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

@@ -37,9 +37,16 @@ struct ConvertMoEToGPUPass
              "must be positive";
       return signalPassFailure();
     }
+    if (smallSplitK != 1 && smallSplitK != kWarpsPerBlock) {
+      getOperation().emitError()
+          << "convert-moe-to-gpu: small-split-k must be 1 or "
+          << kWarpsPerBlock << ", got " << static_cast<int64_t>(smallSplitK);
+      return signalPassFailure();
+    }
     GroupedMatmulOptions matmul{
-        /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll},
-        /*large=*/{/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1},
+        /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
+        /*large=*/{/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
+                   /*splitK=*/1},
         largeRowsPerExpert};
 
     SmallVector<Operation *> work;

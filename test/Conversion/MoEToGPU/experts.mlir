@@ -73,3 +73,26 @@ func.func @route(%logits: tensor<?x32xf32>, %bias: tensor<32xf32>)
        renormalize, scale = 2.5 : f64} : tensor<?x32xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
   return %w, %ids : tensor<?x8xf32>, tensor<?x8xi32>
 }
+
+// -----
+
+// With K >= 1024 the decode tile shape has its 4 warps split K and add their
+// sums through workgroup memory, in a fixed order, before the epilogue; the
+// prefill shape keeps a warp per column strip.
+
+// CHECK-LABEL: func.func @split_k
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large)
+// CHECK-NOT:   workgroup(
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small) workgroup(%{{.*}} : memref<768xf32, #gpu.address_space<workgroup>>)
+// CHECK:         nvvm.mma.sync
+// CHECK:         gpu.barrier
+// CHECK:         memref.load {{.*}} : memref<768xf32, #gpu.address_space<workgroup>>
+func.func @split_k(%x: tensor<?x1024xbf16>, %w: tensor<4x32x1024xbf16>, %offsets: tensor<5xi32>)
+    -> tensor<?x32xbf16> {
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %x, %c0 : tensor<?x1024xbf16>
+  %init = tensor.empty(%m) : tensor<?x32xbf16>
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x1024xbf16>, tensor<4x32x1024xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x32xbf16>) -> tensor<?x32xbf16>
+  return %y : tensor<?x32xbf16>
+}

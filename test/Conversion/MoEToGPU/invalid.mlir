@@ -1,4 +1,7 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file --verify-diagnostics
+// RUN: not moe-opt %s --convert-moe-to-gpu=small-split-k=3 --split-input-file 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=OPTION
+// OPTION: error: convert-moe-to-gpu: small-split-k must be 1 or 4, got 3
 
 func.func @capacity(%ids: tensor<16x2xi32>) -> (tensor<?xi32>, tensor<5xi32>) {
   // expected-error @+1 {{with a capacity has no GPU lowering yet}}

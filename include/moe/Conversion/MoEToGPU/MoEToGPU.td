@@ -40,6 +40,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "average rows per expert from which the prefill tile shape is used">,
     Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"4",
            "32-wide K steps whose loads the decode tile shape issues together">,
+    Option<"smallSplitK", "small-split-k", "int64_t", /*default=*/"4",
+           "warps of a block that split K in the decode tile shape, summing "
+           "through shared memory (1: each warp has its own columns; 4: the "
+           "block's 4 warps share them)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
