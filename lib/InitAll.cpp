@@ -51,6 +51,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
@@ -67,6 +68,7 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
                   math::MathDialect, memref::MemRefDialect, omp::OpenMPDialect,
                   scf::SCFDialect, tensor::TensorDialect,
                   vector::VectorDialect, gpu::GPUDialect, NVVM::NVVMDialect,
+                  nvgpu::NVGPUDialect,
                   index::IndexDialect, ub::UBDialect>();
   // Serialization of gpu.module ops to PTX, cubins and fatbins.
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);

@@ -26,6 +26,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   ConvertMoEToGPUPassOptions kernels;
   kernels.largeRowsPerExpert = options.largeRowsPerExpert;
   kernels.smallSplitK = options.smallSplitK;
+  kernels.largeStaged = options.largeStaged;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
 

@@ -1,5 +1,7 @@
 // The whole GPU pipeline, down to PTX, for sm_90a and sm_80: the grouped
-// matmuls run on tensor cores (mma.sync bf16 with f32 accumulation), every
+// matmuls run on tensor cores (mma.sync bf16 with f32 accumulation; the
+// prefill kernel stages its tiles with cp.async and reads them with
+// ldmatrix), every
 // kernel sits in one module, and the host function takes its result and a
 // workspace as arguments, with a size query beside it.
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,SM90
@@ -16,6 +18,10 @@
 // SM80-SAME: chip = "sm_80"
 // SM80-SAME: .target sm_80
 // CHECK-SAME: .entry moe_dispatch_count
+// CHECK-SAME: .entry moe_grouped_matmul_large(
+// CHECK-SAME: cp.async.cg.shared.global
+// CHECK-SAME: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_combine

@@ -88,6 +88,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Warps of a block that split K in the grouped matmul's "
                      "decode tile shape (1 or 4)"),
       llvm::cl::init(4)};
+  PassOptions::Option<bool> largeStaged{
+      *this, "large-staged",
+      llvm::cl::desc("Stage the prefill tiles through shared memory "
+                     "(cp.async, ldmatrix)"),
+      llvm::cl::init(true)};
 };
 
 /// Lowers a module of moe ops (on tensors) to host LLVM dialect code that

@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -39,8 +40,19 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
+// NVGPUDialect.h has a kWarpSize of its own.
+using gpu_lowering::kWarpSize;
+
 /// K per step of the wide loads: two m16n8k16 MMAs.
 constexpr int64_t kStepK = 32;
+
+/// The staged (prefill) kernel: 2 x 4 warps of 32 rows and 32 weight rows
+/// each, so a block computes 64 rows against 128 weight rows; tiles of 32 of
+/// K go through shared memory in 3 stages, rows padded by 8 elements so that
+/// ldmatrix reads hit 8 different bank groups.
+constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4;
+constexpr int64_t kStagedRows = 64, kStagedWeightRows = 128;
+constexpr int64_t kStages = 3, kTileK = 32, kPaddedK = kTileK + 8;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -244,6 +256,17 @@ public:
     constexpr int64_t kMinSplitReduction = 1024;
     if (mm.reduction < kMinSplitReduction)
       this->config.splitK = 1;
+    // cp.async copies bytes: the activations must already have the weights'
+    // element type.
+    if (this->config.staged && mm.lhsType != mm.rhsElement)
+      this->config.staged = false;
+    if (this->config.staged) {
+      // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
+      this->config.mTiles = 2;
+      this->config.warpColumns = mm.glu ? 16 : 32;
+      this->config.splitK = 1;
+    }
+    config = this->config;
     mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
                                      : NVVM::MMATypes::f16;
     // B tiles per warp: gate and up tiles for a GLU, else output tiles.
@@ -251,9 +274,17 @@ public:
     bTiles = mm.glu ? 2 * outputTiles : outputTiles;
   }
 
-  int64_t tileRows() const { return 16 * config.mTiles; }
+  int64_t tileRows() const {
+    return config.staged ? kStagedRows : 16 * config.mTiles;
+  }
   int64_t blockColumns() const {
+    if (config.staged)
+      return kStagedWarpsN * config.warpColumns;
     return kWarpsPerBlock / config.splitK * config.warpColumns;
+  }
+  int64_t threads() const {
+    return (config.staged ? kStagedWarpsM * kStagedWarpsN : kWarpsPerBlock) *
+           kWarpSize;
   }
   int64_t numAcc() const { return config.mTiles * bTiles * 4; }
 
@@ -262,17 +293,27 @@ public:
     Value gridY = maxTiles(b, mm, tileRows());
     scheduleTiles(b, mm, schedule, tileRows());
     SmallVector<Type> workgroup;
-    if (config.splitK > 1) {
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    if (config.staged) {
+      for (int64_t rows : {kStagedRows, kStagedWeightRows})
+        workgroup.push_back(MemRefType::get({kStages, rows, kPaddedK},
+                                            mm.rhsElement,
+                                            MemRefLayoutAttrInterface(), space));
+    } else if (config.splitK > 1) {
       // The accumulators of every warp but the first, lane-minor.
-      auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                              gpu::AddressSpace::Workgroup);
       workgroup.push_back(MemRefType::get(
           {(config.splitK - 1) * numAcc() * kWarpSize}, b.getF32Type(),
           MemRefLayoutAttrInterface(), space));
     }
-    b.launch(name, gridX, gridY, kWarpsPerBlock * kWarpSize, workgroup,
+    b.launch(name, gridX, gridY, threads(), workgroup,
              [&](KernelBuilder &kb, ValueRange shared) {
-               partials = shared.empty() ? Value() : shared.front();
+               if (config.staged) {
+                 stagedLhs = shared[0];
+                 stagedRhs = shared[1];
+               } else if (!shared.empty()) {
+                 partials = shared.front();
+               }
                body(kb, schedule);
              });
   }
@@ -298,7 +339,7 @@ private:
     b.forEach(work.zeroStart, work.zeroEnd, b.index(1),
               [&](KernelBuilder &rb, Value r) {
                 rb.forEach(firstColumn, columnEnd,
-                           rb.index(kWarpsPerBlock * kWarpSize),
+                           rb.index(threads()),
                            [&](KernelBuilder &cb, Value column) {
                              cb.store(zero, mm.out.buffer, {r, column});
                            });
@@ -397,6 +438,10 @@ private:
   }
 
   void computeTile(KernelBuilder &b, const TileWork &work, Value blockColumn) {
+    if (config.staged) {
+      computeStaged(b, work, blockColumn);
+      return;
+    }
     Value tid = b.threadId();
     Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
     Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
@@ -613,11 +658,198 @@ private:
       }
   }
 
+  /// The weight row that row r of the block's B tile holds, and whether it
+  /// exists: gate rows then up rows (concatenated GLU), or consecutive rows.
+  Operand stagedWeightRow(KernelBuilder &b, Value blockColumn, Value r) {
+    Value row, column;
+    if (mm.glu && !mm.interleaved) {
+      Value half = b.index(kStagedWeightRows / 2);
+      Value isUp = b.create<arith::CmpIOp>(arith::CmpIPredicate::uge, r, half);
+      Value within = b.create<arith::RemUIOp>(r, half);
+      column = b.create<arith::AddIOp>(blockColumn, within);
+      row = b.create<arith::AddIOp>(
+          column, b.create<arith::SelectOp>(isUp, b.index(mm.width),
+                                            b.index(0)));
+      Value valid = b.lessThan(column, b.index(mm.width));
+      return {b.create<arith::SelectOp>(valid, row, b.index(0)), valid};
+    }
+    Value first = mm.interleaved
+                      ? b.create<arith::MulIOp>(blockColumn, b.index(2))
+                      : blockColumn;
+    row = b.create<arith::AddIOp>(first, r);
+    Value valid = b.lessThan(row, b.index(mm.n));
+    return {b.create<arith::SelectOp>(valid, row, b.index(0)), valid};
+  }
+
+  /// The B tile u of warp column group wn, as a row of the block's B tile;
+  /// tiles 2p and 2p + 1 are always 8 rows apart.
+  Value stagedTileRow(KernelBuilder &b, Value wn, int64_t u) {
+    if (mm.glu && !mm.interleaved) {
+      int64_t base = u < outputTiles ? 0 : kStagedWeightRows / 2;
+      return b.create<arith::AddIOp>(
+          b.create<arith::MulIOp>(wn, b.index(8 * outputTiles)),
+          b.index(base + 8 * (u % outputTiles)));
+    }
+    return b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(wn, b.index(8 * bTiles)), b.index(8 * u));
+  }
+
+  /// 16-byte cp.async of one row chunk, zero-filled when `valid` is false.
+  void copyChunk(KernelBuilder &b, Value dst, ValueRange dstIndices,
+                 Value src, ValueRange srcIndices, Value valid) {
+    Value elements = b.create<arith::SelectOp>(valid, b.index(8), b.index(0));
+    b.create<nvgpu::DeviceAsyncCopyOp>(
+        nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst, dstIndices,
+        src, srcIndices, b.getIndexAttr(8), elements,
+        /*bypassL1=*/b.getUnitAttr());
+  }
+
+  /// One ldmatrix.x4 as 4 packed i32 pairs of the MMA type.
+  SmallVector<Value> loadMatrix(KernelBuilder &b, Value smem,
+                                ValueRange indices) {
+    Type element = mm.rhsElement;
+    Value tiles = b.create<nvgpu::LdMatrixOp>(
+        VectorType::get({4, 2}, element), smem, indices,
+        /*transpose=*/false, /*numTiles=*/4);
+    SmallVector<Value> packed;
+    for (int64_t q = 0; q < 4; ++q) {
+      Value pair = b.create<vector::ExtractOp>(tiles, ArrayRef<int64_t>{q});
+      Value word = b.create<vector::BitCastOp>(
+          VectorType::get({1}, b.getI32Type()), pair);
+      packed.push_back(
+          b.create<vector::ExtractOp>(word, ArrayRef<int64_t>{0}));
+    }
+    return packed;
+  }
+
+  /// The prefill kernel: each K tile of the block's 64 gathered rows and
+  /// 128 weight rows is copied to shared memory with cp.async, 3 tiles in
+  /// flight; warps read their MMA fragments with ldmatrix.
+  void computeStaged(KernelBuilder &b, const TileWork &work,
+                     Value blockColumn) {
+    Value tid = b.threadId();
+    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
+    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    Value wm = b.create<arith::DivUIOp>(warp, b.index(kStagedWarpsN));
+    Value wn = b.create<arith::RemUIOp>(warp, b.index(kStagedWarpsN));
+    Value expert = work.expert;
+
+    // The copies: a thread moves one 16-byte chunk of an A row and of two
+    // B rows per K tile.
+    Value chunkRow = b.create<arith::DivUIOp>(tid, b.index(kTileK / 8));
+    Value chunkK = b.create<arith::MulIOp>(
+        b.create<arith::RemUIOp>(tid, b.index(kTileK / 8)), b.index(8));
+    Value aRow = b.create<arith::AddIOp>(work.start, chunkRow);
+    Value aInside = b.lessThan(aRow, work.end);
+    auto [aSource, aExists] = mm.sourceRow(
+        b, b.create<arith::SelectOp>(aInside, aRow, work.start));
+    Value aValid = b.create<arith::AndIOp>(aInside, aExists);
+    Value aSafe = b.create<arith::SelectOp>(aValid, aSource, b.index(0));
+    SmallVector<std::pair<Value, Operand>> bCopies;
+    for (int64_t half = 0; half < 2; ++half) {
+      Value r = b.create<arith::AddIOp>(chunkRow,
+                                        b.index(half * kStagedRows));
+      bCopies.push_back({r, stagedWeightRow(b, blockColumn, r)});
+    }
+    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
+    auto issue = [&](KernelBuilder &ib, Value tileK, Value stage) {
+      Value k = ib.create<arith::AddIOp>(
+          ib.create<arith::MulIOp>(tileK, ib.index(kTileK)), chunkK);
+      Value kInside = ib.lessThan(k, ib.index(mm.reduction));
+      Value kSafe = ib.create<arith::SelectOp>(kInside, k, ib.index(0));
+      copyChunk(ib, stagedLhs, {stage, chunkRow, chunkK}, mm.lhs,
+                {aSafe, kSafe}, ib.create<arith::AndIOp>(aValid, kInside));
+      for (auto &[r, row] : bCopies)
+        copyChunk(ib, stagedRhs, {stage, r, chunkK}, mm.rhs,
+                  {expert, row.row, kSafe},
+                  ib.create<arith::AndIOp>(row.valid, kInside));
+    };
+    for (int64_t s = 0; s + 1 < kStages; ++s) {
+      if (s < numTiles)
+        issue(b, b.index(s), b.index(s));
+      b.create<NVVM::CpAsyncCommitGroupOp>();
+    }
+
+    SmallVector<Value> init(numAcc(), b.f32(0.0));
+    auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
+    Value rowInTile = b.create<arith::RemUIOp>(lane, b.index(16));
+    Value kHalf = b.create<arith::MulIOp>(
+        b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8));
+    Value tileOfPair = b.create<arith::MulIOp>(
+        b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8));
+    Value bRowInTile = b.create<arith::RemUIOp>(lane, b.index(8));
+    Value bKHalf = b.create<arith::MulIOp>(
+        b.create<arith::RemUIOp>(
+            b.create<arith::DivUIOp>(lane, b.index(8)), b.index(2)),
+        b.index(8));
+    SmallVector<Value> acc = b.forLoop(
+        b.index(0), b.index(numTiles), b.index(1), init,
+        [&](KernelBuilder &lb, Value tileK, ValueRange iter) {
+          // Tile tileK has landed (the newest group may still be in
+          // flight), and every warp is done with the stage reloaded next.
+          lb.create<NVVM::CpAsyncWaitGroupOp>(kStages - 2);
+          lb.create<gpu::BarrierOp>();
+          Value next = lb.create<arith::AddIOp>(tileK, lb.index(kStages - 1));
+          lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
+                    [&](KernelBuilder &ib) {
+                      issue(ib, next,
+                            ib.create<arith::RemUIOp>(next, ib.index(kStages)));
+                    });
+          lb.create<NVVM::CpAsyncCommitGroupOp>();
+          Value stage = lb.create<arith::RemUIOp>(tileK, lb.index(kStages));
+          SmallVector<Value> sums(iter);
+          for (int64_t ks = 0; ks < kTileK / 16; ++ks) {
+            SmallVector<SmallVector<Value>> aFrags, bFrags(bTiles);
+            for (int64_t i = 0; i < config.mTiles; ++i) {
+              Value row = lb.create<arith::AddIOp>(
+                  lb.create<arith::MulIOp>(wm, lb.index(16 * config.mTiles)),
+                  lb.create<arith::AddIOp>(rowInTile, lb.index(16 * i)));
+              Value k = lb.create<arith::AddIOp>(kHalf, lb.index(16 * ks));
+              aFrags.push_back(loadMatrix(lb, stagedLhs, {stage, row, k}));
+            }
+            for (int64_t u = 0; u < bTiles; u += 2) {
+              Value row = lb.create<arith::AddIOp>(
+                  stagedTileRow(lb, wn, u),
+                  lb.create<arith::AddIOp>(tileOfPair, bRowInTile));
+              Value k = lb.create<arith::AddIOp>(bKHalf, lb.index(16 * ks));
+              SmallVector<Value> m = loadMatrix(lb, stagedRhs, {stage, row, k});
+              bFrags[u] = {m[0], m[1]};
+              bFrags[u + 1] = {m[2], m[3]};
+            }
+            for (int64_t i = 0; i < config.mTiles; ++i)
+              for (int64_t u = 0; u < bTiles; ++u) {
+                MutableArrayRef<Value> slot(sums.data() + accIndex(i, u), 4);
+                mma(lb, aFrags[i], bFrags[u], slot);
+              }
+          }
+          return sums;
+        });
+    b.create<NVVM::CpAsyncWaitGroupOp>(0);
+
+    SmallVector<Value> outRows, outValid;
+    for (int64_t i = 0; i < config.mTiles; ++i)
+      for (int64_t half = 0; half < 2; ++half) {
+        Value r = b.create<arith::AddIOp>(
+            work.start,
+            b.create<arith::AddIOp>(
+                b.create<arith::MulIOp>(wm, b.index(16 * config.mTiles)),
+                b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half))));
+        outRows.push_back(r);
+        outValid.push_back(b.lessThan(r, work.end));
+      }
+    Value warpColumn = b.create<arith::AddIOp>(
+        blockColumn, b.create<arith::MulIOp>(wn, b.index(config.warpColumns)));
+    storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+  }
+
   const GroupedMatmul &mm;
   TensorCoreConfig config;
   NVVM::MMATypes mmaType;
   int64_t outputTiles, bTiles;
   Value partials; // workgroup memory of the K parts' sums (splitK > 1)
+  Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
 };
 
 //===----------------------------------------------------------------------===//

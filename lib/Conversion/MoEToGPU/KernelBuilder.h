@@ -123,6 +123,10 @@ struct TensorCoreConfig {
   // Warps that share the same columns and split K, their sums added through
   // shared memory: 1, or kWarpsPerBlock.
   int64_t splitK;
+  // Tiles staged through shared memory with cp.async and read with ldmatrix
+  // by 8 warps (the prefill kernel; mTiles and warpColumns then follow
+  // from the GLU form).
+  bool staged = false;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

@@ -10,13 +10,23 @@
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:       gpu.barrier
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_place)
+// The prefill shape stages 64 x 128 tiles of K through shared memory in 3
+// stages (cp.async, ldmatrix) when the activations have the weights' type;
+// the f32 activations of the second matmul are loaded from global memory.
 // CHECK:     scf.if
 // CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
-// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large)
-// CHECK:         vector.load {{.*}} : memref<?x64xbf16>, vector<8xbf16>
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<3x64x40xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x128x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x64xbf16> to memref<3x64x40xbf16, #gpu.address_space<workgroup>>
+// CHECK:         nvvm.cp.async.commit.group
+// CHECK:         nvvm.cp.async.wait.group 1
+// CHECK:         gpu.barrier
+// CHECK:         nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // CHECK:         nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // CHECK:     } else {
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
+// CHECK:         nvvm.mma.sync
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) {
+// CHECK:         vector.load {{.*}} : memref<?x48xf32>, vector<8xf32>
 // CHECK:         nvvm.mma.sync
 // CHECK:     gpu.launch {{.*}} function(@moe_combine)
 // CHECK-NOT: moe.
@@ -77,12 +87,9 @@ func.func @route(%logits: tensor<?x32xf32>, %bias: tensor<32xf32>)
 // -----
 
 // With K >= 1024 the decode tile shape has its 4 warps split K and add their
-// sums through workgroup memory, in a fixed order, before the epilogue; the
-// prefill shape keeps a warp per column strip.
+// sums through workgroup memory, in a fixed order, before the epilogue.
 
 // CHECK-LABEL: func.func @split_k
-// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large)
-// CHECK-NOT:   workgroup(
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small) workgroup(%{{.*}} : memref<768xf32, #gpu.address_space<workgroup>>)
 // CHECK:         nvvm.mma.sync
 // CHECK:         gpu.barrier
