@@ -48,11 +48,14 @@ constexpr int64_t kStepK = 32;
 
 /// The staged (prefill) kernel: 2 x 4 warps of 32 rows and 32 weight rows
 /// each, so a block computes 64 rows against 128 weight rows; tiles of 32 of
-/// K go through shared memory in 3 stages, rows padded by 8 elements so that
-/// ldmatrix reads hit 8 different bank groups.
+/// K go through shared memory, rows padded by 8 elements so that a warp's
+/// fragment reads hit different banks. 16-bit activations take 3 stages;
+/// f32 ones (converted as fragments are read) take 2, to stay within the
+/// 48 KiB of static shared memory.
 constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4;
 constexpr int64_t kStagedRows = 64, kStagedWeightRows = 128;
-constexpr int64_t kStages = 3, kTileK = 32, kPaddedK = kTileK + 8;
+constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
+constexpr int64_t kStagedThreads = kStagedWarpsM * kStagedWarpsN * 32;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -256,10 +259,12 @@ public:
     constexpr int64_t kMinSplitReduction = 1024;
     if (mm.reduction < kMinSplitReduction)
       this->config.splitK = 1;
-    // cp.async copies bytes: the activations must already have the weights'
-    // element type.
-    if (this->config.staged && mm.lhsType != mm.rhsElement)
+    // cp.async copies bytes: the activations have the weights' element type,
+    // or are f32 and converted when read.
+    if (this->config.staged && mm.lhsType != mm.rhsElement &&
+        !mm.lhsType.isF32())
       this->config.staged = false;
+    stages = mm.lhsType.isF32() ? 2 : 3;
     if (this->config.staged) {
       // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
       this->config.mTiles = 2;
@@ -296,10 +301,12 @@ public:
     auto space = gpu::AddressSpaceAttr::get(b.getContext(),
                                             gpu::AddressSpace::Workgroup);
     if (config.staged) {
-      for (int64_t rows : {kStagedRows, kStagedWeightRows})
-        workgroup.push_back(MemRefType::get({kStages, rows, kPaddedK},
-                                            mm.rhsElement,
-                                            MemRefLayoutAttrInterface(), space));
+      workgroup.push_back(MemRefType::get({stages, kStagedRows, kPaddedK},
+                                          mm.lhsType,
+                                          MemRefLayoutAttrInterface(), space));
+      workgroup.push_back(MemRefType::get({stages, kStagedWeightRows, kPaddedK},
+                                          mm.rhsElement,
+                                          MemRefLayoutAttrInterface(), space));
     } else if (config.splitK > 1) {
       // The accumulators of every warp but the first, lane-minor.
       workgroup.push_back(MemRefType::get(
@@ -694,14 +701,44 @@ private:
         b.create<arith::MulIOp>(wn, b.index(8 * bTiles)), b.index(8 * u));
   }
 
-  /// 16-byte cp.async of one row chunk, zero-filled when `valid` is false.
+  /// 16-byte cp.async of one row chunk of `count` elements, zero-filled
+  /// when `valid` is false.
   void copyChunk(KernelBuilder &b, Value dst, ValueRange dstIndices,
-                 Value src, ValueRange srcIndices, Value valid) {
-    Value elements = b.create<arith::SelectOp>(valid, b.index(8), b.index(0));
+                 Value src, ValueRange srcIndices, int64_t count,
+                 Value valid) {
+    Value elements =
+        b.create<arith::SelectOp>(valid, b.index(count), b.index(0));
     b.create<nvgpu::DeviceAsyncCopyOp>(
         nvgpu::DeviceAsyncTokenType::get(b.getContext()), dst, dstIndices,
-        src, srcIndices, b.getIndexAttr(8), elements,
+        src, srcIndices, b.getIndexAttr(count), elements,
         /*bypassL1=*/b.getUnitAttr());
+  }
+
+  /// The A fragment of m tile rows [row, row + 16) and K [k, k + 16) from
+  /// f32 activations: pairs read as 8-byte words and rounded to the MMA
+  /// type, in mma.sync's order (g, 2c), (g + 8, 2c), (g, 2c + 8), ...
+  SmallVector<Value> loadF32Fragment(KernelBuilder &b, Value stage,
+                                     Value row, Value k, Value g, Value c) {
+    SmallVector<Value> packed;
+    for (int64_t kHalf = 0; kHalf < 2; ++kHalf)
+      for (int64_t rowHalf = 0; rowHalf < 2; ++rowHalf) {
+        Value r = b.create<arith::AddIOp>(
+            row, b.create<arith::AddIOp>(g, b.index(8 * rowHalf)));
+        Value column = b.create<arith::AddIOp>(
+            k, b.create<arith::AddIOp>(
+                   b.create<arith::MulIOp>(c, b.index(2)),
+                   b.index(8 * kHalf)));
+        Value pair = b.create<vector::LoadOp>(
+            VectorType::get({2}, b.getF32Type()), stagedLhs,
+            ValueRange{stage, r, column});
+        pair = b.create<arith::TruncFOp>(
+            VectorType::get({2}, mm.rhsElement), pair);
+        Value word = b.create<vector::BitCastOp>(
+            VectorType::get({1}, b.getI32Type()), pair);
+        packed.push_back(
+            b.create<vector::ExtractOp>(word, ArrayRef<int64_t>{0}));
+      }
+    return packed;
   }
 
   /// One ldmatrix.x4 as 4 packed i32 pairs of the MMA type.
@@ -736,36 +773,61 @@ private:
     Value wn = b.create<arith::RemUIOp>(warp, b.index(kStagedWarpsN));
     Value expert = work.expert;
 
-    // The copies: a thread moves one 16-byte chunk of an A row and of two
-    // B rows per K tile.
-    Value chunkRow = b.create<arith::DivUIOp>(tid, b.index(kTileK / 8));
-    Value chunkK = b.create<arith::MulIOp>(
-        b.create<arith::RemUIOp>(tid, b.index(kTileK / 8)), b.index(8));
-    Value aRow = b.create<arith::AddIOp>(work.start, chunkRow);
-    Value aInside = b.lessThan(aRow, work.end);
-    auto [aSource, aExists] = mm.sourceRow(
-        b, b.create<arith::SelectOp>(aInside, aRow, work.start));
-    Value aValid = b.create<arith::AndIOp>(aInside, aExists);
-    Value aSafe = b.create<arith::SelectOp>(aValid, aSource, b.index(0));
-    SmallVector<std::pair<Value, Operand>> bCopies;
-    for (int64_t half = 0; half < 2; ++half) {
-      Value r = b.create<arith::AddIOp>(chunkRow,
-                                        b.index(half * kStagedRows));
-      bCopies.push_back({r, stagedWeightRow(b, blockColumn, r)});
-    }
+    // The copies, in 16-byte chunks spread over the threads: the K tile of
+    // the block's 64 (gathered) A rows and of its 128 weight rows.
+    struct Copy {
+      Value row;    // in the shared tile
+      Operand from; // the row to read
+      Value k;      // first element within the K tile
+      int64_t count;
+    };
+    SmallVector<Copy> aCopies, bCopies;
+    auto chunks = [&](Type element, int64_t rows,
+                      function_ref<Operand(Value)> source,
+                      SmallVector<Copy> &copies) {
+      int64_t count = 16 * 8 / element.getIntOrFloatBitWidth();
+      int64_t perRow = kTileK / count;
+      int64_t rowsPerPass = kStagedThreads / perRow;
+      Value first = b.create<arith::DivUIOp>(tid, b.index(perRow));
+      Value k = b.create<arith::MulIOp>(
+          b.create<arith::RemUIOp>(tid, b.index(perRow)), b.index(count));
+      for (int64_t pass = 0; pass < rows / rowsPerPass; ++pass) {
+        Value r = b.create<arith::AddIOp>(first, b.index(pass * rowsPerPass));
+        copies.push_back({r, source(r), k, count});
+      }
+    };
+    chunks(mm.lhsType, kStagedRows, [&](Value r) {
+      Value aRow = b.create<arith::AddIOp>(work.start, r);
+      Value inside = b.lessThan(aRow, work.end);
+      auto [source, exists] = mm.sourceRow(
+          b, b.create<arith::SelectOp>(inside, aRow, work.start));
+      Value valid = b.create<arith::AndIOp>(inside, exists);
+      return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)),
+                     valid};
+    }, aCopies);
+    chunks(mm.rhsElement, kStagedWeightRows, [&](Value r) {
+      return stagedWeightRow(b, blockColumn, r);
+    }, bCopies);
     int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
     auto issue = [&](KernelBuilder &ib, Value tileK, Value stage) {
-      Value k = ib.create<arith::AddIOp>(
-          ib.create<arith::MulIOp>(tileK, ib.index(kTileK)), chunkK);
-      Value kInside = ib.lessThan(k, ib.index(mm.reduction));
-      Value kSafe = ib.create<arith::SelectOp>(kInside, k, ib.index(0));
-      copyChunk(ib, stagedLhs, {stage, chunkRow, chunkK}, mm.lhs,
-                {aSafe, kSafe}, ib.create<arith::AndIOp>(aValid, kInside));
-      for (auto &[r, row] : bCopies)
-        copyChunk(ib, stagedRhs, {stage, r, chunkK}, mm.rhs,
-                  {expert, row.row, kSafe},
-                  ib.create<arith::AndIOp>(row.valid, kInside));
+      Value k0 = ib.create<arith::MulIOp>(tileK, ib.index(kTileK));
+      auto copy = [&](const Copy &chunk, Value dst, Value src,
+                      ValueRange prefix) {
+        Value k = ib.create<arith::AddIOp>(k0, chunk.k);
+        Value kInside = ib.lessThan(k, ib.index(mm.reduction));
+        SmallVector<Value> indices(prefix);
+        indices.append({chunk.from.row,
+                        ib.create<arith::SelectOp>(kInside, k, ib.index(0))});
+        copyChunk(ib, dst, {stage, chunk.row, chunk.k}, src, indices,
+                  chunk.count,
+                  ib.create<arith::AndIOp>(chunk.from.valid, kInside));
+      };
+      for (const Copy &chunk : aCopies)
+        copy(chunk, stagedLhs, mm.lhs, {});
+      for (const Copy &chunk : bCopies)
+        copy(chunk, stagedRhs, mm.rhs, {expert});
     };
+    int64_t kStages = stages;
     for (int64_t s = 0; s + 1 < kStages; ++s) {
       if (s < numTiles)
         issue(b, b.index(s), b.index(s));
@@ -806,6 +868,15 @@ private:
               Value row = lb.create<arith::AddIOp>(
                   lb.create<arith::MulIOp>(wm, lb.index(16 * config.mTiles)),
                   lb.create<arith::AddIOp>(rowInTile, lb.index(16 * i)));
+              if (mm.lhsType.isF32()) {
+                Value tileRow = lb.create<arith::MulIOp>(
+                    wm, lb.index(16 * config.mTiles));
+                aFrags.push_back(loadF32Fragment(
+                    lb, stage,
+                    lb.create<arith::AddIOp>(tileRow, lb.index(16 * i)),
+                    lb.index(16 * ks), g, c));
+                continue;
+              }
               Value k = lb.create<arith::AddIOp>(kHalf, lb.index(16 * ks));
               aFrags.push_back(loadMatrix(lb, stagedLhs, {stage, row, k}));
             }
@@ -850,6 +921,7 @@ private:
   int64_t outputTiles, bTiles;
   Value partials; // workgroup memory of the K parts' sums (splitK > 1)
   Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
+  int64_t stages;             // K tiles the staged kernel keeps in flight
 };
 
 //===----------------------------------------------------------------------===//

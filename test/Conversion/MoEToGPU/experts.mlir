@@ -1,18 +1,27 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-gpu=large-staged=false --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=UNSTAGED
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
 // row scale (each a tile schedule plus two tensor-core tile shapes picked on
 // the host), and the combine, which reuses the dispatch's inverse rows.
 
+// Without staging, the prefill warps load their fragments from global memory.
+// UNSTAGED-LABEL: func.func @experts
+// UNSTAGED:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) {
+// UNSTAGED-NOT:     nvgpu.
+// UNSTAGED:         vector.load {{.*}} : memref<?x64xbf16>, vector<8xbf16>
+// UNSTAGED:         nvvm.mma.sync
+
 // CHECK-LABEL: func.func @experts
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_count)
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:       gpu.barrier
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_place)
-// The prefill shape stages 64 x 128 tiles of K through shared memory in 3
-// stages (cp.async, ldmatrix) when the activations have the weights' type;
-// the f32 activations of the second matmul are loaded from global memory.
+// The prefill shape stages 64 x 128 tiles of K through shared memory: in 3
+// stages, read with ldmatrix, when the activations have the weights' type;
+// in 2, read as f32 pairs and rounded, for the second matmul's f32 ones.
 // CHECK:     scf.if
 // CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<3x64x40xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x128x40xbf16, #gpu.address_space<workgroup>>)
@@ -25,8 +34,11 @@
 // CHECK:     } else {
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
 // CHECK:         nvvm.mma.sync
-// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) {
-// CHECK:         vector.load {{.*}} : memref<?x48xf32>, vector<8xf32>
+// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x128x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x48xf32> to memref<2x64x40xf32, #gpu.address_space<workgroup>>
+// CHECK:         nvvm.cp.async.wait.group 0
+// CHECK:         vector.load {{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// CHECK:         arith.truncf {{.*}} : vector<2xf32> to vector<2xbf16>
 // CHECK:         nvvm.mma.sync
 // CHECK:     gpu.launch {{.*}} function(@moe_combine)
 // CHECK-NOT: moe.
