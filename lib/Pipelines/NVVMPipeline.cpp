@@ -27,6 +27,8 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   kernels.largeRowsPerExpert = options.largeRowsPerExpert;
   kernels.smallSplitK = options.smallSplitK;
   kernels.largeStaged = options.largeStaged;
+  // wgmma exists on sm_90a only (not sm_90, nor later chips).
+  kernels.wgmma = options.wgmma && options.chip == "sm_90a";
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());
 

@@ -41,6 +41,10 @@ EDGE_SHAPES = {
     "edge-plain": (100, 36, 4, 2),
 }
 
+#: Pipeline options whose kernels are built (and checked) beside the default:
+#: wgmma, which is not the default yet.
+ALWAYS_VARIANTS = ["wgmma=true"]
+
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {
     "mixtral": (128, 8, 96),
@@ -75,10 +79,12 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     for name, (H, I, E, k) in {**BENCHMARK_SHAPES, **EDGE_SHAPES}.items():
         add(name, irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
             kind="experts", H=H, I=I, E=E, k=k)
-    # The benchmark shapes again under other pipeline options, for A/B
-    # timings in one run: `gpu.py --shapes 'mixtral-8x7b@small-split-k=1'`.
-    for options in variants:
-        for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+    # The benchmark shapes (and the K-tail edge) again under other pipeline
+    # options: the kernels that are not the default are checked too, and
+    # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=true'`).
+    for options in dict.fromkeys(ALWAYS_VARIANTS + variants):
+        shapes = dict(BENCHMARK_SHAPES, **{"edge-tail": EDGE_SHAPES["edge-tail"]})
+        for name, (H, I, E, k) in shapes.items():
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
                 "experts", pipeline_extra=options, kind="experts-variant", H=H, I=I,
                 E=E, k=k)

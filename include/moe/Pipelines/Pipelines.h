@@ -93,6 +93,12 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Stage the prefill tiles through shared memory "
                      "(cp.async, ldmatrix)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> wgmma{
+      *this, "wgmma",
+      llvm::cl::desc("Use wgmma.mma_async in the prefill kernel where the "
+                     "chip has it (sm_90a); off by default, as it is still "
+                     "slower than the staged mma.sync kernel"),
+      llvm::cl::init(false)};
 };
 
 /// Lowers a module of moe ops (on tensors) to host LLVM dialect code that

@@ -34,6 +34,8 @@
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
+#include <functional>
+
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
@@ -55,7 +57,13 @@ constexpr int64_t kStepK = 32;
 constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4;
 constexpr int64_t kStagedRows = 64, kStagedWeightRows = 128;
 constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
-constexpr int64_t kStagedThreads = kStagedWarpsM * kStagedWarpsN * 32;
+
+/// The wgmma (sm_90a) form of the staged kernel: one warpgroup per 64 x 128
+/// block tile. Shared tiles are stored K-chunk-major, [chunk of 8 K][row][8],
+/// which is wgmma's K-major layout without swizzling: 8-row core matrices of
+/// 128 contiguous bytes, the next 8 rows 128 bytes on, the next chunk of K
+/// `rows * 16` bytes on.
+constexpr int64_t kWarpgroupThreads = 128;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -265,7 +273,15 @@ public:
         !mm.lhsType.isF32())
       this->config.staged = false;
     stages = mm.lhsType.isF32() ? 2 : 3;
-    if (this->config.staged) {
+    if (!this->config.staged || mm.lhsType != mm.rhsElement)
+      this->config.wgmma = false;
+    if (this->config.wgmma) {
+      // A warp holds 16 rows of the warpgroup's 64 against all 128 weight
+      // rows: 8 gate and 8 up tiles, or 16 output tiles.
+      this->config.mTiles = 1;
+      this->config.warpColumns = mm.glu ? 64 : 128;
+      this->config.splitK = 1;
+    } else if (this->config.staged) {
       // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
       this->config.mTiles = 2;
       this->config.warpColumns = mm.glu ? 16 : 32;
@@ -283,11 +299,15 @@ public:
     return config.staged ? kStagedRows : 16 * config.mTiles;
   }
   int64_t blockColumns() const {
+    if (config.wgmma)
+      return config.warpColumns;
     if (config.staged)
       return kStagedWarpsN * config.warpColumns;
     return kWarpsPerBlock / config.splitK * config.warpColumns;
   }
   int64_t threads() const {
+    if (config.wgmma)
+      return kWarpgroupThreads;
     return (config.staged ? kStagedWarpsM * kStagedWarpsN : kWarpsPerBlock) *
            kWarpSize;
   }
@@ -300,7 +320,12 @@ public:
     SmallVector<Type> workgroup;
     auto space = gpu::AddressSpaceAttr::get(b.getContext(),
                                             gpu::AddressSpace::Workgroup);
-    if (config.staged) {
+    if (config.wgmma) {
+      for (int64_t rows : {kStagedRows, kStagedWeightRows})
+        workgroup.push_back(MemRefType::get({stages, kTileK / 8, rows, 8},
+                                            mm.rhsElement,
+                                            MemRefLayoutAttrInterface(), space));
+    } else if (config.staged) {
       workgroup.push_back(MemRefType::get({stages, kStagedRows, kPaddedK},
                                           mm.lhsType,
                                           MemRefLayoutAttrInterface(), space));
@@ -445,6 +470,10 @@ private:
   }
 
   void computeTile(KernelBuilder &b, const TileWork &work, Value blockColumn) {
+    if (config.wgmma) {
+      computeWgmma(b, work, blockColumn);
+      return;
+    }
     if (config.staged) {
       computeStaged(b, work, blockColumn);
       return;
@@ -759,20 +788,14 @@ private:
     return packed;
   }
 
-  /// The prefill kernel: each K tile of the block's 64 gathered rows and
-  /// 128 weight rows is copied to shared memory with cp.async, 3 tiles in
-  /// flight; warps read their MMA fragments with ldmatrix.
-  void computeStaged(KernelBuilder &b, const TileWork &work,
-                     Value blockColumn) {
+  /// Issues the cp.async copies of K tile `tile` of the block's 64
+  /// gathered rows and 128 weight rows into `stage`, in 16-byte chunks
+  /// spread over the block's threads; zero-filled past the rows and K.
+  using IssueFn = std::function<void(KernelBuilder &, Value, Value)>;
+  IssueFn stagedCopies(KernelBuilder &b, const TileWork &work,
+                       Value blockColumn) {
     Value tid = b.threadId();
-    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
-    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
-    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
-    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
-    Value wm = b.create<arith::DivUIOp>(warp, b.index(kStagedWarpsN));
-    Value wn = b.create<arith::RemUIOp>(warp, b.index(kStagedWarpsN));
     Value expert = work.expert;
-
     // The copies, in 16-byte chunks spread over the threads: the K tile of
     // the block's 64 (gathered) A rows and of its 128 weight rows.
     struct Copy {
@@ -787,7 +810,7 @@ private:
                       SmallVector<Copy> &copies) {
       int64_t count = 16 * 8 / element.getIntOrFloatBitWidth();
       int64_t perRow = kTileK / count;
-      int64_t rowsPerPass = kStagedThreads / perRow;
+      int64_t rowsPerPass = threads() / perRow;
       Value first = b.create<arith::DivUIOp>(tid, b.index(perRow));
       Value k = b.create<arith::MulIOp>(
           b.create<arith::RemUIOp>(tid, b.index(perRow)), b.index(count));
@@ -808,9 +831,8 @@ private:
     chunks(mm.rhsElement, kStagedWeightRows, [&](Value r) {
       return stagedWeightRow(b, blockColumn, r);
     }, bCopies);
-    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
-    auto issue = [&](KernelBuilder &ib, Value tileK, Value stage) {
-      Value k0 = ib.create<arith::MulIOp>(tileK, ib.index(kTileK));
+    return [=](KernelBuilder &ib, Value tile, Value stage) {
+      Value k0 = ib.create<arith::MulIOp>(tile, ib.index(kTileK));
       auto copy = [&](const Copy &chunk, Value dst, Value src,
                       ValueRange prefix) {
         Value k = ib.create<arith::AddIOp>(k0, chunk.k);
@@ -818,8 +840,12 @@ private:
         SmallVector<Value> indices(prefix);
         indices.append({chunk.from.row,
                         ib.create<arith::SelectOp>(kInside, k, ib.index(0))});
-        copyChunk(ib, dst, {stage, chunk.row, chunk.k}, src, indices,
-                  chunk.count,
+        SmallVector<Value> at = {stage, chunk.row, chunk.k};
+        if (config.wgmma)
+          at = {stage,
+                ib.create<arith::DivUIOp>(chunk.k, ib.index(chunk.count)),
+                chunk.row, ib.index(0)};
+        copyChunk(ib, dst, at, src, indices, chunk.count,
                   ib.create<arith::AndIOp>(chunk.from.valid, kInside));
       };
       for (const Copy &chunk : aCopies)
@@ -827,6 +853,22 @@ private:
       for (const Copy &chunk : bCopies)
         copy(chunk, stagedRhs, mm.rhs, {expert});
     };
+  }
+
+  /// The prefill kernel: each K tile of the block's 64 gathered rows and
+  /// 128 weight rows is copied to shared memory with cp.async, 3 tiles in
+  /// flight; warps read their MMA fragments with ldmatrix.
+  void computeStaged(KernelBuilder &b, const TileWork &work,
+                     Value blockColumn) {
+    Value tid = b.threadId();
+    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
+    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    Value wm = b.create<arith::DivUIOp>(warp, b.index(kStagedWarpsN));
+    Value wn = b.create<arith::RemUIOp>(warp, b.index(kStagedWarpsN));
+    IssueFn issue = stagedCopies(b, work, blockColumn);
+    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
     int64_t kStages = stages;
     for (int64_t s = 0; s + 1 < kStages; ++s) {
       if (s < numTiles)
@@ -848,19 +890,19 @@ private:
         b.index(8));
     SmallVector<Value> acc = b.forLoop(
         b.index(0), b.index(numTiles), b.index(1), init,
-        [&](KernelBuilder &lb, Value tileK, ValueRange iter) {
-          // Tile tileK has landed (the newest group may still be in
+        [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+          // Tile `tile` has landed (the newest group may still be in
           // flight), and every warp is done with the stage reloaded next.
           lb.create<NVVM::CpAsyncWaitGroupOp>(kStages - 2);
           lb.create<gpu::BarrierOp>();
-          Value next = lb.create<arith::AddIOp>(tileK, lb.index(kStages - 1));
+          Value next = lb.create<arith::AddIOp>(tile, lb.index(kStages - 1));
           lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
                     [&](KernelBuilder &ib) {
                       issue(ib, next,
                             ib.create<arith::RemUIOp>(next, ib.index(kStages)));
                     });
           lb.create<NVVM::CpAsyncCommitGroupOp>();
-          Value stage = lb.create<arith::RemUIOp>(tileK, lb.index(kStages));
+          Value stage = lb.create<arith::RemUIOp>(tile, lb.index(kStages));
           SmallVector<Value> sums(iter);
           for (int64_t ks = 0; ks < kTileK / 16; ++ks) {
             SmallVector<SmallVector<Value>> aFrags, bFrags(bTiles);
@@ -913,6 +955,122 @@ private:
     Value warpColumn = b.create<arith::AddIOp>(
         blockColumn, b.create<arith::MulIOp>(wn, b.index(config.warpColumns)));
     storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+  }
+
+  /// A wgmma shared-memory matrix descriptor (K-major, no swizzle) for the
+  /// 16-wide K step `step` of `stage` of a K-chunk-major tile of `rows` rows.
+  Value matrixDescriptor(KernelBuilder &b, Value smem, Value stage,
+                         int64_t step, int64_t rows) {
+    Type i64 = b.getI64Type();
+    int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
+    Value base = b.create<arith::IndexCastOp>(
+        i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(smem));
+    Value offset = b.create<arith::IndexCastOp>(
+        i64, b.create<arith::AddIOp>(
+                 b.create<arith::MulIOp>(
+                     stage, b.index(chunkBytes * (kTileK / 8))),
+                 b.index(chunkBytes * 2 * step)));
+    Value address = b.create<arith::AddIOp>(base, offset);
+    auto constant = [&](int64_t v) {
+      return b.create<arith::ConstantIntOp>(i64, v);
+    };
+    // Bits 0-13: address >> 4; 16-29: leading (K chunk) byte offset >> 4;
+    // 32-45: stride (8-row group) byte offset >> 4; 62-63: 0, no swizzle.
+    Value start = b.create<arith::ShRUIOp>(
+        b.create<arith::AndIOp>(address, constant(0x3FFFF)), constant(4));
+    int64_t fields = ((chunkBytes >> 4) << 16) | ((128LL >> 4) << 32);
+    return b.create<arith::OrIOp>(start, constant(fields));
+  }
+
+  /// The prefill kernel on sm_90a: one warpgroup per block tile, K tiles
+  /// copied with cp.async in 3 stages, then each 16-wide K step is one
+  /// wgmma.mma_async.m64n128k16 reading both operands from shared memory.
+  void computeWgmma(KernelBuilder &b, const TileWork &work,
+                    Value blockColumn) {
+    Value tid = b.threadId();
+    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
+    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    IssueFn issue = stagedCopies(b, work, blockColumn);
+    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
+    int64_t kStages = stages;
+    for (int64_t s = 0; s + 1 < kStages; ++s) {
+      if (s < numTiles)
+        issue(b, b.index(s), b.index(s));
+      b.create<NVVM::CpAsyncCommitGroupOp>();
+    }
+
+    MLIRContext *ctx = b.getContext();
+    Type f32 = b.getF32Type();
+    int64_t n = kStagedWeightRows;
+    auto accType = LLVM::LLVMStructType::getLiteral(
+        ctx, SmallVector<Type>(n / 2, f32));
+    Value zero = b.create<LLVM::ZeroOp>(accType);
+    auto wgmmaType = mm.rhsElement.isBF16() ? NVVM::WGMMATypes::bf16
+                                            : NVVM::WGMMATypes::f16;
+    Value acc =
+        b.forLoop(
+             b.index(0), b.index(numTiles), b.index(1), ValueRange{zero},
+             [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+               lb.create<NVVM::CpAsyncWaitGroupOp>(kStages - 2);
+               // What cp.async wrote (generic proxy) becomes visible to
+               // wgmma's reads (async proxy), then to the whole block.
+               lb.create<NVVM::FenceProxyOp>(
+                   NVVM::ProxyKind::async_shared,
+                   NVVM::SharedSpaceAttr::get(ctx,
+                                              NVVM::SharedSpace::shared_cta));
+               lb.create<gpu::BarrierOp>();
+               Value next =
+                   lb.create<arith::AddIOp>(tile, lb.index(kStages - 1));
+               lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
+                         [&](KernelBuilder &ib) {
+                           issue(ib, next,
+                                 ib.create<arith::RemUIOp>(
+                                     next, ib.index(kStages)));
+                         });
+               lb.create<NVVM::CpAsyncCommitGroupOp>();
+               Value stage =
+                   lb.create<arith::RemUIOp>(tile, lb.index(kStages));
+               Value d = iter[0];
+               lb.create<NVVM::WgmmaFenceAlignedOp>();
+               for (int64_t step = 0; step < kTileK / 16; ++step)
+                 d = lb.create<NVVM::WgmmaMmaAsyncOp>(
+                     accType, d,
+                     matrixDescriptor(lb, stagedLhs, stage, step,
+                                      kStagedRows),
+                     matrixDescriptor(lb, stagedRhs, stage, step, n),
+                     NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
+                     wgmmaType, NVVM::WGMMATypes::f32,
+                     NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
+                     NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
+                     NVVM::MMALayout::col, NVVM::MMAIntOverflowAttr());
+               lb.create<NVVM::WgmmaGroupSyncAlignedOp>();
+               // Done with this stage before any warp passes the next
+               // barrier and reloads it.
+               lb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+               return SmallVector<Value>{d};
+             })
+            .front();
+    b.create<NVVM::CpAsyncWaitGroupOp>(0);
+
+    // Warp w holds rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
+    SmallVector<Value> values;
+    for (int64_t q = 0; q < n / 2; ++q)
+      values.push_back(
+          b.create<LLVM::ExtractValueOp>(acc, ArrayRef<int64_t>{q}));
+    auto accIndex = [&](int64_t, int64_t u) { return u * 4; };
+    SmallVector<Value> outRows, outValid;
+    for (int64_t half = 0; half < 2; ++half) {
+      Value r = b.create<arith::AddIOp>(
+          work.start,
+          b.create<arith::AddIOp>(
+              b.create<arith::MulIOp>(warp, b.index(16)),
+              b.create<arith::AddIOp>(g, b.index(8 * half))));
+      outRows.push_back(r);
+      outValid.push_back(b.lessThan(r, work.end));
+    }
+    storeTile(b, values, accIndex, outRows, outValid, blockColumn, c);
   }
 
   const GroupedMatmul &mm;

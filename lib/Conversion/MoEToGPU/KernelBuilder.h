@@ -127,6 +127,9 @@ struct TensorCoreConfig {
   // by 8 warps (the prefill kernel; mTiles and warpColumns then follow
   // from the GLU form).
   bool staged = false;
+  // With staged: multiply with wgmma.mma_async (sm_90a) where the
+  // activations have the weights' type.
+  bool wgmma = false;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

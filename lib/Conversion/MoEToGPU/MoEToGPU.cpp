@@ -46,7 +46,7 @@ struct ConvertMoEToGPUPass
     GroupedMatmulOptions matmul{
         /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
         /*large=*/{/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
-                   /*splitK=*/1, largeStaged},
+                   /*splitK=*/1, largeStaged, wgmma},
         largeRowsPerExpert};
 
     SmallVector<Operation *> work;

@@ -1,6 +1,8 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
 // RUN: moe-opt %s --convert-moe-to-gpu=large-staged=false --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=UNSTAGED
+// RUN: moe-opt %s --convert-moe-to-gpu=wgmma=true --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=WGMMA
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -13,6 +15,21 @@
 // UNSTAGED-NOT:     nvgpu.
 // UNSTAGED:         vector.load {{.*}} : memref<?x64xbf16>, vector<8xbf16>
 // UNSTAGED:         nvvm.mma.sync
+
+// With wgmma (sm_90a), one warpgroup multiplies each 64 x 128 tile from
+// shared memory stored K-chunk-major; the f32 activations of the second
+// matmul keep the mma.sync kernel.
+// WGMMA-LABEL: func.func @experts
+// WGMMA:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<3x4x64x8xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x4x128x8xbf16, #gpu.address_space<workgroup>>)
+// WGMMA:         nvgpu.device_async_copy
+// WGMMA:         nvvm.fence.proxy
+// WGMMA:         nvvm.wgmma.fence.aligned
+// WGMMA:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA:         nvvm.wgmma.commit.group.sync.aligned
+// WGMMA:         nvvm.wgmma.wait.group.sync.aligned 0
+// WGMMA:       function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>
+// WGMMA-NOT:     nvvm.wgmma.mma_async
+// WGMMA:         nvvm.mma.sync
 
 // CHECK-LABEL: func.func @experts
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_count)

@@ -127,6 +127,24 @@ def test_experts_edge_cases():
     assert not failures, failures
 
 
+def test_experts_under_other_pipeline_options():
+    """The kernels of non-default options (wgmma on sm_90a, ...) on the
+    benchmark shapes and the K-tail edge, decode and prefill sizes."""
+    entries = artifacts()
+    failures = []
+    variants = [e for e in entries.values() if e["kind"] == "experts-variant"]
+    if not variants:
+        skip("no variant artifacts")
+    for entry in variants:
+        for T in (1, 333, 4096):
+            error = experts_case(entry, T, seed=500 + T)
+            print(f"  experts {entry['name']:28s} T={T:5d} rel err {error:.2e}", flush=True)
+            if not error <= BF16_BOUND:
+                failures.append((entry["name"], T, error))
+        torch.cuda.empty_cache()
+    assert not failures, failures
+
+
 def test_routing_matches_oracle():
     from moe_mlir import reference
 

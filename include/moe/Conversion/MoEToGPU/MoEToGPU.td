@@ -48,6 +48,11 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "prefill tile shape: 64 x 128 block tiles staged through shared "
            "memory with cp.async and read with ldmatrix (false: warps load "
            "their fragments from global memory)">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
+           "sm_90a only: the staged prefill shape multiplies with "
+           "wgmma.mma_async (one warpgroup per 64 x 128 tile, both operands "
+           "read from shared memory through matrix descriptors) when the "
+           "activations have the weights' type">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
