@@ -9,6 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 llvm=/usr/lib/llvm-22
 out="$root/artifacts/gpu"
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+rm -rf "$out"
 mkdir -p "$out"
 cp "$root/build/lib/libmoe_cuda_runtime.so" "$out/"
 
@@ -26,7 +27,6 @@ done
 
 # moe-compile's CUDA artifacts (C ABI, kernels and runtime linked in), one
 # config.json per model family.
-rm -rf "$out/aot"
 for config in "$root"/test/Integration/GPU/Inputs/configs/*.json; do
   "$root/build/bin/moe-compile" --target=cuda "$config" \
     --name="$(basename "$config" .json)" --emit=so,header,manifest -o "$out/aot"

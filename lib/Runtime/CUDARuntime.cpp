@@ -37,6 +37,36 @@ constexpr CUresult kSuccess = 0;
 constexpr CUresult kInvalidValue = 1;
 constexpr CUresult kOutOfMemory = 2;
 constexpr int kPointerAttributeMemoryType = 2;
+constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
+constexpr int kLaunchAttributeClusterDimension = 4;
+constexpr int kStaticSharedLimit = 48 * 1024;
+
+/// cuda.h's launch configuration for cuLaunchKernelEx, with the one
+/// attribute the runtime sets (the cluster shape), laid out as in CUDA 12.
+struct LaunchAttribute {
+  int id;
+  char pad[4];
+  union {
+    char bytes[64];
+    struct {
+      unsigned x, y, z;
+    } clusterDim;
+  } value;
+};
+static_assert(sizeof(LaunchAttribute) == 72, "CUlaunchAttribute layout");
+struct LaunchConfig {
+  unsigned gridDimX, gridDimY, gridDimZ;
+  unsigned blockDimX, blockDimY, blockDimZ;
+  unsigned sharedMemBytes;
+  CUstream stream;
+  LaunchAttribute *attrs;
+  unsigned numAttrs;
+};
+
+/// cuda.h's CUtensorMap: 128 opaque bytes, 64-byte aligned.
+struct alignas(64) TensorMap {
+  unsigned long long opaque[16];
+};
 constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 constexpr int kStatusDeviceError = 6;
@@ -72,6 +102,16 @@ struct Driver {
   CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
   CUresult (*cuGetErrorString)(CUresult, const char **);
   CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  // CUDA 12 drivers; null on older ones (the calls then fail as statuses).
+  CUresult (*cuLaunchKernelEx)(const LaunchConfig *, CUfunction, void **,
+                               void **) = nullptr;
+  CUresult (*cuTensorMapEncodeTiled)(TensorMap *, int, unsigned, void *,
+                                     const unsigned long long *,
+                                     const unsigned long long *,
+                                     const unsigned *, const unsigned *, int,
+                                     int, int, int) = nullptr;
   CUcontext context = nullptr;
   bool ready = false;
   char failure[256] = "";
@@ -138,12 +178,16 @@ Driver &driver() {
               resolve(library, "cuMemsetD16Async", d.cuMemsetD16Async) &&
               resolve(library, "cuGetErrorString", d.cuGetErrorString) &&
               resolve(library, "cuPointerGetAttribute",
-                      d.cuPointerGetAttribute);
+                      d.cuPointerGetAttribute) &&
+              resolve(library, "cuFuncSetAttribute", d.cuFuncSetAttribute) &&
+              resolve(library, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD);
     if (!ok) {
       std::snprintf(d.failure, sizeof(d.failure),
                     "libcuda.so.1 lacks a driver entry point: %s", dlerror());
       return;
     }
+    resolve(library, "cuLaunchKernelEx", d.cuLaunchKernelEx);
+    resolve(library, "cuTensorMapEncodeTiled", d.cuTensorMapEncodeTiled);
     CUdevice device = 0;
     if (d.cuInit(0) != kSuccess ||
         d.cuDeviceGet(&device, defaultDevice) != kSuccess ||
@@ -215,6 +259,15 @@ struct LazyModule {
   std::mutex mutex;
   std::vector<std::pair<CUcontext, CUmodule>> loaded;
 };
+
+/// Lets `function` take `smem` bytes of dynamic shared memory beyond the
+/// 48 KiB a launch gets without asking.
+bool allowSharedMemory(Scope &scope, void *function, int32_t smem) {
+  if (smem <= kStaticSharedLimit)
+    return true;
+  return scope.check(driver().cuFuncSetAttribute(
+      function, kFuncAttributeMaxDynamicSharedBytes, smem));
+}
 
 } // namespace
 
@@ -300,9 +353,116 @@ MOE_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX,
     return;
   if (gridX <= 0 || gridY <= 0 || gridZ <= 0) // empty grids launch nothing
     return;
+  if (!allowSharedMemory(scope, function, smem))
+    return;
   scope.check(driver().cuLaunchKernel(function, gridX, gridY, gridZ, blockX,
                                       blockY, blockZ, smem, stream, params,
                                       extra));
+}
+
+MOE_EXPORT void mgpuLaunchClusterKernel(
+    void *function, intptr_t clusterX, intptr_t clusterY, intptr_t clusterZ,
+    intptr_t gridX, intptr_t gridY, intptr_t gridZ, intptr_t blockX,
+    intptr_t blockY, intptr_t blockZ, int32_t smem, void *stream,
+    void **params, void **extra, size_t /*paramsCount*/) {
+  Scope scope("mgpuLaunchClusterKernel");
+  if (!scope.ok())
+    return;
+  if (gridX <= 0 || gridY <= 0 || gridZ <= 0)
+    return;
+  if (!driver().cuLaunchKernelEx) {
+    fail(kStatusDeviceError, "mgpuLaunchClusterKernel",
+         "the driver has no cuLaunchKernelEx (CUDA 12 or later needed)");
+    return;
+  }
+  if (clusterX <= 0 || clusterY <= 0 || clusterZ <= 0 ||
+      gridX % clusterX || gridY % clusterY || gridZ % clusterZ) {
+    fail(kStatusDeviceError, "mgpuLaunchClusterKernel",
+         "the grid is not a whole number of clusters");
+    return;
+  }
+  if (!allowSharedMemory(scope, function, smem))
+    return;
+  LaunchAttribute cluster{};
+  cluster.id = kLaunchAttributeClusterDimension;
+  cluster.value.clusterDim = {static_cast<unsigned>(clusterX),
+                              static_cast<unsigned>(clusterY),
+                              static_cast<unsigned>(clusterZ)};
+  LaunchConfig config{static_cast<unsigned>(gridX),
+                      static_cast<unsigned>(gridY),
+                      static_cast<unsigned>(gridZ),
+                      static_cast<unsigned>(blockX),
+                      static_cast<unsigned>(blockY),
+                      static_cast<unsigned>(blockZ),
+                      static_cast<unsigned>(smem),
+                      stream,
+                      &cluster,
+                      1};
+  scope.check(driver().cuLaunchKernelEx(&config, function, params, extra));
+}
+
+/// The element size of each CUtensorMapDataType, in bytes.
+static int tensorMapElementBytes(int64_t type) {
+  static const int bytes[] = {1, 2, 4, 4, 8, 8, 2, 4, 8, 2, 4, 4, 4};
+  return type >= 0 && type < 13 ? bytes[type] : 0;
+}
+
+/// Encodes a TMA tensor map for a ranked memref descriptor (what
+/// nvgpu.tma.create.descriptor lowers to) and copies it to device memory,
+/// returning its address. The map is allocated per call and never freed:
+/// create descriptors once, outside loops and graph captures.
+MOE_EXPORT void *mgpuTensorMapEncodeTiledMemref(
+    int64_t rank, void *rankedDescriptor, int64_t dataType, int64_t interleave,
+    int64_t swizzle, int64_t l2Promotion, int64_t oobFill,
+    int64_t *boxDims) {
+  Scope scope("mgpuTensorMapEncodeTiledMemref");
+  if (!scope.ok())
+    return nullptr;
+  int elementBytes = tensorMapElementBytes(dataType);
+  if (rank < 1 || rank > 5 || !rankedDescriptor || !boxDims ||
+      elementBytes == 0) {
+    fail(kStatusDeviceError, "mgpuTensorMapEncodeTiledMemref",
+         "rank must be 1 to 5, with a known element type");
+    return nullptr;
+  }
+  if (!driver().cuTensorMapEncodeTiled) {
+    fail(kStatusDeviceError, "mgpuTensorMapEncodeTiledMemref",
+         "the driver has no cuTensorMapEncodeTiled (CUDA 12 or later needed)");
+    return nullptr;
+  }
+  // {allocated, aligned, offset, sizes[rank], strides[rank]}, outermost
+  // dimension first; the tensor map wants the innermost first.
+  auto *fields = static_cast<int64_t *>(rankedDescriptor);
+  char *aligned = reinterpret_cast<char *>(fields[1]);
+  int64_t offset = fields[2];
+  const int64_t *sizes = fields + 3;
+  const int64_t *strides = fields + 3 + rank;
+  unsigned long long globalDim[5] = {1, 1, 1, 1, 1};
+  unsigned long long globalStrides[5] = {0, 0, 0, 0, 0};
+  unsigned boxDim[5] = {1, 1, 1, 1, 1}, elementStrides[5] = {1, 1, 1, 1, 1};
+  for (int64_t r = 0; r < rank; ++r) {
+    globalDim[r] = static_cast<unsigned long long>(sizes[rank - 1 - r]);
+    boxDim[r] = static_cast<unsigned>(boxDims[rank - 1 - r]);
+    if (r + 1 < rank)
+      globalStrides[r] = static_cast<unsigned long long>(
+          strides[rank - 2 - r] * elementBytes);
+  }
+  TensorMap map;
+  if (!scope.check(driver().cuTensorMapEncodeTiled(
+          &map, static_cast<int>(dataType), static_cast<unsigned>(rank),
+          aligned + offset * elementBytes, globalDim, globalStrides, boxDim,
+          elementStrides, static_cast<int>(interleave),
+          static_cast<int>(swizzle), static_cast<int>(l2Promotion),
+          static_cast<int>(oobFill))))
+    return nullptr;
+  CUdeviceptr device = 0;
+  if (!scope.check(driver().cuMemAlloc(&device, sizeof(map))))
+    return nullptr;
+  if (!scope.check(driver().cuMemcpyHtoD(device, &map, sizeof(map)))) {
+    driver().cuMemFree(device);
+    return nullptr;
+  }
+  return reinterpret_cast<void *>(device);
 }
 
 MOE_EXPORT void moeCudaSetStream(void *stream) {

@@ -1,9 +1,14 @@
 //===- CUDARuntime.h - The project's CUDA runtime for lowered host code -*- C++ -*-===//
 //
 // libmoe_cuda_runtime.so implements the host entry points that MLIR's GPU
-// lowering (gpu-to-llvm) calls: mgpuModuleLoad, mgpuLaunchKernel, streams,
-// events and memory. It is written on the CUDA driver API and loads
-// libcuda.so.1 with dlopen on first use, so hosts without a GPU still start.
+// lowering (gpu-to-llvm) calls: mgpuModuleLoad, mgpuLaunchKernel and
+// mgpuLaunchClusterKernel (thread-block clusters, cuLaunchKernelEx; launches
+// past 48 KiB of shared memory ask for it first), streams, events, memory,
+// and mgpuTensorMapEncodeTiledMemref (TMA tensor maps, what
+// nvgpu.tma.create.descriptor lowers to; each is allocated in device memory
+// and kept, so create them outside loops and graph captures). It is written
+// on the CUDA driver API and loads libcuda.so.1 with dlopen on first use, so
+// hosts without a GPU still start.
 // Kernels run in the thread's current context (the primary context of the
 // default device when there is none); an embedded GPU binary is loaded once
 // per context, on its first launch there, under a lock.

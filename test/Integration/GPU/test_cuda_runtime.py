@@ -1,7 +1,8 @@
 """The project's CUDA runtime (libmoe_cuda_runtime.so) and the sm_90a fatbin
-path: on a GPU machine, a kernel compiled here by gpu-lower-to-nvvm-pipeline
-runs through the runtime and its result is checked; everywhere, failures come
-back as statuses, never as a crash or an exit.
+path: on a GPU machine, kernels compiled here by gpu-lower-to-nvvm-pipeline
+run through the runtime and their results are checked (a plain launch, a
+cluster launch, and a TMA copy through a tensor map the runtime encodes);
+everywhere, failures come back as statuses, never as a crash or an exit.
 
 Device run: `bash utils/build-gpu-artifacts.sh` here, then on the GPU machine
 `python3 test/Integration/GPU/test_cuda_runtime.py` (pytest is not needed).
@@ -53,6 +54,22 @@ class MemRef1D(ctypes.Structure):
                 ("strides", ctypes.c_int64 * 1)]
 
 
+class MemRef2D(ctypes.Structure):
+    _fields_ = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
+                ("offset", ctypes.c_int64), ("sizes", ctypes.c_int64 * 2),
+                ("strides", ctypes.c_int64 * 2)]
+
+
+def descriptor2d(tensor):
+    d = MemRef2D()
+    d.allocated = d.aligned = tensor.data_ptr()
+    d.offset = 0
+    for i in range(2):
+        d.sizes[i] = tensor.shape[i]
+        d.strides[i] = tensor.stride(i)
+    return d
+
+
 def descriptor(tensor):
     d = MemRef1D()
     d.allocated = d.aligned = tensor.data_ptr()
@@ -74,6 +91,54 @@ def test_runtime_without_driver_reports_status():
     assert lib.moeCudaTakeStatus() == 0
     assert lib.mgpuStreamCreate() is None
     assert b"libcuda.so.1" in lib.moeCudaLastMessage()
+
+
+def test_tensor_map_without_driver_reports_status():
+    if has_driver():
+        skip("a driver is present; this checks hosts without one")
+    if not BUILD_RUNTIME.exists():
+        skip("libmoe_cuda_runtime.so is not built")
+    lib = runtime(BUILD_RUNTIME)
+    lib.mgpuTensorMapEncodeTiledMemref.restype = ctypes.c_void_p
+    box = (ctypes.c_int64 * 2)(64, 8)
+    assert lib.mgpuTensorMapEncodeTiledMemref(
+        ctypes.c_int64(2), None, ctypes.c_int64(7), ctypes.c_int64(0), ctypes.c_int64(0),
+        ctypes.c_int64(0), ctypes.c_int64(0), box) is None
+    assert lib.moeCudaTakeStatus() == 6
+
+
+def test_cluster_launch_on_gpu():
+    if not gpu_ready() or not (ARTIFACTS / "libcluster_ids.so").exists():
+        skip("needs a CUDA GPU, torch and artifacts/gpu")
+    if torch.cuda.get_device_capability() < (9, 0):
+        skip("clusters need sm_90")
+    lib = runtime(ARTIFACTS / "libmoe_cuda_runtime.so")
+    kernel = ctypes.CDLL(str(ARTIFACTS / "libcluster_ids.so"))
+    out = torch.full((16, 4), -1, dtype=torch.int32, device="cuda")
+    d = descriptor2d(out)
+    kernel._mlir_ciface_cluster_ids(ctypes.byref(d))
+    torch.cuda.synchronize()
+    assert lib.moeCudaTakeStatus() == 0, lib.moeCudaLastMessage()
+    blocks = torch.arange(16)
+    want = torch.stack([(blocks % 4) // 2, (blocks // 4) // 2,
+                        torch.full((16,), 2), torch.full((16,), 2)], dim=1)
+    assert torch.equal(out.cpu(), want.to(torch.int32)), out
+
+
+def test_tensor_map_copy_on_gpu():
+    if not gpu_ready() or not (ARTIFACTS / "libtma_copy.so").exists():
+        skip("needs a CUDA GPU, torch and artifacts/gpu")
+    if torch.cuda.get_device_capability() < (9, 0):
+        skip("TMA needs sm_90")
+    lib = runtime(ARTIFACTS / "libmoe_cuda_runtime.so")
+    kernel = ctypes.CDLL(str(ARTIFACTS / "libtma_copy.so"))
+    x = torch.randn(64, 8, device="cuda")
+    y = torch.full_like(x, float("nan"))
+    dx, dy = descriptor2d(x), descriptor2d(y)
+    kernel._mlir_ciface_tma_copy(ctypes.byref(dx), ctypes.byref(dy))
+    torch.cuda.synchronize()
+    assert lib.moeCudaTakeStatus() == 0, lib.moeCudaLastMessage()
+    assert torch.equal(x, y)
 
 
 def test_vector_add_on_gpu():
