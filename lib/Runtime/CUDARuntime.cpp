@@ -40,6 +40,10 @@ constexpr int kPointerAttributeMemoryType = 2;
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
 constexpr int kLaunchAttributeClusterDimension = 4;
 constexpr int kStaticSharedLimit = 48 * 1024;
+constexpr unsigned kStreamNonBlocking = 1;
+constexpr unsigned kEventDisableTiming = 2;
+constexpr int kStatusDeviceError = 6;
+constexpr int kStatusOutOfMemory = 7;
 
 /// cuda.h's launch configuration for cuLaunchKernelEx, with the one
 /// attribute the runtime sets (the cluster shape), laid out as in CUDA 12.
@@ -67,10 +71,6 @@ struct LaunchConfig {
 struct alignas(64) TensorMap {
   unsigned long long opaque[16];
 };
-constexpr unsigned kStreamNonBlocking = 1;
-constexpr unsigned kEventDisableTiming = 2;
-constexpr int kStatusDeviceError = 6;
-constexpr int kStatusOutOfMemory = 7;
 
 /// The driver entry points the runtime uses, resolved from libcuda.so.1.
 struct Driver {

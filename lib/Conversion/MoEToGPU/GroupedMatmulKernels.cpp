@@ -260,34 +260,33 @@ TileWork lookUpTile(KernelBuilder &b, const GroupedMatmul &mm,
 
 class TensorCoreKernel {
 public:
-  TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig config)
-      : mm(mm), config(config) {
+  TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig requested)
+      : mm(mm), config(requested) {
     // Below this K a quarter is a step or two of loads, less than what the
     // sum through shared memory costs.
     constexpr int64_t kMinSplitReduction = 1024;
     if (mm.reduction < kMinSplitReduction)
-      this->config.splitK = 1;
+      config.splitK = 1;
     // cp.async copies bytes: the activations have the weights' element type,
     // or are f32 and converted when read.
-    if (this->config.staged && mm.lhsType != mm.rhsElement &&
+    if (config.staged && mm.lhsType != mm.rhsElement &&
         !mm.lhsType.isF32())
-      this->config.staged = false;
+      config.staged = false;
     stages = mm.lhsType.isF32() ? 2 : 3;
-    if (!this->config.staged || mm.lhsType != mm.rhsElement)
-      this->config.wgmma = false;
-    if (this->config.wgmma) {
+    if (!config.staged || mm.lhsType != mm.rhsElement)
+      config.wgmma = false;
+    if (config.wgmma) {
       // A warp holds 16 rows of the warpgroup's 64 against all 128 weight
       // rows: 8 gate and 8 up tiles, or 16 output tiles.
-      this->config.mTiles = 1;
-      this->config.warpColumns = mm.glu ? 64 : 128;
-      this->config.splitK = 1;
-    } else if (this->config.staged) {
+      config.mTiles = 1;
+      config.warpColumns = mm.glu ? 64 : 128;
+      config.splitK = 1;
+    } else if (config.staged) {
       // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
-      this->config.mTiles = 2;
-      this->config.warpColumns = mm.glu ? 16 : 32;
-      this->config.splitK = 1;
+      config.mTiles = 2;
+      config.warpColumns = mm.glu ? 16 : 32;
+      config.splitK = 1;
     }
-    config = this->config;
     mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
                                      : NVVM::MMATypes::f16;
     // B tiles per warp: gate and up tiles for a GLU, else output tiles.
