@@ -48,22 +48,22 @@ using gpu_lowering::kWarpSize;
 /// K per step of the wide loads: two m16n8k16 MMAs.
 constexpr int64_t kStepK = 32;
 
-/// The staged (prefill) kernel: 2 x 4 warps of 32 rows and 32 weight rows
-/// each, so a block computes 64 rows against 128 weight rows; tiles of 32 of
-/// K go through shared memory, rows padded by 8 elements so that a warp's
-/// fragment reads hit different banks. 16-bit activations take 3 stages;
-/// f32 ones (converted as fragments are read) take 2, to stay within the
-/// 48 KiB of static shared memory.
+/// The staged (prefill) kernel: 2 x 4 warps of 64 rows and 32 weight rows
+/// each, so a block computes 128 rows against 128 weight rows; tiles of 32
+/// of K go through dynamic shared memory in 4 stages (80 KiB, 120 KiB for
+/// f32 activations, which are converted as fragments are read), rows padded
+/// by 8 elements so that a warp's fragment reads hit different banks.
 constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4;
-constexpr int64_t kStagedRows = 64, kStagedWeightRows = 128;
+constexpr int64_t kStagedMTiles = 4, kStagedStages = 4;
+constexpr int64_t kStagedWeightRows = 128;
 constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
 
 /// The wgmma (sm_90a) form of the staged kernel: one warpgroup per 64 x 128
-/// block tile. Shared tiles are stored K-chunk-major, [chunk of 8 K][row][8],
+/// block tile, 3 stages in static shared memory. Shared tiles are stored K-chunk-major, [chunk of 8 K][row][8],
 /// which is wgmma's K-major layout without swizzling: 8-row core matrices of
 /// 128 contiguous bytes, the next 8 rows 128 bytes on, the next chunk of K
 /// `rows * 16` bytes on.
-constexpr int64_t kWarpgroupThreads = 128;
+constexpr int64_t kWarpgroupThreads = 128, kWgmmaRows = 64, kWgmmaStages = 3;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -272,7 +272,6 @@ public:
     if (config.staged && mm.lhsType != mm.rhsElement &&
         !mm.lhsType.isF32())
       config.staged = false;
-    stages = mm.lhsType.isF32() ? 2 : 3;
     if (!config.staged || mm.lhsType != mm.rhsElement)
       config.wgmma = false;
     if (config.wgmma) {
@@ -281,11 +280,15 @@ public:
       config.mTiles = 1;
       config.warpColumns = mm.glu ? 64 : 128;
       config.splitK = 1;
+      stagedRows = kWgmmaRows;
+      stages = kWgmmaStages;
     } else if (config.staged) {
       // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
-      config.mTiles = 2;
+      config.mTiles = kStagedMTiles;
       config.warpColumns = mm.glu ? 16 : 32;
       config.splitK = 1;
+      stagedRows = 16 * kStagedMTiles * kStagedWarpsM;
+      stages = kStagedStages;
     }
     mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
                                      : NVVM::MMATypes::f16;
@@ -295,7 +298,7 @@ public:
   }
 
   int64_t tileRows() const {
-    return config.staged ? kStagedRows : 16 * config.mTiles;
+    return config.staged ? stagedRows : 16 * config.mTiles;
   }
   int64_t blockColumns() const {
     if (config.wgmma)
@@ -312,6 +315,10 @@ public:
   }
   int64_t numAcc() const { return config.mTiles * bTiles * 4; }
 
+  static int64_t bytes(MemRefType type) {
+    return type.getNumElements() * type.getElementTypeBitWidth() / 8;
+  }
+
   void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule) {
     Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
     Value gridY = maxTiles(b, mm, tileRows());
@@ -319,18 +326,20 @@ public:
     SmallVector<Type> workgroup;
     auto space = gpu::AddressSpaceAttr::get(b.getContext(),
                                             gpu::AddressSpace::Workgroup);
+    int64_t dynamicBytes = 0;
+    MemRefType lhsTile, rhsTile;
     if (config.wgmma) {
-      for (int64_t rows : {kStagedRows, kStagedWeightRows})
+      for (int64_t rows : {stagedRows, kStagedWeightRows})
         workgroup.push_back(MemRefType::get({stages, kTileK / 8, rows, 8},
                                             mm.rhsElement,
                                             MemRefLayoutAttrInterface(), space));
     } else if (config.staged) {
-      workgroup.push_back(MemRefType::get({stages, kStagedRows, kPaddedK},
-                                          mm.lhsType,
-                                          MemRefLayoutAttrInterface(), space));
-      workgroup.push_back(MemRefType::get({stages, kStagedWeightRows, kPaddedK},
-                                          mm.rhsElement,
-                                          MemRefLayoutAttrInterface(), space));
+      lhsTile = MemRefType::get({stages, stagedRows, kPaddedK}, mm.lhsType,
+                                MemRefLayoutAttrInterface(), space);
+      rhsTile = MemRefType::get({stages, kStagedWeightRows, kPaddedK},
+                                mm.rhsElement, MemRefLayoutAttrInterface(),
+                                space);
+      dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
     } else if (config.splitK > 1) {
       // The accumulators of every warp but the first, lane-minor.
       workgroup.push_back(MemRefType::get(
@@ -339,14 +348,25 @@ public:
     }
     b.launch(name, gridX, gridY, threads(), workgroup,
              [&](KernelBuilder &kb, ValueRange shared) {
-               if (config.staged) {
+               if (config.wgmma) {
                  stagedLhs = shared[0];
                  stagedRhs = shared[1];
+               } else if (config.staged) {
+                 // Both tiles are views of the block's dynamic shared memory.
+                 Value all = kb.create<gpu::DynamicSharedMemoryOp>(
+                     MemRefType::get({ShapedType::kDynamic},
+                                     kb.getIntegerType(8),
+                                     MemRefLayoutAttrInterface(), space));
+                 stagedLhs = kb.create<memref::ViewOp>(
+                     lhsTile, all, kb.index(0), ValueRange{});
+                 stagedRhs = kb.create<memref::ViewOp>(
+                     rhsTile, all, kb.index(bytes(lhsTile)), ValueRange{});
                } else if (!shared.empty()) {
                  partials = shared.front();
                }
                body(kb, schedule);
-             });
+             },
+             dynamicBytes);
   }
 
 private:
@@ -818,7 +838,7 @@ private:
         copies.push_back({r, source(r), k, count});
       }
     };
-    chunks(mm.lhsType, kStagedRows, [&](Value r) {
+    chunks(mm.lhsType, stagedRows, [&](Value r) {
       Value aRow = b.create<arith::AddIOp>(work.start, r);
       Value inside = b.lessThan(aRow, work.end);
       auto [source, exists] = mm.sourceRow(
@@ -1037,7 +1057,7 @@ private:
                  d = lb.create<NVVM::WgmmaMmaAsyncOp>(
                      accType, d,
                      matrixDescriptor(lb, stagedLhs, stage, step,
-                                      kStagedRows),
+                                      stagedRows),
                      matrixDescriptor(lb, stagedRhs, stage, step, n),
                      NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
                      wgmmaType, NVVM::WGMMATypes::f32,
@@ -1078,7 +1098,8 @@ private:
   int64_t outputTiles, bTiles;
   Value partials; // workgroup memory of the K parts' sums (splitK > 1)
   Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
-  int64_t stages;             // K tiles the staged kernel keeps in flight
+  int64_t stages = 0;         // K tiles the staged kernel keeps in flight
+  int64_t stagedRows = 0;     // rows of the staged kernel's block tile
 };
 
 //===----------------------------------------------------------------------===//

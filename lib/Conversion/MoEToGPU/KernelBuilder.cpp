@@ -19,8 +19,13 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
 void KernelBuilder::launch(
     StringRef name, Value gridX, Value gridY, int64_t threads,
     TypeRange workgroup,
-    function_ref<void(KernelBuilder &, ValueRange)> body) {
+    function_ref<void(KernelBuilder &, ValueRange)> body,
+    int64_t dynamicSharedBytes) {
   Value one = index(1);
+  Value dynamicShared;
+  if (dynamicSharedBytes > 0)
+    dynamicShared = create<arith::ConstantIntOp>(getI32Type(),
+                                                 dynamicSharedBytes);
   MLIRContext *ctx = getContext();
   // An empty grid is not a valid launch: skip it.
   Value blocks = create<arith::MulIOp>(gridX, gridY);
@@ -30,8 +35,8 @@ void KernelBuilder::launch(
   OpBuilder::InsertionGuard outer(*this);
   setInsertionPointToStart(guardOp.thenBlock());
   auto op = create<gpu::LaunchOp>(
-      gridX, gridY, one, index(threads), one, one, /*dynamicSharedMemory=*/
-      Value(), /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
+      gridX, gridY, one, index(threads), one, one, dynamicShared,
+      /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
       TypeRange{}, Value(), Value(), Value(),
       FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));

@@ -36,10 +36,12 @@ public:
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               BodyFn body);
   /// The same with workgroup (shared) memory buffers of `workgroup` types,
-  /// which `body` receives.
+  /// which `body` receives, and `dynamicSharedBytes` of dynamic shared
+  /// memory (gpu.dynamic_shared_memory in the body).
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               TypeRange workgroup,
-              function_ref<void(KernelBuilder &, ValueRange)> body);
+              function_ref<void(KernelBuilder &, ValueRange)> body,
+              int64_t dynamicSharedBytes = 0);
 
   Value threadId();
   Value blockId(gpu::Dimension dimension);

@@ -27,7 +27,7 @@
 // WGMMA:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // WGMMA:         nvvm.wgmma.commit.group.sync.aligned
 // WGMMA:         nvvm.wgmma.wait.group.sync.aligned 0
-// WGMMA:       function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>
+// WGMMA:       dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
 // WGMMA-NOT:     nvvm.wgmma.mma_async
 // WGMMA:         nvvm.mma.sync
 
@@ -36,25 +36,28 @@
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:       gpu.barrier
 // CHECK:     gpu.launch {{.*}} function(@moe_dispatch_place)
-// The prefill shape stages 64 x 128 tiles of K through shared memory: in 3
-// stages, read with ldmatrix, when the activations have the weights' type;
-// in 2, read as f32 pairs and rounded, for the second matmul's f32 ones.
+// The prefill shape stages 128 x 128 tiles of K through 4 stages of dynamic
+// shared memory: read with ldmatrix when the activations have the weights'
+// type, read as f32 pairs and rounded for the second matmul's f32 ones.
 // CHECK:     scf.if
 // CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
-// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<3x64x40xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x128x40xbf16, #gpu.address_space<workgroup>>)
-// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x64xbf16> to memref<3x64x40xbf16, #gpu.address_space<workgroup>>
+// CHECK:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c81920_i32 {{.*}} function(@moe_grouped_matmul_large)
+// CHECK:         gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK:         memref.view {{.*}} to memref<4x128x40xbf16, #gpu.address_space<workgroup>>
+// CHECK:         memref.view {{.*}}[%c40960][] {{.*}} to memref<4x128x40xbf16, #gpu.address_space<workgroup>>
+// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x64xbf16> to memref<4x128x40xbf16, #gpu.address_space<workgroup>>
 // CHECK:         nvvm.cp.async.commit.group
-// CHECK:         nvvm.cp.async.wait.group 1
+// CHECK:         nvvm.cp.async.wait.group 2
 // CHECK:         gpu.barrier
 // CHECK:         nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // CHECK:         nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // CHECK:     } else {
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
 // CHECK:         nvvm.mma.sync
-// CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2x128x40xbf16, #gpu.address_space<workgroup>>)
-// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x48xf32> to memref<2x64x40xf32, #gpu.address_space<workgroup>>
-// CHECK:         nvvm.cp.async.wait.group 0
-// CHECK:         vector.load {{.*}} : memref<2x64x40xf32, #gpu.address_space<workgroup>>, vector<2xf32>
+// CHECK:       gpu.launch {{.*}} dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
+// CHECK:         memref.view {{.*}} to memref<4x128x40xf32, #gpu.address_space<workgroup>>
+// CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x48xf32> to memref<4x128x40xf32, #gpu.address_space<workgroup>>
+// CHECK:         vector.load {{.*}} : memref<4x128x40xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // CHECK:         arith.truncf {{.*}} : vector<2xf32> to vector<2xbf16>
 // CHECK:         nvvm.mma.sync
 // CHECK:     gpu.launch {{.*}} function(@moe_combine)
