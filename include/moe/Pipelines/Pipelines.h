@@ -82,7 +82,7 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "large-rows-per-expert",
       llvm::cl::desc("Average rows per expert from which the grouped matmul "
                      "uses its prefill tile shape"),
-      llvm::cl::init(32)};
+      llvm::cl::init(64)};
   PassOptions::Option<int64_t> smallSplitK{
       *this, "small-split-k",
       llvm::cl::desc("Warps of a block that split K in the grouped matmul's "

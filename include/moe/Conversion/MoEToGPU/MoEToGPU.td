@@ -36,7 +36,7 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
   }];
   let options = [
     Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
-           /*default=*/"32",
+           /*default=*/"64",
            "average rows per expert from which the prefill tile shape is used">,
     Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"4",
            "32-wide K steps whose loads the decode tile shape issues together">,
