@@ -59,10 +59,10 @@ constexpr int64_t kStagedWeightRows = 128;
 constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
 
 /// The wgmma (sm_90a) form of the staged kernel: one warpgroup per 64 x 128
-/// block tile, 3 stages in static shared memory. Shared tiles are stored K-chunk-major, [chunk of 8 K][row][8],
-/// which is wgmma's K-major layout without swizzling: 8-row core matrices of
-/// 128 contiguous bytes, the next 8 rows 128 bytes on, the next chunk of K
-/// `rows * 16` bytes on.
+/// block tile, 3 stages in static shared memory. Shared tiles are stored
+/// K-chunk-major, [chunk of 8 K][row][8], which is wgmma's K-major layout
+/// without swizzling: 8-row core matrices of 128 contiguous bytes, the next
+/// 8 rows 128 bytes on, the next chunk of K `rows * 16` bytes on.
 constexpr int64_t kWarpgroupThreads = 128, kWgmmaRows = 64, kWgmmaStages = 3;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
@@ -332,7 +332,8 @@ public:
       for (int64_t rows : {stagedRows, kStagedWeightRows})
         workgroup.push_back(MemRefType::get({stages, kTileK / 8, rows, 8},
                                             mm.rhsElement,
-                                            MemRefLayoutAttrInterface(), space));
+                                            MemRefLayoutAttrInterface(),
+                                            space));
     } else if (config.staged) {
       lhsTile = MemRefType::get({stages, stagedRows, kPaddedK}, mm.lhsType,
                                 MemRefLayoutAttrInterface(), space);
@@ -622,7 +623,8 @@ private:
       Value k = b.create<arith::AddIOp>(pairK, b.index(k0));
       Value k8 = b.create<arith::AddIOp>(k, b.index(8));
       for (int64_t i = 0; i < config.mTiles; ++i) {
-        Operand lo = inLastPart(aRows[2 * i]), hi = inLastPart(aRows[2 * i + 1]);
+        Operand lo = inLastPart(aRows[2 * i]);
+        Operand hi = inLastPart(aRows[2 * i + 1]);
         SmallVector<Value> a = {tailPair(b, mm.lhs, {}, lo, k),
                                 tailPair(b, mm.lhs, {}, hi, k),
                                 tailPair(b, mm.lhs, {}, lo, k8),
@@ -807,16 +809,15 @@ private:
     return packed;
   }
 
-  /// Issues the cp.async copies of K tile `tile` of the block's 64
-  /// gathered rows and 128 weight rows into `stage`, in 16-byte chunks
-  /// spread over the block's threads; zero-filled past the rows and K.
+  /// Issues the cp.async copies of K tile `tile` of the block's
+  /// `stagedRows` gathered rows and 128 weight rows into `stage`, in 16-byte
+  /// chunks spread over the block's threads; zero-filled past the rows and
+  /// K.
   using IssueFn = std::function<void(KernelBuilder &, Value, Value)>;
   IssueFn stagedCopies(KernelBuilder &b, const TileWork &work,
                        Value blockColumn) {
     Value tid = b.threadId();
     Value expert = work.expert;
-    // The copies, in 16-byte chunks spread over the threads: the K tile of
-    // the block's 64 (gathered) A rows and of its 128 weight rows.
     struct Copy {
       Value row;    // in the shared tile
       Operand from; // the row to read
@@ -874,9 +875,10 @@ private:
     };
   }
 
-  /// The prefill kernel: each K tile of the block's 64 gathered rows and
-  /// 128 weight rows is copied to shared memory with cp.async, 3 tiles in
-  /// flight; warps read their MMA fragments with ldmatrix.
+  /// The prefill kernel: each K tile of the block's 128 gathered rows and
+  /// 128 weight rows is copied to shared memory with cp.async, `stages`
+  /// tiles in flight; warps read their MMA fragments with ldmatrix (or as
+  /// f32 pairs).
   void computeStaged(KernelBuilder &b, const TileWork &work,
                      Value blockColumn) {
     Value tid = b.threadId();
@@ -897,10 +899,10 @@ private:
 
     SmallVector<Value> init(numAcc(), b.f32(0.0));
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
+    // ldmatrix.x4 addresses: lanes 16-31 point at the second half of K (A)
+    // or at the second 8-row tile of a pair (B).
     Value rowInTile = b.create<arith::RemUIOp>(lane, b.index(16));
-    Value kHalf = b.create<arith::MulIOp>(
-        b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8));
-    Value tileOfPair = b.create<arith::MulIOp>(
+    Value upperLanes = b.create<arith::MulIOp>(
         b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8));
     Value bRowInTile = b.create<arith::RemUIOp>(lane, b.index(8));
     Value bKHalf = b.create<arith::MulIOp>(
@@ -926,25 +928,23 @@ private:
           for (int64_t ks = 0; ks < kTileK / 16; ++ks) {
             SmallVector<SmallVector<Value>> aFrags, bFrags(bTiles);
             for (int64_t i = 0; i < config.mTiles; ++i) {
-              Value row = lb.create<arith::AddIOp>(
+              Value tileRow = lb.create<arith::AddIOp>(
                   lb.create<arith::MulIOp>(wm, lb.index(16 * config.mTiles)),
-                  lb.create<arith::AddIOp>(rowInTile, lb.index(16 * i)));
+                  lb.index(16 * i));
               if (mm.lhsType.isF32()) {
-                Value tileRow = lb.create<arith::MulIOp>(
-                    wm, lb.index(16 * config.mTiles));
-                aFrags.push_back(loadF32Fragment(
-                    lb, stage,
-                    lb.create<arith::AddIOp>(tileRow, lb.index(16 * i)),
-                    lb.index(16 * ks), g, c));
+                aFrags.push_back(loadF32Fragment(lb, stage, tileRow,
+                                                 lb.index(16 * ks), g, c));
                 continue;
               }
-              Value k = lb.create<arith::AddIOp>(kHalf, lb.index(16 * ks));
+              Value row = lb.create<arith::AddIOp>(tileRow, rowInTile);
+              Value k = lb.create<arith::AddIOp>(upperLanes,
+                                                 lb.index(16 * ks));
               aFrags.push_back(loadMatrix(lb, stagedLhs, {stage, row, k}));
             }
             for (int64_t u = 0; u < bTiles; u += 2) {
               Value row = lb.create<arith::AddIOp>(
                   stagedTileRow(lb, wn, u),
-                  lb.create<arith::AddIOp>(tileOfPair, bRowInTile));
+                  lb.create<arith::AddIOp>(upperLanes, bRowInTile));
               Value k = lb.create<arith::AddIOp>(bKHalf, lb.index(16 * ks));
               SmallVector<Value> m = loadMatrix(lb, stagedRhs, {stage, row, k});
               bFrags[u] = {m[0], m[1]};
