@@ -489,6 +489,19 @@ private:
     return b.create<vector::ExtractOp>(packed, ArrayRef<int64_t>{q});
   }
 
+  /// The thread's warp and lane, and the lane's MMA fragment coordinates:
+  /// group g = lane / 4 and c = lane % 4.
+  struct ThreadPosition {
+    Value warp, lane, g, c;
+  };
+  ThreadPosition threadPosition(KernelBuilder &b) {
+    Value tid = b.threadId();
+    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+    return {warp, lane, b.create<arith::DivUIOp>(lane, b.index(4)),
+            b.create<arith::RemUIOp>(lane, b.index(4))};
+  }
+
   void computeTile(KernelBuilder &b, const TileWork &work, Value blockColumn) {
     if (config.wgmma) {
       computeWgmma(b, work, blockColumn);
@@ -498,11 +511,8 @@ private:
       computeStaged(b, work, blockColumn);
       return;
     }
-    Value tid = b.threadId();
-    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
-    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
-    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
-    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    ThreadPosition at = threadPosition(b);
+    Value warp = at.warp, lane = at.lane, g = at.g, c = at.c;
     if (config.splitK > 1) {
       // Every warp has the block's columns (in range, by the grid), so all
       // reach the barrier of the sum.
@@ -875,28 +885,58 @@ private:
     };
   }
 
+  /// Runs `step` on every K tile once it is in shared memory, carrying
+  /// `init`: `issue` copies tiles `stages - 1` ahead with cp.async. Before a
+  /// tile is read the block waits for its copies (the newest group may still
+  /// be in flight) and passes a barrier, after which no warp still reads the
+  /// stage reloaded next. For wgmma, which reads shared memory through the
+  /// async proxy, the copies are fenced into it first.
+  SmallVector<Value> forEachStagedTile(
+      KernelBuilder &b, const IssueFn &issue, ValueRange init,
+      bool asyncProxyReads,
+      function_ref<SmallVector<Value>(KernelBuilder &, Value, ValueRange)>
+          step) {
+    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
+    for (int64_t s = 0; s + 1 < stages; ++s) {
+      if (s < numTiles)
+        issue(b, b.index(s), b.index(s));
+      b.create<NVVM::CpAsyncCommitGroupOp>();
+    }
+    SmallVector<Value> results = b.forLoop(
+        b.index(0), b.index(numTiles), b.index(1), init,
+        [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+          lb.create<NVVM::CpAsyncWaitGroupOp>(stages - 2);
+          if (asyncProxyReads)
+            lb.create<NVVM::FenceProxyOp>(
+                NVVM::ProxyKind::async_shared,
+                NVVM::SharedSpaceAttr::get(lb.getContext(),
+                                           NVVM::SharedSpace::shared_cta));
+          lb.create<gpu::BarrierOp>();
+          Value next = lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
+          lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
+                    [&](KernelBuilder &ib) {
+                      issue(ib, next,
+                            ib.create<arith::RemUIOp>(next, ib.index(stages)));
+                    });
+          lb.create<NVVM::CpAsyncCommitGroupOp>();
+          return step(lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)),
+                      iter);
+        });
+    b.create<NVVM::CpAsyncWaitGroupOp>(0);
+    return results;
+  }
+
   /// The prefill kernel: each K tile of the block's 128 gathered rows and
   /// 128 weight rows is copied to shared memory with cp.async, `stages`
   /// tiles in flight; warps read their MMA fragments with ldmatrix (or as
   /// f32 pairs).
   void computeStaged(KernelBuilder &b, const TileWork &work,
                      Value blockColumn) {
-    Value tid = b.threadId();
-    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
-    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
-    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
-    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    ThreadPosition at = threadPosition(b);
+    Value warp = at.warp, lane = at.lane, g = at.g, c = at.c;
     Value wm = b.create<arith::DivUIOp>(warp, b.index(kStagedWarpsN));
     Value wn = b.create<arith::RemUIOp>(warp, b.index(kStagedWarpsN));
     IssueFn issue = stagedCopies(b, work, blockColumn);
-    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
-    int64_t kStages = stages;
-    for (int64_t s = 0; s + 1 < kStages; ++s) {
-      if (s < numTiles)
-        issue(b, b.index(s), b.index(s));
-      b.create<NVVM::CpAsyncCommitGroupOp>();
-    }
-
     SmallVector<Value> init(numAcc(), b.f32(0.0));
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
     // ldmatrix.x4 addresses: lanes 16-31 point at the second half of K (A)
@@ -909,21 +949,9 @@ private:
         b.create<arith::RemUIOp>(
             b.create<arith::DivUIOp>(lane, b.index(8)), b.index(2)),
         b.index(8));
-    SmallVector<Value> acc = b.forLoop(
-        b.index(0), b.index(numTiles), b.index(1), init,
-        [&](KernelBuilder &lb, Value tile, ValueRange iter) {
-          // Tile `tile` has landed (the newest group may still be in
-          // flight), and every warp is done with the stage reloaded next.
-          lb.create<NVVM::CpAsyncWaitGroupOp>(kStages - 2);
-          lb.create<gpu::BarrierOp>();
-          Value next = lb.create<arith::AddIOp>(tile, lb.index(kStages - 1));
-          lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
-                    [&](KernelBuilder &ib) {
-                      issue(ib, next,
-                            ib.create<arith::RemUIOp>(next, ib.index(kStages)));
-                    });
-          lb.create<NVVM::CpAsyncCommitGroupOp>();
-          Value stage = lb.create<arith::RemUIOp>(tile, lb.index(kStages));
+    SmallVector<Value> acc = forEachStagedTile(
+        b, issue, init, /*asyncProxyReads=*/false,
+        [&](KernelBuilder &lb, Value stage, ValueRange iter) {
           SmallVector<Value> sums(iter);
           for (int64_t ks = 0; ks < kTileK / 16; ++ks) {
             SmallVector<SmallVector<Value>> aFrags, bFrags(bTiles);
@@ -958,7 +986,6 @@ private:
           }
           return sums;
         });
-    b.create<NVVM::CpAsyncWaitGroupOp>(0);
 
     SmallVector<Value> outRows, outValid;
     for (int64_t i = 0; i < config.mTiles; ++i)
@@ -1006,20 +1033,9 @@ private:
   /// wgmma.mma_async.m64n128k16 reading both operands from shared memory.
   void computeWgmma(KernelBuilder &b, const TileWork &work,
                     Value blockColumn) {
-    Value tid = b.threadId();
-    Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
-    Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
-    Value g = b.create<arith::DivUIOp>(lane, b.index(4));
-    Value c = b.create<arith::RemUIOp>(lane, b.index(4));
+    ThreadPosition at = threadPosition(b);
+    Value warp = at.warp, g = at.g, c = at.c;
     IssueFn issue = stagedCopies(b, work, blockColumn);
-    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
-    int64_t kStages = stages;
-    for (int64_t s = 0; s + 1 < kStages; ++s) {
-      if (s < numTiles)
-        issue(b, b.index(s), b.index(s));
-      b.create<NVVM::CpAsyncCommitGroupOp>();
-    }
-
     MLIRContext *ctx = b.getContext();
     Type f32 = b.getF32Type();
     int64_t n = kStagedWeightRows;
@@ -1029,28 +1045,9 @@ private:
     auto wgmmaType = mm.rhsElement.isBF16() ? NVVM::WGMMATypes::bf16
                                             : NVVM::WGMMATypes::f16;
     Value acc =
-        b.forLoop(
-             b.index(0), b.index(numTiles), b.index(1), ValueRange{zero},
-             [&](KernelBuilder &lb, Value tile, ValueRange iter) {
-               lb.create<NVVM::CpAsyncWaitGroupOp>(kStages - 2);
-               // What cp.async wrote (generic proxy) becomes visible to
-               // wgmma's reads (async proxy), then to the whole block.
-               lb.create<NVVM::FenceProxyOp>(
-                   NVVM::ProxyKind::async_shared,
-                   NVVM::SharedSpaceAttr::get(ctx,
-                                              NVVM::SharedSpace::shared_cta));
-               lb.create<gpu::BarrierOp>();
-               Value next =
-                   lb.create<arith::AddIOp>(tile, lb.index(kStages - 1));
-               lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
-                         [&](KernelBuilder &ib) {
-                           issue(ib, next,
-                                 ib.create<arith::RemUIOp>(
-                                     next, ib.index(kStages)));
-                         });
-               lb.create<NVVM::CpAsyncCommitGroupOp>();
-               Value stage =
-                   lb.create<arith::RemUIOp>(tile, lb.index(kStages));
+        forEachStagedTile(
+            b, issue, ValueRange{zero}, /*asyncProxyReads=*/true,
+            [&](KernelBuilder &lb, Value stage, ValueRange iter) {
                Value d = iter[0];
                lb.create<NVVM::WgmmaFenceAlignedOp>();
                for (int64_t step = 0; step < kTileK / 16; ++step)
@@ -1071,7 +1068,6 @@ private:
                return SmallVector<Value>{d};
              })
             .front();
-    b.create<NVVM::CpAsyncWaitGroupOp>(0);
 
     // Warp w holds rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
     SmallVector<Value> values;
