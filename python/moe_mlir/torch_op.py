@@ -68,21 +68,15 @@ def register(layer: Layer, name: str):
     device_type = "cuda" if layer.target == "cuda" else "cpu"
 
     def forward(*tensors):
+        if device_type == "cuda":
+            return layer(*tensors)  # checks, then runs on the current stream
         args = check_tensors(layer, tensors, device_type)
         tokens = args[0].shape[0]
-        device = args[0].device
-        out = torch.empty((tokens, hidden), dtype=out_dtype, device=device)
+        out = torch.empty((tokens, hidden), dtype=out_dtype)
         size = layer.workspace_size(tokens)
-        if device_type == "cuda":
-            workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=device)
-            with torch.cuda.device(device):
-                stream = torch.cuda.current_stream(device).cuda_stream
-                layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
-                                       workspace.data_ptr(), size, stream)
-        else:
-            workspace = torch.empty(size, dtype=torch.uint8) if size else None
-            layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
-                                   None if workspace is None else workspace.data_ptr(), size)
+        workspace = torch.empty(size, dtype=torch.uint8) if size else None
+        layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
+                               None if workspace is None else workspace.data_ptr(), size)
         return out
 
     op = torch.library.custom_op(f"moe_mlir::{name}", forward, mutates_args=(),
