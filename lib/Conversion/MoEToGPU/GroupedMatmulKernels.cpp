@@ -116,7 +116,7 @@ public:
   void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
                    Value up) const {
     if (glu)
-      value = gluScalar(b, value, up, *op.getEpilogue(),
+      value = gluActivation(b, value, up, *op.getEpilogue(),
                         op.getAlpha().convertToDouble(),
                         op.getLimit().convertToDouble());
     if (scale) {

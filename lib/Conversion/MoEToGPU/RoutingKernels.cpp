@@ -587,7 +587,7 @@ LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
                                     tb.getF32Type());
           Value up =
               tb.castFloat(tb.load(h, {row, upColumn}), tb.getF32Type());
-          Value v = gluScalar(tb, gate, up, op.getActivation(),
+          Value v = gluActivation(tb, gate, up, op.getActivation(),
                               op.getAlpha().convertToDouble(),
                               op.getLimit().convertToDouble());
           tb.store(tb.castFloat(v, outType), out.buffer, {row, column});

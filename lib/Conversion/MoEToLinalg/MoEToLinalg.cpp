@@ -732,7 +732,7 @@ Value lowerGlu(StructuredBuilder &b, Value h, Value init,
                [&](StructuredBuilder &nb, ValueRange args) {
                  Value g = nb.castFloat(args[0], nb.getF32Type());
                  Value u = nb.castFloat(args[1], nb.getF32Type());
-                 Value v = gluScalar(nb, g, u, activation, alpha, limit);
+                 Value v = gluActivation(nb, g, u, activation, alpha, limit);
                  return Body{nb.castFloat(v, args[2].getType())};
                })
       .front();

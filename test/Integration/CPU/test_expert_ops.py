@@ -14,10 +14,13 @@ ACTIVATIONS = ref.ACTIVATIONS
 GLU_LAYOUTS = ref.GLU_LAYOUTS
 
 
-def _routed_rows(rng, T, k, E, capacity=None, drop_fraction=0.1):
+def _routed_rows(rng, T, k, E, capacity=None, drop_fraction=0.1, hot=None):
     """rows [T*k] and offsets [E+1] as moe.dispatch makes them: dropped selections and
-    capacity overflow leave -1 padding at the end."""
+    capacity overflow leave -1 padding at the end. With ``hot``, every selection goes
+    to expert ``hot`` and the others get no rows."""
     ids = random_ids(rng, T, k, E, drop_fraction)
+    if hot is not None:
+        ids = np.full((T, k), hot, dtype=np.int32)
     return ref.dispatch(ids, num_experts=E, capacity=capacity)
 
 
@@ -67,7 +70,7 @@ def test_permute_dynamic(compile_ir, rng):
 def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32",
                         out_dtype="f32", rhs_layout=None, gather=False, row_scale=False, epilogue=None,
                         capacity=None, rhs_scale=1.0, dynamic=False, tokens=None,
-                        **glu_attrs):
+                        hot=None, **glu_attrs):
     M_static = None if dynamic else T * k
     module = compile_ir(irgen.grouped_matmul_ir(
         M_static, K, N, E, dtype=dtype, out_dtype=out_dtype, rhs_layout=rhs_layout,
@@ -76,7 +79,10 @@ def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32"
     for t in tokens or [T]:
         M = t * k
         if gather or row_scale:
-            rows, offsets = _routed_rows(rng, t, k, E, capacity)
+            rows, offsets = _routed_rows(rng, t, k, E, capacity, hot=hot)
+        elif hot is not None:
+            rows = None
+            offsets = np.array([0] * (hot + 1) + [M] * (E - hot), dtype=np.int32)
         else:
             rows = None
             offsets = random_offsets(rng, E, M, used=max(0, M - 3))
@@ -111,6 +117,19 @@ GMM_CASES = [
     ("f32_in_bf16_out", dict(T=16, k=2, E=8, K=32, N=24, out_dtype="bf16")),
     ("kn", dict(T=16, k=2, E=8, K=32, N=24, rhs_layout="kn")),
     ("kn_odd_sizes_bf16", dict(T=7, k=3, E=5, K=13, N=9, rhs_layout="kn", dtype="bf16")),
+    # kn weights: whole panels, several column tiles, register blocks of 12 rows and
+    # their 4- and 1-row remainders, and partial panels.
+    ("kn_tiles_plain", dict(T=45, k=1, E=2, K=24, N=300, rhs_layout="kn")),
+    ("kn_glu_panels", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="kn", gather=True,
+                           row_scale=True, epilogue="silu", rhs_scale=2.0)),
+    ("kn_glu_interleaved_bf16", dict(T=20, k=2, E=4, K=19, N=80, rhs_layout="kn",
+                                     dtype="bf16", out_dtype="bf16", epilogue="swiglu_oai",
+                                     glu_layout="interleaved", rhs_scale=4.0)),
+    ("kn_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, rhs_layout="kn", hot=4,
+                                       gather=True, row_scale=True, epilogue="silu")),
+    ("nk_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=1)),
+    ("kn_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="kn", gather=True,
+                          row_scale=True, epilogue="gelu_tanh")),
     ("gather", dict(T=16, k=2, E=8, K=32, N=24, gather=True)),
     ("gather_capacity", dict(T=16, k=2, E=8, K=32, N=24, gather=True, capacity=3)),
     ("gather_kn_k3", dict(T=9, k=3, E=4, K=13, N=10, gather=True, rhs_layout="kn")),
@@ -135,13 +154,16 @@ def test_grouped_matmul(compile_ir, rng, matmul_pipeline, case):
     _run_grouped_matmul(compile_ir, rng, matmul_pipeline, **case[1])
 
 
+@pytest.mark.parametrize("rhs_layout", ["nk", "kn"])
 @pytest.mark.parametrize("layout", GLU_LAYOUTS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_grouped_matmul_glu_epilogue(compile_ir, rng, matmul_pipeline, activation,
-                                     layout):
-    """rhs_scale 4 puts many pre-activations beyond swiglu_oai's limit of 7."""
-    _run_grouped_matmul(compile_ir, rng, matmul_pipeline, T=12, k=2, E=6, K=20, N=18,
-                        epilogue=activation, glu_layout=layout, rhs_scale=4.0)
+                                     layout, rhs_layout):
+    """rhs_scale 4 puts many pre-activations beyond swiglu_oai's limit of 7. N = 2 * 21
+    is one whole 16-column panel and a partial one at vector width 16."""
+    _run_grouped_matmul(compile_ir, rng, matmul_pipeline, T=12, k=2, E=6, K=20, N=42,
+                        epilogue=activation, glu_layout=layout, rhs_scale=4.0,
+                        rhs_layout=rhs_layout)
 
 
 @pytest.mark.parametrize("fused", [False, True], ids=["plain", "gather_row_scale"])

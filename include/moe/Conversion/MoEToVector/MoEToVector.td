@@ -8,24 +8,32 @@ include "mlir/Pass/PassBase.td"
 def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
   let summary = "Lowers moe.grouped_matmul to a parallel, vectorized CPU kernel";
   let description = [{
-    Lowers every `moe.grouped_matmul` whose weights are in the `nk` layout
-    (fused forms included) to an `scf.forall` over (column tile, expert) work
-    items writing disjoint tiles of the result, with `vector` dialect inner
-    loops:
+    Lowers every `moe.grouped_matmul` (fused forms included) to an
+    `scf.forall` over (column tile, expert) work items writing disjoint tiles
+    of the result, with `vector` dialect inner loops:
 
     - work items are ordered column-tile-major, so any contiguous chunk of
       them covers every expert: a static split over threads stays balanced
       when one expert holds most rows; experts with no rows return at once;
-    - each weight row `W[e, n, :]` is read once per block of `row-block`
-      routed rows, whose A rows (gathered through `rows` when fused) stay in
-      L1, and each A row load serves `column-block` output columns (with
-      their up projections for a GLU); products accumulate in f32
-      `vector-width`-lane FMAs along K (bf16
-      and f16 weights are extended in registers), with a masked tail when K
-      is not a multiple of the width;
-    - the GLU epilogue, the row scale and the cast are applied per element
-      before the store.
+    - weights in the `nk` layout (`[E, N, K]`): each weight row `W[e, n, :]`
+      is read once per block of `row-block` routed rows, whose A rows
+      (gathered through `rows` when fused) stay in L1, and each A row load
+      serves `column-block` output columns (with their up projections for a
+      GLU); products accumulate in f32 `vector-width`-lane FMAs along K, with
+      a masked tail when K is not a multiple of the width; the GLU epilogue,
+      the row scale and the cast are applied per element;
+    - weights in the `kn` layout (`[E, K, N]`, the packed layout of
+      `moe_mlir.pack`): each work item covers `panel-column-tile` output
+      columns in panels of two weight vectors per k (2 x `vector-width`
+      columns, or `vector-width` columns with their gate and up weights for
+      a GLU). A block of `panel-row-block` routed rows accumulates rank-1
+      updates `broadcast(A[row, k]) * W[e, k, panel]` in 2 x
+      `panel-row-block` vector registers, with no horizontal reductions; the
+      GLU epilogue, the row scale and the cast work on whole vectors. Weight
+      rows `prefetch-distance` ahead are prefetched, as their stride defeats
+      the hardware prefetchers.
 
+    bf16 and f16 weights and activations are extended to f32 in registers.
     Rows in no expert's range stay zero. Each output element is reduced by
     one thread in a fixed order, so results are deterministic run to run.
     Other moe ops are left for `convert-moe-to-linalg`.
@@ -34,16 +42,25 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
            "f32 lanes of the inner FMA loop (16 for AVX-512, 8 for AVX2)">,
     Option<"rowBlock", "row-block", "int64_t", /*default=*/"4",
-           "routed rows sharing each weight-row load">,
+           "nk weights: routed rows sharing each weight-row load">,
     Option<"columnBlock", "column-block", "int64_t", /*default=*/"2",
-           "output columns sharing each A-row load">,
+           "nk weights: output columns sharing each A-row load">,
     Option<"columnTile", "column-tile", "int64_t", /*default=*/"16",
-           "output columns per work item">,
+           "nk weights: output columns per work item">,
+    Option<"panelRowBlock", "panel-row-block", "int64_t", /*default=*/"12",
+           "kn weights: routed rows of the register block">,
+    Option<"panelColumnTile", "panel-column-tile", "int64_t",
+           /*default=*/"128", "kn weights: output columns per work item">,
+    Option<"prefetchDistance", "prefetch-distance", "int64_t",
+           /*default=*/"16",
+           "kn weights: weight rows prefetched ahead (0: no prefetch)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",

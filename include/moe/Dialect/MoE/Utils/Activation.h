@@ -1,7 +1,7 @@
-//===- Activation.h - Scalar GLU activations in f32 -------------*- C++ -*-===//
+//===- Activation.h - GLU activations in f32 --------------------*- C++ -*-===//
 //
-// The activations of the dialect as scalar f32 arithmetic, shared by every
-// lowering so they all compute exactly the same function.
+// The activations of the dialect as f32 arithmetic on scalars or vectors,
+// shared by every lowering so they all compute exactly the same function.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,12 +13,13 @@
 
 namespace mlir::moe {
 
-/// 1 / (1 + exp(-x)) for an f32 scalar.
+/// 1 / (1 + exp(-x)) for an f32 scalar or vector.
 Value sigmoid(StructuredBuilder &b, Value x);
 
-/// act(gate) * up for f32 scalars; `alpha` and `limit` are swiglu_oai's.
-Value gluScalar(StructuredBuilder &b, Value gate, Value up,
-                Activation activation, double alpha, double limit);
+/// act(gate) * up for f32 scalars or vectors of one type; `alpha` and
+/// `limit` are swiglu_oai's.
+Value gluActivation(StructuredBuilder &b, Value gate, Value up,
+                    Activation activation, double alpha, double limit);
 
 } // namespace mlir::moe
 

@@ -1,0 +1,179 @@
+//===- DotProductKernel.cpp - CPU grouped matmul over nk weights ----------===//
+//
+// The kernel for weights in the nk layout (`[E, N, K]`, each output column's
+// weights contiguous along K), per work item (column tile c, expert e):
+//
+//   for each block of R routed rows of e:          (A rows stay in L1)
+//     for each output column n of tile c:
+//       acc[i] = sum_k A[row_i, k] * W[e, n, k]     (f32 FMAs along K)
+//       (and the up projection beside it for a GLU epilogue)
+//       out[row_i, n] = cast(scale_i * glu(acc...))
+//
+//===----------------------------------------------------------------------===//
+
+#include "GroupedMatmulKernel.h"
+
+#include "moe/Dialect/MoE/Utils/Activation.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// Blocks of `block` then single steps.
+SmallVector<int64_t> blocks(int64_t block) {
+  if (block == 1)
+    return {1};
+  return {block, 1};
+}
+
+class DotProductKernel : public GroupedMatmulKernel {
+public:
+  DotProductKernel(GroupedMatmulOp op, StructuredBuilder &b, KernelShape shape)
+      : GroupedMatmulKernel(op, b, shape, shape.columnTile) {}
+
+protected:
+  Value computeTile(StructuredBuilder &tb, Value expert, Value lo,
+                    Value rowCount, Value col0, Value colCount,
+                    Value tile) override {
+    return blockedLoop(tb, rowCount, blocks(shape.rowBlock), tile,
+                       [&](StructuredBuilder &nb, Value block,
+                           int64_t blockRows, Value iter) {
+                         return computeBlock(nb, expert, lo, block, blockRows,
+                                             col0, colCount, iter);
+                       });
+  }
+
+private:
+  /// Computes rows [block, block + rows) of the tile for every column:
+  /// blocks of columnBlock columns, then the remaining columns one by one.
+  Value computeBlock(StructuredBuilder &nb, Value expert, Value lo,
+                     Value block, int64_t rows, Value col0, Value colCount,
+                     Value tile) {
+    SmallVector<BlockRow> blockRows;
+    for (int64_t i = 0; i < rows; ++i) {
+      Value local = nb.create<arith::AddIOp>(block, nb.index(i));
+      blockRows.push_back(blockRow(nb, nb.create<arith::AddIOp>(lo, local)));
+    }
+    return blockedLoop(
+        nb, colCount, blocks(shape.columnBlock), tile,
+        [&](StructuredBuilder &cb, Value column, int64_t columns,
+            Value iter) {
+          SmallVector<Value> localColumns, cols;
+          for (int64_t c = 0; c < columns; ++c) {
+            localColumns.push_back(
+                cb.create<arith::AddIOp>(column, cb.index(c)));
+            cols.push_back(cb.create<arith::AddIOp>(col0, localColumns.back()));
+          }
+          SmallVector<Value> results =
+              columnResults(cb, expert, cols, blockRows);
+          Value updated = iter;
+          for (int64_t c = 0; c < columns; ++c)
+            for (int64_t i = 0; i < rows; ++i) {
+              Value localRow = cb.create<arith::AddIOp>(block, cb.index(i));
+              updated = cb.create<tensor::InsertOp>(
+                  cb.castFloat(results[c * rows + i], outType), updated,
+                  ValueRange{localRow, localColumns[c]});
+            }
+          return updated;
+        });
+  }
+
+
+  /// The f32 results of output columns `cols` for every row of the block,
+  /// column-major: result[c * rows + i].
+  SmallVector<Value> columnResults(StructuredBuilder &cb, Value expert,
+                                   ArrayRef<Value> cols,
+                                   ArrayRef<BlockRow> blockRows) {
+    int64_t rows = blockRows.size();
+    int64_t columns = cols.size();
+    bool interleaved = op.getGluLayout() == GluLayout::interleaved;
+    // The weight rows feeding each accumulator group: gate (or the plain
+    // projection) and, for a GLU, up.
+    SmallVector<Value> weightRows;
+    for (Value col : cols) {
+      if (!glu) {
+        weightRows.push_back(col);
+        continue;
+      }
+      Value gateRow =
+          interleaved ? cb.create<arith::MulIOp>(col, cb.index(2)) : col;
+      weightRows.push_back(gateRow);
+      weightRows.push_back(
+          interleaved ? cb.create<arith::AddIOp>(gateRow, cb.index(1))
+                      : cb.create<arith::AddIOp>(col, cb.index(width)));
+    }
+    int64_t groups = weightRows.size();
+    int64_t vw = shape.vectorWidth;
+    auto accType = VectorType::get({vw}, cb.getF32Type());
+    Value zeroAcc = cb.create<arith::ConstantOp>(
+        DenseElementsAttr::get(accType, cb.getF32FloatAttr(0.0f)));
+    SmallVector<Value> init(groups * rows, zeroAcc);
+
+    // acc[g * rows + i] += A[row_i, k:] * W[expert, weightRows[g], k:].
+    auto step = [&](StructuredBuilder &sb, Value k, ValueRange accs,
+                    bool inBounds) {
+      SmallVector<Value> weights;
+      for (Value row : weightRows)
+        weights.push_back(loadF32(sb, op.getRhs(), {expert, row, k}, shape.vectorWidth,
+                                 inBounds));
+      SmallVector<Value> next(accs.begin(), accs.end());
+      for (int64_t i = 0; i < rows; ++i) {
+        Value a = loadF32(sb, op.getLhs(), {blockRows[i].aRow, k},
+                          shape.vectorWidth, inBounds);
+        for (int64_t g = 0; g < groups; ++g)
+          next[g * rows + i] =
+              sb.create<vector::FMAOp>(a, weights[g], accs[g * rows + i]);
+      }
+      return next;
+    };
+
+    int64_t mainEnd = reduction / vw * vw;
+    SmallVector<Value> accs = init;
+    if (mainEnd > 0) {
+      auto loop = cb.create<scf::ForOp>(
+          cb.index(0), cb.index(mainEnd), cb.index(vw), init,
+          [&](OpBuilder &nested, Location loc, Value k, ValueRange iter) {
+            StructuredBuilder sb(loc, nested);
+            sb.create<scf::YieldOp>(step(sb, k, iter, /*inBounds=*/true));
+          });
+      accs.assign(loop.getResults().begin(), loop.getResults().end());
+    }
+    if (mainEnd < reduction)
+      accs = step(cb, cb.index(mainEnd), accs, /*inBounds=*/false);
+
+    auto reduce = [&](Value acc) -> Value {
+      return cb.create<vector::ReductionOp>(
+          vector::CombiningKind::ADD, acc, Value(),
+          arith::FastMathFlags::reassoc);
+    };
+    SmallVector<Value> results;
+    double alpha = op.getAlpha().convertToDouble();
+    double limit = op.getLimit().convertToDouble();
+    int64_t perColumn = glu ? 2 : 1;
+    for (int64_t c = 0; c < columns; ++c)
+      for (int64_t i = 0; i < rows; ++i) {
+        Value value = reduce(accs[(c * perColumn) * rows + i]);
+        if (glu)
+          value = gluActivation(cb, value,
+                            reduce(accs[(c * perColumn + 1) * rows + i]),
+                            *op.getEpilogue(), alpha, limit);
+        results.push_back(cb.create<arith::MulFOp>(value, blockRows[i].scale));
+      }
+    return results;
+  }
+
+};
+
+} // namespace
+
+Value mlir::moe::buildDotProductKernel(GroupedMatmulOp op,
+                                       StructuredBuilder &b,
+                                       KernelShape shape) {
+  return DotProductKernel(op, b, shape).build();
+}

@@ -1,0 +1,96 @@
+//===- GroupedMatmulKernel.h - CPU grouped matmul kernels -------*- C++ -*-===//
+//
+// What the two CPU kernels of moe.grouped_matmul share: an scf.forall over
+// (column tile, expert) work items, each computing one tile of the result in
+// place, and the per-row bookkeeping of the fused forms (gather, row scale).
+// The weights' layout picks the inner kernel:
+//
+// - nk (`[E, N, K]`): DotProductKernel, f32 vector FMAs along K;
+// - kn (`[E, K, N]`): OuterProductKernel, rank-1 updates of a block of rows
+//   by a panel of weight columns, with a vectorized epilogue.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOVECTOR_GROUPEDMATMULKERNEL_H
+#define MOE_LIB_CONVERSION_MOETOVECTOR_GROUPEDMATMULKERNEL_H
+
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+
+namespace mlir::moe {
+
+/// Tile sizes of the CPU kernels (the pass options of convert-moe-to-vector).
+struct KernelShape {
+  int64_t vectorWidth;
+  // nk weights.
+  int64_t rowBlock;
+  int64_t columnBlock;
+  int64_t columnTile;
+  // kn weights.
+  int64_t panelRowBlock;
+  int64_t panelColumnTile;
+  int64_t prefetchDistance;
+};
+
+/// One routed row of a block: where its A row is read and its scale.
+struct BlockRow {
+  Value aRow;  // index of the A row in lhs
+  Value scale; // f32 factor applied after the epilogue (0 for no row)
+};
+
+/// Loops over [0, count) in steps of blocks[0] while a whole block remains,
+/// then of blocks[1], and so on; `blocks` is decreasing and ends with 1.
+/// `init` is threaded through; `body(builder, start, size, iter)` computes
+/// one step of `size` rows or columns starting at `start`.
+Value blockedLoop(
+    StructuredBuilder &b, Value count, ArrayRef<int64_t> blocks, Value init,
+    function_ref<Value(StructuredBuilder &, Value, int64_t, Value)> body);
+
+class GroupedMatmulKernel {
+public:
+  GroupedMatmulKernel(GroupedMatmulOp op, StructuredBuilder &b,
+                      KernelShape shape, int64_t columnTile);
+  virtual ~GroupedMatmulKernel() = default;
+
+  /// The result of the op: a zero-filled init with every expert's tiles
+  /// computed in place.
+  Value build();
+
+protected:
+  /// Computes rows [0, rowCount) of expert `expert` (global rows from `lo`)
+  /// and output columns [col0, col0 + colCount) into `tile`.
+  virtual Value computeTile(StructuredBuilder &b, Value expert, Value lo,
+                            Value rowCount, Value col0, Value colCount,
+                            Value tile) = 0;
+
+  /// Where global row `row` reads its A row, and its scale.
+  BlockRow blockRow(StructuredBuilder &b, Value row);
+
+  /// `width` elements of `source` at [indices..., k], extended to f32.
+  Value loadF32(StructuredBuilder &b, Value source, ArrayRef<Value> indices,
+                int64_t width, bool inBounds);
+
+  GroupedMatmulOp op;
+  StructuredBuilder &b;
+  KernelShape shape;
+  int64_t columnTile;
+  int64_t numExperts, n, reduction, width;
+  bool glu;
+  Type outType;
+
+private:
+  /// offsets[i] as an index clamped to [lower, numRows].
+  Value clampedOffset(Value i, Value numRows, Value lower);
+};
+
+/// The result of `op` (nk weights) computed by DotProductKernel.
+Value buildDotProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
+                            KernelShape shape);
+
+/// The result of `op` (kn weights) computed by OuterProductKernel.
+Value buildOuterProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
+                              KernelShape shape);
+
+} // namespace mlir::moe
+
+#endif // MOE_LIB_CONVERSION_MOETOVECTOR_GROUPEDMATMULKERNEL_H
