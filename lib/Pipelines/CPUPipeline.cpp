@@ -28,6 +28,9 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   if (options.vectorize) {
     ConvertMoEToVectorPassOptions kernel;
     kernel.vectorWidth = options.vectorWidth;
+    kernel.panelRowBlock = options.panelRowBlock;
+    kernel.panelColumnTile = options.panelColumnTile;
+    kernel.prefetchDistance = options.prefetchDistance;
     pm.addPass(createConvertMoEToVectorPass(kernel));
   }
   pm.addPass(createConvertMoEToLinalgPass());

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Optional, Sequence
 
-from . import reference
+from . import pack, reference
 
 __all__ = [
     "format_float",
@@ -359,14 +359,15 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
                       rhs_layout: Optional[str] = None, gather: bool = False,
                       row_scale: bool = False, T: Dim = None, k: Optional[int] = None,
                       epilogue: Optional[str] = None, name: str = "grouped_matmul",
-                      **glu_attrs) -> str:
+                      panel_width: int = pack.PANEL_WIDTH, **glu_attrs) -> str:
     """``moe.grouped_matmul``, unfused or fused.
 
     ``@name(lhs, rhs, offsets [E+1] i32[, rows [M] i32][, row_scale [T',k] f32])
     -> out [M, N or N/2]``:
 
     - lhs is [M,K], or with ``gather`` [T,K] token rows read through ``rows`` / ``k``;
-    - rhs is [E,N,K], or [E,K,N] with ``rhs_layout="kn"``;
+    - rhs is [E,N,K], or [E,K,N] with ``rhs_layout="kn"``, or [E,N/P,K,P] with
+      ``rhs_layout="panels"`` and P = ``panel_width``;
     - ``rows`` is an argument whenever ``gather`` or ``row_scale`` is set;
     - ``row_scale`` is [T',k] with T' = T under ``gather``, else M / k (dynamic when M is);
     - ``epilogue`` (an activation) applies a GLU and halves N; ``glu_attrs`` are
@@ -385,7 +386,7 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
     kk = 1 if k is None else int(k)
     f = _Function(name)
     lhs_t = tensor_type([T if gather else M, K], dtype)
-    rhs_shape = [E, K, N] if rhs_layout == "kn" else [E, N, K]
+    rhs_shape = list(pack.weight_shape(E, N, K, rhs_layout or "nk", panel_width))
     rhs_t, offsets_t = tensor_type(rhs_shape, rhs_dtype), tensor_type([E + 1], "i32")
     lhs, rhs, offsets = f.arg("lhs", lhs_t), f.arg("rhs", rhs_t), f.arg("offsets", offsets_t)
     extra = ""
@@ -453,12 +454,15 @@ def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
 
 def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
              bias: bool = False, shared: Optional[tuple[int, bool]] = None,
-             name: str = "layer", **attrs) -> str:
+             name: str = "layer", weight_layout: Optional[str] = None,
+             panel_width: int = pack.PANEL_WIDTH, **attrs) -> str:
     """``moe.layer``: a whole MoE layer.
 
     ``@name(x [T,H], router [E,H], w13 [E,2I,H], w2 [E,H,I][, bias [E] f32]
     [, shared_w13 [2Is,H], shared_w2 [H,Is]][, shared_gate [1,H]]) -> y [T,H]``.
 
+    ``weight_layout`` (:mod:`moe_mlir.pack`) stores w13 and w2 as [E,H,2I] and [E,I,H]
+    ("kn") or [E,2I/P,H,P] and [E,H/P,I,P] ("panels", P = ``panel_width``).
     ``T=None`` makes the token dimension dynamic. Activations, router and expert weights
     all use ``dtype``; the bias is f32. ``shared=(Is, gated)`` adds a shared expert of
     intermediate size Is, with a sigmoid gate when ``gated``. ``attrs``: routing
@@ -467,12 +471,15 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     """
     dtype = _check_dtype(dtype)
     kinds = {"k": _I64, **ROUTING_ATTRS, **CAPACITY_ATTRS,
-             "activation": _enum("activation"), **GLU_ATTRS}
-    entries = _attr_dict(kinds, {"k": k, **attrs})
+             "activation": _enum("activation"), "weight_layout": _enum("rhs_layout"),
+             **GLU_ATTRS}
+    entries = _attr_dict(kinds, {"k": k, "weight_layout": weight_layout, **attrs})
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
-    types = [x_t, tensor_type([E, H], dtype), tensor_type([E, 2 * I, H], dtype),
-             tensor_type([E, H, I], dtype)]
+    layout = weight_layout or "nk"
+    types = [x_t, tensor_type([E, H], dtype),
+             tensor_type(list(pack.weight_shape(E, 2 * I, H, layout, panel_width)), dtype),
+             tensor_type(list(pack.weight_shape(E, H, I, layout, panel_width)), dtype)]
     x = f.arg("x", x_t)
     values = [x, f.arg("router", types[1]), f.arg("w13", types[2]), f.arg("w2", types[3])]
     extra = ""

@@ -48,7 +48,7 @@ SECOND_EXPERT_POLICIES = ("all", "random")
 DROP_POLICIES = ("position", "score")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "swiglu_oai")
 GLU_LAYOUTS = ("concatenated", "interleaved")
-RHS_LAYOUTS = ("nk", "kn")
+RHS_LAYOUTS = ("nk", "kn", "panels")
 
 _U64 = (1 << 64) - 1
 
@@ -462,7 +462,8 @@ def grouped_matmul(
 
     Args:
       lhs: [M, K] routed rows, or with ``gather`` [T, K] token rows.
-      rhs: [E, N, K] (``rhs_layout="nk"``, PyTorch Linear layout) or [E, K, N] ("kn").
+      rhs: [E, N, K] (``rhs_layout="nk"``, PyTorch Linear layout), [E, K, N] ("kn") or
+        [E, N / P, K, P] ("panels"; see :mod:`moe_mlir.pack`).
       offsets: [E + 1]; row r in [offsets[e], offsets[e + 1]) computes A[r] @ W[e] with
         W[e] the [K, N] view of rhs[e]. Rows in no expert's range are zero.
       rows: [M] flat selection indices; needed by ``gather`` and ``row_scale``.
@@ -478,12 +479,16 @@ def grouped_matmul(
       [M, N] float64, or [M, N // 2] with an epilogue.
     """
     lhs = _f64(lhs, "lhs", ndim=2)
-    rhs = _f64(rhs, "rhs", ndim=3)
-    offsets = _int_array(offsets, "offsets", ndim=1)
     _choice(rhs_layout, "rhs_layout", RHS_LAYOUTS)
+    rhs = _f64(rhs, "rhs", ndim=4 if rhs_layout == "panels" else 3)
+    offsets = _int_array(offsets, "offsets", ndim=1)
     if epilogue is not None:
         _choice(epilogue, "epilogue", ACTIVATIONS)
-    W = rhs if rhs_layout == "nk" else np.transpose(rhs, (0, 2, 1))  # [E, N, K]
+    if rhs_layout == "panels":
+        E, panels, K, P = rhs.shape
+        W = rhs.transpose(0, 1, 3, 2).reshape(E, panels * P, K)
+    else:
+        W = rhs if rhs_layout == "nk" else np.transpose(rhs, (0, 2, 1))  # [E, N, K]
     E, N, K = W.shape
 
     if rows is not None:

@@ -31,6 +31,20 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("f32 lanes of the grouped matmul kernel (16: AVX-512, "
                      "8: AVX2)"),
       llvm::cl::init(16)};
+  PassOptions::Option<int64_t> panelRowBlock{
+      *this, "panel-row-block",
+      llvm::cl::desc("Routed rows of the register block of the kn-weight "
+                     "kernel"),
+      llvm::cl::init(12)};
+  PassOptions::Option<int64_t> panelColumnTile{
+      *this, "panel-column-tile",
+      llvm::cl::desc("Output columns per work item of the kn-weight kernel"),
+      llvm::cl::init(128)};
+  PassOptions::Option<int64_t> prefetchDistance{
+      *this, "prefetch-distance",
+      llvm::cl::desc("Weight rows the kn-weight kernel prefetches ahead (0: "
+                     "none)"),
+      llvm::cl::init(16)};
   PassOptions::Option<bool> approximateMath{
       *this, "approximate-math",
       llvm::cl::desc("Inline polynomial approximations of exp, erf and tanh "

@@ -64,7 +64,11 @@ struct ConvertMoEToGPUPass
               .Case([&](DispatchOp dispatch) {
                 return lowerDispatch(dispatch, b, inverses);
               })
-              .Case([&](GroupedMatmulOp gemm) {
+              .Case([&](GroupedMatmulOp gemm) -> LogicalResult {
+                if (gemm.getRhsLayout() == RhsLayout::panels)
+                  return gemm.emitOpError()
+                         << "weights in the panels layout (the CPU kernel's "
+                            "packing) have no GPU lowering; use nk or kn";
                 return lowerGroupedMatmul(gemm, b, matmul);
               })
               .Case([&](CombineOp combine) {

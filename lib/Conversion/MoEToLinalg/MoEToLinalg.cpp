@@ -752,6 +752,26 @@ struct LowerGlu : OpRewritePattern<GluOp> {
   }
 };
 
+/// [E, N / P, K, P] panels as the [E, N, K] tensor they store.
+static Value unpackPanels(StructuredBuilder &b, Value panels) {
+  auto type = cast<RankedTensorType>(panels.getType());
+  ArrayRef<int64_t> shape = type.getShape();
+  Value transposed = b.create<linalg::TransposeOp>(
+                          panels,
+                          b.empty({b.getIndexAttr(shape[0]),
+                                   b.getIndexAttr(shape[1]),
+                                   b.getIndexAttr(shape[3]),
+                                   b.getIndexAttr(shape[2])},
+                                  type.getElementType()),
+                          ArrayRef<int64_t>{0, 1, 3, 2})
+                         .getResult()
+                         .front();
+  return b.create<tensor::CollapseShapeOp>(
+      RankedTensorType::get({shape[0], shape[1] * shape[3], shape[2]},
+                            type.getElementType()),
+      transposed, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
+}
+
 struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -760,6 +780,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     StructuredBuilder b(op.getLoc(), rewriter);
     Value init = op.getInit();
     Value lhs = op.getLhs(), rhs = op.getRhs(), offsets = op.getOffsets();
+    if (op.getRhsLayout() == RhsLayout::panels)
+      rhs = unpackPanels(b, rhs);
     auto rhsType = cast<RankedTensorType>(rhs.getType());
     bool kn = op.getRhsLayout() == RhsLayout::kn;
     int64_t numExperts = rhsType.getDimSize(0);

@@ -40,11 +40,12 @@ GroupedMatmulKernel::GroupedMatmulKernel(GroupedMatmulOp op,
                                          StructuredBuilder &b,
                                          KernelShape shape, int64_t columnTile)
     : op(op), b(b), shape(shape), columnTile(columnTile) {
-  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
-  bool kn = op.getRhsLayout() == RhsLayout::kn;
-  numExperts = rhsType.getDimSize(0);
-  n = rhsType.getDimSize(kn ? 2 : 1);
-  reduction = rhsType.getDimSize(kn ? 1 : 2);
+  WeightShape weights = weightShape(
+      cast<RankedTensorType>(op.getRhs().getType()), op.getRhsLayout());
+  numExperts = weights.experts;
+  n = weights.columns;
+  reduction = weights.reduction;
+  panelWidth = weights.panelWidth;
   glu = op.getEpilogue().has_value();
   width = glu ? n / 2 : n;
   outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();

@@ -6,8 +6,9 @@
 // The weights' layout picks the inner kernel:
 //
 // - nk (`[E, N, K]`): DotProductKernel, f32 vector FMAs along K;
-// - kn (`[E, K, N]`): OuterProductKernel, rank-1 updates of a block of rows
-//   by a panel of weight columns, with a vectorized epilogue.
+// - kn (`[E, K, N]`) and panels (`[E, N / P, K, P]`): OuterProductKernel,
+//   rank-1 updates of a block of rows by a panel of weight columns, with a
+//   vectorized epilogue.
 //
 //===----------------------------------------------------------------------===//
 
@@ -74,7 +75,7 @@ protected:
   StructuredBuilder &b;
   KernelShape shape;
   int64_t columnTile;
-  int64_t numExperts, n, reduction, width;
+  int64_t numExperts, n, reduction, width, panelWidth;
   bool glu;
   Type outType;
 
@@ -87,7 +88,11 @@ private:
 Value buildDotProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                             KernelShape shape);
 
-/// The result of `op` (kn weights) computed by OuterProductKernel.
+/// Whether OuterProductKernel covers `op`: kn weights, or panels whose
+/// width P and GLU half width are multiples of the vector width.
+bool outerProductKernelApplies(GroupedMatmulOp op, KernelShape shape);
+
+/// The result of `op` (kn or panels weights) computed by OuterProductKernel.
 Value buildOuterProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                               KernelShape shape);
 

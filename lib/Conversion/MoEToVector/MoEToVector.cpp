@@ -30,9 +30,15 @@ struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
                                 PatternRewriter &rewriter) const override {
     StructuredBuilder b(op.getLoc(), rewriter);
-    Value result = op.getRhsLayout() == RhsLayout::kn
-                       ? buildOuterProductKernel(op, b, shape)
-                       : buildDotProductKernel(op, b, shape);
+    Value result;
+    if (op.getRhsLayout() == RhsLayout::nk)
+      result = buildDotProductKernel(op, b, shape);
+    else if (outerProductKernelApplies(op, shape))
+      result = buildOuterProductKernel(op, b, shape);
+    else
+      return rewriter.notifyMatchFailure(
+          op, "panels are not a multiple of the vector width; left to the "
+              "reference lowering");
     rewriter.replaceOp(op, result);
     return success();
   }

@@ -1,7 +1,8 @@
-//===- OuterProductKernel.cpp - CPU grouped matmul over kn weights --------===//
+//===- OuterProductKernel.cpp - CPU grouped matmul over packed weights ----===//
 //
-// The kernel for weights in the kn layout (`[E, K, N]`, each weight row k
-// contiguous along N), per work item (column tile c, expert e):
+// The kernel for weights in the panels layout (`[E, N / P, K, P]`: P columns
+// contiguous per k, panels contiguous along K) or the kn layout (`[E, K, N]`),
+// per work item (column tile c, expert e):
 //
 //   for each panel of output columns in tile c:      (weights stay in L2)
 //     for each block of R routed rows of e:
@@ -13,9 +14,11 @@
 // projection, or vw output columns with their gate and up weights for a GLU
 // (the two halves of the concatenated layout, or 2·vw interleaved columns
 // split by shuffles in the epilogue). No horizontal reductions: the
-// epilogue works on whole vectors. Weight rows of a panel are `N` elements
-// apart, a stride the hardware prefetchers do not follow across pages, so
-// the kernel prefetches `prefetch-distance` rows ahead.
+// epilogue works on whole vectors. In the panels layout each weight vector
+// is read from one contiguous stream; in the kn layout consecutive k are N
+// elements apart, which defeats the hardware prefetchers and the cache sets,
+// so that layout is the slower one. Both prefetch `prefetch-distance` rows
+// of k ahead.
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,7 +42,11 @@ class OuterProductKernel : public GroupedMatmulKernel {
 public:
   OuterProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                      KernelShape shape)
-      : GroupedMatmulKernel(op, b, shape, shape.panelColumnTile),
+      : GroupedMatmulKernel(
+            op, b, shape,
+            llvm::alignTo(shape.panelColumnTile,
+                          op.getEpilogue() ? shape.vectorWidth
+                                           : 2 * shape.vectorWidth)),
         vw(shape.vectorWidth), panelColumns(glu ? vw : 2 * vw) {
     int64_t block = shape.panelRowBlock;
     rowBlocks.push_back(block);
@@ -115,13 +122,13 @@ private:
     Value zero = mb.create<arith::ConstantOp>(
         DenseElementsAttr::get(accType, mb.getF32FloatAttr(0.0f)));
     SmallVector<Value> init(2 * rows, zero);
-    Value lhs = op.getLhs(), rhs = op.getRhs();
+    Value lhs = op.getLhs();
     auto loop = mb.create<scf::ForOp>(
         mb.index(0), mb.index(reduction), mb.index(1), init,
         [&](OpBuilder &nested, Location loc, Value k, ValueRange accs) {
           StructuredBuilder kb(loc, nested);
-          Value w0 = loadF32(kb, rhs, {expert, k, first}, vw, inBounds);
-          Value w1 = loadF32(kb, rhs, {expert, k, second}, vw, inBounds);
+          Value w0 = weightVector(kb, expert, k, first, inBounds);
+          Value w1 = weightVector(kb, expert, k, second, inBounds);
           if (rhsBuffer)
             prefetch(kb, expert, k, {first, second});
           SmallVector<Value> next;
@@ -167,19 +174,42 @@ private:
     return tile;
   }
 
-  /// Prefetches the weights `prefetch-distance` rows past k (clamped to the
-  /// last row and column, so the address stays inside the weights).
+  /// The indices of W[e][column, k] in the weights' layout. In the panels
+  /// layout a vector starting at `column` (a multiple of the vector width)
+  /// stays in one panel; a column past the last one (the second vector of a
+  /// partial panel, whose results are masked off) is clamped to the last
+  /// vector so the address stays inside the weights.
+  SmallVector<Value> weightIndices(StructuredBuilder &kb, Value expert,
+                                   Value k, Value column) {
+    if (!panelWidth)
+      return {expert, k, column};
+    column = kb.create<arith::MinUIOp>(column, kb.index(n - vw));
+    return {expert,
+            kb.create<arith::DivUIOp>(column, kb.index(panelWidth)), k,
+            kb.create<arith::RemUIOp>(column, kb.index(panelWidth))};
+  }
+
+  /// W[e][column .. column + vw, k] as f32; in the kn layout, columns past N
+  /// read as zero unless `inBounds`.
+  Value weightVector(StructuredBuilder &kb, Value expert, Value k,
+                     Value column, bool inBounds) {
+    return loadF32(kb, op.getRhs(), weightIndices(kb, expert, k, column), vw,
+                   inBounds || panelWidth);
+  }
+
+  /// Prefetches the weights `prefetch-distance` rows of k ahead (clamped to
+  /// the last row and column, so the address stays inside the weights).
   void prefetch(StructuredBuilder &kb, Value expert, Value k,
                 ArrayRef<Value> columns) {
     Value ahead = kb.create<arith::MinUIOp>(
         kb.create<arith::AddIOp>(k, kb.index(shape.prefetchDistance)),
         kb.index(reduction - 1));
     for (Value column : columns) {
-      Value clamped = kb.create<arith::MinUIOp>(column, kb.index(n - 1));
-      kb.create<memref::PrefetchOp>(rhsBuffer,
-                                    ValueRange{expert, ahead, clamped},
-                                    /*isWrite=*/false, /*localityHint=*/3,
-                                    /*isDataCache=*/true);
+      SmallVector<Value> indices = weightIndices(
+          kb, expert, ahead,
+          kb.create<arith::MinUIOp>(column, kb.index(n - 1)));
+      kb.create<memref::PrefetchOp>(rhsBuffer, indices, /*isWrite=*/false,
+                                    /*localityHint=*/3, /*isDataCache=*/true);
     }
   }
 
@@ -202,6 +232,21 @@ private:
 };
 
 } // namespace
+
+bool mlir::moe::outerProductKernelApplies(GroupedMatmulOp op,
+                                          KernelShape shape) {
+  if (op.getRhsLayout() == RhsLayout::kn)
+    return true;
+  if (op.getRhsLayout() != RhsLayout::panels)
+    return false;
+  WeightShape weights = weightShape(
+      cast<RankedTensorType>(op.getRhs().getType()), RhsLayout::panels);
+  int64_t vw = shape.vectorWidth;
+  bool concatenated = op.getEpilogue() &&
+                      op.getGluLayout() == GluLayout::concatenated;
+  return weights.panelWidth % vw == 0 &&
+         (!concatenated || (weights.columns / 2) % vw == 0);
+}
 
 Value mlir::moe::buildOuterProductKernel(GroupedMatmulOp op,
                                          StructuredBuilder &b,

@@ -38,3 +38,11 @@ func.func @groups(%logits: tensor<?x128xf32>) -> (tensor<?x2xf32>, tensor<?x2xi3
       : tensor<?x128xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
   return %w, %ids : tensor<?x2xf32>, tensor<?x2xi32>
 }
+
+// -----
+
+func.func @panels(%a: tensor<8x16xbf16>, %w: tensor<4x2x16x16xbf16>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{weights in the panels layout (the CPU kernel's packing) have no GPU lowering; use nk or kn}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xbf16>, tensor<4x2x16x16xbf16>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels>} -> tensor<8x32xf32>
+  return %h : tensor<8x32xf32>
+}

@@ -1,7 +1,7 @@
-// RUN: moe-opt %s --convert-moe-to-vector="vector-width=8 row-block=2 column-tile=4" | FileCheck %s
+// RUN: moe-opt %s --convert-moe-to-vector="vector-width=8 row-block=2 column-tile=4 panel-row-block=2" | FileCheck %s
 // RUN: not moe-opt %s --convert-moe-to-vector="vector-width=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: error: convert-moe-to-vector: vector-width, row-block, column-block and column-tile must be >= 1
+// BAD: error: convert-moe-to-vector: vector-width, row-block, column-block, column-tile, panel-row-block and panel-column-tile must be >= 1
 
 // A fused grouped matmul becomes an scf.forall over (column tile, expert)
 // items with f32 vector FMAs along K, a masked tail (K = 20 is not a multiple
@@ -31,11 +31,35 @@ func.func @fused(%x: tensor<?x20xbf16>, %w: tensor<4x24x20xbf16>, %o: tensor<5xi
   return %h : tensor<?x12xf32>
 }
 
-// Weights in the kn layout are left to the reference lowering.
-// CHECK-LABEL: func.func @kn_layout
+// Weights in the panels layout ([E, N / P, K, P], P = 16): 2 rows x 2 weight
+// vectors of 8 lanes per k (the gate and up halves), rank-1 updates with the
+// A element broadcast, weight prefetch, and a vector epilogue with no
+// horizontal reduction.
+// CHECK-LABEL: func.func @panels
+// CHECK: scf.forall
+// CHECK: bufferization.to_buffer %{{.*}} read_only
+// CHECK: scf.for {{.*}} step %c8{{(_[0-9]+)?}} iter_args
+// CHECK: scf.for {{.*}} step %c2{{(_[0-9]+)?}} iter_args
+// CHECK: vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x4x20x16xbf16>, vector<8xbf16>
+// CHECK: memref.prefetch
+// CHECK: vector.broadcast %{{.*}} : f32 to vector<8xf32>
+// CHECK: vector.fma
+// CHECK-NOT: vector.reduction
+// CHECK: math.exp %{{.*}} : vector<8xf32>
+// CHECK: vector.transfer_write %{{.*}} : vector<8xf32>, tensor<?x?xf32>
+// CHECK-NOT: moe.grouped_matmul
+func.func @panels(%x: tensor<?x20xbf16>, %w: tensor<4x4x20x16xbf16>, %o: tensor<5xi32>, %r: tensor<?xi32>, %s: tensor<?x2xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x20xbf16>, tensor<4x4x20x16xbf16>, tensor<5xi32>)
+      rows(%r : tensor<?xi32>) row_scale(%s : tensor<?x2xf32>) outs(%init : tensor<?x32xf32>)
+      {gather, k = 2 : i64, epilogue = #moe.activation<silu>, rhs_layout = #moe.rhs_layout<panels>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// Panels narrower than a vector are left to the reference lowering.
+// CHECK-LABEL: func.func @narrow_panels
 // CHECK: moe.grouped_matmul
-func.func @kn_layout(%a: tensor<8x16xf32>, %w: tensor<4x16x24xf32>, %o: tensor<5xi32>, %init: tensor<8x24xf32>) -> tensor<8x24xf32> {
-  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x16x24xf32>, tensor<5xi32>)
-      outs(%init : tensor<8x24xf32>) {rhs_layout = #moe.rhs_layout<kn>} -> tensor<8x24xf32>
+func.func @narrow_panels(%a: tensor<8x16xf32>, %w: tensor<4x6x16x4xf32>, %o: tensor<5xi32>, %init: tensor<8x24xf32>) -> tensor<8x24xf32> {
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x6x16x4xf32>, tensor<5xi32>)
+      outs(%init : tensor<8x24xf32>) {rhs_layout = #moe.rhs_layout<panels>} -> tensor<8x24xf32>
   return %h : tensor<8x24xf32>
 }

@@ -281,7 +281,7 @@ func.func @grouped_matmul_lhs_type(%a: tensor<8x16xi32>, %w: tensor<4x32x16xf32>
 // -----
 
 func.func @grouped_matmul_reduction(%a: tensor<8x16xf32>, %w: tensor<4x32x12xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
-  // expected-error @+1 {{'rhs' dimension 2 (K, the width of 'lhs') must be 16, got 'tensor<4x32x12xf32>'}}
+  // expected-error @+1 {{'rhs' has reduction size K = 12, which must equal K, the width of 'lhs', 16}}
   %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x12xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
   return
 }
@@ -441,7 +441,7 @@ func.func @layer_router(%x: tensor<4x16xf32>, %r: tensor<8x12xf32>, %w13: tensor
 // -----
 
 func.func @layer_w13_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<6x32x16xf32>, %w2: tensor<8x16x16xf32>, %init: tensor<4x16xf32>) {
-  // expected-error @+1 {{'w13' dimension 0 (E) must be 8, got 'tensor<6x32x16xf32>'}}
+  // expected-error @+1 {{'w13' must hold E = 8 experts' [2I, H = 16] weights in the nk layout, got 'tensor<6x32x16xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<6x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
   return
 }
@@ -457,8 +457,32 @@ func.func @layer_w13_odd(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tenso
 // -----
 
 func.func @layer_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x15xf32>, %init: tensor<4x16xf32>) {
-  // expected-error @+1 {{'w2' dimension 2 (I) must be 16, got 'tensor<8x16x15xf32>'}}
+  // expected-error @+1 {{'w2' must hold E = 8 experts' [H = 16, I = 16] weights in the nk layout, got 'tensor<8x16x15xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x15xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_panels_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x1x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16 tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x1x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_panels_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x2x16x16xf32>, %w2: tensor<8x2x16x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2' must hold E = 8 experts' [H = 16, I = 16] weights in the panels layout, got 'tensor<8x2x16x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x2x16x16xf32>, tensor<8x2x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_panels_dynamic(%a: tensor<8x16xf32>, %w: tensor<4x?x16x8xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rhs' dimension 1 (N / P) must be static, got 'tensor<4x?x16x8xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x?x16x8xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels>} -> tensor<8x32xf32>
   return
 }
 

@@ -100,6 +100,15 @@ func.func @grouped_matmul_fused(%x: tensor<16x64xbf16>, %w13: tensor<8x64x256xbf
   return %h : tensor<32x128xf32>
 }
 
+// CHECK-LABEL: func.func @layer_panels
+// CHECK: moe.layer {{.*}} tensor<8x4x64x16xf32>, tensor<8x4x32x16xf32>
+// CHECK-SAME: weight_layout = #moe.rhs_layout<panels>
+func.func @layer_panels(%x: tensor<?x64xf32>, %r: tensor<8x64xf32>, %w13: tensor<8x4x64x16xf32>, %w2: tensor<8x4x32x16xf32>, %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<?x64xf32>, tensor<8x64xf32>, tensor<8x4x64x16xf32>, tensor<8x4x32x16xf32>)
+      outs(%init : tensor<?x64xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
 // CHECK-LABEL: func.func @glu
 // CHECK: moe.glu ins(%{{.*}} : tensor<?x256xf32>) outs(%{{.*}} : tensor<?x128xf32>) {activation = #moe.activation<gelu_tanh>} -> tensor<?x128xf32>
 func.func @glu(%h: tensor<?x256xf32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {

@@ -7,7 +7,7 @@ import pytest
 
 from harness import (assert_close, assert_equal, call, normal, random_ids, random_offsets,
                      storage)
-from moe_mlir import cpu, irgen
+from moe_mlir import cpu, irgen, pack
 from moe_mlir import reference as ref
 
 ACTIVATIONS = ref.ACTIVATIONS
@@ -87,8 +87,8 @@ def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32"
             rows = None
             offsets = random_offsets(rng, E, M, used=max(0, M - 3))
         lhs = normal(rng, (t if gather else M, K), dtype)
-        rhs_shape = (E, K, N) if rhs_layout == "kn" else (E, N, K)
-        rhs = normal(rng, rhs_shape, dtype, scale=rhs_scale / math.sqrt(K))
+        rhs = pack.to_layout(normal(rng, (E, N, K), dtype, scale=rhs_scale / math.sqrt(K)),
+                             rhs_layout or "nk")
         scales = rng.uniform(0.1, 1.0, size=(t, k)).astype(np.float32)
         inputs = [storage(lhs, dtype), storage(rhs, dtype), offsets]
         if rows is not None:
@@ -130,6 +130,21 @@ GMM_CASES = [
     ("nk_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=1)),
     ("kn_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="kn", gather=True,
                           row_scale=True, epilogue="gelu_tanh")),
+    # panels (P = 16): whole and partial 32-column panels of a plain projection, GLU
+    # panels of both layouts, rows in blocks of 12, 4 and 1, one hot expert.
+    ("panels_plain", dict(T=45, k=1, E=2, K=24, N=304, rhs_layout="panels")),
+    ("panels_glu_bf16", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="panels", dtype="bf16",
+                             gather=True, row_scale=True, epilogue="silu", rhs_scale=2.0)),
+    ("panels_interleaved", dict(T=20, k=2, E=4, K=19, N=96, rhs_layout="panels",
+                                epilogue="swiglu_oai", glu_layout="interleaved",
+                                rhs_scale=4.0)),
+    ("panels_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=2,
+                                           rhs_layout="panels", gather=True, row_scale=True,
+                                           epilogue="silu")),
+    ("panels_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels", gather=True,
+                              row_scale=True, epilogue="gelu")),
+    ("panels_unaligned_glu", dict(T=12, k=2, E=4, K=16, N=48, rhs_layout="panels",
+                                  epilogue="silu")),
     ("gather", dict(T=16, k=2, E=8, K=32, N=24, gather=True)),
     ("gather_capacity", dict(T=16, k=2, E=8, K=32, N=24, gather=True, capacity=3)),
     ("gather_kn_k3", dict(T=9, k=3, E=4, K=13, N=10, gather=True, rhs_layout="kn")),

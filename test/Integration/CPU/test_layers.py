@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness import assert_close, call, draw_robust, normal, routing_is_robust, storage
-from moe_mlir import cpu, irgen
+from moe_mlir import cpu, irgen, pack
 from moe_mlir import reference as ref
 
 DTYPES = ("f32", "bf16")
@@ -23,7 +23,7 @@ class Layer:
     """A layer configuration: sizes, dtype, optional bias/shared expert and attributes."""
 
     def __init__(self, T, H, E, I, attrs, dtype="f32", bias=False, shared=None,
-                 w13_scale=1.0, bias_fn=None, inputs_fn=None):
+                 w13_scale=1.0, bias_fn=None, inputs_fn=None, weight_layout=None):
         self.T, self.H, self.E, self.I = T, H, E, I
         self.attrs = dict(attrs)
         self.bias = bias or bias_fn is not None
@@ -31,11 +31,12 @@ class Layer:
         self.w13_scale = w13_scale
         self.bias_fn = bias_fn      # rng, E -> bias, to force a routing pattern
         self.inputs_fn = inputs_fn  # rng, inputs dict -> None, edits inputs in place
+        self.weight_layout = weight_layout  # of w13 and w2 in the kernel (moe_mlir.pack)
 
     def ir(self, dynamic=False):
         return irgen.layer_ir(None if dynamic else self.T, self.H, self.E, self.I,
                               dtype=self.dtype, bias=self.bias, shared=self.shared,
-                              **self.attrs)
+                              weight_layout=self.weight_layout, **self.attrs)
 
     def draw(self, rng, T):
         """Random inputs (float32 arrays, already rounded to bf16 for bf16 layers)."""
@@ -84,12 +85,14 @@ class Layer:
 
     def kernel_inputs(self, inputs):
         order = ["x", "router", "w13", "w2", "bias", "shared_w13", "shared_w2", "shared_gate"]
-        return [inputs[n] if n == "bias" else storage(inputs[n], self.dtype)
+        packed = {n: pack.to_layout(inputs[n], self.weight_layout or "nk")
+                  for n in ("w13", "w2")}
+        return [inputs[n] if n == "bias" else storage(packed.get(n, inputs[n]), self.dtype)
                 for n in order if n in inputs]
 
     def describe(self, T):
         return (f"layer T={T} H={self.H} E={self.E} I={self.I} {self.dtype} bias={self.bias} "
-                f"shared={self.shared} {self.attrs}")
+                f"shared={self.shared} weight_layout={self.weight_layout} {self.attrs}")
 
 
 def run_layer(compile_ir, rng, pipeline, layer, tokens=None, dynamic=False, check=None):
@@ -152,6 +155,16 @@ def test_model_layers_match_reference_recipes():
 @pytest.mark.parametrize("model", sorted(RECIPE_SIZES))
 def test_model_recipe(compile_ir, rng, pipeline, model, dtype):
     run_layer(compile_ir, rng, pipeline, recipe(model, dtype))
+
+
+@pytest.mark.parametrize("weight_layout,dtype",
+                         [("kn", "f32"), ("panels", "f32"), ("panels", "bf16")])
+@pytest.mark.parametrize("model", sorted(RECIPE_SIZES))
+def test_model_recipe_packed_weights(compile_ir, rng, pipeline, model, weight_layout, dtype):
+    """The routed experts' weights in the kn and panels layouts (I = 16: whole panels),
+    for 1 token, the recipe's 32 and 45 (rows in blocks of 12, 4 and 1)."""
+    layer = recipe(model, dtype, I=16, weight_layout=weight_layout)
+    run_layer(compile_ir, rng, pipeline, layer, tokens=[1, 32, 45], dynamic=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

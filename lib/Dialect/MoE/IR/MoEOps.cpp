@@ -283,25 +283,58 @@ LogicalResult PermuteOp::verify() {
 // GroupedMatmulOp
 //===----------------------------------------------------------------------===//
 
+WeightShape mlir::moe::weightShape(RankedTensorType type, RhsLayout layout) {
+  ArrayRef<int64_t> shape = type.getShape();
+  switch (layout) {
+  case RhsLayout::nk:
+    return {shape[0], shape[1], shape[2], 0};
+  case RhsLayout::kn:
+    return {shape[0], shape[2], shape[1], 0};
+  case RhsLayout::panels:
+    return {shape[0], shape[1] * shape[3], shape[2], shape[3]};
+  }
+  llvm_unreachable("unknown weight layout");
+}
+
+/// Checks that `weights` is a static tensor of E experts' [N, K] matrices in
+/// `layout` and returns its shape; `name` is the operand's name.
+static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
+                                            StringRef name,
+                                            RhsLayout layout) {
+  StringRef dims[3][4] = {{"E", "N", "K"}, {"E", "K", "N"},
+                          {"E", "N / P", "K", "P"}};
+  StringRef described[3] = {"3-D f32/bf16/f16 tensor [E, N, K]",
+                            "3-D f32/bf16/f16 tensor [E, K, N]",
+                            "4-D f32/bf16/f16 tensor [E, N / P, K, P]"};
+  auto index = static_cast<unsigned>(layout);
+  int64_t rank = layout == RhsLayout::panels ? 4 : 3;
+  if (failed(c.tensor(weights, name, rank, isMatmulFloat, described[index])))
+    return failure();
+  for (int64_t d = 0; d < rank; ++d)
+    if (failed(c.isStatic(weights, name, d, dims[index][d])))
+      return failure();
+  return weightShape(cast<RankedTensorType>(weights.getType()), layout);
+}
+
 LogicalResult GroupedMatmulOp::verify() {
   TensorChecker c(*this);
-  bool kn = getRhsLayout() == RhsLayout::kn;
   if (failed(c.tensor(getLhs(), "lhs", 2, isMatmulFloat,
                       "2-D f32/bf16/f16 tensor [M, K]")) ||
-      failed(c.isStatic(getLhs(), "lhs", 1, "K")) ||
-      failed(c.tensor(getRhs(), "rhs", 3, isMatmulFloat,
-                      kn ? "3-D f32/bf16/f16 tensor [E, K, N]"
-                         : "3-D f32/bf16/f16 tensor [E, N, K]")) ||
-      failed(c.isStatic(getRhs(), "rhs", 0, "E")) ||
-      failed(c.isStatic(getRhs(), "rhs", 1, kn ? "K" : "N")) ||
-      failed(c.isStatic(getRhs(), "rhs", 2, kn ? "N" : "K")))
+      failed(c.isStatic(getLhs(), "lhs", 1, "K")))
     return failure();
-  int64_t numExperts = c.shape(getRhs())[0];
-  int64_t n = c.shape(getRhs())[kn ? 2 : 1];
+  FailureOr<WeightShape> rhsShape =
+      verifyWeights(c, getRhs(), "rhs", getRhsLayout());
+  if (failed(rhsShape))
+    return failure();
+  int64_t numExperts = rhsShape->experts;
+  int64_t n = rhsShape->columns;
   int64_t reduction = c.shape(getLhs())[1];
-  if (failed(c.dimIs(getRhs(), "rhs", kn ? 1 : 2, reduction,
-                     "K, the width of 'lhs'")) ||
-      failed(c.tensor(getOffsets(), "offsets", 1, isI32,
+  if (rhsShape->reduction != reduction)
+    return emitOpError() << "'rhs' has reduction size K = "
+                         << rhsShape->reduction
+                         << ", which must equal K, the width of 'lhs', "
+                         << reduction;
+  if (failed(c.tensor(getOffsets(), "offsets", 1, isI32,
                       "1-D i32 tensor [E + 1]")) ||
       failed(c.isStatic(getOffsets(), "offsets", 0, "E + 1")))
     return failure();
@@ -409,21 +442,31 @@ LogicalResult LayerOp::verify() {
   int64_t tokens = c.shape(getX())[0];
   int64_t hidden = c.shape(getX())[1];
   int64_t numExperts = c.shape(getRouter())[0];
-  if (failed(c.dimIs(getRouter(), "router", 1, hidden, "H")) ||
-      failed(c.tensor(getW13(), "w13", 3, isMatmulFloat,
-                      "3-D f32/bf16/f16 tensor [E, 2I, H]")) ||
-      failed(c.isStatic(getW13(), "w13", 1, "2I")) ||
-      failed(c.dimIs(getW13(), "w13", 0, numExperts, "E")) ||
-      failed(c.dimIs(getW13(), "w13", 2, hidden, "H")) ||
-      failed(verifyGluWidth(*this, "w13", c.shape(getW13())[1])))
+  if (failed(c.dimIs(getRouter(), "router", 1, hidden, "H")))
     return failure();
-  int64_t inter = c.shape(getW13())[1] / 2;
-  if (failed(c.tensor(getW2(), "w2", 3, isMatmulFloat,
-                      "3-D f32/bf16/f16 tensor [E, H, I]")) ||
-      failed(c.dimIs(getW2(), "w2", 0, numExperts, "E")) ||
-      failed(c.dimIs(getW2(), "w2", 1, hidden, "H")) ||
-      failed(c.dimIs(getW2(), "w2", 2, inter, "I")))
+  StringRef layout = stringifyRhsLayout(getWeightLayout());
+  FailureOr<WeightShape> w13 =
+      verifyWeights(c, getW13(), "w13", getWeightLayout());
+  if (failed(w13))
     return failure();
+  if (w13->experts != numExperts || w13->reduction != hidden)
+    return emitOpError() << "'w13' must hold E = " << numExperts
+                         << " experts' [2I, H = " << hidden
+                         << "] weights in the " << layout << " layout, got "
+                         << getW13().getType();
+  if (failed(verifyGluWidth(*this, "w13", w13->columns)))
+    return failure();
+  int64_t inter = w13->columns / 2;
+  FailureOr<WeightShape> w2 =
+      verifyWeights(c, getW2(), "w2", getWeightLayout());
+  if (failed(w2))
+    return failure();
+  if (w2->experts != numExperts || w2->columns != hidden ||
+      w2->reduction != inter)
+    return emitOpError() << "'w2' must hold E = " << numExperts
+                         << " experts' [H = " << hidden << ", I = " << inter
+                         << "] weights in the " << layout << " layout, got "
+                         << getW2().getType();
   if (getBias() &&
       (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
        failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))

@@ -61,8 +61,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     int64_t k = op.getK();
     int64_t numExperts = cast<RankedTensorType>(op.getRouter().getType())
                              .getDimSize(0);
-    int64_t inter =
-        cast<RankedTensorType>(op.getW13().getType()).getDimSize(1) / 2;
+    int64_t inter = weightShape(cast<RankedTensorType>(op.getW13().getType()),
+                                op.getWeightLayout())
+                        .columns /
+                    2;
     OpFoldResult tokens = b.dimSize(x, 0);
     OpFoldResult hidden = b.dimSize(x, 1);
     OpFoldResult kSize = b.getIndexAttr(k);
@@ -95,12 +97,14 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value h = b.create<GroupedMatmulOp>(
                    tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs,
                    op.getW13(), dispatch.getOffsets(),
-                   b.empty({m, b.getIndexAttr(2 * inter)}, f32))
+                   b.empty({m, b.getIndexAttr(2 * inter)}, f32),
+                   op.getWeightLayout())
                   .getResult();
     Value act = glu(b, op, h, m, inter);
     Value ys = b.create<GroupedMatmulOp>(
                     tensorType({m, hidden}, f32), act, op.getW2(),
-                    dispatch.getOffsets(), b.empty({m, hidden}, f32))
+                    dispatch.getOffsets(), b.empty({m, hidden}, f32),
+                    op.getWeightLayout())
                    .getResult();
 
     Value init = op.getInit();

@@ -14,4 +14,19 @@
 #define GET_OP_CLASSES
 #include "moe/Dialect/MoE/IR/MoEOps.h.inc"
 
+namespace mlir::moe {
+
+/// The sizes of E experts' [K, N] weight matrices.
+struct WeightShape {
+  int64_t experts, columns, reduction;
+  /// P, the columns of a panel in the `panels` layout (else 0).
+  int64_t panelWidth;
+};
+
+/// The shape of `type`, a static tensor of weights in `layout`: [E, N, K]
+/// (nk), [E, K, N] (kn) or [E, N / P, K, P] (panels).
+WeightShape weightShape(RankedTensorType type, RhsLayout layout);
+
+} // namespace mlir::moe
+
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_H

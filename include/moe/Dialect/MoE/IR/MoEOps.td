@@ -186,10 +186,17 @@ def MoE_PermuteOp : MoE_DpsOp<"permute"> {
 def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]> {
   let summary = "one matmul per expert over its range of rows";
   let description = [{
-    `lhs` `[M, K]`, `rhs` `[E, N, K]` (PyTorch Linear layout, or `[E, K, N]`
-    with `rhs_layout = #moe.rhs_layout<kn>`) and `offsets` `[E + 1]`: row r in
-    expert e's range is `lhs[r] . rhs[e]^T`. Rows in no expert's range are
-    zero, and experts with zero rows cost nothing. Accumulation is f32.
+    `lhs` `[M, K]`, `rhs` holding E experts' `[N, K]` weights, and `offsets`
+    `[E + 1]`: row r in expert e's range is `lhs[r] . W[e]^T`. Rows in no
+    expert's range are zero, and experts with zero rows cost nothing.
+    Accumulation is f32.
+
+    `rhs_layout` says how `rhs` stores `W[e][n, k]`:
+    - `nk` (default): `[E, N, K]`, the PyTorch Linear layout;
+    - `kn`: `[E, K, N]`;
+    - `panels`: `[E, N / P, K, P]`, element `[e, n / P, k, n % P]`: panels
+      of P columns, each contiguous along K. This is the CPU kernel's
+      packed layout (`moe_mlir.pack.to_panels` writes it from `nk`).
 
     Fused forms:
     - `gather(%rows)`: `lhs` is `[T, K]` and row r reads `lhs[rows[r] / k]`
@@ -228,9 +235,11 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     // The unfused form: no gather, epilogue or row scale.
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$lhs,
                    "::mlir::Value":$rhs, "::mlir::Value":$offsets,
-                   "::mlir::Value":$init), [{
+                   "::mlir::Value":$init,
+                   CArg<"::mlir::moe::RhsLayout",
+                        "::mlir::moe::RhsLayout::nk">:$rhsLayout), [{
       build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
-            /*row_scale=*/Value(), init, RhsLayout::nk, /*gather=*/false,
+            /*row_scale=*/Value(), init, rhsLayout, /*gather=*/false,
             /*k=*/1, /*epilogue=*/nullptr, GluLayout::concatenated,
             ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
     }]>
@@ -305,6 +314,9 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     `shared_gate` `[1, H]`) to `y` `[T, H]`. Takes every routing, capacity and
     activation attribute. `moe-decompose-layer` rewrites it into the router
     matmul and the unfused ops; `y` is the combine plus the shared expert.
+    `weight_layout` is the `rhs_layout` of the routed experts' `w13` and `w2`
+    (`[E, 2I / P, H, P]` and `[E, H / P, I, P]` for `panels`); the shared
+    expert stays in the Linear layout.
 
     ```mlir
     %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>,
@@ -322,7 +334,9 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
                             AnyRankedTensor:$init),
                        MoE_RoutingArgs, MoE_CapacityArgs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
-                                "::mlir::moe::Activation::silu">:$activation),
+                                "::mlir::moe::Activation::silu">:$activation,
+                            DefaultValuedAttr<MoE_RhsLayoutAttr,
+                                "::mlir::moe::RhsLayout::nk">:$weight_layout),
                        MoE_GluArgs);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
