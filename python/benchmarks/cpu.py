@@ -9,7 +9,12 @@ PyTorch eager loop where torch is installed. Every compiled layer is checked
 against the fp64 oracle before it is timed; every timed call (ours and the
 peers') starts with cold caches. The table is printed last.
 
+The experts' weights are packed once into ``--weight-layout`` (default ``panels``, the
+CPU kernel's layout; see moe_mlir.pack) before anything is timed, as a model loader
+would; ``nk`` times the kernel on the PyTorch Linear layout instead.
+
     python3 python/benchmarks/cpu.py [--shapes qwen3-30b-a3b,...] [--tokens 1,16]
+                                     [--weight-layout panels|nk|kn]
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from moe_mlir import cpu, dtypes, irgen, reference  # noqa: E402
+from moe_mlir import cpu, dtypes, irgen, pack, reference  # noqa: E402
 
 SHAPES = {  # name: (H, I, E, k, largest T)
     "qwen3-30b-a3b": (2048, 768, 128, 8, 512),
@@ -104,13 +109,16 @@ def random_weights(rng, shape, fan_in, dtype):
     return out
 
 
-def storage_per_expert(array, dtype):
-    """The kernel's storage of ``array`` (bf16 bits or a float32 view)."""
-    if dtype != "bf16":
+def storage_per_expert(array, dtype, layout="nk"):
+    """The kernel's storage of [E, N, K] ``array`` (bf16 bits or float32) packed into
+    ``layout``, one expert at a time so the largest shapes need no temporaries."""
+    if dtype != "bf16" and layout == "nk":
         return array
-    out = np.empty(array.shape, dtype=np.uint16)
-    for e in range(array.shape[0]):
-        out[e] = cpu.to_storage(array[e], dtype)
+    E, N, K = array.shape
+    out = np.empty(pack.weight_shape(E, N, K, layout),
+                   dtype=np.uint16 if dtype == "bf16" else np.float32)
+    for e in range(E):
+        out[e] = pack.to_layout(cpu.to_storage(array[e:e + 1], dtype), layout)[0]
     return out
 
 
@@ -166,10 +174,10 @@ def torch_peer(x, router, w13, w2, k, I):
     return y
 
 
-def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng):
+def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng, layout):
     H, I, E, k, largest = SHAPES[name]
     ir = irgen.layer_ir(None, H, E, I, k, dtype=dtype, name="layer",
-                        scoring="softmax", renormalize=True)
+                        weight_layout=layout, scoring="softmax", renormalize=True)
     start = time.perf_counter()
     cpu.lower_to_llvm_dialect(ir)
     pipeline_s = time.perf_counter() - start  # moe-lower-to-cpu-pipeline alone
@@ -180,7 +188,8 @@ def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng):
     router = random_weights(rng, (E, H), H, dtype)
     w13 = random_weights(rng, (E, 2 * I, H), H, dtype)
     w2 = random_weights(rng, (E, H, I), I, dtype)
-    args_w = [storage_per_expert(a, dtype) for a in (router, w13, w2)]
+    args_w = [cpu.to_storage(router, dtype)] + [storage_per_expert(a, dtype, layout)
+                                                for a in (w13, w2)]
     tw = None
     if torch is not None:
         tdt = torch.bfloat16 if dtype == "bf16" else torch.float32
@@ -227,6 +236,7 @@ def main() -> int:
     parser.add_argument("--dtypes", default="f32,bf16")
     parser.add_argument("--tokens", default=",".join(map(str, TOKENS)))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--weight-layout", default="panels", choices=reference.RHS_LAYOUTS)
     opts = parser.parse_args()
     tokens = [int(t) for t in opts.tokens.split(",")]
     ceilings = measure_ceilings()
@@ -235,12 +245,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="moe-bench-") as tmp:
         for name in opts.shapes.split(","):
             for dtype in opts.dtypes.split(","):
-                rows += run_shape(name, dtype, tokens, ceilings, opts.repeats, tmp, rng)
+                rows += run_shape(name, dtype, tokens, ceilings, opts.repeats, tmp, rng,
+                                  opts.weight_layout)
 
     print()
     print(f"ceilings: sgemm {ceilings['sgemm']/1e9:.0f} GFLOP/s, bf16 matmul "
           f"{ceilings['bf16']/1e9:.0f} GFLOP/s{'' if torch else ' (no torch: sgemm rate)'}, "
-          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write)")
+          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write); "
+          f"weights in the {opts.weight_layout} layout")
     print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'floor ms':>10}{'ours ms':>10}"
           f"{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'max err':>9}{'ties':>5}"
           f"{'pipeline s':>11}{'build s':>8}")
