@@ -117,8 +117,8 @@ public:
                    Value up) const {
     if (glu)
       value = gluActivation(b, value, up, *op.getEpilogue(),
-                        op.getAlpha().convertToDouble(),
-                        op.getLimit().convertToDouble());
+                            op.getAlpha().convertToDouble(),
+                            op.getLimit().convertToDouble());
     if (scale) {
       auto selection =
           b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());

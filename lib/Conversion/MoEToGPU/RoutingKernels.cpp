@@ -588,8 +588,8 @@ LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
           Value up =
               tb.castFloat(tb.load(h, {row, upColumn}), tb.getF32Type());
           Value v = gluActivation(tb, gate, up, op.getActivation(),
-                              op.getAlpha().convertToDouble(),
-                              op.getLimit().convertToDouble());
+                                  op.getAlpha().convertToDouble(),
+                                  op.getLimit().convertToDouble());
           tb.store(tb.castFloat(v, outType), out.buffer, {row, column});
         });
       });

@@ -120,8 +120,8 @@ private:
                     bool inBounds) {
       SmallVector<Value> weights;
       for (Value row : weightRows)
-        weights.push_back(loadF32(sb, op.getRhs(), {expert, row, k}, shape.vectorWidth,
-                                 inBounds));
+        weights.push_back(loadF32(sb, op.getRhs(), {expert, row, k},
+                                  shape.vectorWidth, inBounds));
       SmallVector<Value> next(accs.begin(), accs.end());
       for (int64_t i = 0; i < rows; ++i) {
         Value a = loadF32(sb, op.getLhs(), {blockRows[i].aRow, k},
@@ -161,8 +161,8 @@ private:
         Value value = reduce(accs[(c * perColumn) * rows + i]);
         if (glu)
           value = gluActivation(cb, value,
-                            reduce(accs[(c * perColumn + 1) * rows + i]),
-                            *op.getEpilogue(), alpha, limit);
+                                reduce(accs[(c * perColumn + 1) * rows + i]),
+                                *op.getEpilogue(), alpha, limit);
         results.push_back(cb.create<arith::MulFOp>(value, blockRows[i].scale));
       }
     return results;
