@@ -33,17 +33,18 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::init(16)};
   PassOptions::Option<int64_t> panelRowBlock{
       *this, "panel-row-block",
-      llvm::cl::desc("Routed rows of the register block of the kn-weight "
-                     "kernel"),
+      llvm::cl::desc("Routed rows of the register block of the kernel over "
+                     "panels or kn weights"),
       llvm::cl::init(12)};
   PassOptions::Option<int64_t> panelColumnTile{
       *this, "panel-column-tile",
-      llvm::cl::desc("Output columns per work item of the kn-weight kernel"),
+      llvm::cl::desc("Output columns per work item of the kernel over panels "
+                     "or kn weights"),
       llvm::cl::init(128)};
   PassOptions::Option<int64_t> prefetchDistance{
       *this, "prefetch-distance",
-      llvm::cl::desc("Weight rows the kn-weight kernel prefetches ahead (0: "
-                     "none)"),
+      llvm::cl::desc("Weight rows (k) the kernel over panels or kn weights "
+                     "prefetches ahead (0: none)"),
       llvm::cl::init(16)};
   PassOptions::Option<bool> approximateMath{
       *this, "approximate-math",

@@ -71,10 +71,11 @@ class GroupedMatmul {
 public:
   GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
     auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
-    numExperts = rhsType.getDimSize(0);
+    WeightShape weights = weightShape(rhsType, op.getRhsLayout());
+    numExperts = weights.experts;
     kn = op.getRhsLayout() == RhsLayout::kn;
-    reduction = rhsType.getDimSize(kn ? 1 : 2);
-    n = rhsType.getDimSize(kn ? 2 : 1);
+    reduction = weights.reduction;
+    n = weights.columns;
     glu = op.getEpilogue().has_value();
     interleaved = glu && op.getGluLayout() == GluLayout::interleaved;
     width = glu ? n / 2 : n;

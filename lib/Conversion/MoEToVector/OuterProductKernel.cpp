@@ -123,14 +123,29 @@ private:
         DenseElementsAttr::get(accType, mb.getF32FloatAttr(0.0f)));
     SmallVector<Value> init(2 * rows, zero);
     Value lhs = op.getLhs();
+    // Where the two weight vectors lie, apart from k, resolved once outside
+    // the k loop.
+    WeightColumn firstAt = locate(mb, expert, first);
+    WeightColumn secondAt = locate(mb, expert, second);
+    SmallVector<WeightColumn> prefetched;
+    if (rhsBuffer) {
+      // A kn prefetch may start at column N of a partial panel; panels
+      // locations are clamped inside the weights already.
+      for (auto [column, at] : {std::pair(first, firstAt), {second, secondAt}})
+        prefetched.push_back(
+            panelWidth ? at
+                       : locate(mb, expert,
+                                mb.create<arith::MinUIOp>(
+                                    column, mb.index(n - 1))));
+    }
     auto loop = mb.create<scf::ForOp>(
         mb.index(0), mb.index(reduction), mb.index(1), init,
         [&](OpBuilder &nested, Location loc, Value k, ValueRange accs) {
           StructuredBuilder kb(loc, nested);
-          Value w0 = weightVector(kb, expert, k, first, inBounds);
-          Value w1 = weightVector(kb, expert, k, second, inBounds);
+          Value w0 = weightVector(kb, firstAt, k, inBounds);
+          Value w1 = weightVector(kb, secondAt, k, inBounds);
           if (rhsBuffer)
-            prefetch(kb, expert, k, {first, second});
+            prefetch(kb, k, prefetched);
           SmallVector<Value> next;
           for (int64_t i = 0; i < rows; ++i) {
             Value a = kb.create<tensor::ExtractOp>(
@@ -174,43 +189,50 @@ private:
     return tile;
   }
 
-  /// The indices of W[e][column, k] in the weights' layout. In the panels
-  /// layout a vector starting at `column` (a multiple of the vector width)
-  /// stays in one panel; a column past the last one (the second vector of a
-  /// partial panel, whose results are masked off) is clamped to the last
-  /// vector so the address stays inside the weights.
-  SmallVector<Value> weightIndices(StructuredBuilder &kb, Value expert,
-                                   Value k, Value column) {
+  /// The indices of a weight vector W[e][column .. column + vw, k] other
+  /// than k: those before it and after it.
+  struct WeightColumn {
+    SmallVector<Value> outer, inner;
+
+    SmallVector<Value> at(Value k) const {
+      SmallVector<Value> indices(outer);
+      indices.push_back(k);
+      indices.append(inner);
+      return indices;
+    }
+  };
+
+  /// Where the weight vector of expert `expert` starting at output column
+  /// `column` lies. In the panels layout a vector starting at a multiple of
+  /// the vector width stays in one panel; a column past the last one (the
+  /// second vector of a partial panel, whose results are masked off) is
+  /// clamped to the last vector so the address stays inside the weights.
+  WeightColumn locate(StructuredBuilder &lb, Value expert, Value column) {
     if (!panelWidth)
-      return {expert, k, column};
-    column = kb.create<arith::MinUIOp>(column, kb.index(n - vw));
-    return {expert,
-            kb.create<arith::DivUIOp>(column, kb.index(panelWidth)), k,
-            kb.create<arith::RemUIOp>(column, kb.index(panelWidth))};
+      return {{expert}, {column}};
+    column = lb.create<arith::MinUIOp>(column, lb.index(n - vw));
+    return {{expert, lb.create<arith::DivUIOp>(column, lb.index(panelWidth))},
+            {lb.create<arith::RemUIOp>(column, lb.index(panelWidth))}};
   }
 
-  /// W[e][column .. column + vw, k] as f32; in the kn layout, columns past N
-  /// read as zero unless `inBounds`.
-  Value weightVector(StructuredBuilder &kb, Value expert, Value k,
-                     Value column, bool inBounds) {
-    return loadF32(kb, op.getRhs(), weightIndices(kb, expert, k, column), vw,
-                   inBounds || panelWidth);
+  /// The weight vector at `column` and `k` as f32; in the kn layout, columns
+  /// past N read as zero unless `inBounds`.
+  Value weightVector(StructuredBuilder &kb, const WeightColumn &column,
+                     Value k, bool inBounds) {
+    return loadF32(kb, op.getRhs(), column.at(k), vw, inBounds || panelWidth);
   }
 
-  /// Prefetches the weights `prefetch-distance` rows of k ahead (clamped to
-  /// the last row and column, so the address stays inside the weights).
-  void prefetch(StructuredBuilder &kb, Value expert, Value k,
-                ArrayRef<Value> columns) {
+  /// Prefetches the weight vectors at `columns`, `prefetch-distance` rows of
+  /// k ahead (clamped to the last row).
+  void prefetch(StructuredBuilder &kb, Value k,
+                ArrayRef<WeightColumn> columns) {
     Value ahead = kb.create<arith::MinUIOp>(
         kb.create<arith::AddIOp>(k, kb.index(shape.prefetchDistance)),
         kb.index(reduction - 1));
-    for (Value column : columns) {
-      SmallVector<Value> indices = weightIndices(
-          kb, expert, ahead,
-          kb.create<arith::MinUIOp>(column, kb.index(n - 1)));
-      kb.create<memref::PrefetchOp>(rhsBuffer, indices, /*isWrite=*/false,
-                                    /*localityHint=*/3, /*isDataCache=*/true);
-    }
+    for (const WeightColumn &column : columns)
+      kb.create<memref::PrefetchOp>(rhsBuffer, column.at(ahead),
+                                    /*isWrite=*/false, /*localityHint=*/3,
+                                    /*isDataCache=*/true);
   }
 
   /// Writes the f32 vector `value` at tile[row, column...], cast to the

@@ -1,16 +1,26 @@
-"""What the GPU tests share: skipping, and running without pytest.
+"""What the GPU tests share: skipping, the driver check, and running without pytest.
 
 The device machine may have no pytest, so each GPU test file also runs as a
 script (`python3 test/Integration/GPU/<file>.py`): `run_tests` calls its
 `test_*` functions, where a skip is a RuntimeError("skipped: ...").
 """
 
+import ctypes
 import sys
 
 try:
     import pytest
 except ImportError:  # the device machine may have no pytest
     pytest = None
+
+
+def has_driver():
+    """Whether the NVIDIA driver (libcuda.so.1) loads on this host."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
 
 
 def skip(reason):

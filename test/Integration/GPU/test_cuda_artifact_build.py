@@ -6,7 +6,6 @@ device work, and without a driver a call returns a device-error status that
 names the missing driver. Needs moe-compile and ptxas; skips elsewhere.
 """
 
-import ctypes
 import hashlib
 import os
 import pathlib
@@ -19,7 +18,7 @@ sys.path.insert(0, str(ROOT / "python"))
 CONFIGS = sorted((ROOT / "test" / "Integration" / "GPU" / "Inputs" / "configs").glob("*.json"))
 LLVM_BIN = pathlib.Path("/usr/lib/llvm-22/bin")
 
-from standalone import skip  # noqa: E402
+from standalone import has_driver, skip  # noqa: E402
 
 
 def compiled(tmp, emit=("so", "header", "manifest", "ptx", "fatbin")):
@@ -34,14 +33,6 @@ def compiled(tmp, emit=("so", "header", "manifest", "ptx", "fatbin")):
     return {config.stem: aot.compile(config, name=config.stem, target="cuda", emit=emit,
                                      out_dir=tmp / config.stem)
             for config in CONFIGS}
-
-
-def has_driver():
-    try:
-        ctypes.CDLL("libcuda.so.1")
-        return True
-    except OSError:
-        return False
 
 
 def test_family_configs_build_strict_abi_libraries(tmp_path):

@@ -16,20 +16,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 BUILD_RUNTIME = ROOT / "build" / "lib" / "libmoe_cuda_runtime.so"
 
-from standalone import run_tests, skip  # noqa: E402
+from standalone import has_driver, run_tests, skip  # noqa: E402
 
 try:
     import torch
 except ImportError:
     torch = None
-
-
-def has_driver():
-    try:
-        ctypes.CDLL("libcuda.so.1")
-        return True
-    except OSError:
-        return False
 
 
 def gpu_ready():

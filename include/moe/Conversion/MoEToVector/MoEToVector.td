@@ -22,16 +22,18 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       GLU); products accumulate in f32 `vector-width`-lane FMAs along K, with
       a masked tail when K is not a multiple of the width; the GLU epilogue,
       the row scale and the cast are applied per element;
-    - weights in the `kn` layout (`[E, K, N]`, the packed layout of
-      `moe_mlir.pack`): each work item covers `panel-column-tile` output
-      columns in panels of two weight vectors per k (2 x `vector-width`
-      columns, or `vector-width` columns with their gate and up weights for
-      a GLU). A block of `panel-row-block` routed rows accumulates rank-1
-      updates `broadcast(A[row, k]) * W[e, k, panel]` in 2 x
-      `panel-row-block` vector registers, with no horizontal reductions; the
-      GLU epilogue, the row scale and the cast work on whole vectors. Weight
-      rows `prefetch-distance` ahead are prefetched, as their stride defeats
-      the hardware prefetchers.
+    - weights in the `panels` layout (`[E, N / P, K, P]`, the packed layout
+      of `moe_mlir.pack`) or the `kn` layout (`[E, K, N]`): each work item
+      covers `panel-column-tile` output columns in panels of two weight
+      vectors per k (2 x `vector-width` columns, or `vector-width` columns
+      with their gate and up weights for a GLU). A block of
+      `panel-row-block` routed rows accumulates rank-1 updates
+      `broadcast(A[row, k]) * W[e, k, panel]` in 2 x `panel-row-block`
+      vector registers, with no horizontal reductions; the GLU epilogue, the
+      row scale and the cast work on whole vectors. Weights
+      `prefetch-distance` rows of k ahead are prefetched. Panels whose width
+      P (or GLU half width) is not a multiple of `vector-width` are left to
+      the reference lowering.
 
     bf16 and f16 weights and activations are extended to f32 in registers.
     Rows in no expert's range stay zero. Each output element is reduced by
@@ -48,12 +50,13 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
     Option<"columnTile", "column-tile", "int64_t", /*default=*/"16",
            "nk weights: output columns per work item">,
     Option<"panelRowBlock", "panel-row-block", "int64_t", /*default=*/"12",
-           "kn weights: routed rows of the register block">,
+           "panels and kn weights: routed rows of the register block">,
     Option<"panelColumnTile", "panel-column-tile", "int64_t",
-           /*default=*/"128", "kn weights: output columns per work item">,
+           /*default=*/"128",
+           "panels and kn weights: output columns per work item">,
     Option<"prefetchDistance", "prefetch-distance", "int64_t",
            /*default=*/"16",
-           "kn weights: weight rows prefetched ahead (0: no prefetch)">,
+           "panels and kn weights: weight rows prefetched ahead (0: none)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -196,7 +196,8 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     - `kn`: `[E, K, N]`;
     - `panels`: `[E, N / P, K, P]`, element `[e, n / P, k, n % P]`: panels
       of P columns, each contiguous along K. This is the CPU kernel's
-      packed layout (`moe_mlir.pack.to_panels` writes it from `nk`).
+      packed layout (`moe_mlir.pack.to_layout(w, "panels")` writes it
+      from `nk`).
 
     Fused forms:
     - `gather(%rows)`: `lhs` is `[T, K]` and row r reads `lhs[rows[r] / k]`
