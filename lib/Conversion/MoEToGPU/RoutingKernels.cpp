@@ -357,7 +357,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
            [&](KernelBuilder &kb) {
              Value chunk = kb.blockId(gpu::Dimension::x);
              auto range = chunkRange(kb, chunk);
-        Value from = range.first, to = range.second;
+             Value from = range.first, to = range.second;
              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                Value expert = eb.fromIndex(e, eb.getI32Type());
                Value count =
