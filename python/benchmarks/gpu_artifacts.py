@@ -55,6 +55,12 @@ LAYER_MODELS = {
 }
 SHARED_INTERMEDIATE = 64
 
+#: Expert parallelism (moe_mlir.expert_parallel): per shape, the rank counts whose
+#: local-expert kernels are built, beside the shape's compiled combine. "small"
+#: (H, I, E, k below) is the checks' shape; its unpartitioned kernel is "ep-small".
+EP_RANKS = {"deepseek-v3": (2,), "small": (2, 4)}
+EP_SMALL = (256, 96, 16, 4)
+
 #: Routing alone, per recipe: E (k comes from the recipe).
 ROUTE_MODELS = {"mixtral": 8, "qwen3": 128, "olmoe": 64, "deepseek_v3": 256,
                 "gpt_oss": 32}
@@ -88,6 +94,21 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
                 "experts", pipeline_extra=options, kind="experts-variant", H=H, I=I,
                 E=E, k=k)
+    H, I, E, k = EP_SMALL
+    add("ep-small", irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
+        kind="experts-ep-reference", H=H, I=I, E=E, k=k)
+    for shape, rank_counts in EP_RANKS.items():
+        H, I, E, k = EP_SMALL if shape == "small" else BENCHMARK_SHAPES[shape]
+        unpartitioned = "ep-small" if shape == "small" else shape
+        for ranks in rank_counts:
+            L = E // ranks
+            add(f"ep-{shape}-of{ranks}",
+                irgen.experts_ir(None, H, E, I, 1, name="experts", num_local_experts=L),
+                "experts", kind="ep-experts", shape=shape, ranks=ranks, H=H, I=I, E=E, k=k,
+                unpartitioned=unpartitioned)
+        add(f"ep-{shape}-combine",
+            irgen.combine_ir(None, H, None, k, dtype="bf16", prescaled=True),
+            "combine", kind="ep-combine", shape=shape, H=H, k=k)
     for model, E in ROUTE_MODELS.items():
         recipe = dict(reference.MODEL_RECIPES[model])
         k = recipe.pop("k")

@@ -116,26 +116,40 @@ def experts_hit(ids: Any) -> int:
     return len({int(e) for e in ids.reshape(-1)})
 
 
-def make_inputs(T: int, H: int, I: int, E: int, k: int, seed: int,
-                device: str = "cuda") -> dict:
-    """Random layer inputs. Weights are scaled by 1/sqrt(fan_in) so the
-    activations stay O(1) and bf16 error is comparable across shapes; the
-    router logits are near-uniform so the experts hit match random routing."""
+def make_weights(H: int, I: int, E: int, seed: int, device: str = "cuda") -> dict:
+    """Random expert weights (bf16), scaled by 1/sqrt(fan_in) so the activations
+    stay O(1) and bf16 error is comparable across shapes."""
     torch = _torch()
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     bf16 = torch.bfloat16
-    x = torch.randn(T, H, generator=gen, device=device, dtype=bf16)
     w13 = torch.randn(E, 2 * I, H, generator=gen, device=device, dtype=bf16)
     w13.mul_(1.0 / math.sqrt(H))
     w2 = torch.randn(E, H, I, generator=gen, device=device, dtype=bf16)
     w2.mul_(1.0 / math.sqrt(I))
+    return {"w13": w13, "w2": w2}
+
+
+def make_tokens(T: int, H: int, E: int, k: int, seed: int,
+                device: str = "cuda") -> dict:
+    """Random tokens x (bf16) and their routing: near-uniform router logits, so
+    the experts hit match random routing; the top-k weights renormalized."""
+    torch = _torch()
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    x = torch.randn(T, H, generator=gen, device=device, dtype=torch.bfloat16)
     logits = 0.01 * torch.randn(T, E, generator=gen, device=device)
     probs = torch.softmax(logits, dim=-1)
     top, ids = torch.topk(probs, k, dim=-1)
     weights = (top / top.sum(dim=-1, keepdim=True)).float().contiguous()
-    return {"x": x, "w13": w13, "w2": w2,
-            "ids": ids.to(torch.int32).contiguous(), "weights": weights}
+    return {"x": x, "ids": ids.to(torch.int32).contiguous(), "weights": weights}
+
+
+def make_inputs(T: int, H: int, I: int, E: int, k: int, seed: int,
+                device: str = "cuda") -> dict:
+    """Random layer inputs: :func:`make_weights` and :func:`make_tokens`."""
+    return {**make_weights(H, I, E, seed, device),
+            **make_tokens(T, H, E, k, seed + 1, device)}
 
 
 def rotation_count(set_bytes: int, budget_bytes: int,

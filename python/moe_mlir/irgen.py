@@ -431,8 +431,13 @@ def glu_ir(M: Dim, I: int, *, dtype: str = "f32", out_dtype: Optional[str] = Non
 
 
 def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
-               out_dtype: Optional[str] = None, name: str = "combine") -> str:
-    """``moe.combine``: ``@name(ys [M,H], rows [M] i32, weights [T,k] f32) -> out [T,H]``."""
+               out_dtype: Optional[str] = None, prescaled: bool = False,
+               name: str = "combine") -> str:
+    """``moe.combine``: ``@name(ys [M,H], rows [M] i32, weights [T,k] f32) -> out [T,H]``.
+
+    ``prescaled``: the rows already carry their routing weights, which are then not
+    applied again (only their shape is read).
+    """
     dtype = _check_dtype(dtype)
     out_dtype = _check_dtype(out_dtype or dtype)
     f = _Function(name)
@@ -441,8 +446,9 @@ def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
     ys, rows, w = f.arg("ys", ys_t), f.arg("rows", rows_t), f.arg("weights", w_t)
     out_t = tensor_type([T, H], out_dtype)
     init = f.empty([T, H], out_dtype, [(w, w_t, 0)])
+    attrs = " {prescaled}" if prescaled else ""
     (out,) = f.op(f"moe.combine ins({ys}, {rows}, {w} : {ys_t}, {rows_t}, {w_t}) "
-                  f"outs({init} : {out_t}) -> {out_t}", "out")
+                  f"outs({init} : {out_t}){attrs} -> {out_t}", "out")
     f.ret((out, out_t))
     return f.module()
 
@@ -502,24 +508,35 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
 
 
 def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
-               name: str = "experts", activation: str = "silu") -> str:
+               name: str = "experts", activation: str = "silu",
+               num_local_experts: Optional[int] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
     -> y [T,H]``: dispatch, the gate/up grouped matmul with the gather and GLU
     epilogue, the down grouped matmul with the routing weights as row scale, and the
     prescaled combine. x, weights and y use ``dtype``; intermediates are f32.
+
+    ``num_local_experts=L`` makes it one rank's share under expert parallelism: the
+    weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
+    (in [0, E)), and a last argument ``expert_map [E] i32`` gives each global expert's
+    local index, or -1 for the experts of other ranks, whose selections add nothing.
     """
     dtype = _check_dtype(dtype)
+    L = E if num_local_experts is None else int(num_local_experts)
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
-    w13_t, w2_t = tensor_type([E, 2 * I, H], dtype), tensor_type([E, H, I], dtype)
+    w13_t, w2_t = tensor_type([L, 2 * I, H], dtype), tensor_type([L, H, I], dtype)
     ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
     x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
     ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
+    mapping = ""
+    if num_local_experts is not None:
+        map_t = tensor_type([E], "i32")
+        mapping = f" expert_map({f.arg('expert_map', map_t)} : {map_t})"
     M = _mul(T, k)
-    rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([E + 1], "i32")
-    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}) "
+    rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([L + 1], "i32")
+    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){mapping} "
                          f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
                          "rows", "offsets")
     h_t, ys_t = tensor_type([M, I], "f32"), tensor_type([M, H], "f32")

@@ -3,6 +3,7 @@
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -34,15 +35,43 @@ void KernelBuilder::launch(
   auto guardOp = create<scf::IfOp>(any, /*withElseRegion=*/false);
   OpBuilder::InsertionGuard outer(*this);
   setInsertionPointToStart(guardOp.thenBlock());
+  // CUDA caps gridDim.y at 65535, and a y extent of rows or tiles can exceed
+  // it (65536 tokens, or the rows one rank receives under expert
+  // parallelism). Unless it is a constant within the cap, at most that many
+  // blocks are launched along y and each strides over the rest.
+  std::optional<int64_t> constantY = getConstantIntValue(gridY);
+  bool strideY = !constantY || *constantY > kMaxGridY;
+  Value launchedY = strideY ? minIndex(gridY, index(kMaxGridY)) : gridY;
   auto op = create<gpu::LaunchOp>(
-      gridX, gridY, one, index(threads), one, one, dynamicShared,
+      gridX, launchedY, one, index(threads), one, one, dynamicShared,
       /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
       TypeRange{}, Value(), Value(), Value(),
       FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));
   OpBuilder::InsertionGuard guard(*this);
   setInsertionPointToStart(&op.getBody().front());
-  body(*this, op.getWorkgroupAttributions());
+  if (!strideY) {
+    body(*this, op.getWorkgroupAttributions());
+  } else {
+    Value first = create<gpu::BlockIdOp>(gpu::Dimension::y);
+    Value stride = create<gpu::GridDimOp>(gpu::Dimension::y);
+    auto loop = create<scf::ForOp>(first, gridY, stride);
+    {
+      OpBuilder::InsertionGuard inLoop(*this);
+      setInsertionPoint(loop.getBody()->getTerminator());
+      body(*this, op.getWorkgroupAttributions());
+    }
+    // The body read its block's y as gpu.block_id y: it is the loop's row now.
+    SmallVector<gpu::BlockIdOp> ids;
+    loop.getBody()->walk([&](gpu::BlockIdOp id) {
+      if (id.getDimension() == gpu::Dimension::y)
+        ids.push_back(id);
+    });
+    for (gpu::BlockIdOp id : ids) {
+      id.replaceAllUsesWith(loop.getInductionVar());
+      id.erase();
+    }
+  }
   create<gpu::TerminatorOp>();
 }
 

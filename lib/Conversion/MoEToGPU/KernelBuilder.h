@@ -23,6 +23,8 @@ namespace mlir::moe::gpu_lowering {
 /// Threads per block of the element-wise and per-token kernels.
 constexpr int64_t kBlockThreads = 128;
 constexpr int64_t kWarpSize = 32;
+/// The largest gridDim.y CUDA launches.
+constexpr int64_t kMaxGridY = 65535;
 
 class KernelBuilder : public StructuredBuilder {
 public:
@@ -32,7 +34,8 @@ public:
       function_ref<SmallVector<Value>(KernelBuilder &, Value, ValueRange)>;
 
   /// A gpu.launch of `grid` (x, y) blocks of `threads` threads whose body is
-  /// built by `body`; the kernel is outlined under `name`.
+  /// built by `body`; the kernel is outlined under `name`. Past kMaxGridY
+  /// blocks along y, each block runs `body` for several y in turn.
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               BodyFn body);
   /// The same with workgroup (shared) memory buffers of `workgroup` types,

@@ -135,3 +135,25 @@ func.func @split_k(%x: tensor<?x1024xbf16>, %w: tensor<4x32x1024xbf16>, %offsets
       outs(%init : tensor<?x32xbf16>) -> tensor<?x32xbf16>
   return %y : tensor<?x32xbf16>
 }
+
+// -----
+
+// CUDA launches at most 65535 blocks along y. Rows on y launch
+// min(rows, 65535) blocks there, and each block strides over the rows.
+
+// CHECK-LABEL: func.func @many_rows
+// CHECK:       %[[ROWS:.*]] = memref.dim %{{.*}}, %c0
+// CHECK:       %[[CAP:.*]] = arith.minui %[[ROWS]], %c65535
+// CHECK:       gpu.launch blocks(%{{[^,]*}}, %[[BY:[^,]*]], %{{[^)]*}}) in (%{{[^,]*}}, %{{[^ ]*}} = %[[CAP]], {{.*}} function(@moe_glu)
+// CHECK:         %[[FIRST:.*]] = gpu.block_id y
+// CHECK:         %[[STRIDE:.*]] = gpu.grid_dim y
+// CHECK:         scf.for %[[ROW:.*]] = %[[FIRST]] to %[[ROWS]] step %[[STRIDE]] {
+// CHECK-NOT:       gpu.block_id y
+// CHECK:           memref.load %{{.*}}[%[[ROW]], %{{.*}}]
+func.func @many_rows(%h: tensor<?x64xf32>) -> tensor<?x32xf32> {
+  %c0 = arith.constant 0 : index
+  %m = tensor.dim %h, %c0 : tensor<?x64xf32>
+  %init = tensor.empty(%m) : tensor<?x32xf32>
+  %y = moe.glu ins(%h : tensor<?x64xf32>) outs(%init : tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
