@@ -3,9 +3,9 @@
 #include "KernelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -22,12 +22,10 @@ void KernelBuilder::launch(
     TypeRange workgroup,
     function_ref<void(KernelBuilder &, ValueRange)> body,
     int64_t dynamicSharedBytes) {
-  Value one = index(1);
   Value dynamicShared;
   if (dynamicSharedBytes > 0)
     dynamicShared = create<arith::ConstantIntOp>(getI32Type(),
                                                  dynamicSharedBytes);
-  MLIRContext *ctx = getContext();
   // An empty grid is not a valid launch: skip it.
   Value blocks = create<arith::MulIOp>(gridX, gridY);
   Value any = create<arith::CmpIOp>(arith::CmpIPredicate::ugt, blocks,
@@ -37,42 +35,59 @@ void KernelBuilder::launch(
   setInsertionPointToStart(guardOp.thenBlock());
   // CUDA caps gridDim.y at 65535, and a y extent of rows or tiles can exceed
   // it (65536 tokens, or the rows one rank receives under expert
-  // parallelism). Unless it is a constant within the cap, at most that many
-  // blocks are launched along y and each strides over the rest.
+  // parallelism). Unless it is a constant within the cap, the host launches
+  // the kernel once per 65535 rows, each launch offsetting its y. This keeps
+  // the kernels' bodies free of a loop that would cost them registers.
   std::optional<int64_t> constantY = getConstantIntValue(gridY);
-  bool strideY = !constantY || *constantY > kMaxGridY;
-  Value launchedY = strideY ? minIndex(gridY, index(kMaxGridY)) : gridY;
+  if (constantY && *constantY <= kMaxGridY) {
+    buildLaunch(name, gridX, gridY, /*firstY=*/Value(), threads, workgroup,
+                dynamicShared, body);
+    return;
+  }
+  Value cap = index(kMaxGridY);
+  forEach(index(0), gridY, cap, [&](KernelBuilder &lb, Value firstY) {
+    Value count = lb.minIndex(
+        lb.create<arith::SubIOp>(gridY, firstY), cap);
+    lb.buildLaunch(name, gridX, count, firstY, threads, workgroup,
+                   dynamicShared, body);
+  });
+}
+
+void KernelBuilder::buildLaunch(
+    StringRef name, Value gridX, Value gridY, Value firstY, int64_t threads,
+    TypeRange workgroup, Value dynamicShared,
+    function_ref<void(KernelBuilder &, ValueRange)> body) {
+  Value one = index(1);
+  MLIRContext *ctx = getContext();
   auto op = create<gpu::LaunchOp>(
-      gridX, launchedY, one, index(threads), one, one, dynamicShared,
+      gridX, gridY, one, index(threads), one, one, dynamicShared,
       /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
       TypeRange{}, Value(), Value(), Value(),
       FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));
   OpBuilder::InsertionGuard guard(*this);
   setInsertionPointToStart(&op.getBody().front());
-  if (!strideY) {
-    body(*this, op.getWorkgroupAttributions());
-  } else {
-    Value first = create<gpu::BlockIdOp>(gpu::Dimension::y);
-    Value stride = create<gpu::GridDimOp>(gpu::Dimension::y);
-    auto loop = create<scf::ForOp>(first, gridY, stride);
-    {
-      OpBuilder::InsertionGuard inLoop(*this);
-      setInsertionPoint(loop.getBody()->getTerminator());
-      body(*this, op.getWorkgroupAttributions());
-    }
-    // The body read its block's y as gpu.block_id y: it is the loop's row now.
-    SmallVector<gpu::BlockIdOp> ids;
-    loop.getBody()->walk([&](gpu::BlockIdOp id) {
-      if (id.getDimension() == gpu::Dimension::y)
-        ids.push_back(id);
-    });
-    for (gpu::BlockIdOp id : ids) {
-      id.replaceAllUsesWith(loop.getInductionVar());
-      id.erase();
-    }
+  Operation *ownBlockId = nullptr;
+  Value rowOfLaunch;
+  if (firstY) {
+    auto blockY = create<gpu::BlockIdOp>(gpu::Dimension::y);
+    ownBlockId = blockY;
+    rowOfLaunch = create<arith::AddIOp>(blockY, firstY);
   }
+  body(*this, op.getWorkgroupAttributions());
   create<gpu::TerminatorOp>();
+  if (!firstY)
+    return;
+  // The body read its y as gpu.block_id y; it is that plus the launch's first.
+  SmallVector<gpu::BlockIdOp> reads;
+  op.getBody().walk([&](gpu::BlockIdOp id) {
+    if (id.getDimension() == gpu::Dimension::y && id != ownBlockId)
+      reads.push_back(id);
+  });
+  for (gpu::BlockIdOp id : reads) {
+    id.replaceAllUsesWith(rowOfLaunch);
+    id.erase();
+  }
 }
 
 Value KernelBuilder::threadId() {

@@ -35,7 +35,7 @@ public:
 
   /// A gpu.launch of `grid` (x, y) blocks of `threads` threads whose body is
   /// built by `body`; the kernel is outlined under `name`. Past kMaxGridY
-  /// blocks along y, each block runs `body` for several y in turn.
+  /// blocks along y, it is launched once per kMaxGridY rows of blocks.
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               BodyFn body);
   /// The same with workgroup (shared) memory buffers of `workgroup` types,
@@ -69,6 +69,12 @@ public:
   /// The same loop without carried values.
   void forEach(Value from, Value to, Value step,
                function_ref<void(KernelBuilder &, Value)> body);
+
+private:
+  /// One gpu.launch; with `firstY`, the body's block y is offset by it.
+  void buildLaunch(StringRef name, Value gridX, Value gridY, Value firstY,
+                   int64_t threads, TypeRange workgroup, Value dynamicShared,
+                   function_ref<void(KernelBuilder &, ValueRange)> body);
 };
 
 /// A memref view of a tensor operand, for reading.

@@ -138,16 +138,18 @@ func.func @split_k(%x: tensor<?x1024xbf16>, %w: tensor<4x32x1024xbf16>, %offsets
 
 // -----
 
-// CUDA launches at most 65535 blocks along y. Rows on y launch
-// min(rows, 65535) blocks there, and each block strides over the rows.
+// CUDA launches at most 65535 blocks along y. Rows on y are launched in
+// slices of 65535 from a host loop, each launch adding its first row to its
+// block's y.
 
 // CHECK-LABEL: func.func @many_rows
 // CHECK:       %[[ROWS:.*]] = memref.dim %{{.*}}, %c0
-// CHECK:       %[[CAP:.*]] = arith.minui %[[ROWS]], %c65535
-// CHECK:       gpu.launch blocks(%{{[^,]*}}, %[[BY:[^,]*]], %{{[^)]*}}) in (%{{[^,]*}}, %{{[^ ]*}} = %[[CAP]], {{.*}} function(@moe_glu)
-// CHECK:         %[[FIRST:.*]] = gpu.block_id y
-// CHECK:         %[[STRIDE:.*]] = gpu.grid_dim y
-// CHECK:         scf.for %[[ROW:.*]] = %[[FIRST]] to %[[ROWS]] step %[[STRIDE]] {
+// CHECK:       scf.for %[[FIRST:.*]] = %{{.*}} to %[[ROWS]] step %c65535 {
+// CHECK:         %[[LEFT:.*]] = arith.subi %[[ROWS]], %[[FIRST]]
+// CHECK:         %[[COUNT:.*]] = arith.minui %[[LEFT]], %c65535
+// CHECK:         gpu.launch blocks(%{{[^)]*}}) in (%{{[^,]*}}, %{{[^ ]*}} = %[[COUNT]], {{.*}} function(@moe_glu)
+// CHECK:           %[[BY:.*]] = gpu.block_id y
+// CHECK:           %[[ROW:.*]] = arith.addi %[[BY]], %[[FIRST]]
 // CHECK-NOT:       gpu.block_id y
 // CHECK:           memref.load %{{.*}}[%[[ROW]], %{{.*}}]
 func.func @many_rows(%h: tensor<?x64xf32>) -> tensor<?x32xf32> {

@@ -48,6 +48,9 @@ def _generated_modules():
                                                             k=2)
     yield "glu", irgen.glu_ir(None, 8, activation="gelu_tanh", out_dtype="bf16")
     yield "combine", irgen.combine_ir(None, 16, None, 2, out_dtype="bf16")
+    yield "combine_prescaled", irgen.combine_ir(None, 16, None, 2, prescaled=True)
+    yield "experts", irgen.experts_ir(None, 16, 8, 12, 2)
+    yield "experts_of_one_rank", irgen.experts_ir(None, 16, 8, 12, 1, num_local_experts=2)
     yield "aux_loss", irgen.aux_loss_ir(16, 8, 2)
     yield "z_loss", irgen.z_loss_ir(None, 8)
     yield "layer_full", irgen.layer_ir(None, 16, 8, 8, 2, dtype="bf16", bias=True,
