@@ -88,6 +88,11 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
     # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=true'`).
+    # The down projection's input kept in f32 rather than bf16.
+    for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+        add(f"{name}@f32-intermediate",
+            irgen.experts_ir(None, H, E, I, k, name="experts", intermediate_dtype="f32"),
+            "experts", kind="experts-variant", H=H, I=I, E=E, k=k)
     for options in dict.fromkeys(ALWAYS_VARIANTS + variants):
         shapes = dict(BENCHMARK_SHAPES, **{"edge-tail": EDGE_SHAPES["edge-tail"]})
         for name, (H, I, E, k) in shapes.items():

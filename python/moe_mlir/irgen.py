@@ -509,13 +509,17 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
 
 def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                name: str = "experts", activation: str = "silu",
-               num_local_experts: Optional[int] = None) -> str:
+               num_local_experts: Optional[int] = None,
+               intermediate_dtype: Optional[str] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
     -> y [T,H]``: dispatch, the gate/up grouped matmul with the gather and GLU
     epilogue, the down grouped matmul with the routing weights as row scale, and the
-    prescaled combine. x, weights and y use ``dtype``; intermediates are f32.
+    prescaled combine. x, weights and y use ``dtype``. The GLU's output, the down
+    projection's input, uses ``intermediate_dtype`` (default ``dtype``: bf16 layers
+    round it to bf16 as the peers do, which lets the down projection read it with
+    ldmatrix on GPUs); the down projection's output is f32.
 
     ``num_local_experts=L`` makes it one rank's share under expert parallelism: the
     weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
@@ -539,8 +543,9 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){mapping} "
                          f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
                          "rows", "offsets")
-    h_t, ys_t = tensor_type([M, I], "f32"), tensor_type([M, H], "f32")
-    h_init = f.empty([M, I], "f32", [(rows, rows_t, 0)])
+    intermediate_dtype = _check_dtype(intermediate_dtype or dtype)
+    h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], "f32")
+    h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
                 f"rows({rows} : {rows_t}) outs({h_init} : {h_t}) "
                 f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64}} -> {h_t}",

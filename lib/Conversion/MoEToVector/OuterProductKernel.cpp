@@ -50,6 +50,8 @@ public:
         vw(shape.vectorWidth), panelColumns(glu ? vw : 2 * vw) {
     int64_t block = shape.panelRowBlock;
     rowBlocks.push_back(block);
+    if (block > 8)
+      rowBlocks.push_back(8);
     if (block > 4)
       rowBlocks.push_back(4);
     if (block > 1)

@@ -131,7 +131,7 @@ GMM_CASES = [
     ("kn_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="kn", gather=True,
                           row_scale=True, epilogue="gelu_tanh")),
     # panels (P = 16): whole and partial 32-column panels of a plain projection, GLU
-    # panels of both layouts, rows in blocks of 12, 4 and 1, one hot expert.
+    # panels of both layouts, rows in blocks of 12, 8, 4 and 1, one hot expert.
     ("panels_plain", dict(T=45, k=1, E=2, K=24, N=304, rhs_layout="panels")),
     ("panels_glu_bf16", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="panels", dtype="bf16",
                              gather=True, row_scale=True, epilogue="silu", rhs_scale=2.0)),
@@ -141,6 +141,9 @@ GMM_CASES = [
     ("panels_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=2,
                                            rhs_layout="panels", gather=True, row_scale=True,
                                            epilogue="silu")),
+    ("panels_every_row_block", dict(T=21, k=1, E=3, K=20, N=64, hot=0,
+                                    rhs_layout="panels", gather=True, row_scale=True,
+                                    epilogue="silu")),
     ("panels_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels", gather=True,
                               row_scale=True, epilogue="gelu")),
     ("panels_unaligned_glu", dict(T=12, k=2, E=4, K=16, N=48, rhs_layout="panels",
