@@ -32,7 +32,7 @@
 // WGMMA:     .entry moe_grouped_matmul_large(
 // WGMMA-SAME: cp.async.cg.shared.global
 // WGMMA-SAME: wgmma.fence.sync.aligned
-// WGMMA-SAME: wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16
+// WGMMA-SAME: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
 // WGMMA-SAME: wgmma.commit_group.sync.aligned
 // NOWGMMA:   .entry moe_grouped_matmul_large(
 // NOWGMMA-NOT: wgmma

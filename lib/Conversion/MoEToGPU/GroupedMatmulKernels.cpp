@@ -55,15 +55,18 @@ constexpr int64_t kStepK = 32;
 /// by 8 elements so that a warp's fragment reads hit different banks.
 constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4;
 constexpr int64_t kStagedMTiles = 4, kStagedStages = 4;
-constexpr int64_t kStagedWeightRows = 128;
 constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
 
-/// The wgmma (sm_90a) form of the staged kernel: one warpgroup per 64 x 128
-/// block tile, 3 stages in static shared memory. Shared tiles are stored
-/// K-chunk-major, [chunk of 8 K][row][8], which is wgmma's K-major layout
-/// without swizzling: 8-row core matrices of 128 contiguous bytes, the next
-/// 8 rows 128 bytes on, the next chunk of K `rows * 16` bytes on.
-constexpr int64_t kWarpgroupThreads = 128, kWgmmaRows = 64, kWgmmaStages = 3;
+/// The wgmma (sm_90a) form of the staged kernel: two warpgroups per 128 x
+/// 256 block tile, each multiplying its 64 rows against all 256 weight rows
+/// (m64n256k16), K tiles of 64 in 3 stages of dynamic shared memory
+/// (144 KiB). Shared tiles
+/// are stored K-chunk-major, [chunk of 8 K][row][8], which is wgmma's K-major
+/// layout without swizzling: 8-row core matrices of 128 contiguous bytes,
+/// the next 8 rows 128 bytes on, the next chunk of K `rows * 16` bytes on.
+constexpr int64_t kWarpgroupThreads = 128, kWgmmaWarpgroups = 2;
+constexpr int64_t kWgmmaRows = 64, kWgmmaWeightRows = 256;
+constexpr int64_t kWgmmaTileK = 64, kWgmmaStages = 3;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -276,12 +279,14 @@ public:
     if (!config.staged || mm.lhsType != mm.rhsElement)
       config.wgmma = false;
     if (config.wgmma) {
-      // A warp holds 16 rows of the warpgroup's 64 against all 128 weight
-      // rows: 8 gate and 8 up tiles, or 16 output tiles.
+      // A warp holds 16 rows of its warpgroup's 64 against all 256 weight
+      // rows: 16 gate and 16 up tiles, or 32 output tiles.
       config.mTiles = 1;
-      config.warpColumns = mm.glu ? 64 : 128;
+      config.warpColumns = mm.glu ? kWgmmaWeightRows / 2 : kWgmmaWeightRows;
       config.splitK = 1;
-      stagedRows = kWgmmaRows;
+      stagedRows = kWgmmaWarpgroups * kWgmmaRows;
+      weightRows = kWgmmaWeightRows;
+      tileK = kWgmmaTileK;
       stages = kWgmmaStages;
     } else if (config.staged) {
       // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
@@ -310,7 +315,7 @@ public:
   }
   int64_t threads() const {
     if (config.wgmma)
-      return kWarpgroupThreads;
+      return kWgmmaWarpgroups * kWarpgroupThreads;
     return (config.staged ? kStagedWarpsM * kStagedWarpsN : kWarpsPerBlock) *
            kWarpSize;
   }
@@ -330,15 +335,17 @@ public:
     int64_t dynamicBytes = 0;
     MemRefType lhsTile, rhsTile;
     if (config.wgmma) {
-      for (int64_t rows : {stagedRows, kStagedWeightRows})
-        workgroup.push_back(MemRefType::get({stages, kTileK / 8, rows, 8},
-                                            mm.rhsElement,
-                                            MemRefLayoutAttrInterface(),
-                                            space));
+      lhsTile = MemRefType::get({stages, tileK / 8, stagedRows, 8},
+                                mm.rhsElement, MemRefLayoutAttrInterface(),
+                                space);
+      rhsTile = MemRefType::get({stages, tileK / 8, weightRows, 8},
+                                mm.rhsElement, MemRefLayoutAttrInterface(),
+                                space);
+      dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
     } else if (config.staged) {
       lhsTile = MemRefType::get({stages, stagedRows, kPaddedK}, mm.lhsType,
                                 MemRefLayoutAttrInterface(), space);
-      rhsTile = MemRefType::get({stages, kStagedWeightRows, kPaddedK},
+      rhsTile = MemRefType::get({stages, weightRows, kPaddedK},
                                 mm.rhsElement, MemRefLayoutAttrInterface(),
                                 space);
       dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
@@ -350,10 +357,7 @@ public:
     }
     b.launch(name, gridX, gridY, threads(), workgroup,
              [&](KernelBuilder &kb, ValueRange shared) {
-               if (config.wgmma) {
-                 stagedLhs = shared[0];
-                 stagedRhs = shared[1];
-               } else if (config.staged) {
+               if (config.staged) {
                  // Both tiles are views of the block's dynamic shared memory.
                  Value all = kb.create<gpu::DynamicSharedMemoryOp>(
                      MemRefType::get({ShapedType::kDynamic},
@@ -731,7 +735,7 @@ private:
   Operand stagedWeightRow(KernelBuilder &b, Value blockColumn, Value r) {
     Value row, column;
     if (mm.glu && !mm.interleaved) {
-      Value half = b.index(kStagedWeightRows / 2);
+      Value half = b.index(weightRows / 2);
       Value isUp = b.create<arith::CmpIOp>(arith::CmpIPredicate::uge, r, half);
       Value within = b.create<arith::RemUIOp>(r, half);
       column = b.create<arith::AddIOp>(blockColumn, within);
@@ -753,7 +757,7 @@ private:
   /// tiles 2p and 2p + 1 are always 8 rows apart.
   Value stagedTileRow(KernelBuilder &b, Value wn, int64_t u) {
     if (mm.glu && !mm.interleaved) {
-      int64_t base = u < outputTiles ? 0 : kStagedWeightRows / 2;
+      int64_t base = u < outputTiles ? 0 : weightRows / 2;
       return b.create<arith::AddIOp>(
           b.create<arith::MulIOp>(wn, b.index(8 * outputTiles)),
           b.index(base + 8 * (u % outputTiles)));
@@ -840,7 +844,7 @@ private:
                       function_ref<Operand(Value)> source,
                       SmallVector<Copy> &copies) {
       int64_t count = 16 * 8 / element.getIntOrFloatBitWidth();
-      int64_t perRow = kTileK / count;
+      int64_t perRow = tileK / count;
       int64_t rowsPerPass = threads() / perRow;
       Value first = b.create<arith::DivUIOp>(tid, b.index(perRow));
       Value k = b.create<arith::MulIOp>(
@@ -859,11 +863,11 @@ private:
       return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)),
                      valid};
     }, aCopies);
-    chunks(mm.rhsElement, kStagedWeightRows, [&](Value r) {
+    chunks(mm.rhsElement, weightRows, [&](Value r) {
       return stagedWeightRow(b, blockColumn, r);
     }, bCopies);
     return [=](KernelBuilder &ib, Value tile, Value stage) {
-      Value k0 = ib.create<arith::MulIOp>(tile, ib.index(kTileK));
+      Value k0 = ib.create<arith::MulIOp>(tile, ib.index(tileK));
       auto copy = [&](const Copy &chunk, Value dst, Value src,
                       ValueRange prefix) {
         Value k = ib.create<arith::AddIOp>(k0, chunk.k);
@@ -891,13 +895,15 @@ private:
   /// tile is read the block waits for its copies (the newest group may still
   /// be in flight) and passes a barrier, after which no warp still reads the
   /// stage reloaded next. For wgmma, which reads shared memory through the
-  /// async proxy, the copies are fenced into it first.
+  /// async proxy, the copies are fenced into it first, and `step` leaves its
+  /// tile's multiplications in flight: the stage the previous tile's read is
+  /// reloaded only after `step` (which waits for them) and a second barrier.
   SmallVector<Value> forEachStagedTile(
       KernelBuilder &b, const IssueFn &issue, ValueRange init,
       bool asyncProxyReads,
       function_ref<SmallVector<Value>(KernelBuilder &, Value, ValueRange)>
           step) {
-    int64_t numTiles = llvm::divideCeil(mm.reduction, kTileK);
+    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
     for (int64_t s = 0; s + 1 < stages; ++s) {
       if (s < numTiles)
         issue(b, b.index(s), b.index(s));
@@ -913,15 +919,25 @@ private:
                 NVVM::SharedSpaceAttr::get(lb.getContext(),
                                            NVVM::SharedSpace::shared_cta));
           lb.create<gpu::BarrierOp>();
-          Value next = lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
-          lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
-                    [&](KernelBuilder &ib) {
-                      issue(ib, next,
-                            ib.create<arith::RemUIOp>(next, ib.index(stages)));
-                    });
-          lb.create<NVVM::CpAsyncCommitGroupOp>();
-          return step(lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)),
-                      iter);
+          auto issueNext = [&]() {
+            Value next =
+                lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
+            lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
+                      [&](KernelBuilder &ib) {
+                        issue(ib, next, ib.create<arith::RemUIOp>(
+                                            next, ib.index(stages)));
+                      });
+            lb.create<NVVM::CpAsyncCommitGroupOp>();
+          };
+          if (!asyncProxyReads)
+            issueNext();
+          SmallVector<Value> carried = step(
+              lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)), iter);
+          if (asyncProxyReads) {
+            lb.create<gpu::BarrierOp>();
+            issueNext();
+          }
+          return carried;
         });
     b.create<NVVM::CpAsyncWaitGroupOp>(0);
     return results;
@@ -1005,9 +1021,10 @@ private:
   }
 
   /// A wgmma shared-memory matrix descriptor (K-major, no swizzle) for the
-  /// 16-wide K step `step` of `stage` of a K-chunk-major tile of `rows` rows.
+  /// 16-wide K step `step` of `stage` of a K-chunk-major tile of `rows` rows,
+  /// from row `firstRow` (a multiple of 8).
   Value matrixDescriptor(KernelBuilder &b, Value smem, Value stage,
-                         int64_t step, int64_t rows) {
+                         int64_t step, int64_t rows, Value firstRow) {
     Type i64 = b.getI64Type();
     int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
     Value base = b.create<arith::IndexCastOp>(
@@ -1015,8 +1032,10 @@ private:
     Value offset = b.create<arith::IndexCastOp>(
         i64, b.create<arith::AddIOp>(
                  b.create<arith::MulIOp>(
-                     stage, b.index(chunkBytes * (kTileK / 8))),
-                 b.index(chunkBytes * 2 * step)));
+                     stage, b.index(chunkBytes * (tileK / 8))),
+                 b.create<arith::AddIOp>(
+                     b.index(chunkBytes * 2 * step),
+                     b.create<arith::MulIOp>(firstRow, b.index(16)))));
     Value address = b.create<arith::AddIOp>(base, offset);
     auto constant = [&](int64_t v) {
       return b.create<arith::ConstantIntOp>(i64, v);
@@ -1029,17 +1048,26 @@ private:
     return b.create<arith::OrIOp>(start, constant(fields));
   }
 
-  /// The prefill kernel on sm_90a: one warpgroup per block tile, K tiles
-  /// copied with cp.async in 3 stages, then each 16-wide K step is one
-  /// wgmma.mma_async.m64n128k16 reading both operands from shared memory.
+  /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
+  /// copied with cp.async in 3 stages, then each 16-wide K step of a
+  /// warpgroup is one wgmma.mma_async.m64n256k16 reading both operands from
+  /// shared memory. A K tile's multiplications stay in flight while the next
+  /// tile's start.
   void computeWgmma(KernelBuilder &b, const TileWork &work,
                     Value blockColumn) {
     ThreadPosition at = threadPosition(b);
     Value warp = at.warp, g = at.g, c = at.c;
+    Value warpgroup = b.create<arith::DivUIOp>(
+        warp, b.index(kWarpgroupThreads / kWarpSize));
+    Value firstRow =
+        b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
+    Value warpInGroup = b.create<arith::RemUIOp>(
+        warp, b.index(kWarpgroupThreads / kWarpSize));
     IssueFn issue = stagedCopies(b, work, blockColumn);
     MLIRContext *ctx = b.getContext();
     Type f32 = b.getF32Type();
-    int64_t n = kStagedWeightRows;
+    int64_t n = weightRows;
+    Value noRow = b.index(0);
     auto accType = LLVM::LLVMStructType::getLiteral(
         ctx, SmallVector<Type>(n / 2, f32));
     Value zero = b.create<LLVM::ZeroOp>(accType);
@@ -1051,26 +1079,28 @@ private:
             [&](KernelBuilder &lb, Value stage, ValueRange iter) {
                Value d = iter[0];
                lb.create<NVVM::WgmmaFenceAlignedOp>();
-               for (int64_t step = 0; step < kTileK / 16; ++step)
+               for (int64_t step = 0; step < tileK / 16; ++step)
                  d = lb.create<NVVM::WgmmaMmaAsyncOp>(
                      accType, d,
                      matrixDescriptor(lb, stagedLhs, stage, step,
-                                      stagedRows),
-                     matrixDescriptor(lb, stagedRhs, stage, step, n),
+                                      stagedRows, firstRow),
+                     matrixDescriptor(lb, stagedRhs, stage, step, n, noRow),
                      NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
                      wgmmaType, NVVM::WGMMATypes::f32,
                      NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
                      NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
                      NVVM::MMALayout::col, NVVM::MMAIntOverflowAttr());
                lb.create<NVVM::WgmmaGroupSyncAlignedOp>();
-               // Done with this stage before any warp passes the next
-               // barrier and reloads it.
-               lb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+               // This tile's group stays in flight; the previous tile's is
+               // done, and its stage is reloaded after the next barrier.
+               lb.create<NVVM::WgmmaWaitGroupSyncOp>(1);
                return SmallVector<Value>{d};
              })
             .front();
+    b.create<NVVM::WgmmaWaitGroupSyncOp>(0);
 
-    // Warp w holds rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
+    // Warp w of a warpgroup holds rows 16w + g (+ 8) of the warpgroup's 64,
+    // of every 8-column tile, as mma.sync.
     SmallVector<Value> values;
     for (int64_t q = 0; q < n / 2; ++q)
       values.push_back(
@@ -1081,7 +1111,8 @@ private:
       Value r = b.create<arith::AddIOp>(
           work.start,
           b.create<arith::AddIOp>(
-              b.create<arith::MulIOp>(warp, b.index(16)),
+              b.create<arith::AddIOp>(
+                  firstRow, b.create<arith::MulIOp>(warpInGroup, b.index(16))),
               b.create<arith::AddIOp>(g, b.index(8 * half))));
       outRows.push_back(r);
       outValid.push_back(b.lessThan(r, work.end));
@@ -1097,6 +1128,8 @@ private:
   Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
   int64_t stages = 0;         // K tiles the staged kernel keeps in flight
   int64_t stagedRows = 0;     // rows of the staged kernel's block tile
+  int64_t weightRows = 128;   // weight rows of the staged kernel's tile
+  int64_t tileK = kTileK;     // K of a staged tile
 };
 
 //===----------------------------------------------------------------------===//

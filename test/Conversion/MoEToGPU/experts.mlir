@@ -16,16 +16,22 @@
 // UNSTAGED:         vector.load {{.*}} : memref<?x64xbf16>, vector<8xbf16>
 // UNSTAGED:         nvvm.mma.sync
 
-// With wgmma (sm_90a), one warpgroup multiplies each 64 x 128 tile from
-// shared memory stored K-chunk-major; the f32 activations of the second
-// matmul keep the mma.sync kernel.
+// With wgmma (sm_90a), two warpgroups multiply each 128 x 256 tile from
+// shared memory stored K-chunk-major, in K tiles of 64 with 3 stages; each
+// K tile's group stays in flight while the next tile's copies start. The
+// f32 activations of the second matmul keep the mma.sync kernel.
 // WGMMA-LABEL: func.func @experts
-// WGMMA:       gpu.launch {{.*}} function(@moe_grouped_matmul_large) workgroup(%{{.*}} : memref<3x4x64x8xbf16, #gpu.address_space<workgroup>>, %{{.*}} : memref<3x4x128x8xbf16, #gpu.address_space<workgroup>>)
+// WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c147456_i32 {{.*}} function(@moe_grouped_matmul_large)
+// WGMMA:         memref.view {{.*}} to memref<3x8x128x8xbf16, #gpu.address_space<workgroup>>
+// WGMMA:         memref.view {{.*}} to memref<3x8x256x8xbf16, #gpu.address_space<workgroup>>
 // WGMMA:         nvgpu.device_async_copy
 // WGMMA:         nvvm.fence.proxy
 // WGMMA:         nvvm.wgmma.fence.aligned
-// WGMMA:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // WGMMA:         nvvm.wgmma.commit.group.sync.aligned
+// WGMMA:         nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA:         gpu.barrier
+// WGMMA:         nvgpu.device_async_copy
 // WGMMA:         nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA:       dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
 // WGMMA-NOT:     nvvm.wgmma.mma_async
