@@ -186,7 +186,8 @@ def main() -> int:
                        ep_vs_one=relative_error(y_ep, y_one.float()),
                        deterministic=bool(same.item()))
             del ref
-            ok = row["err_ep"] <= BF16_BOUND and row["deterministic"]
+            ok = (row["err_ep"] <= BF16_BOUND and row["ep_vs_one"] <= BF16_BOUND
+                  and row["deterministic"])
             row["check"] = "ok" if ok else "FAIL"
             failed |= not ok
         if not args.check_only:
