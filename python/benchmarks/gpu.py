@@ -7,6 +7,8 @@ checked against a torch fp32 reference, then median times (triton do_bench,
 which flushes L2 before each run) of ours and of the peers, measured in the
 same run as the two ceilings. Routing is excluded everywhere, as in the peer
 table of BENCHMARKS.md: ours runs dispatch, both grouped GEMMs and the combine.
+At decode sizes ours and the torch._grouped_mm pipeline are also timed as a
+replayed CUDA graph ("graph ms"), as decode loops run them.
 
     python3 python/benchmarks/gpu.py [--shapes qwen3-30b-a3b ...] [--tokens 1 32 ...]
 """
@@ -28,10 +30,28 @@ ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" 
 import gpu_peers  # noqa: E402
 
 SHAPES = ("mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3")
+#: Decode sizes are also timed as a replayed CUDA graph of the call, as decode
+#: loops run them: the host's cost of issuing the launches is left out.
+GRAPH_MAX_TOKENS = 32
 TOKENS = (1, 32, 512, 4096, 16384)
 #: The eager loop launches a few kernels per expert hit and syncs on the host;
 #: past this many routed rows it only measures the Python loop.
 EAGER_MAX_ROWS = 40000
+
+
+def captured(fn):
+    """``fn`` captured once in a CUDA graph (after a warm-up call); returns
+    the graph's replay."""
+    import torch
+
+    stream = torch.cuda.Stream()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream):
+        fn()
+        stream.synchronize()
+        with torch.cuda.graph(graph, stream=stream):
+            fn()
+    return graph.replay
 
 
 def main() -> None:
@@ -67,16 +87,25 @@ def main() -> None:
             del ref
             ours = gpu_peers.time_ms(
                 lambda: module.call("experts", operands, [y], workspace=workspace))
+            graph = None
+            if T <= GRAPH_MAX_TOKENS:
+                graph = gpu_peers.time_ms(captured(
+                    lambda: module.call("experts", operands, [y], workspace=workspace)))
             eager = None
             if T * k <= EAGER_MAX_ROWS:
                 eager = gpu_peers.time_ms(lambda: gpu_peers.eager_loop(*operands))
-            grouped = None
+            grouped = grouped_graph = None
             if gpu_peers.grouped_mm_pipeline(*operands) is not None:
                 grouped = gpu_peers.time_ms(lambda: gpu_peers.grouped_mm_pipeline(*operands))
+                if T <= GRAPH_MAX_TOKENS:
+                    grouped_graph = gpu_peers.time_ms(captured(
+                        lambda: gpu_peers.grouped_mm_pipeline(*operands)))
             hit = gpu_peers.experts_hit(inputs["ids"])
             floor = gpu_peers.floor_ms(T, H, I, k, hit, ceilings)
             row = dict(shape=name, T=T, hit=hit, floor=floor, ours=ours,
-                       fraction=floor / ours, eager=eager, grouped_mm=grouped,
+                       fraction=floor / ours, graph=graph,
+                       graph_fraction=(floor / graph) if graph else None,
+                       eager=eager, grouped_mm=grouped, grouped_mm_graph=grouped_graph,
                        vs_grouped=(grouped / ours) if grouped else None, rel_err=error)
             rows.append(row)
             print(gpu_peers.format_table([row], COLUMNS).splitlines()[-1], flush=True)
@@ -94,8 +123,10 @@ def main() -> None:
 
 
 COLUMNS = [("shape", "shape"), ("T", "T"), ("hit", "hit"), ("floor", "floor ms"),
-           ("ours", "ours ms"), ("fraction", "of floor"), ("eager", "eager ms"),
-           ("grouped_mm", "grouped_mm ms"), ("vs_grouped", "x vs grouped_mm"),
+           ("ours", "ours ms"), ("fraction", "of floor"), ("graph", "graph ms"),
+           ("graph_fraction", "graph of floor"), ("eager", "eager ms"),
+           ("grouped_mm", "grouped_mm ms"), ("grouped_mm_graph", "grouped_mm graph ms"),
+           ("vs_grouped", "x vs grouped_mm"),
            ("rel_err", "rel err")]
 
 

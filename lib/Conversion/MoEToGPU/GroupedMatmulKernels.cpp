@@ -157,8 +157,9 @@ public:
 /// Where each row tile starts: tile t covers rows [tileStart[t],
 /// min(tileStart[t] + tileRows, end of its expert)) of expert tileExpert[t];
 /// tileCount[0] holds the number of tiles. One thread per expert writes its
-/// own tiles after counting those of the experts below it, so the matmul's
-/// blocks find their work with two loads instead of a scan.
+/// own tiles after summing the tile counts of the experts below it (staged
+/// in shared memory), so the matmul's blocks find their work with two loads
+/// instead of a scan.
 struct TileSchedule {
   Value expert, start, count;
 };
@@ -197,37 +198,62 @@ void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
                    const TileSchedule &schedule, int64_t tileRows) {
   int64_t numExperts = mm.numExperts;
   Value grid = b.index(llvm::divideCeil(numExperts, kBlockThreads));
-  b.launch("moe_tile_schedule", grid, b.index(1), kBlockThreads,
-           [&](KernelBuilder &kb) {
-    Value e = kb.globalThreadId(kBlockThreads);
-    kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder &tb) {
-      Value before =
-          tb.forLoop(tb.index(0), e, tb.index(1), ValueRange{tb.index(0)},
-                     [&](KernelBuilder &lb, Value j, ValueRange acc) {
-                       Value tiles = expertTiles(lb, mm, j, tileRows).second;
-                       return SmallVector<Value>{
-                           lb.create<arith::AddIOp>(acc[0], tiles)};
-                     })
-              .front();
-      auto [firstRow, tiles] = expertTiles(tb, mm, e, tileRows);
-      Value expert = tb.fromIndex(e, tb.getI32Type());
-      tb.forEach(tb.index(0), tiles, tb.index(1),
-                 [&, firstRow = firstRow](KernelBuilder &lb, Value t) {
-        Value at = lb.create<arith::AddIOp>(before, t);
-        Value start = lb.create<arith::AddIOp>(
-            firstRow, lb.create<arith::MulIOp>(t, lb.index(tileRows)));
-        lb.store(expert, schedule.expert, at);
-        lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.start, at);
+  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                          gpu::AddressSpace::Workgroup);
+  auto countsType = MemRefType::get({numExperts}, b.getI32Type(),
+                                    MemRefLayoutAttrInterface(), space);
+  b.launch(
+      "moe_tile_schedule", grid, b.index(1), kBlockThreads,
+      TypeRange{countsType}, [&](KernelBuilder &kb, ValueRange shared) {
+        // Every block first counts every expert's tiles into shared memory,
+        // a strided share per thread: the loads of the offsets go out
+        // together, where a thread summing the experts below it from
+        // global memory would wait on each in turn.
+        Value counts = shared.front();
+        kb.forEach(kb.threadId(), kb.index(numExperts),
+                   kb.index(kBlockThreads), [&](KernelBuilder &lb, Value j) {
+                     Value tiles = expertTiles(lb, mm, j, tileRows).second;
+                     lb.store(lb.fromIndex(tiles, lb.getI32Type()), counts, j);
+                   });
+        kb.create<gpu::BarrierOp>();
+        Value e = kb.globalThreadId(kBlockThreads);
+        kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder
+                                                                 &tb) {
+          // A loop over all experts (a constant trip count) with the ones
+          // below e selected, so the shared-memory reads can overlap.
+          Value before =
+              tb.forLoop(tb.index(0), tb.index(numExperts), tb.index(1),
+                         ValueRange{tb.index(0)},
+                         [&](KernelBuilder &lb, Value j, ValueRange acc) {
+                           Value tiles = lb.toIndex(lb.load(counts, j));
+                           Value below = lb.lessThan(j, e);
+                           Value added = lb.create<arith::AddIOp>(acc[0], tiles);
+                           return SmallVector<Value>{lb.create<arith::SelectOp>(
+                               below, added, acc[0])};
+                         })
+                  .front();
+          Value firstRow = expertTiles(tb, mm, e, tileRows).first;
+          Value tiles = tb.toIndex(tb.load(counts, e));
+          Value expert = tb.fromIndex(e, tb.getI32Type());
+          tb.forEach(tb.index(0), tiles, tb.index(1),
+                     [&](KernelBuilder &lb, Value t) {
+                       Value at = lb.create<arith::AddIOp>(before, t);
+                       Value start = lb.create<arith::AddIOp>(
+                           firstRow,
+                           lb.create<arith::MulIOp>(t, lb.index(tileRows)));
+                       lb.store(expert, schedule.expert, at);
+                       lb.store(lb.fromIndex(start, lb.getI32Type()),
+                                schedule.start, at);
+                     });
+          Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
+                                                tb.index(numExperts - 1));
+          tb.ifThen(last, [&](KernelBuilder &lb) {
+            Value total = lb.create<arith::AddIOp>(before, tiles);
+            lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.count,
+                     lb.index(0));
+          });
+        });
       });
-      Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
-                                            tb.index(numExperts - 1));
-      tb.ifThen(last, [&, tiles = tiles](KernelBuilder &lb) {
-        Value total = lb.create<arith::AddIOp>(before, tiles);
-        lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.count,
-                 lb.index(0));
-      });
-    });
-  });
 }
 
 /// The work of one block: rows [start, end) of `expert`, or, for tiles past
