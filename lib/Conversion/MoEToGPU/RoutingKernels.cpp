@@ -353,104 +353,145 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
     nb.forEach(nb.threadId(), nb.index(numLocal), nb.index(kChunk), fn);
   };
 
-  b.launch("moe_dispatch_count", chunks, b.index(1), kChunk,
-           [&](KernelBuilder &kb) {
-             Value chunk = kb.blockId(gpu::Dimension::x);
-             auto range = chunkRange(kb, chunk);
-             Value from = range.first, to = range.second;
-             forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-               Value expert = eb.fromIndex(e, eb.getI32Type());
-               Value count =
-                   eb.forLoop(from, to, eb.index(1), ValueRange{eb.i32(0)},
-                              [&](KernelBuilder &lb, Value f, ValueRange acc) {
-                                Value match = lb.create<arith::CmpIOp>(
-                                    arith::CmpIPredicate::eq, local(lb, f),
-                                    expert);
-                                return SmallVector<Value>{
-                                    lb.create<arith::AddIOp>(
-                                        acc[0], lb.boolToI32(match))};
-                              })
-                       .front();
-               eb.store(count, before, {chunk, e});
-             });
-           });
+  // The steps, shared by the one-block and the chunked kernels.
+  // Selections of expert e in [from, to).
+  auto countOf = [&](KernelBuilder &eb, Value e, Value from, Value to) {
+    Value expert = eb.fromIndex(e, eb.getI32Type());
+    return eb
+        .forLoop(from, to, eb.index(1), ValueRange{eb.i32(0)},
+                 [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                   Value match = lb.create<arith::CmpIOp>(
+                       arith::CmpIPredicate::eq, local(lb, f), expert);
+                   return SmallVector<Value>{
+                       lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
+                 })
+        .front();
+  };
+  // Writes the rows of expert e's selections in [from, to), from row start.
+  auto placeFrom = [&](KernelBuilder &eb, Value e, Value start, Value from,
+                       Value to) {
+    Value expert = eb.fromIndex(e, eb.getI32Type());
+    eb.forLoop(from, to, eb.index(1), ValueRange{start},
+               [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                 Value match = lb.create<arith::CmpIOp>(
+                     arith::CmpIPredicate::eq, local(lb, f), expert);
+                 lb.ifThen(match, [&](KernelBuilder &sb) {
+                   Value at = sb.toIndex(acc[0]);
+                   sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
+                   sb.store(acc[0], rowOf, f);
+                 });
+                 return SmallVector<Value>{
+                     lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
+               });
+  };
+  // Rows past the kept ones are padding, and dropped selections have no row.
+  auto markUnused = [&](KernelBuilder &kb, Value from, Value to) {
+    Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
+    Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
+    kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
+      lb.ifThen(lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f, kept),
+                [&](KernelBuilder &sb) {
+                  sb.store(sb.i32(-1), rows.buffer, f);
+                });
+      Value dropped = lb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                               local(lb, f), lb.i32(0));
+      lb.ifThen(dropped, [&](KernelBuilder &sb) {
+        sb.store(sb.i32(-1), rowOf, f);
+      });
+    });
+  };
+  // Totals in `counts` become exclusive starts in place, and the offsets.
+  auto scanTotals = [&](KernelBuilder &kb, Value counts) {
+    Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                           kb.threadId(), kb.index(0));
+    kb.ifThen(first, [&](KernelBuilder &tb) {
+      Value end =
+          tb.forLoop(tb.index(0), tb.index(numLocal), tb.index(1),
+                     ValueRange{tb.i32(0)},
+                     [&](KernelBuilder &lb, Value e, ValueRange acc) {
+                       Value total = lb.load(counts, e);
+                       lb.store(acc[0], counts, e);
+                       if (counts != offsets.buffer)
+                         lb.store(acc[0], offsets.buffer, e);
+                       return SmallVector<Value>{
+                           lb.create<arith::AddIOp>(acc[0], total)};
+                     })
+              .front();
+      tb.store(end, offsets.buffer, tb.index(numLocal));
+    });
+  };
 
-  b.launch("moe_dispatch_scan", b.index(1), b.index(1), kChunk,
-           [&](KernelBuilder &kb) {
-             forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-               Value total =
-                   eb.forLoop(eb.index(0), chunks, eb.index(1),
-                              ValueRange{eb.i32(0)},
-                              [&](KernelBuilder &lb, Value c, ValueRange acc) {
-                                Value count = lb.load(before, {c, e});
-                                lb.store(acc[0], before, {c, e});
-                                return SmallVector<Value>{
-                                    lb.create<arith::AddIOp>(acc[0], count)};
-                              })
-                       .front();
-               eb.store(total, offsets.buffer, e);
-             });
-             kb.create<gpu::BarrierOp>();
-             // The totals become exclusive offsets, in place.
-             Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
-                                                    kb.threadId(), kb.index(0));
-             kb.ifThen(first, [&](KernelBuilder &tb) {
-               Value end = tb.forLoop(
-                                 tb.index(0), tb.index(numLocal), tb.index(1),
-                                 ValueRange{tb.i32(0)},
-                                 [&](KernelBuilder &lb, Value e,
-                                     ValueRange acc) {
-                                   Value total = lb.load(offsets.buffer, e);
-                                   lb.store(acc[0], offsets.buffer, e);
-                                   return SmallVector<Value>{
-                                       lb.create<arith::AddIOp>(acc[0], total)};
-                                 })
-                               .front();
-               tb.store(end, offsets.buffer, tb.index(numLocal));
-             });
-           });
-
-  b.launch(
-      "moe_dispatch_place", chunks, b.index(1), kChunk,
-      [&](KernelBuilder &kb) {
-        Value chunk = kb.blockId(gpu::Dimension::x);
-        auto range = chunkRange(kb, chunk);
-        Value from = range.first, to = range.second;
-        forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-          Value expert = eb.fromIndex(e, eb.getI32Type());
-          Value start = eb.create<arith::AddIOp>(
-              eb.load(offsets.buffer, e), eb.load(before, {chunk, e}));
-          eb.forLoop(from, to, eb.index(1), ValueRange{start},
-                     [&](KernelBuilder &lb, Value f, ValueRange acc) {
-                       Value match = lb.create<arith::CmpIOp>(
-                           arith::CmpIPredicate::eq, local(lb, f), expert);
-                       lb.ifThen(match, [&](KernelBuilder &sb) {
-                         Value at = sb.toIndex(acc[0]);
-                         sb.store(sb.fromIndex(f, sb.getI32Type()),
-                                  rows.buffer, at);
-                         sb.store(acc[0], rowOf, f);
-                       });
-                       return SmallVector<Value>{lb.create<arith::AddIOp>(
-                           acc[0],
-                           lb.boolToI32(match))};
-                     });
-        });
-        // Rows past the kept ones are padding, and dropped selections have
-        // no row.
-        Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
-        Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
-        kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
-          lb.ifThen(lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f,
-                                             kept),
-                    [&](KernelBuilder &sb) {
-                      sb.store(sb.i32(-1), rows.buffer, f);
+  // Decode-sized dispatches (one chunk of selections) run in one block, one
+  // launch: the counts and starts stay in shared memory.
+  Value oneChunk = b.create<arith::CmpIOp>(arith::CmpIPredicate::ule,
+                                           selections, b.index(kChunk));
+  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                          gpu::AddressSpace::Workgroup);
+  auto startsType = MemRefType::get({numLocal}, b.getI32Type(),
+                                    MemRefLayoutAttrInterface(), space);
+  b.ifThenElse(
+      oneChunk,
+      [&](KernelBuilder &ob) {
+        ob.launch(
+            "moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
+            TypeRange{startsType}, [&](KernelBuilder &kb, ValueRange shared) {
+              Value starts = shared.front();
+              Value from = kb.index(0);
+              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                eb.store(countOf(eb, e, from, selections), starts, e);
+              });
+              kb.create<gpu::BarrierOp>();
+              scanTotals(kb, starts);
+              kb.create<gpu::BarrierOp>();
+              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                placeFrom(eb, e, eb.load(starts, e), from, selections);
+              });
+              markUnused(kb, from, selections);
+            });
+      },
+      [&](KernelBuilder &cb) {
+        cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
+                  [&](KernelBuilder &kb) {
+                    Value chunk = kb.blockId(gpu::Dimension::x);
+                    auto range = chunkRange(kb, chunk);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      eb.store(countOf(eb, e, range.first, range.second),
+                               before, {chunk, e});
                     });
-          Value dropped = lb.create<arith::CmpIOp>(
-              arith::CmpIPredicate::slt, local(lb, f), lb.i32(0));
-          lb.ifThen(dropped, [&](KernelBuilder &sb) {
-            sb.store(sb.i32(-1), rowOf, f);
-          });
-        });
+                  });
+
+        cb.launch(
+            "moe_dispatch_scan", cb.index(1), cb.index(1), kChunk,
+            [&](KernelBuilder &kb) {
+              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                Value total =
+                    eb.forLoop(eb.index(0), chunks, eb.index(1),
+                               ValueRange{eb.i32(0)},
+                               [&](KernelBuilder &lb, Value c, ValueRange acc) {
+                                 Value count = lb.load(before, {c, e});
+                                 lb.store(acc[0], before, {c, e});
+                                 return SmallVector<Value>{
+                                     lb.create<arith::AddIOp>(acc[0], count)};
+                               })
+                        .front();
+                eb.store(total, offsets.buffer, e);
+              });
+              kb.create<gpu::BarrierOp>();
+              scanTotals(kb, offsets.buffer);
+            });
+
+        cb.launch("moe_dispatch_place", chunks, cb.index(1), kChunk,
+                  [&](KernelBuilder &kb) {
+                    Value chunk = kb.blockId(gpu::Dimension::x);
+                    auto range = chunkRange(kb, chunk);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      Value start = eb.create<arith::AddIOp>(
+                          eb.load(offsets.buffer, e),
+                          eb.load(before, {chunk, e}));
+                      placeFrom(eb, e, start, range.first, range.second);
+                    });
+                    markUnused(kb, range.first, range.second);
+                  });
       });
 
   inverses[rows.tensor] = rowOf;

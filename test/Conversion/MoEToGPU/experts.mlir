@@ -37,11 +37,20 @@
 // WGMMA-NOT:     nvvm.wgmma.mma_async
 // WGMMA:         nvvm.mma.sync
 
+// Up to 256 selections (decode) the dispatch is one block in one launch,
+// its counts and starts in shared memory; beyond, three kernels over chunks.
 // CHECK-LABEL: func.func @experts
-// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_count)
-// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_scan)
-// CHECK:       gpu.barrier
-// CHECK:     gpu.launch {{.*}} function(@moe_dispatch_place)
+// CHECK:     %[[ONE:.*]] = arith.cmpi ule, %{{.*}}, %c256
+// CHECK:     scf.if %[[ONE]] {
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
+// CHECK:         gpu.barrier
+// CHECK:         gpu.barrier
+// CHECK:     } else {
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_scan)
+// CHECK:         gpu.barrier
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_place)
+// CHECK:     }
 // The prefill shape stages 128 x 128 tiles of K through 4 stages of dynamic
 // shared memory: read with ldmatrix when the activations have the weights'
 // type, read as f32 pairs and rounded for the second matmul's f32 ones.
