@@ -351,10 +351,14 @@ public:
     return type.getNumElements() * type.getElementTypeBitWidth() / 8;
   }
 
-  void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule) {
+  /// Launches the kernel; `scheduled`: `schedule` already holds this tile
+  /// shape's tiles of the same rows.
+  void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule,
+              bool scheduled) {
     Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
     Value gridY = maxTiles(b, mm, tileRows());
-    scheduleTiles(b, mm, schedule, tileRows());
+    if (!scheduled)
+      scheduleTiles(b, mm, schedule, tileRows());
     SmallVector<Type> workgroup;
     auto space = gpu::AddressSpaceAttr::get(b.getContext(),
                                             gpu::AddressSpace::Workgroup);
@@ -1244,7 +1248,8 @@ void launchPlainKernel(KernelBuilder &b, const GroupedMatmul &mm) {
 
 LogicalResult
 gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
-                                 const GroupedMatmulOptions &options) {
+                                 const GroupedMatmulOptions &options,
+                                 TileScheduleCache &schedules) {
   GroupedMatmul mm(op, b);
   if (!mm.tensorCoreEligible()) {
     launchPlainKernel(b, mm);
@@ -1255,20 +1260,41 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
                                              b.index(mm.numExperts));
     int64_t minTileRows = 16 * std::min(options.small.mTiles,
                                         options.large.mTiles);
-    TileSchedule schedule = allocateSchedule(b, mm, minTileRows);
-    Value large = b.create<arith::CmpIOp>(
+    TensorCoreKernel large(mm, options.large), small(mm, options.small);
+    // Matmuls over the same rows and offsets have the same row count, so
+    // they take the same tile shape, whose schedule the first one wrote.
+    std::optional<std::pair<Value, Value>> key;
+    if (op.getRows())
+      key = std::make_pair(op.getOffsets(), op.getRows());
+    ScheduledTiles *cached = nullptr;
+    if (key) {
+      auto found = schedules.find(*key);
+      if (found != schedules.end())
+        cached = &found->second;
+    }
+    TileSchedule schedule = cached ? TileSchedule{cached->expert,
+                                                  cached->start, cached->count}
+                                   : allocateSchedule(b, mm, minTileRows);
+    bool largeScheduled =
+        cached && cached->largeTileRows == large.tileRows();
+    bool smallScheduled =
+        cached && cached->smallTileRows == small.tileRows();
+    Value isLarge = b.create<arith::CmpIOp>(
         arith::CmpIPredicate::uge, average,
         b.index(options.largeRowsPerExpert));
     b.ifThenElse(
-        large,
+        isLarge,
         [&](KernelBuilder &tb) {
-          TensorCoreKernel(mm, options.large)
-              .launch(tb, "moe_grouped_matmul_large", schedule);
+          large.launch(tb, "moe_grouped_matmul_large", schedule,
+                       largeScheduled);
         },
         [&](KernelBuilder &eb) {
-          TensorCoreKernel(mm, options.small)
-              .launch(eb, "moe_grouped_matmul_small", schedule);
+          small.launch(eb, "moe_grouped_matmul_small", schedule,
+                       smallScheduled);
         });
+    if (key)
+      schedules[*key] = {schedule.expert, schedule.start, schedule.count,
+                         small.tileRows(), large.tileRows()};
   }
   op.getResult().replaceAllUsesWith(mm.out.tensor);
   return success();

@@ -149,8 +149,18 @@ struct GroupedMatmulOptions {
   TensorCoreConfig large;
   int64_t largeRowsPerExpert;
 };
+/// Tile schedules written by grouped matmuls, keyed by the (offsets, rows)
+/// they were computed from, with the tile rows each tile shape scheduled: a
+/// later matmul over the same routed rows (a layer's down projection after
+/// its gate/up one) reads them instead of launching its own.
+struct ScheduledTiles {
+  Value expert, start, count;
+  int64_t smallTileRows = 0, largeTileRows = 0;
+};
+using TileScheduleCache = llvm::DenseMap<std::pair<Value, Value>, ScheduledTiles>;
 LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
-                                 const GroupedMatmulOptions &options);
+                                 const GroupedMatmulOptions &options,
+                                 TileScheduleCache &schedules);
 
 /// linalg.generic ops with only parallel loops (the shared expert's sum, its
 /// gate): one thread per element.

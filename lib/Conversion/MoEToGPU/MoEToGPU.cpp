@@ -55,6 +55,7 @@ struct ConvertMoEToGPUPass
         work.push_back(op);
     });
     InverseRows inverses;
+    TileScheduleCache schedules;
     for (Operation *op : work) {
       OpBuilder builder(op);
       KernelBuilder b(op->getLoc(), builder);
@@ -69,7 +70,7 @@ struct ConvertMoEToGPUPass
                   return gemm.emitOpError()
                          << "weights in the panels layout (the CPU kernel's "
                             "packing) have no GPU lowering; use nk or kn";
-                return lowerGroupedMatmul(gemm, b, matmul);
+                return lowerGroupedMatmul(gemm, b, matmul, schedules);
               })
               .Case([&](CombineOp combine) {
                 return lowerCombine(combine, b, inverses);

@@ -67,14 +67,19 @@
 // CHECK:         nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // CHECK:         nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // CHECK:     } else {
+// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
 // CHECK:         nvvm.mma.sync
+// The down projection, over the same rows and offsets, reads the tile
+// schedule the gate/up projection wrote.
+// CHECK-NOT:   function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
 // CHECK:         memref.view {{.*}} to memref<4x128x40xf32, #gpu.address_space<workgroup>>
 // CHECK:         nvgpu.device_async_copy {{.*}} : memref<?x48xf32> to memref<4x128x40xf32, #gpu.address_space<workgroup>>
 // CHECK:         vector.load {{.*}} : memref<4x128x40xf32, #gpu.address_space<workgroup>>, vector<2xf32>
 // CHECK:         arith.truncf {{.*}} : vector<2xf32> to vector<2xbf16>
 // CHECK:         nvvm.mma.sync
+// CHECK-NOT: function(@moe_tile_schedule)
 // CHECK:     gpu.launch {{.*}} function(@moe_combine)
 // CHECK-NOT: moe.
 // CHECK:     return
