@@ -198,8 +198,8 @@ void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
                    const TileSchedule &schedule, int64_t tileRows) {
   int64_t numExperts = mm.numExperts;
   Value grid = b.index(llvm::divideCeil(numExperts, kBlockThreads));
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                          gpu::AddressSpace::Workgroup);
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto countsType = MemRefType::get({numExperts}, b.getI32Type(),
                                     MemRefLayoutAttrInterface(), space);
   b.launch(
@@ -210,15 +210,14 @@ void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
         // together, where a thread summing the experts below it from
         // global memory would wait on each in turn.
         Value counts = shared.front();
-        kb.forEach(kb.threadId(), kb.index(numExperts),
-                   kb.index(kBlockThreads), [&](KernelBuilder &lb, Value j) {
+        kb.forEach(kb.threadId(), kb.index(numExperts), kb.index(kBlockThreads),
+                   [&](KernelBuilder &lb, Value j) {
                      Value tiles = expertTiles(lb, mm, j, tileRows).second;
                      lb.store(lb.fromIndex(tiles, lb.getI32Type()), counts, j);
                    });
         kb.create<gpu::BarrierOp>();
         Value e = kb.globalThreadId(kBlockThreads);
-        kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder
-                                                                 &tb) {
+        kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder &tb) {
           // A loop over all experts (a constant trip count) with the ones
           // below e selected, so the shared-memory reads can overlap.
           Value before =
@@ -227,7 +226,8 @@ void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
                          [&](KernelBuilder &lb, Value j, ValueRange acc) {
                            Value tiles = lb.toIndex(lb.load(counts, j));
                            Value below = lb.lessThan(j, e);
-                           Value added = lb.create<arith::AddIOp>(acc[0], tiles);
+                           Value added =
+                               lb.create<arith::AddIOp>(acc[0], tiles);
                            return SmallVector<Value>{lb.create<arith::SelectOp>(
                                below, added, acc[0])};
                          })
@@ -235,16 +235,15 @@ void scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
           Value firstRow = expertTiles(tb, mm, e, tileRows).first;
           Value tiles = tb.toIndex(tb.load(counts, e));
           Value expert = tb.fromIndex(e, tb.getI32Type());
-          tb.forEach(tb.index(0), tiles, tb.index(1),
-                     [&](KernelBuilder &lb, Value t) {
-                       Value at = lb.create<arith::AddIOp>(before, t);
-                       Value start = lb.create<arith::AddIOp>(
-                           firstRow,
-                           lb.create<arith::MulIOp>(t, lb.index(tileRows)));
-                       lb.store(expert, schedule.expert, at);
-                       lb.store(lb.fromIndex(start, lb.getI32Type()),
-                                schedule.start, at);
-                     });
+          tb.forEach(
+              tb.index(0), tiles, tb.index(1), [&](KernelBuilder &lb, Value t) {
+                Value at = lb.create<arith::AddIOp>(before, t);
+                Value start = lb.create<arith::AddIOp>(
+                    firstRow, lb.create<arith::MulIOp>(t, lb.index(tileRows)));
+                lb.store(expert, schedule.expert, at);
+                lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.start,
+                         at);
+              });
           Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
                                                 tb.index(numExperts - 1));
           tb.ifThen(last, [&](KernelBuilder &lb) {
@@ -365,19 +364,18 @@ public:
     int64_t dynamicBytes = 0;
     MemRefType lhsTile, rhsTile;
     if (config.wgmma) {
-      lhsTile = MemRefType::get({stages, tileK / 8, stagedRows, 8},
-                                mm.rhsElement, MemRefLayoutAttrInterface(),
-                                space);
-      rhsTile = MemRefType::get({stages, tileK / 8, weightRows, 8},
-                                mm.rhsElement, MemRefLayoutAttrInterface(),
-                                space);
+      lhsTile =
+          MemRefType::get({stages, tileK / 8, stagedRows, 8}, mm.rhsElement,
+                          MemRefLayoutAttrInterface(), space);
+      rhsTile =
+          MemRefType::get({stages, tileK / 8, weightRows, 8}, mm.rhsElement,
+                          MemRefLayoutAttrInterface(), space);
       dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
     } else if (config.staged) {
       lhsTile = MemRefType::get({stages, stagedRows, kPaddedK}, mm.lhsType,
                                 MemRefLayoutAttrInterface(), space);
-      rhsTile = MemRefType::get({stages, weightRows, kPaddedK},
-                                mm.rhsElement, MemRefLayoutAttrInterface(),
-                                space);
+      rhsTile = MemRefType::get({stages, weightRows, kPaddedK}, mm.rhsElement,
+                                MemRefLayoutAttrInterface(), space);
       dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
     } else if (config.splitK > 1) {
       // The accumulators of every warp but the first, lane-minor.
@@ -385,24 +383,24 @@ public:
           {(config.splitK - 1) * numAcc() * kWarpSize}, b.getF32Type(),
           MemRefLayoutAttrInterface(), space));
     }
-    b.launch(name, gridX, gridY, threads(), workgroup,
-             [&](KernelBuilder &kb, ValueRange shared) {
-               if (config.staged) {
-                 // Both tiles are views of the block's dynamic shared memory.
-                 Value all = kb.create<gpu::DynamicSharedMemoryOp>(
-                     MemRefType::get({ShapedType::kDynamic},
-                                     kb.getIntegerType(8),
-                                     MemRefLayoutAttrInterface(), space));
-                 stagedLhs = kb.create<memref::ViewOp>(
-                     lhsTile, all, kb.index(0), ValueRange{});
-                 stagedRhs = kb.create<memref::ViewOp>(
-                     rhsTile, all, kb.index(bytes(lhsTile)), ValueRange{});
-               } else if (!shared.empty()) {
-                 partials = shared.front();
-               }
-               body(kb, schedule);
-             },
-             dynamicBytes);
+    b.launch(
+        name, gridX, gridY, threads(), workgroup,
+        [&](KernelBuilder &kb, ValueRange shared) {
+          if (config.staged) {
+            // Both tiles are views of the block's dynamic shared memory.
+            Value all = kb.create<gpu::DynamicSharedMemoryOp>(
+                MemRefType::get({ShapedType::kDynamic}, kb.getIntegerType(8),
+                                MemRefLayoutAttrInterface(), space));
+            stagedLhs = kb.create<memref::ViewOp>(lhsTile, all, kb.index(0),
+                                                  ValueRange{});
+            stagedRhs = kb.create<memref::ViewOp>(
+                rhsTile, all, kb.index(bytes(lhsTile)), ValueRange{});
+          } else if (!shared.empty()) {
+            partials = shared.front();
+          }
+          body(kb, schedule);
+        },
+        dynamicBytes);
   }
 
 private:
@@ -893,9 +891,9 @@ private:
       return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)),
                      valid};
     }, aCopies);
-    chunks(mm.rhsElement, weightRows, [&](Value r) {
-      return stagedWeightRow(b, blockColumn, r);
-    }, bCopies);
+    chunks(
+        mm.rhsElement, weightRows,
+        [&](Value r) { return stagedWeightRow(b, blockColumn, r); }, bCopies);
     return [=](KernelBuilder &ib, Value tile, Value stage) {
       Value k0 = ib.create<arith::MulIOp>(tile, ib.index(tileK));
       auto copy = [&](const Copy &chunk, Value dst, Value src,
@@ -926,8 +924,9 @@ private:
   /// be in flight) and passes a barrier, after which no warp still reads the
   /// stage reloaded next. For wgmma, which reads shared memory through the
   /// async proxy, the copies are fenced into it first, and `step` leaves its
-  /// tile's multiplications in flight: the stage the previous tile's read is
-  /// reloaded only after `step` (which waits for them) and a second barrier.
+  /// tile's multiplications in flight: the stage that the previous tile's
+  /// multiplications read is reloaded only after `step` (which waits for
+  /// them) and a second barrier.
   SmallVector<Value> forEachStagedTile(
       KernelBuilder &b, const IssueFn &issue, ValueRange init,
       bool asyncProxyReads,
@@ -950,19 +949,18 @@ private:
                                            NVVM::SharedSpace::shared_cta));
           lb.create<gpu::BarrierOp>();
           auto issueNext = [&]() {
-            Value next =
-                lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
-            lb.ifThen(lb.lessThan(next, lb.index(numTiles)),
-                      [&](KernelBuilder &ib) {
-                        issue(ib, next, ib.create<arith::RemUIOp>(
-                                            next, ib.index(stages)));
-                      });
+            Value next = lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
+            lb.ifThen(
+                lb.lessThan(next, lb.index(numTiles)), [&](KernelBuilder &ib) {
+                  issue(ib, next,
+                        ib.create<arith::RemUIOp>(next, ib.index(stages)));
+                });
             lb.create<NVVM::CpAsyncCommitGroupOp>();
           };
           if (!asyncProxyReads)
             issueNext();
-          SmallVector<Value> carried = step(
-              lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)), iter);
+          SmallVector<Value> carried =
+              step(lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)), iter);
           if (asyncProxyReads) {
             lb.create<gpu::BarrierOp>();
             issueNext();
@@ -1060,12 +1058,12 @@ private:
     Value base = b.create<arith::IndexCastOp>(
         i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(smem));
     Value offset = b.create<arith::IndexCastOp>(
-        i64, b.create<arith::AddIOp>(
-                 b.create<arith::MulIOp>(
-                     stage, b.index(chunkBytes * (tileK / 8))),
-                 b.create<arith::AddIOp>(
-                     b.index(chunkBytes * 2 * step),
-                     b.create<arith::MulIOp>(firstRow, b.index(16)))));
+        i64,
+        b.create<arith::AddIOp>(
+            b.create<arith::MulIOp>(stage, b.index(chunkBytes * (tileK / 8))),
+            b.create<arith::AddIOp>(
+                b.index(chunkBytes * 2 * step),
+                b.create<arith::MulIOp>(firstRow, b.index(16)))));
     Value address = b.create<arith::AddIOp>(base, offset);
     auto constant = [&](int64_t v) {
       return b.create<arith::ConstantIntOp>(i64, v);
@@ -1081,18 +1079,17 @@ private:
   /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
   /// copied with cp.async in 3 stages, then each 16-wide K step of a
   /// warpgroup is one wgmma.mma_async.m64n256k16 reading both operands from
-  /// shared memory. A K tile's multiplications stay in flight while the next
-  /// tile's start.
+  /// shared memory. A K tile's multiplications stay in flight while the
+  /// copies of a later tile start.
   void computeWgmma(KernelBuilder &b, const TileWork &work,
                     Value blockColumn) {
     ThreadPosition at = threadPosition(b);
     Value warp = at.warp, g = at.g, c = at.c;
-    Value warpgroup = b.create<arith::DivUIOp>(
-        warp, b.index(kWarpgroupThreads / kWarpSize));
-    Value firstRow =
-        b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
-    Value warpInGroup = b.create<arith::RemUIOp>(
-        warp, b.index(kWarpgroupThreads / kWarpSize));
+    Value warpgroup =
+        b.create<arith::DivUIOp>(warp, b.index(kWarpgroupThreads / kWarpSize));
+    Value firstRow = b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
+    Value warpInGroup =
+        b.create<arith::RemUIOp>(warp, b.index(kWarpgroupThreads / kWarpSize));
     IssueFn issue = stagedCopies(b, work, blockColumn);
     MLIRContext *ctx = b.getContext();
     Type f32 = b.getF32Type();
@@ -1112,14 +1109,14 @@ private:
                for (int64_t step = 0; step < tileK / 16; ++step)
                  d = lb.create<NVVM::WgmmaMmaAsyncOp>(
                      accType, d,
-                     matrixDescriptor(lb, stagedLhs, stage, step,
-                                      stagedRows, firstRow),
+                     matrixDescriptor(lb, stagedLhs, stage, step, stagedRows,
+                                      firstRow),
                      matrixDescriptor(lb, stagedRhs, stage, step, n, noRow),
                      NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
-                     wgmmaType, NVVM::WGMMATypes::f32,
-                     NVVM::WGMMAScaleOut::one, NVVM::WGMMAScaleIn::one,
-                     NVVM::WGMMAScaleIn::one, NVVM::MMALayout::row,
-                     NVVM::MMALayout::col, NVVM::MMAIntOverflowAttr());
+                     wgmmaType, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+                     NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+                     NVVM::MMALayout::row, NVVM::MMALayout::col,
+                     NVVM::MMAIntOverflowAttr());
                lb.create<NVVM::WgmmaGroupSyncAlignedOp>();
                // This tile's group stays in flight; the previous tile's is
                // done, and its stage is reloaded after the next barrier.
@@ -1272,16 +1269,14 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
       if (found != schedules.end())
         cached = &found->second;
     }
-    TileSchedule schedule = cached ? TileSchedule{cached->expert,
-                                                  cached->start, cached->count}
-                                   : allocateSchedule(b, mm, minTileRows);
-    bool largeScheduled =
-        cached && cached->largeTileRows == large.tileRows();
-    bool smallScheduled =
-        cached && cached->smallTileRows == small.tileRows();
-    Value isLarge = b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::uge, average,
-        b.index(options.largeRowsPerExpert));
+    TileSchedule schedule =
+        cached ? TileSchedule{cached->expert, cached->start, cached->count}
+               : allocateSchedule(b, mm, minTileRows);
+    bool largeScheduled = cached && cached->largeTileRows == large.tileRows();
+    bool smallScheduled = cached && cached->smallTileRows == small.tileRows();
+    Value isLarge =
+        b.create<arith::CmpIOp>(arith::CmpIPredicate::uge, average,
+                                b.index(options.largeRowsPerExpert));
     b.ifThenElse(
         isLarge,
         [&](KernelBuilder &tb) {

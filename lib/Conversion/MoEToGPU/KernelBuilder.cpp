@@ -17,15 +17,14 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
          [&](KernelBuilder &kb, ValueRange) { body(kb); });
 }
 
-void KernelBuilder::launch(
-    StringRef name, Value gridX, Value gridY, int64_t threads,
-    TypeRange workgroup,
-    function_ref<void(KernelBuilder &, ValueRange)> body,
-    int64_t dynamicSharedBytes) {
+void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
+                           int64_t threads, TypeRange workgroup,
+                           function_ref<void(KernelBuilder &, ValueRange)> body,
+                           int64_t dynamicSharedBytes) {
   Value dynamicShared;
   if (dynamicSharedBytes > 0)
-    dynamicShared = create<arith::ConstantIntOp>(getI32Type(),
-                                                 dynamicSharedBytes);
+    dynamicShared =
+        create<arith::ConstantIntOp>(getI32Type(), dynamicSharedBytes);
   // An empty grid is not a valid launch: skip it.
   Value blocks = create<arith::MulIOp>(gridX, gridY);
   Value any = create<arith::CmpIOp>(arith::CmpIPredicate::ugt, blocks,
@@ -46,8 +45,7 @@ void KernelBuilder::launch(
   }
   Value cap = index(kMaxGridY);
   forEach(index(0), gridY, cap, [&](KernelBuilder &lb, Value firstY) {
-    Value count = lb.minIndex(
-        lb.create<arith::SubIOp>(gridY, firstY), cap);
+    Value count = lb.minIndex(lb.create<arith::SubIOp>(gridY, firstY), cap);
     lb.buildLaunch(name, gridX, count, firstY, threads, workgroup,
                    dynamicShared, body);
   });

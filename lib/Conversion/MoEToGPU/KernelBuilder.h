@@ -157,7 +157,8 @@ struct ScheduledTiles {
   Value expert, start, count;
   int64_t smallTileRows = 0, largeTileRows = 0;
 };
-using TileScheduleCache = llvm::DenseMap<std::pair<Value, Value>, ScheduledTiles>;
+using TileScheduleCache =
+    llvm::DenseMap<std::pair<Value, Value>, ScheduledTiles>;
 LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
                                  const GroupedMatmulOptions &options,
                                  TileScheduleCache &schedules);

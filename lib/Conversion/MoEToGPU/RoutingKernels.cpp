@@ -389,15 +389,13 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
     Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
     Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
     kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
-      lb.ifThen(lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f, kept),
-                [&](KernelBuilder &sb) {
-                  sb.store(sb.i32(-1), rows.buffer, f);
-                });
+      lb.ifThen(
+          lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f, kept),
+          [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rows.buffer, f); });
       Value dropped = lb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
                                                local(lb, f), lb.i32(0));
-      lb.ifThen(dropped, [&](KernelBuilder &sb) {
-        sb.store(sb.i32(-1), rowOf, f);
-      });
+      lb.ifThen(dropped,
+                [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rowOf, f); });
     });
   };
   // Totals in `counts` become exclusive starts in place, and the offsets.
@@ -405,18 +403,17 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
     Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
                                            kb.threadId(), kb.index(0));
     kb.ifThen(first, [&](KernelBuilder &tb) {
-      Value end =
-          tb.forLoop(tb.index(0), tb.index(numLocal), tb.index(1),
-                     ValueRange{tb.i32(0)},
-                     [&](KernelBuilder &lb, Value e, ValueRange acc) {
-                       Value total = lb.load(counts, e);
-                       lb.store(acc[0], counts, e);
-                       if (counts != offsets.buffer)
-                         lb.store(acc[0], offsets.buffer, e);
-                       return SmallVector<Value>{
-                           lb.create<arith::AddIOp>(acc[0], total)};
-                     })
-              .front();
+      Value end = tb.forLoop(tb.index(0), tb.index(numLocal), tb.index(1),
+                             ValueRange{tb.i32(0)},
+                             [&](KernelBuilder &lb, Value e, ValueRange acc) {
+                               Value total = lb.load(counts, e);
+                               lb.store(acc[0], counts, e);
+                               if (counts != offsets.buffer)
+                                 lb.store(acc[0], offsets.buffer, e);
+                               return SmallVector<Value>{
+                                   lb.create<arith::AddIOp>(acc[0], total)};
+                             })
+                      .front();
       tb.store(end, offsets.buffer, tb.index(numLocal));
     });
   };
@@ -425,29 +422,29 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
   // launch: the counts and starts stay in shared memory.
   Value oneChunk = b.create<arith::CmpIOp>(arith::CmpIPredicate::ule,
                                            selections, b.index(kChunk));
-  auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                          gpu::AddressSpace::Workgroup);
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto startsType = MemRefType::get({numLocal}, b.getI32Type(),
                                     MemRefLayoutAttrInterface(), space);
   b.ifThenElse(
       oneChunk,
       [&](KernelBuilder &ob) {
-        ob.launch(
-            "moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
-            TypeRange{startsType}, [&](KernelBuilder &kb, ValueRange shared) {
-              Value starts = shared.front();
-              Value from = kb.index(0);
-              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                eb.store(countOf(eb, e, from, selections), starts, e);
-              });
-              kb.create<gpu::BarrierOp>();
-              scanTotals(kb, starts);
-              kb.create<gpu::BarrierOp>();
-              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                placeFrom(eb, e, eb.load(starts, e), from, selections);
-              });
-              markUnused(kb, from, selections);
-            });
+        ob.launch("moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
+                  TypeRange{startsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
+                    Value starts = shared.front();
+                    Value from = kb.index(0);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      eb.store(countOf(eb, e, from, selections), starts, e);
+                    });
+                    kb.create<gpu::BarrierOp>();
+                    scanTotals(kb, starts);
+                    kb.create<gpu::BarrierOp>();
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      placeFrom(eb, e, eb.load(starts, e), from, selections);
+                    });
+                    markUnused(kb, from, selections);
+                  });
       },
       [&](KernelBuilder &cb) {
         cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
@@ -485,9 +482,9 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                      Value start = eb.create<arith::AddIOp>(
-                          eb.load(offsets.buffer, e),
-                          eb.load(before, {chunk, e}));
+                      Value start =
+                          eb.create<arith::AddIOp>(eb.load(offsets.buffer, e),
+                                                   eb.load(before, {chunk, e}));
                       placeFrom(eb, e, start, range.first, range.second);
                     });
                     markUnused(kb, range.first, range.second);
