@@ -78,24 +78,38 @@ class SendPlan:
     counts: list[int]
 
 
+def _plan_on_device(ids, num_experts: int, ranks: int):
+    """torch form of the plan, without a host synchronization: (order, counts
+    per rank, number of ids outside [0, E)), all on the ids' device."""
+    import torch
+
+    L = local_experts(num_experts, ranks)
+    flat = ids.reshape(-1).long()
+    invalid = ((flat < 0) | (flat >= num_experts)).sum()
+    destination = flat.clamp(0, num_experts - 1) // L
+    order = torch.argsort(destination, stable=True).to(torch.int32)
+    return order, torch.bincount(destination, minlength=ranks), invalid
+
+
 def plan_sends(ids: Array, num_experts: int, ranks: int) -> SendPlan:
     """Orders the selections of ``ids`` [T, k] by the rank that owns their expert."""
     L = local_experts(num_experts, ranks)
     if ids.ndim != 2:
         raise ValueError(f"ids must be [T, k], got shape {tuple(ids.shape)}")
-    flat = ids.reshape(-1)
-    if flat.shape[0] and (int(flat.min()) < 0 or int(flat.max()) >= num_experts):
-        raise ValueError(f"expert ids must lie in [0, {num_experts})")
     if _is_torch(ids):
         import torch
 
-        destination = flat.long() // L
-        order = torch.argsort(destination, stable=True).to(torch.int32)
-        counts = torch.bincount(destination, minlength=ranks).tolist()
-    else:
-        destination = flat.astype(np.int64) // L
-        order = np.argsort(destination, kind="stable").astype(np.int32)
-        counts = np.bincount(destination, minlength=ranks).tolist()
+        order, counts, invalid = _plan_on_device(ids, num_experts, ranks)
+        host = torch.cat([counts, invalid.reshape(1)]).tolist()
+        if host[-1]:
+            raise ValueError(f"expert ids must lie in [0, {num_experts})")
+        return SendPlan(order, [int(c) for c in host[:-1]])
+    flat = ids.reshape(-1)
+    if flat.shape[0] and (int(flat.min()) < 0 or int(flat.max()) >= num_experts):
+        raise ValueError(f"expert ids must lie in [0, {num_experts})")
+    destination = flat.astype(np.int64) // L
+    order = np.argsort(destination, kind="stable").astype(np.int32)
+    counts = np.bincount(destination, minlength=ranks).tolist()
     return SendPlan(order, [int(c) for c in counts])
 
 
@@ -239,11 +253,23 @@ class ExpertParallelExperts:
         import torch
         import torch.distributed as dist
 
-        plan = plan_sends(ids, self.num_experts, self.ranks)
-        counts = torch.tensor(plan.counts, dtype=torch.int64, device=x.device)
-        incoming = torch.empty_like(counts)
-        dist.all_to_all_single(incoming, counts, group=self.group)
-        recv_counts = incoming.tolist()
+        if ids.ndim != 2:
+            raise ValueError(f"ids must be [T, k], got shape {tuple(ids.shape)}")
+        order, counts, invalid = _plan_on_device(ids, self.num_experts, self.ranks)
+        # Each rank sends every rank its row count and whether it holds ids out
+        # of range, so that all ranks refuse a bad call together rather than
+        # leave the others waiting in the next collective.
+        send = torch.stack([counts, invalid.expand(self.ranks)], dim=1)
+        incoming = torch.empty_like(send)
+        dist.all_to_all_single(incoming, send, group=self.group)
+        host = torch.cat([counts, incoming.reshape(-1)]).tolist()  # the one sync
+        sent, received = host[:self.ranks], host[self.ranks:]
+        if any(received[1::2]):
+            bad = [r for r, flag in enumerate(received[1::2]) if flag]
+            raise ValueError(f"expert ids must lie in [0, {self.num_experts}); "
+                             f"ranks {bad} passed ids outside it")
+        plan = SendPlan(order, [int(c) for c in sent])
+        recv_counts = [int(c) for c in received[0::2]]
         rows, row_ids, row_weights = gather_sends(x, ids, weights, plan)
         # The id and the weight of a row travel together, as two 32-bit words.
         meta = torch.cat([row_ids, row_weights.view(torch.int32)], dim=1)
