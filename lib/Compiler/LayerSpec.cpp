@@ -218,6 +218,8 @@ Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
       spec.gluLayout = value.str();
     else if (key == "drop_policy")
       spec.dropPolicy = value.str();
+    else if (key == "weight_layout")
+      spec.weightLayout = value.str();
     else
       return fail(formatv("--layer: unknown setting '{0}'", key));
     if (error)
@@ -255,6 +257,15 @@ Error mlir::moe::validateLayerSpec(const LayerSpec &spec) {
     return e;
   if (Error e = oneOf("drop_policy", spec.dropPolicy, {"position", "score"}))
     return e;
+  if (Error e = oneOf("weight_layout", spec.weightLayout,
+                      {"nk", "kn", "panels"}))
+    return e;
+  if (spec.weightLayout == "panels" &&
+      ((2 * spec.intermediate) % kLayerPanelWidth ||
+       spec.hidden % kLayerPanelWidth))
+    return fail(formatv("weight_layout panels needs hidden ({0}) and 2 x "
+                        "intermediate ({1}) to be multiples of {2}",
+                        spec.hidden, 2 * spec.intermediate, kLayerPanelWidth));
   if (spec.sharedIntermediate < 0)
     return fail("shared_intermediate must be >= 0");
   if (spec.sharedGate && spec.sharedIntermediate == 0)
@@ -267,8 +278,17 @@ std::string mlir::moe::layerToMLIR(const LayerSpec &spec, StringRef name) {
   StringRef dt = spec.dtype;
   std::string xType = formatv("tensor<?x{0}x{1}>", H, dt);
   std::string routerType = formatv("tensor<{0}x{1}x{2}>", E, H, dt);
-  std::string w13Type = formatv("tensor<{0}x{1}x{2}x{3}>", E, 2 * I, H, dt);
-  std::string w2Type = formatv("tensor<{0}x{1}x{2}x{3}>", E, H, I, dt);
+  // An expert's [N, K] weights in the spec's layout.
+  auto weightType = [&](int64_t N, int64_t K) -> std::string {
+    if (spec.weightLayout == "kn")
+      return formatv("tensor<{0}x{1}x{2}x{3}>", E, K, N, dt);
+    if (spec.weightLayout == "panels")
+      return formatv("tensor<{0}x{1}x{2}x{3}x{4}>", E, N / kLayerPanelWidth, K,
+                     kLayerPanelWidth, dt);
+    return formatv("tensor<{0}x{1}x{2}x{3}>", E, N, K, dt);
+  };
+  std::string w13Type = weightType(2 * I, H);
+  std::string w2Type = weightType(H, I);
   std::string args = formatv("%x: {0}, %router: {1}, %w13: {2}, %w2: {3}",
                              xType, routerType, w13Type, w2Type);
   std::string extra;
@@ -303,6 +323,10 @@ std::string mlir::moe::layerToMLIR(const LayerSpec &spec, StringRef name) {
       spec.dropPolicy);
   if (spec.renormalize)
     attrs += ", renormalize";
+  if (spec.weightLayout != "nk")
+    attrs +=
+        formatv(", weight_layout = #moe.rhs_layout<{0}>", spec.weightLayout)
+            .str();
   if (spec.capacity)
     attrs += formatv(", capacity = {0} : i64", *spec.capacity).str();
   if (spec.capacityFactor)
@@ -348,6 +372,7 @@ json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
       {"shared_intermediate", spec.sharedIntermediate},
       {"shared_gate", spec.sharedGate},
       {"drop_policy", spec.dropPolicy},
+      {"weight_layout", spec.weightLayout},
   };
   if (spec.capacity)
     layer["capacity"] = *spec.capacity;

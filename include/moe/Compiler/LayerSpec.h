@@ -35,7 +35,14 @@ struct LayerSpec {
   std::optional<int64_t> capacity;
   std::optional<double> capacityFactor;
   std::string dropPolicy = "position";
+  /// How w13 and w2 are stored: nk ([E, N, K], PyTorch Linear), kn
+  /// ([E, K, N]) or panels ([E, N / 16, K, 16], the CPU kernel's packing,
+  /// moe_mlir.pack.to_layout).
+  std::string weightLayout = "nk";
 };
+
+/// The panel width of the panels weight layout that moe-compile emits.
+constexpr int64_t kLayerPanelWidth = 16;
 
 /// Maps the fields of a Hugging Face config.json onto a layer. Knows the
 /// model types mixtral, qwen3_moe, qwen2_moe, olmoe, deepseek_v3 and gpt_oss.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import assert_close, draw_robust, normal, routing_is_robust
-from moe_mlir import aot, cpu, dtypes
+from moe_mlir import aot, cpu, dtypes, pack
 from moe_mlir import reference as ref
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -95,6 +95,40 @@ def test_config_to_kernel_matches_oracle(out_dir, rng, family, tokens):
     want = ref.layer(inputs["x"], inputs["router"], inputs["w13"], inputs["w2"],
                      **kwargs, **route, **ORACLE[family].get("ffn", {}))
     assert_close(y, want, dtype, f"{family} T={tokens}")
+
+
+@pytest.mark.parametrize("weight_layout", ["panels", "kn"])
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_packed_weights_match_oracle(out_dir, rng, weight_layout, dtype):
+    # A config plus a layer setting: the expert weights are passed packed
+    # (moe_mlir.pack.to_layout), as the manifest and the header describe them.
+    config = dict(CONFIGS["qwen3_moe"], torch_dtype="float32" if dtype == "f32"
+                  else "bfloat16")
+    name = f"packed_{weight_layout}_{dtype}"
+    artifact = aot.compile(config, layer={"weight_layout": weight_layout}, name=name,
+                           out_dir=out_dir / name)
+    spec = artifact.manifest["layer"]
+    assert spec["weight_layout"] == weight_layout
+    H, I, E = spec["hidden"], spec["intermediate"], spec["experts"]
+    shapes = {t["name"]: tuple(t["shape"]) for t in artifact.manifest["tensors"]}
+    assert shapes["w13"] == pack.weight_shape(E, 2 * I, H, weight_layout)
+    assert shapes["w2"] == pack.weight_shape(E, H, I, weight_layout)
+    route = ORACLE["qwen3_moe"]["route"]
+    layer = artifact.load()
+    for tokens in (1, 29):
+        inputs = draw_robust(rng, lambda: {"x": normal(rng, (tokens, H), dtype),
+                                           "router": normal(rng, (E, H), dtype, scale=0.5)},
+                             lambda d: routing_is_robust(
+                                 rng, d["x"].astype(np.float64)
+                                 @ d["router"].T.astype(np.float64), None, route), name)
+        w13 = normal(rng, (E, 2 * I, H), dtype, scale=0.2)
+        w2 = normal(rng, (E, H, I), dtype, scale=0.2)
+        args = [cpu.to_storage(a, dtype) for a in
+                (inputs["x"], inputs["router"], pack.to_layout(w13, weight_layout),
+                 pack.to_layout(w2, weight_layout))]
+        y = cpu.from_storage(layer(*args), dtype)
+        want = ref.layer(inputs["x"], inputs["router"], w13, w2, **route)
+        assert_close(y, want, dtype, f"{name} T={tokens}")
 
 
 def test_python_loader_refuses_bad_arguments(out_dir, rng):
@@ -194,6 +228,18 @@ def test_bad_inputs_are_diagnosed(tmp_path):
     malformed.write_text("func.func @f( {\n")
     run = moe_compile(str(malformed), "-o", str(tmp_path))
     assert run.returncode == 1 and "bad.mlir:1:" in run.stderr
+
+    run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2,weight_layout=tiles",
+                      "-o", str(tmp_path))
+    assert run.returncode == 1 and "weight_layout 'tiles' is not one of" in run.stderr
+
+    run = moe_compile("--layer=hidden=24,intermediate=16,experts=4,k=2,weight_layout=panels",
+                      "-o", str(tmp_path))
+    assert run.returncode == 1 and "multiples of 16" in run.stderr
+
+    run = moe_compile("--layer=hidden=32,intermediate=16,experts=4,k=2,weight_layout=panels",
+                      "--target=cuda", "--emit=ptx", "-o", str(tmp_path))
+    assert run.returncode == 1 and "have no GPU lowering" in run.stderr
 
     run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2", "--target=tpu")
     assert run.returncode == 1 and "--target must be cpu or cuda" in run.stderr
