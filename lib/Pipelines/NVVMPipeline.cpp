@@ -25,6 +25,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   pm.addPass(createCanonicalizerPass());
   ConvertMoEToGPUPassOptions kernels;
   kernels.largeRowsPerExpert = options.largeRowsPerExpert;
+  kernels.smallUnroll = options.smallUnroll;
   kernels.smallSplitK = options.smallSplitK;
   kernels.largeStaged = options.largeStaged;
   // wgmma exists on sm_90a only (not sm_90, nor later chips).

@@ -98,6 +98,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Average rows per expert from which the grouped matmul "
                      "uses its prefill tile shape"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> smallUnroll{
+      *this, "small-unroll",
+      llvm::cl::desc("32-wide K steps whose loads the grouped matmul's decode "
+                     "tile shape issues together"),
+      llvm::cl::init(4)};
   PassOptions::Option<int64_t> smallSplitK{
       *this, "small-split-k",
       llvm::cl::desc("Warps of a block that split K in the grouped matmul's "
