@@ -9,6 +9,10 @@
 // wgmma (sm_90a only; refused silently elsewhere, where mma.sync stays):
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa wgmma=true" | FileCheck %s --check-prefix=WGMMA
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa wgmma=true" | FileCheck %s --check-prefix=NOWGMMA
+// The decode kernel's loads in flight are a pipeline option; 0 is refused.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=2" | FileCheck %s --check-prefixes=CHECK,SM90
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
+// BADUNROLL: convert-moe-to-gpu: large-rows-per-expert and small-unroll must be positive
 // A cubin needs ptxas:
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
