@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness import assert_close, draw_robust, normal, routing_is_robust
-from moe_mlir import aot, cpu, dtypes, pack
+from moe_mlir import aot, cpu, pack
 from moe_mlir import reference as ref
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
