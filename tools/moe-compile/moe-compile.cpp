@@ -179,6 +179,18 @@ FailureOr<std::string> kernelImage(ModuleOp module) {
   return image;
 }
 
+/// Lowers `module` for CUDA with its kernels serialized as `format` and
+/// returns them; a failure has been reported when it returns one.
+FailureOr<std::string> lowerKernelsForCUDA(ModuleOp module, StringRef chipName,
+                                           StringRef format) {
+  if (failed(lowerForCUDA(module, chipName, format)))
+    return failure();
+  FailureOr<std::string> image = kernelImage(module);
+  if (failed(image))
+    fail("the lowering produced no GPU kernels");
+  return image;
+}
+
 std::string sha256(StringRef text) {
   return toHex(SHA256::hash(arrayRefFromStringRef(text)), /*LowerCase=*/true);
 }
@@ -328,11 +340,9 @@ int main(int argc, char **argv) {
   std::string ptx;
   if (outputs.count("ptx")) {
     OwningOpRef<ModuleOp> clone = module->clone();
-    if (failed(lowerForCUDA(*clone, chipName, "isa")))
-      return 1;
-    FailureOr<std::string> image = kernelImage(*clone);
+    FailureOr<std::string> image = lowerKernelsForCUDA(*clone, chipName, "isa");
     if (failed(image))
-      return fail("the lowering produced no GPU kernels");
+      return 1;
     ptx = *image;
     // The PTX assembler reads up to the terminating NUL the object carries.
     while (!ptx.empty() && ptx.back() == '\0')
@@ -345,11 +355,10 @@ int main(int argc, char **argv) {
   std::string fatbin, llvmIR;
   if (lowerHost) {
     if (cuda) {
-      if (failed(lowerForCUDA(*module, chipName, "fatbin")))
-        return 1;
-      FailureOr<std::string> image = kernelImage(*module);
+      FailureOr<std::string> image =
+          lowerKernelsForCUDA(*module, chipName, "fatbin");
       if (failed(image))
-        return fail("the lowering produced no GPU kernels");
+        return 1;
       fatbin = *image;
     } else {
       PassManager pm = PassManager::on<ModuleOp>(&context);
