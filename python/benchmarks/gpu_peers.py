@@ -216,6 +216,16 @@ def reference_fp32(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
     return out
 
 
+def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
+    """max |y - ref| / max |ref|; a NaN left in y (an element never written
+    over the poisoned output) makes it infinite."""
+    torch = _torch()
+    y, ref = y.double(), ref.double()
+    if torch.isnan(y).any():
+        return float("inf")
+    return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+
+
 def eager_loop(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
                ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The Hugging Face style per-expert loop, the baseline most users run.

@@ -1,4 +1,5 @@
-"""What the GPU tests share: skipping, the driver check, and running without pytest.
+"""What the GPU tests share: skipping, the driver check, the artifacts' index, and
+running without pytest.
 
 The device machine may have no pytest, so each GPU test file also runs as a
 script (`python3 test/Integration/GPU/<file>.py`): `run_tests` calls its
@@ -6,6 +7,8 @@ script (`python3 test/Integration/GPU/<file>.py`): `run_tests` calls its
 """
 
 import ctypes
+import json
+import pathlib
 import sys
 
 try:
@@ -27,6 +30,21 @@ def skip(reason):
     if pytest is not None:
         pytest.skip(reason)
     raise RuntimeError(f"skipped: {reason}")
+
+
+def artifact_index(directory):
+    """The GPU artifacts' index.json (built by utils/build-gpu-artifacts.sh), by
+    name; skips where torch has no CUDA GPU or the artifacts are missing."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is None or not torch.cuda.is_available():
+        skip("needs torch with a CUDA GPU")
+    index = pathlib.Path(directory) / "index.json"
+    if not index.exists():
+        skip("needs artifacts/gpu (bash utils/build-gpu-artifacts.sh)")
+    return {entry["name"]: entry for entry in json.loads(index.read_text())}
 
 
 def run_tests(namespace):

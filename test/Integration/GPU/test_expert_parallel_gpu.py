@@ -14,7 +14,6 @@ with pytest, or as `python3 test/Integration/GPU/test_expert_parallel_gpu.py`.
   NCCL's all-to-all, uniform and skewed, at T = 1 (one rank has no token), 7 and 300.
 """
 
-import json
 import os
 import pathlib
 import subprocess
@@ -25,7 +24,8 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
-from standalone import run_tests, skip  # noqa: E402
+import gpu_peers  # noqa: E402
+from standalone import artifact_index, run_tests, skip  # noqa: E402
 
 try:
     import torch
@@ -36,24 +36,11 @@ BF16_BOUND = 2e-2
 
 
 def artifacts():
-    if torch is None or not torch.cuda.is_available():
-        skip("needs torch with a CUDA GPU")
-    index = ARTIFACTS / "index.json"
-    if not index.exists():
-        skip("needs artifacts/gpu (bash utils/build-gpu-artifacts.sh)")
-    return {entry["name"]: entry for entry in json.loads(index.read_text())}
-
-
-def relative_error(y, ref):
-    y, ref = y.double(), ref.double()
-    if torch.isnan(y).any():
-        return float("inf")
-    return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
+    return artifact_index(ARTIFACTS)
 
 
 def test_ranks_in_sequence_match_unpartitioned():
     entries = artifacts()
-    import gpu_peers
     from moe_mlir import expert_parallel as ep
     from moe_mlir.gpu import GpuModule
 
@@ -100,8 +87,8 @@ def test_ranks_in_sequence_match_unpartitioned():
         unpartitioned.call("experts", operands, [y_one])
         torch.cuda.synchronize()
         ref = gpu_peers.reference_fp32(*operands)
-        err = relative_error(y_ep, ref)
-        vs_one = relative_error(y_ep, y_one.float())
+        err = gpu_peers.relative_error(y_ep, ref)
+        vs_one = gpu_peers.relative_error(y_ep, y_one.float())
         print(f"  P={ranks} tokens {sizes} skewed={skewed}: rows per rank "
               f"{[received[r] for r in range(ranks)]}, rel err {err:.2e}, "
               f"vs one kernel {vs_one:.2e}")
@@ -117,7 +104,6 @@ def test_rows_past_the_grid_y_cap():
     # rank of deepseek-v3 does at T = 16384; so can a combine over that many
     # tokens. The kernels stride over the rows past the cap.
     entries = artifacts()
-    import gpu_peers
     from moe_mlir.gpu import GpuModule
 
     entry = entries["ep-small"]
@@ -130,7 +116,7 @@ def test_rows_past_the_grid_y_cap():
     y = torch.full_like(inputs["x"], float("nan"))
     module.call("experts", operands, [y])
     torch.cuda.synchronize()
-    error = relative_error(y, gpu_peers.reference_fp32(*operands))
+    error = gpu_peers.relative_error(y, gpu_peers.reference_fp32(*operands))
     print(f"  T = {T}: rel err {error:.2e}")
     assert error <= BF16_BOUND
 

@@ -15,7 +15,6 @@ or on a machine without pytest as `python3 test/Integration/GPU/test_gpu_kernels
 - Whole bf16 layers per recipe against the oracle.
 """
 
-import json
 import os
 import pathlib
 import sys
@@ -25,7 +24,8 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
-from standalone import run_tests, skip  # noqa: E402
+import gpu_peers  # noqa: E402
+from standalone import artifact_index, run_tests, skip  # noqa: E402
 
 try:
     import torch
@@ -41,12 +41,7 @@ TOKENS = (1, 32, 512, 4096, 16384)
 
 
 def artifacts():
-    if torch is None or not torch.cuda.is_available():
-        skip("needs torch with a CUDA GPU")
-    index = ARTIFACTS / "index.json"
-    if not index.exists():
-        skip("needs artifacts/gpu (bash utils/build-gpu-artifacts.sh)")
-    return {entry["name"]: entry for entry in json.loads(index.read_text())}
+    return artifact_index(ARTIFACTS)
 
 
 _modules = {}
@@ -60,13 +55,6 @@ def load(entry):
     return _modules[entry["name"]]
 
 
-def relative_error(y, ref):
-    y, ref = y.double(), ref.double()
-    if torch.isnan(y).any():
-        return float("inf")
-    return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
-
-
 def run_experts(entry, x, w13, w2, ids, weights):
     module = load(entry)
     y = torch.full_like(x, float("nan"))
@@ -76,8 +64,6 @@ def run_experts(entry, x, w13, w2, ids, weights):
 
 
 def experts_case(entry, T, seed, ids_fn=None):
-    import gpu_peers
-
     H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
     inputs = gpu_peers.make_inputs(T, H, I, E, k, seed)
     if ids_fn is not None:
@@ -86,7 +72,7 @@ def experts_case(entry, T, seed, ids_fn=None):
                     inputs["weights"])
     ref = gpu_peers.reference_fp32(inputs["x"], inputs["w13"], inputs["w2"],
                                    inputs["ids"], inputs["weights"])
-    return relative_error(y, ref)
+    return gpu_peers.relative_error(y, ref)
 
 
 def test_experts_every_shape_and_token_count():
@@ -220,7 +206,7 @@ def test_layers_match_oracle():
                                    tensors["w13"].float().numpy().astype(np.float64),
                                    tensors["w2"].float().numpy().astype(np.float64),
                                    **as64, **attrs)
-            error = relative_error(y.cpu(), torch.from_numpy(want))
+            error = gpu_peers.relative_error(y.cpu(), torch.from_numpy(want))
             print(f"  {name:20s} T={T:4d} rel err {error:.2e}")
             if not error <= BF16_BOUND:
                 failures.append((name, T, error))
@@ -229,8 +215,6 @@ def test_layers_match_oracle():
 
 def test_graph_capture_and_caller_stream():
     entries = artifacts()
-    import gpu_peers
-
     entry = entries["qwen3-30b-a3b"]
     module = load(entry)
     inputs = gpu_peers.make_inputs(1, entry["H"], entry["I"], entry["E"], entry["k"], 3)
@@ -248,7 +232,7 @@ def test_graph_capture_and_caller_stream():
     graph.replay()
     torch.cuda.synchronize()
     ref = gpu_peers.reference_fp32(*args)
-    error = relative_error(y, ref)
+    error = gpu_peers.relative_error(y, ref)
     print(f"  graph replay rel err {error:.2e}")
     assert error <= BF16_BOUND
 
