@@ -40,6 +40,7 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/BufferizableOpInterfaceImpl.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/Dialect/SCF/Transforms/BufferizableOpInterfaceImpl.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Tensor/Transforms/BufferizableOpInterfaceImpl.h"
@@ -68,7 +69,7 @@ void mlir::moe::registerAllDialects(DialectRegistry &registry) {
                   math::MathDialect, memref::MemRefDialect, omp::OpenMPDialect,
                   scf::SCFDialect, tensor::TensorDialect,
                   vector::VectorDialect, gpu::GPUDialect, NVVM::NVVMDialect,
-                  nvgpu::NVGPUDialect,
+                  nvgpu::NVGPUDialect, x86vector::X86VectorDialect,
                   index::IndexDialect, ub::UBDialect>();
   // Serialization of gpu.module ops to PTX, cubins and fatbins.
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);

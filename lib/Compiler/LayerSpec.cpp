@@ -258,14 +258,15 @@ Error mlir::moe::validateLayerSpec(const LayerSpec &spec) {
   if (Error e = oneOf("drop_policy", spec.dropPolicy, {"position", "score"}))
     return e;
   if (Error e = oneOf("weight_layout", spec.weightLayout,
-                      {"nk", "kn", "panels"}))
+                      {"nk", "kn", "panels", "panels_vnni"}))
     return e;
-  if (spec.weightLayout == "panels" &&
+  if ((spec.weightLayout == "panels" || spec.weightLayout == "panels_vnni") &&
       ((2 * spec.intermediate) % kLayerPanelWidth ||
        spec.hidden % kLayerPanelWidth))
-    return fail(formatv("weight_layout panels needs hidden ({0}) and 2 x "
-                        "intermediate ({1}) to be multiples of {2}",
-                        spec.hidden, 2 * spec.intermediate, kLayerPanelWidth));
+    return fail(formatv("weight_layout {0} needs hidden ({1}) and 2 x "
+                        "intermediate ({2}) to be multiples of {3}",
+                        spec.weightLayout, spec.hidden, 2 * spec.intermediate,
+                        kLayerPanelWidth));
   if (spec.sharedIntermediate < 0)
     return fail("shared_intermediate must be >= 0");
   if (spec.sharedGate && spec.sharedIntermediate == 0)
@@ -285,6 +286,9 @@ std::string mlir::moe::layerToMLIR(const LayerSpec &spec, StringRef name) {
     if (spec.weightLayout == "panels")
       return formatv("tensor<{0}x{1}x{2}x{3}x{4}>", E, N / kLayerPanelWidth, K,
                      kLayerPanelWidth, dt);
+    if (spec.weightLayout == "panels_vnni")
+      return formatv("tensor<{0}x{1}x{2}x{3}x{4}>", E, N / kLayerPanelWidth,
+                     K / 2, 2 * kLayerPanelWidth, dt);
     return formatv("tensor<{0}x{1}x{2}x{3}>", E, N, K, dt);
   };
   std::string w13Type = weightType(2 * I, H);

@@ -31,6 +31,7 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
     kernel.panelRowBlock = options.panelRowBlock;
     kernel.panelColumnTile = options.panelColumnTile;
     kernel.prefetchDistance = options.prefetchDistance;
+    kernel.targetCpu = options.targetCpu;
     pm.addPass(createConvertMoEToVectorPass(kernel));
   }
   pm.addPass(createConvertMoEToLinalgPass());
@@ -60,7 +61,10 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
     pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
-  pm.addPass(createConvertVectorToLLVMPass());
+  // x86vector.avx512.dot (vdpbf16ps) becomes its LLVM intrinsic.
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.x86Vector = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   // Before scf-to-cf: the OpenMP regions hold alloca scopes that must still
   // have a single block when memrefs are lowered.
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());

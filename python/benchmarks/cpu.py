@@ -9,12 +9,13 @@ PyTorch eager loop where torch is installed. Every compiled layer is checked
 against the fp64 oracle before it is timed; every timed call (ours and the
 peers') starts with cold caches. The table is printed last.
 
-The experts' weights are packed once into ``--weight-layout`` (default ``panels``, the
-CPU kernel's layout; see moe_mlir.pack) before anything is timed, as a model loader
-would; ``nk`` times the kernel on the PyTorch Linear layout instead.
+The experts' weights are packed once into ``--weight-layout`` before anything is timed,
+as a model loader would. The default is the CPU kernel's layout for each dtype
+(``panels`` for fp32, ``panels_vnni`` for bf16; see moe_mlir.pack); ``nk`` times the
+kernel on the PyTorch Linear layout instead.
 
     python3 python/benchmarks/cpu.py [--shapes qwen3-30b-a3b,...] [--tokens 1,16]
-                                     [--weight-layout panels|nk|kn]
+                                     [--weight-layout panels|panels_vnni|nk|kn]
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ SHAPES = {  # name: (H, I, E, k, largest T)
     "mixtral-8x7b": (4096, 14336, 8, 2, 128),
 }
 TOKENS = (1, 16, 128, 512)
+#: The CPU kernel's weight layout for each dtype.
+PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni"}
 
 try:
     import torch
@@ -236,7 +239,8 @@ def main() -> int:
     parser.add_argument("--dtypes", default="f32,bf16")
     parser.add_argument("--tokens", default=",".join(map(str, TOKENS)))
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--weight-layout", default="panels", choices=reference.RHS_LAYOUTS)
+    parser.add_argument("--weight-layout", choices=reference.RHS_LAYOUTS,
+                        help="default: panels for f32, panels_vnni for bf16")
     opts = parser.parse_args()
     tokens = [int(t) for t in opts.tokens.split(",")]
     ceilings = measure_ceilings()
@@ -246,13 +250,14 @@ def main() -> int:
         for name in opts.shapes.split(","):
             for dtype in opts.dtypes.split(","):
                 rows += run_shape(name, dtype, tokens, ceilings, opts.repeats, tmp, rng,
-                                  opts.weight_layout)
+                                  opts.weight_layout or PACKED_LAYOUT[dtype])
 
     print()
     print(f"ceilings: sgemm {ceilings['sgemm']/1e9:.0f} GFLOP/s, bf16 matmul "
           f"{ceilings['bf16']/1e9:.0f} GFLOP/s{'' if torch else ' (no torch: sgemm rate)'}, "
-          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write); "
-          f"weights in the {opts.weight_layout} layout")
+          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write); weights in the "
+          f"{opts.weight_layout or ' / '.join(f'{l} ({d})' for d, l in PACKED_LAYOUT.items())}"
+          " layout")
     print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'floor ms':>10}{'ours ms':>10}"
           f"{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'max err':>9}{'ties':>5}"
           f"{'pipeline s':>11}{'build s':>8}")

@@ -48,7 +48,7 @@ SECOND_EXPERT_POLICIES = ("all", "random")
 DROP_POLICIES = ("position", "score")
 ACTIVATIONS = ("silu", "gelu", "gelu_tanh", "relu", "swiglu_oai")
 GLU_LAYOUTS = ("concatenated", "interleaved")
-RHS_LAYOUTS = ("nk", "kn", "panels")
+RHS_LAYOUTS = ("nk", "kn", "panels", "panels_vnni")
 
 _U64 = (1 << 64) - 1
 
@@ -463,7 +463,8 @@ def grouped_matmul(
     Args:
       lhs: [M, K] routed rows, or with ``gather`` [T, K] token rows.
       rhs: [E, N, K] (``rhs_layout="nk"``, PyTorch Linear layout), [E, K, N] ("kn") or
-        [E, N / P, K, P] ("panels"; see :mod:`moe_mlir.pack`).
+        [E, N / P, K, P] ("panels") or [E, N / P, K / 2, 2P] ("panels_vnni"; see
+        :mod:`moe_mlir.pack`).
       offsets: [E + 1]; row r in [offsets[e], offsets[e + 1]) computes A[r] @ W[e] with
         W[e] the [K, N] view of rhs[e]. Rows in no expert's range are zero.
       rows: [M] flat selection indices; needed by ``gather`` and ``row_scale``.
@@ -480,13 +481,20 @@ def grouped_matmul(
     """
     lhs = _f64(lhs, "lhs", ndim=2)
     _choice(rhs_layout, "rhs_layout", RHS_LAYOUTS)
-    rhs = _f64(rhs, "rhs", ndim=4 if rhs_layout == "panels" else 3)
+    rhs = _f64(rhs, "rhs", ndim=4 if rhs_layout in ("panels", "panels_vnni") else 3)
     offsets = _int_array(offsets, "offsets", ndim=1)
     if epilogue is not None:
         _choice(epilogue, "epilogue", ACTIVATIONS)
     if rhs_layout == "panels":
         E, panels, K, P = rhs.shape
         W = rhs.transpose(0, 1, 3, 2).reshape(E, panels * P, K)
+    elif rhs_layout == "panels_vnni":
+        # W[e, n, k] = rhs[e, n // P, k // 2, 2 (n % P) + k % 2]
+        E, panels, pairs, width = rhs.shape
+        P = width // 2
+        n = np.arange(panels * P)[:, None]
+        kk = np.arange(pairs * 2)[None, :]
+        W = rhs[:, n // P, kk // 2, 2 * (n % P) + kk % 2]
     else:
         W = rhs if rhs_layout == "nk" else np.transpose(rhs, (0, 2, 1))  # [E, N, K]
     E, N, K = W.shape

@@ -363,6 +363,8 @@ int main(int argc, char **argv) {
     } else {
       PassManager pm = PassManager::on<ModuleOp>(&context);
       CPUPipelineOptions options;
+      // The kernels' instruction choice follows the CPU clang compiles for.
+      options.targetCpu = chipName;
       buildMoELowerToCPUPipeline(pm, options);
       if (failed(pm.run(*module)))
         return 1;

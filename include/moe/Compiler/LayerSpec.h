@@ -36,12 +36,13 @@ struct LayerSpec {
   std::optional<double> capacityFactor;
   std::string dropPolicy = "position";
   /// How w13 and w2 are stored: nk ([E, N, K], PyTorch Linear), kn
-  /// ([E, K, N]) or panels ([E, N / 16, K, 16], the CPU kernel's packing,
-  /// moe_mlir.pack.to_layout).
+  /// ([E, K, N]), panels ([E, N / 16, K, 16], the CPU kernel's packing,
+  /// moe_mlir.pack.to_layout) or panels_vnni ([E, N / 16, K / 2, 32], its
+  /// packing of bf16 weights).
   std::string weightLayout = "nk";
 };
 
-/// The panel width of the panels weight layout that moe-compile emits.
+/// The panel width of the panels and panels_vnni layouts moe-compile emits.
 constexpr int64_t kLayerPanelWidth = 16;
 
 /// Maps the fields of a Hugging Face config.json onto a layer. Knows the

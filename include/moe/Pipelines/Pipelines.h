@@ -46,6 +46,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Weight rows (k) the kernel over panels or kn weights "
                      "prefetches ahead (0: none)"),
       llvm::cl::init(16)};
+  PassOptions::Option<std::string> targetCpu{
+      *this, "target-cpu",
+      llvm::cl::desc("The CPU the kernels are for (an LLVM x86-64 CPU name, "
+                     "native: the host); bf16 panels_vnni weights use "
+                     "vdpbf16ps where it has AVX512_BF16"),
+      llvm::cl::init("native")};
   PassOptions::Option<bool> approximateMath{
       *this, "approximate-math",
       llvm::cl::desc("Inline polynomial approximations of exp, erf and tanh "

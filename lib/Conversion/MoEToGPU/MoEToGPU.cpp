@@ -66,10 +66,13 @@ struct ConvertMoEToGPUPass
                 return lowerDispatch(dispatch, b, inverses);
               })
               .Case([&](GroupedMatmulOp gemm) -> LogicalResult {
-                if (gemm.getRhsLayout() == RhsLayout::panels)
+                RhsLayout layout = gemm.getRhsLayout();
+                if (layout == RhsLayout::panels ||
+                    layout == RhsLayout::panels_vnni)
                   return gemm.emitOpError()
-                         << "weights in the panels layout (the CPU kernel's "
-                            "packing) have no GPU lowering; use nk or kn";
+                         << "weights in the " << stringifyRhsLayout(layout)
+                         << " layout (the CPU kernel's packing) have no GPU "
+                            "lowering; use nk or kn";
                 return lowerGroupedMatmul(gemm, b, matmul, schedules);
               })
               .Case([&](CombineOp combine) {

@@ -772,6 +772,32 @@ static Value unpackPanels(StructuredBuilder &b, Value panels) {
       transposed, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3}});
 }
 
+/// [E, N / P, K / 2, 2P] VNNI panels as the [E, N, K] tensor they store:
+/// split each panel row into (column, k % 2), then move the columns out.
+static Value unpackVnniPanels(StructuredBuilder &b, Value panels) {
+  auto type = cast<RankedTensorType>(panels.getType());
+  ArrayRef<int64_t> shape = type.getShape();
+  Type element = type.getElementType();
+  int64_t width = shape[3] / 2;
+  Value split = b.create<tensor::ExpandShapeOp>(
+      RankedTensorType::get({shape[0], shape[1], shape[2], width, 2}, element),
+      panels, ArrayRef<ReassociationIndices>{{0}, {1}, {2}, {3, 4}});
+  Value transposed =
+      b.create<linalg::TransposeOp>(
+           split,
+           b.empty({b.getIndexAttr(shape[0]), b.getIndexAttr(shape[1]),
+                    b.getIndexAttr(width), b.getIndexAttr(shape[2]),
+                    b.getIndexAttr(2)},
+                   element),
+           ArrayRef<int64_t>{0, 1, 3, 2, 4})
+          .getResult()
+          .front();
+  return b.create<tensor::CollapseShapeOp>(
+      RankedTensorType::get({shape[0], shape[1] * width, shape[2] * 2},
+                            element),
+      transposed, ArrayRef<ReassociationIndices>{{0}, {1, 2}, {3, 4}});
+}
+
 struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -782,6 +808,8 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     Value lhs = op.getLhs(), rhs = op.getRhs(), offsets = op.getOffsets();
     if (op.getRhsLayout() == RhsLayout::panels)
       rhs = unpackPanels(b, rhs);
+    else if (op.getRhsLayout() == RhsLayout::panels_vnni)
+      rhs = unpackVnniPanels(b, rhs);
     auto rhsType = cast<RankedTensorType>(rhs.getType());
     bool kn = op.getRhsLayout() == RhsLayout::kn;
     int64_t numExperts = rhsType.getDimSize(0);

@@ -6,8 +6,9 @@
 // The weights' layout picks the inner kernel:
 //
 // - nk (`[E, N, K]`): DotProductKernel, f32 vector FMAs along K;
-// - kn (`[E, K, N]`) and panels (`[E, N / P, K, P]`): OuterProductKernel,
-//   rank-1 updates of a block of rows by a panel of weight columns, with a
+// - kn (`[E, K, N]`), panels (`[E, N / P, K, P]`) and panels_vnni
+//   (`[E, N / P, K / 2, 2P]`): OuterProductKernel, rank-1 (rank-2 for VNNI
+//   pairs) updates of a block of rows by a panel of weight columns, with a
 //   vectorized epilogue.
 //
 //===----------------------------------------------------------------------===//
@@ -31,6 +32,8 @@ struct KernelShape {
   int64_t panelRowBlock;
   int64_t panelColumnTile;
   int64_t prefetchDistance;
+  // panels_vnni weights: vdpbf16ps (AVX512_BF16) for the k-pairs.
+  bool bf16DotProduct;
 };
 
 /// One routed row of a block: where its A row is read and its scale.
@@ -88,11 +91,13 @@ private:
 Value buildDotProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                             KernelShape shape);
 
-/// Whether OuterProductKernel covers `op`: kn weights, or panels whose
-/// width P and GLU half width are multiples of the vector width.
+/// Whether OuterProductKernel covers `op`: kn weights, or panels (bf16 ones
+/// for panels_vnni) whose width P and GLU half width are multiples of the
+/// vector width.
 bool outerProductKernelApplies(GroupedMatmulOp op, KernelShape shape);
 
-/// The result of `op` (kn or panels weights) computed by OuterProductKernel.
+/// The result of `op` (kn, panels or panels_vnni weights) computed by
+/// OuterProductKernel.
 Value buildOuterProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                               KernelShape shape);
 

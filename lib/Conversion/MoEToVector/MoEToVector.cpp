@@ -11,7 +11,11 @@
 
 #include "GroupedMatmulKernel.h"
 
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/X86TargetParser.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOVECTORPASS
@@ -22,6 +26,18 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
+
+/// Whether `cpu` (an LLVM x86 CPU name, or native for the host) has
+/// AVX512_BF16; fails for a name LLVM does not know.
+FailureOr<bool> hasAVX512BF16(StringRef cpu) {
+  if (cpu == "native")
+    return llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
+  if (llvm::X86::parseArchX86(cpu, /*Only64Bit=*/true) == llvm::X86::CK_None)
+    return failure();
+  SmallVector<StringRef> features;
+  llvm::X86::getFeaturesForCPU(cpu, features);
+  return llvm::is_contained(features, "avx512bf16");
+}
 
 struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   VectorizeGroupedMatmul(MLIRContext *context, KernelShape shape)
@@ -37,8 +53,8 @@ struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
       result = buildOuterProductKernel(op, b, shape);
     else
       return rewriter.notifyMatchFailure(
-          op, "panels are not a multiple of the vector width; left to the "
-              "reference lowering");
+          op, "panels are not a multiple of the vector width (or panels_vnni "
+              "weights are not bf16); left to the reference lowering");
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -63,11 +79,19 @@ struct ConvertMoEToVectorPass
           << "convert-moe-to-vector: prefetch-distance must be >= 0";
       return signalPassFailure();
     }
+    FailureOr<bool> bf16DotProduct = hasAVX512BF16(targetCpu);
+    if (failed(bf16DotProduct)) {
+      getOperation()->emitError()
+          << "convert-moe-to-vector: unknown target-cpu '" << targetCpu
+          << "' (an LLVM x86-64 CPU name such as skylake-avx512, or native)";
+      return signalPassFailure();
+    }
     RewritePatternSet patterns(&getContext());
     patterns.add<VectorizeGroupedMatmul>(
         &getContext(),
         KernelShape{vectorWidth, rowBlock, columnBlock, columnTile,
-                    panelRowBlock, panelColumnTile, prefetchDistance});
+                    panelRowBlock, panelColumnTile, prefetchDistance,
+                    *bf16DotProduct});
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -20,6 +20,13 @@
 // so that layout is the slower one. Both prefetch `prefetch-distance` rows
 // of k ahead.
 //
+// bf16 weights in the panels_vnni layout (`[E, N / P, K / 2, 2P]`) hold each
+// column's k-pairs together, so one 2·vw-element load is a weight vector for
+// two consecutive k. With AVX512_BF16 (`bf16-dot-product`) the pair of A
+// elements is broadcast as one 32-bit word and `vdpbf16ps` adds both
+// products (A rounded to bf16 first when it is wider); without it the pair
+// splits into two f32 vectors by a shift and a mask, for two FMAs.
+//
 //===----------------------------------------------------------------------===//
 
 #include "GroupedMatmulKernel.h"
@@ -28,10 +35,12 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -47,7 +56,16 @@ public:
             llvm::alignTo(shape.panelColumnTile,
                           op.getEpilogue() ? shape.vectorWidth
                                            : 2 * shape.vectorWidth)),
-        vw(shape.vectorWidth), panelColumns(glu ? vw : 2 * vw) {
+        vw(shape.vectorWidth), panelColumns(glu ? vw : 2 * vw),
+        vnni(op.getRhsLayout() == RhsLayout::panels_vnni),
+        dotProduct(vnni && shape.bf16DotProduct &&
+                   llvm::is_contained({4, 8, 16}, vw)),
+        lhs(op.getLhs()) {
+    // vdpbf16ps multiplies bf16 pairs: wider activations are rounded once,
+    // outside the work items.
+    if (dotProduct &&
+        !cast<RankedTensorType>(lhs.getType()).getElementType().isBF16())
+      lhs = roundToBF16(b, lhs);
     int64_t block = shape.panelRowBlock;
     rowBlocks.push_back(block);
     if (block > 8)
@@ -98,6 +116,19 @@ protected:
   }
 
 private:
+  /// The indices of a weight vector W[e][column .. column + vw, k] other
+  /// than k: those before it and after it.
+  struct WeightColumn {
+    SmallVector<Value> outer, inner;
+
+    SmallVector<Value> at(Value k) const {
+      SmallVector<Value> indices(outer);
+      indices.push_back(k);
+      indices.append(inner);
+      return indices;
+    }
+  };
+
   /// Rows [start, start + rows) of the tile at panel columns from `panel`.
   Value microkernel(StructuredBuilder &mb, Value expert, Value lo, Value start,
                     int64_t rows, Value col0, Value panel, bool inBounds,
@@ -124,7 +155,6 @@ private:
     Value zero = mb.create<arith::ConstantOp>(
         DenseElementsAttr::get(accType, mb.getF32FloatAttr(0.0f)));
     SmallVector<Value> init(2 * rows, zero);
-    Value lhs = op.getLhs();
     // Where the two weight vectors lie, apart from k, resolved once outside
     // the k loop.
     WeightColumn firstAt = locate(mb, expert, first);
@@ -140,23 +170,18 @@ private:
                                 mb.create<arith::MinUIOp>(
                                     column, mb.index(n - 1))));
     }
+    // In the VNNI layout the loop runs over k-pairs.
+    int64_t steps = vnni ? reduction / 2 : reduction;
     auto loop = mb.create<scf::ForOp>(
-        mb.index(0), mb.index(reduction), mb.index(1), init,
+        mb.index(0), mb.index(steps), mb.index(1), init,
         [&](OpBuilder &nested, Location loc, Value k, ValueRange accs) {
           StructuredBuilder kb(loc, nested);
-          Value w0 = weightVector(kb, firstAt, k, inBounds);
-          Value w1 = weightVector(kb, secondAt, k, inBounds);
           if (rhsBuffer)
             prefetch(kb, k, prefetched);
-          SmallVector<Value> next;
-          for (int64_t i = 0; i < rows; ++i) {
-            Value a = kb.create<tensor::ExtractOp>(
-                lhs, ValueRange{blockRows[i].aRow, k});
-            a = kb.create<vector::BroadcastOp>(
-                accType, kb.castFloat(a, kb.getF32Type()));
-            next.push_back(kb.create<vector::FMAOp>(a, w0, accs[2 * i]));
-            next.push_back(kb.create<vector::FMAOp>(a, w1, accs[2 * i + 1]));
-          }
+          SmallVector<Value> next =
+              vnni ? pairUpdate(kb, blockRows, firstAt, secondAt, k, accs)
+                   : rankOneUpdate(kb, blockRows, firstAt, secondAt, k,
+                                   inBounds, accs);
           kb.create<scf::YieldOp>(next);
         });
 
@@ -191,18 +216,107 @@ private:
     return tile;
   }
 
-  /// The indices of a weight vector W[e][column .. column + vw, k] other
-  /// than k: those before it and after it.
-  struct WeightColumn {
-    SmallVector<Value> outer, inner;
-
-    SmallVector<Value> at(Value k) const {
-      SmallVector<Value> indices(outer);
-      indices.push_back(k);
-      indices.append(inner);
-      return indices;
+  /// acc[i][j] += A[row_i, k] * W[e, k, vector j] for every row of the
+  /// block: one broadcast and two FMAs per row.
+  SmallVector<Value> rankOneUpdate(StructuredBuilder &kb,
+                                   ArrayRef<BlockRow> blockRows,
+                                   const WeightColumn &firstAt,
+                                   const WeightColumn &secondAt, Value k,
+                                   bool inBounds, ValueRange accs) {
+    auto accType = VectorType::get({vw}, kb.getF32Type());
+    Value w0 = weightVector(kb, firstAt, k, inBounds);
+    Value w1 = weightVector(kb, secondAt, k, inBounds);
+    SmallVector<Value> next;
+    for (auto [i, row] : llvm::enumerate(blockRows)) {
+      Value a = kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k});
+      a = kb.create<vector::BroadcastOp>(accType,
+                                         kb.castFloat(a, kb.getF32Type()));
+      next.push_back(kb.create<vector::FMAOp>(a, w0, accs[2 * i]));
+      next.push_back(kb.create<vector::FMAOp>(a, w1, accs[2 * i + 1]));
     }
-  };
+    return next;
+  }
+
+  /// The same for the k-pair `pair` (k = 2 pair, 2 pair + 1) of VNNI
+  /// panels: one vdpbf16ps per row and vector, or two FMAs each.
+  SmallVector<Value> pairUpdate(StructuredBuilder &kb,
+                                ArrayRef<BlockRow> blockRows,
+                                const WeightColumn &firstAt,
+                                const WeightColumn &secondAt, Value pair,
+                                ValueRange accs) {
+    auto pairsType = VectorType::get({2 * vw}, kb.getBF16Type());
+    auto wordsType = VectorType::get({vw}, kb.getI32Type());
+    auto accType = VectorType::get({vw}, kb.getF32Type());
+    Value pad = kb.create<arith::ConstantOp>(kb.getZeroAttr(kb.getBF16Type()));
+    SmallVector<Value> w;
+    for (const WeightColumn *at : {&firstAt, &secondAt})
+      w.push_back(kb.create<vector::TransferReadOp>(
+          pairsType, op.getRhs(), at->at(pair), pad, ArrayRef<bool>{true}));
+    Value k0 = kb.create<arith::MulIOp>(pair, kb.index(2));
+    SmallVector<Value> next;
+    if (dotProduct) {
+      // The row's two bf16 at k0 as one word, broadcast to every lane.
+      auto twoType = VectorType::get({2}, kb.getBF16Type());
+      auto wordType = VectorType::get({1}, kb.getI32Type());
+      for (auto [i, row] : llvm::enumerate(blockRows)) {
+        Value two = kb.create<vector::TransferReadOp>(
+            twoType, lhs, ValueRange{row.aRow, k0}, pad, ArrayRef<bool>{true});
+        Value word = kb.create<vector::BitCastOp>(wordType, two);
+        Value a = kb.create<vector::BitCastOp>(
+            pairsType, kb.create<vector::BroadcastOp>(wordsType, word));
+        for (int64_t j = 0; j < 2; ++j)
+          next.push_back(kb.create<x86vector::DotBF16Op>(
+              accType, accs[2 * i + j], a, w[j]));
+      }
+      return next;
+    }
+    // A bf16 is the high half of its f32: the even k of each word shifted
+    // up, the odd k with the low half cleared.
+    Value sixteen = kb.create<arith::ConstantOp>(
+        DenseElementsAttr::get(wordsType, kb.getI32IntegerAttr(16)));
+    Value highHalf = kb.create<arith::ConstantOp>(DenseElementsAttr::get(
+        wordsType, kb.getI32IntegerAttr(static_cast<int32_t>(0xFFFF0000u))));
+    SmallVector<Value> even, odd;
+    for (Value pairs : w) {
+      Value words = kb.create<vector::BitCastOp>(wordsType, pairs);
+      even.push_back(kb.create<vector::BitCastOp>(
+          accType, kb.create<arith::ShLIOp>(words, sixteen)));
+      odd.push_back(kb.create<vector::BitCastOp>(
+          accType, kb.create<arith::AndIOp>(words, highHalf)));
+    }
+    Value k1 = kb.create<arith::AddIOp>(k0, kb.index(1));
+    for (auto [i, row] : llvm::enumerate(blockRows)) {
+      Value a0 = kb.create<vector::BroadcastOp>(
+          accType,
+          kb.castFloat(
+              kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k0}),
+              kb.getF32Type()));
+      Value a1 = kb.create<vector::BroadcastOp>(
+          accType,
+          kb.castFloat(
+              kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k1}),
+              kb.getF32Type()));
+      for (int64_t j = 0; j < 2; ++j)
+        next.push_back(kb.create<vector::FMAOp>(
+            a1, odd[j],
+            kb.create<vector::FMAOp>(a0, even[j], accs[2 * i + j])));
+    }
+    return next;
+  }
+
+  /// `value` [rows, K] rounded to bf16, as a new tensor.
+  static Value roundToBF16(StructuredBuilder &rb, Value value) {
+    SmallVector<OpFoldResult> sizes{rb.dimSize(value, 0),
+                                    rb.dimSize(value, 1)};
+    Value init = rb.empty(sizes, rb.getBF16Type());
+    return rb
+        .generic(ValueRange{value}, ValueRange{init}, 2, {{0, 1}, {0, 1}}, {},
+                 [](StructuredBuilder &gb, ValueRange args) {
+                   return SmallVector<Value>{
+                       gb.castFloat(args[0], gb.getBF16Type())};
+                 })
+        .front();
+  }
 
   /// Where the weight vector of expert `expert` starting at output column
   /// `column` lies. In the panels layout a vector starting at a multiple of
@@ -213,8 +327,11 @@ private:
     if (!panelWidth)
       return {{expert}, {column}};
     column = lb.create<arith::MinUIOp>(column, lb.index(n - vw));
+    Value inPanel = lb.create<arith::RemUIOp>(column, lb.index(panelWidth));
+    if (vnni)
+      inPanel = lb.create<arith::MulIOp>(inPanel, lb.index(2));
     return {{expert, lb.create<arith::DivUIOp>(column, lb.index(panelWidth))},
-            {lb.create<arith::RemUIOp>(column, lb.index(panelWidth))}};
+            {inPanel}};
   }
 
   /// The weight vector at `column` and `k` as f32; in the kn layout, columns
@@ -228,9 +345,12 @@ private:
   /// k ahead (clamped to the last row).
   void prefetch(StructuredBuilder &kb, Value k,
                 ArrayRef<WeightColumn> columns) {
+    // A VNNI step covers two rows of k: the same distance in bytes.
+    int64_t distance = vnni ? llvm::divideCeil(shape.prefetchDistance, 2)
+                            : shape.prefetchDistance;
+    int64_t last = (vnni ? reduction / 2 : reduction) - 1;
     Value ahead = kb.create<arith::MinUIOp>(
-        kb.create<arith::AddIOp>(k, kb.index(shape.prefetchDistance)),
-        kb.index(reduction - 1));
+        kb.create<arith::AddIOp>(k, kb.index(distance)), kb.index(last));
     for (const WeightColumn &column : columns)
       kb.create<memref::PrefetchOp>(rhsBuffer, column.at(ahead),
                                     /*isWrite=*/false, /*localityHint=*/3,
@@ -251,6 +371,10 @@ private:
   }
 
   int64_t vw, panelColumns;
+  /// panels_vnni weights, and whether their pairs go through vdpbf16ps.
+  bool vnni, dotProduct;
+  /// The A operand: lhs, or lhs rounded to bf16 for vdpbf16ps.
+  Value lhs;
   SmallVector<int64_t> rowBlocks;
   Value rhsBuffer;
 };
@@ -261,10 +385,13 @@ bool mlir::moe::outerProductKernelApplies(GroupedMatmulOp op,
                                           KernelShape shape) {
   if (op.getRhsLayout() == RhsLayout::kn)
     return true;
-  if (op.getRhsLayout() != RhsLayout::panels)
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  RhsLayout layout = op.getRhsLayout();
+  if (layout == RhsLayout::panels_vnni && !rhsType.getElementType().isBF16())
     return false;
-  WeightShape weights = weightShape(
-      cast<RankedTensorType>(op.getRhs().getType()), RhsLayout::panels);
+  if (layout != RhsLayout::panels && layout != RhsLayout::panels_vnni)
+    return false;
+  WeightShape weights = weightShape(rhsType, layout);
   int64_t vw = shape.vectorWidth;
   bool concatenated = op.getEpilogue() &&
                       op.getGluLayout() == GluLayout::concatenated;

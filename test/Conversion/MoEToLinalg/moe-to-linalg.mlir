@@ -72,3 +72,18 @@ func.func @layer_needs_decomposition(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>,
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
+
+// -----
+
+// panels_vnni weights [E, N / P, K / 2, 2P] are unpacked to [E, N, K]: each
+// panel row split into (column, k % 2), the columns moved before the k-pairs.
+// CHECK-LABEL: func.func @grouped_matmul_panels_vnni
+// CHECK: %[[SPLIT:.*]] = tensor.expand_shape %{{.*}} {{\[\[}}0], [1], [2], [3, 4]] output_shape [4, 2, 8, 16, 2] : tensor<4x2x8x32xbf16> into tensor<4x2x8x16x2xbf16>
+// CHECK: %[[MOVED:.*]] = linalg.transpose ins(%[[SPLIT]] : tensor<4x2x8x16x2xbf16>) outs(%{{.*}} : tensor<4x2x16x8x2xbf16>) permutation = [0, 1, 3, 2, 4]
+// CHECK: tensor.collapse_shape %[[MOVED]] {{\[\[}}0], [1, 2], [3, 4]] : tensor<4x2x16x8x2xbf16> into tensor<4x32x16xbf16>
+// CHECK-NOT: moe.grouped_matmul
+func.func @grouped_matmul_panels_vnni(%a: tensor<8x16xbf16>, %w: tensor<4x2x8x32xbf16>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xbf16>, tensor<4x2x8x32xbf16>, tensor<5xi32>)
+      outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels_vnni>} -> tensor<8x32xf32>
+  return %h : tensor<8x32xf32>
+}

@@ -480,6 +480,22 @@ func.func @layer_panels_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: ten
 
 // -----
 
+func.func @grouped_matmul_panels_vnni_odd(%a: tensor<8x16xbf16>, %w: tensor<4x2x8x15xbf16>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rhs' dimension 3 (2P: each column's k-pairs) must be even, got 'tensor<4x2x8x15xbf16>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xbf16>, tensor<4x2x8x15xbf16>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels_vnni>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_panels_vnni_k(%a: tensor<8x15xbf16>, %w: tensor<4x2x8x32xbf16>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'rhs' has reduction size K = 16, which must equal K, the width of 'lhs', 15}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x15xbf16>, tensor<4x2x8x32xbf16>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels_vnni>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
 func.func @grouped_matmul_panels_dynamic(%a: tensor<8x16xf32>, %w: tensor<4x?x16x8xf32>, %o: tensor<5xi32>, %init: tensor<8x32xf32>) {
   // expected-error @+1 {{'rhs' dimension 1 (N / P) must be static, got 'tensor<4x?x16x8xf32>'}}
   %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x?x16x8xf32>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels>} -> tensor<8x32xf32>

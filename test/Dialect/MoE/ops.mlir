@@ -109,6 +109,15 @@ func.func @layer_panels(%x: tensor<?x64xf32>, %r: tensor<8x64xf32>, %w13: tensor
   return %y : tensor<?x64xf32>
 }
 
+// CHECK-LABEL: func.func @grouped_matmul_panels_vnni
+// CHECK: moe.grouped_matmul {{.*}} tensor<8x4x32x32xbf16>
+// CHECK-SAME: rhs_layout = #moe.rhs_layout<panels_vnni>
+func.func @grouped_matmul_panels_vnni(%x: tensor<16x64xbf16>, %w13: tensor<8x4x32x32xbf16>, %offsets: tensor<9xi32>, %init: tensor<16x64xf32>) -> tensor<16x64xf32> {
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<16x64xbf16>, tensor<8x4x32x32xbf16>, tensor<9xi32>)
+      outs(%init : tensor<16x64xf32>) {rhs_layout = #moe.rhs_layout<panels_vnni>} -> tensor<16x64xf32>
+  return %h : tensor<16x64xf32>
+}
+
 // CHECK-LABEL: func.func @glu
 // CHECK: moe.glu ins(%{{.*}} : tensor<?x256xf32>) outs(%{{.*}} : tensor<?x128xf32>) {activation = #moe.activation<gelu_tanh>} -> tensor<?x128xf32>
 func.func @glu(%h: tensor<?x256xf32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {

@@ -97,8 +97,9 @@ def test_config_to_kernel_matches_oracle(out_dir, rng, family, tokens):
     assert_close(y, want, dtype, f"{family} T={tokens}")
 
 
-@pytest.mark.parametrize("weight_layout", ["panels", "kn"])
-@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("weight_layout,dtype",
+                         [("panels", "f32"), ("panels", "bf16"), ("kn", "f32"),
+                          ("kn", "bf16"), ("panels_vnni", "bf16")])
 def test_packed_weights_match_oracle(out_dir, rng, weight_layout, dtype):
     # A config plus a layer setting: the expert weights are passed packed
     # (moe_mlir.pack.to_layout), as the manifest and the header describe them.
@@ -240,6 +241,15 @@ def test_bad_inputs_are_diagnosed(tmp_path):
     run = moe_compile("--layer=hidden=32,intermediate=16,experts=4,k=2,weight_layout=panels",
                       "--target=cuda", "--emit=ptx", "-o", str(tmp_path))
     assert run.returncode == 1 and "have no GPU lowering" in run.stderr
+
+    run = moe_compile("--layer=hidden=32,intermediate=20,experts=4,k=2,"
+                      "weight_layout=panels_vnni", "-o", str(tmp_path))
+    assert run.returncode == 1 and "weight_layout panels_vnni needs hidden" in run.stderr
+
+    run = moe_compile("--layer=hidden=32,intermediate=16,experts=4,k=2,"
+                      "weight_layout=panels_vnni", "--target=cuda", "--emit=ptx",
+                      "-o", str(tmp_path))
+    assert run.returncode == 1 and "panels_vnni layout (the CPU kernel's packing)" in run.stderr
 
     run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2", "--target=tpu")
     assert run.returncode == 1 and "--target must be cpu or cuda" in run.stderr

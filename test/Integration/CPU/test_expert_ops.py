@@ -68,12 +68,13 @@ def test_permute_dynamic(compile_ir, rng):
 
 
 def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32",
-                        out_dtype="f32", rhs_layout=None, gather=False, row_scale=False, epilogue=None,
+                        rhs_dtype=None, out_dtype="f32", rhs_layout=None, gather=False, row_scale=False, epilogue=None,
                         capacity=None, rhs_scale=1.0, dynamic=False, tokens=None,
                         hot=None, **glu_attrs):
     M_static = None if dynamic else T * k
     module = compile_ir(irgen.grouped_matmul_ir(
-        M_static, K, N, E, dtype=dtype, out_dtype=out_dtype, rhs_layout=rhs_layout,
+        M_static, K, N, E, dtype=dtype, rhs_dtype=rhs_dtype, out_dtype=out_dtype,
+        rhs_layout=rhs_layout,
         gather=gather, row_scale=row_scale, T=None if dynamic else T,
         k=k if (gather or row_scale) else None, epilogue=epilogue, **glu_attrs), pipeline)
     for t in tokens or [T]:
@@ -87,10 +88,10 @@ def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32"
             rows = None
             offsets = random_offsets(rng, E, M, used=max(0, M - 3))
         lhs = normal(rng, (t if gather else M, K), dtype)
-        rhs = pack.to_layout(normal(rng, (E, N, K), dtype, scale=rhs_scale / math.sqrt(K)),
-                             rhs_layout or "nk")
+        rhs = pack.to_layout(normal(rng, (E, N, K), rhs_dtype or dtype,
+                                    scale=rhs_scale / math.sqrt(K)), rhs_layout or "nk")
         scales = rng.uniform(0.1, 1.0, size=(t, k)).astype(np.float32)
-        inputs = [storage(lhs, dtype), storage(rhs, dtype), offsets]
+        inputs = [storage(lhs, dtype), storage(rhs, rhs_dtype or dtype), offsets]
         if rows is not None:
             inputs.append(rows)
         if row_scale:
@@ -100,11 +101,11 @@ def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32"
         want = ref.grouped_matmul(
             lhs, rhs, offsets, rhs_layout=rhs_layout or "nk", rows=rows, gather=gather, k=k,
             row_scale=scales if row_scale else None, epilogue=epilogue, **glu_attrs)
-        what = (f"grouped_matmul T={t} k={k} E={E} K={K} N={N} {dtype}->{out_dtype} "
+        what = (f"grouped_matmul T={t} k={k} E={E} K={K} N={N} {dtype}({rhs_dtype})->{out_dtype} "
                 f"rhs_layout={rhs_layout} gather={gather} row_scale={row_scale} "
                 f"epilogue={epilogue} {glu_attrs} pipeline={pipeline} offsets={offsets.tolist()}")
         assert_close(cpu.from_storage(out, out_dtype), want,
-                     "bf16" if "bf16" in (dtype, out_dtype) else "f32", what)
+                     "bf16" if "bf16" in (dtype, rhs_dtype, out_dtype) else "f32", what)
 
 
 GMM_CASES = [
@@ -148,6 +149,27 @@ GMM_CASES = [
                               row_scale=True, epilogue="gelu")),
     ("panels_unaligned_glu", dict(T=12, k=2, E=4, K=16, N=48, rhs_layout="panels",
                                   epilogue="silu")),
+    # panels_vnni (bf16 k-pairs, P = 16): the same shapes as panels with K even, and
+    # f32 activations against bf16 weights (rounded to bf16 for vdpbf16ps).
+    ("vnni_plain", dict(T=45, k=1, E=2, K=24, N=304, rhs_layout="panels_vnni",
+                        dtype="bf16")),
+    ("vnni_glu_f32_lhs", dict(T=40, k=2, E=3, K=38, N=160, rhs_layout="panels_vnni",
+                              rhs_dtype="bf16", gather=True, row_scale=True,
+                              epilogue="silu", rhs_scale=2.0)),
+    ("vnni_interleaved", dict(T=20, k=2, E=4, K=20, N=96, rhs_layout="panels_vnni",
+                              dtype="bf16", out_dtype="bf16", epilogue="swiglu_oai",
+                              glu_layout="interleaved", rhs_scale=4.0)),
+    ("vnni_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=34, N=64, hot=2,
+                                         rhs_layout="panels_vnni", dtype="bf16",
+                                         gather=True, row_scale=True, epilogue="silu")),
+    ("vnni_every_row_block", dict(T=21, k=1, E=3, K=20, N=64, hot=0,
+                                  rhs_layout="panels_vnni", dtype="bf16", gather=True,
+                                  row_scale=True, epilogue="silu")),
+    ("vnni_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels_vnni",
+                            dtype="bf16", gather=True, row_scale=True, epilogue="gelu")),
+    ("vnni_unaligned_glu", dict(T=12, k=2, E=4, K=16, N=48, rhs_layout="panels_vnni",
+                                dtype="bf16", epilogue="silu")),
+    ("vnni_f32_weights", dict(T=9, k=2, E=3, K=18, N=32, rhs_layout="panels_vnni")),
     ("gather", dict(T=16, k=2, E=8, K=32, N=24, gather=True)),
     ("gather_capacity", dict(T=16, k=2, E=8, K=32, N=24, gather=True, capacity=3)),
     ("gather_kn_k3", dict(T=9, k=3, E=4, K=13, N=10, gather=True, rhs_layout="kn")),

@@ -158,11 +158,12 @@ def test_model_recipe(compile_ir, rng, pipeline, model, dtype):
 
 
 @pytest.mark.parametrize("weight_layout,dtype",
-                         [("kn", "f32"), ("panels", "f32"), ("panels", "bf16")])
+                         [("kn", "f32"), ("panels", "f32"), ("panels", "bf16"),
+                          ("panels_vnni", "bf16")])
 @pytest.mark.parametrize("model", sorted(RECIPE_SIZES))
 def test_model_recipe_packed_weights(compile_ir, rng, pipeline, model, weight_layout, dtype):
-    """The routed experts' weights in the kn and panels layouts (I = 16: whole panels),
-    for 1 token, the recipe's 32 and 45 (rows in blocks of 12, 4 and 1)."""
+    """The routed experts' weights in the kn, panels and panels_vnni layouts (I = 16:
+    whole panels), for 1 token, the recipe's 32 and 45 (rows in blocks of 12, 4 and 1)."""
     layer = recipe(model, dtype, I=16, weight_layout=weight_layout)
     run_layer(compile_ir, rng, pipeline, layer, tokens=[1, 32, 45], dynamic=True)
 

@@ -33,9 +33,18 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       row scale and the cast work on whole vectors. Weights
       `prefetch-distance` rows of k ahead are prefetched. Panels whose width
       P (or GLU half width) is not a multiple of `vector-width` are left to
-      the reference lowering.
+      the reference lowering;
+    - bf16 weights in the `panels_vnni` layout (`[E, N / P, K / 2, 2P]`,
+      each column's k in pairs): the same blocks, one k-pair per step. When
+      `target-cpu` has AVX512_BF16, each row's pair of A elements is
+      broadcast as one 32-bit word into `x86vector.avx512.dot`
+      (`vdpbf16ps`: both products, f32 accumulation), with f32 or f16
+      activations rounded to bf16 once before the work items (as the GPU's
+      tensor cores take them); otherwise each weight word splits into its
+      two bf16 as f32 by a shift and a mask, for two FMAs per vector.
 
-    bf16 and f16 weights and activations are extended to f32 in registers.
+    Other bf16 and f16 weights and activations are extended to f32 in
+    registers.
     Rows in no expert's range stay zero. Each output element is reduced by
     one thread in a fixed order, so results are deterministic run to run.
     Other moe ops are left for `convert-moe-to-linalg`.
@@ -57,6 +66,9 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
     Option<"prefetchDistance", "prefetch-distance", "int64_t",
            /*default=*/"16",
            "panels and kn weights: weight rows prefetched ahead (0: none)">,
+    Option<"targetCpu", "target-cpu", "std::string", /*default=*/"\"native\"",
+           "the CPU the code is for (an LLVM x86 CPU name; native: the "
+           "host): decides whether panels_vnni weights use AVX512_BF16">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
@@ -67,6 +79,7 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
     "::mlir::vector::VectorDialect",
+    "::mlir::x86vector::X86VectorDialect",
   ];
 }
 

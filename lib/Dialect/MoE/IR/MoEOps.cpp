@@ -63,6 +63,16 @@ public:
                              << value.getType();
   }
 
+  /// Dimension `dim` of `value` must be even.
+  LogicalResult isEven(Value value, StringRef name, int64_t dim,
+                       StringRef what) {
+    if (shape(value)[dim] % 2 == 0)
+      return success();
+    return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
+                             << what << ") must be even, got "
+                             << value.getType();
+  }
+
   static ArrayRef<int64_t> shape(Value value) {
     return cast<RankedTensorType>(value.getType()).getShape();
   }
@@ -292,6 +302,8 @@ WeightShape mlir::moe::weightShape(RankedTensorType type, RhsLayout layout) {
     return {shape[0], shape[2], shape[1], 0};
   case RhsLayout::panels:
     return {shape[0], shape[1] * shape[3], shape[2], shape[3]};
+  case RhsLayout::panels_vnni:
+    return {shape[0], shape[1] * (shape[3] / 2), shape[2] * 2, shape[3] / 2};
   }
   llvm_unreachable("unknown weight layout");
 }
@@ -301,18 +313,26 @@ WeightShape mlir::moe::weightShape(RankedTensorType type, RhsLayout layout) {
 static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
                                             StringRef name,
                                             RhsLayout layout) {
-  StringRef dims[3][4] = {{"E", "N", "K"}, {"E", "K", "N"},
-                          {"E", "N / P", "K", "P"}};
-  StringRef described[3] = {"3-D f32/bf16/f16 tensor [E, N, K]",
+  StringRef dims[4][4] = {{"E", "N", "K"},
+                          {"E", "K", "N"},
+                          {"E", "N / P", "K", "P"},
+                          {"E", "N / P", "K / 2", "2P"}};
+  StringRef described[4] = {"3-D f32/bf16/f16 tensor [E, N, K]",
                             "3-D f32/bf16/f16 tensor [E, K, N]",
-                            "4-D f32/bf16/f16 tensor [E, N / P, K, P]"};
+                            "4-D f32/bf16/f16 tensor [E, N / P, K, P]",
+                            "4-D f32/bf16/f16 tensor [E, N / P, K / 2, 2P]"};
   auto index = static_cast<unsigned>(layout);
-  int64_t rank = layout == RhsLayout::panels ? 4 : 3;
+  bool panels =
+      layout == RhsLayout::panels || layout == RhsLayout::panels_vnni;
+  int64_t rank = panels ? 4 : 3;
   if (failed(c.tensor(weights, name, rank, isMatmulFloat, described[index])))
     return failure();
   for (int64_t d = 0; d < rank; ++d)
     if (failed(c.isStatic(weights, name, d, dims[index][d])))
       return failure();
+  if (layout == RhsLayout::panels_vnni &&
+      failed(c.isEven(weights, name, 3, "2P: each column's k-pairs")))
+    return failure();
   return weightShape(cast<RankedTensorType>(weights.getType()), layout);
 }
 

@@ -58,7 +58,8 @@ def MoE_GluLayout : I32EnumAttr<"GluLayout",
 def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights", [
     I32EnumAttrCase<"nk", 0>,
     I32EnumAttrCase<"kn", 1>,
-    I32EnumAttrCase<"panels", 2>]> {
+    I32EnumAttrCase<"panels", 2>,
+    I32EnumAttrCase<"panels_vnni", 3>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }

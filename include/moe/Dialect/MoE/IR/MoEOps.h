@@ -19,12 +19,14 @@ namespace mlir::moe {
 /// The sizes of E experts' [K, N] weight matrices.
 struct WeightShape {
   int64_t experts, columns, reduction;
-  /// P, the columns of a panel in the `panels` layout (else 0).
+  /// P, the columns of a panel in the `panels` and `panels_vnni` layouts
+  /// (else 0).
   int64_t panelWidth;
 };
 
 /// The shape of `type`, a static tensor of weights in `layout`: [E, N, K]
-/// (nk), [E, K, N] (kn) or [E, N / P, K, P] (panels).
+/// (nk), [E, K, N] (kn), [E, N / P, K, P] (panels) or [E, N / P, K / 2, 2P]
+/// (panels_vnni).
 WeightShape weightShape(RankedTensorType type, RhsLayout layout);
 
 } // namespace mlir::moe

@@ -197,7 +197,11 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     - `panels`: `[E, N / P, K, P]`, element `[e, n / P, k, n % P]`: panels
       of P columns, each contiguous along K. This is the CPU kernel's
       packed layout (`moe_mlir.pack.to_layout(w, "panels")` writes it
-      from `nk`).
+      from `nk`);
+    - `panels_vnni`: `[E, N / P, K / 2, 2P]`, element
+      `[e, n / P, k / 2, 2 (n % P) + k % 2]`: the same panels with each
+      column's consecutive k in pairs (the VNNI order of `vdpbf16ps`), the
+      CPU kernel's layout for bf16 weights; K must be even.
 
     Fused forms:
     - `gather(%rows)`: `lhs` is `[T, K]` and row r reads `lhs[rows[r] / k]`
@@ -316,7 +320,8 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     activation attribute. `moe-decompose-layer` rewrites it into the router
     matmul and the unfused ops; `y` is the combine plus the shared expert.
     `weight_layout` is the `rhs_layout` of the routed experts' `w13` and `w2`
-    (`[E, 2I / P, H, P]` and `[E, H / P, I, P]` for `panels`); the shared
+    (`[E, 2I / P, H, P]` and `[E, H / P, I, P]` for `panels`,
+    `[E, 2I / P, H / 2, 2P]` and `[E, H / P, I / 2, 2P]` for `panels_vnni`); the shared
     expert stays in the Linear layout.
 
     ```mlir
