@@ -47,6 +47,10 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
     pm.addNestedPass<func::FuncOp>(LLVM::createLLVMRequestCWrappersPass());
   // Activations and softmaxes as inline arithmetic, not libdevice calls.
   pm.addPass(createMoEApproximateMathPass());
+  // Before outlining, as upstream's pipeline orders them: a TMA descriptor
+  // captured by a launch must already be a pointer when it becomes a kernel
+  // argument.
+  pm.addPass(createConvertNVGPUToNVVMPass());
   pm.addPass(createGpuKernelOutliningPass());
 
   gpu::GPUToNVVMPipelineOptions nvvm;

@@ -407,10 +407,53 @@ static int tensorMapElementBytes(int64_t type) {
   return type >= 0 && type < 13 ? bytes[type] : 0;
 }
 
+namespace {
+
+/// Tensor maps already in device memory, by context and encoded bytes:
+/// lowered code encodes its maps on every call, and the same tensor gives the
+/// same map, which is then neither allocated nor copied again (so a call
+/// after the first one can be captured in a CUDA graph). Bounded: past
+/// `kCapacity` maps, new ones are allocated per call and never freed.
+class TensorMapCache {
+public:
+  static constexpr size_t kCapacity = 4096;
+
+  CUdeviceptr find(CUcontext context, const TensorMap &map) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const Entry &entry : entries)
+      if (entry.context == context &&
+          std::memcmp(entry.map.opaque, map.opaque, sizeof(map.opaque)) == 0)
+        return entry.device;
+    return 0;
+  }
+
+  void insert(CUcontext context, const TensorMap &map, CUdeviceptr device) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (entries.size() < kCapacity)
+      entries.push_back({context, map, device});
+  }
+
+private:
+  struct Entry {
+    CUcontext context;
+    TensorMap map;
+    CUdeviceptr device;
+  };
+  std::mutex mutex;
+  std::vector<Entry> entries;
+};
+
+TensorMapCache &tensorMaps() {
+  static TensorMapCache cache;
+  return cache;
+}
+
+} // namespace
+
 /// Encodes a TMA tensor map for a ranked memref descriptor (what
-/// nvgpu.tma.create.descriptor lowers to) and copies it to device memory,
-/// returning its address. The map is allocated per call and never freed:
-/// create descriptors once, outside loops and graph captures.
+/// nvgpu.tma.create.descriptor lowers to) and returns the address of a copy
+/// in device memory, made on the first request for that map in the current
+/// context and reused after (TensorMapCache).
 MOE_EXPORT void *mgpuTensorMapEncodeTiledMemref(
     int64_t rank, void *rankedDescriptor, int64_t dataType, int64_t interleave,
     int64_t swizzle, int64_t l2Promotion, int64_t oobFill,
@@ -455,6 +498,8 @@ MOE_EXPORT void *mgpuTensorMapEncodeTiledMemref(
           static_cast<int>(swizzle), static_cast<int>(l2Promotion),
           static_cast<int>(oobFill))))
     return nullptr;
+  if (CUdeviceptr cached = tensorMaps().find(scope.context(), map))
+    return reinterpret_cast<void *>(cached);
   CUdeviceptr device = 0;
   if (!scope.check(driver().cuMemAlloc(&device, sizeof(map))))
     return nullptr;
@@ -462,6 +507,7 @@ MOE_EXPORT void *mgpuTensorMapEncodeTiledMemref(
     driver().cuMemFree(device);
     return nullptr;
   }
+  tensorMaps().insert(scope.context(), map, device);
   return reinterpret_cast<void *>(device);
 }
 

@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
@@ -59,14 +60,18 @@ constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
 
 /// The wgmma (sm_90a) form of the staged kernel: two warpgroups per 128 x
 /// 256 block tile, each multiplying its 64 rows against all 256 weight rows
-/// (m64n256k16), K tiles of 64 in 3 stages of dynamic shared memory
-/// (144 KiB). Shared tiles
-/// are stored K-chunk-major, [chunk of 8 K][row][8], which is wgmma's K-major
-/// layout without swizzling: 8-row core matrices of 128 contiguous bytes,
-/// the next 8 rows 128 bytes on, the next chunk of K `rows * 16` bytes on.
+/// (m64n256k16), K tiles of 64 in 4 stages of dynamic shared memory
+/// (192 KiB). The gathered A rows are copied with cp.async, K-chunk-major,
+/// [chunk of 8 K][row][8], which is wgmma's K-major layout without
+/// swizzling: 8-row core matrices of 128 contiguous bytes, the next 8 rows
+/// 128 bytes on, the next chunk of K `rows * 16` bytes on. The weight tile
+/// comes by TMA, two boxes of 128 rows x 64 K completing on the stage's
+/// mbarrier, in the 128-byte swizzle: each row's 128 bytes with its 16-byte
+/// chunks permuted by the row's index mod 8, 8-row atoms 1024 bytes apart.
 constexpr int64_t kWarpgroupThreads = 128, kWgmmaWarpgroups = 2;
 constexpr int64_t kWgmmaRows = 64, kWgmmaWeightRows = 256;
-constexpr int64_t kWgmmaTileK = 64, kWgmmaStages = 3;
+constexpr int64_t kWgmmaTileK = 64, kWgmmaStages = 4;
+constexpr int64_t kTmaBoxRows = 128, kSwizzleAtomBytes = 1024;
 
 /// What the kernels of one grouped matmul share: its buffers, sizes and
 /// epilogue.
@@ -116,21 +121,49 @@ public:
     return {selection.token, selection.valid};
   }
 
-  /// GLU, row scale and cast of one output element, then the store.
-  void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
-                   Value up) const {
+  /// The routing weight that output row r is scaled by (0 for a row of no
+  /// selection), or null without a row scale. `r` must be a row of the
+  /// output.
+  Value rowScale(KernelBuilder &b, Value r) const {
+    if (!scale)
+      return Value();
+    auto selection =
+        b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
+    Value w = b.load(scale, {selection.token, selection.slot});
+    return b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0));
+  }
+
+  /// GLU and row scale (`factor`, from rowScale, or null) of one output
+  /// element, as f32.
+  Value epilogue(KernelBuilder &b, Value value, Value up, Value factor) const {
     if (glu)
       value = gluActivation(b, value, up, *op.getEpilogue(),
                             op.getAlpha().convertToDouble(),
                             op.getLimit().convertToDouble());
-    if (scale) {
-      auto selection =
-          b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
-      Value w = b.load(scale, {selection.token, selection.slot});
-      value = b.create<arith::MulFOp>(
-          value, b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0)));
-    }
+    if (factor)
+      value = b.create<arith::MulFOp>(value, factor);
+    return value;
+  }
+
+  /// GLU, row scale and cast of one output element, then the store.
+  void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
+                   Value up) const {
+    value = epilogue(b, value, up, rowScale(b, r));
     b.store(b.castFloat(value, outType), out.buffer, {r, column});
+  }
+
+  /// Two adjacent output elements (columns `column`, `column + 1`, which
+  /// the caller keeps inside the row and even with an even width) in one
+  /// store.
+  void storePair(KernelBuilder &b, Value r, Value column, Value first,
+                 Value second) const {
+    auto pairType = VectorType::get({2}, outType);
+    Value pair = b.create<vector::FromElementsOp>(
+        pairType, ValueRange{b.castFloat(first, outType),
+                             b.castFloat(second, outType)});
+    int64_t bytes = 2 * outType.getIntOrFloatBitWidth() / 8;
+    b.create<vector::StoreOp>(pair, out.buffer, ValueRange{r, column}, false,
+                              llvm::MaybeAlign(bytes));
   }
 
   /// [lo, hi) of expert e, clamped to the output rows.
@@ -367,10 +400,12 @@ public:
       lhsTile =
           MemRefType::get({stages, tileK / 8, stagedRows, 8}, mm.rhsElement,
                           MemRefLayoutAttrInterface(), space);
-      rhsTile =
-          MemRefType::get({stages, tileK / 8, weightRows, 8}, mm.rhsElement,
-                          MemRefLayoutAttrInterface(), space);
-      dynamicBytes = bytes(lhsTile) + bytes(rhsTile);
+      rhsTile = MemRefType::get({stages, weightRows, tileK}, mm.rhsElement,
+                                MemRefLayoutAttrInterface(), space);
+      // The swizzled weight stages start at a multiple of the atom size,
+      // found in the kernel: room for the shift that takes.
+      dynamicBytes = kSwizzleAtomBytes + bytes(lhsTile) + bytes(rhsTile);
+      weightMap = createWeightMap(b);
     } else if (config.staged) {
       lhsTile = MemRefType::get({stages, stagedRows, kPaddedK}, mm.lhsType,
                                 MemRefLayoutAttrInterface(), space);
@@ -386,7 +421,24 @@ public:
     b.launch(
         name, gridX, gridY, threads(), workgroup,
         [&](KernelBuilder &kb, ValueRange shared) {
-          if (config.staged) {
+          if (config.wgmma) {
+            dynamicShared = kb.create<gpu::DynamicSharedMemoryOp>(
+                MemRefType::get({ShapedType::kDynamic}, kb.getIntegerType(8),
+                                MemRefLayoutAttrInterface(), space));
+            Value address = kb.create<memref::ExtractAlignedPointerAsIndexOp>(
+                dynamicShared);
+            Value atom = kb.index(kSwizzleAtomBytes);
+            rhsShift = kb.create<arith::RemUIOp>(
+                kb.create<arith::SubIOp>(
+                    atom, kb.create<arith::RemUIOp>(address, atom)),
+                atom);
+            stagedRhs = kb.create<memref::ViewOp>(rhsTile, dynamicShared,
+                                                  rhsShift, ValueRange{});
+            stagedLhs = kb.create<memref::ViewOp>(
+                lhsTile, dynamicShared,
+                kb.create<arith::AddIOp>(rhsShift, kb.index(bytes(rhsTile))),
+                ValueRange{});
+          } else if (config.staged) {
             // Both tiles are views of the block's dynamic shared memory.
             Value all = kb.create<gpu::DynamicSharedMemoryOp>(
                 MemRefType::get({ShapedType::kDynamic}, kb.getIntegerType(8),
@@ -729,6 +781,31 @@ private:
       for (int64_t half = 0; half < 2; ++half) {
         Value row = outRows[2 * i + half];
         Value valid = outValid[2 * i + half];
+        if (!mm.interleaved && mm.width % 2 == 0) {
+          // The lane's two columns of each tile are adjacent: one routing
+          // weight per row and one store per pair.
+          b.ifThen(valid, [&](KernelBuilder &rb) {
+            Value factor = mm.rowScale(rb, row);
+            for (int64_t t = 0; t < outputTiles; ++t) {
+              Value column = rb.create<arith::AddIOp>(
+                  warpColumn,
+                  rb.create<arith::AddIOp>(pairColumn, rb.index(8 * t)));
+              SmallVector<Value> values;
+              for (int64_t q = 0; q < 2; ++q) {
+                int64_t at = accIndex(i, t) + 2 * half + q;
+                Value up = mm.glu
+                               ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
+                               : Value();
+                values.push_back(mm.epilogue(rb, acc[at], up, factor));
+              }
+              rb.ifThen(rb.lessThan(column, rb.index(mm.width)),
+                        [&](KernelBuilder &sb) {
+                          mm.storePair(sb, row, column, values[0], values[1]);
+                        });
+            }
+          });
+          continue;
+        }
         if (mm.interleaved) {
           // The lane's pair is (gate, up) of output column warpColumn +
           // 4u + c.
@@ -891,10 +968,22 @@ private:
       return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)),
                      valid};
     }, aCopies);
-    chunks(
-        mm.rhsElement, weightRows,
-        [&](Value r) { return stagedWeightRow(b, blockColumn, r); }, bCopies);
+    if (!config.wgmma)
+      chunks(
+          mm.rhsElement, weightRows,
+          [&](Value r) { return stagedWeightRow(b, blockColumn, r); },
+          bCopies);
+    SmallVector<Value> boxRows;
+    Value issuer;
+    if (config.wgmma) {
+      for (int64_t box = 0; box < weightRows / kTmaBoxRows; ++box)
+        boxRows.push_back(weightBoxRow(b, blockColumn, box));
+      issuer = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid,
+                                       b.index(0));
+    }
     return [=](KernelBuilder &ib, Value tile, Value stage) {
+      if (config.wgmma)
+        loadWeightTile(ib, tile, stage, expert, boxRows, issuer);
       Value k0 = ib.create<arith::MulIOp>(tile, ib.index(tileK));
       auto copy = [&](const Copy &chunk, Value dst, Value src,
                       ValueRange prefix) {
@@ -916,6 +1005,96 @@ private:
       for (const Copy &chunk : bCopies)
         copy(chunk, stagedRhs, mm.rhs, {expert});
     };
+  }
+
+  /// The first weight row of TMA box `box` of the block's B tile (rows past
+  /// N read as zeros; gate rows past the GLU width read up rows, whose
+  /// columns are never stored).
+  Value weightBoxRow(KernelBuilder &b, Value blockColumn, int64_t box) {
+    if (mm.glu && !mm.interleaved)
+      return box == 0 ? blockColumn
+                      : b.create<arith::AddIOp>(blockColumn,
+                                                b.index(mm.width));
+    Value first = mm.interleaved
+                      ? b.create<arith::MulIOp>(blockColumn, b.index(2))
+                      : blockColumn;
+    return b.create<arith::AddIOp>(first, b.index(box * kTmaBoxRows));
+  }
+
+  /// The host's TMA descriptor of the weights [E, N, K]: boxes of one
+  /// expert's 128 rows x 64 K, 128-byte swizzled, zeros past the edges.
+  Value createWeightMap(KernelBuilder &b) {
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    boxType = MemRefType::get({1, kTmaBoxRows, tileK}, mm.rhsElement,
+                              MemRefLayoutAttrInterface(), space);
+    auto mapType = nvgpu::TensorMapDescriptorType::get(
+        b.getContext(), boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
+        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
+        nvgpu::TensorMapOOBKind::OOB_ZERO,
+        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
+    Value unranked = b.create<memref::CastOp>(
+        UnrankedMemRefType::get(mm.rhsElement, Attribute()), mm.rhs);
+    return b.create<nvgpu::TmaCreateDescriptorOp>(
+        mapType, unranked,
+        ValueRange{b.index(1), b.index(kTmaBoxRows), b.index(tileK)});
+  }
+
+  /// One mbarrier per stage, which the stage's TMA boxes complete; thread 0
+  /// initializes them before any copy is issued.
+  void createStageBarriers(KernelBuilder &b) {
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    stageBarriers = b.create<nvgpu::MBarrierCreateOp>(
+        nvgpu::MBarrierGroupType::get(b.getContext(), space, stages));
+    Value first = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                          b.threadId(), b.index(0));
+    for (int64_t s = 0; s < stages; ++s)
+      b.create<nvgpu::MBarrierInitOp>(stageBarriers, b.index(1), b.index(s),
+                                      first);
+    // The copy engine completes them through the async proxy.
+    b.create<NVVM::FenceProxyOp>(
+        NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(b.getContext(),
+                                   NVVM::SharedSpace::shared_cta));
+    b.create<gpu::BarrierOp>();
+  }
+
+  /// Thread 0 issues the TMA boxes of K tile `tile` of `expert`'s weights
+  /// into `stage`, announcing their bytes on the stage's mbarrier.
+  void loadWeightTile(KernelBuilder &b, Value tile, Value stage, Value expert,
+                      ArrayRef<Value> boxRows, Value issuer) {
+    int64_t boxBytes = bytes(boxType);
+    b.create<nvgpu::MBarrierArriveExpectTxOp>(
+        stageBarriers, b.index(boxBytes * boxRows.size()), stage, issuer);
+    Value k0 = b.create<arith::MulIOp>(tile, b.index(tileK));
+    int64_t stageBytes = weightRows * tileK * 2;
+    for (auto [box, row] : llvm::enumerate(boxRows)) {
+      Value offset = b.create<arith::AddIOp>(
+          rhsShift,
+          b.create<arith::AddIOp>(
+              b.create<arith::MulIOp>(stage, b.index(stageBytes)),
+              b.index(box * boxBytes)));
+      Value dst = b.create<memref::ViewOp>(boxType, dynamicShared, offset,
+                                           ValueRange{});
+      b.create<nvgpu::TmaAsyncLoadOp>(dst, stageBarriers, weightMap,
+                                      ValueRange{k0, row, expert}, stage,
+                                      Value(), issuer);
+    }
+  }
+
+  /// Waits until the weight boxes of K tile `tile` have landed: the stage's
+  /// mbarrier completes its (tile / stages)-th phase.
+  void waitForWeightTile(KernelBuilder &b, Value tile) {
+    Value stage = b.create<arith::RemUIOp>(tile, b.index(stages));
+    Value round = b.create<arith::DivUIOp>(tile, b.index(stages));
+    Value parity = b.create<arith::CmpIOp>(
+        arith::CmpIPredicate::ne, b.create<arith::RemUIOp>(round, b.index(2)),
+        b.index(0));
+    // A bound on the spin of one try_wait; the wait itself has no bound.
+    constexpr int64_t kWaitTicks = 10000000;
+    b.create<nvgpu::MBarrierTryWaitParityOp>(stageBarriers, parity,
+                                             b.index(kWaitTicks), stage);
   }
 
   /// Runs `step` on every K tile once it is in shared memory, carrying
@@ -942,6 +1121,8 @@ private:
         b.index(0), b.index(numTiles), b.index(1), init,
         [&](KernelBuilder &lb, Value tile, ValueRange iter) {
           lb.create<NVVM::CpAsyncWaitGroupOp>(stages - 2);
+          if (stageBarriers)
+            waitForWeightTile(lb, tile);
           if (asyncProxyReads)
             lb.create<NVVM::FenceProxyOp>(
                 NVVM::ProxyKind::async_shared,
@@ -1076,6 +1257,32 @@ private:
     return b.create<arith::OrIOp>(start, constant(fields));
   }
 
+  /// The wgmma descriptor of the 16-wide K step `step` of the weight tile
+  /// in `stage` (K-major, 128-byte swizzle): 8-row atoms 1024 bytes apart,
+  /// a K step 32 bytes into each 128-byte row.
+  Value swizzledDescriptor(KernelBuilder &b, Value stage, int64_t step) {
+    Type i64 = b.getI64Type();
+    Value base = b.create<arith::IndexCastOp>(
+        i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(stagedRhs));
+    Value offset = b.create<arith::IndexCastOp>(
+        i64, b.create<arith::AddIOp>(
+                 b.create<arith::MulIOp>(stage,
+                                         b.index(weightRows * tileK * 2)),
+                 b.index(32 * step)));
+    Value address = b.create<arith::AddIOp>(base, offset);
+    auto constant = [&](int64_t v) {
+      return b.create<arith::ConstantIntOp>(i64, v);
+    };
+    // Bits 0-13: address >> 4; 16-29: leading byte offset (unused by
+    // swizzled K-major layouts, 1); 32-45: stride byte offset >> 4;
+    // 62-63: 1, the 128-byte swizzle.
+    Value start = b.create<arith::ShRUIOp>(
+        b.create<arith::AndIOp>(address, constant(0x3FFFF)), constant(4));
+    int64_t fields = (1LL << 16) | ((kSwizzleAtomBytes >> 4) << 32) |
+                     (1LL << 62);
+    return b.create<arith::OrIOp>(start, constant(fields));
+  }
+
   /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
   /// copied with cp.async in 3 stages, then each 16-wide K step of a
   /// warpgroup is one wgmma.mma_async.m64n256k16 reading both operands from
@@ -1090,11 +1297,11 @@ private:
     Value firstRow = b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
     Value warpInGroup =
         b.create<arith::RemUIOp>(warp, b.index(kWarpgroupThreads / kWarpSize));
+    createStageBarriers(b);
     IssueFn issue = stagedCopies(b, work, blockColumn);
     MLIRContext *ctx = b.getContext();
     Type f32 = b.getF32Type();
     int64_t n = weightRows;
-    Value noRow = b.index(0);
     auto accType = LLVM::LLVMStructType::getLiteral(
         ctx, SmallVector<Type>(n / 2, f32));
     Value zero = b.create<LLVM::ZeroOp>(accType);
@@ -1111,7 +1318,7 @@ private:
                      accType, d,
                      matrixDescriptor(lb, stagedLhs, stage, step, stagedRows,
                                       firstRow),
-                     matrixDescriptor(lb, stagedRhs, stage, step, n, noRow),
+                     swizzledDescriptor(lb, stage, step),
                      NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
                      wgmmaType, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
                      NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
@@ -1153,6 +1360,11 @@ private:
   int64_t outputTiles, bTiles;
   Value partials; // workgroup memory of the K parts' sums (splitK > 1)
   Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
+  // wgmma: the weights' TMA descriptor (host), the box type, the block's
+  // dynamic shared memory and the weight stages' byte shift in it, and the
+  // stages' mbarriers.
+  Value weightMap, dynamicShared, rhsShift, stageBarriers;
+  MemRefType boxType;
   int64_t stages = 0;         // K tiles the staged kernel keeps in flight
   int64_t stagedRows = 0;     // rows of the staged kernel's block tile
   int64_t weightRows = 128;   // weight rows of the staged kernel's tile

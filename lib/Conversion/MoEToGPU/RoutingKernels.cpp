@@ -353,28 +353,51 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
     nb.forEach(nb.threadId(), nb.index(numLocal), nb.index(kChunk), fn);
   };
 
-  // The steps, shared by the one-block and the chunked kernels.
-  // Selections of expert e in [from, to).
+  // The steps, shared by the one-block and the chunked kernels. A block
+  // first stages the local experts of its chunk [from, to) in shared memory
+  // (one selection per thread), so the per-expert scans below read shared
+  // memory instead of waiting on global loads one selection at a time.
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  auto chunkExpertsType = MemRefType::get({kChunk}, b.getI32Type(),
+                                          MemRefLayoutAttrInterface(), space);
+  Value chunkExperts, chunkFrom;
+  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from,
+                        Value to) {
+    chunkExperts = staged;
+    chunkFrom = from;
+    Value f = kb.create<arith::AddIOp>(from, kb.threadId());
+    kb.ifThen(kb.lessThan(f, to), [&](KernelBuilder &tb) {
+      tb.store(local(tb, f), staged, tb.threadId());
+    });
+    kb.create<gpu::BarrierOp>();
+  };
+  auto stagedLocal = [&](KernelBuilder &lb, Value f) -> Value {
+    Value at = lb.create<arith::SubIOp>(f, chunkFrom);
+    return lb.load(chunkExperts, at);
+  };
+  // Selections of expert e in [from, to) of the staged chunk.
   auto countOf = [&](KernelBuilder &eb, Value e, Value from, Value to) {
     Value expert = eb.fromIndex(e, eb.getI32Type());
     return eb
         .forLoop(from, to, eb.index(1), ValueRange{eb.i32(0)},
                  [&](KernelBuilder &lb, Value f, ValueRange acc) {
                    Value match = lb.create<arith::CmpIOp>(
-                       arith::CmpIPredicate::eq, local(lb, f), expert);
+                       arith::CmpIPredicate::eq, stagedLocal(lb, f), expert);
                    return SmallVector<Value>{
                        lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
                  })
         .front();
   };
-  // Writes the rows of expert e's selections in [from, to), from row start.
+  // Writes the rows of expert e's selections in [from, to) of the staged
+  // chunk, from row start.
   auto placeFrom = [&](KernelBuilder &eb, Value e, Value start, Value from,
                        Value to) {
     Value expert = eb.fromIndex(e, eb.getI32Type());
     eb.forLoop(from, to, eb.index(1), ValueRange{start},
                [&](KernelBuilder &lb, Value f, ValueRange acc) {
                  Value match = lb.create<arith::CmpIOp>(
-                     arith::CmpIPredicate::eq, local(lb, f), expert);
+                     arith::CmpIPredicate::eq, stagedLocal(lb, f), expert);
                  lb.ifThen(match, [&](KernelBuilder &sb) {
                    Value at = sb.toIndex(acc[0]);
                    sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
@@ -422,18 +445,17 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
   // launch: the counts and starts stay in shared memory.
   Value oneChunk = b.create<arith::CmpIOp>(arith::CmpIPredicate::ule,
                                            selections, b.index(kChunk));
-  auto space =
-      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto startsType = MemRefType::get({numLocal}, b.getI32Type(),
                                     MemRefLayoutAttrInterface(), space);
   b.ifThenElse(
       oneChunk,
       [&](KernelBuilder &ob) {
         ob.launch("moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
-                  TypeRange{startsType},
+                  TypeRange{startsType, chunkExpertsType},
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value starts = shared.front();
                     Value from = kb.index(0);
+                    stageChunk(kb, shared[1], from, selections);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       eb.store(countOf(eb, e, from, selections), starts, e);
                     });
@@ -448,9 +470,11 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
       },
       [&](KernelBuilder &cb) {
         cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
-                  [&](KernelBuilder &kb) {
+                  TypeRange{chunkExpertsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
+                    stageChunk(kb, shared.front(), range.first, range.second);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       eb.store(countOf(eb, e, range.first, range.second),
                                before, {chunk, e});
@@ -478,9 +502,11 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
             });
 
         cb.launch("moe_dispatch_place", chunks, cb.index(1), kChunk,
-                  [&](KernelBuilder &kb) {
+                  TypeRange{chunkExpertsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
+                    stageChunk(kb, shared.front(), range.first, range.second);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       Value start =
                           eb.create<arith::AddIOp>(eb.load(offsets.buffer, e),

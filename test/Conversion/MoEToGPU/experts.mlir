@@ -17,20 +17,30 @@
 // UNSTAGED:         nvvm.mma.sync
 
 // With wgmma (sm_90a), two warpgroups multiply each 128 x 256 tile from
-// shared memory stored K-chunk-major, in K tiles of 64 with 3 stages; each
-// K tile's group stays in flight while the next tile's copies start. The
-// f32 activations of the second matmul keep the mma.sync kernel.
+// shared memory, in K tiles of 64 with 4 stages: the gathered A rows come by
+// cp.async (K-chunk-major), the weights by TMA (a descriptor made on the
+// host, two 128-row boxes per stage, 128-byte swizzle) completing on the
+// stage's mbarrier, whose phase each K tile waits for. Each K tile's group
+// stays in flight while the next tile's copies start. The f32 activations of
+// the second matmul keep the mma.sync kernel.
 // WGMMA-LABEL: func.func @experts
-// WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c147456_i32 {{.*}} function(@moe_grouped_matmul_large)
-// WGMMA:         memref.view {{.*}} to memref<3x8x128x8xbf16, #gpu.address_space<workgroup>>
-// WGMMA:         memref.view {{.*}} to memref<3x8x256x8xbf16, #gpu.address_space<workgroup>>
+// WGMMA:       nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %{{.*}}, %{{.*}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
+// WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
+// WGMMA:         memref.view {{.*}} to memref<4x256x64xbf16, #gpu.address_space<workgroup>>
+// WGMMA:         memref.view {{.*}} to memref<4x8x128x8xbf16, #gpu.address_space<workgroup>>
+// WGMMA:         nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// WGMMA-COUNT-4: nvgpu.mbarrier.init
+// WGMMA:         nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c32768
+// WGMMA-COUNT-2: nvgpu.tma.async.load
 // WGMMA:         nvgpu.device_async_copy
+// WGMMA:         nvgpu.mbarrier.try_wait.parity
 // WGMMA:         nvvm.fence.proxy
 // WGMMA:         nvvm.wgmma.fence.aligned
 // WGMMA-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
 // WGMMA:         nvvm.wgmma.commit.group.sync.aligned
 // WGMMA:         nvvm.wgmma.wait.group.sync.aligned 1
 // WGMMA:         gpu.barrier
+// WGMMA:         nvgpu.tma.async.load
 // WGMMA:         nvgpu.device_async_copy
 // WGMMA:         nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA:       dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
@@ -39,14 +49,16 @@
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.
+// Each block first stages its chunk's experts in shared memory.
 // CHECK-LABEL: func.func @experts
 // CHECK:     %[[ONE:.*]] = arith.cmpi ule, %{{.*}}, %c256
 // CHECK:     scf.if %[[ONE]] {
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
+// CHECK:         gpu.barrier
 // CHECK:         gpu.barrier
 // CHECK:         gpu.barrier
 // CHECK:     } else {
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:         gpu.barrier
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_place)
