@@ -42,8 +42,8 @@ EDGE_SHAPES = {
 }
 
 #: Pipeline options whose kernels are built (and checked) beside the default:
-#: wgmma, which is not the default yet.
-ALWAYS_VARIANTS = ["wgmma=true"]
+#: the staged mma.sync prefill kernel (the default on chips without wgmma).
+ALWAYS_VARIANTS = ["wgmma=false"]
 
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {

@@ -1,18 +1,20 @@
 // The whole GPU pipeline, down to PTX, for sm_90a and sm_80: the grouped
-// matmuls run on tensor cores (mma.sync bf16 with f32 accumulation; the
-// prefill kernel stages its tiles with cp.async and multiplies them with
-// wgmma on sm_90a, ldmatrix and mma.sync on sm_80), every
-// kernel sits in one module, and the host function takes its result and a
-// workspace as arguments, with a size query beside it.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,SM90
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80
-// wgmma (sm_90a only; refused silently elsewhere, where mma.sync stays):
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa wgmma=true" | FileCheck %s --check-prefix=WGMMA
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa wgmma=true" | FileCheck %s --check-prefix=NOWGMMA
-// The decode kernel's loads in flight are a pipeline option; 0 is refused.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=2" | FileCheck %s --check-prefixes=CHECK,SM90
+// matmuls run on tensor cores (mma.sync bf16 with f32 accumulation at decode
+// sizes; the prefill kernel multiplies with wgmma on sm_90a, its weights
+// brought by TMA, and stages its tiles with cp.async for ldmatrix and
+// mma.sync on sm_80 or with wgmma=false), every kernel sits in one module,
+// and the host function takes its result and a workspace as arguments, with
+// a size query beside it.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa wgmma=false" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED
+// wgmma is refused silently where the chip lacks it (sm_80), as above.
+// The decode kernel's loads in flight are a pipeline option; 0 is refused,
+// as is an empty tile group.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=2" | FileCheck %s --check-prefixes=CHECK,WGMMA
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
-// BADUNROLL: convert-moe-to-gpu: large-rows-per-expert and small-unroll must be positive
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa large-tile-group=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
+// BADUNROLL: convert-moe-to-gpu: large-rows-per-expert, small-unroll and large-tile-group must be positive
 // A cubin needs ptxas:
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
@@ -26,21 +28,21 @@
 // SM80-SAME: .target sm_80
 // CHECK-SAME: .entry moe_dispatch_count
 // CHECK-SAME: .entry moe_grouped_matmul_large(
-// CHECK-SAME: cp.async.cg.shared.global
-// CHECK-SAME: ldmatrix.sync.aligned.m8n8.x4.shared.b16
-// CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// WGMMA-SAME: mbarrier.init.shared.b64
+// WGMMA-SAME: cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes
+// WGMMA-SAME: cp.async.cg.shared.global
+// WGMMA-SAME: mbarrier.try_wait.parity.shared.b64
+// WGMMA-SAME: wgmma.fence.sync.aligned
+// WGMMA-SAME: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
+// WGMMA-SAME: wgmma.commit_group.sync.aligned
+// STAGED-NOT: wgmma
+// STAGED-SAME: cp.async.cg.shared.global
+// STAGED-SAME: ldmatrix.sync.aligned.m8n8.x4.shared.b16
+// STAGED-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_combine
 // CHECK:     llvm.func @experts_workspace_size({{.*}}) -> i64
-// WGMMA:     .entry moe_grouped_matmul_large(
-// WGMMA-SAME: cp.async.cg.shared.global
-// WGMMA-SAME: wgmma.fence.sync.aligned
-// WGMMA-SAME: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16
-// WGMMA-SAME: wgmma.commit_group.sync.aligned
-// NOWGMMA:   .entry moe_grouped_matmul_large(
-// NOWGMMA-NOT: wgmma
-// NOWGMMA-SAME: ldmatrix.sync.aligned.m8n8.x4.shared.b16
 // BIN:       gpu.binary @moe_kernels  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {ISAToBinaryTimeInMs
 
 func.func @experts(%x: tensor<?x64xbf16>, %w13: tensor<4x96x64xbf16>, %w2: tensor<4x64x48xbf16>,

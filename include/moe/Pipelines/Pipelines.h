@@ -121,10 +121,15 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::init(true)};
   PassOptions::Option<bool> wgmma{
       *this, "wgmma",
-      llvm::cl::desc("Use wgmma.mma_async in the prefill kernel where the "
-                     "chip has it (sm_90a); off by default, as it is still "
-                     "slower than the staged mma.sync kernel"),
-      llvm::cl::init(false)};
+      llvm::cl::desc("Use wgmma.mma_async (weights by TMA) in the prefill "
+                     "kernel where the chip has it (sm_90a; false: the staged "
+                     "mma.sync kernel)"),
+      llvm::cl::init(true)};
+  PassOptions::Option<int64_t> largeTileGroup{
+      *this, "large-tile-group",
+      llvm::cl::desc("Row tiles of the prefill kernel whose blocks sweep the "
+                     "weights' column blocks together (1: no grouping)"),
+      llvm::cl::init(8)};
 };
 
 /// Lowers a module of moe ops (on tensors) to host LLVM dialect code that

@@ -450,21 +450,49 @@ public:
           } else if (!shared.empty()) {
             partials = shared.front();
           }
-          body(kb, schedule);
+          body(kb, schedule, gridY);
         },
         dynamicBytes);
   }
 
 private:
-  void body(KernelBuilder &b, const TileSchedule &schedule) {
+  void body(KernelBuilder &b, const TileSchedule &schedule, Value numTiles) {
     Value tile = b.blockId(gpu::Dimension::y);
+    Value columnBlock = b.blockId(gpu::Dimension::x);
+    if (config.staged && config.tileGroup > 1)
+      std::tie(tile, columnBlock) = groupedOrder(b, tile, columnBlock, numTiles);
     TileWork work = lookUpTile(b, mm, schedule, tile, tileRows());
-    Value blockColumn = b.create<arith::MulIOp>(
-        b.blockId(gpu::Dimension::x), b.index(blockColumns()));
+    Value blockColumn =
+        b.create<arith::MulIOp>(columnBlock, b.index(blockColumns()));
     b.ifThenElse(
         work.isExpertTile,
         [&](KernelBuilder &tb) { computeTile(tb, work, blockColumn); },
         [&](KernelBuilder &eb) { clearRows(eb, work, blockColumn); });
+  }
+
+  /// The (row tile, column block) that block (y, x) of the grid computes,
+  /// in groups of `tileGroup` row tiles: the blocks of one column block and
+  /// the group's row tiles are consecutive, and the group sweeps every
+  /// column block before the next group starts. Blocks that run together
+  /// then read the same weight columns (one expert's, mostly) and a few A
+  /// tiles, which stay in L2, where row-major order would stream all of an
+  /// expert's weights once per row tile.
+  std::pair<Value, Value> groupedOrder(KernelBuilder &b, Value y, Value x,
+                                       Value numTiles) {
+    Value numColumns =
+        b.index(llvm::divideCeil(mm.width, blockColumns()));
+    Value linear = b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(y, numColumns), x);
+    Value perGroup = b.create<arith::MulIOp>(numColumns,
+                                             b.index(config.tileGroup));
+    Value firstTile = b.create<arith::MulIOp>(
+        b.create<arith::DivUIOp>(linear, perGroup), b.index(config.tileGroup));
+    Value groupTiles = b.minIndex(
+        b.create<arith::SubIOp>(numTiles, firstTile), b.index(config.tileGroup));
+    Value within = b.create<arith::RemUIOp>(linear, perGroup);
+    Value tile = b.create<arith::AddIOp>(
+        firstTile, b.create<arith::RemUIOp>(within, groupTiles));
+    return {tile, b.create<arith::DivUIOp>(within, groupTiles)};
   }
 
   void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn) {
@@ -950,6 +978,30 @@ private:
                       SmallVector<Copy> &copies) {
       int64_t count = 16 * 8 / element.getIntOrFloatBitWidth();
       int64_t perRow = tileK / count;
+      if (config.wgmma) {
+        // K-chunk-major tiles put a row's chunks `rows * 16` bytes apart,
+        // in the same banks: each quarter-warp copies one chunk of 8
+        // consecutive rows instead (conflict-free stores), and a warp the
+        // two chunks of each 32-byte sector of 16 rows (whole sectors read).
+        // Pass p covers chunk pair p of the block's 128 rows.
+        Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
+        Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
+        Value r = b.create<arith::AddIOp>(
+            b.create<arith::MulIOp>(warp, b.index(16)),
+            b.create<arith::AddIOp>(
+                b.create<arith::MulIOp>(
+                    b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8)),
+                b.create<arith::RemUIOp>(lane, b.index(8))));
+        Value odd = b.create<arith::RemUIOp>(
+            b.create<arith::DivUIOp>(lane, b.index(8)), b.index(2));
+        Operand from = source(r);
+        for (int64_t pass = 0; pass < perRow / 2; ++pass) {
+          Value k = b.create<arith::MulIOp>(
+              b.create<arith::AddIOp>(odd, b.index(2 * pass)), b.index(count));
+          copies.push_back({r, from, k, count});
+        }
+        return;
+      }
       int64_t rowsPerPass = threads() / perRow;
       Value first = b.create<arith::DivUIOp>(tid, b.index(perRow));
       Value k = b.create<arith::MulIOp>(

@@ -141,6 +141,9 @@ struct TensorCoreConfig {
   // With staged: multiply with wgmma.mma_async (sm_90a) where the
   // activations have the weights' type.
   bool wgmma = false;
+  // With staged: row tiles whose blocks run one after another for each
+  // column block (grouped order, so a wave shares its weight columns).
+  int64_t tileGroup = 1;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

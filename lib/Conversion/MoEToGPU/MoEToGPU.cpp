@@ -31,10 +31,10 @@ struct ConvertMoEToGPUPass
   using ConvertMoEToGPUPassBase::ConvertMoEToGPUPassBase;
 
   void runOnOperation() override {
-    if (largeRowsPerExpert < 1 || smallUnroll < 1) {
+    if (largeRowsPerExpert < 1 || smallUnroll < 1 || largeTileGroup < 1) {
       getOperation().emitError()
-          << "convert-moe-to-gpu: large-rows-per-expert and small-unroll "
-             "must be positive";
+          << "convert-moe-to-gpu: large-rows-per-expert, small-unroll and "
+             "large-tile-group must be positive";
       return signalPassFailure();
     }
     if (smallSplitK != 1 && smallSplitK != kWarpsPerBlock) {
@@ -46,7 +46,7 @@ struct ConvertMoEToGPUPass
     GroupedMatmulOptions matmul{
         /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
         /*large=*/{/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
-                   /*splitK=*/1, largeStaged, wgmma},
+                   /*splitK=*/1, largeStaged, wgmma, largeTileGroup},
         largeRowsPerExpert};
 
     SmallVector<Operation *> work;

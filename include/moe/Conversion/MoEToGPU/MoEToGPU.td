@@ -50,9 +50,13 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "their fragments from global memory)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"false",
            "sm_90a only: the staged prefill shape multiplies with "
-           "wgmma.mma_async (one warpgroup per 64 x 128 tile, both operands "
-           "read from shared memory through matrix descriptors) when the "
-           "activations have the weights' type">,
+           "wgmma.mma_async (two warpgroups per 128 x 256 tile, the weights "
+           "brought by TMA, both operands read from shared memory through "
+           "matrix descriptors) when the activations have the weights' type">,
+    Option<"largeTileGroup", "large-tile-group", "int64_t", /*default=*/"8",
+           "prefill tile shape: row tiles whose blocks run together, each "
+           "column block of the weights once for all of them, before the "
+           "next group (1: every column block of a row tile first)">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

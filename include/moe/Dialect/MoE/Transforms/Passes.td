@@ -121,4 +121,33 @@ def MoEGPUWorkspacePass : Pass<"moe-gpu-workspace", "::mlir::ModuleOp"> {
                            "::mlir::memref::MemRefDialect"];
 }
 
+def MoESinkLaunchConstantsPass : Pass<"moe-sink-launch-constants"> {
+  let summary = "Moves the constants that gpu.launch bodies use into them";
+  let description = [{
+    Clones into each `gpu.launch` body the constant-like values it uses from
+    above (`arith.constant`, `llvm.mlir.constant`, `llvm.mlir.zero`), with
+    the pure arithmetic and conversion casts that derive values from them
+    alone. Canonicalization hoists constants out of launch bodies, and
+    conversions materialize casts beside them in host code: outlined as
+    they are, each becomes a kernel parameter, and divisions or shifts by
+    it cannot be folded. Run it right before `gpu-kernel-outlining`.
+
+    ```mlir
+    %c4 = arith.constant 4 : index
+    gpu.launch ... {
+      %s = arith.remui %tile, %c4 : index
+    ```
+    becomes a launch body that defines its own `%c4`.
+
+    `kernels` limits it to launches of those kernel names (the launch's
+    `function`); empty, the default, means every launch.
+  }];
+  let options = [
+    ListOption<"kernels", "kernels", "std::string",
+               "kernel names (gpu.launch function) whose launches take their "
+               "constants in; empty: all">,
+  ];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 #endif // MOE_DIALECT_MOE_TRANSFORMS_PASSES_TD
