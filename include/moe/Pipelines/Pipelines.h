@@ -102,8 +102,9 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
   PassOptions::Option<int64_t> largeRowsPerExpert{
       *this, "large-rows-per-expert",
       llvm::cl::desc("Average rows per expert from which the grouped matmul "
-                     "uses its prefill tile shape"),
-      llvm::cl::init(64)};
+                     "uses its prefill tile shape (0: the chip's, 8 with "
+                     "wgmma, else 64)"),
+      llvm::cl::init(0)};
   PassOptions::Option<int64_t> smallUnroll{
       *this, "small-unroll",
       llvm::cl::desc("32-wide K steps whose loads the grouped matmul's decode "
