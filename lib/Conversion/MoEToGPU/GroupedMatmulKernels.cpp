@@ -127,8 +127,7 @@ public:
   Value rowScale(KernelBuilder &b, Value r) const {
     if (!scale)
       return Value();
-    auto selection =
-        b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
+    auto selection = b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
     Value w = b.load(scale, {selection.token, selection.slot});
     return b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0));
   }
@@ -159,8 +158,8 @@ public:
                  Value second) const {
     auto pairType = VectorType::get({2}, outType);
     Value pair = b.create<vector::FromElementsOp>(
-        pairType, ValueRange{b.castFloat(first, outType),
-                             b.castFloat(second, outType)});
+        pairType,
+        ValueRange{b.castFloat(first, outType), b.castFloat(second, outType)});
     int64_t bytes = 2 * outType.getIntOrFloatBitWidth() / 8;
     b.create<vector::StoreOp>(pair, out.buffer, ValueRange{r, column}, false,
                               llvm::MaybeAlign(bytes));
@@ -460,7 +459,8 @@ private:
     Value tile = b.blockId(gpu::Dimension::y);
     Value columnBlock = b.blockId(gpu::Dimension::x);
     if (config.staged && config.tileGroup > 1)
-      std::tie(tile, columnBlock) = groupedOrder(b, tile, columnBlock, numTiles);
+      std::tie(tile, columnBlock) =
+          groupedOrder(b, tile, columnBlock, numTiles);
     TileWork work = lookUpTile(b, mm, schedule, tile, tileRows());
     Value blockColumn =
         b.create<arith::MulIOp>(columnBlock, b.index(blockColumns()));
@@ -479,16 +479,15 @@ private:
   /// expert's weights once per row tile.
   std::pair<Value, Value> groupedOrder(KernelBuilder &b, Value y, Value x,
                                        Value numTiles) {
-    Value numColumns =
-        b.index(llvm::divideCeil(mm.width, blockColumns()));
-    Value linear = b.create<arith::AddIOp>(
-        b.create<arith::MulIOp>(y, numColumns), x);
-    Value perGroup = b.create<arith::MulIOp>(numColumns,
-                                             b.index(config.tileGroup));
+    Value numColumns = b.index(llvm::divideCeil(mm.width, blockColumns()));
+    Value linear =
+        b.create<arith::AddIOp>(b.create<arith::MulIOp>(y, numColumns), x);
+    Value perGroup =
+        b.create<arith::MulIOp>(numColumns, b.index(config.tileGroup));
     Value firstTile = b.create<arith::MulIOp>(
         b.create<arith::DivUIOp>(linear, perGroup), b.index(config.tileGroup));
-    Value groupTiles = b.minIndex(
-        b.create<arith::SubIOp>(numTiles, firstTile), b.index(config.tileGroup));
+    Value groupTiles = b.minIndex(b.create<arith::SubIOp>(numTiles, firstTile),
+                                  b.index(config.tileGroup));
     Value within = b.create<arith::RemUIOp>(linear, perGroup);
     Value tile = b.create<arith::AddIOp>(
         firstTile, b.create<arith::RemUIOp>(within, groupTiles));
@@ -821,9 +820,9 @@ private:
               SmallVector<Value> values;
               for (int64_t q = 0; q < 2; ++q) {
                 int64_t at = accIndex(i, t) + 2 * half + q;
-                Value up = mm.glu
-                               ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
-                               : Value();
+                Value up =
+                    mm.glu ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
+                           : Value();
                 values.push_back(mm.epilogue(rb, acc[at], up, factor));
               }
               rb.ifThen(rb.lessThan(column, rb.index(mm.width)),
@@ -1023,15 +1022,14 @@ private:
     if (!config.wgmma)
       chunks(
           mm.rhsElement, weightRows,
-          [&](Value r) { return stagedWeightRow(b, blockColumn, r); },
-          bCopies);
+          [&](Value r) { return stagedWeightRow(b, blockColumn, r); }, bCopies);
     SmallVector<Value> boxRows;
     Value issuer;
     if (config.wgmma) {
       for (int64_t box = 0; box < weightRows / kTmaBoxRows; ++box)
         boxRows.push_back(weightBoxRow(b, blockColumn, box));
-      issuer = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid,
-                                       b.index(0));
+      issuer =
+          b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid, b.index(0));
     }
     return [=](KernelBuilder &ib, Value tile, Value stage) {
       if (config.wgmma)
@@ -1065,8 +1063,7 @@ private:
   Value weightBoxRow(KernelBuilder &b, Value blockColumn, int64_t box) {
     if (mm.glu && !mm.interleaved)
       return box == 0 ? blockColumn
-                      : b.create<arith::AddIOp>(blockColumn,
-                                                b.index(mm.width));
+                      : b.create<arith::AddIOp>(blockColumn, b.index(mm.width));
     Value first = mm.interleaved
                       ? b.create<arith::MulIOp>(blockColumn, b.index(2))
                       : blockColumn;
@@ -1123,10 +1120,9 @@ private:
     int64_t stageBytes = weightRows * tileK * 2;
     for (auto [box, row] : llvm::enumerate(boxRows)) {
       Value offset = b.create<arith::AddIOp>(
-          rhsShift,
-          b.create<arith::AddIOp>(
-              b.create<arith::MulIOp>(stage, b.index(stageBytes)),
-              b.index(box * boxBytes)));
+          rhsShift, b.create<arith::AddIOp>(
+                        b.create<arith::MulIOp>(stage, b.index(stageBytes)),
+                        b.index(box * boxBytes)));
       Value dst = b.create<memref::ViewOp>(boxType, dynamicShared, offset,
                                            ValueRange{});
       b.create<nvgpu::TmaAsyncLoadOp>(dst, stageBarriers, weightMap,
@@ -1317,10 +1313,10 @@ private:
     Value base = b.create<arith::IndexCastOp>(
         i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(stagedRhs));
     Value offset = b.create<arith::IndexCastOp>(
-        i64, b.create<arith::AddIOp>(
-                 b.create<arith::MulIOp>(stage,
-                                         b.index(weightRows * tileK * 2)),
-                 b.index(32 * step)));
+        i64,
+        b.create<arith::AddIOp>(
+            b.create<arith::MulIOp>(stage, b.index(weightRows * tileK * 2)),
+            b.index(32 * step)));
     Value address = b.create<arith::AddIOp>(base, offset);
     auto constant = [&](int64_t v) {
       return b.create<arith::ConstantIntOp>(i64, v);
@@ -1330,8 +1326,8 @@ private:
     // 62-63: 1, the 128-byte swizzle.
     Value start = b.create<arith::ShRUIOp>(
         b.create<arith::AndIOp>(address, constant(0x3FFFF)), constant(4));
-    int64_t fields = (1LL << 16) | ((kSwizzleAtomBytes >> 4) << 32) |
-                     (1LL << 62);
+    int64_t fields =
+        (1LL << 16) | ((kSwizzleAtomBytes >> 4) << 32) | (1LL << 62);
     return b.create<arith::OrIOp>(start, constant(fields));
   }
 

@@ -45,8 +45,9 @@ struct ConvertMoEToGPUPass
     }
     GroupedMatmulOptions matmul{
         /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
-        /*large=*/{/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
-                   /*splitK=*/1, largeStaged, wgmma, largeTileGroup},
+        /*large=*/
+        {/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
+         /*splitK=*/1, largeStaged, wgmma, largeTileGroup},
         largeRowsPerExpert};
 
     SmallVector<Operation *> work;

@@ -362,8 +362,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
   auto chunkExpertsType = MemRefType::get({kChunk}, b.getI32Type(),
                                           MemRefLayoutAttrInterface(), space);
   Value chunkExperts, chunkFrom;
-  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from,
-                        Value to) {
+  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from, Value to) {
     chunkExperts = staged;
     chunkFrom = from;
     Value f = kb.create<arith::AddIOp>(from, kb.threadId());

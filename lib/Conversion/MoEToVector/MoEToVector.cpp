@@ -88,10 +88,9 @@ struct ConvertMoEToVectorPass
     }
     RewritePatternSet patterns(&getContext());
     patterns.add<VectorizeGroupedMatmul>(
-        &getContext(),
-        KernelShape{vectorWidth, rowBlock, columnBlock, columnTile,
-                    panelRowBlock, panelColumnTile, prefetchDistance,
-                    *bf16DotProduct});
+        &getContext(), KernelShape{vectorWidth, rowBlock, columnBlock,
+                                   columnTile, panelRowBlock, panelColumnTile,
+                                   prefetchDistance, *bf16DotProduct});
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

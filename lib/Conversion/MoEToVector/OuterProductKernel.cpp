@@ -53,9 +53,9 @@ public:
                      KernelShape shape)
       : GroupedMatmulKernel(
             op, b, shape,
-            llvm::alignTo(shape.panelColumnTile,
-                          op.getEpilogue() ? shape.vectorWidth
-                                           : 2 * shape.vectorWidth)),
+            llvm::alignTo(shape.panelColumnTile, op.getEpilogue()
+                                                     ? shape.vectorWidth
+                                                     : 2 * shape.vectorWidth)),
         vw(shape.vectorWidth), panelColumns(glu ? vw : 2 * vw),
         vnni(op.getRhsLayout() == RhsLayout::panels_vnni),
         dotProduct(vnni && shape.bf16DotProduct &&
@@ -287,15 +287,13 @@ private:
     Value k1 = kb.create<arith::AddIOp>(k0, kb.index(1));
     for (auto [i, row] : llvm::enumerate(blockRows)) {
       Value a0 = kb.create<vector::BroadcastOp>(
-          accType,
-          kb.castFloat(
-              kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k0}),
-              kb.getF32Type()));
+          accType, kb.castFloat(kb.create<tensor::ExtractOp>(
+                                    lhs, ValueRange{row.aRow, k0}),
+                                kb.getF32Type()));
       Value a1 = kb.create<vector::BroadcastOp>(
-          accType,
-          kb.castFloat(
-              kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k1}),
-              kb.getF32Type()));
+          accType, kb.castFloat(kb.create<tensor::ExtractOp>(
+                                    lhs, ValueRange{row.aRow, k1}),
+                                kb.getF32Type()));
       for (int64_t j = 0; j < 2; ++j)
         next.push_back(kb.create<vector::FMAOp>(
             a1, odd[j],
@@ -306,8 +304,7 @@ private:
 
   /// `value` [rows, K] rounded to bf16, as a new tensor.
   static Value roundToBF16(StructuredBuilder &rb, Value value) {
-    SmallVector<OpFoldResult> sizes{rb.dimSize(value, 0),
-                                    rb.dimSize(value, 1)};
+    SmallVector<OpFoldResult> sizes{rb.dimSize(value, 0), rb.dimSize(value, 1)};
     Value init = rb.empty(sizes, rb.getBF16Type());
     return rb
         .generic(ValueRange{value}, ValueRange{init}, 2, {{0, 1}, {0, 1}}, {},

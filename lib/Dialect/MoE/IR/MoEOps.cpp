@@ -68,9 +68,9 @@ public:
                        StringRef what) {
     if (shape(value)[dim] % 2 == 0)
       return success();
-    return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
-                             << what << ") must be even, got "
-                             << value.getType();
+    return op->emitOpError()
+           << "'" << name << "' dimension " << dim << " (" << what
+           << ") must be even, got " << value.getType();
   }
 
   static ArrayRef<int64_t> shape(Value value) {
@@ -322,8 +322,7 @@ static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
                             "4-D f32/bf16/f16 tensor [E, N / P, K, P]",
                             "4-D f32/bf16/f16 tensor [E, N / P, K / 2, 2P]"};
   auto index = static_cast<unsigned>(layout);
-  bool panels =
-      layout == RhsLayout::panels || layout == RhsLayout::panels_vnni;
+  bool panels = layout == RhsLayout::panels || layout == RhsLayout::panels_vnni;
   int64_t rank = panels ? 4 : 3;
   if (failed(c.tensor(weights, name, rank, isMatmulFloat, described[index])))
     return failure();
