@@ -153,16 +153,31 @@ public:
 
   /// Two adjacent output elements (columns `column`, `column + 1`, which
   /// the caller keeps inside the row and even with an even width) in one
-  /// store.
+  /// store, or in two where the output is aligned to its element only (a
+  /// caller's buffer may be).
   void storePair(KernelBuilder &b, Value r, Value column, Value first,
                  Value second) const {
-    auto pairType = VectorType::get({2}, outType);
-    Value pair = b.create<vector::FromElementsOp>(
-        pairType,
-        ValueRange{b.castFloat(first, outType), b.castFloat(second, outType)});
+    Value cast[2] = {b.castFloat(first, outType),
+                     b.castFloat(second, outType)};
     int64_t bytes = 2 * outType.getIntOrFloatBitWidth() / 8;
-    b.create<vector::StoreOp>(pair, out.buffer, ValueRange{r, column}, false,
-                              llvm::MaybeAlign(bytes));
+    Value address =
+        b.create<memref::ExtractAlignedPointerAsIndexOp>(out.buffer);
+    Value aligned = b.create<arith::CmpIOp>(
+        arith::CmpIPredicate::eq,
+        b.create<arith::RemUIOp>(address, b.index(bytes)), b.index(0));
+    b.ifThenElse(
+        aligned,
+        [&](KernelBuilder &vb) {
+          Value pair = vb.create<vector::FromElementsOp>(
+              VectorType::get({2}, outType), ValueRange{cast[0], cast[1]});
+          vb.create<vector::StoreOp>(pair, out.buffer, ValueRange{r, column},
+                                     false, llvm::MaybeAlign(bytes));
+        },
+        [&](KernelBuilder &sb) {
+          sb.store(cast[0], out.buffer, {r, column});
+          sb.store(cast[1], out.buffer,
+                   {r, sb.create<arith::AddIOp>(column, sb.index(1))});
+        });
   }
 
   /// [lo, hi) of expert e, clamped to the output rows.

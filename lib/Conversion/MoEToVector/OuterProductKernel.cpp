@@ -22,7 +22,7 @@
 //
 // bf16 weights in the panels_vnni layout (`[E, N / P, K / 2, 2P]`) hold each
 // column's k-pairs together, so one 2·vw-element load is a weight vector for
-// two consecutive k. With AVX512_BF16 (`bf16-dot-product`) the pair of A
+// two consecutive k. Where `target-cpu` has AVX512_BF16 the pair of A
 // elements is broadcast as one 32-bit word and `vdpbf16ps` adds both
 // products (A rounded to bf16 first when it is wider); without it the pair
 // splits into two f32 vectors by a shift and a mask, for two FMAs.
