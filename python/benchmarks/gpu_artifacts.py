@@ -87,7 +87,7 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
             kind="experts", H=H, I=I, E=E, k=k)
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
-    # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=true'`).
+    # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=false'`).
     # The down projection's input kept in f32 rather than bf16.
     for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
         add(f"{name}@f32-intermediate",

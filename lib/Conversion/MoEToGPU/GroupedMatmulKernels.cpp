@@ -157,8 +157,7 @@ public:
   /// caller's buffer may be).
   void storePair(KernelBuilder &b, Value r, Value column, Value first,
                  Value second) const {
-    Value cast[2] = {b.castFloat(first, outType),
-                     b.castFloat(second, outType)};
+    Value cast[2] = {b.castFloat(first, outType), b.castFloat(second, outType)};
     int64_t bytes = 2 * outType.getIntOrFloatBitWidth() / 8;
     Value address =
         b.create<memref::ExtractAlignedPointerAsIndexOp>(out.buffer);
