@@ -361,42 +361,47 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto chunkExpertsType = MemRefType::get({kChunk}, b.getI32Type(),
                                           MemRefLayoutAttrInterface(), space);
-  Value chunkExperts, chunkFrom;
-  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from, Value to) {
-    chunkExperts = staged;
-    chunkFrom = from;
+  // The local experts of selections [from, to) in shared memory `experts`.
+  struct StagedChunk {
+    Value experts, from, to;
+
+    Value expertOf(KernelBuilder &lb, Value f) const {
+      Value at = lb.create<arith::SubIOp>(f, from);
+      return lb.load(experts, at);
+    }
+  };
+  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from,
+                        Value to) {
     Value f = kb.create<arith::AddIOp>(from, kb.threadId());
     kb.ifThen(kb.lessThan(f, to), [&](KernelBuilder &tb) {
       tb.store(local(tb, f), staged, tb.threadId());
     });
     kb.create<gpu::BarrierOp>();
+    return StagedChunk{staged, from, to};
   };
-  auto stagedLocal = [&](KernelBuilder &lb, Value f) -> Value {
-    Value at = lb.create<arith::SubIOp>(f, chunkFrom);
-    return lb.load(chunkExperts, at);
-  };
-  // Selections of expert e in [from, to) of the staged chunk.
-  auto countOf = [&](KernelBuilder &eb, Value e, Value from, Value to) {
+  // Selections of expert e in the staged chunk.
+  auto countOf = [&](KernelBuilder &eb, Value e, const StagedChunk &chunk) {
     Value expert = eb.fromIndex(e, eb.getI32Type());
     return eb
-        .forLoop(from, to, eb.index(1), ValueRange{eb.i32(0)},
+        .forLoop(chunk.from, chunk.to, eb.index(1), ValueRange{eb.i32(0)},
                  [&](KernelBuilder &lb, Value f, ValueRange acc) {
                    Value match = lb.create<arith::CmpIOp>(
-                       arith::CmpIPredicate::eq, stagedLocal(lb, f), expert);
+                       arith::CmpIPredicate::eq, chunk.expertOf(lb, f),
+                       expert);
                    return SmallVector<Value>{
                        lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
                  })
         .front();
   };
-  // Writes the rows of expert e's selections in [from, to) of the staged
-  // chunk, from row start.
-  auto placeFrom = [&](KernelBuilder &eb, Value e, Value start, Value from,
-                       Value to) {
+  // Writes the rows of expert e's selections in the staged chunk, from row
+  // start.
+  auto placeFrom = [&](KernelBuilder &eb, Value e, Value start,
+                       const StagedChunk &chunk) {
     Value expert = eb.fromIndex(e, eb.getI32Type());
-    eb.forLoop(from, to, eb.index(1), ValueRange{start},
+    eb.forLoop(chunk.from, chunk.to, eb.index(1), ValueRange{start},
                [&](KernelBuilder &lb, Value f, ValueRange acc) {
                  Value match = lb.create<arith::CmpIOp>(
-                     arith::CmpIPredicate::eq, stagedLocal(lb, f), expert);
+                     arith::CmpIPredicate::eq, chunk.expertOf(lb, f), expert);
                  lb.ifThen(match, [&](KernelBuilder &sb) {
                    Value at = sb.toIndex(acc[0]);
                    sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
@@ -454,15 +459,16 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value starts = shared.front();
                     Value from = kb.index(0);
-                    stageChunk(kb, shared[1], from, selections);
+                    StagedChunk chunk =
+                        stageChunk(kb, shared[1], from, selections);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                      eb.store(countOf(eb, e, from, selections), starts, e);
+                      eb.store(countOf(eb, e, chunk), starts, e);
                     });
                     kb.create<gpu::BarrierOp>();
                     scanTotals(kb, starts);
                     kb.create<gpu::BarrierOp>();
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                      placeFrom(eb, e, eb.load(starts, e), from, selections);
+                      placeFrom(eb, e, eb.load(starts, e), chunk);
                     });
                     markUnused(kb, from, selections);
                   });
@@ -473,10 +479,10 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
-                    stageChunk(kb, shared.front(), range.first, range.second);
+                    StagedChunk staged = stageChunk(kb, shared.front(),
+                                                    range.first, range.second);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                      eb.store(countOf(eb, e, range.first, range.second),
-                               before, {chunk, e});
+                      eb.store(countOf(eb, e, staged), before, {chunk, e});
                     });
                   });
 
@@ -505,12 +511,13 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
-                    stageChunk(kb, shared.front(), range.first, range.second);
+                    StagedChunk staged = stageChunk(kb, shared.front(),
+                                                    range.first, range.second);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       Value start =
                           eb.create<arith::AddIOp>(eb.load(offsets.buffer, e),
                                                    eb.load(before, {chunk, e}));
-                      placeFrom(eb, e, start, range.first, range.second);
+                      placeFrom(eb, e, start, staged);
                     });
                     markUnused(kb, range.first, range.second);
                   });
