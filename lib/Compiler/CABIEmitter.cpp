@@ -65,6 +65,47 @@ Expected<ABIFunction> mlir::moe::describeABI(func::FuncOp func, StringRef name,
   return abi;
 }
 
+/// A tensor that <prefix>_pack_<name> writes from E experts' [N, K] Linear
+/// weights.
+struct PackedWeights {
+  const ABITensor *tensor;
+  int64_t experts, n, k;
+};
+
+/// The w13 and w2 tensors of a layer whose weights are stored packed.
+static std::vector<PackedWeights> packedWeights(const ABIFunction &abi) {
+  std::vector<PackedWeights> packed;
+  StringRef layout = abi.weightLayout;
+  if (layout.empty() || layout == "nk")
+    return packed;
+  for (const ABITensor &t : abi.tensors) {
+    if (t.isResult || (t.name != "w13" && t.name != "w2"))
+      continue;
+    ArrayRef<int64_t> s = t.shape;
+    if (layout == "kn")
+      packed.push_back({&t, s[0], s[2], s[1]});
+    else if (layout == "panels")
+      packed.push_back({&t, s[0], s[1] * s[3], s[2]});
+    else if (layout == "panels_vnni")
+      packed.push_back({&t, s[0], s[1] * (s[3] / 2), s[2] * 2});
+  }
+  return packed;
+}
+
+/// The element offset in `layout` of Linear element (e, n, k), in C.
+static std::string packedOffset(StringRef layout, const PackedWeights &w,
+                                int64_t panelWidth) {
+  int64_t P = panelWidth;
+  if (layout == "kn")
+    return formatv("(e * {0} + k) * {1} + n", w.k, w.n);
+  if (layout == "panels")
+    return formatv("((e * {0} + n / {1}) * {2} + k) * {1} + n % {1}",
+                   w.n / P, P, w.k);
+  return formatv("((e * {0} + n / {1}) * {2} + k / 2) * {3} + 2 * (n % {1}) "
+                 "+ k % 2",
+                 w.n / P, P, w.k / 2, 2 * P);
+}
+
 static std::string parameterList(const ABIFunction &abi) {
   std::string params;
   for (const ABITensor &t : abi.tensors)
@@ -108,8 +149,17 @@ std::string mlir::moe::emitHeader(const ABIFunction &abi,
      << "moe_status " << abi.prefix << "_forward(" << parameterList(abi)
      << ");\n"
      << "const char *" << abi.prefix
-     << "_status_string(moe_status status);\n\n"
-     << "#ifdef __cplusplus\n}\n#endif\n\n#endif /* " << guard << " */\n";
+     << "_status_string(moe_status status);\n";
+  for (const PackedWeights &w : packedWeights(abi))
+    os << "\n/* Writes " << w.tensor->name << " in the " << abi.weightLayout
+       << " layout from E = " << w.experts << " experts' [" << w.n << ", "
+       << w.k << "] Linear\n * weights (`linear`, [E, N, K], "
+       << w.tensor->elementType << "): a one-time step when the model loads."
+       << (abi.cuda ? " Host memory, for a\n * copy to the device after." : "")
+       << " */\n"
+       << "moe_status " << abi.prefix << "_pack_" << w.tensor->name
+       << "(const void *linear, void *packed);\n";
+  os << "\n#ifdef __cplusplus\n}\n#endif\n\n#endif /* " << guard << " */\n";
   return text;
 }
 
@@ -285,14 +335,43 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << descriptorAddresses(abi.tensors.size())
        << ");\n  return MOE_STATUS_SUCCESS;\n}\n";
   }
+  for (const PackedWeights &w : packedWeights(abi)) {
+    int64_t bytes = w.tensor->elementBytes;
+    os << "\nmoe_status " << abi.prefix << "_pack_" << w.tensor->name
+       << "(const void *linear, void *packed) {\n"
+       << "  if (!linear || !packed) return MOE_STATUS_NULL_POINTER;\n"
+       << "  const unsigned char *src = (const unsigned char *)linear;\n"
+       << "  unsigned char *dst = (unsigned char *)packed;\n"
+       << "  for (int64_t e = 0; e < " << w.experts << "; ++e)\n"
+       << "    for (int64_t n = 0; n < " << w.n << "; ++n)\n"
+       << "      for (int64_t k = 0; k < " << w.k << "; ++k) {\n"
+       << "        int64_t from = (e * " << w.n << " + n) * " << w.k
+       << " + k;\n"
+       << "        int64_t to = "
+       << packedOffset(abi.weightLayout, w, abi.panelWidth) << ";\n"
+       << "        for (int b = 0; b < " << bytes << "; ++b)\n"
+       << "          dst[to * " << bytes << " + b] = src[from * " << bytes
+       << " + b];\n"
+       << "      }\n"
+       << "  return MOE_STATUS_SUCCESS;\n}\n";
+  }
   return text;
 }
 
+std::vector<std::string> mlir::moe::exportedSymbols(const ABIFunction &abi) {
+  std::vector<std::string> symbols = {abi.prefix + "_workspace_size",
+                                      abi.prefix + "_forward",
+                                      abi.prefix + "_status_string"};
+  for (const PackedWeights &w : packedWeights(abi))
+    symbols.push_back(abi.prefix + "_pack_" + w.tensor->name);
+  return symbols;
+}
+
 std::string mlir::moe::emitVersionScript(const ABIFunction &abi) {
-  return formatv("{\n  global:\n    {0}_workspace_size;\n    {0}_forward;\n"
-                 "    {0}_status_string;\n  local: *;\n};\n",
-                 abi.prefix)
-      .str();
+  std::string script = "{\n  global:\n";
+  for (const std::string &symbol : exportedSymbols(abi))
+    script += "    " + symbol + ";\n";
+  return script + "  local: *;\n};\n";
 }
 
 json::Array mlir::moe::abiToJSON(const ABIFunction &abi) {

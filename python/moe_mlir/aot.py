@@ -141,6 +141,31 @@ class Layer:
     def status_string(self, status: int) -> str:
         return self._status_string(status).decode(errors="replace")
 
+    def pack(self, name: str, linear) -> np.ndarray:
+        """``moe_<name>_pack_<tensor>``: the expert weights ``name`` ("w13" or
+        "w2") packed by the library from their Linear layout [E, N, K] (numpy,
+        bf16 as uint16 bits), for a layer compiled with a packed
+        ``weight_layout``."""
+        symbol = f"{self.manifest['prefix']}_pack_{name}"
+        if symbol not in self.manifest.get("symbols", []):
+            raise ValueError(f"this artifact has no {symbol} (weight_layout "
+                             f"{self.manifest.get('layer', {}).get('weight_layout', 'nk')})")
+        spec = next(t for t in self.inputs if t["name"] == name)
+        source = np.ascontiguousarray(linear)
+        dtype = _STORAGE[spec["dtype"]]
+        count = int(np.prod(spec["shape"]))
+        if source.dtype != dtype or source.size != count:
+            raise ValueError(f"'{name}' must hold {count} {np.dtype(dtype).name} values "
+                             f"(Linear layout), got {source.size} {source.dtype.name}")
+        packed = np.empty(spec["shape"], dtype=dtype)
+        fn = getattr(self._lib, symbol)
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        status = fn(source.ctypes.data, packed.ctypes.data)
+        if status != 0:
+            raise MoEError(status, self.status_string(status))
+        return packed
+
     def workspace_size(self, tokens: int) -> int:
         return int(self._workspace_size(tokens))
 

@@ -324,6 +324,10 @@ int main(int argc, char **argv) {
       describeABI(func, layerName, argNames, maxTokens, cuda);
   if (!abi)
     return fail(toString(abi.takeError()));
+  if (spec) {
+    abi->weightLayout = spec->weightLayout;
+    abi->panelWidth = kLayerPanelWidth;
+  }
   // Other public functions would be exported by the kernel object as well.
   for (auto other : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
     if (other != func && other.isPublic() && !other.isExternal())
@@ -464,9 +468,7 @@ int main(int argc, char **argv) {
         {"tensors", abiToJSON(*abi)},
         {"library", "lib" + base + ".so"},
         {"header", base + ".h"},
-        {"symbols", json::Array{abi->prefix + "_workspace_size",
-                                abi->prefix + "_forward",
-                                abi->prefix + "_status_string"}},
+        {"symbols", json::Array(exportedSymbols(*abi))},
     };
     if (cuda) {
       // The workspace grows with num_tokens: the library's query gives it.

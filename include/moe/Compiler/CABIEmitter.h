@@ -37,6 +37,12 @@ struct ABIFunction {
   // function also takes the workspace and answers the workspace-size query
   // (see moe-gpu-workspace).
   bool cuda = false;
+  // The layout of the w13 and w2 tensors when moe-compile made the layer
+  // from a spec (nk, kn, panels, panels_vnni; empty for IR input), and the
+  // panel width P of the panels layouts: kn and panels layouts get a
+  // <prefix>_pack_w13 / _pack_w2 function from the Linear layout.
+  std::string weightLayout;
+  int64_t panelWidth = 0;
 
   /// The byte alignment the artifact requires of `tensor`: its element size
   /// on the CPU, 16 on CUDA, whose kernels load 16-byte vectors.
@@ -58,6 +64,9 @@ std::string emitHeader(const ABIFunction &abi, llvm::StringRef runtimeHeader);
 /// The C99 shim implementing them over the _mlir_ciface_ entry point (and,
 /// for CUDA, the runtime's stream and status entry points).
 std::string emitShim(const ABIFunction &abi);
+
+/// The names of the ABI's exported functions.
+std::vector<std::string> exportedSymbols(const ABIFunction &abi);
 
 /// The linker version script exporting only the ABI's symbols.
 std::string emitVersionScript(const ABIFunction &abi);

@@ -124,9 +124,16 @@ def test_packed_weights_match_oracle(out_dir, rng, weight_layout, dtype):
                                  @ d["router"].T.astype(np.float64), None, route), name)
         w13 = normal(rng, (E, 2 * I, H), dtype, scale=0.2)
         w2 = normal(rng, (E, H, I), dtype, scale=0.2)
-        args = [cpu.to_storage(a, dtype) for a in
-                (inputs["x"], inputs["router"], pack.to_layout(w13, weight_layout),
-                 pack.to_layout(w2, weight_layout))]
+        packed = {}
+        for name, w in (("w13", w13), ("w2", w2)):
+            # The library's own packing function writes what moe_mlir.pack writes.
+            packed[name] = layer.pack(name, cpu.to_storage(w, dtype))
+            assert np.array_equal(packed[name],
+                                  pack.to_layout(cpu.to_storage(w, dtype), weight_layout))
+        raw = getattr(layer._lib, f"{artifact.manifest['prefix']}_pack_w2")
+        assert raw(None, packed["w2"].ctypes.data) == 1  # MOE_STATUS_NULL_POINTER
+        args = [cpu.to_storage(inputs["x"], dtype), cpu.to_storage(inputs["router"], dtype),
+                packed["w13"], packed["w2"]]
         y = cpu.from_storage(layer(*args), dtype)
         want = ref.layer(inputs["x"], inputs["router"], w13, w2, **route)
         assert_close(y, want, dtype, f"{name} T={tokens}")
@@ -134,6 +141,8 @@ def test_packed_weights_match_oracle(out_dir, rng, weight_layout, dtype):
 
 def test_python_loader_refuses_bad_arguments(out_dir, rng):
     layer = aot.compile(CONFIGS["mixtral"], name="checked", out_dir=out_dir / "checked").load()
+    with pytest.raises(ValueError, match="has no moe_checked_pack_w13"):
+        layer.pack("w13", normal(rng, (8, 48, 32)))
     x = normal(rng, (4, 32))
     with pytest.raises(ValueError, match="'router' must be"):
         layer(x, normal(rng, (8, 31)), normal(rng, (8, 48, 32)), normal(rng, (8, 32, 24)))
