@@ -24,11 +24,12 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
     pm.addPass(createMoEFuseRoutingPass());
   pm.addPass(createCanonicalizerPass());
   ConvertMoEToGPUPassOptions kernels;
+  // wgmma exists on sm_90a only (not sm_90, nor later chips).
+  bool wgmma = options.wgmma && options.chip == "sm_90a";
   // wgmma with TMA weights streams an expert's weights faster than the
   // decode shape from 8 rows on, though most of a 128-row tile is then
   // empty (on an H200, DeepSeek-V3 T = 512: 5.4 against 7.8 ms; Mixtral
   // T = 32: 0.70 against 0.79 ms); the staged mma.sync tile needs 64.
-  bool wgmma = options.wgmma && options.chip == "sm_90a";
   kernels.largeRowsPerExpert =
       options.largeRowsPerExpert
           ? static_cast<int64_t>(options.largeRowsPerExpert)
@@ -36,7 +37,6 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   kernels.smallUnroll = options.smallUnroll;
   kernels.smallSplitK = options.smallSplitK;
   kernels.largeStaged = options.largeStaged;
-  // wgmma exists on sm_90a only (not sm_90, nor later chips).
   kernels.wgmma = wgmma;
   kernels.largeTileGroup = options.largeTileGroup;
   pm.addPass(createConvertMoEToGPUPass(kernels));

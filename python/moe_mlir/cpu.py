@@ -55,8 +55,20 @@ def _run(cmd: Sequence[str], stdin: str | None = None, env: dict | None = None) 
 
 
 def lower_to_llvm_dialect(ir: str, pipeline: str = "moe-lower-to-cpu-pipeline") -> str:
-    """Runs the CPU pipeline on ``ir`` and returns the LLVM-dialect module."""
-    return _run([moe_opt(), f"--{pipeline}"], stdin=ir)
+    """Runs the CPU pipeline on ``ir`` and returns the LLVM-dialect module.
+
+    The kernels' instructions follow ``target_cpu()``, the CPU clang compiles
+    for, unless ``pipeline`` names a ``target-cpu`` itself."""
+    return _run([moe_opt(), f"--{for_target_cpu(pipeline)}"], stdin=ir)
+
+
+def for_target_cpu(pipeline: str) -> str:
+    """``pipeline`` with ``target-cpu=target_cpu()`` among the CPU pipeline's
+    options, where it has none."""
+    name, _, options = pipeline.partition("=")
+    if name != "moe-lower-to-cpu-pipeline" or "target-cpu=" in options:
+        return pipeline
+    return f"{name}={(options + ' ') if options else ''}target-cpu={target_cpu()}"
 
 
 DEFAULT_PIPELINE = "moe-lower-to-cpu-pipeline"
@@ -70,7 +82,7 @@ def compile_shared_object(ir: str, out_dir: str | os.PathLike | None = None,
     ``pipeline`` is the moe-opt pipeline with its options, e.g.
     ``"moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false"``.
     """
-    digest = hashlib.sha256(f"{pipeline}\n{ir}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{target_cpu()}\n{pipeline}\n{ir}".encode()).hexdigest()[:16]
     out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-mlir-"))
     out.mkdir(parents=True, exist_ok=True)
     llvm_dialect = out / f"{digest}.llvm.mlir"
