@@ -65,7 +65,7 @@ public:
     // outside the work items.
     if (dotProduct &&
         !cast<RankedTensorType>(lhs.getType()).getElementType().isBF16())
-      lhs = roundToBF16(b, lhs);
+      lhs = roundToBF16(b, lhs, vw);
     int64_t block = shape.panelRowBlock;
     rowBlocks.push_back(block);
     if (block > 8)
@@ -302,17 +302,83 @@ private:
     return next;
   }
 
-  /// `value` [rows, K] rounded to bf16, as a new tensor.
-  static Value roundToBF16(StructuredBuilder &rb, Value value) {
-    SmallVector<OpFoldResult> sizes{rb.dimSize(value, 0), rb.dimSize(value, 1)};
-    Value init = rb.empty(sizes, rb.getBF16Type());
-    return rb
-        .generic(ValueRange{value}, ValueRange{init}, 2, {{0, 1}, {0, 1}}, {},
-                 [](StructuredBuilder &gb, ValueRange args) {
-                   return SmallVector<Value>{
-                       gb.castFloat(args[0], gb.getBF16Type())};
-                 })
-        .front();
+  /// `value` [rows, K] rounded to bf16, as a new tensor: an scf.forall over
+  /// blocks of rows (on the threads, like the work items), `width` lanes at
+  /// a time with a masked tail.
+  static Value roundToBF16(StructuredBuilder &rb, Value value, int64_t width) {
+    constexpr int64_t kRowsPerItem = 8;
+    auto type = cast<RankedTensorType>(value.getType());
+    int64_t k = type.getDimSize(1);
+    Value rows = rb.dimValue(value, 0);
+    Value init = rb.empty({rb.dimSize(value, 0), rb.getIndexAttr(k)},
+                          rb.getBF16Type());
+    Value items = rb.create<arith::DivUIOp>(
+        rb.create<arith::AddIOp>(rows, rb.index(kRowsPerItem - 1)),
+        rb.index(kRowsPerItem));
+    auto forall = rb.create<scf::ForallOp>(ArrayRef<OpFoldResult>{items},
+                                           ValueRange{init}, std::nullopt,
+                                           nullptr);
+    OpBuilder::InsertionGuard guard(rb);
+    rb.setInsertionPoint(forall.getBody()->getTerminator());
+    Value first = rb.create<arith::MulIOp>(forall.getBody()->getArgument(0),
+                                           rb.index(kRowsPerItem));
+    Value count = rb.create<arith::MinUIOp>(
+        rb.index(kRowsPerItem), rb.create<arith::SubIOp>(rows, first));
+    SmallVector<OpFoldResult> offsets{first, rb.getIndexAttr(0)},
+        sizes{count, rb.getIndexAttr(k)},
+        strides{rb.getIndexAttr(1), rb.getIndexAttr(1)};
+    Value block = rb.create<tensor::ExtractSliceOp>(
+        forall.getBody()->getArgument(1), offsets, sizes, strides);
+    Type element = type.getElementType();
+    auto sourceVector = VectorType::get({width}, element);
+    auto f32Vector = VectorType::get({width}, rb.getF32Type());
+    auto bf16Vector = VectorType::get({width}, rb.getBF16Type());
+    Value pad = rb.create<arith::ConstantOp>(rb.getZeroAttr(element));
+    int64_t whole = k - k % width;
+    auto forRange = [&](StructuredBuilder &fb, Value from, Value to,
+                        int64_t step, Value init,
+                        function_ref<Value(StructuredBuilder &, Value, Value)>
+                            body) {
+      return fb
+          .create<scf::ForOp>(from, to, fb.index(step), ValueRange{init},
+                              [&](OpBuilder &nested, Location loc, Value i,
+                                  ValueRange iter) {
+                                StructuredBuilder nb(loc, nested);
+                                nb.create<scf::YieldOp>(body(nb, i, iter[0]));
+                              })
+          .getResult(0);
+    };
+    block = forRange(
+        rb, rb.index(0), count, 1, block,
+        [&](StructuredBuilder &lb, Value r, Value iter) {
+          Value row = lb.create<arith::AddIOp>(first, r);
+          auto columns = [&](StructuredBuilder &cb, Value c, Value out,
+                             bool inBounds) -> Value {
+            Value v = cb.create<vector::TransferReadOp>(
+                sourceVector, value, ValueRange{row, c}, pad,
+                ArrayRef<bool>{inBounds});
+            if (!element.isF32())
+              v = cb.create<arith::ExtFOp>(f32Vector, v);
+            Value rounded = cb.create<arith::TruncFOp>(bf16Vector, v);
+            return cb
+                .create<vector::TransferWriteOp>(rounded, out,
+                                                 ValueRange{r, c},
+                                                 ArrayRef<bool>{inBounds})
+                .getResult();
+          };
+          Value out = forRange(lb, lb.index(0), lb.index(whole), width, iter,
+                               [&](StructuredBuilder &cb, Value c, Value acc) {
+                                 return columns(cb, c, acc, true);
+                               });
+          if (whole < k)
+            out = columns(lb, lb.index(whole), out, false);
+          return out;
+        });
+    rb.setInsertionPointToStart(
+        cast<scf::InParallelOp>(forall.getBody()->getTerminator()).getBody());
+    rb.create<tensor::ParallelInsertSliceOp>(
+        block, forall.getBody()->getArgument(1), offsets, sizes, strides);
+    return forall.getResult(0);
   }
 
   /// Where the weight vector of expert `expert` starting at output column

@@ -7,12 +7,17 @@
 // bf16 weights in the panels_vnni layout ([E, N / P, K / 2, 2P], P = 16): the
 // loop runs over the 10 k-pairs of K = 20, each weight vector is one 32 x
 // bf16 load. With AVX512_BF16 (sapphirerapids) the f32 activations are
-// rounded to bf16 once, before the work items, and each row's pair is one
-// 32-bit broadcast into vdpbf16ps; without it (skylake-avx512) each weight
-// word splits into two f32 vectors (shift, mask) for two FMAs.
+// rounded to bf16 once, before the work items (an scf.forall over blocks of
+// rows, 16 lanes at a time with a masked tail for K = 20), and each row's
+// pair is one 32-bit broadcast into vdpbf16ps; without it (skylake-avx512)
+// each weight word splits into two f32 vectors (shift, mask) for two FMAs.
 // CHECK-LABEL: func.func @vnni
-// DOT: linalg.generic
-// DOT: arith.truncf %{{.*}} : f32 to bf16
+// DOT: scf.forall
+// DOT: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// DOT: vector.transfer_write %{{.*}} {in_bounds = [true]} : vector<16xbf16>, tensor<?x20xbf16>
+// DOT: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
+// DOT: vector.transfer_write %{{.*}} : vector<16xbf16>, tensor<?x20xbf16>
+// DOT: tensor.parallel_insert_slice
 // CHECK: scf.forall
 // CHECK: scf.for %{{.*}} = %c0{{(_[0-9]+)?}} to %c10{{(_[0-9]+)?}} step %c1{{(_[0-9]+)?}} iter_args
 // CHECK: vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x4x10x32xbf16>, vector<32xbf16>
