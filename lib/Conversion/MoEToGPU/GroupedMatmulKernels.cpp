@@ -1145,10 +1145,9 @@ private:
     }
   }
 
-  /// Waits until the weight boxes of K tile `tile` have landed: the stage's
-  /// mbarrier completes its (tile / stages)-th phase.
-  void waitForWeightTile(KernelBuilder &b, Value tile) {
-    Value stage = b.create<arith::RemUIOp>(tile, b.index(stages));
+  /// Waits until the weight boxes of K tile `tile` have landed in `stage`:
+  /// its mbarrier completes its (tile / stages)-th phase.
+  void waitForWeightTile(KernelBuilder &b, Value tile, Value stage) {
     Value round = b.create<arith::DivUIOp>(tile, b.index(stages));
     Value parity = b.create<arith::CmpIOp>(
         arith::CmpIPredicate::ne, b.create<arith::RemUIOp>(round, b.index(2)),
@@ -1182,9 +1181,10 @@ private:
     SmallVector<Value> results = b.forLoop(
         b.index(0), b.index(numTiles), b.index(1), init,
         [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+          Value stage = lb.create<arith::RemUIOp>(tile, lb.index(stages));
           lb.create<NVVM::CpAsyncWaitGroupOp>(stages - 2);
           if (stageBarriers)
-            waitForWeightTile(lb, tile);
+            waitForWeightTile(lb, tile, stage);
           if (asyncProxyReads)
             lb.create<NVVM::FenceProxyOp>(
                 NVVM::ProxyKind::async_shared,
@@ -1202,8 +1202,7 @@ private:
           };
           if (!asyncProxyReads)
             issueNext();
-          SmallVector<Value> carried =
-              step(lb, lb.create<arith::RemUIOp>(tile, lb.index(stages)), iter);
+          SmallVector<Value> carried = step(lb, stage, iter);
           if (asyncProxyReads) {
             lb.create<gpu::BarrierOp>();
             issueNext();
@@ -1291,64 +1290,58 @@ private:
     storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
   }
 
-  /// A wgmma shared-memory matrix descriptor (K-major, no swizzle) for the
-  /// 16-wide K step `step` of `stage` of a K-chunk-major tile of `rows` rows,
-  /// from row `firstRow` (a multiple of 8).
-  Value matrixDescriptor(KernelBuilder &b, Value smem, Value stage,
-                         int64_t step, int64_t rows, Value firstRow) {
+  /// A wgmma shared-memory matrix descriptor of the matrix `offset` bytes
+  /// into `smem`. Bits 0-13: its address >> 4; 16-29: the leading byte
+  /// offset >> 4; 32-45: the stride byte offset >> 4; 62-63: the swizzle
+  /// mode (0: none, 1: 128 bytes).
+  Value descriptor(KernelBuilder &b, Value smem, Value offset,
+                   int64_t leadingBytes, int64_t strideBytes,
+                   int64_t swizzleMode) {
     Type i64 = b.getI64Type();
-    int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
     Value base = b.create<arith::IndexCastOp>(
         i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(smem));
-    Value offset = b.create<arith::IndexCastOp>(
-        i64,
-        b.create<arith::AddIOp>(
-            b.create<arith::MulIOp>(stage, b.index(chunkBytes * (tileK / 8))),
-            b.create<arith::AddIOp>(
-                b.index(chunkBytes * 2 * step),
-                b.create<arith::MulIOp>(firstRow, b.index(16)))));
-    Value address = b.create<arith::AddIOp>(base, offset);
+    Value address = b.create<arith::AddIOp>(
+        base, b.create<arith::IndexCastOp>(i64, offset));
     auto constant = [&](int64_t v) {
       return b.create<arith::ConstantIntOp>(i64, v);
     };
-    // Bits 0-13: address >> 4; 16-29: leading (K chunk) byte offset >> 4;
-    // 32-45: stride (8-row group) byte offset >> 4; 62-63: 0, no swizzle.
     Value start = b.create<arith::ShRUIOp>(
         b.create<arith::AndIOp>(address, constant(0x3FFFF)), constant(4));
-    int64_t fields = ((chunkBytes >> 4) << 16) | ((128LL >> 4) << 32);
+    int64_t fields = ((leadingBytes >> 4) << 16) |
+                     ((strideBytes >> 4) << 32) | (swizzleMode << 62);
     return b.create<arith::OrIOp>(start, constant(fields));
   }
 
-  /// The wgmma descriptor of the 16-wide K step `step` of the weight tile
-  /// in `stage` (K-major, 128-byte swizzle): 8-row atoms 1024 bytes apart,
-  /// a K step 32 bytes into each 128-byte row.
-  Value swizzledDescriptor(KernelBuilder &b, Value stage, int64_t step) {
-    Type i64 = b.getI64Type();
-    Value base = b.create<arith::IndexCastOp>(
-        i64, b.create<memref::ExtractAlignedPointerAsIndexOp>(stagedRhs));
-    Value offset = b.create<arith::IndexCastOp>(
-        i64,
+  /// The descriptor (K-major, no swizzle) of the 16-wide K step `step` of
+  /// `stage` of a K-chunk-major tile of `rows` rows, from row `firstRow` (a
+  /// multiple of 8): K chunks `rows * 16` bytes apart, 8-row groups 128.
+  Value matrixDescriptor(KernelBuilder &b, Value smem, Value stage,
+                         int64_t step, int64_t rows, Value firstRow) {
+    int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
+    Value offset = b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(stage, b.index(chunkBytes * (tileK / 8))),
         b.create<arith::AddIOp>(
-            b.create<arith::MulIOp>(stage, b.index(weightRows * tileK * 2)),
-            b.index(32 * step)));
-    Value address = b.create<arith::AddIOp>(base, offset);
-    auto constant = [&](int64_t v) {
-      return b.create<arith::ConstantIntOp>(i64, v);
-    };
-    // Bits 0-13: address >> 4; 16-29: leading byte offset (unused by
-    // swizzled K-major layouts, 1); 32-45: stride byte offset >> 4;
-    // 62-63: 1, the 128-byte swizzle.
-    Value start = b.create<arith::ShRUIOp>(
-        b.create<arith::AndIOp>(address, constant(0x3FFFF)), constant(4));
-    int64_t fields =
-        (1LL << 16) | ((kSwizzleAtomBytes >> 4) << 32) | (1LL << 62);
-    return b.create<arith::OrIOp>(start, constant(fields));
+            b.index(chunkBytes * 2 * step),
+            b.create<arith::MulIOp>(firstRow, b.index(16))));
+    return descriptor(b, smem, offset, chunkBytes, 128, /*swizzleMode=*/0);
+  }
+
+  /// The descriptor of the 16-wide K step `step` of the weight tile in
+  /// `stage` (K-major, 128-byte swizzle): 8-row atoms 1024 bytes apart, a K
+  /// step 32 bytes into each 128-byte row; swizzled K-major layouts ignore
+  /// the leading offset (set to 1).
+  Value swizzledDescriptor(KernelBuilder &b, Value stage, int64_t step) {
+    Value offset = b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(stage, b.index(weightRows * tileK * 2)),
+        b.index(32 * step));
+    return descriptor(b, stagedRhs, offset, 16, kSwizzleAtomBytes,
+                      /*swizzleMode=*/1);
   }
 
   /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
-  /// copied with cp.async in 3 stages, then each 16-wide K step of a
-  /// warpgroup is one wgmma.mma_async.m64n256k16 reading both operands from
-  /// shared memory. A K tile's multiplications stay in flight while the
+  /// brought in `stages` stages (A by cp.async, the weights by TMA), then
+  /// each 16-wide K step of a warpgroup is one wgmma.mma_async.m64n256k16
+  /// reading both operands from shared memory. A K tile's multiplications stay in flight while the
   /// copies of a later tile start.
   void computeWgmma(KernelBuilder &b, const TileWork &work,
                     Value blockColumn) {
