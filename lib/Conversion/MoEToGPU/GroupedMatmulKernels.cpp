@@ -151,19 +151,26 @@ public:
     b.store(b.castFloat(value, outType), out.buffer, {r, column});
   }
 
-  /// Two adjacent output elements (columns `column`, `column + 1`, which
-  /// the caller keeps inside the row and even with an even width) in one
-  /// store, or in two where the output is aligned to its element only (a
-  /// caller's buffer may be).
-  void storePair(KernelBuilder &b, Value r, Value column, Value first,
-                 Value second) const {
-    Value cast[2] = {b.castFloat(first, outType), b.castFloat(second, outType)};
-    int64_t bytes = 2 * outType.getIntOrFloatBitWidth() / 8;
+  /// Whether the output is aligned to a pair of elements, which a caller's
+  /// buffer, aligned to its element only, may not be.
+  Value outputPairAligned(KernelBuilder &b) const {
     Value address =
         b.create<memref::ExtractAlignedPointerAsIndexOp>(out.buffer);
-    Value aligned = b.create<arith::CmpIOp>(
+    return b.create<arith::CmpIOp>(
         arith::CmpIPredicate::eq,
-        b.create<arith::RemUIOp>(address, b.index(bytes)), b.index(0));
+        b.create<arith::RemUIOp>(address, b.index(pairBytes())), b.index(0));
+  }
+
+  int64_t pairBytes() const { return 2 * outType.getIntOrFloatBitWidth() / 8; }
+
+  /// Two adjacent output elements (columns `column`, `column + 1`, which
+  /// the caller keeps inside the row and even with an even width) in one
+  /// store where the output is `aligned` to a pair (outputPairAligned),
+  /// else in two.
+  void storePair(KernelBuilder &b, Value aligned, Value r, Value column,
+                 Value first, Value second) const {
+    Value cast[2] = {b.castFloat(first, outType), b.castFloat(second, outType)};
+    int64_t bytes = pairBytes();
     b.ifThenElse(
         aligned,
         [&](KernelBuilder &vb) {
@@ -812,6 +819,8 @@ private:
                  ArrayRef<Value> outRows, ArrayRef<Value> outValid,
                  Value warpColumn, Value c) {
     Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
+    bool pairs = !mm.interleaved && mm.width % 2 == 0;
+    Value pairAligned = pairs ? mm.outputPairAligned(b) : Value();
     auto guarded = [&](Value valid, Value column,
                        function_ref<void(KernelBuilder &)> fn) {
       Value inside = b.create<arith::AndIOp>(
@@ -822,7 +831,7 @@ private:
       for (int64_t half = 0; half < 2; ++half) {
         Value row = outRows[2 * i + half];
         Value valid = outValid[2 * i + half];
-        if (!mm.interleaved && mm.width % 2 == 0) {
+        if (pairs) {
           // The lane's two columns of each tile are adjacent: one routing
           // weight per row and one store per pair.
           b.ifThen(valid, [&](KernelBuilder &rb) {
@@ -841,7 +850,8 @@ private:
               }
               rb.ifThen(rb.lessThan(column, rb.index(mm.width)),
                         [&](KernelBuilder &sb) {
-                          mm.storePair(sb, row, column, values[0], values[1]);
+                          mm.storePair(sb, pairAligned, row, column,
+                                       values[0], values[1]);
                         });
             }
           });
