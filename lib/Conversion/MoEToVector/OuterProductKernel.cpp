@@ -216,6 +216,13 @@ private:
     return tile;
   }
 
+  /// A[row, k] as f32 in every lane.
+  Value broadcastA(StructuredBuilder &kb, const BlockRow &row, Value k) {
+    Value a = kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k});
+    return kb.create<vector::BroadcastOp>(VectorType::get({vw}, kb.getF32Type()),
+                                          kb.castFloat(a, kb.getF32Type()));
+  }
+
   /// acc[i][j] += A[row_i, k] * W[e, k, vector j] for every row of the
   /// block: one broadcast and two FMAs per row.
   SmallVector<Value> rankOneUpdate(StructuredBuilder &kb,
@@ -223,14 +230,11 @@ private:
                                    const WeightColumn &firstAt,
                                    const WeightColumn &secondAt, Value k,
                                    bool inBounds, ValueRange accs) {
-    auto accType = VectorType::get({vw}, kb.getF32Type());
     Value w0 = weightVector(kb, firstAt, k, inBounds);
     Value w1 = weightVector(kb, secondAt, k, inBounds);
     SmallVector<Value> next;
     for (auto [i, row] : llvm::enumerate(blockRows)) {
-      Value a = kb.create<tensor::ExtractOp>(lhs, ValueRange{row.aRow, k});
-      a = kb.create<vector::BroadcastOp>(accType,
-                                         kb.castFloat(a, kb.getF32Type()));
+      Value a = broadcastA(kb, row, k);
       next.push_back(kb.create<vector::FMAOp>(a, w0, accs[2 * i]));
       next.push_back(kb.create<vector::FMAOp>(a, w1, accs[2 * i + 1]));
     }
@@ -286,14 +290,7 @@ private:
     }
     Value k1 = kb.create<arith::AddIOp>(k0, kb.index(1));
     for (auto [i, row] : llvm::enumerate(blockRows)) {
-      Value a0 = kb.create<vector::BroadcastOp>(
-          accType, kb.castFloat(kb.create<tensor::ExtractOp>(
-                                    lhs, ValueRange{row.aRow, k0}),
-                                kb.getF32Type()));
-      Value a1 = kb.create<vector::BroadcastOp>(
-          accType, kb.castFloat(kb.create<tensor::ExtractOp>(
-                                    lhs, ValueRange{row.aRow, k1}),
-                                kb.getF32Type()));
+      Value a0 = broadcastA(kb, row, k0), a1 = broadcastA(kb, row, k1);
       for (int64_t j = 0; j < 2; ++j)
         next.push_back(kb.create<vector::FMAOp>(
             a1, odd[j],
