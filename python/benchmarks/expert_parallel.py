@@ -108,7 +108,7 @@ def main() -> int:
     dist.init_process_group("nccl", device_id=torch.device("cuda", local_rank))
     rank, ranks = dist.get_rank(), dist.get_world_size()
 
-    entries = {e["name"]: e for e in json.loads((ARTIFACTS / "index.json").read_text())}
+    entries = gpu_peers.artifact_entries(ARTIFACTS)
     local_name = f"ep-{args.shape}-of{ranks}"
     if local_name not in entries:
         raise SystemExit(f"no artifact {local_name}: add {ranks} ranks for {args.shape} to "

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
-    entries = {e["name"]: e for e in json.loads((ARTIFACTS / "index.json").read_text())}
+    entries = gpu_peers.artifact_entries(ARTIFACTS)
     ceilings = gpu_peers.measure_ceilings()
     print(f"device {torch.cuda.get_device_name()}  copy {ceilings['copy_tbps']:.2f} TB/s  "
           f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s", flush=True)
@@ -76,7 +76,7 @@ def main() -> None:
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
             inputs = gpu_peers.make_inputs(T, H, I, E, k, seed=int(time.time()) % 100000)
-            operands = [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+            operands = gpu_peers.experts_operands(inputs)
             y = torch.full_like(inputs["x"], float("nan"))
             workspace = module.workspace("experts", operands)
             module.call("experts", operands, [y], workspace=workspace)

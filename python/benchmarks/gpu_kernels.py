@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import pathlib
 import sys
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
     parser.add_argument("--tokens", nargs="*", type=int, default=list(TOKENS))
     args = parser.parse_args()
-    entries = {e["name"]: e for e in json.loads((ARTIFACTS / "index.json").read_text())}
+    entries = gpu_peers.artifact_entries(ARTIFACTS)
     lines = []
     for name in args.shapes:
         entry = entries[name]
@@ -66,7 +65,7 @@ def main() -> None:
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
             inputs = gpu_peers.make_inputs(T, H, I, E, k, seed=T)
-            operands = [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+            operands = gpu_peers.experts_operands(inputs)
             y = torch.empty_like(inputs["x"])
             workspace = module.workspace("experts", operands)
             times = kernel_times(module, operands, y, workspace)

@@ -152,6 +152,21 @@ def make_inputs(T: int, H: int, I: int, E: int, k: int, seed: int,
             **make_tokens(T, H, E, k, seed + 1, device)}
 
 
+def experts_operands(inputs: dict) -> list:
+    """The compiled expert half's operands, in its argument order, from
+    :func:`make_inputs`'s dict."""
+    return [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+
+
+def artifact_entries(directory) -> dict:
+    """The entries of ``index.json`` in a GPU artifact directory, by name."""
+    import json
+    import pathlib
+
+    index = pathlib.Path(directory) / "index.json"
+    return {entry["name"]: entry for entry in json.loads(index.read_text())}
+
+
 def rotation_count(set_bytes: int, budget_bytes: int,
                    l2_bytes: int = L2_BYTES) -> int:
     """How many weight copies to cycle through so that consecutive timed calls

@@ -112,7 +112,7 @@ def test_rows_past_the_grid_y_cap():
     T = 70001
     inputs = {**gpu_peers.make_weights(H, I, E, seed=5),
               **gpu_peers.make_tokens(T, H, E, k, seed=6)}
-    operands = [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+    operands = gpu_peers.experts_operands(inputs)
     y = torch.full_like(inputs["x"], float("nan"))
     module.call("experts", operands, [y])
     torch.cuda.synchronize()

@@ -223,7 +223,7 @@ def test_graph_capture_and_caller_stream():
     failures = []
     for T in (1, 512):
         inputs = gpu_peers.make_inputs(T, entry["H"], entry["I"], entry["E"], entry["k"], 3)
-        args = [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
+        args = gpu_peers.experts_operands(inputs)
         y = torch.empty_like(inputs["x"])
         workspace = module.workspace("experts", args)
         stream = torch.cuda.Stream()
