@@ -38,6 +38,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   kernels.smallSplitK = options.smallSplitK;
   kernels.largeStaged = options.largeStaged;
   kernels.wgmma = wgmma;
+  kernels.wgmmaProducer = options.wgmmaProducer;
   kernels.largeTileGroup = options.largeTileGroup;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());

@@ -1,10 +1,10 @@
 // The whole GPU pipeline, down to PTX, for sm_90a and sm_80: the grouped
 // matmuls run on tensor cores (mma.sync bf16 with f32 accumulation at decode
-// sizes; the prefill kernel multiplies with wgmma on sm_90a, its weights
-// brought by TMA, and stages its tiles with cp.async for ldmatrix and
-// mma.sync on sm_80 or with wgmma=false), every kernel sits in one module,
-// and the host function takes its result and a workspace as arguments, with
-// a size query beside it.
+// sizes; the prefill kernel multiplies with wgmma on sm_90a, a producer
+// warpgroup bringing its weights by TMA, and stages its tiles with cp.async
+// for ldmatrix and mma.sync on sm_80 or with wgmma=false), every kernel sits
+// in one module, and the host function takes its result and a workspace as
+// arguments, with a size query beside it.
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa wgmma=false" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED
@@ -31,6 +31,7 @@
 // WGMMA-SAME: mbarrier.init.shared.b64
 // WGMMA-SAME: cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes
 // WGMMA-SAME: cp.async.cg.shared.global
+// WGMMA-SAME: cp.async.mbarrier.arrive.noinc.shared.b64
 // WGMMA-SAME: mbarrier.try_wait.parity.shared.b64
 // WGMMA-SAME: wgmma.fence.sync.aligned
 // WGMMA-SAME: wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16

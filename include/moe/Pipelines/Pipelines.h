@@ -126,6 +126,13 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
                      "kernel where the chip has it (sm_90a; false: the staged "
                      "mma.sync kernel)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> wgmmaProducer{
+      *this, "wgmma-producer",
+      llvm::cl::desc("With wgmma: a third warpgroup loads the tiles while "
+                     "two multiply, stages handed over through mbarriers "
+                     "(false: every warp loads and multiplies, with block "
+                     "barriers between tiles)"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> largeTileGroup{
       *this, "large-tile-group",
       llvm::cl::desc("Row tiles of the prefill kernel whose blocks sweep the "

@@ -393,7 +393,8 @@ public:
   }
   int64_t threads() const {
     if (config.wgmma)
-      return kWgmmaWarpgroups * kWarpgroupThreads;
+      return (kWgmmaWarpgroups + (config.wgmmaProducer ? 1 : 0)) *
+             kWarpgroupThreads;
     return (config.staged ? kStagedWarpsM * kStagedWarpsN : kWarpsPerBlock) *
            kWarpSize;
   }
@@ -987,7 +988,11 @@ private:
   using IssueFn = std::function<void(KernelBuilder &, Value, Value)>;
   IssueFn stagedCopies(KernelBuilder &b, const TileWork &work,
                        Value blockColumn) {
-    Value tid = b.threadId();
+    return stagedCopies(b, work, blockColumn, b.threadId(), threads());
+  }
+  /// The same, issued by the `copyThreads` threads numbered `tid` from 0.
+  IssueFn stagedCopies(KernelBuilder &b, const TileWork &work,
+                       Value blockColumn, Value tid, int64_t copyThreads) {
     Value expert = work.expert;
     struct Copy {
       Value row;    // in the shared tile
@@ -1006,26 +1011,34 @@ private:
         // in the same banks: each quarter-warp copies one chunk of 8
         // consecutive rows instead (conflict-free stores), and a warp the
         // two chunks of each 32-byte sector of 16 rows (whole sectors read).
-        // Pass p covers chunk pair p of the block's 128 rows.
+        // Pass p covers chunk pair p of 16 rows per warp, for each group of
+        // `warps * 16` of the block's rows.
+        int64_t warps = copyThreads / kWarpSize;
         Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
         Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
-        Value r = b.create<arith::AddIOp>(
-            b.create<arith::MulIOp>(warp, b.index(16)),
-            b.create<arith::AddIOp>(
-                b.create<arith::MulIOp>(
-                    b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8)),
-                b.create<arith::RemUIOp>(lane, b.index(8))));
+        Value rowInWarp = b.create<arith::AddIOp>(
+            b.create<arith::MulIOp>(
+                b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8)),
+            b.create<arith::RemUIOp>(lane, b.index(8)));
         Value odd = b.create<arith::RemUIOp>(
             b.create<arith::DivUIOp>(lane, b.index(8)), b.index(2));
-        Operand from = source(r);
-        for (int64_t pass = 0; pass < perRow / 2; ++pass) {
-          Value k = b.create<arith::MulIOp>(
-              b.create<arith::AddIOp>(odd, b.index(2 * pass)), b.index(count));
-          copies.push_back({r, from, k, count});
+        for (int64_t group = 0; group < rows / (16 * warps); ++group) {
+          Value r = b.create<arith::AddIOp>(
+              b.create<arith::MulIOp>(
+                  b.create<arith::AddIOp>(warp, b.index(group * warps)),
+                  b.index(16)),
+              rowInWarp);
+          Operand from = source(r);
+          for (int64_t pass = 0; pass < perRow / 2; ++pass) {
+            Value k = b.create<arith::MulIOp>(
+                b.create<arith::AddIOp>(odd, b.index(2 * pass)),
+                b.index(count));
+            copies.push_back({r, from, k, count});
+          }
         }
         return;
       }
-      int64_t rowsPerPass = threads() / perRow;
+      int64_t rowsPerPass = copyThreads / perRow;
       Value first = b.create<arith::DivUIOp>(tid, b.index(perRow));
       Value k = b.create<arith::MulIOp>(
           b.create<arith::RemUIOp>(tid, b.index(perRow)), b.index(count));
@@ -1113,18 +1126,28 @@ private:
         ValueRange{b.index(1), b.index(kTmaBoxRows), b.index(tileK)});
   }
 
-  /// One mbarrier per stage, which the stage's TMA boxes complete; thread 0
+  /// One mbarrier per stage, which the stage's TMA boxes complete (after
+  /// `fullArrivals` arrivals), and with a producer warpgroup one per stage
+  /// that the consumer warps release it on (`emptyArrivals`); thread 0
   /// initializes them before any copy is issued.
-  void createStageBarriers(KernelBuilder &b) {
+  void createStageBarriers(KernelBuilder &b, int64_t fullArrivals,
+                           int64_t emptyArrivals) {
     auto space = gpu::AddressSpaceAttr::get(b.getContext(),
                                             gpu::AddressSpace::Workgroup);
-    stageBarriers = b.create<nvgpu::MBarrierCreateOp>(
-        nvgpu::MBarrierGroupType::get(b.getContext(), space, stages));
+    auto groupType =
+        nvgpu::MBarrierGroupType::get(b.getContext(), space, stages);
+    stageBarriers = b.create<nvgpu::MBarrierCreateOp>(groupType);
+    if (emptyArrivals)
+      emptyBarriers = b.create<nvgpu::MBarrierCreateOp>(groupType);
     Value first = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
                                           b.threadId(), b.index(0));
-    for (int64_t s = 0; s < stages; ++s)
-      b.create<nvgpu::MBarrierInitOp>(stageBarriers, b.index(1), b.index(s),
-                                      first);
+    for (int64_t s = 0; s < stages; ++s) {
+      b.create<nvgpu::MBarrierInitOp>(stageBarriers, b.index(fullArrivals),
+                                      b.index(s), first);
+      if (emptyArrivals)
+        b.create<nvgpu::MBarrierInitOp>(
+            emptyBarriers, b.index(emptyArrivals), b.index(s), first);
+    }
     // The copy engine completes them through the async proxy.
     b.create<NVVM::FenceProxyOp>(
         NVVM::ProxyKind::async_shared,
@@ -1158,13 +1181,22 @@ private:
   /// Waits until the weight boxes of K tile `tile` have landed in `stage`:
   /// its mbarrier completes its (tile / stages)-th phase.
   void waitForWeightTile(KernelBuilder &b, Value tile, Value stage) {
+    waitForPhase(b, stageBarriers, tile, stage, /*previousRound=*/false);
+  }
+
+  /// Waits on barrier `stage` of `barriers` for the phase that K tile
+  /// `tile`'s round (tile / stages) completes, or with `previousRound` the
+  /// round before (which, in the first round, a fresh barrier counts as
+  /// complete).
+  void waitForPhase(KernelBuilder &b, Value barriers, Value tile,
+                    Value stage, bool previousRound) {
     Value round = b.create<arith::DivUIOp>(tile, b.index(stages));
     Value parity = b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::ne, b.create<arith::RemUIOp>(round, b.index(2)),
-        b.index(0));
+        previousRound ? arith::CmpIPredicate::eq : arith::CmpIPredicate::ne,
+        b.create<arith::RemUIOp>(round, b.index(2)), b.index(0));
     // A bound on the spin of one try_wait; the wait itself has no bound.
     constexpr int64_t kWaitTicks = 10000000;
-    b.create<nvgpu::MBarrierTryWaitParityOp>(stageBarriers, parity,
+    b.create<nvgpu::MBarrierTryWaitParityOp>(barriers, parity,
                                              b.index(kWaitTicks), stage);
   }
 
@@ -1351,57 +1383,157 @@ private:
   /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
   /// brought in `stages` stages (A by cp.async, the weights by TMA), then
   /// each 16-wide K step of a warpgroup is one wgmma.mma_async.m64n256k16
-  /// reading both operands from shared memory. A K tile's multiplications stay in flight while the
-  /// copies of a later tile start.
+  /// reading both operands from shared memory. A K tile's multiplications
+  /// stay in flight while the copies of a later tile start.
+  ///
+  /// With a producer warpgroup, it alone issues the copies: it waits for a
+  /// stage's empty barrier (the consumer warps' release of the tile before),
+  /// then the stage's full barrier completes on the TMA bytes and on each
+  /// producer thread's cp.async arrival. The consumers wait only on full
+  /// barriers, so neither side stops at a block barrier and the producer
+  /// runs up to `stages` tiles ahead of the slower consumer warpgroup.
   void computeWgmma(KernelBuilder &b, const TileWork &work,
                     Value blockColumn) {
     ThreadPosition at = threadPosition(b);
-    Value warp = at.warp, g = at.g, c = at.c;
-    Value warpgroup =
-        b.create<arith::DivUIOp>(warp, b.index(kWarpgroupThreads / kWarpSize));
+    Value warpgroup = b.create<arith::DivUIOp>(
+        at.warp, b.index(kWarpgroupThreads / kWarpSize));
     Value firstRow = b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
-    Value warpInGroup =
-        b.create<arith::RemUIOp>(warp, b.index(kWarpgroupThreads / kWarpSize));
-    createStageBarriers(b);
-    IssueFn issue = stagedCopies(b, work, blockColumn);
     MLIRContext *ctx = b.getContext();
-    Type f32 = b.getF32Type();
-    int64_t n = weightRows;
     auto accType = LLVM::LLVMStructType::getLiteral(
-        ctx, SmallVector<Type>(n / 2, f32));
+        ctx, SmallVector<Type>(weightRows / 2, b.getF32Type()));
     Value zero = b.create<LLVM::ZeroOp>(accType);
+    if (!config.wgmmaProducer) {
+      createStageBarriers(b, /*fullArrivals=*/1, /*emptyArrivals=*/0);
+      IssueFn issue = stagedCopies(b, work, blockColumn);
+      Value acc =
+          forEachStagedTile(
+              b, issue, ValueRange{zero}, /*asyncProxyReads=*/true,
+              [&](KernelBuilder &lb, Value stage, ValueRange iter) {
+                // This tile's group stays in flight; the previous tile's is
+                // done, and its stage is reloaded after the next barrier.
+                return SmallVector<Value>{
+                    multiplyTile(lb, stage, iter[0], firstRow)};
+              })
+              .front();
+      b.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+      storeWgmmaTile(b, work, blockColumn, acc, at, firstRow);
+      return;
+    }
+    int64_t consumerThreads = kWgmmaWarpgroups * kWarpgroupThreads;
+    // Every consumer thread releases a stage: a predicated arrive would
+    // be a branch around it, and ptxas serializes wgmma on divergent paths.
+    createStageBarriers(b, /*fullArrivals=*/1 + kWarpgroupThreads,
+                        /*emptyArrivals=*/consumerThreads);
+    // The warpgroup index read from lane 0, which ptxas knows is the same
+    // in all of a warp's lanes: the two roles are then not divergent paths.
+    Type i32 = b.getI32Type();
+    Value lane0 = b.create<arith::ConstantIntOp>(i32, 0);
+    Value width = b.create<arith::ConstantIntOp>(i32, kWarpSize);
+    Value uniformGroup =
+        b.create<gpu::ShuffleOp>(
+             b.create<arith::IndexCastOp>(i32, warpgroup), lane0, width,
+             gpu::ShuffleMode::IDX)
+            .getShuffleResult();
+    Value isProducer = b.create<arith::CmpIOp>(
+        arith::CmpIPredicate::uge, uniformGroup,
+        b.create<arith::ConstantIntOp>(i32, kWgmmaWarpgroups));
+    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    b.ifThenElse(
+        isProducer,
+        [&](KernelBuilder &pb) {
+          Value tid = pb.create<arith::SubIOp>(pb.threadId(),
+                                               pb.index(consumerThreads));
+          IssueFn issue =
+              stagedCopies(pb, work, blockColumn, tid, kWarpgroupThreads);
+          pb.forEach(
+              pb.index(0), pb.index(numTiles), pb.index(1),
+              [&](KernelBuilder &lb, Value tile) {
+                Value stage = lb.create<arith::RemUIOp>(tile,
+                                                        lb.index(stages));
+                waitForPhase(lb, emptyBarriers, tile, stage,
+                             /*previousRound=*/true);
+                issue(lb, tile, stage);
+                // The barrier counts this thread's arrival once its
+                // copies so far have landed.
+                Value address = lb.create<nvgpu::MBarrierGetOp>(
+                    lb.getI32Type(), stageBarriers, stage);
+                Value pointer = lb.create<LLVM::IntToPtrOp>(
+                    LLVM::LLVMPointerType::get(
+                        ctx, static_cast<unsigned>(
+                                 NVVM::NVVMMemorySpace::Shared)),
+                    address);
+                lb.create<NVVM::CpAsyncMBarrierArriveOp>(pointer,
+                                                         /*noinc=*/true);
+              });
+        },
+        [&](KernelBuilder &cb) {
+          Value acc =
+              cb.forLoop(
+                    cb.index(0), cb.index(numTiles), cb.index(1),
+                    ValueRange{zero},
+                    [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+                      Value stage = lb.create<arith::RemUIOp>(
+                          tile, lb.index(stages));
+                      waitForWeightTile(lb, tile, stage);
+                      // The A rows came by cp.async (the generic proxy);
+                      // wgmma reads them through the async one.
+                      lb.create<NVVM::FenceProxyOp>(
+                          NVVM::ProxyKind::async_shared,
+                          NVVM::SharedSpaceAttr::get(
+                              ctx, NVVM::SharedSpace::shared_cta));
+                      Value d = multiplyTile(lb, stage, iter[0], firstRow);
+                      // The previous tile's multiplications are done: its
+                      // stage can be reloaded.
+                      Value release = lb.create<arith::CmpIOp>(
+                          arith::CmpIPredicate::ugt, tile, lb.index(0));
+                      lb.ifThen(release, [&](KernelBuilder &rb) {
+                        Value previous = rb.create<arith::RemUIOp>(
+                            rb.create<arith::SubIOp>(tile, rb.index(1)),
+                            rb.index(stages));
+                        rb.create<nvgpu::MBarrierArriveOp>(
+                            nvgpu::MBarrierTokenType::get(ctx), emptyBarriers,
+                            previous);
+                      });
+                      return SmallVector<Value>{d};
+                    })
+                  .front();
+          cb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+          storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow);
+        });
+  }
+
+  /// Issues the warpgroup's multiplications of the K tile in `stage` onto
+  /// the accumulators `d`, then waits until at most this group is in
+  /// flight.
+  Value multiplyTile(KernelBuilder &b, Value stage, Value d, Value firstRow) {
+    MLIRContext *ctx = b.getContext();
     auto wgmmaType = mm.rhsElement.isBF16() ? NVVM::WGMMATypes::bf16
                                             : NVVM::WGMMATypes::f16;
-    Value acc =
-        forEachStagedTile(
-            b, issue, ValueRange{zero}, /*asyncProxyReads=*/true,
-            [&](KernelBuilder &lb, Value stage, ValueRange iter) {
-               Value d = iter[0];
-               lb.create<NVVM::WgmmaFenceAlignedOp>();
-               for (int64_t step = 0; step < tileK / 16; ++step)
-                 d = lb.create<NVVM::WgmmaMmaAsyncOp>(
-                     accType, d,
-                     matrixDescriptor(lb, stagedLhs, stage, step, stagedRows,
-                                      firstRow),
-                     swizzledDescriptor(lb, stage, step),
-                     NVVM::MMAShapeAttr::get(ctx, 64, n, 16), wgmmaType,
-                     wgmmaType, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
-                     NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
-                     NVVM::MMALayout::row, NVVM::MMALayout::col,
-                     NVVM::MMAIntOverflowAttr());
-               lb.create<NVVM::WgmmaGroupSyncAlignedOp>();
-               // This tile's group stays in flight; the previous tile's is
-               // done, and its stage is reloaded after the next barrier.
-               lb.create<NVVM::WgmmaWaitGroupSyncOp>(1);
-               return SmallVector<Value>{d};
-             })
-            .front();
-    b.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+    b.create<NVVM::WgmmaFenceAlignedOp>();
+    for (int64_t step = 0; step < tileK / 16; ++step)
+      d = b.create<NVVM::WgmmaMmaAsyncOp>(
+          d.getType(), d,
+          matrixDescriptor(b, stagedLhs, stage, step, stagedRows, firstRow),
+          swizzledDescriptor(b, stage, step),
+          NVVM::MMAShapeAttr::get(ctx, 64, weightRows, 16), wgmmaType,
+          wgmmaType, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
+          NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
+          NVVM::MMALayout::row, NVVM::MMALayout::col,
+          NVVM::MMAIntOverflowAttr());
+    b.create<NVVM::WgmmaGroupSyncAlignedOp>();
+    b.create<NVVM::WgmmaWaitGroupSyncOp>(1);
+    return d;
+  }
 
-    // Warp w of a warpgroup holds rows 16w + g (+ 8) of the warpgroup's 64,
-    // of every 8-column tile, as mma.sync.
+  /// The epilogue of a consumer warpgroup's 64 rows: warp w of it holds
+  /// rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
+  void storeWgmmaTile(KernelBuilder &b, const TileWork &work,
+                      Value blockColumn, Value acc, const ThreadPosition &at,
+                      Value firstRow) {
+    Value warpInGroup = b.create<arith::RemUIOp>(
+        at.warp, b.index(kWarpgroupThreads / kWarpSize));
     SmallVector<Value> values;
-    for (int64_t q = 0; q < n / 2; ++q)
+    for (int64_t q = 0; q < weightRows / 2; ++q)
       values.push_back(
           b.create<LLVM::ExtractValueOp>(acc, ArrayRef<int64_t>{q}));
     auto accIndex = [&](int64_t, int64_t u) { return u * 4; };
@@ -1412,11 +1544,11 @@ private:
           b.create<arith::AddIOp>(
               b.create<arith::AddIOp>(
                   firstRow, b.create<arith::MulIOp>(warpInGroup, b.index(16))),
-              b.create<arith::AddIOp>(g, b.index(8 * half))));
+              b.create<arith::AddIOp>(at.g, b.index(8 * half))));
       outRows.push_back(r);
       outValid.push_back(b.lessThan(r, work.end));
     }
-    storeTile(b, values, accIndex, outRows, outValid, blockColumn, c);
+    storeTile(b, values, accIndex, outRows, outValid, blockColumn, at.c);
   }
 
   const GroupedMatmul &mm;
@@ -1427,8 +1559,8 @@ private:
   Value stagedLhs, stagedRhs; // the staged kernel's shared-memory tiles
   // wgmma: the weights' TMA descriptor (host), the box type, the block's
   // dynamic shared memory and the weight stages' byte shift in it, and the
-  // stages' mbarriers.
-  Value weightMap, dynamicShared, rhsShift, stageBarriers;
+  // stages' full and (with a producer warpgroup) empty mbarriers.
+  Value weightMap, dynamicShared, rhsShift, stageBarriers, emptyBarriers;
   MemRefType boxType;
   int64_t stages = 0;         // K tiles the staged kernel keeps in flight
   int64_t stagedRows = 0;     // rows of the staged kernel's block tile

@@ -144,6 +144,9 @@ struct TensorCoreConfig {
   // With staged: row tiles whose blocks run one after another for each
   // column block (grouped order, so a wave shares its weight columns).
   int64_t tileGroup = 1;
+  // With wgmma: a producer warpgroup issues the copies while the two
+  // consumer warpgroups multiply (warp specialization).
+  bool wgmmaProducer = false;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

@@ -3,6 +3,8 @@
 // RUN:   | FileCheck %s --check-prefix=UNSTAGED
 // RUN: moe-opt %s --convert-moe-to-gpu=wgmma=true --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=WGMMA
+// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-producer=false" \
+// RUN:   --split-input-file | FileCheck %s --check-prefix=ALLWARPS
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -17,35 +19,65 @@
 // UNSTAGED:         nvvm.mma.sync
 
 // With wgmma (sm_90a), two warpgroups multiply each 128 x 256 tile from
-// shared memory, in K tiles of 64 with 4 stages: the gathered A rows come by
-// cp.async (K-chunk-major), the weights by TMA (a descriptor made on the
-// host, two 128-row boxes per stage, 128-byte swizzle) completing on the
-// stage's mbarrier, whose phase each K tile waits for. Each K tile's group
-// stays in flight while the next tile's copies start. The f32 activations of
-// the second matmul keep the mma.sync kernel.
+// shared memory, in K tiles of 64 with 4 stages, and a third (the producer)
+// brings them: the gathered A rows by cp.async (K-chunk-major), the weights
+// by TMA (a descriptor made on the host, two 128-row boxes per stage,
+// 128-byte swizzle). A stage's full mbarrier completes on the TMA bytes and
+// on each producer thread's cp.async arrival (129 arrivals); its empty one
+// on every consumer thread's release (256). The roles branch on the
+// warpgroup index read from lane 0. Each K tile's group stays in flight
+// while the next one is issued. The f32 activations of the second matmul
+// keep the mma.sync kernel.
 // WGMMA-LABEL: func.func @experts
 // WGMMA:       nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %{{.*}}, %{{.*}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
-// WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
+// WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c384{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
 // WGMMA:         memref.view {{.*}} to memref<4x256x64xbf16, #gpu.address_space<workgroup>>
 // WGMMA:         memref.view {{.*}} to memref<4x8x128x8xbf16, #gpu.address_space<workgroup>>
-// WGMMA:         nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
-// WGMMA-COUNT-4: nvgpu.mbarrier.init
-// WGMMA:         nvgpu.mbarrier.arrive.expect_tx %{{.*}}, %c32768
-// WGMMA-COUNT-2: nvgpu.tma.async.load
-// WGMMA:         nvgpu.device_async_copy
-// WGMMA:         nvgpu.mbarrier.try_wait.parity
-// WGMMA:         nvvm.fence.proxy
-// WGMMA:         nvvm.wgmma.fence.aligned
-// WGMMA-COUNT-4: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
-// WGMMA:         nvvm.wgmma.commit.group.sync.aligned
-// WGMMA:         nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA:         %[[FULL:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// WGMMA:         %[[EMPTY:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
+// WGMMA:         nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c129
+// WGMMA:         nvgpu.mbarrier.init %[[EMPTY]][%{{.*}}], %c256
+// WGMMA:         nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c129
+// WGMMA:         nvgpu.mbarrier.init %[[EMPTY]][%{{.*}}], %c256
+// WGMMA:         nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c129
+// WGMMA:         nvgpu.mbarrier.init %[[EMPTY]][%{{.*}}], %c256
+// WGMMA:         nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c129
+// WGMMA:         nvgpu.mbarrier.init %[[EMPTY]][%{{.*}}], %c256
 // WGMMA:         gpu.barrier
-// WGMMA:         nvgpu.tma.async.load
-// WGMMA:         nvgpu.device_async_copy
+// WGMMA:         gpu.shuffle idx
+// WGMMA:         scf.for
+// WGMMA:           nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
+// WGMMA:           nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
+// WGMMA-COUNT-2:   nvgpu.tma.async.load
+// WGMMA-COUNT-8:   nvgpu.device_async_copy
+// WGMMA:           nvgpu.mbarrier.get %[[FULL]]
+// WGMMA:           nvvm.cp.async.mbarrier.arrive %{{.*}} {noinc = true}
+// WGMMA:         scf.for
+// WGMMA:           nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// WGMMA:           nvvm.fence.proxy
+// WGMMA:           nvvm.wgmma.fence.aligned
+// WGMMA-COUNT-4:   nvvm.wgmma.mma_async {{.*}} <m = 64, n = 256, k = 16>, D[<f32>, <one>], A[<bf16>, <one>, <row>], B[<bf16>, <one>, <col>]
+// WGMMA:           nvvm.wgmma.commit.group.sync.aligned
+// WGMMA:           nvvm.wgmma.wait.group.sync.aligned 1
+// WGMMA:           nvgpu.mbarrier.arrive %[[EMPTY]]
 // WGMMA:         nvvm.wgmma.wait.group.sync.aligned 0
 // WGMMA:       dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
 // WGMMA-NOT:     nvvm.wgmma.mma_async
 // WGMMA:         nvvm.mma.sync
+
+// Without the producer, every warp copies and multiplies: the copies of
+// the tile `stages - 1` ahead are issued after a block barrier, once the
+// previous tile's multiplications are done.
+// ALLWARPS-LABEL: func.func @experts
+// ALLWARPS:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
+// ALLWARPS-COUNT-4: nvgpu.mbarrier.init %{{.*}}, %c1{{.*}}
+// ALLWARPS-NOT:     gpu.shuffle
+// ALLWARPS:         nvgpu.mbarrier.try_wait.parity
+// ALLWARPS:         nvvm.wgmma.wait.group.sync.aligned 1
+// ALLWARPS:         gpu.barrier
+// ALLWARPS:         nvgpu.tma.async.load
+// ALLWARPS:         nvgpu.device_async_copy
+// ALLWARPS:         nvvm.wgmma.wait.group.sync.aligned 0
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.

@@ -53,6 +53,12 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "wgmma.mma_async (two warpgroups per 128 x 256 tile, the weights "
            "brought by TMA, both operands read from shared memory through "
            "matrix descriptors) when the activations have the weights' type">,
+    Option<"wgmmaProducer", "wgmma-producer", "bool", /*default=*/"true",
+           "with wgmma: a third warpgroup issues the tiles' copies (A by "
+           "cp.async, the weights by TMA) while the other two multiply; "
+           "full and empty mbarriers per stage hand the stages over, with "
+           "no block barrier in the K loop (false: every warp copies and "
+           "multiplies, passing two block barriers per K tile)">,
     Option<"largeTileGroup", "large-tile-group", "int64_t", /*default=*/"8",
            "prefill tile shape: row tiles whose blocks run together, each "
            "column block of the weights once for all of them, before the "
