@@ -1017,8 +1017,8 @@ private:
         Value warp = b.create<arith::DivUIOp>(tid, b.index(kWarpSize));
         Value lane = b.create<arith::RemUIOp>(tid, b.index(kWarpSize));
         Value rowInWarp = b.create<arith::AddIOp>(
-            b.create<arith::MulIOp>(
-                b.create<arith::DivUIOp>(lane, b.index(16)), b.index(8)),
+            b.create<arith::MulIOp>(b.create<arith::DivUIOp>(lane, b.index(16)),
+                                    b.index(8)),
             b.create<arith::RemUIOp>(lane, b.index(8)));
         Value odd = b.create<arith::RemUIOp>(
             b.create<arith::DivUIOp>(lane, b.index(8)), b.index(2));
@@ -1145,8 +1145,8 @@ private:
       b.create<nvgpu::MBarrierInitOp>(stageBarriers, b.index(fullArrivals),
                                       b.index(s), first);
       if (emptyArrivals)
-        b.create<nvgpu::MBarrierInitOp>(
-            emptyBarriers, b.index(emptyArrivals), b.index(s), first);
+        b.create<nvgpu::MBarrierInitOp>(emptyBarriers, b.index(emptyArrivals),
+                                        b.index(s), first);
     }
     // The copy engine completes them through the async proxy.
     b.create<NVVM::FenceProxyOp>(
@@ -1188,8 +1188,8 @@ private:
   /// `tile`'s round (tile / stages) completes, or with `previousRound` the
   /// round before (which, in the first round, a fresh barrier counts as
   /// complete).
-  void waitForPhase(KernelBuilder &b, Value barriers, Value tile,
-                    Value stage, bool previousRound) {
+  void waitForPhase(KernelBuilder &b, Value barriers, Value tile, Value stage,
+                    bool previousRound) {
     Value round = b.create<arith::DivUIOp>(tile, b.index(stages));
     Value parity = b.create<arith::CmpIOp>(
         previousRound ? arith::CmpIPredicate::eq : arith::CmpIPredicate::ne,
@@ -1405,16 +1405,16 @@ private:
     if (!config.wgmmaProducer) {
       createStageBarriers(b, /*fullArrivals=*/1, /*emptyArrivals=*/0);
       IssueFn issue = stagedCopies(b, work, blockColumn);
-      Value acc =
-          forEachStagedTile(
-              b, issue, ValueRange{zero}, /*asyncProxyReads=*/true,
-              [&](KernelBuilder &lb, Value stage, ValueRange iter) {
-                // This tile's group stays in flight; the previous tile's is
-                // done, and its stage is reloaded after the next barrier.
-                return SmallVector<Value>{
-                    multiplyTile(lb, stage, iter[0], firstRow)};
-              })
-              .front();
+      Value acc = forEachStagedTile(
+                      b, issue, ValueRange{zero}, /*asyncProxyReads=*/true,
+                      [&](KernelBuilder &lb, Value stage, ValueRange iter) {
+                        // This tile's group stays in flight; the previous
+                        // tile's is done, and its stage is reloaded after the
+                        // next barrier.
+                        return SmallVector<Value>{
+                            multiplyTile(lb, stage, iter[0], firstRow)};
+                      })
+                      .front();
       b.create<NVVM::WgmmaWaitGroupSyncOp>(0);
       storeWgmmaTile(b, work, blockColumn, acc, at, firstRow);
       return;
@@ -1430,9 +1430,8 @@ private:
     Value lane0 = b.create<arith::ConstantIntOp>(i32, 0);
     Value width = b.create<arith::ConstantIntOp>(i32, kWarpSize);
     Value uniformGroup =
-        b.create<gpu::ShuffleOp>(
-             b.create<arith::IndexCastOp>(i32, warpgroup), lane0, width,
-             gpu::ShuffleMode::IDX)
+        b.create<gpu::ShuffleOp>(b.create<arith::IndexCastOp>(i32, warpgroup),
+                                 lane0, width, gpu::ShuffleMode::IDX)
             .getShuffleResult();
     Value isProducer = b.create<arith::CmpIOp>(
         arith::CmpIPredicate::uge, uniformGroup,
@@ -1448,8 +1447,7 @@ private:
           pb.forEach(
               pb.index(0), pb.index(numTiles), pb.index(1),
               [&](KernelBuilder &lb, Value tile) {
-                Value stage = lb.create<arith::RemUIOp>(tile,
-                                                        lb.index(stages));
+                Value stage = lb.create<arith::RemUIOp>(tile, lb.index(stages));
                 waitForPhase(lb, emptyBarriers, tile, stage,
                              /*previousRound=*/true);
                 issue(lb, tile, stage);
@@ -1459,8 +1457,8 @@ private:
                     lb.getI32Type(), stageBarriers, stage);
                 Value pointer = lb.create<LLVM::IntToPtrOp>(
                     LLVM::LLVMPointerType::get(
-                        ctx, static_cast<unsigned>(
-                                 NVVM::NVVMMemorySpace::Shared)),
+                        ctx,
+                        static_cast<unsigned>(NVVM::NVVMMemorySpace::Shared)),
                     address);
                 lb.create<NVVM::CpAsyncMBarrierArriveOp>(pointer,
                                                          /*noinc=*/true);
@@ -1468,34 +1466,33 @@ private:
         },
         [&](KernelBuilder &cb) {
           Value acc =
-              cb.forLoop(
-                    cb.index(0), cb.index(numTiles), cb.index(1),
-                    ValueRange{zero},
-                    [&](KernelBuilder &lb, Value tile, ValueRange iter) {
-                      Value stage = lb.create<arith::RemUIOp>(
-                          tile, lb.index(stages));
-                      waitForWeightTile(lb, tile, stage);
-                      // The A rows came by cp.async (the generic proxy);
-                      // wgmma reads them through the async one.
-                      lb.create<NVVM::FenceProxyOp>(
-                          NVVM::ProxyKind::async_shared,
-                          NVVM::SharedSpaceAttr::get(
-                              ctx, NVVM::SharedSpace::shared_cta));
-                      Value d = multiplyTile(lb, stage, iter[0], firstRow);
-                      // The previous tile's multiplications are done: its
-                      // stage can be reloaded.
-                      Value release = lb.create<arith::CmpIOp>(
-                          arith::CmpIPredicate::ugt, tile, lb.index(0));
-                      lb.ifThen(release, [&](KernelBuilder &rb) {
-                        Value previous = rb.create<arith::RemUIOp>(
-                            rb.create<arith::SubIOp>(tile, rb.index(1)),
-                            rb.index(stages));
-                        rb.create<nvgpu::MBarrierArriveOp>(
-                            nvgpu::MBarrierTokenType::get(ctx), emptyBarriers,
-                            previous);
-                      });
-                      return SmallVector<Value>{d};
-                    })
+              cb.forLoop(cb.index(0), cb.index(numTiles), cb.index(1),
+                         ValueRange{zero},
+                         [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+                           Value stage = lb.create<arith::RemUIOp>(
+                               tile, lb.index(stages));
+                           waitForWeightTile(lb, tile, stage);
+                           // The A rows came by cp.async (the generic proxy);
+                           // wgmma reads them through the async one.
+                           lb.create<NVVM::FenceProxyOp>(
+                               NVVM::ProxyKind::async_shared,
+                               NVVM::SharedSpaceAttr::get(
+                                   ctx, NVVM::SharedSpace::shared_cta));
+                           Value d = multiplyTile(lb, stage, iter[0], firstRow);
+                           // The previous tile's multiplications are done: its
+                           // stage can be reloaded.
+                           Value release = lb.create<arith::CmpIOp>(
+                               arith::CmpIPredicate::ugt, tile, lb.index(0));
+                           lb.ifThen(release, [&](KernelBuilder &rb) {
+                             Value previous = rb.create<arith::RemUIOp>(
+                                 rb.create<arith::SubIOp>(tile, rb.index(1)),
+                                 rb.index(stages));
+                             rb.create<nvgpu::MBarrierArriveOp>(
+                                 nvgpu::MBarrierTokenType::get(ctx),
+                                 emptyBarriers, previous);
+                           });
+                           return SmallVector<Value>{d};
+                         })
                   .front();
           cb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
           storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow);
@@ -1527,9 +1524,8 @@ private:
 
   /// The epilogue of a consumer warpgroup's 64 rows: warp w of it holds
   /// rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
-  void storeWgmmaTile(KernelBuilder &b, const TileWork &work,
-                      Value blockColumn, Value acc, const ThreadPosition &at,
-                      Value firstRow) {
+  void storeWgmmaTile(KernelBuilder &b, const TileWork &work, Value blockColumn,
+                      Value acc, const ThreadPosition &at, Value firstRow) {
     Value warpInGroup = b.create<arith::RemUIOp>(
         at.warp, b.index(kWarpgroupThreads / kWarpSize));
     SmallVector<Value> values;

@@ -489,16 +489,39 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
         cb.launch(
             "moe_dispatch_scan", cb.index(1), cb.index(1), kChunk,
             [&](KernelBuilder &kb) {
+              // Each step loads kScanBatch chunks' counts before it stores
+              // their starts: one load in flight per chunk would make a
+              // 65536-token dispatch wait on 2048 loads in turn.
+              constexpr int64_t kScanBatch = 8;
               forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                 Value total =
-                    eb.forLoop(eb.index(0), chunks, eb.index(1),
-                               ValueRange{eb.i32(0)},
-                               [&](KernelBuilder &lb, Value c, ValueRange acc) {
-                                 Value count = lb.load(before, {c, e});
-                                 lb.store(acc[0], before, {c, e});
-                                 return SmallVector<Value>{
-                                     lb.create<arith::AddIOp>(acc[0], count)};
-                               })
+                    eb.forLoop(
+                          eb.index(0), chunks, eb.index(kScanBatch),
+                          ValueRange{eb.i32(0)},
+                          [&](KernelBuilder &lb, Value c0, ValueRange acc) {
+                            SmallVector<Value> chunkOf, inside, counts;
+                            for (int64_t i = 0; i < kScanBatch; ++i) {
+                              Value c =
+                                  lb.create<arith::AddIOp>(c0, lb.index(i));
+                              Value in = lb.lessThan(c, chunks);
+                              Value safe = lb.create<arith::SelectOp>(
+                                  in, c, lb.index(0));
+                              chunkOf.push_back(c);
+                              inside.push_back(in);
+                              counts.push_back(lb.create<arith::SelectOp>(
+                                  in, lb.load(before, {safe, e}), lb.i32(0)));
+                            }
+                            Value start = acc[0];
+                            for (int64_t i = 0; i < kScanBatch; ++i) {
+                              Value at = start;
+                              lb.ifThen(inside[i], [&](KernelBuilder &sb) {
+                                sb.store(at, before, {chunkOf[i], e});
+                              });
+                              start =
+                                  lb.create<arith::AddIOp>(start, counts[i]);
+                            }
+                            return SmallVector<Value>{start};
+                          })
                         .front();
                 eb.store(total, offsets.buffer, e);
               });
