@@ -42,8 +42,9 @@ EDGE_SHAPES = {
 }
 
 #: Pipeline options whose kernels are built (and checked) beside the default:
-#: the staged mma.sync prefill kernel (the default on chips without wgmma).
-ALWAYS_VARIANTS = ["wgmma=false"]
+#: the staged mma.sync prefill kernel (the default on chips without wgmma),
+#: and the wgmma kernel without its producer warpgroup.
+ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false"]
 
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {

@@ -61,7 +61,7 @@ constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
 /// The wgmma (sm_90a) form of the staged kernel: two warpgroups per 128 x
 /// 256 block tile, each multiplying its 64 rows against all 256 weight rows
 /// (m64n256k16), K tiles of 64 in 4 stages of dynamic shared memory
-/// (192 KiB). The gathered A rows are copied with cp.async, K-chunk-major,
+/// (192 KiB), and with wgmmaProducer a third that issues the copies. The gathered A rows are copied with cp.async, K-chunk-major,
 /// [chunk of 8 K][row][8], which is wgmma's K-major layout without
 /// swizzling: 8-row core matrices of 128 contiguous bytes, the next 8 rows
 /// 128 bytes on, the next chunk of K `rows * 16` bytes on. The weight tile
