@@ -1420,8 +1420,8 @@ private:
       return;
     }
     int64_t consumerThreads = kWgmmaWarpgroups * kWarpgroupThreads;
-    // Every consumer thread releases a stage: a predicated arrive would
-    // be a branch around it, and ptxas serializes wgmma on divergent paths.
+    // Every consumer thread releases a stage, so that no branch on the lane
+    // sits between the wgmmas (ptxas serializes them on divergent paths).
     createStageBarriers(b, /*fullArrivals=*/1 + kWarpgroupThreads,
                         /*emptyArrivals=*/consumerThreads);
     // The warpgroup index read from lane 0, which ptxas knows is the same
