@@ -3,7 +3,9 @@ every model family's config.json becomes a library exporting only the C ABI
 and needing neither LLVM nor libcuda at link time; its header compiles as
 strict C99; the bytes are deterministic; argument checks answer before any
 device work, and without a driver a call returns a device-error status that
-names the missing driver. Needs moe-compile and ptxas; skips elsewhere.
+names the missing driver; at the benchmark shapes the kernels assemble
+without spills or ptxas performance warnings. Needs moe-compile and ptxas;
+skips elsewhere.
 """
 
 import hashlib
@@ -109,3 +111,34 @@ def test_checks_answer_before_the_device(tmp_path):
     assert status() == 6
     assert "libcuda.so.1" in layer.status_string(6)
 
+
+
+def test_prefill_kernels_assemble_without_spills_or_serialized_wgmma():
+    """ptxas's report on each benchmark shape's kernels: no spills, and no
+    "Potential Performance Loss" (wgmma serialized on a divergent path or
+    for want of registers, a register-budget hint dropped, ...)."""
+    import re
+
+    from moe_mlir import cpu, gpu, irgen
+
+    sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
+    from gpu_artifacts import BENCHMARK_SHAPES
+
+    if not (cpu.build_dir() / "bin" / "moe-opt").exists():
+        skip("moe-opt is not built")
+    ptxas = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "ptxas"
+    if not ptxas.exists():
+        skip("no ptxas (CUDA toolkit)")
+    for shape, (H, I, E, k) in BENCHMARK_SHAPES.items():
+        ir = irgen.experts_ir(None, H, E, I, k, name="experts")
+        lowered = gpu.lower_to_llvm_dialect(ir, gpu.pipeline_options(extra="format=isa"))
+        ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
+        ptx = re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
+        assert "wgmma.mma_async" in ptx, shape
+        report = subprocess.run([str(ptxas), f"-arch={gpu.DEFAULT_CHIP}", "-v", "-",
+                                 "-o", os.devnull], input=ptx, capture_output=True,
+                                text=True, check=True).stderr
+        warnings = re.findall(r".*Potential Performance Loss.*", report)
+        assert not warnings, (shape, warnings)
+        spills = re.findall(r"(\d+) bytes spill stores", report)
+        assert spills and all(int(n) == 0 for n in spills), (shape, report)
