@@ -112,7 +112,6 @@ def test_checks_answer_before_the_device(tmp_path):
     assert "libcuda.so.1" in layer.status_string(6)
 
 
-
 def test_prefill_kernels_assemble_without_spills_or_serialized_wgmma():
     """ptxas's report on each benchmark shape's kernels: no spills, and no
     "Potential Performance Loss" (wgmma serialized on a divergent path or
