@@ -109,7 +109,7 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       *this, "small-unroll",
       llvm::cl::desc("32-wide K steps whose loads the grouped matmul's decode "
                      "tile shape issues together"),
-      llvm::cl::init(4)};
+      llvm::cl::init(8)};
   PassOptions::Option<int64_t> smallSplitK{
       *this, "small-split-k",
       llvm::cl::desc("Warps of a block that split K in the grouped matmul's "

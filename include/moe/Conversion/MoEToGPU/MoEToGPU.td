@@ -38,7 +38,7 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
            /*default=*/"64",
            "average rows per expert from which the prefill tile shape is used">,
-    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"4",
+    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"8",
            "32-wide K steps whose loads the decode tile shape issues together">,
     Option<"smallSplitK", "small-split-k", "int64_t", /*default=*/"4",
            "warps of a block that split K in the decode tile shape, summing "
