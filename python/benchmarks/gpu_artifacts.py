@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import re
-import subprocess
 import sys
 import time
 
@@ -133,16 +131,9 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
 def resource_report(out: pathlib.Path) -> str:
     """ptxas -v over the PTX of one benchmark module's kernels."""
     H, I, E, k = BENCHMARK_SHAPES["qwen3-30b-a3b"]
-    ir = irgen.experts_ir(None, H, E, I, k, name="experts")
-    lowered = gpu.lower_to_llvm_dialect(ir, gpu.pipeline_options(extra="format=isa"))
-    ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
-    ptx = re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
-    ptx_path = out / "experts.ptx"
-    ptx_path.write_text(ptx)
-    ptxas = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "ptxas"
-    report = subprocess.run([str(ptxas), f"-arch={gpu.DEFAULT_CHIP}", "-v", str(ptx_path),
-                             "-o", os.devnull], capture_output=True, text=True, check=True)
-    return report.stderr
+    ptx = gpu.lower_to_ptx(irgen.experts_ir(None, H, E, I, k, name="experts"))
+    (out / "experts.ptx").write_text(ptx)
+    return gpu.ptxas_report(ptx)
 
 
 def main() -> None:

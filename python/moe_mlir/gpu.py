@@ -20,7 +20,9 @@ import ctypes
 import hashlib
 import os
 import pathlib
+import re
 import shutil
+import subprocess
 from typing import Sequence
 
 from .cpu import CompileError, LLVM_BIN, _descriptor_type, _run, build_dir, moe_opt
@@ -47,6 +49,25 @@ def lower_to_llvm_dialect(ir: str, options: str = pipeline_options()) -> str:
     env = dict(os.environ)
     env.setdefault("CUDA_HOME", "/usr/local/cuda")
     return _run([moe_opt(), f"--moe-lower-to-nvvm-pipeline={options}"], stdin=ir, env=env)
+
+
+def ptxas_path() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "ptxas"
+
+
+def lower_to_ptx(ir: str, chip: str = DEFAULT_CHIP, features: str = DEFAULT_FEATURES,
+                 extra: str = "") -> str:
+    """The PTX of ``ir``'s kernels (the pipeline's ``format=isa``)."""
+    lowered = lower_to_llvm_dialect(ir, pipeline_options(chip, features, f"format=isa {extra}"))
+    ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
+    return re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
+
+
+def ptxas_report(ptx: str, chip: str = DEFAULT_CHIP) -> str:
+    """``ptxas -v``'s report on ``ptx``: each kernel's registers, stack frame
+    and spills, and its performance notes."""
+    return subprocess.run([str(ptxas_path()), f"-arch={chip}", "-v", "-", "-o", os.devnull],
+                          input=ptx, capture_output=True, text=True, check=True).stderr
 
 
 def compile_shared_object(ir: str, out_dir: str | os.PathLike, name: str | None = None,

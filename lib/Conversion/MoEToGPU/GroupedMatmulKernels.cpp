@@ -1149,11 +1149,18 @@ private:
                                         b.index(s), first);
     }
     // The copy engine completes them through the async proxy.
+    fenceIntoAsyncProxy(b);
+    b.create<gpu::BarrierOp>();
+  }
+
+  /// Orders this thread's shared-memory accesses so far (ordinary ones, and
+  /// cp.async copies it waited for) before later async-proxy ones: TMA,
+  /// wgmma reads.
+  void fenceIntoAsyncProxy(KernelBuilder &b) {
     b.create<NVVM::FenceProxyOp>(
         NVVM::ProxyKind::async_shared,
         NVVM::SharedSpaceAttr::get(b.getContext(),
                                    NVVM::SharedSpace::shared_cta));
-    b.create<gpu::BarrierOp>();
   }
 
   /// Thread 0 issues the TMA boxes of K tile `tile` of `expert`'s weights
@@ -1228,10 +1235,7 @@ private:
           if (stageBarriers)
             waitForWeightTile(lb, tile, stage);
           if (asyncProxyReads)
-            lb.create<NVVM::FenceProxyOp>(
-                NVVM::ProxyKind::async_shared,
-                NVVM::SharedSpaceAttr::get(lb.getContext(),
-                                           NVVM::SharedSpace::shared_cta));
+            fenceIntoAsyncProxy(lb);
           lb.create<gpu::BarrierOp>();
           auto issueNext = [&]() {
             Value next = lb.create<arith::AddIOp>(tile, lb.index(stages - 1));
@@ -1474,10 +1478,7 @@ private:
                            waitForWeightTile(lb, tile, stage);
                            // The A rows came by cp.async (the generic proxy);
                            // wgmma reads them through the async one.
-                           lb.create<NVVM::FenceProxyOp>(
-                               NVVM::ProxyKind::async_shared,
-                               NVVM::SharedSpaceAttr::get(
-                                   ctx, NVVM::SharedSpace::shared_cta));
+                           fenceIntoAsyncProxy(lb);
                            Value d = multiplyTile(lb, stage, iter[0], firstRow);
                            // The previous tile's multiplications are done: its
                            // stage can be reloaded.

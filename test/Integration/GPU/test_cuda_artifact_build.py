@@ -9,7 +9,6 @@ skips elsewhere.
 """
 
 import hashlib
-import os
 import pathlib
 import shutil
 import subprocess
@@ -25,12 +24,11 @@ from standalone import has_driver, skip  # noqa: E402
 
 def compiled(tmp, emit=("so", "header", "manifest", "ptx", "fatbin")):
     """Compiles every family config into tmp/<family>; returns the artifacts."""
-    from moe_mlir import aot, cpu
+    from moe_mlir import aot, cpu, gpu
 
     if not (cpu.build_dir() / "bin" / "moe-compile").exists():
         skip("moe-compile is not built")
-    cuda_home = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda"))
-    if not (cuda_home / "bin" / "ptxas").exists():
+    if not gpu.ptxas_path().exists():
         skip("no ptxas (CUDA toolkit) to build fatbins")
     return {config.stem: aot.compile(config, name=config.stem, target="cuda", emit=emit,
                                      out_dir=tmp / config.stem)
@@ -126,18 +124,12 @@ def test_prefill_kernels_assemble_without_spills_or_serialized_wgmma():
 
     if not (cpu.build_dir() / "bin" / "moe-opt").exists():
         skip("moe-opt is not built")
-    ptxas = pathlib.Path(os.environ.get("CUDA_HOME", "/usr/local/cuda")) / "bin" / "ptxas"
-    if not ptxas.exists():
+    if not gpu.ptxas_path().exists():
         skip("no ptxas (CUDA toolkit)")
     for shape, (H, I, E, k) in BENCHMARK_SHAPES.items():
-        ir = irgen.experts_ir(None, H, E, I, k, name="experts")
-        lowered = gpu.lower_to_llvm_dialect(ir, gpu.pipeline_options(extra="format=isa"))
-        ptx = re.search(r'assembly = "(.*?)"', lowered, re.S).group(1)
-        ptx = re.sub(r"\\([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), ptx)
+        ptx = gpu.lower_to_ptx(irgen.experts_ir(None, H, E, I, k, name="experts"))
         assert "wgmma.mma_async" in ptx, shape
-        report = subprocess.run([str(ptxas), f"-arch={gpu.DEFAULT_CHIP}", "-v", "-",
-                                 "-o", os.devnull], input=ptx, capture_output=True,
-                                text=True, check=True).stderr
+        report = gpu.ptxas_report(ptx)
         warnings = re.findall(r".*Potential Performance Loss.*", report)
         assert not warnings, (shape, warnings)
         prefill = re.findall(r"Compiling entry function '(moe_grouped_matmul_large\w*)'"
