@@ -39,6 +39,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   kernels.largeStaged = options.largeStaged;
   kernels.wgmma = wgmma;
   kernels.wgmmaProducer = options.wgmmaProducer;
+  kernels.wgmmaSwizzledA = options.wgmmaSwizzledA;
   kernels.largeTileGroup = options.largeTileGroup;
   pm.addPass(createConvertMoEToGPUPass(kernels));
   pm.addPass(createCanonicalizerPass());

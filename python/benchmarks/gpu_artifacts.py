@@ -41,8 +41,10 @@ EDGE_SHAPES = {
 
 #: Pipeline options whose kernels are built (and checked) beside the default:
 #: the staged mma.sync prefill kernel (the default on chips without wgmma),
-#: and the wgmma kernel without its producer warpgroup.
-ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false"]
+#: the wgmma kernel without its producer warpgroup, and with its A tile
+#: unswizzled.
+ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
+                   "wgmma-swizzled-a=false"]
 
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {

@@ -133,6 +133,13 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
                      "(false: every warp loads and multiplies, with block "
                      "barriers between tiles)"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> wgmmaSwizzledA{
+      *this, "wgmma-swizzled-a",
+      llvm::cl::desc("With wgmma: the A tile in shared memory in the 128-byte "
+                     "swizzle, each warp copying whole 128-byte row segments "
+                     "(false: the K-chunk-major layout without swizzling, "
+                     "each warp copying 32-byte pieces of 16 rows)"),
+      llvm::cl::init(true)};
   PassOptions::Option<int64_t> largeTileGroup{
       *this, "large-tile-group",
       llvm::cl::desc("Row tiles of the prefill kernel whose blocks sweep the "

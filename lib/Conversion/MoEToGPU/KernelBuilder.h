@@ -147,6 +147,9 @@ struct TensorCoreConfig {
   // With wgmma: a producer warpgroup issues the copies while the two
   // consumer warpgroups multiply (warp specialization).
   bool wgmmaProducer = false;
+  // With wgmma: the A tile in the weight tile's 128-byte swizzle, copied
+  // in whole 128-byte row segments (else K-chunk-major, unswizzled).
+  bool wgmmaSwizzledA = false;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

@@ -47,7 +47,8 @@ struct ConvertMoEToGPUPass
         /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
         /*large=*/
         {/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
-         /*splitK=*/1, largeStaged, wgmma, largeTileGroup, wgmmaProducer},
+         /*splitK=*/1, largeStaged, wgmma, largeTileGroup, wgmmaProducer,
+         wgmmaSwizzledA},
         largeRowsPerExpert};
 
     SmallVector<Operation *> work;

@@ -5,6 +5,8 @@
 // RUN:   | FileCheck %s --check-prefix=WGMMA
 // RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-producer=false" \
 // RUN:   --split-input-file | FileCheck %s --check-prefix=ALLWARPS
+// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-swizzled-a=false" \
+// RUN:   --split-input-file | FileCheck %s --check-prefix=CHUNKMAJOR
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -20,9 +22,9 @@
 
 // With wgmma (sm_90a), two warpgroups multiply each 128 x 256 tile from
 // shared memory, in K tiles of 64 with 4 stages, and a third (the producer)
-// brings them: the gathered A rows by cp.async (K-chunk-major), the weights
-// by TMA (a descriptor made on the host, two 128-row boxes per stage,
-// 128-byte swizzle). A stage's full mbarrier completes on the TMA bytes and
+// brings them: the weights by TMA (a descriptor made on the host, two
+// 128-row boxes per stage, 128-byte swizzle) and the gathered A rows by
+// cp.async, into the same swizzle (chunk c of row r at c xor r mod 8). A stage's full mbarrier completes on the TMA bytes and
 // on each producer thread's cp.async arrival (129 arrivals); its empty one
 // on every consumer thread's release (256). The roles branch on the
 // warpgroup index read from lane 0. Each K tile's group stays in flight
@@ -32,7 +34,7 @@
 // WGMMA:       nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %{{.*}}, %{{.*}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c384{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
 // WGMMA:         memref.view {{.*}} to memref<4x256x64xbf16, #gpu.address_space<workgroup>>
-// WGMMA:         memref.view {{.*}} to memref<4x8x128x8xbf16, #gpu.address_space<workgroup>>
+// WGMMA:         memref.view {{.*}} to memref<4x128x64xbf16, #gpu.address_space<workgroup>>
 // WGMMA:         %[[FULL:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
 // WGMMA:         %[[EMPTY:.*]] = nvgpu.mbarrier.create -> <memorySpace = #gpu.address_space<workgroup>, num_barriers = 4>
 // WGMMA:         nvgpu.mbarrier.init %[[FULL]][%{{.*}}], %c129
@@ -49,6 +51,7 @@
 // WGMMA:           nvgpu.mbarrier.try_wait.parity %[[EMPTY]]
 // WGMMA:           nvgpu.mbarrier.arrive.expect_tx %[[FULL]][%{{.*}}], %c32768
 // WGMMA-COUNT-2:   nvgpu.tma.async.load
+// WGMMA:           arith.xori
 // WGMMA-COUNT-8:   nvgpu.device_async_copy
 // WGMMA:           nvgpu.mbarrier.get %[[FULL]]
 // WGMMA:           nvvm.cp.async.mbarrier.arrive %{{.*}} {noinc = true}
@@ -78,6 +81,14 @@
 // ALLWARPS:         nvgpu.tma.async.load
 // ALLWARPS:         nvgpu.device_async_copy
 // ALLWARPS:         nvvm.wgmma.wait.group.sync.aligned 0
+
+// Without the swizzle, the A stages are K-chunk-major: [chunk of 8 K][row][8].
+// CHUNKMAJOR-LABEL: func.func @experts
+// CHUNKMAJOR:       function(@moe_grouped_matmul_large)
+// CHUNKMAJOR:         memref.view {{.*}} to memref<4x256x64xbf16, #gpu.address_space<workgroup>>
+// CHUNKMAJOR:         memref.view {{.*}} to memref<4x8x128x8xbf16, #gpu.address_space<workgroup>>
+// CHUNKMAJOR-NOT:     arith.xori
+// CHUNKMAJOR:         nvvm.wgmma.mma_async
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.

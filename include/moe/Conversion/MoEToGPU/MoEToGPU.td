@@ -59,6 +59,11 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "full and empty mbarriers per stage hand the stages over, with "
            "no block barrier in the K loop (false: every warp copies and "
            "multiplies, passing two block barriers per K tile)">,
+    Option<"wgmmaSwizzledA", "wgmma-swizzled-a", "bool", /*default=*/"true",
+           "with wgmma: the A tile in shared memory in the 128-byte swizzle "
+           "of the weight tile, each warp's cp.async copying whole 128-byte "
+           "row segments (false: the K-chunk-major layout without swizzling, "
+           "each warp copying one 32-byte sector of each of 16 rows)">,
     Option<"largeTileGroup", "large-tile-group", "int64_t", /*default=*/"8",
            "prefill tile shape: row tiles whose blocks run together, each "
            "column block of the weights once for all of them, before the "
