@@ -1497,35 +1497,71 @@ private:
               });
         },
         [&](KernelBuilder &cb) {
-          Value acc =
-              cb.forLoop(cb.index(0), cb.index(numTiles), cb.index(1),
-                         ValueRange{zero},
-                         [&](KernelBuilder &lb, Value tile, ValueRange iter) {
-                           Value stage = lb.create<arith::RemUIOp>(
-                               tile, lb.index(stages));
-                           waitForWeightTile(lb, tile, stage);
-                           // The A rows came by cp.async (the generic proxy);
-                           // wgmma reads them through the async one.
-                           fenceIntoAsyncProxy(lb);
-                           Value d = multiplyTile(lb, stage, iter[0], firstRow);
-                           // The previous tile's multiplications are done: its
-                           // stage can be reloaded.
-                           Value release = lb.create<arith::CmpIOp>(
-                               arith::CmpIPredicate::ugt, tile, lb.index(0));
-                           lb.ifThen(release, [&](KernelBuilder &rb) {
-                             Value previous = rb.create<arith::RemUIOp>(
-                                 rb.create<arith::SubIOp>(tile, rb.index(1)),
-                                 rb.index(stages));
-                             rb.create<nvgpu::MBarrierArriveOp>(
+          // A warpgroup whose 64 rows are all past the tile's rows (the last
+          // tile of an expert) multiplies nothing (on an H200, Qwen3 T = 4096
+          // 0.87 -> 0.81 ms, Mixtral T = 512 1.13 -> 0.95 ms). It still waits
+          // for each stage before releasing it, so that its arrivals count
+          // towards that stage's round and no later one.
+          Value rowsInTile = cb.create<arith::SubIOp>(work.end, work.start);
+          Value idle = cb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
+                                                firstRow, rowsInTile);
+          // Read from lane 0, like the role, so that ptxas sees a
+          // warp-uniform branch around the wgmmas.
+          Value uniformIdle =
+              cb.create<gpu::ShuffleOp>(cb.create<arith::ExtUIOp>(i32, idle),
+                                        lane0, width, gpu::ShuffleMode::IDX)
+                  .getShuffleResult();
+          cb.ifThenElse(
+              cb.create<arith::CmpIOp>(arith::CmpIPredicate::ne, uniformIdle,
+                                       lane0),
+              [&](KernelBuilder &ib) {
+                ib.forEach(ib.index(0), ib.index(numTiles), ib.index(1),
+                           [&](KernelBuilder &lb, Value tile) {
+                             Value stage = lb.create<arith::RemUIOp>(
+                                 tile, lb.index(stages));
+                             waitForWeightTile(lb, tile, stage);
+                             lb.create<nvgpu::MBarrierArriveOp>(
                                  nvgpu::MBarrierTokenType::get(ctx),
-                                 emptyBarriers, previous);
+                                 emptyBarriers, stage);
                            });
-                           return SmallVector<Value>{d};
-                         })
-                  .front();
-          cb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
-          storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow);
+              },
+              [&](KernelBuilder &mb) {
+                multiplyAndStore(mb, work, blockColumn, zero, at, firstRow);
+              });
         });
+  }
+
+  /// A consumer warpgroup's K loop over the stages the producer fills, each
+  /// released once the multiplications reading it are done, then its store.
+  void multiplyAndStore(KernelBuilder &cb, const TileWork &work,
+                        Value blockColumn, Value zero, const ThreadPosition &at,
+                        Value firstRow) {
+    MLIRContext *ctx = cb.getContext();
+    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    auto step = [&](KernelBuilder &lb, Value tile, ValueRange iter) {
+      Value stage = lb.create<arith::RemUIOp>(tile, lb.index(stages));
+      waitForWeightTile(lb, tile, stage);
+      // The A rows came by cp.async (the generic proxy); wgmma reads them
+      // through the async one.
+      fenceIntoAsyncProxy(lb);
+      Value d = multiplyTile(lb, stage, iter[0], firstRow);
+      // The previous tile's multiplications are done: its stage can be
+      // reloaded.
+      Value release = lb.create<arith::CmpIOp>(arith::CmpIPredicate::ugt, tile,
+                                               lb.index(0));
+      lb.ifThen(release, [&](KernelBuilder &rb) {
+        Value previous = rb.create<arith::RemUIOp>(
+            rb.create<arith::SubIOp>(tile, rb.index(1)), rb.index(stages));
+        rb.create<nvgpu::MBarrierArriveOp>(nvgpu::MBarrierTokenType::get(ctx),
+                                           emptyBarriers, previous);
+      });
+      return SmallVector<Value>{d};
+    };
+    Value acc = cb.forLoop(cb.index(0), cb.index(numTiles), cb.index(1),
+                           ValueRange{zero}, step)
+                    .front();
+    cb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
+    storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow);
   }
 
   /// Issues the warpgroup's multiplications of the K tile in `stage` onto

@@ -24,12 +24,14 @@
 // shared memory, in K tiles of 64 with 4 stages, and a third (the producer)
 // brings them: the weights by TMA (a descriptor made on the host, two
 // 128-row boxes per stage, 128-byte swizzle) and the gathered A rows by
-// cp.async, into the same swizzle (chunk c of row r at c xor r mod 8). A stage's full mbarrier completes on the TMA bytes and
-// on each producer thread's cp.async arrival (129 arrivals); its empty one
-// on every consumer thread's release (256). The roles branch on the
-// warpgroup index read from lane 0. Each K tile's group stays in flight
-// while the next one is issued. The f32 activations of the second matmul
-// keep the mma.sync kernel.
+// cp.async, into the same swizzle (chunk c of row r at c xor r mod 8). A
+// stage's full mbarrier completes on the TMA bytes and on each producer
+// thread's cp.async arrival (129 arrivals); its empty one on every consumer
+// thread's release (256). The roles branch on the warpgroup index read from
+// lane 0. A consumer warpgroup whose 64 rows are past the tile's rows (a
+// flag also read from lane 0) only waits for and releases each stage. Each
+// K tile's group stays in flight while the next one is issued. The f32
+// activations of the second matmul keep the mma.sync kernel.
 // WGMMA-LABEL: func.func @experts
 // WGMMA:       nvgpu.tma.create.descriptor %{{.*}} box[%{{.*}}, %{{.*}}, %{{.*}}] : memref<*xbf16> -> <tensor = memref<1x128x64xbf16, #gpu.address_space<workgroup>>, swizzle = swizzle_128b
 // WGMMA:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c384{{.*}}) dynamic_shared_memory_size %c197632_i32 {{.*}} function(@moe_grouped_matmul_large)
@@ -55,6 +57,12 @@
 // WGMMA-COUNT-8:   nvgpu.device_async_copy
 // WGMMA:           nvgpu.mbarrier.get %[[FULL]]
 // WGMMA:           nvvm.cp.async.mbarrier.arrive %{{.*}} {noinc = true}
+// WGMMA:         gpu.shuffle idx
+// WGMMA:         scf.if
+// WGMMA:           scf.for
+// WGMMA:             nvgpu.mbarrier.try_wait.parity %[[FULL]]
+// WGMMA-NEXT:        nvgpu.mbarrier.arrive %[[EMPTY]]
+// WGMMA:         } else {
 // WGMMA:         scf.for
 // WGMMA:           nvgpu.mbarrier.try_wait.parity %[[FULL]]
 // WGMMA:           nvvm.fence.proxy
