@@ -45,6 +45,8 @@ def captured(fn):
     import torch
 
     stream = torch.cuda.Stream()
+    # fn's inputs were made on the current stream.
+    stream.wait_stream(torch.cuda.current_stream())
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.stream(stream):
         fn()

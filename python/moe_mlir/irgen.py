@@ -510,7 +510,8 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
 def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                name: str = "experts", activation: str = "silu",
                num_local_experts: Optional[int] = None,
-               intermediate_dtype: Optional[str] = None) -> str:
+               intermediate_dtype: Optional[str] = None,
+               ys_dtype: Optional[str] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
@@ -519,7 +520,10 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     prescaled combine. x, weights and y use ``dtype``. The GLU's output, the down
     projection's input, uses ``intermediate_dtype`` (default ``dtype``: bf16 layers
     round it to bf16 as the peers do, which lets the down projection read it with
-    ldmatrix on GPUs); the down projection's output is f32.
+    ldmatrix on GPUs). The down projection's output, each routed row scaled by its
+    routing weight, uses ``ys_dtype`` (default ``dtype``); the combine sums a token's
+    rows in f32. bf16 layers round those rows to bf16 as the peers do, which halves
+    the bytes the down projection writes and the combine reads.
 
     ``num_local_experts=L`` makes it one rank's share under expert parallelism: the
     weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
@@ -544,13 +548,14 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                          f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
                          "rows", "offsets")
     intermediate_dtype = _check_dtype(intermediate_dtype or dtype)
-    h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], "f32")
+    ys_dtype = _check_dtype(ys_dtype or dtype)
+    h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
     h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
                 f"rows({rows} : {rows_t}) outs({h_init} : {h_t}) "
                 f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64}} -> {h_t}",
                 "h")
-    ys_init = f.empty([M, H], "f32", [(rows, rows_t, 0)])
+    ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
                  f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) "
                  f"outs({ys_init} : {ys_t}) {{k = {k} : i64}} -> {ys_t}", "ys")

@@ -326,8 +326,10 @@ TileWork lookUpTile(KernelBuilder &b, const GroupedMatmul &mm,
   Value safe = b.create<arith::SelectOp>(isExpertTile, tile, b.index(0));
   TileWork work;
   work.isExpertTile = isExpertTile;
-  work.expert = b.toIndex(b.create<arith::MaxSIOp>(
-      b.load(schedule.expert, safe), b.i32(0)));
+  // Clamped into [0, E): with no tile at all, slot 0 was never written.
+  work.expert = b.toIndex(b.create<arith::MinSIOp>(
+      b.create<arith::MaxSIOp>(b.load(schedule.expert, safe), b.i32(0)),
+      b.i32(mm.numExperts - 1)));
   work.start = b.toIndex(b.create<arith::MaxSIOp>(
       b.load(schedule.start, safe), b.i32(0)));
   work.end = mm.expertRange(b, work.expert).second;

@@ -16,6 +16,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <limits>
 
@@ -29,6 +30,8 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
 /// Selections per dispatch chunk: one block counts and places them.
 constexpr int64_t kChunk = 256;
+/// Bytes of ys each combine thread loads at once where the rows allow it.
+constexpr int64_t kWideBytes = 16;
 
 Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
   return b.create<arith::SelectOp>(condition, a, c);
@@ -394,14 +397,19 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
         .front();
   };
   // Writes the rows of expert e's selections in the staged chunk, from row
-  // start.
+  // start. Ids that changed since they were counted (a caller writing them
+  // on another stream during the call) can push a row past the end: it is
+  // not written.
   auto placeFrom = [&](KernelBuilder &eb, Value e, Value start,
                        const StagedChunk &chunk) {
     Value expert = eb.fromIndex(e, eb.getI32Type());
+    Value numRows = eb.create<memref::DimOp>(rows.buffer, 0);
     eb.forLoop(chunk.from, chunk.to, eb.index(1), ValueRange{start},
                [&](KernelBuilder &lb, Value f, ValueRange acc) {
-                 Value match = lb.create<arith::CmpIOp>(
-                     arith::CmpIPredicate::eq, chunk.expertOf(lb, f), expert);
+                 Value match = lb.create<arith::AndIOp>(
+                     lb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                              chunk.expertOf(lb, f), expert),
+                     lb.lessThan(lb.toIndex(acc[0]), numRows));
                  lb.ifThen(match, [&](KernelBuilder &sb) {
                    Value at = sb.toIndex(acc[0]);
                    sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
@@ -595,36 +603,96 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
 
   bool prescaled = op.getPrescaled();
   Type outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
-  b.launch(
-      "moe_combine", b.ceilDiv(b.index(hidden), kBlockThreads), tokens,
-      kBlockThreads, [&](KernelBuilder &kb) {
-        Value column = kb.globalThreadId(kBlockThreads);
-        Value token = kb.blockId(gpu::Dimension::y);
-        kb.ifThen(kb.lessThan(column, kb.index(hidden)),
-                  [&](KernelBuilder &tb) {
-                    Value acc = tb.f32(0.0);
-                    for (int64_t j = 0; j < k; ++j) {
-                      Value flat = tb.create<arith::AddIOp>(
-                          tb.create<arith::MulIOp>(token, tb.index(k)),
-                          tb.index(j));
-                      Value row = tb.load(rowOf, flat);
-                      Value valid = tb.create<arith::CmpIOp>(
-                          arith::CmpIPredicate::sge, row, tb.i32(0));
-                      Value safe = tb.toIndex(
-                          tb.create<arith::MaxSIOp>(row, tb.i32(0)));
-                      Value y = tb.castFloat(tb.load(ys, {safe, column}),
-                                             tb.getF32Type());
-                      Value w = prescaled
-                                    ? tb.f32(1.0)
-                                    : tb.load(weights, {token, tb.index(j)});
-                      Value sum = tb.create<arith::AddFOp>(
-                          acc, tb.create<arith::MulFOp>(w, y));
-                      acc = selectF(tb, valid, sum, acc);
-                    }
-                    tb.store(tb.castFloat(acc, outType), out.buffer,
-                             {token, column});
-                  });
-      });
+  Type ysType = cast<RankedTensorType>(op.getYs().getType()).getElementType();
+  Value ysRows = b.create<memref::DimOp>(ys, 0);
+  // One thread per `width` adjacent columns of a token: 16-byte loads of ys
+  // for width > 1, in the same f32 arithmetic per column as width 1.
+  auto launchCombine = [&](KernelBuilder &hb, StringRef name, int64_t width) {
+    int64_t groups = hidden / width;
+    Type f32 = hb.getF32Type();
+    auto shaped = [&](Type element) -> Type {
+      return width == 1 ? element : VectorType::get({width}, element);
+    };
+    // f32 <-> the element types, for scalars and vectors alike.
+    auto convert = [&](KernelBuilder &cb, Value value, Type from, Type to) {
+      if (from == to)
+        return value;
+      if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
+        return cb.create<arith::ExtFOp>(shaped(to), value).getResult();
+      return cb.create<arith::TruncFOp>(shaped(to), value).getResult();
+    };
+    hb.launch(
+        name, hb.ceilDiv(hb.index(groups), kBlockThreads), tokens,
+        kBlockThreads, [&](KernelBuilder &kb) {
+          Value group = kb.globalThreadId(kBlockThreads);
+          Value token = kb.blockId(gpu::Dimension::y);
+          kb.ifThen(
+              kb.lessThan(group, kb.index(groups)), [&](KernelBuilder &tb) {
+                Value column = tb.create<arith::MulIOp>(group, tb.index(width));
+                auto splat = [&](Value scalar) {
+                  return width == 1 ? scalar
+                                    : tb.create<vector::BroadcastOp>(
+                                            shaped(f32), scalar)
+                                          .getResult();
+                };
+                Value acc = splat(tb.f32(0.0));
+                for (int64_t j = 0; j < k; ++j) {
+                  Value flat = tb.create<arith::AddIOp>(
+                      tb.create<arith::MulIOp>(token, tb.index(k)),
+                      tb.index(j));
+                  Value row = tb.load(rowOf, flat);
+                  // In [0, rows of ys): not -1 (no row), and never past the end
+                  // whatever the inverse holds.
+                  Value at = tb.toIndex(row);
+                  Value valid = tb.lessThan(at, ysRows);
+                  Value safe =
+                      tb.create<arith::SelectOp>(valid, at, tb.index(0));
+                  Value loaded = width == 1
+                                     ? tb.load(ys, {safe, column})
+                                     : tb.create<vector::LoadOp>(
+                                             cast<VectorType>(shaped(ysType)),
+                                             ys, ValueRange{safe, column},
+                                             /*nontemporal=*/false,
+                                             llvm::MaybeAlign(kWideBytes))
+                                           .getResult();
+                  Value y = convert(tb, loaded, ysType, f32);
+                  Value w =
+                      splat(prescaled ? tb.f32(1.0)
+                                      : tb.load(weights, {token, tb.index(j)}));
+                  Value sum = tb.create<arith::AddFOp>(
+                      acc, tb.create<arith::MulFOp>(w, y));
+                  acc = selectF(tb, valid, sum, acc);
+                }
+                Value result = convert(tb, acc, f32, outType);
+                if (width == 1)
+                  tb.store(result, out.buffer, {token, column});
+                else
+                  tb.create<vector::StoreOp>(
+                      result, out.buffer, ValueRange{token, column},
+                      /*nontemporal=*/false,
+                      llvm::MaybeAlign(std::min<int64_t>(
+                          kWideBytes,
+                          width * outType.getIntOrFloatBitWidth() / 8)));
+              });
+        });
+  };
+  int64_t wide = kWideBytes * 8 / ysType.getIntOrFloatBitWidth();
+  if (hidden % wide != 0) {
+    launchCombine(b, "moe_combine", 1);
+  } else {
+    // The wide loads and stores need ys and the output 16-byte aligned, which
+    // a caller's buffers, aligned to their element only, may not be.
+    auto aligned = [&](Value buffer) {
+      Value address = b.create<memref::ExtractAlignedPointerAsIndexOp>(buffer);
+      return b.create<arith::CmpIOp>(
+          arith::CmpIPredicate::eq,
+          b.create<arith::RemUIOp>(address, b.index(kWideBytes)), b.index(0));
+    };
+    b.ifThenElse(
+        b.create<arith::AndIOp>(aligned(ys), aligned(out.buffer)),
+        [&](KernelBuilder &wb) { launchCombine(wb, "moe_combine_wide", wide); },
+        [&](KernelBuilder &nb) { launchCombine(nb, "moe_combine", 1); });
+  }
   op.getResult().replaceAllUsesWith(out.tensor);
   return success();
 }

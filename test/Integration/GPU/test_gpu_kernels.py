@@ -227,6 +227,8 @@ def test_graph_capture_and_caller_stream():
         y = torch.empty_like(inputs["x"])
         workspace = module.workspace("experts", args)
         stream = torch.cuda.Stream()
+        # The inputs were made on the current stream.
+        stream.wait_stream(torch.cuda.current_stream())
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.stream(stream):
             module.call("experts", args, [y], workspace=workspace)  # warm-up
