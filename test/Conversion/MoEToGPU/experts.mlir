@@ -143,7 +143,15 @@
 // CHECK:         arith.truncf {{.*}} : vector<2xf32> to vector<2xbf16>
 // CHECK:         nvvm.mma.sync
 // CHECK-NOT: function(@moe_tile_schedule)
-// CHECK:     gpu.launch {{.*}} function(@moe_combine)
+// The combine loads 16 bytes of each row at once (4 f32 columns) where ys
+// and the output are 16-byte aligned, else one column per thread.
+// CHECK:     scf.if
+// CHECK:       gpu.launch {{.*}} function(@moe_combine_wide)
+// CHECK:         vector.load {{.*}} {alignment = 16 : i64} : memref<?x64xf32>, vector<4xf32>
+// CHECK:         arith.truncf {{.*}} : vector<4xf32> to vector<4xbf16>
+// CHECK:         vector.store {{.*}} {alignment = 8 : i64} : memref<?x64xbf16>, vector<4xbf16>
+// CHECK:     } else {
+// CHECK:       gpu.launch {{.*}} function(@moe_combine)
 // CHECK-NOT: moe.
 // CHECK:     return
 func.func @experts(%x: tensor<?x64xbf16>, %w13: tensor<4x96x64xbf16>, %w2: tensor<4x64x48xbf16>,

@@ -55,21 +55,26 @@ def load(entry):
     return _modules[entry["name"]]
 
 
-def run_experts(entry, x, w13, w2, ids, weights):
+def run_experts(entry, x, w13, w2, ids, weights, misaligned=False):
     module = load(entry)
     y = torch.full_like(x, float("nan"))
+    if misaligned:
+        # One element into a buffer: the output is not 16-byte aligned, which
+        # the wide combine needs, so the one-column-per-thread kernel runs.
+        y = torch.full((x.numel() + 1,), float("nan"), dtype=x.dtype,
+                       device=x.device)[1:].view_as(x)
     module.call("experts", [x, w13, w2, ids, weights], [y])
     torch.cuda.synchronize()
     return y
 
 
-def experts_case(entry, T, seed, ids_fn=None):
+def experts_case(entry, T, seed, ids_fn=None, misaligned=False):
     H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
     inputs = gpu_peers.make_inputs(T, H, I, E, k, seed)
     if ids_fn is not None:
         inputs["ids"] = ids_fn(T, E, k).to(torch.int32).cuda().contiguous()
     y = run_experts(entry, inputs["x"], inputs["w13"], inputs["w2"], inputs["ids"],
-                    inputs["weights"])
+                    inputs["weights"], misaligned)
     ref = gpu_peers.reference_fp32(inputs["x"], inputs["w13"], inputs["w2"],
                                    inputs["ids"], inputs["weights"])
     return gpu_peers.relative_error(y, ref)
@@ -102,11 +107,14 @@ def test_experts_edge_cases():
     entries = artifacts()
     failures = []
     for name in ("edge-tail", "edge-plain", "qwen3-30b-a3b"):
-        for label, T, ids_fn in (("T=1", 1, None), ("T=7", 7, None),
-                                 ("T=333", 333, None),
-                                 ("empty experts", 257, _half_experts),
-                                 ("all on the same experts", 300, _same_experts)):
-            error = experts_case(entries[name], T, seed=77 + T, ids_fn=ids_fn)
+        for label, T, ids_fn, misaligned in (
+                ("T=1", 1, None, False), ("T=7", 7, None, False),
+                ("T=333", 333, None, False),
+                ("empty experts", 257, _half_experts, False),
+                ("all on the same experts", 300, _same_experts, False),
+                ("misaligned output", 333, None, True)):
+            error = experts_case(entries[name], T, seed=77 + T, ids_fn=ids_fn,
+                                 misaligned=misaligned)
             print(f"  experts {name:14s} {label:24s} rel err {error:.2e}", flush=True)
             if not error <= BF16_BOUND:
                 failures.append((name, label, error))
