@@ -829,7 +829,7 @@ private:
   void storeTile(KernelBuilder &b, ArrayRef<Value> acc,
                  function_ref<int64_t(int64_t, int64_t)> accIndex,
                  ArrayRef<Value> outRows, ArrayRef<Value> outValid,
-                 Value warpColumn, Value c) {
+                 Value warpColumn, Value c, ArrayRef<Value> factors = {}) {
     Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
     bool pairs = !mm.interleaved && mm.width % 2 == 0;
     Value pairAligned = pairs ? mm.outputPairAligned(b) : Value();
@@ -847,7 +847,8 @@ private:
           // The lane's two columns of each tile are adjacent: one routing
           // weight per row and one store per pair.
           b.ifThen(valid, [&](KernelBuilder &rb) {
-            Value factor = mm.rowScale(rb, row);
+            Value factor =
+                factors.empty() ? mm.rowScale(rb, row) : factors[2 * i + half];
             for (int64_t t = 0; t < outputTiles; ++t) {
               Value column = rb.create<arith::AddIOp>(
                   warpColumn,
@@ -1540,6 +1541,7 @@ private:
                         Value firstRow) {
     MLIRContext *ctx = cb.getContext();
     int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    WgmmaRows rows = wgmmaRows(cb, work, at, firstRow, /*prefetch=*/true);
     auto step = [&](KernelBuilder &lb, Value tile, ValueRange iter) {
       Value stage = lb.create<arith::RemUIOp>(tile, lb.index(stages));
       waitForWeightTile(lb, tile, stage);
@@ -1563,7 +1565,7 @@ private:
                            ValueRange{zero}, step)
                     .front();
     cb.create<NVVM::WgmmaWaitGroupSyncOp>(0);
-    storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow);
+    storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow, &rows);
   }
 
   /// Issues the warpgroup's multiplications of the K tile in `stage` onto
@@ -1589,18 +1591,20 @@ private:
     return d;
   }
 
-  /// The epilogue of a consumer warpgroup's 64 rows: warp w of it holds
-  /// rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
-  void storeWgmmaTile(KernelBuilder &b, const TileWork &work, Value blockColumn,
-                      Value acc, const ThreadPosition &at, Value firstRow) {
+  /// The output rows of a consumer thread's accumulators: warp w of its
+  /// warpgroup holds rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
+  /// With `prefetch`, their routing weights too, loaded before the K loop
+  /// so that the store does not wait on them (where the store takes them
+  /// per row: the paired stores of a row-scaled output).
+  struct WgmmaRows {
+    SmallVector<Value> rows, valid, factors;
+  };
+  WgmmaRows wgmmaRows(KernelBuilder &b, const TileWork &work,
+                      const ThreadPosition &at, Value firstRow, bool prefetch) {
     Value warpInGroup = b.create<arith::RemUIOp>(
         at.warp, b.index(kWarpgroupThreads / kWarpSize));
-    SmallVector<Value> values;
-    for (int64_t q = 0; q < weightRows / 2; ++q)
-      values.push_back(
-          b.create<LLVM::ExtractValueOp>(acc, ArrayRef<int64_t>{q}));
-    auto accIndex = [&](int64_t, int64_t u) { return u * 4; };
-    SmallVector<Value> outRows, outValid;
+    WgmmaRows out;
+    bool perRow = mm.scale && !mm.interleaved && mm.width % 2 == 0;
     for (int64_t half = 0; half < 2; ++half) {
       Value r = b.create<arith::AddIOp>(
           work.start,
@@ -1608,10 +1612,29 @@ private:
               b.create<arith::AddIOp>(
                   firstRow, b.create<arith::MulIOp>(warpInGroup, b.index(16))),
               b.create<arith::AddIOp>(at.g, b.index(8 * half))));
-      outRows.push_back(r);
-      outValid.push_back(b.lessThan(r, work.end));
+      Value valid = b.lessThan(r, work.end);
+      out.rows.push_back(r);
+      out.valid.push_back(valid);
+      if (prefetch && perRow)
+        out.factors.push_back(
+            mm.rowScale(b, b.create<arith::SelectOp>(valid, r, work.start)));
     }
-    storeTile(b, values, accIndex, outRows, outValid, blockColumn, at.c);
+    return out;
+  }
+
+  /// The epilogue of a consumer warpgroup's 64 rows.
+  void storeWgmmaTile(KernelBuilder &b, const TileWork &work, Value blockColumn,
+                      Value acc, const ThreadPosition &at, Value firstRow,
+                      const WgmmaRows *known = nullptr) {
+    SmallVector<Value> values;
+    for (int64_t q = 0; q < weightRows / 2; ++q)
+      values.push_back(
+          b.create<LLVM::ExtractValueOp>(acc, ArrayRef<int64_t>{q}));
+    auto accIndex = [&](int64_t, int64_t u) { return u * 4; };
+    WgmmaRows rows =
+        known ? *known : wgmmaRows(b, work, at, firstRow, /*prefetch=*/false);
+    storeTile(b, values, accIndex, rows.rows, rows.valid, blockColumn, at.c,
+              rows.factors);
   }
 
   const GroupedMatmul &mm;
