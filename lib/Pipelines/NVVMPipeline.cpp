@@ -36,6 +36,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
           : (wgmma ? 8 : 64);
   kernels.smallUnroll = options.smallUnroll;
   kernels.smallSplitK = options.smallSplitK;
+  kernels.smallSplitKFrom = options.smallSplitKFrom;
   kernels.largeStaged = options.largeStaged;
   kernels.wgmma = wgmma;
   kernels.wgmmaProducer = options.wgmmaProducer;

@@ -115,6 +115,11 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Warps of a block that split K in the grouped matmul's "
                      "decode tile shape (1 or 4)"),
       llvm::cl::init(4)};
+  PassOptions::Option<int64_t> smallSplitKFrom{
+      *this, "small-split-k-from",
+      llvm::cl::desc("The smallest K whose decode tiles small-split-k "
+                     "splits (below it, each warp takes all of K)"),
+      llvm::cl::init(1024)};
   PassOptions::Option<bool> largeStaged{
       *this, "large-staged",
       llvm::cl::desc("Stage the prefill tiles through shared memory "

@@ -349,10 +349,7 @@ class TensorCoreKernel {
 public:
   TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig requested)
       : mm(mm), config(requested) {
-    // Below this K a quarter is a step or two of loads, less than what the
-    // sum through shared memory costs.
-    constexpr int64_t kMinSplitReduction = 1024;
-    if (mm.reduction < kMinSplitReduction)
+    if (mm.reduction < config.minSplitReduction)
       config.splitK = 1;
     // cp.async copies bytes: the activations have the weights' element type,
     // or are f32 and converted when read.

@@ -150,6 +150,9 @@ struct TensorCoreConfig {
   // With wgmma: the A tile in the weight tile's 128-byte swizzle, copied
   // in whole 128-byte row segments (else K-chunk-major, unswizzled).
   bool wgmmaSwizzledA = false;
+  // The smallest K that splitK splits: below it, a part would be a step or
+  // two of loads, which may cost less than the sum through shared memory.
+  int64_t minSplitReduction = 1024;
 };
 /// The grouped matmul for the decode-sized and the prefill-sized problems;
 /// the host picks by the average rows per expert.

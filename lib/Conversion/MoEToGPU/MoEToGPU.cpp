@@ -31,10 +31,11 @@ struct ConvertMoEToGPUPass
   using ConvertMoEToGPUPassBase::ConvertMoEToGPUPassBase;
 
   void runOnOperation() override {
-    if (largeRowsPerExpert < 1 || smallUnroll < 1 || largeTileGroup < 1) {
+    if (largeRowsPerExpert < 1 || smallUnroll < 1 || largeTileGroup < 1 ||
+        smallSplitKFrom < 1) {
       getOperation().emitError()
-          << "convert-moe-to-gpu: large-rows-per-expert, small-unroll and "
-             "large-tile-group must be positive";
+          << "convert-moe-to-gpu: large-rows-per-expert, small-unroll, "
+             "small-split-k-from and large-tile-group must be positive";
       return signalPassFailure();
     }
     if (smallSplitK != 1 && smallSplitK != kWarpsPerBlock) {
@@ -50,6 +51,7 @@ struct ConvertMoEToGPUPass
          /*splitK=*/1, largeStaged, wgmma, largeTileGroup, wgmmaProducer,
          wgmmaSwizzledA},
         largeRowsPerExpert};
+    matmul.small.minSplitReduction = smallSplitKFrom;
 
     SmallVector<Operation *> work;
     getOperation().walk([&](Operation *op) {

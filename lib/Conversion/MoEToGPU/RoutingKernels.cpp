@@ -500,7 +500,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
               // Each step loads kScanBatch chunks' counts before it stores
               // their starts: one load in flight per chunk would make a
               // 65536-token dispatch wait on 2048 loads in turn.
-              constexpr int64_t kScanBatch = 8;
+              constexpr int64_t kScanBatch = 16;
               forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                 Value total =
                     eb.forLoop(

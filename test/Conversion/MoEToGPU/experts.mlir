@@ -7,6 +7,8 @@
 // RUN:   --split-input-file | FileCheck %s --check-prefix=ALLWARPS
 // RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-swizzled-a=false" \
 // RUN:   --split-input-file | FileCheck %s --check-prefix=CHUNKMAJOR
+// RUN: moe-opt %s --convert-moe-to-gpu=small-split-k-from=32 \
+// RUN:   --split-input-file | FileCheck %s --check-prefix=SPLITFROM
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -97,6 +99,13 @@
 // CHUNKMAJOR:         memref.view {{.*}} to memref<4x8x128x8xbf16, #gpu.address_space<workgroup>>
 // CHUNKMAJOR-NOT:     arith.xori
 // CHUNKMAJOR:         nvvm.wgmma.mma_async
+
+// Below small-split-k-from (1024 by default) the decode kernel's 4 warps
+// each take all of K, over 4 times the columns (one block of columns here);
+// from it, they share their columns (3 blocks of them for the 48 columns)
+// and sum their quarters of K through shared memory.
+// SPLITFROM-LABEL: func.func @experts
+// SPLITFROM:       gpu.launch blocks({{.*}}) in (%{{.*}} = %c3, {{.*}} function(@moe_grouped_matmul_small) workgroup(
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.

@@ -44,6 +44,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
            "warps of a block that split K in the decode tile shape, summing "
            "through shared memory (1: each warp has its own columns; 4: the "
            "block's 4 warps share them)">,
+    Option<"smallSplitKFrom", "small-split-k-from", "int64_t",
+           /*default=*/"1024",
+           "the smallest K whose decode tiles small-split-k splits (below "
+           "it, each warp takes all of K)">,
     Option<"largeStaged", "large-staged", "bool", /*default=*/"true",
            "prefill tile shape: 64 x 128 block tiles staged through shared "
            "memory with cp.async and read with ldmatrix (false: warps load "
