@@ -499,7 +499,8 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
             [&](KernelBuilder &kb) {
               // Each step loads kScanBatch chunks' counts before it stores
               // their starts: one load in flight per chunk would make a
-              // 65536-token dispatch wait on 2048 loads in turn.
+              // 65536-token dispatch wait on 2048 loads in turn (32 at a
+              // time makes ptxas spill).
               constexpr int64_t kScanBatch = 16;
               forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                 Value total =
