@@ -14,6 +14,7 @@
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=2" | FileCheck %s --check-prefixes=CHECK,WGMMA
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa large-tile-group=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-split-k-from=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
 // BADUNROLL: convert-moe-to-gpu: large-rows-per-expert, small-unroll, small-split-k-from and large-tile-group must be positive
 // A cubin needs ptxas:
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}

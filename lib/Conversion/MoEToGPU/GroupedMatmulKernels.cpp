@@ -157,14 +157,14 @@ public:
   /// Whether the output is aligned to a pair of elements, which a caller's
   /// buffer, aligned to its element only, may not be.
   Value outputPairAligned(KernelBuilder &b) const {
-    Value address =
-        b.create<memref::ExtractAlignedPointerAsIndexOp>(out.buffer);
-    return b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::eq,
-        b.create<arith::RemUIOp>(address, b.index(pairBytes())), b.index(0));
+    return b.alignedTo(out.buffer, pairBytes());
   }
 
   int64_t pairBytes() const { return 2 * outType.getIntOrFloatBitWidth() / 8; }
+
+  /// Whether a lane's two adjacent columns of each tile are stored as a
+  /// pair (storePair), with one routing weight per row.
+  bool storesPairs() const { return !interleaved && width % 2 == 0; }
 
   /// Two adjacent output elements (columns `column`, `column + 1`, which
   /// the caller keeps inside the row and even with an even width) in one
@@ -401,6 +401,8 @@ public:
            kWarpSize;
   }
   int64_t numAcc() const { return config.mTiles * bTiles * 4; }
+  /// K tiles of the staged kernels.
+  int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
 
   static int64_t bytes(MemRefType type) {
     return type.getNumElements() * type.getElementTypeBitWidth() / 8;
@@ -828,7 +830,7 @@ private:
                  ArrayRef<Value> outRows, ArrayRef<Value> outValid,
                  Value warpColumn, Value c, ArrayRef<Value> factors = {}) {
     Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
-    bool pairs = !mm.interleaved && mm.width % 2 == 0;
+    bool pairs = mm.storesPairs();
     Value pairAligned = pairs ? mm.outputPairAligned(b) : Value();
     auto guarded = [&](Value valid, Value column,
                        function_ref<void(KernelBuilder &)> fn) {
@@ -1238,7 +1240,7 @@ private:
       bool asyncProxyReads,
       function_ref<SmallVector<Value>(KernelBuilder &, Value, ValueRange)>
           step) {
-    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    int64_t numTiles = kTiles();
     for (int64_t s = 0; s + 1 < stages; ++s) {
       if (s < numTiles)
         issue(b, b.index(s), b.index(s));
@@ -1381,16 +1383,8 @@ private:
   /// `rows * 16` bytes apart, 8-row groups 128).
   Value matrixDescriptor(KernelBuilder &b, Value smem, Value stage,
                          int64_t step, int64_t rows, Value firstRow) {
-    if (config.wgmmaSwizzledA) {
-      // Laid out as a weight box: 128-byte rows, 8-row atoms 1024 apart.
-      Value offset = b.create<arith::AddIOp>(
-          b.create<arith::MulIOp>(stage, b.index(rows * tileK * 2)),
-          b.create<arith::AddIOp>(
-              b.index(32 * step),
-              b.create<arith::MulIOp>(firstRow, b.index(tileK * 2))));
-      return descriptor(b, smem, offset, 16, kSwizzleAtomBytes,
-                        /*swizzleMode=*/1);
-    }
+    if (config.wgmmaSwizzledA)
+      return swizzledDescriptor(b, smem, stage, step, rows, firstRow);
     int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
     Value offset = b.create<arith::AddIOp>(
         b.create<arith::MulIOp>(stage, b.index(chunkBytes * (tileK / 8))),
@@ -1400,15 +1394,20 @@ private:
     return descriptor(b, smem, offset, chunkBytes, 128, /*swizzleMode=*/0);
   }
 
-  /// The descriptor of the 16-wide K step `step` of the weight tile in
-  /// `stage` (K-major, 128-byte swizzle): 8-row atoms 1024 bytes apart, a K
-  /// step 32 bytes into each 128-byte row; swizzled K-major layouts ignore
-  /// the leading offset (set to 1).
-  Value swizzledDescriptor(KernelBuilder &b, Value stage, int64_t step) {
+  /// The descriptor of the 16-wide K step `step` of `stage` of a tile of
+  /// `rows` 128-byte rows in `smem` (K-major, 128-byte swizzle, as TMA
+  /// writes the weight boxes), from row `firstRow` (a multiple of 8): 8-row
+  /// atoms 1024 bytes apart, a K step 32 bytes into each row; swizzled
+  /// K-major layouts ignore the leading offset (set to 1).
+  Value swizzledDescriptor(KernelBuilder &b, Value smem, Value stage,
+                           int64_t step, int64_t rows, Value firstRow) {
+    int64_t rowBytes = tileK * 2;
     Value offset = b.create<arith::AddIOp>(
-        b.create<arith::MulIOp>(stage, b.index(weightRows * tileK * 2)),
-        b.index(32 * step));
-    return descriptor(b, stagedRhs, offset, 16, kSwizzleAtomBytes,
+        b.create<arith::MulIOp>(stage, b.index(rows * rowBytes)),
+        b.create<arith::AddIOp>(
+            b.index(32 * step),
+            b.create<arith::MulIOp>(firstRow, b.index(rowBytes))));
+    return descriptor(b, smem, offset, 16, kSwizzleAtomBytes,
                       /*swizzleMode=*/1);
   }
 
@@ -1456,19 +1455,13 @@ private:
     // sits between the wgmmas (ptxas serializes them on divergent paths).
     createStageBarriers(b, /*fullArrivals=*/1 + kWarpgroupThreads,
                         /*emptyArrivals=*/consumerThreads);
-    // The warpgroup index read from lane 0, which ptxas knows is the same
-    // in all of a warp's lanes: the two roles are then not divergent paths.
+    // The two roles branch on the warpgroup index read from lane 0.
     Type i32 = b.getI32Type();
-    Value lane0 = b.create<arith::ConstantIntOp>(i32, 0);
-    Value width = b.create<arith::ConstantIntOp>(i32, kWarpSize);
-    Value uniformGroup =
-        b.create<gpu::ShuffleOp>(b.create<arith::IndexCastOp>(i32, warpgroup),
-                                 lane0, width, gpu::ShuffleMode::IDX)
-            .getShuffleResult();
     Value isProducer = b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::uge, uniformGroup,
+        arith::CmpIPredicate::uge,
+        fromLane0(b, b.create<arith::IndexCastOp>(i32, warpgroup)),
         b.create<arith::ConstantIntOp>(i32, kWgmmaWarpgroups));
-    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    int64_t numTiles = kTiles();
     b.ifThenElse(
         isProducer,
         [&](KernelBuilder &pb) {
@@ -1505,15 +1498,12 @@ private:
           Value rowsInTile = cb.create<arith::SubIOp>(work.end, work.start);
           Value idle = cb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
                                                 firstRow, rowsInTile);
-          // Read from lane 0, like the role, so that ptxas sees a
-          // warp-uniform branch around the wgmmas.
-          Value uniformIdle =
-              cb.create<gpu::ShuffleOp>(cb.create<arith::ExtUIOp>(i32, idle),
-                                        lane0, width, gpu::ShuffleMode::IDX)
-                  .getShuffleResult();
+          // Read from lane 0, like the role.
           cb.ifThenElse(
-              cb.create<arith::CmpIOp>(arith::CmpIPredicate::ne, uniformIdle,
-                                       lane0),
+              cb.create<arith::CmpIOp>(
+                  arith::CmpIPredicate::ne,
+                  fromLane0(cb, cb.create<arith::ExtUIOp>(i32, idle)),
+                  cb.create<arith::ConstantIntOp>(i32, 0)),
               [&](KernelBuilder &ib) {
                 ib.forEach(ib.index(0), ib.index(numTiles), ib.index(1),
                            [&](KernelBuilder &lb, Value tile) {
@@ -1537,7 +1527,7 @@ private:
                         Value blockColumn, Value zero, const ThreadPosition &at,
                         Value firstRow) {
     MLIRContext *ctx = cb.getContext();
-    int64_t numTiles = llvm::divideCeil(mm.reduction, tileK);
+    int64_t numTiles = kTiles();
     WgmmaRows rows = wgmmaRows(cb, work, at, firstRow, /*prefetch=*/true);
     auto step = [&](KernelBuilder &lb, Value tile, ValueRange iter) {
       Value stage = lb.create<arith::RemUIOp>(tile, lb.index(stages));
@@ -1565,6 +1555,18 @@ private:
     storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow, &rows);
   }
 
+  /// `value` (i32) as lane 0 of the warp holds it, which ptxas knows is the
+  /// same in all of the warp's lanes: a branch on it around wgmmas is then
+  /// not a divergent path, on which ptxas would serialize them.
+  static Value fromLane0(KernelBuilder &b, Value value) {
+    Type i32 = b.getI32Type();
+    return b
+        .create<gpu::ShuffleOp>(value, b.create<arith::ConstantIntOp>(i32, 0),
+                                b.create<arith::ConstantIntOp>(i32, kWarpSize),
+                                gpu::ShuffleMode::IDX)
+        .getShuffleResult();
+  }
+
   /// Issues the warpgroup's multiplications of the K tile in `stage` onto
   /// the accumulators `d`, then waits until at most this group is in
   /// flight.
@@ -1577,7 +1579,7 @@ private:
       d = b.create<NVVM::WgmmaMmaAsyncOp>(
           d.getType(), d,
           matrixDescriptor(b, stagedLhs, stage, step, stagedRows, firstRow),
-          swizzledDescriptor(b, stage, step),
+          swizzledDescriptor(b, stagedRhs, stage, step, weightRows, b.index(0)),
           NVVM::MMAShapeAttr::get(ctx, 64, weightRows, 16), wgmmaType,
           wgmmaType, NVVM::WGMMATypes::f32, NVVM::WGMMAScaleOut::one,
           NVVM::WGMMAScaleIn::one, NVVM::WGMMAScaleIn::one,
@@ -1601,7 +1603,7 @@ private:
     Value warpInGroup = b.create<arith::RemUIOp>(
         at.warp, b.index(kWarpgroupThreads / kWarpSize));
     WgmmaRows out;
-    bool perRow = mm.scale && !mm.interleaved && mm.width % 2 == 0;
+    bool perRow = mm.scale && mm.storesPairs();
     for (int64_t half = 0; half < 2; ++half) {
       Value r = b.create<arith::AddIOp>(
           work.start,

@@ -115,6 +115,13 @@ Value KernelBuilder::lessThan(Value a, Value b) {
   return create<arith::CmpIOp>(arith::CmpIPredicate::ult, a, b);
 }
 
+Value KernelBuilder::alignedTo(Value memref, int64_t bytes) {
+  Value address = create<memref::ExtractAlignedPointerAsIndexOp>(memref);
+  return create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                               create<arith::RemUIOp>(address, index(bytes)),
+                               index(0));
+}
+
 Value KernelBuilder::load(Value memref, ValueRange indices) {
   return create<memref::LoadOp>(memref, indices);
 }

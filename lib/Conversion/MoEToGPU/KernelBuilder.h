@@ -55,6 +55,8 @@ public:
   Value ceilDiv(Value a, int64_t b);
   Value minIndex(Value a, Value b);
   Value lessThan(Value a, Value b);
+  /// i1: whether `memref`'s aligned pointer is a multiple of `bytes`.
+  Value alignedTo(Value memref, int64_t bytes);
 
   Value load(Value memref, ValueRange indices);
   void store(Value value, Value memref, ValueRange indices);

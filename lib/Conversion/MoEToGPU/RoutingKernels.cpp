@@ -409,7 +409,7 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                  Value match = lb.create<arith::AndIOp>(
                      lb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
                                               chunk.expertOf(lb, f), expert),
-                     lb.lessThan(lb.toIndex(acc[0]), numRows));
+                     lb.inRange(acc[0], numRows));
                  lb.ifThen(match, [&](KernelBuilder &sb) {
                    Value at = sb.toIndex(acc[0]);
                    sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
@@ -644,10 +644,9 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
                   Value row = tb.load(rowOf, flat);
                   // In [0, rows of ys): not -1 (no row), and never past the end
                   // whatever the inverse holds.
-                  Value at = tb.toIndex(row);
-                  Value valid = tb.lessThan(at, ysRows);
-                  Value safe =
-                      tb.create<arith::SelectOp>(valid, at, tb.index(0));
+                  Value valid = tb.inRange(row, ysRows);
+                  Value safe = tb.create<arith::SelectOp>(
+                      valid, tb.toIndex(row), tb.index(0));
                   Value loaded = width == 1
                                      ? tb.load(ys, {safe, column})
                                      : tb.create<vector::LoadOp>(
@@ -683,14 +682,9 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
   } else {
     // The wide loads and stores need ys and the output 16-byte aligned, which
     // a caller's buffers, aligned to their element only, may not be.
-    auto aligned = [&](Value buffer) {
-      Value address = b.create<memref::ExtractAlignedPointerAsIndexOp>(buffer);
-      return b.create<arith::CmpIOp>(
-          arith::CmpIPredicate::eq,
-          b.create<arith::RemUIOp>(address, b.index(kWideBytes)), b.index(0));
-    };
     b.ifThenElse(
-        b.create<arith::AndIOp>(aligned(ys), aligned(out.buffer)),
+        b.create<arith::AndIOp>(b.alignedTo(ys, kWideBytes),
+                                b.alignedTo(out.buffer, kWideBytes)),
         [&](KernelBuilder &wb) { launchCombine(wb, "moe_combine_wide", wide); },
         [&](KernelBuilder &nb) { launchCombine(nb, "moe_combine", 1); });
   }
