@@ -7,8 +7,8 @@
 #include "mlir/CAPI/Support.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
-#include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/InitAll.h"
@@ -35,8 +35,10 @@ MlirModule moeBuildLayerModule(MlirContext context, MlirStringRef name,
     emitError(UnknownLoc::get(ctx)) << llvm::toString(std::move(error));
     return MlirModule{nullptr};
   }
-  std::string text = mlir::moe::layerToMLIR(spec, unwrap(name));
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(text, ctx);
+  OwningOpRef<ModuleOp> module = mlir::moe::buildLayerModule(
+      spec, unwrap(name), NameLoc::get(StringAttr::get(ctx, "--layer")));
+  if (!module)
+    return MlirModule{nullptr};
   return MlirModule{module.release().getOperation()};
 }
 

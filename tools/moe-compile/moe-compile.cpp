@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/CABIEmitter.h"
+#include "moe/Compiler/HFConfig.h"
+#include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
@@ -67,7 +69,8 @@ cl::OptionCategory category("moe-compile options");
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("[input.mlir | config.json]"),
                                cl::init(""), cl::cat(category));
 cl::opt<std::string> configFile("config",
-                                cl::desc("A model's Hugging Face config.json"),
+                                cl::desc("A model's Hugging Face config.json "
+                                         "(read as JSON whatever its name)"),
                                 cl::value_desc("file"), cl::cat(category));
 cl::opt<std::string> layerSettings(
     "layer",
@@ -162,7 +165,11 @@ LogicalResult lowerForCUDA(ModuleOp module, StringRef chipName,
   options.chip = chipName.str();
   options.features = cudaFeatures.getValue();
   options.format = format.str();
-  buildMoELowerToNVVMPipeline(pm, options);
+  if (failed(buildMoELowerToNVVMPipeline(
+          pm, options, [&](const Twine &message) {
+            return emitError(module.getLoc()) << message;
+          })))
+    return failure();
   return pm.run(module);
 }
 
@@ -250,60 +257,64 @@ int main(int argc, char **argv) {
 
   // The input: IR, or a layer from a config and/or --layer settings.
   std::string input = inputFile;
-  if (configFile.getNumOccurrences()) {
+  bool isConfig = configFile.getNumOccurrences();
+  if (isConfig) {
     if (!input.empty())
       return fail("give either an input file or --config, not both");
     input = configFile;
   }
-  bool isIR = !input.empty() && !StringRef(input).ends_with(".json");
-  std::optional<LayerSpec> spec;
-  std::string sourceText;
-  SmallVector<std::string> argNames;
-  if (isIR) {
-    if (layerSettings.getNumOccurrences())
-      return fail("--layer describes a layer; it does not apply to IR input");
+  std::unique_ptr<MemoryBuffer> inputBuffer;
+  if (!input.empty()) {
     auto buffer = MemoryBuffer::getFileOrSTDIN(input);
     if (!buffer)
       return fail(formatv("cannot read '{0}': {1}", input,
                           buffer.getError().message()));
-    sourceText = (*buffer)->getBuffer().str();
+    inputBuffer = std::move(*buffer);
+    // A config is JSON whatever its file is called; IR never starts with
+    // '{'.
+    isConfig = isConfig || StringRef(input).ends_with(".json") ||
+               inputBuffer->getBuffer().ltrim().starts_with("{");
+  }
+  std::optional<LayerSpec> spec;
+  std::string sourceText;
+  SmallVector<std::string> argNames;
+  OwningOpRef<ModuleOp> module;
+  if (inputBuffer && !isConfig) {
+    if (layerSettings.getNumOccurrences())
+      return fail("--layer describes a layer; it does not apply to IR input");
+    sourceText = inputBuffer->getBuffer().str();
+    sourceMgr.AddNewSourceBuffer(std::move(inputBuffer), SMLoc());
+    module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+    if (!module)
+      return 1;
   } else {
     spec.emplace();
-    if (!input.empty()) {
-      auto buffer = MemoryBuffer::getFile(input);
-      if (!buffer)
-        return fail(formatv("cannot read '{0}': {1}", input,
-                            buffer.getError().message()));
-      Expected<json::Value> json = json::parse((*buffer)->getBuffer());
-      if (!json)
-        return fail(formatv("{0}: {1}", input, toString(json.takeError())));
-      Expected<LayerSpec> fromConfig = layerSpecFromHFConfig(*json);
+    if (inputBuffer) {
+      Expected<LayerSpec> fromConfig =
+          layerSpecFromHFConfigText(inputBuffer->getBuffer());
       if (!fromConfig)
         return fail(formatv("{0}: {1}", input, toString(fromConfig.takeError())));
-      spec = *fromConfig;
+      spec = std::move(*fromConfig);
     } else if (!layerSettings.getNumOccurrences()) {
       return fail("no input: give IR, a config.json or --layer (see --help)");
     }
     if (Error e = applyLayerSettings(*spec, layerSettings))
       return fail(toString(std::move(e)));
+    // Errors name the config key or --layer setting at fault.
     if (Error e = validateLayerSpec(*spec))
-      return fail(toString(std::move(e)));
-    sourceText = layerToMLIR(*spec, layerName);
-    argNames = {"x", "router", "w13", "w2"};
-    if (spec->bias)
-      argNames.push_back("bias");
-    if (spec->sharedIntermediate > 0) {
-      argNames.append({"shared_w13", "shared_w2"});
-      if (spec->sharedGate)
-        argNames.push_back("shared_gate");
-    }
-    input = "<layer>";
+      return fail(formatv("{0}{1}", input.empty() ? "" : input + ": ",
+                          toString(std::move(e))));
+    // The layer's ops are located at the config file (or --layer): what a
+    // lowering reports about them comes from there.
+    module = buildLayerModule(
+        *spec, layerName,
+        FileLineColLoc::get(&context, input.empty() ? "--layer" : input, 0, 0));
+    if (!module)
+      return 1;
+    argNames = layerArgumentNames(*spec);
+    raw_string_ostream os(sourceText);
+    module->print(os);
   }
-  sourceMgr.AddNewSourceBuffer(
-      MemoryBuffer::getMemBufferCopy(sourceText, input), SMLoc());
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
-  if (!module)
-    return 1;
 
   func::FuncOp func;
   for (auto candidate : module->getOps<func::FuncOp>()) {

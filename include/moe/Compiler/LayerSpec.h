@@ -1,18 +1,21 @@
 //===- LayerSpec.h - A MoE layer described by its sizes and recipe -*- C++ -*-===//
 //
-// What moe-compile builds when its input is not IR: a layer from flags or
-// from a model's Hugging Face config.json, mapped onto the dialect's routing
-// recipes (Mixtral, Qwen3-MoE, OLMoE, DeepSeek-V3, gpt-oss).
+// What moe-compile builds when its input is not IR: a layer from `--layer`
+// settings or from a model's config (HFConfig.h), checked field by field so
+// that every error names the config key or the setting at fault.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_COMPILER_LAYERSPEC_H
 #define MOE_COMPILER_LAYERSPEC_H
 
+#include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -40,27 +43,45 @@ struct LayerSpec {
   /// moe_mlir.pack.to_layout) or panels_vnni ([E, N / 16, K / 2, 32], its
   /// packing of bf16 weights).
   std::string weightLayout = "nk";
+
+  /// Where each field's value came from, keyed by its setting name (`k`,
+  /// `n_group`, ...): "config key 'num_experts_per_tok'", "--layer k". A
+  /// field without an entry holds its default.
+  llvm::StringMap<std::string> origins;
+
+  /// The origin of setting `field`, for diagnostics.
+  std::string origin(llvm::StringRef field) const;
 };
 
 /// The panel width of the panels and panels_vnni layouts moe-compile emits.
 constexpr int64_t kLayerPanelWidth = 16;
 
-/// Maps the fields of a Hugging Face config.json onto a layer. Knows the
-/// model types mixtral, qwen3_moe, qwen2_moe, olmoe, deepseek_v3 and gpt_oss.
-llvm::Expected<LayerSpec> layerSpecFromHFConfig(const llvm::json::Value &config);
+/// Documented limits (docs/aot.md). hidden, intermediate and
+/// shared_intermediate are at most kMaxLayerSize and experts at most
+/// kMaxLayerExperts, so that sizes and their products never wrap.
+constexpr int64_t kMaxLayerSize = int64_t(1) << 20;
+constexpr int64_t kMaxLayerExperts = int64_t(1) << 16;
+/// One expert's weight matrix (2I x H, H x I, 2Is x H) holds at most this
+/// many elements: the generated C spells a tensor's strides as products of
+/// `int` literals.
+constexpr int64_t kMaxLayerMatrixElements = INT32_MAX;
+/// The largest `capacity` (tokens per expert).
+constexpr int64_t kMaxLayerCapacity = INT32_MAX;
 
 /// Applies `key=value[,key=value...]` settings (the names of the LayerSpec
 /// fields in snake_case: hidden, intermediate, experts, k, dtype, scoring,
-/// n_group, ...; a bare flag such as `renormalize` means true).
+/// n_group, ...; a bare flag such as `renormalize` means true). Each value
+/// is parsed as its field's type; errors name the setting.
 llvm::Error applyLayerSettings(LayerSpec &spec, llvm::StringRef settings);
 
-/// Checks sizes and names; the dialect's verifier checks the rest.
+/// Checks every field's range, the limits above and the routing rules of
+/// moe.layer's verifier, naming the config key or setting at fault, so that
+/// the module built from a valid spec always verifies.
 llvm::Error validateLayerSpec(const LayerSpec &spec);
 
-/// A module with one function `@name` holding the layer as a moe.layer with
-/// a dynamic token count: (x, router, w13, w2[, bias][, shared_w13,
-/// shared_w2[, shared_gate]]) -> y.
-std::string layerToMLIR(const LayerSpec &spec, llvm::StringRef name);
+/// The function arguments of the layer's module, in order: x, router, w13,
+/// w2[, bias][, shared_w13, shared_w2[, shared_gate]].
+llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 
 /// The layer's sizes, dtype and routing attributes, for the manifest.
 llvm::json::Object layerToJSON(const LayerSpec &spec);

@@ -1,0 +1,116 @@
+//===- LayerModule.cpp - The moe.layer module of a LayerSpec --------------===//
+
+#include "moe/Compiler/LayerModule.h"
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/Verifier.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+Type elementType(Builder &b, llvm::StringRef dtype) {
+  if (dtype == "bf16")
+    return b.getBF16Type();
+  if (dtype == "f16")
+    return b.getF16Type();
+  return b.getF32Type();
+}
+
+/// E experts' [N, K] weights in the spec's layout.
+RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
+                            Type element) {
+  int64_t e = spec.experts, p = kLayerPanelWidth;
+  if (spec.weightLayout == "kn")
+    return RankedTensorType::get({e, k, n}, element);
+  if (spec.weightLayout == "panels")
+    return RankedTensorType::get({e, n / p, k, p}, element);
+  if (spec.weightLayout == "panels_vnni")
+    return RankedTensorType::get({e, n / p, k / 2, 2 * p}, element);
+  return RankedTensorType::get({e, n, k}, element);
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
+                                                  llvm::StringRef name,
+                                                  Location loc) {
+  MLIRContext *ctx = loc.getContext();
+  // The rest of the checks are the verifier's; a name that is no enum value
+  // has no attribute to build.
+  std::optional<Scoring> scoring = symbolizeScoring(spec.scoring);
+  std::optional<GroupScore> groupScore = symbolizeGroupScore(spec.groupScore);
+  std::optional<DropPolicy> dropPolicy = symbolizeDropPolicy(spec.dropPolicy);
+  std::optional<Activation> activation = symbolizeActivation(spec.activation);
+  std::optional<RhsLayout> weightLayout = symbolizeRhsLayout(spec.weightLayout);
+  std::optional<GluLayout> gluLayout = symbolizeGluLayout(spec.gluLayout);
+  if (!scoring || !groupScore || !dropPolicy || !activation || !weightLayout ||
+      !gluLayout || spec.hidden < 1 || spec.intermediate < 1 ||
+      spec.experts < 1 || spec.sharedIntermediate < 0) {
+    emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
+    return nullptr;
+  }
+  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
+                   tensor::TensorDialect, MoEDialect>();
+  OpBuilder b(ctx);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+
+  int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
+  Type dt = elementType(b, spec.dtype);
+  auto xType = RankedTensorType::get({ShapedType::kDynamic, H}, dt);
+  SmallVector<Type> argTypes = {xType, RankedTensorType::get({E, H}, dt),
+                                weightType(spec, 2 * I, H, dt),
+                                weightType(spec, H, I, dt)};
+  if (spec.bias)
+    argTypes.push_back(RankedTensorType::get({E}, b.getF32Type()));
+  if (spec.sharedIntermediate > 0) {
+    int64_t Is = spec.sharedIntermediate;
+    argTypes.push_back(RankedTensorType::get({2 * Is, H}, dt));
+    argTypes.push_back(RankedTensorType::get({H, Is}, dt));
+    if (spec.sharedGate)
+      argTypes.push_back(RankedTensorType::get({1, H}, dt));
+  }
+  auto func =
+      func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  auto args = entry->getArguments();
+  Value bias, sharedW13, sharedW2, sharedGate;
+  unsigned next = 4;
+  if (spec.bias)
+    bias = args[next++];
+  if (spec.sharedIntermediate > 0) {
+    sharedW13 = args[next++];
+    sharedW2 = args[next++];
+    if (spec.sharedGate)
+      sharedGate = args[next++];
+  }
+
+  Value tokens = tensor::DimOp::create(b, loc, args[0], 0);
+  Value init =
+      tensor::EmptyOp::create(b, loc, xType.getShape(), dt, ValueRange{tokens});
+  IntegerAttr capacity =
+      spec.capacity ? b.getI64IntegerAttr(*spec.capacity) : IntegerAttr();
+  FloatAttr capacityFactor = spec.capacityFactor
+                                 ? b.getF64FloatAttr(*spec.capacityFactor)
+                                 : FloatAttr();
+  auto layer = LayerOp::create(
+      b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
+      sharedW2, sharedGate, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
+      *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
+      llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
+      capacityFactor, *dropPolicy, *activation, *weightLayout, *gluLayout,
+      llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit));
+  func::ReturnOp::create(b, loc, layer.getResult());
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}
