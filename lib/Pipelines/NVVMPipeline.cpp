@@ -11,38 +11,63 @@
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 using namespace mlir;
+using namespace mlir::moe;
 
-void mlir::moe::buildMoELowerToNVVMPipeline(
-    OpPassManager &pm, const NVVMPipelineOptions &options) {
+/// The pipeline's own options in their ranges: a bad one stops here, with
+/// its name, before any upstream pass meets it.
+static LogicalResult
+validateOptions(const NVVMPipelineOptions &options,
+                function_ref<LogicalResult(const Twine &)> errorHandler) {
+  auto fail = [&](const Twine &message) {
+    return errorHandler("moe-lower-to-nvvm-pipeline: " + message);
+  };
+  if (!parseGpuChip(options.chip))
+    return fail("chip must be an sm_XY name (sm_80, sm_90a, ...), got '" +
+                options.chip + "'");
+  StringRef features = options.features;
+  unsigned ptx = 0;
+  if (!features.consume_front("+ptx") || features.getAsInteger(10, ptx) ||
+      ptx < 60 || ptx > 999)
+    return fail("features must be +ptxNN (e.g. +ptx80), got '" +
+                options.features + "'");
+  if (!llvm::is_contained({"fatbin", "bin", "isa", "offloading"},
+                          options.format.getValue()))
+    return fail("format must be fatbin, bin, isa or offloading, got '" +
+                options.format + "'");
+  if (options.optLevel < 0 || options.optLevel > 3)
+    return fail("opt-level must be in [0, 3], got " +
+                Twine(static_cast<int>(options.optLevel)));
+  return success();
+}
+
+LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
+    OpPassManager &pm, const NVVMPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler) {
+  if (failed(validateOptions(options, errorHandler)))
+    return failure();
+  // The kernel choices are the selection pass's options, parsed and
+  // checked by the pass itself; the chip is the pipeline's, for both.
+  std::unique_ptr<Pass> select = createMoEGPUSelectKernelConfigPass();
+  StringRef kernelConfig = options.kernelConfig;
+  if (kernelConfig.contains("chip"))
+    return errorHandler("moe-lower-to-nvvm-pipeline: kernel-config takes no "
+                        "chip: the pipeline's chip option sets it");
+  if (failed(select->initializeOptions(
+          (kernelConfig + " chip=" + options.chip).str(), errorHandler)))
+    return failure();
+
   pm.addPass(createMoEDecomposeLayerPass());
   if (options.fuseRouting)
     pm.addPass(createMoEFuseRoutingPass());
   pm.addPass(createCanonicalizerPass());
-  ConvertMoEToGPUPassOptions kernels;
-  // wgmma exists on sm_90a only (not sm_90, nor later chips).
-  bool wgmma = options.wgmma && options.chip == "sm_90a";
-  // wgmma with TMA weights streams an expert's weights faster than the
-  // decode shape from 8 rows on, though most of a 128-row tile is then
-  // empty (on an H200, DeepSeek-V3 T = 512: 5.4 against 7.8 ms; Mixtral
-  // T = 32: 0.70 against 0.79 ms); the staged mma.sync tile needs 64.
-  kernels.largeRowsPerExpert =
-      options.largeRowsPerExpert
-          ? static_cast<int64_t>(options.largeRowsPerExpert)
-          : (wgmma ? 8 : 64);
-  kernels.smallUnroll = options.smallUnroll;
-  kernels.smallSplitK = options.smallSplitK;
-  kernels.smallSplitKFrom = options.smallSplitKFrom;
-  kernels.largeStaged = options.largeStaged;
-  kernels.wgmma = wgmma;
-  kernels.wgmmaProducer = options.wgmmaProducer;
-  kernels.wgmmaSwizzledA = options.wgmmaSwizzledA;
-  kernels.largeTileGroup = options.largeTileGroup;
-  pm.addPass(createConvertMoEToGPUPass(kernels));
+  pm.addPass(std::move(select));
+  pm.addPass(createConvertMoEToGPUPass());
   pm.addPass(createCanonicalizerPass());
 
   bufferization::OneShotBufferizePassOptions bufferization;
@@ -63,12 +88,10 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   // captured by a launch must already be a pointer when it becomes a kernel
   // argument.
   pm.addPass(createConvertNVGPUToNVVMPass());
-  // The prefill matmul sees its constants as constants, not as parameters:
-  // its K loop's stage arithmetic and descriptors then fold (1.2-1.3x at
-  // prefill on an H200). The decode matmul measured slower so (DeepSeek-V3
-  // T = 32: 4.9 against 3.9 ms), and keeps them as parameters.
+  // The kernels whose configuration asks for it (moe.inline_constants) see
+  // the host's constants as constants, not as parameters.
   MoESinkLaunchConstantsPassOptions sink;
-  sink.kernels = {"moe_grouped_matmul_large"};
+  sink.markedOnly = true;
   pm.addPass(createMoESinkLaunchConstantsPass(sink));
   pm.addPass(createGpuKernelOutliningPass());
 
@@ -78,6 +101,7 @@ void mlir::moe::buildMoELowerToNVVMPipeline(
   nvvm.cubinFormat = options.format;
   nvvm.optLevel = options.optLevel;
   gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+  return success();
 }
 
 void mlir::moe::registerMoEPipelines() {
@@ -85,9 +109,18 @@ void mlir::moe::registerMoEPipelines() {
       "moe-lower-to-cpu-pipeline",
       "Lowers moe ops on tensors to the LLVM dialect for the host CPU",
       buildMoELowerToCPUPipeline);
-  PassPipelineRegistration<NVVMPipelineOptions>(
+  registerPassPipeline(
       "moe-lower-to-nvvm-pipeline",
       "Lowers moe ops on tensors to host LLVM dialect code launching NVVM "
       "kernels from an embedded GPU binary",
-      buildMoELowerToNVVMPipeline);
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        NVVMPipelineOptions options;
+        if (failed(options.parseFromString(text)))
+          return failure();
+        return buildMoELowerToNVVMPipeline(pm, options, errorHandler);
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(NVVMPipelineOptions());
+      });
 }

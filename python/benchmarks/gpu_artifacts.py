@@ -39,7 +39,9 @@ EDGE_SHAPES = {
     "edge-plain": (100, 36, 4, 2),
 }
 
-#: Pipeline options whose kernels are built (and checked) beside the default:
+#: Kernel choices (moe-gpu-select-kernel-config options, which the pipeline
+#: takes as its kernel-config) whose kernels are built and checked beside the
+#: default:
 #: the staged mma.sync prefill kernel (the default on chips without wgmma),
 #: the wgmma kernel without its producer warpgroup, and with its A tile
 #: unswizzled.
@@ -98,8 +100,8 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         shapes = dict(BENCHMARK_SHAPES, **{"edge-tail": EDGE_SHAPES["edge-tail"]})
         for name, (H, I, E, k) in shapes.items():
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
-                "experts", pipeline_extra=options, kind="experts-variant", H=H, I=I,
-                E=E, k=k)
+                "experts", pipeline_extra=f"kernel-config={{{options}}}",
+                kind="experts-variant", H=H, I=I, E=E, k=k)
     H, I, E, k = EP_SMALL
     add("ep-small", irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
         kind="experts-ep-reference", H=H, I=I, E=E, k=k)
@@ -142,7 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "gpu"))
     parser.add_argument("--variant", action="append", default=[],
-                        help="moe-lower-to-nvvm-pipeline options (e.g. small-split-k=1) "
+                        help="moe-gpu-select-kernel-config options (e.g. small-split-k=1) "
                              "to build the benchmark shapes with as well")
     args = parser.parse_args()
     out = pathlib.Path(args.out)

@@ -7,15 +7,35 @@
 // arguments, with a size query beside it.
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa wgmma=false" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED
-// wgmma is refused silently where the chip lacks it (sm_80), as above.
-// The decode kernel's loads in flight are a pipeline option; 0 is refused,
-// as is an empty tile group.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=2" | FileCheck %s --check-prefixes=CHECK,WGMMA
-// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-unroll=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
-// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa large-tile-group=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
-// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa small-split-k-from=0" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
-// BADUNROLL: convert-moe-to-gpu: large-rows-per-expert, small-unroll, small-split-k-from and large-tile-group must be positive
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED
+// The wgmma option picks wgmma where the chip has it (sm_90a), the staged
+// mma.sync kernel elsewhere (sm_80 above). The kernel choices are the
+// options of moe-gpu-select-kernel-config, forwarded as kernel-config and
+// checked by that pass: 0 loads in flight, an empty tile group or an
+// unknown option stop the pipeline before it runs.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-unroll=2}" | FileCheck %s --check-prefixes=CHECK,WGMMA
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-unroll=0}" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
+// BADUNROLL: moe-gpu-select-kernel-config: small-unroll must be in [1, 16], got 0
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={large-tile-group=0}" 2>&1 | FileCheck %s --check-prefix=BADGROUP
+// BADGROUP: moe-gpu-select-kernel-config: large-tile-group must be in [1, 64], got 0
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-split-k-from=0}" 2>&1 | FileCheck %s --check-prefix=BADFROM
+// BADFROM: moe-gpu-select-kernel-config: small-split-k-from must be in [1, 2147483648], got 0
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmmaa=false}" 2>&1 | FileCheck %s --check-prefix=BADNAME
+// BADNAME: no such option wgmmaa
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={chip=sm_80}" 2>&1 | FileCheck %s --check-prefix=BADCHIPCONFIG
+// BADCHIPCONFIG: kernel-config takes no chip: the pipeline's chip option sets it
+// The pipeline's own options are checked before any pass meets them.
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=" 2>&1 | FileCheck %s --check-prefix=BADCHIP
+// BADCHIP: moe-lower-to-nvvm-pipeline: chip must be an sm_XY name (sm_80, sm_90a, ...), got ''
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_999999999999" 2>&1 | FileCheck %s --check-prefix=HUGECHIP
+// HUGECHIP: chip must be an sm_XY name
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=" 2>&1 | FileCheck %s --check-prefix=BADFEATURES
+// BADFEATURES: moe-lower-to-nvvm-pipeline: features must be +ptxNN (e.g. +ptx80), got ''
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=BADFORMAT
+// BADFORMAT: moe-lower-to-nvvm-pipeline: format must be fatbin, bin, isa or offloading, got 'elf'
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="opt-level=99999999999" 2>&1 | FileCheck %s --check-prefix=BADOPT
+// BADOPT: opt-level
+
 // A cubin needs ptxas:
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 

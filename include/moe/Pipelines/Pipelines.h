@@ -4,6 +4,7 @@
 #define MOE_PIPELINES_PIPELINES_H
 
 #include "mlir/Pass/PassOptions.h"
+#include "mlir/Support/LLVM.h"
 
 namespace mlir {
 class OpPassManager;
@@ -99,64 +100,24 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Run moe-fuse-routing: gather, GLU and routing weights "
                      "in the grouped matmuls"),
       llvm::cl::init(true)};
-  PassOptions::Option<int64_t> largeRowsPerExpert{
-      *this, "large-rows-per-expert",
-      llvm::cl::desc("Average rows per expert from which the grouped matmul "
-                     "uses its prefill tile shape (0: the chip's, 8 with "
-                     "wgmma, else 64)"),
-      llvm::cl::init(0)};
-  PassOptions::Option<int64_t> smallUnroll{
-      *this, "small-unroll",
-      llvm::cl::desc("32-wide K steps whose loads the grouped matmul's decode "
-                     "tile shape issues together"),
-      llvm::cl::init(8)};
-  PassOptions::Option<int64_t> smallSplitK{
-      *this, "small-split-k",
-      llvm::cl::desc("Warps of a block that split K in the grouped matmul's "
-                     "decode tile shape (1 or 4)"),
-      llvm::cl::init(4)};
-  PassOptions::Option<int64_t> smallSplitKFrom{
-      *this, "small-split-k-from",
-      llvm::cl::desc("The smallest K whose decode tiles small-split-k "
-                     "splits (below it, each warp takes all of K)"),
-      llvm::cl::init(1024)};
-  PassOptions::Option<bool> largeStaged{
-      *this, "large-staged",
-      llvm::cl::desc("Stage the prefill tiles through shared memory "
-                     "(cp.async, ldmatrix)"),
-      llvm::cl::init(true)};
-  PassOptions::Option<bool> wgmma{
-      *this, "wgmma",
-      llvm::cl::desc("Use wgmma.mma_async (weights by TMA) in the prefill "
-                     "kernel where the chip has it (sm_90a; false: the staged "
-                     "mma.sync kernel)"),
-      llvm::cl::init(true)};
-  PassOptions::Option<bool> wgmmaProducer{
-      *this, "wgmma-producer",
-      llvm::cl::desc("With wgmma: a third warpgroup loads the tiles while "
-                     "two multiply, stages handed over through mbarriers "
-                     "(false: every warp loads and multiplies, with block "
-                     "barriers between tiles)"),
-      llvm::cl::init(true)};
-  PassOptions::Option<bool> wgmmaSwizzledA{
-      *this, "wgmma-swizzled-a",
-      llvm::cl::desc("With wgmma: the A tile in shared memory in the 128-byte "
-                     "swizzle, each warp copying whole 128-byte row segments "
-                     "(false: the K-chunk-major layout without swizzling, "
-                     "each warp copying 32-byte pieces of 16 rows)"),
-      llvm::cl::init(true)};
-  PassOptions::Option<int64_t> largeTileGroup{
-      *this, "large-tile-group",
-      llvm::cl::desc("Row tiles of the prefill kernel whose blocks sweep the "
-                     "weights' column blocks together (1: no grouping)"),
-      llvm::cl::init(8)};
+  PassOptions::Option<std::string> kernelConfig{
+      *this, "kernel-config",
+      llvm::cl::desc("Options of moe-gpu-select-kernel-config, which picks "
+                     "each grouped matmul's kernels (the chip is this "
+                     "pipeline's), e.g. kernel-config={wgmma=false "
+                     "small-unroll=4}"),
+      llvm::cl::init("")};
 };
 
 /// Lowers a module of moe ops (on tensors) to host LLVM dialect code that
 /// launches NVVM kernels embedded as a GPU binary: decomposition, GPU
 /// kernels, bufferization, workspace binding, outlining, NVVM, serialization.
-void buildMoELowerToNVVMPipeline(OpPassManager &pm,
-                                 const NVVMPipelineOptions &options);
+/// Fails, through `errorHandler`, on options out of their range: a chip that
+/// is not an sm_XY name, features that are not +ptxNN, an unknown format,
+/// an opt-level outside [0, 3], or a kernel-config its pass refuses.
+LogicalResult buildMoELowerToNVVMPipeline(
+    OpPassManager &pm, const NVVMPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler);
 
 /// Registers every pipeline of the project with the pass registry.
 void registerMoEPipelines();

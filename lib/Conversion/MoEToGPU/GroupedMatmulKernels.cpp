@@ -26,6 +26,7 @@
 
 #include "KernelBuilder.h"
 
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/Utils/Activation.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -345,36 +346,56 @@ TileWork lookUpTile(KernelBuilder &b, const GroupedMatmul &mm,
   return work;
 }
 
+} // namespace
+
+TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
+  TensorCoreConfig config;
+  config.unroll = tile.getUnroll();
+  config.splitK = tile.getSplitK();
+  config.tileGroup = tile.getTileGroup();
+  switch (tile.getKernel()) {
+  case MatmulKernel::mma_sync:
+    config.mTiles = tile.getRows() / 16;
+    config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;
+    break;
+  case MatmulKernel::mma_sync_staged:
+    config.staged = true;
+    config.mTiles = kStagedMTiles;
+    config.warpColumns = tile.getColumns() / kStagedWarpsN;
+    break;
+  case MatmulKernel::wgmma_warp_specialized:
+    config.wgmmaProducer = true;
+    [[fallthrough]];
+  case MatmulKernel::wgmma:
+    // A warp holds 16 rows of its warpgroup's 64 against all of the block's
+    // columns.
+    config.staged = config.wgmma = true;
+    config.mTiles = 1;
+    config.warpColumns = tile.getColumns();
+    config.wgmmaSwizzledA = tile.getALayout() == SharedLayout::swizzle_128b;
+    break;
+  case MatmulKernel::simt:
+    llvm_unreachable("the simt kernel has no tensor-core configuration");
+  }
+  return config;
+}
+
+namespace {
+
 class TensorCoreKernel {
 public:
-  TensorCoreKernel(const GroupedMatmul &mm, TensorCoreConfig requested)
-      : mm(mm), config(requested) {
-    if (mm.reduction < config.minSplitReduction)
-      config.splitK = 1;
-    // cp.async copies bytes: the activations have the weights' element type,
-    // or are f32 and converted when read.
-    if (config.staged && mm.lhsType != mm.rhsElement &&
-        !mm.lhsType.isF32())
-      config.staged = false;
-    if (!config.staged || mm.lhsType != mm.rhsElement)
-      config.wgmma = false;
+  /// The kernel `tile` describes; moe.gpu_kernels' verifier has checked
+  /// that it fits the op.
+  TensorCoreKernel(const GroupedMatmul &mm, MatmulTileAttr tile)
+      : mm(mm), config(TensorCoreConfig::fromTile(tile)) {
     if (config.wgmma) {
-      // A warp holds 16 rows of its warpgroup's 64 against all 256 weight
-      // rows: 16 gate and 16 up tiles, or 32 output tiles.
-      config.mTiles = 1;
-      config.warpColumns = mm.glu ? kWgmmaWeightRows / 2 : kWgmmaWeightRows;
-      config.splitK = 1;
       stagedRows = kWgmmaWarpgroups * kWgmmaRows;
       weightRows = kWgmmaWeightRows;
       tileK = kWgmmaTileK;
-      stages = kWgmmaStages;
+      stages = tile.getStages();
     } else if (config.staged) {
-      // 32 weight rows per warp: 2 gate and 2 up tiles, or 4 output tiles.
-      config.mTiles = kStagedMTiles;
-      config.warpColumns = mm.glu ? 16 : 32;
-      config.splitK = 1;
       stagedRows = 16 * kStagedMTiles * kStagedWarpsM;
-      stages = kStagedStages;
+      stages = tile.getStages();
     }
     mmaType = mm.rhsElement.isBF16() ? NVVM::MMATypes::bf16
                                      : NVVM::MMATypes::f16;
@@ -411,7 +432,7 @@ public:
   /// Launches the kernel; `scheduled`: `schedule` already holds this tile
   /// shape's tiles of the same rows.
   void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule,
-              bool scheduled) {
+              bool scheduled, MatmulTileAttr tile) {
     Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
     Value gridY = maxTiles(b, mm, tileRows());
     if (!scheduled)
@@ -483,10 +504,19 @@ public:
           }
           body(kb, schedule, gridY);
         },
-        dynamicBytes);
+        dynamicBytes, launchAttributes(b, tile));
   }
 
 private:
+  /// The launch's marks: moe.inline_constants where the tile asks for it.
+  static SmallVector<NamedAttribute> launchAttributes(KernelBuilder &b,
+                                                      MatmulTileAttr tile) {
+    if (!tile.getInlineConstants())
+      return {};
+    return {b.getNamedAttr(MoEDialect::getInlineConstantsAttrName(),
+                           b.getUnitAttr())};
+  }
+
   void body(KernelBuilder &b, const TileSchedule &schedule, Value numTiles) {
     Value tile = b.blockId(gpu::Dimension::y);
     Value columnBlock = b.blockId(gpu::Dimension::x);
@@ -1739,19 +1769,24 @@ void launchPlainKernel(KernelBuilder &b, const GroupedMatmul &mm) {
 
 LogicalResult
 gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
-                                 const GroupedMatmulOptions &options,
                                  TileScheduleCache &schedules) {
+  auto kernels = op->getAttrOfType<GroupedMatmulKernelsAttr>(
+      MoEDialect::getGpuKernelsAttrName());
+  if (!kernels)
+    return op.emitOpError()
+           << "has no " << MoEDialect::getGpuKernelsAttrName()
+           << " attribute: run moe-gpu-select-kernel-config first";
   GroupedMatmul mm(op, b);
-  if (!mm.tensorCoreEligible()) {
+  if (kernels.getSmall().getKernel() == MatmulKernel::simt) {
     launchPlainKernel(b, mm);
   } else {
     // Decode-sized problems want many narrow warps with deep load queues;
     // prefill-sized ones want wider tiles that reuse what they load.
     Value average = b.create<arith::DivUIOp>(mm.numRows,
                                              b.index(mm.numExperts));
-    int64_t minTileRows = 16 * std::min(options.small.mTiles,
-                                        options.large.mTiles);
-    TensorCoreKernel large(mm, options.large), small(mm, options.small);
+    TensorCoreKernel large(mm, kernels.getLarge()),
+        small(mm, kernels.getSmall());
+    int64_t minTileRows = std::min(small.tileRows(), large.tileRows());
     // Matmuls over the same rows and offsets have the same row count, so
     // they take the same tile shape, whose schedule the first one wrote.
     std::optional<std::pair<Value, Value>> key;
@@ -1770,16 +1805,16 @@ gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
     bool smallScheduled = cached && cached->smallTileRows == small.tileRows();
     Value isLarge =
         b.create<arith::CmpIOp>(arith::CmpIPredicate::uge, average,
-                                b.index(options.largeRowsPerExpert));
+                                b.index(kernels.getLargeRowsPerExpert()));
     b.ifThenElse(
         isLarge,
         [&](KernelBuilder &tb) {
           large.launch(tb, "moe_grouped_matmul_large", schedule,
-                       largeScheduled);
+                       largeScheduled, kernels.getLarge());
         },
         [&](KernelBuilder &eb) {
           small.launch(eb, "moe_grouped_matmul_small", schedule,
-                       smallScheduled);
+                       smallScheduled, kernels.getSmall());
         });
     if (key)
       schedules[*key] = {schedule.expert, schedule.start, schedule.count,

@@ -20,7 +20,8 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
 void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
                            int64_t threads, TypeRange workgroup,
                            function_ref<void(KernelBuilder &, ValueRange)> body,
-                           int64_t dynamicSharedBytes) {
+                           int64_t dynamicSharedBytes,
+                           ArrayRef<NamedAttribute> attributes) {
   Value dynamicShared;
   if (dynamicSharedBytes > 0)
     dynamicShared =
@@ -40,21 +41,22 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
   std::optional<int64_t> constantY = getConstantIntValue(gridY);
   if (constantY && *constantY <= kMaxGridY) {
     buildLaunch(name, gridX, gridY, /*firstY=*/Value(), threads, workgroup,
-                dynamicShared, body);
+                dynamicShared, body, attributes);
     return;
   }
   Value cap = index(kMaxGridY);
   forEach(index(0), gridY, cap, [&](KernelBuilder &lb, Value firstY) {
     Value count = lb.minIndex(lb.create<arith::SubIOp>(gridY, firstY), cap);
     lb.buildLaunch(name, gridX, count, firstY, threads, workgroup,
-                   dynamicShared, body);
+                   dynamicShared, body, attributes);
   });
 }
 
 void KernelBuilder::buildLaunch(
     StringRef name, Value gridX, Value gridY, Value firstY, int64_t threads,
     TypeRange workgroup, Value dynamicShared,
-    function_ref<void(KernelBuilder &, ValueRange)> body) {
+    function_ref<void(KernelBuilder &, ValueRange)> body,
+    ArrayRef<NamedAttribute> attributes) {
   Value one = index(1);
   MLIRContext *ctx = getContext();
   auto op = create<gpu::LaunchOp>(
@@ -63,6 +65,8 @@ void KernelBuilder::buildLaunch(
       TypeRange{}, Value(), Value(), Value(),
       FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));
+  for (NamedAttribute attribute : attributes)
+    op->setAttr(attribute.getName(), attribute.getValue());
   OpBuilder::InsertionGuard guard(*this);
   setInsertionPointToStart(&op.getBody().front());
   Operation *ownBlockId = nullptr;

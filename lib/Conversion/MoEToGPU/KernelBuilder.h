@@ -11,6 +11,7 @@
 #ifndef MOE_LIB_CONVERSION_MOETOGPU_KERNELBUILDER_H
 #define MOE_LIB_CONVERSION_MOETOGPU_KERNELBUILDER_H
 
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
 
@@ -41,10 +42,12 @@ public:
   /// The same with workgroup (shared) memory buffers of `workgroup` types,
   /// which `body` receives, and `dynamicSharedBytes` of dynamic shared
   /// memory (gpu.dynamic_shared_memory in the body).
+  /// `attributes` are set on each gpu.launch (moe.inline_constants).
   void launch(StringRef name, Value gridX, Value gridY, int64_t threads,
               TypeRange workgroup,
               function_ref<void(KernelBuilder &, ValueRange)> body,
-              int64_t dynamicSharedBytes = 0);
+              int64_t dynamicSharedBytes = 0,
+              ArrayRef<NamedAttribute> attributes = {});
 
   Value threadId();
   Value blockId(gpu::Dimension dimension);
@@ -76,7 +79,8 @@ private:
   /// One gpu.launch; with `firstY`, the body's block y is offset by it.
   void buildLaunch(StringRef name, Value gridX, Value gridY, Value firstY,
                    int64_t threads, TypeRange workgroup, Value dynamicShared,
-                   function_ref<void(KernelBuilder &, ValueRange)> body);
+                   function_ref<void(KernelBuilder &, ValueRange)> body,
+                   ArrayRef<NamedAttribute> attributes);
 };
 
 /// A memref view of a tensor operand, for reading.
@@ -129,6 +133,8 @@ LogicalResult lowerGlu(GluOp op, KernelBuilder &b);
 /// Warps per block of the tensor-core grouped matmul.
 constexpr int64_t kWarpsPerBlock = 4;
 
+/// A `#moe.matmul_tile` as the tensor-core kernel reads it: per-warp
+/// shapes and the switches between its main loops.
 struct TensorCoreConfig {
   int64_t mTiles;      // 16-row MMA tiles per warp (rows per block tile)
   int64_t warpColumns; // output columns per warp, a multiple of 8
@@ -137,32 +143,23 @@ struct TensorCoreConfig {
   // shared memory: 1, or kWarpsPerBlock.
   int64_t splitK;
   // Tiles staged through shared memory with cp.async and read with ldmatrix
-  // by 8 warps (the prefill kernel; mTiles and warpColumns then follow
-  // from the GLU form).
+  // by 8 warps (mma_sync_staged), or, with wgmma, read by wgmma.mma_async.
   bool staged = false;
-  // With staged: multiply with wgmma.mma_async (sm_90a) where the
-  // activations have the weights' type.
   bool wgmma = false;
-  // With staged: row tiles whose blocks run one after another for each
-  // column block (grouped order, so a wave shares its weight columns).
+  // Row tiles whose blocks run one after another for each column block
+  // (grouped order, so a wave shares its weight columns).
   int64_t tileGroup = 1;
-  // With wgmma: a producer warpgroup issues the copies while the two
-  // consumer warpgroups multiply (warp specialization).
+  // wgmma_warp_specialized: a producer warpgroup issues the copies while
+  // the two consumer warpgroups multiply.
   bool wgmmaProducer = false;
-  // With wgmma: the A tile in the weight tile's 128-byte swizzle, copied
-  // in whole 128-byte row segments (else K-chunk-major, unswizzled).
+  // The A tile in the weight tile's 128-byte swizzle (a_layout =
+  // swizzle_128b), copied in whole 128-byte row segments; else
+  // K-chunk-major, unswizzled.
   bool wgmmaSwizzledA = false;
-  // The smallest K that splitK splits: below it, a part would be a step or
-  // two of loads, which may cost less than the sum through shared memory.
-  int64_t minSplitReduction = 1024;
+
+  static TensorCoreConfig fromTile(MatmulTileAttr tile);
 };
-/// The grouped matmul for the decode-sized and the prefill-sized problems;
-/// the host picks by the average rows per expert.
-struct GroupedMatmulOptions {
-  TensorCoreConfig small;
-  TensorCoreConfig large;
-  int64_t largeRowsPerExpert;
-};
+
 /// Tile schedules written by grouped matmuls, keyed by the (offsets, rows)
 /// they were computed from, with the tile rows each tile shape scheduled: a
 /// later matmul over the same routed rows (a layer's down projection after
@@ -173,8 +170,8 @@ struct ScheduledTiles {
 };
 using TileScheduleCache =
     llvm::DenseMap<std::pair<Value, Value>, ScheduledTiles>;
+/// Lowers `op` to the kernels its `moe.gpu_kernels` attribute names.
 LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
-                                 const GroupedMatmulOptions &options,
                                  TileScheduleCache &schedules);
 
 /// linalg.generic ops with only parallel loops (the shared expert's sum, its

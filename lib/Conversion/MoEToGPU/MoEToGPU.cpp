@@ -31,28 +31,6 @@ struct ConvertMoEToGPUPass
   using ConvertMoEToGPUPassBase::ConvertMoEToGPUPassBase;
 
   void runOnOperation() override {
-    if (largeRowsPerExpert < 1 || smallUnroll < 1 || largeTileGroup < 1 ||
-        smallSplitKFrom < 1) {
-      getOperation().emitError()
-          << "convert-moe-to-gpu: large-rows-per-expert, small-unroll, "
-             "small-split-k-from and large-tile-group must be positive";
-      return signalPassFailure();
-    }
-    if (smallSplitK != 1 && smallSplitK != kWarpsPerBlock) {
-      getOperation().emitError()
-          << "convert-moe-to-gpu: small-split-k must be 1 or "
-          << kWarpsPerBlock << ", got " << static_cast<int64_t>(smallSplitK);
-      return signalPassFailure();
-    }
-    GroupedMatmulOptions matmul{
-        /*small=*/{/*mTiles=*/1, /*warpColumns=*/16, smallUnroll, smallSplitK},
-        /*large=*/
-        {/*mTiles=*/2, /*warpColumns=*/32, /*unroll=*/1,
-         /*splitK=*/1, largeStaged, wgmma, largeTileGroup, wgmmaProducer,
-         wgmmaSwizzledA},
-        largeRowsPerExpert};
-    matmul.small.minSplitReduction = smallSplitKFrom;
-
     SmallVector<Operation *> work;
     getOperation().walk([&](Operation *op) {
       if (isa<MoEDialect>(op->getDialect()) || isa<linalg::GenericOp>(op))
@@ -77,7 +55,7 @@ struct ConvertMoEToGPUPass
                          << "weights in the " << stringifyRhsLayout(layout)
                          << " layout (the CPU kernel's packing) have no GPU "
                             "lowering; use nk or kn";
-                return lowerGroupedMatmul(gemm, b, matmul, schedules);
+                return lowerGroupedMatmul(gemm, b, schedules);
               })
               .Case([&](CombineOp combine) {
                 return lowerCombine(combine, b, inverses);

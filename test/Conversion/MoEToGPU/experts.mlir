@@ -1,14 +1,15 @@
-// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
-// RUN: moe-opt %s --convert-moe-to-gpu=large-staged=false --split-input-file \
-// RUN:   | FileCheck %s --check-prefix=UNSTAGED
-// RUN: moe-opt %s --convert-moe-to-gpu=wgmma=true --split-input-file \
-// RUN:   | FileCheck %s --check-prefix=WGMMA
-// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-producer=false" \
-// RUN:   --split-input-file | FileCheck %s --check-prefix=ALLWARPS
-// RUN: moe-opt %s --convert-moe-to-gpu="wgmma=true wgmma-swizzled-a=false" \
-// RUN:   --split-input-file | FileCheck %s --check-prefix=CHUNKMAJOR
-// RUN: moe-opt %s --convert-moe-to-gpu=small-split-k-from=32 \
-// RUN:   --split-input-file | FileCheck %s --check-prefix=SPLITFROM
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --convert-moe-to-gpu \
+// RUN:   --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 large-staged=false" \
+// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=UNSTAGED
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
+// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=WGMMA
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-producer=false" \
+// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=ALLWARPS
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-swizzled-a=false" \
+// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=CHUNKMAJOR
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-split-k-from=32" \
+// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=SPLITFROM
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the

@@ -1,7 +1,7 @@
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file --verify-diagnostics
-// RUN: not moe-opt %s --convert-moe-to-gpu=small-split-k=3 --split-input-file 2>&1 \
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-split-k=3 --split-input-file 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=OPTION
-// OPTION: error: convert-moe-to-gpu: small-split-k must be 1 or 4, got 3
+// OPTION: error: moe-gpu-select-kernel-config: small-split-k must be 1 or 4, got 3
 
 func.func @capacity(%ids: tensor<16x2xi32>) -> (tensor<?xi32>, tensor<5xi32>) {
   // expected-error @+1 {{with a capacity has no GPU lowering yet}}
@@ -45,4 +45,15 @@ func.func @panels(%a: tensor<8x16xbf16>, %w: tensor<4x2x16x16xbf16>, %o: tensor<
   // expected-error @+1 {{weights in the panels layout (the CPU kernel's packing) have no GPU lowering; use nk or kn}}
   %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xbf16>, tensor<4x2x16x16xbf16>, tensor<5xi32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<panels>} -> tensor<8x32xf32>
   return %h : tensor<8x32xf32>
+}
+
+// -----
+
+// convert-moe-to-gpu follows the kernels moe-gpu-select-kernel-config picked,
+// and chooses none itself.
+func.func @unselected(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x128xbf16>) -> tensor<?x128xbf16> {
+  // expected-error @+1 {{has no moe.gpu_kernels attribute: run moe-gpu-select-kernel-config first}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x128x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x128xbf16>) -> tensor<?x128xbf16>
+  return %y : tensor<?x128xbf16>
 }

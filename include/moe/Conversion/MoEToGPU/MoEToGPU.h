@@ -19,8 +19,18 @@
 namespace mlir::moe {
 
 #define GEN_PASS_DECL_CONVERTMOETOGPUPASS
+#define GEN_PASS_DECL_MOEGPUSELECTKERNELCONFIGPASS
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h.inc"
+
+/// An NVIDIA chip as `sm_XY` (or `sm_XYa`, its architecture-specific
+/// features such as wgmma) names it.
+struct GpuChip {
+  unsigned version = 0; // XY: 80, 89, 90, ...
+  bool archSpecific = false;
+};
+/// The chip `name` names, or nullopt if it is not an `sm_XY[a]` name.
+std::optional<GpuChip> parseGpuChip(StringRef name);
 
 } // namespace mlir::moe
 

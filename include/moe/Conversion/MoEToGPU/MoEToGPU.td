@@ -26,7 +26,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       accumulators) whose row tiles are scheduled from the real per-expert
       row counts, with the gather, GLU and row-scale epilogues fused; two
       tile shapes, picked on the host from the rows per expert. Other
-      weights take one thread per output element.
+      weights take one thread per output element. Each grouped matmul's
+      kernels are those its `moe.gpu_kernels` attribute names
+      (`moe-gpu-select-kernel-config` attaches it); one without it is an
+      error.
     - `moe.combine`, `moe.permute`, `moe.glu`: one thread per element;
       combine sums in ascending slot order (no atomics).
     - element-wise `linalg.generic` (left by layer decomposition).
@@ -34,45 +37,6 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     Ops without a GPU lowering (capacity, expert choice, the losses) are
     reported with their location and the pass fails.
   }];
-  let options = [
-    Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
-           /*default=*/"64",
-           "average rows per expert from which the prefill tile shape is used">,
-    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"8",
-           "32-wide K steps whose loads the decode tile shape issues together">,
-    Option<"smallSplitK", "small-split-k", "int64_t", /*default=*/"4",
-           "warps of a block that split K in the decode tile shape, summing "
-           "through shared memory (1: each warp has its own columns; 4: the "
-           "block's 4 warps share them)">,
-    Option<"smallSplitKFrom", "small-split-k-from", "int64_t",
-           /*default=*/"1024",
-           "the smallest K whose decode tiles small-split-k splits (below "
-           "it, each warp takes all of K)">,
-    Option<"largeStaged", "large-staged", "bool", /*default=*/"true",
-           "prefill tile shape: 64 x 128 block tiles staged through shared "
-           "memory with cp.async and read with ldmatrix (false: warps load "
-           "their fragments from global memory)">,
-    Option<"wgmma", "wgmma", "bool", /*default=*/"false",
-           "sm_90a only: the staged prefill shape multiplies with "
-           "wgmma.mma_async (two warpgroups per 128 x 256 tile, the weights "
-           "brought by TMA, both operands read from shared memory through "
-           "matrix descriptors) when the activations have the weights' type">,
-    Option<"wgmmaProducer", "wgmma-producer", "bool", /*default=*/"true",
-           "with wgmma: a third warpgroup issues the tiles' copies (A by "
-           "cp.async, the weights by TMA) while the other two multiply; "
-           "full and empty mbarriers per stage hand the stages over, with "
-           "no block barrier in the K loop (false: every warp copies and "
-           "multiplies, passing two block barriers per K tile)">,
-    Option<"wgmmaSwizzledA", "wgmma-swizzled-a", "bool", /*default=*/"true",
-           "with wgmma: the A tile in shared memory in the 128-byte swizzle "
-           "of the weight tile, each warp's cp.async copying whole 128-byte "
-           "row segments (false: the K-chunk-major layout without swizzling, "
-           "each warp copying one 32-byte sector of each of 16 rows)">,
-    Option<"largeTileGroup", "large-tile-group", "int64_t", /*default=*/"8",
-           "prefill tile shape: row tiles whose blocks run together, each "
-           "column block of the weights once for all of them, before the "
-           "next group (1: every column block of a row tile first)">,
-  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::bufferization::BufferizationDialect",
@@ -85,6 +49,83 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect",
   ];
+}
+
+def MoEGPUSelectKernelConfigPass
+    : Pass<"moe-gpu-select-kernel-config", "::mlir::ModuleOp"> {
+  let summary = "Picks the GPU kernels of each grouped matmul and records "
+                "them as an attribute";
+  let description = [{
+    Attaches `moe.gpu_kernels = #moe.grouped_matmul_kernels<...>` to every
+    `moe.grouped_matmul`: the decode-sized kernel (`small`), the
+    prefill-sized one (`large`) and the average rows per expert from which
+    the host launches `large`. `convert-moe-to-gpu` reads only this
+    attribute. The choice depends on the chip, the op's shapes and types,
+    and the options below:
+
+    - f32 weights, the `kn` layout, or K not a multiple of 8: `simt`.
+    - `small`: `mma_sync` with 16-row tiles, `small-unroll` K steps in
+      flight, and `small-split-k` warps sharing the columns where K is at
+      least `small-split-k-from`.
+    - `large`: on sm_90a with `wgmma` and activations of the weights' type,
+      `wgmma_warp_specialized` (or `wgmma` without `wgmma-producer`), the A
+      tile in the 128-byte swizzle (`k_chunk_major` without
+      `wgmma-swizzled-a`); else `mma_sync_staged` with `large-staged`
+      where cp.async can copy the activations, else `mma_sync` with
+      32-row tiles.
+
+    An attribute already on the op is kept, so a user or a tuner can pin a
+    configuration; one the chip cannot run (wgmma off sm_90a, tensor cores
+    before sm_80) is an error at the op.
+
+    ```mlir
+    %y = moe.grouped_matmul ins(...) ... {moe.gpu_kernels =
+        #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync,
+          rows = 16, columns = 16, k = 32, stages = 1, unroll = 8, split_k = 4,
+          tile_group = 1, a_layout = none, b_layout = none,
+          inline_constants = false>, large = ..., large_rows_per_expert = 8>}
+    ```
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
+           "the GPU the kernels are for (sm_80, sm_89, sm_90, sm_90a, ...)">,
+    Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
+           /*default=*/"0",
+           "average rows per expert from which the prefill kernel runs (0: "
+           "the chip's, 8 where the prefill kernel is wgmma, else 64)">,
+    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"8",
+           "32-wide K steps whose loads the decode kernel issues together "
+           "(1 to 16)">,
+    Option<"smallSplitK", "small-split-k", "int64_t", /*default=*/"4",
+           "warps of a decode block that split K, summing through shared "
+           "memory (1: each warp has its own columns; 4: the block's 4 "
+           "warps share them)">,
+    Option<"smallSplitKFrom", "small-split-k-from", "int64_t",
+           /*default=*/"1024",
+           "the smallest K whose decode tiles small-split-k splits (below "
+           "it, each warp takes all of K)">,
+    Option<"largeStaged", "large-staged", "bool", /*default=*/"true",
+           "prefill kernel: 128 x 128 block tiles staged through shared "
+           "memory with cp.async and read with ldmatrix (false: warps load "
+           "their fragments from global memory)">,
+    Option<"wgmma", "wgmma", "bool", /*default=*/"true",
+           "prefill kernel: wgmma.mma_async (two warpgroups per 128 x 256 "
+           "tile, the weights brought by TMA) where the chip has it (sm_90a) "
+           "and the activations have the weights' type">,
+    Option<"wgmmaProducer", "wgmma-producer", "bool", /*default=*/"true",
+           "with wgmma: a third warpgroup issues the tiles' copies while "
+           "the other two multiply, full and empty mbarriers per stage "
+           "(false: every warp copies and multiplies, passing two block "
+           "barriers per K tile)">,
+    Option<"wgmmaSwizzledA", "wgmma-swizzled-a", "bool", /*default=*/"true",
+           "with wgmma: the A tile in the 128-byte swizzle of the weight "
+           "tile, each warp copying whole 128-byte row segments (false: "
+           "K-chunk-major without swizzling)">,
+    Option<"largeTileGroup", "large-tile-group", "int64_t", /*default=*/"8",
+           "prefill kernel: row tiles whose blocks sweep each column block "
+           "of the weights together (1: no grouping; at most 64)">,
+  ];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
 #endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_TD

@@ -2,6 +2,8 @@
 
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Utils/GPUUtils.h"
@@ -36,6 +38,9 @@ struct MoESinkLaunchConstantsPass
 
   void runOnOperation() override {
     WalkResult result = getOperation()->walk([&](gpu::LaunchOp launch) {
+      if (markedOnly &&
+          !launch->hasAttr(moe::MoEDialect::getInlineConstantsAttrName()))
+        return WalkResult::advance();
       std::optional<StringRef> name = launch.getFunction();
       if (!kernels.empty() &&
           (!name || !llvm::is_contained(kernels, name->str())))

@@ -20,4 +20,94 @@ def MoE_ActivationAttr : MoE_EnumAttr<MoE_Activation, "activation">;
 def MoE_GluLayoutAttr : MoE_EnumAttr<MoE_GluLayout, "glu_layout">;
 def MoE_RhsLayoutAttr : MoE_EnumAttr<MoE_RhsLayout, "rhs_layout">;
 
+def MoE_MatmulKernelAttr : MoE_EnumAttr<MoE_MatmulKernel, "matmul_kernel">;
+def MoE_SharedLayoutAttr : MoE_EnumAttr<MoE_SharedLayout, "shared_layout">;
+
+//===----------------------------------------------------------------------===//
+// GPU kernel configurations
+//===----------------------------------------------------------------------===//
+
+def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
+  let mnemonic = "matmul_tile";
+  let summary = "one GPU kernel of a grouped matmul and its tile shape";
+  let description = [{
+    The kernel that computes a grouped matmul's tiles and how: the block
+    tile (`rows` routed rows by `columns` output columns), the K that one
+    step of the main loop takes, the K tiles kept in flight, the loads
+    issued together, the warps that split K, the row tiles that sweep the
+    weights together, and the shared-memory layout of each operand.
+
+    | kernel | rows | columns (GLU: output columns) | k | stages | layouts (a, b) |
+    |---|---|---|---|---|---|
+    | `simt` | 1 | 128 | 1 | 1 | none, none |
+    | `mma_sync` | 16, 32, 48 or 64 | (4 / split_k) warps x a multiple of 8 | 32 | 1 | none, none |
+    | `mma_sync_staged` | 128 | 128 (64) | 32 | 2 to 6 | padded, padded |
+    | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
+
+    - `simt`: one thread per output element (f32 weights, the `kn` layout,
+      K not a multiple of 8).
+    - `mma_sync`: 4 warps load their `mma.sync.m16n8k16` fragments straight
+      from global memory, `unroll` steps of 32 K in flight; with
+      `split_k = 4` the block's warps share their columns and each takes a
+      quarter of K (decode).
+    - `mma_sync_staged`: 8 warps; tiles copied into shared memory with
+      cp.async (rows padded by 8 elements) and read with ldmatrix.
+    - `wgmma`: two warpgroups multiply with `wgmma.mma_async` (sm_90a), the
+      weights brought by TMA in the 128-byte swizzle; every warp copies and
+      multiplies.
+    - `wgmma_warp_specialized`: the same with a third warpgroup that issues
+      the copies, stages handed over through full and empty mbarriers.
+
+    `tile_group` row tiles sweep each column block of the weights together
+    (the staged kernels). `inline_constants`: the kernel sees the host's
+    constants as constants (`moe-sink-launch-constants`).
+
+    Example: `#moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 16,
+    k = 32, stages = 1, unroll = 8, split_k = 4, tile_group = 1,
+    a_layout = none, b_layout = none, inline_constants = false>`
+  }];
+  let parameters = (ins
+    EnumParameter<MoE_MatmulKernel>:$kernel,
+    "int64_t":$rows,
+    "int64_t":$columns,
+    "int64_t":$k,
+    "int64_t":$stages,
+    "int64_t":$unroll,
+    "int64_t":$split_k,
+    "int64_t":$tile_group,
+    EnumParameter<MoE_SharedLayout>:$a_layout,
+    EnumParameter<MoE_SharedLayout>:$b_layout,
+    "bool":$inline_constants
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
+def MoE_GroupedMatmulKernelsAttr : AttrDef<MoE_Dialect, "GroupedMatmulKernels"> {
+  let mnemonic = "grouped_matmul_kernels";
+  let summary = "the GPU kernels of one grouped matmul";
+  let description = [{
+    The configuration that `moe-gpu-select-kernel-config` picks for a
+    `moe.grouped_matmul` and `convert-moe-to-gpu` follows, attached as the
+    op's `moe.gpu_kernels` attribute: the decode-sized kernel (`small`), the
+    prefill-sized one (`large`), and the average rows per expert from which
+    the host launches `large`. A `simt` configuration has no second shape:
+    both are `simt`. Written in the input IR, it pins the kernels.
+
+    ```mlir
+    %y = moe.grouped_matmul ... {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, ...>,
+        large = #moe.matmul_tile<kernel = wgmma_warp_specialized, ...>,
+        large_rows_per_expert = 8>}
+    ```
+  }];
+  let parameters = (ins
+    MoE_MatmulTileAttr:$small,
+    MoE_MatmulTileAttr:$large,
+    "int64_t":$large_rows_per_expert
+  );
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEATTRS_TD

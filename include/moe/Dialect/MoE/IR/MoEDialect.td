@@ -19,10 +19,23 @@ def MoE_Dialect : Dialect {
     `moe.dispatch` sorts the selections into a grouped layout (`rows` and
     `offsets`); `moe.permute`, `moe.grouped_matmul`, `moe.glu` and
     `moe.combine` compute the experts; `moe.layer` is the whole layer.
+    `moe.gpu_kernels` (a `#moe.grouped_matmul_kernels`) on a
+    `moe.grouped_matmul` records the GPU kernels it lowers to.
     Accumulation is f32 for f32, bf16 and f16 inputs. Ops with large results
     take a destination (`outs`) operand.
   }];
   let useDefaultAttributePrinterParser = 1;
+  // `moe.gpu_kernels` on the ops that become GPU kernels.
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// The attribute that records a grouped matmul's GPU kernels.
+    static llvm::StringRef getGpuKernelsAttrName() { return "moe.gpu_kernels"; }
+    /// The unit attribute that asks moe-sink-launch-constants to move a
+    /// gpu.launch's constants into its body.
+    static llvm::StringRef getInlineConstantsAttrName() {
+      return "moe.inline_constants";
+    }
+  }];
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
 

@@ -64,4 +64,25 @@ def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights",
   let genSpecializedAttr = 0;
 }
 
+def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
+    "the GPU kernel that computes a grouped matmul's tiles", [
+    I32EnumAttrCase<"simt", 0>,
+    I32EnumAttrCase<"mma_sync", 1>,
+    I32EnumAttrCase<"mma_sync_staged", 2>,
+    I32EnumAttrCase<"wgmma", 3>,
+    I32EnumAttrCase<"wgmma_warp_specialized", 4>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_SharedLayout : I32EnumAttr<"SharedLayout",
+    "how a matmul operand's tile lies in shared memory", [
+    I32EnumAttrCase<"none", 0>,
+    I32EnumAttrCase<"padded", 1>,
+    I32EnumAttrCase<"swizzle_128b", 2>,
+    I32EnumAttrCase<"k_chunk_major", 3>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
 #endif // MOE_DIALECT_MOE_IR_MOEENUMS_TD

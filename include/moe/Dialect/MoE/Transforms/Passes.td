@@ -140,12 +140,17 @@ def MoESinkLaunchConstantsPass : Pass<"moe-sink-launch-constants"> {
     becomes a launch body that defines its own `%c4`.
 
     `kernels` limits it to launches of those kernel names (the launch's
-    `function`); empty, the default, means every launch.
+    `function`); empty, the default, means every launch. With
+    `marked-only`, it takes only the launches marked
+    `moe.inline_constants` (the GPU lowering marks the kernels whose
+    `#moe.matmul_tile` asks for it).
   }];
   let options = [
     ListOption<"kernels", "kernels", "std::string",
                "kernel names (gpu.launch function) whose launches take their "
                "constants in; empty: all">,
+    Option<"markedOnly", "marked-only", "bool", /*default=*/"false",
+           "only the launches marked moe.inline_constants">,
   ];
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }

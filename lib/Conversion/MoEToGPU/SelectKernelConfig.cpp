@@ -1,0 +1,219 @@
+//===- SelectKernelConfig.cpp - Pick each grouped matmul's GPU kernels ----===//
+//
+// moe-gpu-select-kernel-config: the one place where the GPU kernels of a
+// grouped matmul are chosen, from the chip, the op's types and shapes and
+// the pass options. The choice is recorded as the op's `moe.gpu_kernels`
+// attribute, which convert-moe-to-gpu follows and nothing else decides.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEGPUSELECTKERNELCONFIGPASS
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+std::optional<GpuChip> mlir::moe::parseGpuChip(StringRef name) {
+  StringRef digits = name;
+  if (!digits.consume_front("sm_"))
+    return std::nullopt;
+  GpuChip chip;
+  chip.archSpecific = digits.consume_back("a");
+  if (digits.empty() || digits.getAsInteger(10, chip.version) ||
+      chip.version < 10 || chip.version > 999)
+    return std::nullopt;
+  return chip;
+}
+
+namespace {
+
+/// Parameters of one tile shape, before it becomes an attribute.
+struct Tile {
+  MatmulKernel kernel = MatmulKernel::simt;
+  int64_t rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, splitK = 1;
+  int64_t tileGroup = 1;
+  SharedLayout a = SharedLayout::none, b = SharedLayout::none;
+  bool inlineConstants = false;
+
+  MatmulTileAttr get(MLIRContext *ctx) const {
+    return MatmulTileAttr::get(ctx, kernel, rows, columns, k, stages, unroll,
+                               splitK, tileGroup, a, b, inlineConstants);
+  }
+};
+
+struct MoEGPUSelectKernelConfigPass
+    : moe::impl::MoEGPUSelectKernelConfigPassBase<
+          MoEGPUSelectKernelConfigPass> {
+  using Base::Base;
+
+  /// Options are checked as they are parsed, so that a pipeline built
+  /// with bad ones fails before it runs.
+  LogicalResult initializeOptions(
+      StringRef options,
+      function_ref<LogicalResult(const Twine &)> errorHandler) override {
+    if (failed(Base::initializeOptions(options, errorHandler)))
+      return failure();
+    return validateOptions(errorHandler);
+  }
+
+  void runOnOperation() override {
+    // Options set in C++ rather than parsed are checked here.
+    Location loc = getOperation().getLoc();
+    if (failed(validateOptions([&](const Twine &message) {
+          return emitError(loc) << message;
+        })))
+      return signalPassFailure();
+    GpuChip target = *parseGpuChip(chip);
+    WalkResult result = getOperation().walk([&](GroupedMatmulOp op) {
+      return failed(select(op, target)) ? WalkResult::interrupt()
+                                        : WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+
+  LogicalResult
+  validateOptions(function_ref<LogicalResult(const Twine &)> errorHandler) {
+    auto inRange = [&](StringRef name, int64_t value, int64_t lo,
+                       int64_t hi) -> LogicalResult {
+      if (value >= lo && value <= hi)
+        return success();
+      return errorHandler("moe-gpu-select-kernel-config: " + name +
+                          " must be in [" + Twine(lo) + ", " + Twine(hi) +
+                          "], got " + Twine(value));
+    };
+    if (!parseGpuChip(chip))
+      return errorHandler("moe-gpu-select-kernel-config: chip must be an "
+                          "sm_XY name (sm_80, sm_90a, ...), got '" +
+                          chip + "'");
+    if (failed(inRange("large-rows-per-expert", largeRowsPerExpert, 0,
+                       int64_t(1) << 31)) ||
+        failed(inRange("small-unroll", smallUnroll, 1, 16)) ||
+        failed(inRange("small-split-k-from", smallSplitKFrom, 1,
+                       int64_t(1) << 31)) ||
+        failed(inRange("large-tile-group", largeTileGroup, 1, 64)))
+      return failure();
+    if (smallSplitK != 1 && smallSplitK != 4)
+      return errorHandler(
+          "moe-gpu-select-kernel-config: small-split-k must be 1 or 4, got " +
+          Twine(static_cast<int64_t>(smallSplitK)));
+    return success();
+  }
+
+  /// Whether the chip runs `kernel`: tensor cores with bf16 from sm_80,
+  /// wgmma and TMA on sm_90a alone.
+  static bool runs(const GpuChip &target, MatmulKernel kernel) {
+    switch (kernel) {
+    case MatmulKernel::simt:
+      return true;
+    case MatmulKernel::mma_sync:
+    case MatmulKernel::mma_sync_staged:
+      return target.version >= 80;
+    case MatmulKernel::wgmma:
+    case MatmulKernel::wgmma_warp_specialized:
+      return target.version == 90 && target.archSpecific;
+    }
+    return false;
+  }
+
+  LogicalResult select(GroupedMatmulOp op, const GpuChip &target) {
+    StringRef name = MoEDialect::getGpuKernelsAttrName();
+    if (auto pinned = op->getAttrOfType<GroupedMatmulKernelsAttr>(name)) {
+      for (MatmulTileAttr tile : {pinned.getSmall(), pinned.getLarge()})
+        if (!runs(target, tile.getKernel()))
+          return op.emitOpError()
+                 << name << ": the " << stringifyMatmulKernel(tile.getKernel())
+                 << " kernel does not run on " << chip;
+      return success();
+    }
+    op->setAttr(name, choose(op, target));
+    return success();
+  }
+
+  GroupedMatmulKernelsAttr choose(GroupedMatmulOp op, const GpuChip &target) {
+    MLIRContext *ctx = op.getContext();
+    auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+    Type rhs = rhsType.getElementType();
+    Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+    WeightShape weights = weightShape(rhsType, op.getRhsLayout());
+    bool glu = op.getEpilogue().has_value();
+    bool wgmmaChip = wgmma && runs(target, MatmulKernel::wgmma);
+    // wgmma with TMA weights streams an expert's weights faster than the
+    // decode kernel from 8 rows on, though most of a 128-row tile is then
+    // empty (on an H200, DeepSeek-V3 T = 512: 5.4 against 7.8 ms; Mixtral
+    // T = 32: 0.70 against 0.79 ms); the staged mma.sync tile needs 64.
+    int64_t threshold =
+        largeRowsPerExpert ? int64_t(largeRowsPerExpert) : wgmmaChip ? 8 : 64;
+
+    bool tensorCores = runs(target, MatmulKernel::mma_sync) &&
+                       op.getRhsLayout() == RhsLayout::nk &&
+                       (rhs.isBF16() || rhs.isF16()) &&
+                       weights.reduction % 8 == 0 &&
+                       (lhs.isF32() || lhs.isBF16() || lhs.isF16());
+    if (!tensorCores) {
+      MatmulTileAttr simt = Tile().get(ctx);
+      return GroupedMatmulKernelsAttr::get(ctx, simt, simt, threshold);
+    }
+
+    // Decode: 4 warps of 16 columns, or with split-K 4 warps that share 16
+    // columns and each take a quarter of K. Below small-split-k-from, a
+    // part would be a step or two of loads, which may cost less than the
+    // sum through shared memory.
+    Tile small;
+    small.kernel = MatmulKernel::mma_sync;
+    small.rows = 16;
+    small.k = 32;
+    small.unroll = smallUnroll;
+    small.splitK =
+        weights.reduction >= smallSplitKFrom ? int64_t(smallSplitK) : 1;
+    small.columns = 4 / small.splitK * 16;
+
+    Tile large;
+    // cp.async copies bytes: the activations have the weights' type, or
+    // are f32 and converted when read.
+    bool staged = largeStaged && (lhs == rhs || lhs.isF32());
+    if (staged && wgmmaChip && lhs == rhs) {
+      large.kernel = wgmmaProducer ? MatmulKernel::wgmma_warp_specialized
+                                   : MatmulKernel::wgmma;
+      large.rows = 128;
+      large.columns = glu ? 128 : 256;
+      large.k = 64;
+      large.stages = 4;
+      large.tileGroup = largeTileGroup;
+      large.a = wgmmaSwizzledA ? SharedLayout::swizzle_128b
+                               : SharedLayout::k_chunk_major;
+      large.b = SharedLayout::swizzle_128b;
+    } else if (staged) {
+      large.kernel = MatmulKernel::mma_sync_staged;
+      large.rows = 128;
+      large.columns = glu ? 64 : 128;
+      large.k = 32;
+      large.stages = 4;
+      large.tileGroup = largeTileGroup;
+      large.a = large.b = SharedLayout::padded;
+    } else {
+      large.kernel = MatmulKernel::mma_sync;
+      large.rows = 32;
+      large.columns = 128;
+      large.k = 32;
+    }
+    // The prefill kernel sees its constants as constants, not as
+    // parameters: its K loop's stage arithmetic and descriptors then fold
+    // (1.2-1.3x at prefill on an H200). The decode kernel measured slower
+    // so (DeepSeek-V3 T = 32: 4.9 against 3.9 ms) and keeps them as
+    // parameters.
+    large.inlineConstants = true;
+    return GroupedMatmulKernelsAttr::get(ctx, small.get(ctx), large.get(ctx),
+                                         threshold);
+  }
+};
+
+} // namespace

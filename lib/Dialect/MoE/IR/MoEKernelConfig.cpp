@@ -1,0 +1,220 @@
+//===- MoEKernelConfig.cpp - GPU kernel configurations of moe ops ---------===//
+//
+// Verifies `#moe.matmul_tile`, `#moe.grouped_matmul_kernels` and the
+// `moe.gpu_kernels` attribute that carries them on a `moe.grouped_matmul`:
+// every tile shape a kernel cannot run is refused here, with the op's
+// location, so neither the selection pass nor the lowering meets one.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
+
+#include "moe/Dialect/MoE/IR/MoEAttrs.h"
+#include "moe/Dialect/MoE/IR/MoEOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+/// The value a kernel fixes for one parameter, or the range it allows.
+struct Expect {
+  function_ref<InFlightDiagnostic()> emitError;
+  MatmulKernel kernel;
+
+  LogicalResult equals(StringRef name, int64_t value, int64_t expected) const {
+    if (value == expected)
+      return success();
+    return emitError() << "the " << stringifyMatmulKernel(kernel)
+                       << " kernel needs " << name << " = " << expected
+                       << ", got " << value;
+  }
+  LogicalResult within(StringRef name, int64_t value, int64_t lo,
+                       int64_t hi) const {
+    if (value >= lo && value <= hi)
+      return success();
+    return emitError() << "the " << stringifyMatmulKernel(kernel)
+                       << " kernel needs " << name << " in [" << lo << ", "
+                       << hi << "], got " << value;
+  }
+  LogicalResult layout(StringRef name, SharedLayout value,
+                       ArrayRef<SharedLayout> allowed) const {
+    if (llvm::is_contained(allowed, value))
+      return success();
+    InFlightDiagnostic diag = emitError();
+    diag << "the " << stringifyMatmulKernel(kernel) << " kernel needs "
+         << name << " in {";
+    llvm::interleaveComma(allowed, diag, [&](SharedLayout l) {
+      diag << stringifySharedLayout(l);
+    });
+    return diag << "}, got " << stringifySharedLayout(value);
+  }
+};
+
+/// Whether `kernel` multiplies with tensor cores.
+bool isTensorCore(MatmulKernel kernel) { return kernel != MatmulKernel::simt; }
+
+bool isWgmma(MatmulKernel kernel) {
+  return kernel == MatmulKernel::wgmma ||
+         kernel == MatmulKernel::wgmma_warp_specialized;
+}
+
+} // namespace
+
+LogicalResult MatmulTileAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, MatmulKernel kernel,
+    int64_t rows, int64_t columns, int64_t k, int64_t stages, int64_t unroll,
+    int64_t splitK, int64_t tileGroup, SharedLayout aLayout,
+    SharedLayout bLayout, bool inlineConstants) {
+  Expect e{emitError, kernel};
+  switch (kernel) {
+  case MatmulKernel::simt:
+    return success(
+        succeeded(e.equals("rows", rows, 1)) &&
+        succeeded(e.equals("columns", columns, 128)) &&
+        succeeded(e.equals("k", k, 1)) &&
+        succeeded(e.equals("stages", stages, 1)) &&
+        succeeded(e.equals("unroll", unroll, 1)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.equals("tile_group", tileGroup, 1)) &&
+        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+  case MatmulKernel::mma_sync: {
+    if (failed(e.within("rows", rows, 16, 64)))
+      return failure();
+    if (rows % 16)
+      return emitError() << "the mma_sync kernel's rows are 16-row MMA tiles, "
+                            "got "
+                         << rows;
+    if (splitK != 1 && splitK != 4)
+      return emitError() << "the mma_sync kernel's split_k is 1 (each of the "
+                            "4 warps has its own columns) or 4 (the warps "
+                            "share them), got "
+                         << splitK;
+    // The block's 4 / split_k column groups of one warp each.
+    int64_t warpColumns = columns * splitK / 4;
+    if (columns < 1 || (columns * splitK) % 4 || warpColumns % 8 ||
+        warpColumns > 64)
+      return emitError() << "the mma_sync kernel's columns are 4 / split_k "
+                            "warps of 8 to 64 columns (a multiple of 8), got "
+                         << columns << " with split_k = " << splitK;
+    return success(
+        succeeded(e.equals("k", k, 32)) &&
+        succeeded(e.equals("stages", stages, 1)) &&
+        succeeded(e.within("unroll", unroll, 1, 16)) &&
+        succeeded(e.equals("tile_group", tileGroup, 1)) &&
+        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+  }
+  case MatmulKernel::mma_sync_staged:
+    if (columns != 64 && columns != 128)
+      return emitError() << "the mma_sync_staged kernel's columns are 128 "
+                            "(64 with a GLU epilogue), got "
+                         << columns;
+    return success(
+        succeeded(e.equals("rows", rows, 128)) &&
+        succeeded(e.equals("k", k, 32)) &&
+        succeeded(e.within("stages", stages, 2, 6)) &&
+        succeeded(e.equals("unroll", unroll, 1)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
+        succeeded(e.layout("a_layout", aLayout, {SharedLayout::padded})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::padded})));
+  case MatmulKernel::wgmma:
+  case MatmulKernel::wgmma_warp_specialized:
+    if (columns != 128 && columns != 256)
+      return emitError() << "the " << stringifyMatmulKernel(kernel)
+                         << " kernel's columns are 256 (128 with a GLU "
+                            "epilogue), got "
+                         << columns;
+    // Stages of 48 KiB (a 128 x 64 A tile and a 256 x 64 weight tile, 2
+    // bytes an element) in the 227 KiB of an sm_90 block.
+    return success(
+        succeeded(e.equals("rows", rows, 128)) &&
+        succeeded(e.equals("k", k, 64)) &&
+        succeeded(e.within("stages", stages, 2, 4)) &&
+        succeeded(e.equals("unroll", unroll, 1)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
+        succeeded(e.layout("a_layout", aLayout,
+                           {SharedLayout::swizzle_128b,
+                            SharedLayout::k_chunk_major})) &&
+        succeeded(
+            e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
+  }
+  return emitError() << "unknown matmul kernel";
+}
+
+LogicalResult GroupedMatmulKernelsAttr::verify(
+    function_ref<InFlightDiagnostic()> emitError, MatmulTileAttr small,
+    MatmulTileAttr large, int64_t largeRowsPerExpert) {
+  if (largeRowsPerExpert < 1)
+    return emitError() << "large_rows_per_expert must be positive, got "
+                       << largeRowsPerExpert;
+  bool smallSimt = small.getKernel() == MatmulKernel::simt;
+  bool largeSimt = large.getKernel() == MatmulKernel::simt;
+  if (smallSimt != largeSimt)
+    return emitError() << "a simt kernel has no second tile shape: small and "
+                          "large must both be simt, or neither";
+  return success();
+}
+
+/// Whether `op` can run `tile` at all: its operand types, weight layout,
+/// K and GLU form against what the kernel reads and stores.
+static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
+                                     MatmulTileAttr tile) {
+  MatmulKernel kernel = tile.getKernel();
+  if (!isTensorCore(kernel))
+    return success();
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  Type rhs = rhsType.getElementType();
+  Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+  WeightShape weights = weightShape(rhsType, op.getRhsLayout());
+  auto fail = [&]() {
+    return op.emitOpError() << "moe.gpu_kernels: the " << slot << " kernel "
+                            << stringifyMatmulKernel(kernel) << " ";
+  };
+  if (op.getRhsLayout() != RhsLayout::nk || !(rhs.isBF16() || rhs.isF16()))
+    return fail() << "needs bf16 or f16 weights in the nk layout (others "
+                     "take simt)";
+  if (weights.reduction % 8)
+    return fail() << "needs K a multiple of 8, got " << weights.reduction;
+  if (!(lhs.isF32() || lhs.isBF16() || lhs.isF16()))
+    return fail() << "needs f32, bf16 or f16 activations";
+  if (kernel == MatmulKernel::mma_sync_staged && lhs != rhs && !lhs.isF32())
+    return fail() << "copies activations as bytes: they need the weights' "
+                     "type or f32";
+  if (isWgmma(kernel) && lhs != rhs)
+    return fail() << "needs activations of the weights' type, got " << lhs
+                  << " against " << rhs;
+  bool glu = op.getEpilogue().has_value();
+  int64_t gluColumns = kernel == MatmulKernel::mma_sync_staged ? 64 : 128;
+  if (kernel != MatmulKernel::mma_sync &&
+      tile.getColumns() != (glu ? gluColumns : 2 * gluColumns))
+    return fail() << "has " << 2 * gluColumns << " weight rows a block: "
+                  << (glu ? gluColumns : 2 * gluColumns)
+                  << " output columns " << (glu ? "with" : "without")
+                  << " a GLU epilogue, got " << tile.getColumns();
+  return success();
+}
+
+LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
+                                                   NamedAttribute attribute) {
+  StringRef name = attribute.getName().getValue();
+  if (name == getInlineConstantsAttrName()) {
+    if (!isa<UnitAttr>(attribute.getValue()))
+      return op->emitError() << name << " must be a unit attribute";
+    return success();
+  }
+  if (name != getGpuKernelsAttrName())
+    return op->emitError() << "unknown moe dialect attribute " << name;
+  auto matmul = dyn_cast<GroupedMatmulOp>(op);
+  if (!matmul)
+    return op->emitError() << name << " applies to moe.grouped_matmul only";
+  auto kernels = dyn_cast<GroupedMatmulKernelsAttr>(attribute.getValue());
+  if (!kernels)
+    return op->emitError() << name << " must be a #moe.grouped_matmul_kernels";
+  return success(
+      succeeded(verifyTileForOp(matmul, "small", kernels.getSmall())) &&
+      succeeded(verifyTileForOp(matmul, "large", kernels.getLarge())));
+}

@@ -1,0 +1,19 @@
+// A pinned configuration that the chip cannot run is an error at the op;
+// so are bad options, before any op is looked at.
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --split-input-file --verify-diagnostics
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=chip=sm80 2>&1 | FileCheck %s --check-prefix=CHIP
+// CHIP: error: moe-gpu-select-kernel-config: chip must be an sm_XY name (sm_80, sm_90a, ...), got 'sm80'
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=large-tile-group=65 2>&1 | FileCheck %s --check-prefix=GROUP
+// GROUP: error: moe-gpu-select-kernel-config: large-tile-group must be in [1, 64], got 65
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-unroll=-1 2>&1 | FileCheck %s --check-prefix=UNROLL
+// UNROLL: error: moe-gpu-select-kernel-config: small-unroll must be in [1, 16], got -1
+
+func.func @wgmma_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
+  // expected-error @+1 {{moe.gpu_kernels: the wgmma_warp_specialized kernel does not run on sm_80}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x256x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x256xbf16>) {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_warp_specialized, rows = 128, columns = 256, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 8>} -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}

@@ -1,0 +1,107 @@
+// The verifiers of #moe.matmul_tile, #moe.grouped_matmul_kernels and the
+// moe.gpu_kernels attribute: one case per diagnostic.
+// RUN: moe-opt %s -split-input-file -verify-diagnostics
+
+// expected-error @+1 {{the wgmma kernel needs stages in [2, 4], got 5}}
+func.func private @stages() attributes {t = #moe.matmul_tile<kernel = wgmma, rows = 128, columns = 256, k = 64, stages = 5, unroll = 1, split_k = 1, tile_group = 1, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync kernel's rows are 16-row MMA tiles, got 24}}
+func.func private @rows() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 24, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync kernel's split_k is 1 (each of the 4 warps has its own columns) or 4 (the warps share them), got 2}}
+func.func private @split() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 2, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync kernel's columns are 4 / split_k warps of 8 to 64 columns (a multiple of 8), got 20 with split_k = 1}}
+func.func private @columns() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 20, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_staged kernel needs a_layout in {padded}, got swizzle_128b}}
+func.func private @layout() attributes {t = #moe.matmul_tile<kernel = mma_sync_staged, rows = 128, columns = 128, k = 32, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = padded, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the simt kernel needs columns = 128, got 64}}
+func.func private @simt() attributes {t = #moe.matmul_tile<kernel = simt, rows = 1, columns = 64, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{a simt kernel has no second tile shape: small and large must both be simt, or neither}}
+func.func private @mixed() attributes {t = #moe.grouped_matmul_kernels<
+  small = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+  large = #moe.matmul_tile<kernel = mma_sync, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+  large_rows_per_expert = 8>}
+
+// -----
+
+// expected-error @+1 {{large_rows_per_expert must be positive, got 0}}
+func.func private @threshold() attributes {t = #moe.grouped_matmul_kernels<
+  small = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+  large = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+  large_rows_per_expert = 0>}
+
+// -----
+
+func.func @wgmma_f32(%x: tensor<?x64xf32>, %w: tensor<4x256x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma needs activations of the weights' type, got 'f32' against 'bf16'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xf32>, tensor<4x256x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x256xbf16>) {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma, rows = 128, columns = 256, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 8>} -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}
+
+// -----
+
+func.func @glu_columns(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x128xbf16>) -> tensor<?x128xbf16> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma_warp_specialized has 256 weight rows a block: 128 output columns with a GLU epilogue, got 256}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x256x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x128xbf16>) {epilogue = #moe.activation<silu>, moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_warp_specialized, rows = 128, columns = 256, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 8>} -> tensor<?x128xbf16>
+  return %y : tensor<?x128xbf16>
+}
+
+// -----
+
+func.func @f32_weights(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offsets: tensor<5xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync needs bf16 or f16 weights in the nk layout (others take simt)}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<5xi32>)
+      outs(%init : tensor<?x128xf32>) {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 8>} -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// expected-error @+1 {{moe.gpu_kernels applies to moe.grouped_matmul only}}
+func.func private @wrong_op() attributes {moe.gpu_kernels = 1 : i64}
+
+// -----
+
+func.func @wrong_value(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offsets: tensor<5xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  // expected-error @+1 {{moe.gpu_kernels must be a #moe.grouped_matmul_kernels}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<5xi32>)
+      outs(%init : tensor<?x128xf32>) {moe.gpu_kernels = "wgmma"} -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// expected-error @+1 {{unknown moe dialect attribute moe.tile}}
+func.func private @unknown() attributes {moe.tile = 1 : i64}
+
+// -----
+
+// expected-error @+1 {{moe.inline_constants must be a unit attribute}}
+func.func private @inline() attributes {moe.inline_constants = 1 : i64}
