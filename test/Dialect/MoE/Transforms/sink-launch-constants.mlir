@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --moe-sink-launch-constants | FileCheck %s
 // RUN: moe-opt %s --moe-sink-launch-constants --gpu-kernel-outlining | FileCheck %s --check-prefix=OUTLINED
 // RUN: moe-opt %s --moe-sink-launch-constants=kernels=other --gpu-kernel-outlining | FileCheck %s --check-prefix=SKIPPED
+// RUN: moe-opt %s --moe-sink-launch-constants=marked-only --gpu-kernel-outlining | FileCheck %s --check-prefix=MARKED
 
 // Constants used by a launch body, the casts and pure arithmetic derived
 // from them alone, and llvm constants move into the body; values that
@@ -21,6 +22,10 @@
 // OUTLINED: gpu.func @launch_kernel(%{{.*}}: index, %{{.*}}: memref<?xi64>)
 // Launches of other kernels than `kernels` names keep their parameters.
 // SKIPPED: gpu.func @launch_kernel(%{{.*}}: index, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: index, %{{.*}}: !llvm.struct<(f32, f32)>, %{{.*}}: memref<?xi64>)
+// With marked-only, only the launches marked moe.inline_constants (the GPU
+// lowering marks those whose #moe.matmul_tile asks for it) take them in.
+// MARKED: gpu.func @launch_kernel(%{{.*}}: index, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: index, %{{.*}}: !llvm.struct<(f32, f32)>, %{{.*}}: memref<?xi64>)
+// MARKED: gpu.func @marked_kernel(%{{.*}}: index, %{{.*}}: memref<?xi64>)
 func.func @launch(%n: index, %buf: memref<?xi64>) {
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
@@ -39,5 +44,20 @@ func.func @launch(%n: index, %buf: memref<?xi64>) {
     memref.store %v, %buf[%w] : memref<?xi64>
     gpu.terminator
   }
+  return
+}
+
+func.func @marked(%n: index, %buf: memref<?xi64>) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %scaled = arith.muli %n, %c4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+    %s = arith.remui %tx, %c4 : index
+    %w = arith.addi %s, %scaled : index
+    %v = arith.index_cast %w : index to i64
+    memref.store %v, %buf[%w] : memref<?xi64>
+    gpu.terminator
+  } {moe.inline_constants}
   return
 }
