@@ -10,6 +10,7 @@
 #include "llvm/Support/MathExtras.h"
 
 #include <cmath>
+#include <cstdio>
 
 using namespace llvm;
 using namespace mlir::moe;
@@ -18,6 +19,13 @@ namespace {
 
 Error fail(const Twine &message) {
   return createStringError(inconvertibleErrorCode(), message);
+}
+
+/// `value` in the shortest of %g's forms: 2.5, -1, nan, 1e+300.
+std::string shortNumber(double value) {
+  char text[32];
+  snprintf(text, sizeof(text), "%g", value);
+  return text;
 }
 
 /// The names of an enum of the dialect, so the accepted spellings come from
@@ -65,7 +73,8 @@ public:
     if (ok)
       return Error::success();
     return fail(formatv("{0}: {1} = {2} must be finite and {3} 0",
-                        spec.origin(field), field, value, zeroOk ? ">=" : ">"));
+                        spec.origin(field), field, shortNumber(value),
+                        zeroOk ? ">=" : ">"));
   }
 
   /// The elements of an `rows` x `columns` weight matrix, within

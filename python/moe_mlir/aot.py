@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
+import numbers
 import os
 import pathlib
 import subprocess
@@ -50,12 +52,22 @@ def moe_compile() -> pathlib.Path:
 
 
 def _settings(layer: Mapping[str, object]) -> str:
+    """``layer`` as moe-compile's ``--layer`` text. A ',' or '=' inside a key
+    or value would split it into other settings, so they are refused."""
     parts = []
     for key, value in layer.items():
         if isinstance(value, bool):
-            parts.append(f"{key}={'true' if value else 'false'}")
+            text = "true" if value else "false"
+        elif isinstance(value, (numbers.Real, str)):
+            text = str(value)
         else:
-            parts.append(f"{key}={value}")
+            raise ValueError(f"layer setting {key!r}: expected a bool, number or string, "
+                             f"got {type(value).__name__}")
+        for what, item in (("name", str(key)), ("value", text)):
+            if not item or any(c in item for c in ",=") or item != item.strip():
+                raise ValueError(f"layer setting {key!r}: its {what} {item!r} must be "
+                                 f"non-empty, without ',', '=' or surrounding spaces")
+        parts.append(f"{key}={text}")
     return ",".join(parts)
 
 
@@ -151,12 +163,14 @@ class Layer:
             raise ValueError(f"this artifact has no {symbol} (weight_layout "
                              f"{self.manifest.get('layer', {}).get('weight_layout', 'nk')})")
         spec = next(t for t in self.inputs if t["name"] == name)
+        layer = self.manifest["layer"]
+        H, I, E = layer["hidden"], layer["intermediate"], layer["experts"]
+        want = (E, 2 * I, H) if name == "w13" else (E, H, I)
         source = np.ascontiguousarray(linear)
         dtype = _STORAGE[spec["dtype"]]
-        count = int(np.prod(spec["shape"]))
-        if source.dtype != dtype or source.size != count:
-            raise ValueError(f"'{name}' must hold {count} {np.dtype(dtype).name} values "
-                             f"(Linear layout), got {source.size} {source.dtype.name}")
+        if source.dtype != dtype or source.shape != want:
+            raise ValueError(f"'{name}' must be {want} {np.dtype(dtype).name} (Linear "
+                             f"layout [E, N, K]), got {source.shape} {source.dtype.name}")
         packed = np.empty(spec["shape"], dtype=dtype)
         fn = getattr(self._lib, symbol)
         fn.restype = ctypes.c_int
@@ -180,19 +194,57 @@ class Layer:
     def shape(self, tensor: dict, tokens: int) -> tuple:
         return tuple(tokens if s < 0 else s for s in tensor["shape"])
 
+    @staticmethod
+    def per_token(tensor: dict) -> bool:
+        """Whether the tensor's leading dimension is the token count."""
+        return bool(tensor["shape"]) and tensor["shape"][0] < 0
+
+    def leading_shape(self, shapes: Sequence[tuple]) -> tuple:
+        """The leading dimensions ``[*]`` shared by the per-token inputs,
+        whose shapes are ``[*, rest]`` for a manifest shape ``[T, rest]``."""
+        lead = None
+        for tensor, shape in zip(self.inputs, shapes):
+            if not self.per_token(tensor):
+                continue
+            shape = tuple(shape)
+            rest = tuple(tensor["shape"][1:])
+            cut = len(shape) - len(rest)
+            if cut < 0 or shape[cut:] != rest:
+                want = ", ".join(["*"] + [str(d) for d in rest])
+                raise ValueError(f"'{tensor['name']}' must have shape [{want}], got {shape}")
+            if lead is None:
+                lead = shape[:cut]
+            elif shape[:cut] != lead:
+                raise ValueError(f"'{tensor['name']}' has leading dimensions {shape[:cut]}, "
+                                 f"the other per-token inputs {lead}")
+        return lead or ()
+
+    def output_shape(self, tensor: dict, lead: tuple) -> tuple:
+        """An output's shape for inputs of leading dimensions ``lead``."""
+        if self.per_token(tensor):
+            return tuple(lead) + tuple(tensor["shape"][1:])
+        return tuple(tensor["shape"])
+
     def _check_count(self, inputs: Sequence) -> None:
         if len(inputs) != len(self.inputs):
             raise ValueError(f"expected {len(self.inputs)} inputs "
                              f"({', '.join(t['name'] for t in self.inputs)}), got {len(inputs)}")
 
     def __call__(self, *inputs):
+        """Runs the layer. The per-token inputs (``x``) may have any leading
+        dimensions ``[*, H]``; the output has the same. No tokens at all give
+        an empty output without a call into the library."""
         if self.target == "cuda":
             return self._call_cuda(*inputs)
         self._check_count(inputs)
-        tokens = np.asarray(inputs[0]).shape[0]
+        given = [np.asarray(value) for value in inputs]
+        lead = self.leading_shape([a.shape for a in given])
+        tokens = math.prod(lead)
         arrays = []
-        for spec, value in zip(self.inputs, inputs):
-            array = np.ascontiguousarray(value)
+        for spec, array in zip(self.inputs, given):
+            if self.per_token(spec):
+                array = array.reshape((tokens,) + tuple(spec["shape"][1:]))
+            array = np.ascontiguousarray(array)
             want = self.shape(spec, tokens)
             if array.shape != want or array.dtype != _STORAGE[spec["dtype"]]:
                 raise ValueError(f"'{spec['name']}' must be {want} "
@@ -201,10 +253,12 @@ class Layer:
             arrays.append(array)
         outs = [np.zeros(self.shape(t, tokens), dtype=_STORAGE[t["dtype"]])
                 for t in self.outputs]
-        size = self.workspace_size(tokens)
-        workspace = np.empty(size, dtype=np.uint8) if size else None
-        self.forward_pointers([a.ctypes.data for a in arrays + outs], tokens,
-                              None if workspace is None else workspace.ctypes.data, size)
+        if tokens:
+            size = self.workspace_size(tokens)
+            workspace = np.empty(size, dtype=np.uint8) if size else None
+            self.forward_pointers([a.ctypes.data for a in arrays + outs], tokens,
+                                  None if workspace is None else workspace.ctypes.data, size)
+        outs = [o.reshape(self.output_shape(t, lead)) for t, o in zip(self.outputs, outs)]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _call_cuda(self, *inputs):
@@ -215,15 +269,17 @@ class Layer:
         from .torch_op import check_tensors, TORCH_DTYPES
 
         self._check_count(inputs)
-        tensors = check_tensors(self, inputs, "cuda")
-        tokens = tensors[0].shape[0]
+        tensors, lead = check_tensors(self, inputs, "cuda")
+        tokens = math.prod(lead)
         device = tensors[0].device
         outs = [torch.empty(self.shape(t, tokens), dtype=TORCH_DTYPES[t["dtype"]],
                             device=device) for t in self.outputs]
-        size = self.workspace_size(tokens)
-        workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=device)
-        with torch.cuda.device(device):
-            stream = torch.cuda.current_stream(device).cuda_stream
-            self.forward_pointers([t.data_ptr() for t in tensors + outs], tokens,
-                                  workspace.data_ptr(), size, stream)
+        if tokens:
+            size = self.workspace_size(tokens)
+            workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=device)
+            with torch.cuda.device(device):
+                stream = torch.cuda.current_stream(device).cuda_stream
+                self.forward_pointers([t.data_ptr() for t in tensors + outs], tokens,
+                                      workspace.data_ptr(), size, stream)
+        outs = [o.reshape(self.output_shape(t, lead)) for t, o in zip(self.outputs, outs)]
         return outs[0] if len(outs) == 1 else tuple(outs)

@@ -3,7 +3,7 @@
     from moe_mlir import aot, torch_op
     layer = aot.compile(config, name="mixtral").load()
     op = torch_op.register(layer, "mixtral")      # torch.ops.moe_mlir.mixtral
-    y = op(x, router, w13, w2)                    # CPU tensors
+    y = op(x, router, w13, w2)                    # CPU tensors, x [*, H] -> y [*, H]
 
     gpu = aot.compile(config, name="mixtral_cuda", target="cuda").load()
     op = torch_op.register(gpu, "mixtral_cuda")   # CUDA tensors
@@ -19,6 +19,7 @@ graph. Importing this module needs torch; nothing else in moe_mlir does.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -30,12 +31,13 @@ TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float
 
 
 def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
-                  device_type: str) -> list:
-    """The inputs as contiguous tensors, after checking their device, dtype
-    and shape against the artifact's manifest."""
+                  device_type: str) -> tuple:
+    """The inputs as contiguous tensors, the per-token ones flattened from
+    ``[*, ...]`` to ``[T, ...]``, after checking their device, dtype and
+    shape against the artifact's manifest; and the leading dimensions
+    ``[*]``."""
     if len(tensors) != len(layer.inputs):
         raise ValueError(f"expected {len(layer.inputs)} tensors, got {len(tensors)}")
-    checked = []
     for spec, tensor in zip(layer.inputs, tensors):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"'{spec['name']}' must be a torch.Tensor, got "
@@ -46,38 +48,46 @@ def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
         want = TORCH_DTYPES[spec["dtype"]]
         if tensor.dtype != want:
             raise ValueError(f"'{spec['name']}' must be {want}, got {tensor.dtype}")
-        checked.append(tensor.contiguous())
-    tokens = checked[0].shape[0] if checked[0].dim() else 0
-    for spec, tensor in zip(layer.inputs, checked):
+        if tensor.device != tensors[0].device:
+            raise ValueError(f"'{spec['name']}' is on {tensor.device}, the others on "
+                             f"{tensors[0].device}")
+    lead = layer.leading_shape([tuple(t.shape) for t in tensors])
+    tokens = math.prod(lead)
+    checked = []
+    for spec, tensor in zip(layer.inputs, tensors):
+        if layer.per_token(spec):
+            tensor = tensor.reshape((tokens,) + tuple(spec["shape"][1:]))
         shape = layer.shape(spec, tokens)
         if tuple(tensor.shape) != shape:
             raise ValueError(f"'{spec['name']}' must have shape {shape}, "
                              f"got {tuple(tensor.shape)}")
-        if tensor.device != checked[0].device:
-            raise ValueError(f"'{spec['name']}' is on {tensor.device}, the others on "
-                             f"{checked[0].device}")
-    return checked
+        checked.append(tensor.contiguous())
+    return checked, lead
 
 
 def register(layer: Layer, name: str):
-    """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact."""
+    """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact. Its
+    ``x`` may have any leading dimensions, ``[*, H]``; the result has the
+    same, ``[*, H]``. Without tokens the result is empty and the library is
+    not called."""
     out_spec = layer.outputs[0]
     out_dtype = TORCH_DTYPES[out_spec["dtype"]]
-    hidden = out_spec["shape"][1]
     params = ", ".join(f"Tensor {t['name']}" for t in layer.inputs)
     device_type = "cuda" if layer.target == "cuda" else "cpu"
 
     def forward(*tensors):
         if device_type == "cuda":
             return layer(*tensors)  # checks, then runs on the current stream
-        args = check_tensors(layer, tensors, device_type)
-        tokens = args[0].shape[0]
-        out = torch.empty((tokens, hidden), dtype=out_dtype)
-        size = layer.workspace_size(tokens)
-        workspace = torch.empty(size, dtype=torch.uint8) if size else None
-        layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
-                               None if workspace is None else workspace.data_ptr(), size)
-        return out
+        args, lead = check_tensors(layer, tensors, device_type)
+        tokens = math.prod(lead)
+        out = torch.empty(layer.shape(out_spec, tokens), dtype=out_dtype)
+        if tokens:
+            size = layer.workspace_size(tokens)
+            workspace = torch.empty(size, dtype=torch.uint8) if size else None
+            layer.forward_pointers([t.data_ptr() for t in args + [out]], tokens,
+                                   None if workspace is None else workspace.data_ptr(),
+                                   size)
+        return out.reshape(layer.output_shape(out_spec, lead))
 
     op = torch.library.custom_op(f"moe_mlir::{name}", forward, mutates_args=(),
                                  device_types=device_type,
@@ -85,6 +95,7 @@ def register(layer: Layer, name: str):
 
     @op.register_fake
     def _(*tensors):
-        return tensors[0].new_empty((tensors[0].shape[0], hidden), dtype=out_dtype)
+        lead = tuple(tensors[0].shape[:-1])
+        return tensors[0].new_empty(layer.output_shape(out_spec, lead), dtype=out_dtype)
 
     return getattr(torch.ops.moe_mlir, name)

@@ -224,7 +224,7 @@ def test_bad_inputs_are_diagnosed(tmp_path):
     unknown = tmp_path / "config.json"
     unknown.write_text(json.dumps({"model_type": "llama", "hidden_size": 8}))
     run = moe_compile(str(unknown), "-o", str(tmp_path))
-    assert run.returncode == 1 and "model_type 'llama'" in run.stderr
+    assert run.returncode == 1 and "config key 'model_type' is 'llama'" in run.stderr
 
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"model_type": "mixtral", "hidden_size": 8}))
@@ -241,7 +241,7 @@ def test_bad_inputs_are_diagnosed(tmp_path):
 
     run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2,weight_layout=tiles",
                       "-o", str(tmp_path))
-    assert run.returncode == 1 and "weight_layout 'tiles' is not one of" in run.stderr
+    assert run.returncode == 1 and "weight_layout: 'tiles' is not one of" in run.stderr
 
     run = moe_compile("--layer=hidden=24,intermediate=16,experts=4,k=2,weight_layout=panels",
                       "-o", str(tmp_path))
@@ -262,3 +262,138 @@ def test_bad_inputs_are_diagnosed(tmp_path):
 
     run = moe_compile("--layer=hidden=8,intermediate=4,experts=4,k=2", "--target=tpu")
     assert run.returncode == 1 and "--target must be cpu or cuda" in run.stderr
+
+
+# hidden_act of each activation the dialect has, as Hugging Face spells it.
+HIDDEN_ACTS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
+               "relu": "relu", "swish": "silu"}
+
+
+@pytest.mark.parametrize("hidden_act", sorted(HIDDEN_ACTS))
+def test_hidden_act_is_honoured(out_dir, rng, hidden_act):
+    config = dict(CONFIGS["mixtral"], hidden_act=hidden_act)
+    name = f"act_{hidden_act}"
+    artifact = aot.compile(config, name=name, out_dir=out_dir / name)
+    assert artifact.manifest["layer"]["activation"] == HIDDEN_ACTS[hidden_act]
+    layer = artifact.load()
+    H, I, E, T = 32, 24, 8, 9
+    route = ORACLE["mixtral"]["route"]
+    inputs = draw_robust(rng, lambda: {"x": normal(rng, (T, H)),
+                                       "router": normal(rng, (E, H), scale=0.5)},
+                         lambda d: routing_is_robust(
+                             rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64),
+                             None, route), name)
+    w13 = normal(rng, (E, 2 * I, H), scale=0.2)
+    w2 = normal(rng, (E, H, I), scale=0.2)
+    y = layer(inputs["x"], inputs["router"], w13, w2)
+    want = ref.layer(inputs["x"], inputs["router"], w13, w2,
+                     activation=HIDDEN_ACTS[hidden_act], **route)
+    assert_close(y, want, "f32", name)
+
+
+def test_multimodal_text_config_is_followed(out_dir, rng):
+    # Qwen3-VL-MoE: the language model's settings live in text_config.
+    config = {"model_type": "qwen3_vl_moe", "vision_config": {"depth": 2},
+              "text_config": {k: v for k, v in CONFIGS["qwen3_moe"].items()
+                              if k != "model_type"} | {"model_type": "qwen3_vl_moe_text"}}
+    artifact = aot.compile(config, name="vl", out_dir=out_dir / "vl")
+    spec = artifact.manifest["layer"]
+    assert (spec["family"], spec["hidden"], spec["experts"], spec["k"]) == \
+        ("qwen3_vl_moe", 32, 16, 4)
+    H, I, E, T = 32, 16, 16, 7
+    route = ORACLE["qwen3_moe"]["route"]
+    inputs = draw_robust(rng, lambda: {"x": normal(rng, (T, H)),
+                                       "router": normal(rng, (E, H), scale=0.5)},
+                         lambda d: routing_is_robust(
+                             rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64),
+                             None, route), "vl")
+    w13 = normal(rng, (E, 2 * I, H), scale=0.2)
+    w2 = normal(rng, (E, H, I), scale=0.2)
+    y = artifact.load()(inputs["x"], inputs["router"], w13, w2)
+    assert_close(y, ref.layer(inputs["x"], inputs["router"], w13, w2, **route), "f32", "vl")
+
+
+def test_config_without_json_suffix(out_dir, tmp_path):
+    path = tmp_path / "mixtral.cfg"
+    path.write_text(json.dumps(CONFIGS["mixtral"]))
+    artifact = aot.compile(str(path), name="suffix", out_dir=out_dir / "suffix")
+    assert artifact.manifest["layer"]["family"] == "mixtral"
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"hidden_act": "gelu_fast"}, "config key 'hidden_act' is 'gelu_fast'"),
+    ({"torch_dtype": "float8_e4m3fn"}, "config key 'torch_dtype' is 'float8_e4m3fn'"),
+    ({"quantization_config": {"quant_method": "mxfp4"}},
+     "config key 'quantization_config' (quant_method 'mxfp4')"),
+    ({"num_experts_per_tok": 9}, "config key 'num_experts_per_tok': k = 9 is out of range"),
+    ({"intermediate_size": -16}, "config key 'intermediate_size': intermediate = -16 is out"),
+    ({"hidden_size": "32"}, "config key 'hidden_size' must be an integer, got the string"),
+])
+def test_config_errors_name_the_key(tmp_path, change, message):
+    with pytest.raises(cpu.CompileError) as error:
+        aot.compile(dict(CONFIGS["mixtral"], **change), name="bad", out_dir=tmp_path)
+    assert message in str(error.value)
+    assert "<layer>" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def small_layer(out_dir):
+    return aot.compile(CONFIGS["mixtral"], name="shapes", out_dir=out_dir / "shapes").load()
+
+
+def small_weights(rng):
+    return (normal(rng, (8, 32), scale=0.5), normal(rng, (8, 48, 32), scale=0.2),
+            normal(rng, (8, 32, 24), scale=0.2))
+
+
+def test_leading_dimensions(small_layer, rng):
+    # x [*, H] -> y [*, H], the same values as the flattened call.
+    weights = small_weights(rng)
+    x = normal(rng, (2, 3, 32))
+    y = small_layer(x, *weights)
+    assert y.shape == (2, 3, 32)
+    assert np.array_equal(y, small_layer(x.reshape(6, 32), *weights).reshape(2, 3, 32))
+    one = small_layer(x[0, 0], *weights)
+    assert one.shape == (32,) and np.array_equal(one, y[0, 0])
+    with pytest.raises(ValueError, match=r"'x' must have shape \[\*, 32\]"):
+        small_layer(normal(rng, (2, 3, 31)), *weights)
+
+
+def test_empty_batch_skips_the_call(small_layer, rng, monkeypatch):
+    weights = small_weights(rng)
+
+    def no_call(*args, **kwargs):
+        raise AssertionError("the library was called for an empty batch")
+
+    monkeypatch.setattr(small_layer, "forward_pointers", no_call)
+    for shape in ((0, 32), (2, 0, 32)):
+        y = small_layer(np.zeros(shape, dtype=np.float32), *weights)
+        assert y.shape == shape and y.dtype == np.float32
+    # The other inputs are still checked.
+    with pytest.raises(ValueError, match="'router' must be"):
+        small_layer(np.zeros((0, 32), dtype=np.float32), weights[0][:, :16], *weights[1:])
+
+
+def test_pack_checks_the_shape(out_dir, rng):
+    artifact = aot.compile(CONFIGS["mixtral"], layer={"weight_layout": "panels"},
+                           name="packshape", out_dir=out_dir / "packshape")
+    layer = artifact.load()
+    # [E, H, 2I] has the element count of [E, 2I, H]: the layout is still wrong.
+    with pytest.raises(ValueError, match=r"'w13' must be \(8, 48, 32\) float32"):
+        layer.pack("w13", normal(rng, (8, 32, 48)))
+    with pytest.raises(ValueError, match=r"'w2' must be \(8, 32, 24\) float32"):
+        layer.pack("w2", normal(rng, (8, 24, 32)))
+    shapes = {t["name"]: tuple(t["shape"]) for t in artifact.manifest["tensors"]}
+    assert layer.pack("w2", normal(rng, (8, 32, 24))).shape == shapes["w2"]
+
+
+@pytest.mark.parametrize("layer", [
+    {"hidden": 32, "intermediate": 16, "experts": 8, "k": 2, "dtype": "f32,k=8"},
+    {"hidden": 32, "intermediate": 16, "experts": 8, "k": "2,experts=4"},
+    {"hidden": 32, "intermediate": 16, "experts": 8, "k=8": 2},
+    {"hidden": 32, "intermediate": 16, "experts": 8, "k": 2, "scoring": ""},
+    {"hidden": 32, "intermediate": 16, "experts": 8, "k": [2]},
+])
+def test_layer_settings_cannot_inject(tmp_path, layer):
+    with pytest.raises(ValueError, match="layer setting"):
+        aot.compile(layer=layer, name="inject", out_dir=tmp_path)
