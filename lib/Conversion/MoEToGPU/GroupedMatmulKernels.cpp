@@ -643,14 +643,26 @@ private:
     return b.create<vector::ExtractOp>(packed, ArrayRef<int64_t>{0});
   }
 
-  /// acc (4 f32) += A (4 i32) * B (2 i32).
+  /// acc (4 f32) += A (4 i32) * B (2 i32), each i32 a pair of the MMA
+  /// type.
   void mma(KernelBuilder &b, ArrayRef<Value> a, ArrayRef<Value> bFrag,
            MutableArrayRef<Value> acc) {
     Type f32 = b.getF32Type();
     auto resultType = LLVM::LLVMStructType::getLiteral(
         b.getContext(), {f32, f32, f32, f32});
+    // nvvm.mma.sync takes bf16 pairs as i32 but f16 pairs as vector<2xf16>.
+    auto operands = [&](ArrayRef<Value> words) -> SmallVector<Value> {
+      if (mmaType != NVVM::MMATypes::f16)
+        return SmallVector<Value>(words);
+      SmallVector<Value> pairs;
+      for (Value word : words)
+        pairs.push_back(b.create<LLVM::BitcastOp>(
+            VectorType::get({2}, b.getF16Type()), word));
+      return pairs;
+    };
     Value d = b.create<NVVM::MmaOp>(
-        resultType, a, bFrag, ValueRange(acc), ArrayRef<int64_t>{16, 8, 16},
+        resultType, operands(a), operands(bFrag), ValueRange(acc),
+        ArrayRef<int64_t>{16, 8, 16},
         std::nullopt, std::nullopt,
         std::array<NVVM::MMATypes, 2>{mmaType, mmaType},
         std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
