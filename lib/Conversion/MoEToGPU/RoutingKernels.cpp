@@ -32,6 +32,10 @@ constexpr double kInfinity = std::numeric_limits<double>::infinity();
 constexpr int64_t kChunk = 256;
 /// Bytes of ys each combine thread loads at once where the rows allow it.
 constexpr int64_t kWideBytes = 16;
+/// Per-slot code is unrolled up to this k (every model's k) and loops past
+/// it, so the kernels' size and compile time stay bounded in k (k = E is
+/// legal).
+constexpr int64_t kMaxUnrolledSlots = 8;
 
 Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
   return b.create<arith::SelectOp>(condition, a, c);
@@ -47,7 +51,6 @@ public:
   }
 
   void route(Value weights, Value ids) {
-    int64_t k = op.getK();
     Scoring scoring = op.getScoring();
     if (scoring == Scoring::softmax) {
       softmaxMax = reduceExperts(b.f32(-kInfinity), [&](KernelBuilder &nb,
@@ -64,14 +67,16 @@ public:
     if (op.getNGroup() > 1)
       keptGroups = groupMask();
 
-    // Pass j: the best expert that ranks after pass j - 1's pick.
-    Value previousScore = b.f32(0.0), previousIndex = b.i32(-1);
-    Value sum = b.f32(0.0);
-    for (int64_t j = 0; j < k; ++j) {
-      bool first = j == 0;
-      auto best = b.forLoop(
-          b.index(0), b.index(numExperts), b.index(1),
-          ValueRange{b.f32(0.0), b.i32(-1), b.f32(0.0)},
+    // Pass j: the best expert that ranks after pass j - 1's pick, carrying
+    // (its score, its index, the sum of the picked probabilities).
+    auto pass = [&](KernelBuilder &pb, Value j, ValueRange carried) {
+      Value previousScore = carried[0], previousIndex = carried[1];
+      // Pass 0 has no previous pick (index -1).
+      Value firstPick = pb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                                 previousIndex, pb.i32(0));
+      auto best = pb.forLoop(
+          pb.index(0), pb.index(numExperts), pb.index(1),
+          ValueRange{pb.f32(0.0), pb.i32(-1), pb.f32(0.0)},
           [&](KernelBuilder &nb, Value e, ValueRange acc) {
             Value candidate = nb.fromIndex(e, nb.getI32Type());
             Value probability = prob(nb, e);
@@ -80,26 +85,39 @@ public:
                                                      acc[1], nb.i32(0));
             Value better = nb.create<arith::OrIOp>(
                 noneYet, nb.ranksBefore(s, candidate, acc[0], acc[1]));
-            if (!first)
-              better = nb.create<arith::AndIOp>(
-                  better, nb.ranksBefore(previousScore, previousIndex, s,
-                                         candidate));
+            Value afterPrevious = nb.create<arith::OrIOp>(
+                firstPick,
+                nb.ranksBefore(previousScore, previousIndex, s, candidate));
+            better = nb.create<arith::AndIOp>(better, afterPrevious);
             return SmallVector<Value>{selectF(nb, better, s, acc[0]),
                                       selectF(nb, better, candidate, acc[1]),
                                       selectF(nb, better, probability,
                                               acc[2])};
           });
-      previousScore = best[0];
-      previousIndex = best[1];
-      b.store(best[1], ids, {token, b.index(j)});
-      b.store(best[2], weights, {token, b.index(j)});
-      sum = b.create<arith::AddFOp>(sum, best[2]);
-    }
+      pb.store(best[1], ids, {token, j});
+      pb.store(best[2], weights, {token, j});
+      return SmallVector<Value>{best[0], best[1],
+                                pb.create<arith::AddFOp>(carried[2], best[2])};
+    };
+    Value sum =
+        overSlots(ValueRange{b.f32(0.0), b.i32(-1), b.f32(0.0)}, pass)[2];
     finishWeights(weights, ids, sum);
   }
 
 private:
   using ReduceFn = function_ref<Value(KernelBuilder &, Value, Value)>;
+
+  /// `body(j, carried)` over the slots j = 0 ..< k from `inits`: unrolled
+  /// up to kMaxUnrolledSlots, an scf.for past it.
+  SmallVector<Value> overSlots(ValueRange inits, KernelBuilder::LoopFn body) {
+    int64_t k = op.getK();
+    if (k > kMaxUnrolledSlots)
+      return b.forLoop(b.index(0), b.index(k), b.index(1), inits, body);
+    SmallVector<Value> carried(inits);
+    for (int64_t j = 0; j < k; ++j)
+      carried = body(b, b.index(j), carried);
+    return carried;
+  }
 
   Value reduceExperts(Value init, ReduceFn fn) {
     return reduceRange(b, b.index(0), b.index(numExperts), init, fn);
@@ -215,34 +233,51 @@ private:
   /// softmax over the picks, renormalization, the GShard drop and the
   /// scale, in the reference's order, on the stored weights.
   void finishWeights(Value weights, Value ids, Value pickedSum) {
-    int64_t k = op.getK();
     auto slot = [&](int64_t j) { return SmallVector<Value>{token, b.index(j)}; };
-    auto forSlots = [&](function_ref<Value(Value)> fn) {
-      for (int64_t j = 0; j < k; ++j)
-        b.store(fn(b.load(weights, slot(j))), weights, slot(j));
+    // weights[token, j] = fn(weights[token, j]) for every slot j.
+    auto forSlots = [&](function_ref<Value(KernelBuilder &, Value)> fn) {
+      overSlots(ValueRange{}, [&](KernelBuilder &sb, Value j, ValueRange) {
+        sb.store(fn(sb, sb.load(weights, {token, j})), weights, {token, j});
+        return SmallVector<Value>{};
+      });
+    };
+    // fn(acc, weights[token, j]) folded over the slots.
+    auto foldSlots = [&](Value init,
+                         function_ref<Value(KernelBuilder &, Value, Value)> fn) {
+      return overSlots(ValueRange{init},
+                       [&](KernelBuilder &sb, Value j, ValueRange acc) {
+                         return SmallVector<Value>{
+                             fn(sb, acc[0], sb.load(weights, {token, j}))};
+                       })
+          .front();
+    };
+    auto addF = [](KernelBuilder &sb, Value acc, Value w) -> Value {
+      return sb.create<arith::AddFOp>(acc, w);
     };
     Value sum = pickedSum;
     if (op.getScoring() == Scoring::softmax_topk) {
-      Value max = b.f32(-kInfinity);
-      for (int64_t j = 0; j < k; ++j)
-        max = b.create<arith::MaximumFOp>(max, b.load(weights, slot(j)));
-      Value total = b.f32(0.0);
-      forSlots([&](Value w) {
-        Value e = b.create<math::ExpOp>(b.create<arith::SubFOp>(w, max));
-        total = b.create<arith::AddFOp>(total, e);
-        return e;
+      Value max = foldSlots(b.f32(-kInfinity),
+                            [](KernelBuilder &sb, Value acc, Value w) -> Value {
+                              return sb.create<arith::MaximumFOp>(acc, w);
+                            });
+      forSlots([&](KernelBuilder &sb, Value w) -> Value {
+        return sb.create<math::ExpOp>(sb.create<arith::SubFOp>(w, max));
       });
-      forSlots([&](Value e) { return b.create<arith::DivFOp>(e, total); });
-      sum = b.f32(0.0);
-      for (int64_t j = 0; j < k; ++j)
-        sum = b.create<arith::AddFOp>(sum, b.load(weights, slot(j)));
+      Value total = foldSlots(b.f32(0.0), addF);
+      forSlots([&](KernelBuilder &sb, Value e) -> Value {
+        return sb.create<arith::DivFOp>(e, total);
+      });
+      sum = foldSlots(b.f32(0.0), addF);
     }
     if (op.getRenormalize()) {
       double epsilon = op.getRenormEpsilon().convertToDouble();
       Value denominator = b.create<arith::AddFOp>(sum, b.f32(epsilon));
-      forSlots([&](Value w) { return b.create<arith::DivFOp>(w, denominator); });
+      forSlots([&](KernelBuilder &sb, Value w) -> Value {
+        return sb.create<arith::DivFOp>(w, denominator);
+      });
     }
-    if (op.getSecondExpertPolicy() == SecondExpertPolicy::random && k > 1) {
+    if (op.getSecondExpertPolicy() == SecondExpertPolicy::random &&
+        op.getK() > 1) {
       Value u = gshardUniform(b, token, op.getSeed());
       Value second = b.load(weights, slot(1));
       Value keep = b.create<arith::CmpFOp>(
@@ -254,7 +289,9 @@ private:
     }
     double scale = op.getScale().convertToDouble();
     if (scale != 1.0)
-      forSlots([&](Value w) { return b.create<arith::MulFOp>(w, b.f32(scale)); });
+      forSlots([&](KernelBuilder &sb, Value w) -> Value {
+        return sb.create<arith::MulFOp>(w, sb.f32(scale));
+      });
   }
 
   RouteOp op;
@@ -630,38 +667,50 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
           kb.ifThen(
               kb.lessThan(group, kb.index(groups)), [&](KernelBuilder &tb) {
                 Value column = tb.create<arith::MulIOp>(group, tb.index(width));
-                auto splat = [&](Value scalar) {
+                auto splat = [&](KernelBuilder &sb, Value scalar) {
                   return width == 1 ? scalar
-                                    : tb.create<vector::BroadcastOp>(
+                                    : sb.create<vector::BroadcastOp>(
                                             shaped(f32), scalar)
                                           .getResult();
                 };
-                Value acc = splat(tb.f32(0.0));
-                for (int64_t j = 0; j < k; ++j) {
-                  Value flat = tb.create<arith::AddIOp>(
-                      tb.create<arith::MulIOp>(token, tb.index(k)),
-                      tb.index(j));
-                  Value row = tb.load(rowOf, flat);
+                // acc + w[token, j] * ys[row of (token, j)], j an index.
+                auto addSlot = [&](KernelBuilder &sb, Value j, Value acc) {
+                  Value flat = sb.create<arith::AddIOp>(
+                      sb.create<arith::MulIOp>(token, sb.index(k)), j);
+                  Value row = sb.load(rowOf, flat);
                   // In [0, rows of ys): not -1 (no row), and never past the end
                   // whatever the inverse holds.
-                  Value valid = tb.inRange(row, ysRows);
-                  Value safe = tb.create<arith::SelectOp>(
-                      valid, tb.toIndex(row), tb.index(0));
+                  Value valid = sb.inRange(row, ysRows);
+                  Value safe = sb.create<arith::SelectOp>(
+                      valid, sb.toIndex(row), sb.index(0));
                   Value loaded = width == 1
-                                     ? tb.load(ys, {safe, column})
-                                     : tb.create<vector::LoadOp>(
+                                     ? sb.load(ys, {safe, column})
+                                     : sb.create<vector::LoadOp>(
                                              cast<VectorType>(shaped(ysType)),
                                              ys, ValueRange{safe, column},
                                              /*nontemporal=*/false,
                                              llvm::MaybeAlign(kWideBytes))
                                            .getResult();
-                  Value y = convert(tb, loaded, ysType, f32);
-                  Value w =
-                      splat(prescaled ? tb.f32(1.0)
-                                      : tb.load(weights, {token, tb.index(j)}));
-                  Value sum = tb.create<arith::AddFOp>(
-                      acc, tb.create<arith::MulFOp>(w, y));
-                  acc = selectF(tb, valid, sum, acc);
+                  Value y = convert(sb, loaded, ysType, f32);
+                  Value w = splat(sb, prescaled ? sb.f32(1.0)
+                                                : sb.load(weights, {token, j}));
+                  Value sum = sb.create<arith::AddFOp>(
+                      acc, sb.create<arith::MulFOp>(w, y));
+                  return selectF(sb, valid, sum, acc);
+                };
+                Value acc = splat(tb, tb.f32(0.0));
+                if (k <= kMaxUnrolledSlots) {
+                  for (int64_t j = 0; j < k; ++j)
+                    acc = addSlot(tb, tb.index(j), acc);
+                } else {
+                  acc = tb.forLoop(tb.index(0), tb.index(k), tb.index(1),
+                                   ValueRange{acc},
+                                   [&](KernelBuilder &lb, Value j,
+                                       ValueRange carried) {
+                                     return SmallVector<Value>{
+                                         addSlot(lb, j, carried[0])};
+                                   })
+                            .front();
                 }
                 Value result = convert(tb, acc, f32, outType);
                 if (width == 1)
