@@ -245,6 +245,21 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "int moeCudaIsDevicePointer(const void *pointer);\n";
   os << "\nstatic int misaligned(const void *p, size_t alignment) {\n"
      << "  return ((uintptr_t)p) % alignment != 0;\n}\n\n";
+  if (!abi.cuda) {
+    // This file is compiled for the x86-64 baseline, so the check runs on
+    // any x86-64 CPU; the kernel's instructions are only reached after it.
+    os << "/* The first CPU feature the kernel was compiled for (--chip="
+       << abi.chip << ") that\n * this CPU lacks, in words, or NULL. */\n"
+       << "static const char *missing_cpu_feature(void) {\n";
+    if (!abi.cpuFeatures.empty())
+      os << "  __builtin_cpu_init();\n";
+    for (const std::string &feature : abi.cpuFeatures)
+      os << "  if (!__builtin_cpu_supports(\"" << feature
+         << "\")) return \"this CPU lacks " << feature
+         << ", which the kernel was compiled for (--chip=" << abi.chip
+         << ")\";\n";
+    os << "  return NULL;\n}\n\n";
+  }
 
   os << "size_t " << abi.prefix << "_workspace_size(int64_t num_tokens) {\n";
   if (abi.cuda) {
@@ -270,9 +285,13 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
      << abi.maxTokens << "]\";\n"
      << "  case MOE_STATUS_WORKSPACE_TOO_SMALL: return \"workspace_size is "
         "below the workspace-size query\";\n"
-     << "  case MOE_STATUS_UNSUPPORTED: return \""
-     << (abi.cuda ? "unsupported" : "a CPU artifact takes no stream")
-     << "\";\n";
+     << "  case MOE_STATUS_UNSUPPORTED: ";
+  if (abi.cuda)
+    os << "return \"unsupported\";\n";
+  else
+    os << "{\n    const char *missing = missing_cpu_feature();\n"
+       << "    return missing ? missing : \"a CPU artifact takes no "
+          "stream\";\n  }\n";
   if (abi.cuda)
     os << "  case MOE_STATUS_DEVICE_ERROR:\n"
        << "  case MOE_STATUS_OUT_OF_MEMORY: {\n"
@@ -292,6 +311,8 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
 
   os << "moe_status " << abi.prefix << "_forward(" << parameterList(abi)
      << ") {\n";
+  if (!abi.cuda)
+    os << "  if (missing_cpu_feature()) return MOE_STATUS_UNSUPPORTED;\n";
   for (const ABITensor &t : abi.tensors)
     os << "  if (!" << t.name << ") return MOE_STATUS_NULL_POINTER;\n";
   for (const ABITensor &t : abi.tensors)

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/CABIEmitter.h"
+#include "moe/Compiler/CPUFeatures.h"
 #include "moe/Compiler/HFConfig.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
@@ -243,6 +244,16 @@ int main(int argc, char **argv) {
     return fail(formatv("--name must be a C identifier, got '{0}'", layerName));
   if (maxTokens < 1)
     return fail("--max-tokens must be >= 1");
+  // The CPU features the kernel may use, for the manifest and for the
+  // library's check before its kernel runs.
+  std::vector<std::string> cpuFeatures;
+  if (!cuda) {
+    Expected<std::vector<std::string>> features =
+        cpuFeaturesForChip(clangPath(), chipName);
+    if (!features)
+      return fail(toString(features.takeError()));
+    cpuFeatures = std::move(*features);
+  }
 
   DialectRegistry registry;
   registerAllDialects(registry);
@@ -339,6 +350,8 @@ int main(int argc, char **argv) {
     abi->weightLayout = spec->weightLayout;
     abi->panelWidth = kLayerPanelWidth;
   }
+  abi->chip = chipName;
+  abi->cpuFeatures = cpuFeatures;
   // Other public functions would be exported by the kernel object as well.
   for (auto other : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
     if (other != func && other.isPublic() && !other.isExternal())
@@ -442,9 +455,18 @@ int main(int argc, char **argv) {
     if (!writeFile(shim, emitShim(*abi)) ||
         !writeFile(script, emitVersionScript(*abi)))
       return 1;
+    // A CPU kernel is compiled for --chip, and the shim, which checks the
+    // CPU before calling it, for the x86-64 baseline.
+    std::string kernel = llPath;
+    if (!cuda) {
+      kernel = workPath(base + ".kernel.o");
+      if (!run({clang, "-O2", march, "-fPIC", "-Wno-override-module", "-c",
+                llPath, "-o", kernel}))
+        return 1;
+    }
     std::vector<std::string> link = {
-        clang, "-O2", march, "-fPIC", "-shared", "-std=c99",
-        "-Wno-override-module", "-I" + work, llPath, shim, "-o",
+        clang, "-O2", "-march=x86-64", "-fPIC", "-shared", "-std=c99",
+        "-Wno-override-module", "-I" + work, kernel, shim, "-o",
         outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
         "-Wl,-s"};
     if (cuda) {
@@ -491,6 +513,7 @@ int main(int argc, char **argv) {
         manifest["ptx"] = base + ".ptx";
     } else {
       manifest["workspace_bytes"] = 0;
+      manifest["cpu_features"] = json::Array(cpuFeatures);
     }
     if (spec)
       manifest["layer"] = layerToJSON(*spec);

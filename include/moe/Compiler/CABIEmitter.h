@@ -43,6 +43,11 @@ struct ABIFunction {
   // <prefix>_pack_w13 / _pack_w2 function from the Linear layout.
   std::string weightLayout;
   int64_t panelWidth = 0;
+  // CPU artifacts: the CPU the kernel is compiled for (--chip) and the
+  // features it implies (CPUFeatures.h), which the shim checks before the
+  // kernel runs. The shim itself is compiled for the x86-64 baseline.
+  std::string chip;
+  std::vector<std::string> cpuFeatures;
 
   /// The byte alignment the artifact requires of `tensor`: its element size
   /// on the CPU, 16 on CUDA, whose kernels load 16-byte vectors.

@@ -5,9 +5,11 @@ determinism and the driver's diagnostics."""
 
 import hashlib
 import json
+import os
 import pathlib
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -397,3 +399,52 @@ def test_pack_checks_the_shape(out_dir, rng):
 def test_layer_settings_cannot_inject(tmp_path, layer):
     with pytest.raises(ValueError, match="layer setting"):
         aot.compile(layer=layer, name="inject", out_dir=tmp_path)
+
+
+# /proc/cpuinfo's names of the features the manifest lists, where they differ.
+CPUINFO_FLAGS = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "bmi": "bmi1",
+                 "lzcnt": "abm", "pclmul": "pclmulqdq", "sha": "sha_ni", "avxvnni": "avx_vnni",
+                 "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16",
+                 "avx512fp16": "avx512_fp16", "avx512vbmi2": "avx512_vbmi2",
+                 "avx512bitalg": "avx512_bitalg", "avx512vpopcntdq": "avx512_vpopcntdq",
+                 "avx512vp2intersect": "avx512_vp2intersect", "amx-tile": "amx_tile",
+                 "amx-bf16": "amx_bf16", "amx-int8": "amx_int8"}
+
+CALL_ARTIFACT = """
+import pathlib, sys
+import numpy as np
+from moe_mlir import aot
+layer = aot.Artifact(pathlib.Path(sys.argv[1]), sys.argv[2]).load()
+rng = np.random.default_rng(0)
+args = [rng.standard_normal(layer.shape(t, 3), dtype=np.float32) for t in layer.inputs]
+try:
+    print("ok", layer(*args).shape)
+except aot.MoEError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("chip", ["x86-64-v3", "sapphirerapids"])
+def test_library_checks_the_cpu(out_dir, chip):
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("needs /proc/cpuinfo to know what the CPU has")
+    flags = set(next(line for line in cpuinfo.read_text().splitlines()
+                     if line.startswith("flags")).split(":")[1].split())
+    name = "cpu_" + chip.replace("-", "_")
+    artifact = aot.compile(layer=dict(hidden=32, intermediate=16, experts=8, k=2), chip=chip,
+                           name=name, out_dir=out_dir / name)
+    features = artifact.manifest["cpu_features"]
+    assert "avx2" in features
+    assert ("avx512fp16" in features) == (chip == "sapphirerapids")
+    missing = [f for f in features if CPUINFO_FLAGS.get(f, f) not in flags]
+    # A subprocess: without the check, the kernel would die of SIGILL.
+    run = subprocess.run([sys.executable, "-c", CALL_ARTIFACT, str(artifact.directory), name],
+                         capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(REPO / "python")))
+    assert run.returncode == 0, run.stderr
+    if missing:
+        assert run.stdout.strip() == (f"status 5: this CPU lacks {missing[0]}, which the "
+                                      f"kernel was compiled for (--chip={chip})")
+    else:
+        assert run.stdout.strip() == "ok (3, 32)"
