@@ -67,9 +67,8 @@ struct MoEGPUSelectKernelConfigPass
   void runOnOperation() override {
     // Options set in C++ rather than parsed are checked here.
     Location loc = getOperation().getLoc();
-    if (failed(validateOptions([&](const Twine &message) {
-          return emitError(loc) << message;
-        })))
+    if (failed(validateOptions(
+            [&](const Twine &message) { return emitError(loc) << message; })))
       return signalPassFailure();
     GpuChip target = *parseGpuChip(chip);
     WalkResult result = getOperation().walk([&](GroupedMatmulOp op) {
@@ -150,8 +149,9 @@ struct MoEGPUSelectKernelConfigPass
     // decode kernel from 8 rows on, though most of a 128-row tile is then
     // empty (on an H200, DeepSeek-V3 T = 512: 5.4 against 7.8 ms; Mixtral
     // T = 32: 0.70 against 0.79 ms); the staged mma.sync tile needs 64.
-    int64_t threshold =
-        largeRowsPerExpert ? int64_t(largeRowsPerExpert) : wgmmaChip ? 8 : 64;
+    int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert)
+                        : wgmmaChip        ? 8
+                                           : 64;
 
     bool tensorCores = runs(target, MatmulKernel::mma_sync) &&
                        op.getRhsLayout() == RhsLayout::nk &&

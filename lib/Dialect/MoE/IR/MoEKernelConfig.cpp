@@ -42,8 +42,8 @@ struct Expect {
     if (llvm::is_contained(allowed, value))
       return success();
     InFlightDiagnostic diag = emitError();
-    diag << "the " << stringifyMatmulKernel(kernel) << " kernel needs "
-         << name << " in {";
+    diag << "the " << stringifyMatmulKernel(kernel) << " kernel needs " << name
+         << " in {";
     llvm::interleaveComma(allowed, diag, [&](SharedLayout l) {
       diag << stringifySharedLayout(l);
     });
@@ -61,11 +61,12 @@ bool isWgmma(MatmulKernel kernel) {
 
 } // namespace
 
-LogicalResult MatmulTileAttr::verify(
-    function_ref<InFlightDiagnostic()> emitError, MatmulKernel kernel,
-    int64_t rows, int64_t columns, int64_t k, int64_t stages, int64_t unroll,
-    int64_t splitK, int64_t tileGroup, SharedLayout aLayout,
-    SharedLayout bLayout, bool inlineConstants) {
+LogicalResult
+MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                       MatmulKernel kernel, int64_t rows, int64_t columns,
+                       int64_t k, int64_t stages, int64_t unroll,
+                       int64_t splitK, int64_t tileGroup, SharedLayout aLayout,
+                       SharedLayout bLayout, bool inlineConstants) {
   Expect e{emitError, kernel};
   switch (kernel) {
   case MatmulKernel::simt:
@@ -136,18 +137,18 @@ LogicalResult MatmulTileAttr::verify(
         succeeded(e.equals("unroll", unroll, 1)) &&
         succeeded(e.equals("split_k", splitK, 1)) &&
         succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
-        succeeded(e.layout("a_layout", aLayout,
-                           {SharedLayout::swizzle_128b,
-                            SharedLayout::k_chunk_major})) &&
-        succeeded(
-            e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
+        succeeded(e.layout(
+            "a_layout", aLayout,
+            {SharedLayout::swizzle_128b, SharedLayout::k_chunk_major})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
   }
   return emitError() << "unknown matmul kernel";
 }
 
-LogicalResult GroupedMatmulKernelsAttr::verify(
-    function_ref<InFlightDiagnostic()> emitError, MatmulTileAttr small,
-    MatmulTileAttr large, int64_t largeRowsPerExpert) {
+LogicalResult
+GroupedMatmulKernelsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 MatmulTileAttr small, MatmulTileAttr large,
+                                 int64_t largeRowsPerExpert) {
   if (largeRowsPerExpert < 1)
     return emitError() << "large_rows_per_expert must be positive, got "
                        << largeRowsPerExpert;
@@ -192,9 +193,9 @@ static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
   if (kernel != MatmulKernel::mma_sync &&
       tile.getColumns() != (glu ? gluColumns : 2 * gluColumns))
     return fail() << "has " << 2 * gluColumns << " weight rows a block: "
-                  << (glu ? gluColumns : 2 * gluColumns)
-                  << " output columns " << (glu ? "with" : "without")
-                  << " a GLU epilogue, got " << tile.getColumns();
+                  << (glu ? gluColumns : 2 * gluColumns) << " output columns "
+                  << (glu ? "with" : "without") << " a GLU epilogue, got "
+                  << tile.getColumns();
   return success();
 }
 

@@ -1,0 +1,252 @@
+//===- DecodeMainloop.cpp - mma.sync from global memory (decode) ----------===//
+//
+// The mma_sync kernel, for decode-sized problems: blocks of 4 warps, each of
+// `16 * mTiles` rows and `warpColumns` output columns, or, with split_k = 4,
+// 4 warps that share their columns and each take a quarter of K, adding
+// their sums through shared memory in a fixed order (4x the warps, and the
+// bytes in flight, that a short, wide expert matrix would otherwise get).
+// For each 32-wide step of K, every lane loads 16 bytes of each of its A
+// rows (gathered through `rows`) and weight rows and feeds them to two
+// mma.sync.m16n8k16 steps with f32 accumulators; K is permuted the same way
+// for A and B inside each step, which leaves the dot products unchanged and
+// lets every load be 16 bytes wide. `unroll` steps of loads are issued
+// before their MMAs, so enough bytes are in flight to stream the weights.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TensorCoreKernel.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+namespace {
+
+// NVGPUDialect.h has a kWarpSize of its own.
+using gpu_lowering::kWarpSize;
+
+/// K per step of the wide loads: two m16n8k16 MMAs.
+constexpr int64_t kStepK = 32;
+
+class DecodeKernel final : public TensorCoreKernel {
+public:
+  DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config)
+      : TensorCoreKernel(mm, config) {}
+
+private:
+  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
+                     int64_t &dynamicBytes) override {
+    if (config.splitK == 1)
+      return;
+    // The accumulators of every warp but the first, lane-minor.
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    workgroup.push_back(
+        MemRefType::get({(config.splitK - 1) * numAcc() * kWarpSize},
+                        b.getF32Type(), MemRefLayoutAttrInterface(), space));
+  }
+
+  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override {
+    if (!workgroup.empty())
+      partials = workgroup.front();
+  }
+
+  void computeTile(KernelBuilder &b, const TileWork &work,
+                   Value blockColumn) override {
+    ThreadPosition at = threadPosition(b);
+    Value warp = at.warp, lane = at.lane, g = at.g, c = at.c;
+    if (config.splitK > 1) {
+      // Every warp has the block's columns (in range, by the grid), so all
+      // reach the barrier of the sum.
+      computeWarp(b, work, blockColumn, warp, lane, g, c);
+      return;
+    }
+    Value warpColumn = b.create<arith::AddIOp>(
+        blockColumn,
+        b.create<arith::MulIOp>(warp, b.index(config.warpColumns)));
+    b.ifThen(b.lessThan(warpColumn, b.index(mm.width)), [&](KernelBuilder &wb) {
+      computeWarp(wb, work, warpColumn, b.index(0), lane, g, c);
+    });
+  }
+
+  /// Computes the tile's columns from warpColumn over part `part` of K (of
+  /// config.splitK), then sums the parts and stores.
+  void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
+                   Value part, Value lane, Value g, Value c) {
+    // A rows: for m tile i, rows g and g + 8.
+    SmallVector<Operand> aRows;
+    SmallVector<Value> outRows, outValid;
+    for (int64_t i = 0; i < config.mTiles; ++i)
+      for (int64_t half = 0; half < 2; ++half) {
+        Value r = b.create<arith::AddIOp>(
+            work.start, b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half)));
+        Value valid = b.lessThan(r, work.end);
+        Value safe = b.create<arith::SelectOp>(valid, r, work.start);
+        auto [source, exists] = mm.sourceRow(b, safe);
+        aRows.push_back({source, b.create<arith::AndIOp>(valid, exists)});
+        outRows.push_back(r);
+        outValid.push_back(valid);
+      }
+    SmallVector<Operand> bRows;
+    for (int64_t u = 0; u < bTiles; ++u) {
+      Value row = weightRow(b, warpColumn, u, g);
+      Value valid = b.lessThan(row, b.index(mm.n));
+      bRows.push_back(
+          {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
+    }
+    Value expert = work.expert;
+    Value lastPart = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, part,
+                                             b.index(config.splitK - 1));
+
+    SmallVector<Value> init(numAcc(), b.f32(0.0));
+    auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
+
+    // Main loop: `unroll` wide steps per iteration, loads first.
+    int64_t fullK = mm.reduction - mm.reduction % kStepK;
+    int64_t unrolledK = fullK - fullK % (kStepK * config.unroll);
+    Value laneK = b.create<arith::MulIOp>(c, b.index(8));
+    auto wideSteps = [&](KernelBuilder &lb, Value k0, int64_t steps,
+                         ValueRange acc) {
+      SmallVector<SmallVector<Value>> aFrags, bFrags;
+      for (int64_t s = 0; s < steps; ++s) {
+        Value k = lb.create<arith::AddIOp>(
+            k0, lb.create<arith::AddIOp>(laneK, lb.index(s * kStepK)));
+        SmallVector<Value> aStep, bStep;
+        for (const Operand &row : aRows)
+          aStep.push_back(
+              fragments.wideLoad(lb, mm.lhs, {}, row, k, mm.lhsType));
+        for (const Operand &row : bRows)
+          bStep.push_back(
+              fragments.wideLoad(lb, mm.rhs, {expert}, row, k, mm.rhsElement));
+        aFrags.push_back(aStep);
+        bFrags.push_back(bStep);
+      }
+      SmallVector<Value> next(acc);
+      for (int64_t s = 0; s < steps; ++s)
+        for (int64_t half = 0; half < 2; ++half)
+          for (int64_t i = 0; i < config.mTiles; ++i) {
+            Value lo = aFrags[s][2 * i], hi = aFrags[s][2 * i + 1];
+            SmallVector<Value> a = {fragments.element(lb, lo, 2 * half),
+                                    fragments.element(lb, hi, 2 * half),
+                                    fragments.element(lb, lo, 2 * half + 1),
+                                    fragments.element(lb, hi, 2 * half + 1)};
+            for (int64_t u = 0; u < bTiles; ++u) {
+              Value bw = bFrags[s][u];
+              SmallVector<Value> bFrag = {
+                  fragments.element(lb, bw, 2 * half),
+                  fragments.element(lb, bw, 2 * half + 1)};
+              MutableArrayRef<Value> slot(next.data() + accIndex(i, u), 4);
+              fragments.mma(lb, a, bFrag, slot);
+            }
+          }
+      return next;
+    };
+    // Part p takes unrolled steps [p * U / splitK, (p + 1) * U / splitK);
+    // the last part also takes the single steps and the tail.
+    int64_t unrolledStep = kStepK * config.unroll;
+    int64_t steps = unrolledK / unrolledStep;
+    auto partStart = [&](Value p) {
+      Value step = b.create<arith::DivUIOp>(
+          b.create<arith::MulIOp>(p, b.index(steps)), b.index(config.splitK));
+      return b.create<arith::MulIOp>(step, b.index(unrolledStep));
+    };
+    Value kBegin = partStart(part);
+    Value kEnd = partStart(b.create<arith::AddIOp>(part, b.index(1)));
+    SmallVector<Value> acc =
+        b.forLoop(kBegin, kEnd, b.index(unrolledStep), init,
+                  [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+                    return wideSteps(lb, k0, config.unroll, iter);
+                  });
+    if (unrolledK < fullK) {
+      Value from = b.create<arith::SelectOp>(lastPart, b.index(unrolledK),
+                                             b.index(fullK));
+      acc = b.forLoop(from, b.index(fullK), b.index(kStepK), acc,
+                      [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+                        return wideSteps(lb, k0, 1, iter);
+                      });
+    }
+    // Other parts read the tail as zeros.
+    auto inLastPart = [&](Operand row) {
+      return Operand{row.row, b.create<arith::AndIOp>(row.valid, lastPart)};
+    };
+    // The tail of K in plain k16 steps with masked element loads.
+    Value pairK = b.create<arith::MulIOp>(c, b.index(2));
+    for (int64_t k0 = fullK; k0 < mm.reduction; k0 += 16) {
+      Value k = b.create<arith::AddIOp>(pairK, b.index(k0));
+      Value k8 = b.create<arith::AddIOp>(k, b.index(8));
+      for (int64_t i = 0; i < config.mTiles; ++i) {
+        Operand lo = inLastPart(aRows[2 * i]);
+        Operand hi = inLastPart(aRows[2 * i + 1]);
+        SmallVector<Value> a = {fragments.tailPair(b, mm.lhs, {}, lo, k),
+                                fragments.tailPair(b, mm.lhs, {}, hi, k),
+                                fragments.tailPair(b, mm.lhs, {}, lo, k8),
+                                fragments.tailPair(b, mm.lhs, {}, hi, k8)};
+        for (int64_t u = 0; u < bTiles; ++u) {
+          SmallVector<Value> bFrag = {
+              fragments.tailPair(b, mm.rhs, {expert}, bRows[u], k),
+              fragments.tailPair(b, mm.rhs, {expert}, bRows[u], k8)};
+          MutableArrayRef<Value> slot(acc.data() + accIndex(i, u), 4);
+          fragments.mma(b, a, bFrag, slot);
+        }
+      }
+    }
+    if (config.splitK == 1) {
+      storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+      return;
+    }
+    auto slot = [&](KernelBuilder &sb, Value p, int64_t j) -> Value {
+      // (p - 1, j, lane): consecutive lanes, consecutive words.
+      Value base =
+          sb.create<arith::MulIOp>(sb.create<arith::SubIOp>(p, sb.index(1)),
+                                   sb.index(numAcc() * kWarpSize));
+      return sb.create<arith::AddIOp>(
+          base, sb.create<arith::AddIOp>(lane, sb.index(j * kWarpSize)));
+    };
+    Value first =
+        b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, part, b.index(0));
+    Value later =
+        b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, part, b.index(0));
+    b.ifThen(later, [&](KernelBuilder &sb) {
+      for (int64_t j = 0; j < numAcc(); ++j)
+        sb.store(acc[j], partials, slot(sb, part, j));
+    });
+    b.create<gpu::BarrierOp>();
+    b.ifThen(first, [&](KernelBuilder &sb) {
+      SmallVector<Value> sum(acc);
+      for (int64_t p = 1; p < config.splitK; ++p)
+        for (int64_t j = 0; j < numAcc(); ++j)
+          sum[j] = sb.create<arith::AddFOp>(
+              sum[j], sb.load(partials, slot(sb, sb.index(p), j)));
+      storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c);
+    });
+  }
+
+  /// The weight row that B tile u of this warp reads for lane group g.
+  Value weightRow(KernelBuilder &b, Value warpColumn, int64_t u, Value g) {
+    Value base;
+    if (!mm.glu) {
+      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * u));
+    } else if (mm.interleaved) {
+      base = b.create<arith::AddIOp>(
+          b.create<arith::MulIOp>(warpColumn, b.index(2)), b.index(8 * u));
+    } else {
+      // Gate tiles first, then the matching up tiles I columns further.
+      int64_t t = u % outputTiles;
+      int64_t shift = u < outputTiles ? 0 : mm.width;
+      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * t + shift));
+    }
+    return b.create<arith::AddIOp>(base, g);
+  }
+
+  Value partials; // workgroup memory of the K parts' sums (splitK > 1)
+};
+
+} // namespace
+
+std::unique_ptr<TensorCoreKernel>
+gpu_lowering::createDecodeKernel(const GroupedMatmul &mm,
+                                 const TensorCoreConfig &config) {
+  return std::make_unique<DecodeKernel>(mm, config);
+}

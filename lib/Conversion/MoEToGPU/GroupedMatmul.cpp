@@ -1,0 +1,101 @@
+//===- GroupedMatmul.cpp - A grouped matmul as its kernels see it ---------===//
+
+#include "GroupedMatmul.h"
+
+#include "moe/Dialect/MoE/Utils/Activation.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+GroupedMatmul::GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  WeightShape weights = weightShape(rhsType, op.getRhsLayout());
+  numExperts = weights.experts;
+  kn = op.getRhsLayout() == RhsLayout::kn;
+  reduction = weights.reduction;
+  n = weights.columns;
+  glu = op.getEpilogue().has_value();
+  interleaved = glu && op.getGluLayout() == GluLayout::interleaved;
+  width = glu ? n / 2 : n;
+  outType = cast<RankedTensorType>(op.getInit().getType()).getElementType();
+  lhsType = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+  rhsElement = rhsType.getElementType();
+
+  lhs = readBuffer(b, op.getLhs());
+  rhs = readBuffer(b, op.getRhs());
+  offsets = OffsetsSource::fromTensor(b, op.getOffsets());
+  if (op.getRows())
+    rows = readBuffer(b, op.getRows());
+  if (op.getRowScale())
+    scale = readBuffer(b, op.getRowScale());
+  out = allocateLike(b, op.getInit());
+  numRows = b.create<memref::DimOp>(out.buffer, 0);
+  if (op.getGather())
+    gatherTokens = b.create<memref::DimOp>(lhs, 0);
+  if (scale)
+    scaleTokens = b.create<memref::DimOp>(scale, 0);
+}
+
+std::pair<Value, Value> GroupedMatmul::sourceRow(KernelBuilder &b,
+                                                 Value r) const {
+  if (!op.getGather())
+    return {r, b.create<arith::ConstantIntOp>(b.getI1Type(), 1)};
+  auto selection = b.decodeSelection(b.load(rows, r), gatherTokens, op.getK());
+  return {selection.token, selection.valid};
+}
+
+Value GroupedMatmul::rowScale(KernelBuilder &b, Value r) const {
+  if (!scale)
+    return Value();
+  auto selection = b.decodeSelection(b.load(rows, r), scaleTokens, op.getK());
+  Value w = b.load(scale, {selection.token, selection.slot});
+  return b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0));
+}
+
+Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
+                              Value factor) const {
+  if (glu)
+    value = gluActivation(b, value, up, *op.getEpilogue(),
+                          op.getAlpha().convertToDouble(),
+                          op.getLimit().convertToDouble());
+  if (factor)
+    value = b.create<arith::MulFOp>(value, factor);
+  return value;
+}
+
+void GroupedMatmul::storeOutput(KernelBuilder &b, Value r, Value column,
+                                Value value, Value up) const {
+  value = epilogue(b, value, up, rowScale(b, r));
+  b.store(b.castFloat(value, outType), out.buffer, {r, column});
+}
+
+void GroupedMatmul::storePair(KernelBuilder &b, Value aligned, Value r,
+                              Value column, Value first, Value second) const {
+  Value cast[2] = {b.castFloat(first, outType), b.castFloat(second, outType)};
+  int64_t bytes = pairBytes();
+  b.ifThenElse(
+      aligned,
+      [&](KernelBuilder &vb) {
+        Value pair = vb.create<vector::FromElementsOp>(
+            VectorType::get({2}, outType), ValueRange{cast[0], cast[1]});
+        vb.create<vector::StoreOp>(pair, out.buffer, ValueRange{r, column},
+                                   false, llvm::MaybeAlign(bytes));
+      },
+      [&](KernelBuilder &sb) {
+        sb.store(cast[0], out.buffer, {r, column});
+        sb.store(cast[1], out.buffer,
+                 {r, sb.create<arith::AddIOp>(column, sb.index(1))});
+      });
+}
+
+std::pair<Value, Value> GroupedMatmul::expertRange(KernelBuilder &b,
+                                                   Value e) const {
+  Value lo = offsets.at(b, e, b.index(0), numRows);
+  Value hi = offsets.at(b, b.create<arith::AddIOp>(e, b.index(1)), lo, numRows);
+  return {lo, hi};
+}

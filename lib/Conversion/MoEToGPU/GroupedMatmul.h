@@ -1,0 +1,74 @@
+//===- GroupedMatmul.h - A grouped matmul as its kernels see it -*- C++ -*-===//
+//
+// The buffers, sizes and per-element epilogue of one moe.grouped_matmul,
+// shared by every kernel that computes it: the gathered rows it reads, the
+// expert ranges, the GLU and row scale, and the output stores.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOGPU_GROUPEDMATMUL_H
+#define MOE_LIB_CONVERSION_MOETOGPU_GROUPEDMATMUL_H
+
+#include "KernelBuilder.h"
+
+namespace mlir::moe::gpu_lowering {
+
+class GroupedMatmul {
+public:
+  /// Reads `op`'s operands as buffers and allocates its output.
+  GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b);
+
+  /// The lhs row that output row r reads and whether it exists.
+  std::pair<Value, Value> sourceRow(KernelBuilder &b, Value r) const;
+
+  /// The routing weight that output row r is scaled by (0 for a row of no
+  /// selection), or null without a row scale. `r` must be a row of the
+  /// output.
+  Value rowScale(KernelBuilder &b, Value r) const;
+
+  /// GLU and row scale (`factor`, from rowScale, or null) of one output
+  /// element, as f32.
+  Value epilogue(KernelBuilder &b, Value value, Value up, Value factor) const;
+
+  /// GLU, row scale and cast of one output element, then the store.
+  void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
+                   Value up) const;
+
+  /// Whether the output is aligned to a pair of elements, which a caller's
+  /// buffer, aligned to its element only, may not be.
+  Value outputPairAligned(KernelBuilder &b) const {
+    return b.alignedTo(out.buffer, pairBytes());
+  }
+
+  int64_t pairBytes() const { return 2 * outType.getIntOrFloatBitWidth() / 8; }
+
+  /// Whether a lane's two adjacent columns of each tile are stored as a
+  /// pair (storePair), with one routing weight per row.
+  bool storesPairs() const { return !interleaved && width % 2 == 0; }
+
+  /// Two adjacent output elements (columns `column`, `column + 1`, which
+  /// the caller keeps inside the row and even with an even width) in one
+  /// store where the output is `aligned` to a pair (outputPairAligned),
+  /// else in two.
+  void storePair(KernelBuilder &b, Value aligned, Value r, Value column,
+                 Value first, Value second) const;
+
+  /// [lo, hi) of expert e, clamped to the output rows.
+  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const;
+
+  mutable GroupedMatmulOp op;
+  int64_t numExperts, n, reduction, width;
+  bool kn, glu, interleaved;
+  Type outType, lhsType, rhsElement;
+  Value lhs, rhs, rows, scale, numRows, gatherTokens, scaleTokens;
+  OffsetsSource offsets;
+  OutputBuffer out;
+};
+
+/// The simt kernel (SimtMatmulKernel.cpp): one thread per output element,
+/// for what tensor cores cannot take.
+void launchSimtMatmul(KernelBuilder &b, const GroupedMatmul &mm);
+
+} // namespace mlir::moe::gpu_lowering
+
+#endif // MOE_LIB_CONVERSION_MOETOGPU_GROUPEDMATMUL_H

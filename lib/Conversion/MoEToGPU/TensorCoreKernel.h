@@ -1,0 +1,114 @@
+//===- TensorCoreKernel.h - The grouped matmul on tensor cores --*- C++ -*-===//
+//
+// What every tensor-core kernel of a grouped matmul shares: its grid (row
+// tiles from the tile schedule by column blocks, optionally in grouped
+// order), the clearing of unrouted rows, and the epilogue that stores a
+// warp's accumulators (GLU, row scale, pairs). Each main loop is a subclass
+// in a file of its own, chosen by the op's #moe.matmul_tile:
+//
+//   mma_sync                 DecodeMainloop.cpp
+//   mma_sync_staged          StagedMainloop.cpp
+//   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOGPU_TENSORCOREKERNEL_H
+#define MOE_LIB_CONVERSION_MOETOGPU_TENSORCOREKERNEL_H
+
+#include "GroupedMatmul.h"
+#include "MmaFragments.h"
+#include "TileSchedule.h"
+
+#include <memory>
+
+namespace mlir::moe::gpu_lowering {
+
+/// The staged mma.sync kernel: 2 x 4 warps of 64 rows and 32 weight rows
+/// each, so a block computes 128 rows against 128 weight rows; tiles of 32
+/// of K go through dynamic shared memory, rows padded by 8 elements so that
+/// a warp's fragment reads hit different banks.
+constexpr int64_t kStagedWarpsM = 2, kStagedWarpsN = 4, kStagedMTiles = 4;
+constexpr int64_t kTileK = 32, kPaddedK = kTileK + 8;
+
+/// The wgmma kernels: two consumer warpgroups per 128 x 256 block tile, each
+/// multiplying its 64 rows against all 256 weight rows (m64n256k16), K tiles
+/// of 64.
+constexpr int64_t kWarpgroupThreads = 128, kWgmmaWarpgroups = 2;
+constexpr int64_t kWgmmaRows = 64, kWgmmaWeightRows = 256, kWgmmaTileK = 64;
+
+class TensorCoreKernel {
+public:
+  virtual ~TensorCoreKernel() = default;
+
+  /// The kernel that `tile` names; moe.gpu_kernels' verifier has checked
+  /// that it fits the op.
+  static std::unique_ptr<TensorCoreKernel> create(const GroupedMatmul &mm,
+                                                  MatmulTileAttr tile);
+
+  int64_t tileRows() const;
+  int64_t blockColumns() const;
+  int64_t threads() const;
+
+  /// Launches the kernel; `scheduled`: `schedule` already holds this tile
+  /// shape's tiles of the same rows.
+  void launch(KernelBuilder &b, StringRef name, const TileSchedule &schedule,
+              bool scheduled, MatmulTileAttr tile);
+
+protected:
+  TensorCoreKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
+
+  /// Host side, before the launch: the workgroup buffers and dynamic shared
+  /// memory the kernel needs (and host values such as TMA descriptors).
+  virtual void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
+                             int64_t &dynamicBytes) {}
+  /// Inside the kernel, first: views of its shared memory.
+  virtual void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) {}
+  /// The main loop and epilogue of one row tile's block.
+  virtual void computeTile(KernelBuilder &b, const TileWork &work,
+                           Value blockColumn) = 0;
+
+  int64_t numAcc() const { return config.mTiles * bTiles * 4; }
+  /// K tiles of the staged kernels.
+  int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
+  static int64_t bytes(MemRefType type) {
+    return type.getNumElements() * type.getElementTypeBitWidth() / 8;
+  }
+
+  /// The epilogue of a warp's accumulators: accumulator q of the MMA tile
+  /// accIndex(i, u) holds row g + 8 * (q / 2), column 2c + q % 2 of B tile
+  /// u; rows `outRows` (valid where `outValid`), columns from `warpColumn`.
+  /// `factors`, if given, are the rows' routing weights, loaded earlier.
+  void storeTile(KernelBuilder &b, ArrayRef<Value> acc,
+                 function_ref<int64_t(int64_t, int64_t)> accIndex,
+                 ArrayRef<Value> outRows, ArrayRef<Value> outValid,
+                 Value warpColumn, Value c, ArrayRef<Value> factors = {});
+
+  const GroupedMatmul &mm;
+  TensorCoreConfig config;
+  MmaFragments fragments;
+  // B tiles per warp: gate and up tiles for a GLU, else output tiles.
+  int64_t outputTiles, bTiles;
+  int64_t stages = 0;       // K tiles the staged kernels keep in flight
+  int64_t stagedRows = 0;   // rows of the staged kernels' block tile
+  int64_t weightRows = 128; // weight rows of the staged kernels' tile
+  int64_t tileK = kTileK;   // K of a staged tile
+
+private:
+  void body(KernelBuilder &b, const TileSchedule &schedule, Value numTiles);
+  std::pair<Value, Value> groupedOrder(KernelBuilder &b, Value y, Value x,
+                                       Value numTiles);
+  void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn);
+};
+
+std::unique_ptr<TensorCoreKernel>
+createDecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
+std::unique_ptr<TensorCoreKernel>
+createStagedKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
+                   int64_t stages);
+std::unique_ptr<TensorCoreKernel>
+createWgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
+                  int64_t stages);
+
+} // namespace mlir::moe::gpu_lowering
+
+#endif // MOE_LIB_CONVERSION_MOETOGPU_TENSORCOREKERNEL_H
