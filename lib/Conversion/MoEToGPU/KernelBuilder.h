@@ -125,8 +125,15 @@ LogicalResult lowerRoute(RouteOp op, KernelBuilder &b);
 using InverseRows = llvm::DenseMap<Value, Value>;
 LogicalResult lowerDispatch(DispatchOp op, KernelBuilder &b,
                             InverseRows &inverses);
+/// A dispatch with a capacity: the uncapped sort in priority order, the
+/// selections past the capacity dropped, and the uncapped sort of the rest.
+LogicalResult lowerCapacityDispatch(DispatchOp op, KernelBuilder &b,
+                                    InverseRows &inverses);
 LogicalResult lowerCombine(CombineOp op, KernelBuilder &b,
                            const InverseRows &inverses);
+LogicalResult lowerExpertChoice(ExpertChoiceOp op, KernelBuilder &b);
+LogicalResult lowerAuxLoss(AuxLossOp op, KernelBuilder &b);
+LogicalResult lowerZLoss(ZLossOp op, KernelBuilder &b);
 LogicalResult lowerPermute(PermuteOp op, KernelBuilder &b);
 LogicalResult lowerGlu(GluOp op, KernelBuilder &b);
 

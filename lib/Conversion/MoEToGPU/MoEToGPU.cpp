@@ -60,6 +60,11 @@ struct ConvertMoEToGPUPass
               .Case([&](CombineOp combine) {
                 return lowerCombine(combine, b, inverses);
               })
+              .Case([&](ExpertChoiceOp choice) {
+                return lowerExpertChoice(choice, b);
+              })
+              .Case([&](AuxLossOp loss) { return lowerAuxLoss(loss, b); })
+              .Case([&](ZLossOp loss) { return lowerZLoss(loss, b); })
               .Case([&](PermuteOp permute) { return lowerPermute(permute, b); })
               .Case([&](GluOp glu) { return lowerGlu(glu, b); })
               .Case([&](linalg::GenericOp generic) {

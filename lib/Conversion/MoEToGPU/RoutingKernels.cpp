@@ -354,8 +354,7 @@ LogicalResult gpu_lowering::lowerRoute(RouteOp op, KernelBuilder &b) {
 LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                                           InverseRows &inverses) {
   if (op.getCapacity() || op.getCapacityFactor())
-    return op.emitOpError()
-           << "with a capacity has no GPU lowering yet; lower it for the CPU";
+    return lowerCapacityDispatch(op, b, inverses);
   Value ids = readBuffer(b, op.getIds());
   Value expertMap =
       op.getExpertMap() ? readBuffer(b, op.getExpertMap()) : Value();

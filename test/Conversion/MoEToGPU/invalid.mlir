@@ -3,15 +3,6 @@
 // RUN:   | FileCheck %s --check-prefix=OPTION
 // OPTION: error: moe-gpu-select-kernel-config: small-split-k must be 1 or 4, got 3
 
-func.func @capacity(%ids: tensor<16x2xi32>) -> (tensor<?xi32>, tensor<5xi32>) {
-  // expected-error @+1 {{with a capacity has no GPU lowering yet}}
-  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64, capacity = 4 : i64}
-      : tensor<16x2xi32> -> tensor<?xi32>, tensor<5xi32>
-  return %rows, %offsets : tensor<?xi32>, tensor<5xi32>
-}
-
-// -----
-
 func.func @layer(%x: tensor<?x64xf32>, %router: tensor<8x64xf32>, %w13: tensor<8x256x64xf32>,
                  %w2: tensor<8x64x128xf32>, %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
   // expected-error @+1 {{must be decomposed first (moe-decompose-layer)}}
@@ -19,14 +10,6 @@ func.func @layer(%x: tensor<?x64xf32>, %router: tensor<8x64xf32>, %w13: tensor<8
                      tensor<8x256x64xf32>, tensor<8x64x128xf32>)
       outs(%init : tensor<?x64xf32>) {k = 2 : i64} -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
-}
-
-// -----
-
-func.func @z_loss(%logits: tensor<16x8xf32>) -> tensor<f32> {
-  // expected-error @+1 {{has no GPU lowering yet}}
-  %l = moe.z_loss %logits : tensor<16x8xf32> -> tensor<f32>
-  return %l : tensor<f32>
 }
 
 // -----

@@ -1,0 +1,242 @@
+//===- CapacityDispatchKernels.cpp - Capacity-limited dispatch on the GPU -===//
+//
+// A dispatch with a capacity C keeps at most C selections per expert. It is
+// built from the uncapped counting sort (lowerDispatch) and two small
+// kernels, so the grouped layout, its expert map handling and the inverse
+// rows for the combine come from one place:
+//
+//   1. Sort the selections by expert in priority order. For the position
+//      policy the sort runs over the ids transposed to slot-major order
+//      (row p = j * T + t), so its stable order within an expert is the
+//      policy's priority: a row's rank is its distance from the expert's
+//      first row. For the score policy the sort runs over the ids as they
+//      are, and each row counts the rows of its expert whose weight ranks
+//      before its own (larger weight, then lower flat index t * k + j; NaN
+//      last), which costs the square of the expert's row count.
+//   2. Keep the selections whose rank is below C: the kept ids are the ids
+//      with every dropped selection set to -1.
+//   3. Sort the kept ids without a capacity: the result (rows in (t, j)
+//      order within each expert, offsets, inverse rows) is the op's.
+//
+// No atomics: every value is written by one thread, so the result is the
+// same run to run.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+namespace {
+
+/// The capacity C on the host, as an index: the `capacity` attribute, or
+/// ceil(f * T * k / E) evaluated in f64 in that order (as the CPU lowering
+/// does), clamped to [0, T * k] before the conversion so that no factor can
+/// overflow it.
+Value hostCapacity(DispatchOp op, KernelBuilder &b, Value tokens, int64_t k,
+                   Value selections) {
+  if (std::optional<uint64_t> fixed = op.getCapacity())
+    return b.minIndex(b.index(static_cast<int64_t>(*fixed)), selections);
+  auto toF64 = [&](Value index) {
+    return b.create<arith::SIToFPOp>(
+        b.getF64Type(), b.create<arith::IndexCastOp>(b.getI64Type(), index));
+  };
+  double factor = op.getCapacityFactor()->convertToDouble();
+  Value product = b.create<arith::MulFOp>(
+      b.create<arith::MulFOp>(b.f64(factor), toF64(tokens)),
+      b.f64(static_cast<double>(k)));
+  Value quotient = b.create<arith::DivFOp>(
+      product, b.f64(static_cast<double>(op.getNumExperts())));
+  Value ceiling = b.create<math::CeilOp>(quotient);
+  Value clamped = b.create<arith::MinimumFOp>(
+      b.create<arith::MaximumFOp>(ceiling, b.f64(0.0)), toF64(selections));
+  return b.create<arith::IndexCastOp>(
+      b.getIndexType(), b.create<arith::FPToSIOp>(b.getI64Type(), clamped));
+}
+
+/// The uncapped counting sort of `ids` (a [N, k'] i32 tensor) under `like`'s
+/// expert map, with `rowsType` and `offsetsType`: a dispatch op built here
+/// and lowered at once. Returns its rows and offsets tensors.
+std::pair<Value, Value> sortByExpert(DispatchOp like, KernelBuilder &b,
+                                     InverseRows &inverses, Value ids,
+                                     RankedTensorType rowsType,
+                                     RankedTensorType offsetsType) {
+  auto sort = b.create<DispatchOp>(rowsType, offsetsType, ids,
+                                   /*weights=*/Value(), like.getExpertMap(),
+                                   like.getNumExpertsAttr(), IntegerAttr(),
+                                   FloatAttr(), like.getDropPolicyAttr());
+  // lowerDispatch replaces the uses of the op's results with the tensors its
+  // kernels write; this placeholder use receives them.
+  auto results = b.create<UnrealizedConversionCastOp>(
+      TypeRange{rowsType, offsetsType}, sort.getResults());
+  if (failed(lowerDispatch(sort, b, inverses)))
+    llvm_unreachable("an uncapped dispatch always lowers");
+  std::pair<Value, Value> sorted = {results.getOperand(0),
+                                    results.getOperand(1)};
+  results.erase();
+  sort.erase();
+  return sorted;
+}
+
+/// The expert e of a sorted row r < offsets[L]: the one with
+/// offsets[e] <= r < offsets[e + 1], by a binary search over the
+/// (nondecreasing) offsets in a loop of ceil(log2(L + 1)) steps.
+Value expertOfRow(KernelBuilder &b, Value offsets, int64_t numLocal,
+                  Value row) {
+  int64_t steps = llvm::Log2_64_Ceil(numLocal + 1);
+  Value rowI32 = b.fromIndex(row, b.getI32Type());
+  auto found = b.forLoop(
+      b.index(0), b.index(steps), b.index(1),
+      ValueRange{b.index(0), b.index(numLocal)},
+      [&](KernelBuilder &lb, Value, ValueRange range) {
+        Value lo = range[0], hi = range[1];
+        Value active = lb.lessThan(lo, hi);
+        Value mid = lb.create<arith::ShRUIOp>(lb.create<arith::AddIOp>(lo, hi),
+                                              lb.index(1));
+        Value safeMid = lb.minIndex(mid, lb.index(numLocal - 1));
+        Value next = lb.create<arith::AddIOp>(safeMid, lb.index(1));
+        Value end = lb.load(offsets, next);
+        Value past =
+            lb.create<arith::CmpIOp>(arith::CmpIPredicate::sle, end, rowI32);
+        Value raise = lb.create<arith::AndIOp>(active, past);
+        Value lower = lb.create<arith::AndIOp>(
+            active,
+            lb.create<arith::XOrIOp>(
+                past, lb.create<arith::ConstantIntOp>(lb.getI1Type(), 1)));
+        return SmallVector<Value>{
+            lb.create<arith::SelectOp>(
+                raise, lb.create<arith::AddIOp>(mid, lb.index(1)), lo),
+            lb.create<arith::SelectOp>(lower, mid, hi)};
+      });
+  return found[0];
+}
+
+} // namespace
+
+LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
+                                                  KernelBuilder &b,
+                                                  InverseRows &inverses) {
+  bool byScore = op.getDropPolicy() == DropPolicy::score;
+  if (byScore && !op.getWeights())
+    return op.emitOpError()
+           << "drop_policy = score needs the 'weights' operand";
+  auto idsType = cast<RankedTensorType>(op.getIds().getType());
+  auto offsetsType = cast<RankedTensorType>(op.getOffsets().getType());
+  int64_t k = idsType.getDimSize(1);
+  int64_t numLocal = offsetsType.getDimSize(0) - 1;
+  Value ids = readBuffer(b, op.getIds());
+  Value weights = byScore ? readBuffer(b, op.getWeights()) : Value();
+  Value tokens = b.create<memref::DimOp>(ids, 0);
+  Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
+  Value capacity = hostCapacity(op, b, tokens, k, selections);
+  Value blocks = b.ceilDiv(selections, kBlockThreads);
+  Type i32 = b.getI32Type();
+  auto dynamicRows = RankedTensorType::get({ShapedType::kDynamic}, i32);
+
+  // 1. The selections sorted by expert in priority order.
+  Value priorityIds = op.getIds();
+  if (!byScore) {
+    // Slot-major: row j * T + t of a [T * k, 1] tensor holds ids[t, j].
+    OutputBuffer slotMajor = allocate(
+        b, RankedTensorType::get({ShapedType::kDynamic, 1}, i32), selections);
+    b.launch("moe_dispatch_slot_major", blocks, b.index(1), kBlockThreads,
+             [&](KernelBuilder &kb) {
+               Value f = kb.globalThreadId(kBlockThreads);
+               kb.ifThen(kb.lessThan(f, selections), [&](KernelBuilder &tb) {
+                 Value t = tb.create<arith::DivUIOp>(f, tb.index(k));
+                 Value j = tb.create<arith::RemUIOp>(f, tb.index(k));
+                 Value p = tb.create<arith::AddIOp>(
+                     tb.create<arith::MulIOp>(j, tokens), t);
+                 tb.store(tb.load(ids, {t, j}), slotMajor.buffer,
+                          {p, tb.index(0)});
+               });
+             });
+    priorityIds = slotMajor.tensor;
+  }
+  auto [sortedRows, sortedOffsets] =
+      sortByExpert(op, b, inverses, priorityIds, dynamicRows, offsetsType);
+  Value rows = readBuffer(b, sortedRows);
+  Value offsets = readBuffer(b, sortedOffsets);
+
+  // 2. The kept ids: -1 everywhere, then each kept selection's id, written
+  // by the thread of its sorted row.
+  OutputBuffer kept = allocateLike(b, op.getIds());
+  b.launch("moe_dispatch_capacity_clear", blocks, b.index(1), kBlockThreads,
+           [&](KernelBuilder &kb) {
+             Value f = kb.globalThreadId(kBlockThreads);
+             kb.ifThen(kb.lessThan(f, selections), [&](KernelBuilder &tb) {
+               Value t = tb.create<arith::DivUIOp>(f, tb.index(k));
+               Value j = tb.create<arith::RemUIOp>(f, tb.index(k));
+               tb.store(tb.i32(-1), kept.buffer, {t, j});
+             });
+           });
+  // (t, j) of a sorted row's value: t * k + j, or j * T + t slot-major.
+  auto selectionOf = [&](KernelBuilder &sb, Value value) {
+    Value p = sb.toIndex(value);
+    if (byScore)
+      return std::make_pair(Value(sb.create<arith::DivUIOp>(p, sb.index(k))),
+                            Value(sb.create<arith::RemUIOp>(p, sb.index(k))));
+    return std::make_pair(Value(sb.create<arith::RemUIOp>(p, tokens)),
+                          Value(sb.create<arith::DivUIOp>(p, tokens)));
+  };
+  b.launch(
+      byScore ? "moe_dispatch_capacity_keep_score"
+              : "moe_dispatch_capacity_keep_position",
+      blocks, b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
+        Value r = kb.globalThreadId(kBlockThreads);
+        Value sortedEnd = kb.toIndex(kb.load(offsets, kb.index(numLocal)));
+        Value inside = kb.create<arith::AndIOp>(kb.lessThan(r, sortedEnd),
+                                                kb.lessThan(r, selections));
+        kb.ifThen(inside, [&](KernelBuilder &tb) {
+          Value value = tb.load(rows, r);
+          // Rows below offsets[L] hold selections; the check keeps a
+          // malformed value from indexing out of bounds.
+          tb.ifThen(tb.inRange(value, selections), [&](KernelBuilder &vb) {
+            Value e = expertOfRow(vb, offsets, numLocal, r);
+            Value first = vb.toIndex(vb.load(offsets, e));
+            Value t, j;
+            std::tie(t, j) = selectionOf(vb, value);
+            Value rank;
+            if (!byScore) {
+              rank = vb.create<arith::SubIOp>(r, first);
+            } else {
+              Value next = vb.create<arith::AddIOp>(e, vb.index(1));
+              Value last = vb.toIndex(vb.load(offsets, next));
+              Value own = vb.load(weights, {t, j});
+              rank =
+                  vb.forLoop(
+                        first, last, vb.index(1), ValueRange{vb.index(0)},
+                        [&](KernelBuilder &lb, Value other, ValueRange count) {
+                          Value otherValue = lb.load(rows, other);
+                          Value t2, j2;
+                          std::tie(t2, j2) = selectionOf(lb, otherValue);
+                          Value before =
+                              lb.ranksBefore(lb.load(weights, {t2, j2}),
+                                             otherValue, own, value);
+                          return SmallVector<Value>{lb.create<arith::AddIOp>(
+                              count[0],
+                              lb.create<arith::IndexCastOp>(
+                                  lb.getIndexType(), lb.boolToI32(before)))};
+                        })
+                      .front();
+            }
+            vb.ifThen(vb.lessThan(rank, capacity), [&](KernelBuilder &sb) {
+              sb.store(sb.load(ids, {t, j}), kept.buffer, {t, j});
+            });
+          });
+        });
+      });
+
+  // 3. The kept selections sorted by expert: the op's results.
+  auto [finalRows, finalOffsets] =
+      sortByExpert(op, b, inverses, kept.tensor,
+                   cast<RankedTensorType>(op.getRows().getType()), offsetsType);
+  op.getRows().replaceAllUsesWith(finalRows);
+  op.getOffsets().replaceAllUsesWith(finalOffsets);
+  return success();
+}
