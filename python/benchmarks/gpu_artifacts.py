@@ -23,13 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 
 from moe_mlir import gpu, irgen, reference  # noqa: E402
-
-#: BENCHMARKS.md GPU shapes: H, I, E, k.
-BENCHMARK_SHAPES = {
-    "mixtral-8x7b": (4096, 14336, 8, 2),
-    "qwen3-30b-a3b": (2048, 768, 128, 8),
-    "deepseek-v3": (7168, 2048, 256, 8),
-}
+from moe_mlir.benchmark_shapes import BENCHMARK_SHAPES  # noqa: E402
 
 #: Shapes that exercise the kernels' edges: K and I not multiples of the
 #: tiles (tensor-core path with K tails), and K not a multiple of 8 (the
@@ -88,6 +82,10 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     for name, (H, I, E, k) in {**BENCHMARK_SHAPES, **EDGE_SHAPES}.items():
         add(name, irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
             kind="experts", H=H, I=I, E=E, k=k)
+    # f16 layers take the same tensor-core kernels as bf16 ones.
+    for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+        add(f"{name}@f16", irgen.experts_ir(None, H, E, I, k, name="experts", dtype="f16"),
+            "experts", kind="experts-f16", dtype="f16", H=H, I=I, E=E, k=k)
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
     # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=false'`).

@@ -1,5 +1,6 @@
 """Shared pieces of the GPU benchmark: the roofline ceilings and floor, the
-inputs, the fp32 oracle, the PyTorch peers and the timing and table helpers.
+PyTorch peers and the timing and table helpers (the inputs and the fp32 oracle
+come from ``moe_mlir.torch_reference``).
 
 Weights use the layout of our kernels: w13 is [E, 2I, H] (rows 0..I-1 are the
 gate projection W1, rows I..2I-1 the up projection W3), w2 is [E, H, I], all
@@ -15,6 +16,12 @@ from __future__ import annotations
 import math
 import statistics
 from typing import TYPE_CHECKING, Any, Callable
+
+# The inputs and the oracle live in the package, for the tests too (the
+# benchmark scripts put python/ on sys.path).
+from moe_mlir.torch_reference import (  # noqa: F401
+    experts_hit, experts_operands, make_inputs, make_tokens, make_weights,
+    reference_fp32, relative_error)
 
 if TYPE_CHECKING:
     import torch
@@ -109,55 +116,6 @@ def floor_ms(T: int, H: int, I: int, k: int, hit: int,
     return max(compute_s, memory_s) * 1e3
 
 
-def experts_hit(ids: Any) -> int:
-    """Distinct experts routed to; this, not E, sets the weight traffic."""
-    if hasattr(ids, "unique"):
-        return int(ids.unique().numel())
-    return len({int(e) for e in ids.reshape(-1)})
-
-
-def make_weights(H: int, I: int, E: int, seed: int, device: str = "cuda") -> dict:
-    """Random expert weights (bf16), scaled by 1/sqrt(fan_in) so the activations
-    stay O(1) and bf16 error is comparable across shapes."""
-    torch = _torch()
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    bf16 = torch.bfloat16
-    w13 = torch.randn(E, 2 * I, H, generator=gen, device=device, dtype=bf16)
-    w13.mul_(1.0 / math.sqrt(H))
-    w2 = torch.randn(E, H, I, generator=gen, device=device, dtype=bf16)
-    w2.mul_(1.0 / math.sqrt(I))
-    return {"w13": w13, "w2": w2}
-
-
-def make_tokens(T: int, H: int, E: int, k: int, seed: int,
-                device: str = "cuda") -> dict:
-    """Random tokens x (bf16) and their routing: near-uniform router logits, so
-    the experts hit match random routing; the top-k weights renormalized."""
-    torch = _torch()
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    x = torch.randn(T, H, generator=gen, device=device, dtype=torch.bfloat16)
-    logits = 0.01 * torch.randn(T, E, generator=gen, device=device)
-    probs = torch.softmax(logits, dim=-1)
-    top, ids = torch.topk(probs, k, dim=-1)
-    weights = (top / top.sum(dim=-1, keepdim=True)).float().contiguous()
-    return {"x": x, "ids": ids.to(torch.int32).contiguous(), "weights": weights}
-
-
-def make_inputs(T: int, H: int, I: int, E: int, k: int, seed: int,
-                device: str = "cuda") -> dict:
-    """Random layer inputs: :func:`make_weights` and :func:`make_tokens`."""
-    return {**make_weights(H, I, E, seed, device),
-            **make_tokens(T, H, E, k, seed + 1, device)}
-
-
-def experts_operands(inputs: dict) -> list:
-    """The compiled expert half's operands, in its argument order, from
-    :func:`make_inputs`'s dict."""
-    return [inputs[key] for key in ("x", "w13", "w2", "ids", "weights")]
-
-
 def artifact_entries(directory) -> dict:
     """The entries of ``index.json`` in a GPU artifact directory, by name."""
     import json
@@ -197,48 +155,6 @@ def rotating(fn: Callable[..., object], x: torch.Tensor,
         return fn(x, w13, w2, ids, weights)
 
     return call
-
-
-def _tf32_matmul_enabled(torch: Any) -> bool:
-    # Reading the legacy flag raises once the new API has been used, so the
-    # new one is consulted first.
-    matmul = torch.backends.cuda.matmul
-    precision = getattr(matmul, "fp32_precision", None)
-    if precision not in (None, "none"):
-        return precision == "tf32"
-    return bool(matmul.allow_tf32)
-
-
-def reference_fp32(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
-                   ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The oracle: the layer in fp32 arithmetic from the same bf16 inputs.
-    It goes one expert at a time so that only one expert's weights are ever
-    upcast (a full fp32 copy of deepseek-v3's experts would not fit)."""
-    torch = _torch()
-    if _tf32_matmul_enabled(torch):
-        raise RuntimeError(
-            "reference_fp32 needs IEEE fp32 matmuls; TF32 is on")
-    T, H = x.shape
-    I = w2.shape[-1]
-    out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
-    for e in torch.unique(ids).tolist():  # experts with no tokens are skipped
-        tok, slot = torch.where(ids == e)
-        xe = x.index_select(0, tok).float()
-        h = xe @ w13[e].float().t()
-        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
-        y = a @ w2[e].float().t()
-        out.index_add_(0, tok, y * weights[tok, slot].float().unsqueeze(1))
-    return out
-
-
-def relative_error(y: torch.Tensor, ref: torch.Tensor) -> float:
-    """max |y - ref| / max |ref|; a NaN left in y (an element never written
-    over the poisoned output) makes it infinite."""
-    torch = _torch()
-    y, ref = y.double(), ref.double()
-    if torch.isnan(y).any():
-        return float("inf")
-    return float((y - ref).abs().max() / ref.abs().max().clamp_min(1e-30))
 
 
 def eager_loop(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,

@@ -118,9 +118,7 @@ def test_prefill_kernels_assemble_without_spills_or_serialized_wgmma():
     import re
 
     from moe_mlir import cpu, gpu, irgen
-
-    sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
-    from gpu_artifacts import BENCHMARK_SHAPES
+    from moe_mlir.benchmark_shapes import BENCHMARK_SHAPES
 
     if not (cpu.build_dir() / "bin" / "moe-opt").exists():
         skip("moe-opt is not built")

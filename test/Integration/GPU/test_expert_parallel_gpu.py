@@ -21,10 +21,9 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "python"))
-sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
-import gpu_peers  # noqa: E402
+from moe_mlir import torch_reference  # noqa: E402
 from standalone import artifact_index, run_tests, skip  # noqa: E402
 
 try:
@@ -48,14 +47,14 @@ def test_ranks_in_sequence_match_unpartitioned():
     H, I, E, k = (reference_entry[key] for key in ("H", "I", "E", "k"))
     unpartitioned = GpuModule(ARTIFACTS / reference_entry["library"])
     combine = GpuModule(ARTIFACTS / entries["ep-small-combine"]["library"])
-    weights = gpu_peers.make_weights(H, I, E, seed=11)
+    weights = torch_reference.make_weights(H, I, E, seed=11)
     failures = []
     for ranks, sizes, skewed in [(2, [37, 29], False), (4, [20, 1, 13, 1], False),
                                  (4, [9, 16, 4, 7], True), (2, [1, 1], False)]:
         L = ep.local_experts(E, ranks)
         local = GpuModule(ARTIFACTS / entries[f"ep-small-of{ranks}"]["library"])
         T = sum(sizes)
-        tokens = gpu_peers.make_tokens(T, H, L if skewed else E, k, seed=T + ranks)
+        tokens = torch_reference.make_tokens(T, H, L if skewed else E, k, seed=T + ranks)
         x, ids, w = tokens["x"], tokens["ids"], tokens["weights"]
         received = {}
 
@@ -86,9 +85,9 @@ def test_ranks_in_sequence_match_unpartitioned():
         operands = [x, weights["w13"], weights["w2"], ids, w]
         unpartitioned.call("experts", operands, [y_one])
         torch.cuda.synchronize()
-        ref = gpu_peers.reference_fp32(*operands)
-        err = gpu_peers.relative_error(y_ep, ref)
-        vs_one = gpu_peers.relative_error(y_ep, y_one.float())
+        ref = torch_reference.reference_fp32(*operands)
+        err = torch_reference.relative_error(y_ep, ref)
+        vs_one = torch_reference.relative_error(y_ep, y_one.float())
         print(f"  P={ranks} tokens {sizes} skewed={skewed}: rows per rank "
               f"{[received[r] for r in range(ranks)]}, rel err {err:.2e}, "
               f"vs one kernel {vs_one:.2e}")
@@ -110,13 +109,13 @@ def test_rows_past_the_grid_y_cap():
     H, I, E, k = (entry[key] for key in ("H", "I", "E", "k"))
     module = GpuModule(ARTIFACTS / entry["library"])
     T = 70001
-    inputs = {**gpu_peers.make_weights(H, I, E, seed=5),
-              **gpu_peers.make_tokens(T, H, E, k, seed=6)}
-    operands = gpu_peers.experts_operands(inputs)
+    inputs = {**torch_reference.make_weights(H, I, E, seed=5),
+              **torch_reference.make_tokens(T, H, E, k, seed=6)}
+    operands = torch_reference.experts_operands(inputs)
     y = torch.full_like(inputs["x"], float("nan"))
     module.call("experts", operands, [y])
     torch.cuda.synchronize()
-    error = gpu_peers.relative_error(y, gpu_peers.reference_fp32(*operands))
+    error = torch_reference.relative_error(y, torch_reference.reference_fp32(*operands))
     print(f"  T = {T}: rel err {error:.2e}")
     assert error <= BF16_BOUND
 

@@ -8,6 +8,7 @@ or on a machine without pytest as `python3 test/Integration/GPU/test_gpu_kernels
   epilogue, down GEMM with the routing weights, combine) at every
   BENCHMARKS.md shape and token count, against a torch fp32 reference, with
   the output poisoned with NaN first so every element must be written.
+- f16 layers at every BENCHMARKS.md shape.
 - Edge cases: T = 1, experts with no tokens, every token on the same experts,
   and sizes that are not multiples of the tiles (a K tail, and K not a
   multiple of 8, which takes the plain kernel).
@@ -21,10 +22,9 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "python"))
-sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
-import gpu_peers  # noqa: E402
+from moe_mlir import torch_reference  # noqa: E402
 from standalone import artifact_index, run_tests, skip  # noqa: E402
 
 try:
@@ -70,14 +70,15 @@ def run_experts(entry, x, w13, w2, ids, weights, misaligned=False):
 
 def experts_case(entry, T, seed, ids_fn=None, misaligned=False):
     H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
-    inputs = gpu_peers.make_inputs(T, H, I, E, k, seed)
+    dtype = {"bf16": torch.bfloat16, "f16": torch.float16}[entry.get("dtype", "bf16")]
+    inputs = torch_reference.make_inputs(T, H, I, E, k, seed, dtype=dtype)
     if ids_fn is not None:
         inputs["ids"] = ids_fn(T, E, k).to(torch.int32).cuda().contiguous()
     y = run_experts(entry, inputs["x"], inputs["w13"], inputs["w2"], inputs["ids"],
                     inputs["weights"], misaligned)
-    ref = gpu_peers.reference_fp32(inputs["x"], inputs["w13"], inputs["w2"],
+    ref = torch_reference.reference_fp32(inputs["x"], inputs["w13"], inputs["w2"],
                                    inputs["ids"], inputs["weights"])
-    return gpu_peers.relative_error(y, ref)
+    return torch_reference.relative_error(y, ref)
 
 
 def test_experts_every_shape_and_token_count():
@@ -118,6 +119,28 @@ def test_experts_edge_cases():
             print(f"  experts {name:14s} {label:24s} rel err {error:.2e}", flush=True)
             if not error <= BF16_BOUND:
                 failures.append((name, label, error))
+    assert not failures, failures
+
+
+def test_experts_f16_every_shape():
+    """f16 layers take the bf16 layers' tensor-core kernels (mma.sync and
+    wgmma have f16 forms): every benchmark shape at decode and prefill sizes,
+    with an expert-less and a one-expert routing."""
+    entries = artifacts()
+    failures = []
+    f16 = [e for e in entries.values() if e["kind"] == "experts-f16"]
+    if not f16:
+        skip("no f16 artifacts")
+    for entry in f16:
+        for label, T, ids_fn in (("T=1", 1, None), ("T=32", 32, None), ("T=512", 512, None),
+                                 ("T=4096", 4096, None),
+                                 ("empty experts", 333, _half_experts),
+                                 ("all on the same experts", 300, _same_experts)):
+            error = experts_case(entry, T, seed=900 + T, ids_fn=ids_fn)
+            print(f"  experts {entry['name']:24s} {label:24s} rel err {error:.2e}", flush=True)
+            if not error <= BF16_BOUND:
+                failures.append((entry["name"], label, error))
+        torch.cuda.empty_cache()
     assert not failures, failures
 
 
@@ -214,7 +237,7 @@ def test_layers_match_oracle():
                                    tensors["w13"].float().numpy().astype(np.float64),
                                    tensors["w2"].float().numpy().astype(np.float64),
                                    **as64, **attrs)
-            error = gpu_peers.relative_error(y.cpu(), torch.from_numpy(want))
+            error = torch_reference.relative_error(y.cpu(), torch.from_numpy(want))
             print(f"  {name:20s} T={T:4d} rel err {error:.2e}")
             if not error <= BF16_BOUND:
                 failures.append((name, T, error))
@@ -230,8 +253,8 @@ def test_graph_capture_and_caller_stream():
     module = load(entry)
     failures = []
     for T in (1, 512):
-        inputs = gpu_peers.make_inputs(T, entry["H"], entry["I"], entry["E"], entry["k"], 3)
-        args = gpu_peers.experts_operands(inputs)
+        inputs = torch_reference.make_inputs(T, entry["H"], entry["I"], entry["E"], entry["k"], 3)
+        args = torch_reference.experts_operands(inputs)
         y = torch.empty_like(inputs["x"])
         workspace = module.workspace("experts", args)
         stream = torch.cuda.Stream()
@@ -246,8 +269,8 @@ def test_graph_capture_and_caller_stream():
         y.fill_(float("nan"))
         graph.replay()
         torch.cuda.synchronize()
-        ref = gpu_peers.reference_fp32(*args)
-        error = gpu_peers.relative_error(y, ref)
+        ref = torch_reference.reference_fp32(*args)
+        error = torch_reference.relative_error(y, ref)
         print(f"  graph replay T={T} rel err {error:.2e}")
         if not error <= BF16_BOUND:
             failures.append((T, error))
