@@ -6,6 +6,10 @@
 // type), the cp.async chunk copy that stages them, and the m16n8k16 MMA.
 // Fragments are kept as i32 words, each a pair of the MMA type.
 //
+// The MMA is nvvm.mma.sync rather than nvgpu.mma.sync: upstream's
+// convert-nvgpu-to-nvvm cannot lower a bf16 nvgpu.mma.sync ("failed to
+// deduce operand PTX types"), and bf16 is the main case here.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef MOE_LIB_CONVERSION_MOETOGPU_MMAFRAGMENTS_H
