@@ -58,6 +58,32 @@ SHARED_INTERMEDIATE = 64
 EP_RANKS = {"deepseek-v3": (2,), "small": (2, 4)}
 EP_SMALL = (256, 96, 16, 4)
 
+#: Capacity-limited dispatch (T dynamic): k, E and the dispatch attributes. Checked
+#: against the oracle by test/Integration/GPU/test_gpu_routing_ops.py.
+CAPACITY_DISPATCHES = {
+    "position": (2, 8, dict(capacity=3, drop_policy="position")),
+    "score": (2, 8, dict(capacity=3, drop_policy="score")),
+    "factor": (2, 8, dict(capacity_factor=1.0, drop_policy="position")),
+    "one-score": (2, 8, dict(capacity=1, drop_policy="score")),
+    "one-position": (1, 4, dict(capacity=1, drop_policy="position")),
+}
+#: The same under expert parallelism: E global experts, L local ones.
+CAPACITY_DISPATCH_MAP = (2, 8, 4, dict(capacity=2, drop_policy="score"))
+#: Expert-choice routing: E, capacity.
+EXPERT_CHOICES = {"c4": (8, 4), "c1": (8, 1)}
+#: The router losses: E, k.
+LOSS_SHAPE = (8, 2)
+#: Whole capacity-limited bf16 layers: H, E, I, and the moe.layer / reference.layer
+#: keywords. Switch (top-1, position drop, its capacity factor) and GShard (top-2,
+#: renormalized, random second expert, capacity factor 2).
+CAPACITY_LAYERS = {
+    "switch": (128, 8, 96, dict(irgen.MODEL_LAYERS["switch"])),
+    "gshard": (128, 8, 96, dict(k=2, scoring="softmax", renormalize=True,
+                                second_expert_policy="random", seed=7,
+                                capacity_factor=2.0, drop_policy="position",
+                                activation="silu", glu_layout="concatenated")),
+}
+
 #: Routing alone, per recipe: E (k comes from the recipe).
 ROUTE_MODELS = {"mixtral": 8, "qwen3": 128, "olmoe": 64, "deepseek_v3": 256,
                 "gpt_oss": 32}
@@ -121,6 +147,28 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         bias = model in reference.MODEL_REQUIRES_BIAS
         add(f"route-{model}", irgen.route_ir(None, E, k, bias=bias, name="route", **recipe),
             "route", kind="route", model=model, E=E, k=k, bias=bias, recipe=recipe)
+    for label, (k, E, attrs) in CAPACITY_DISPATCHES.items():
+        add(f"dispatch-capacity-{label}",
+            irgen.dispatch_ir(None, k, E, weights=attrs["drop_policy"] == "score",
+                              name="dispatch", **attrs),
+            "dispatch", kind="capacity-dispatch", k=k, E=E, attrs=attrs)
+    k, E, L, attrs = CAPACITY_DISPATCH_MAP
+    add("dispatch-capacity-map",
+        irgen.dispatch_ir(None, k, E, weights=True, expert_map=True, num_local_experts=L,
+                          name="dispatch", **attrs),
+        "dispatch", kind="capacity-dispatch", k=k, E=E, L=L, attrs=attrs)
+    for label, (E, capacity) in EXPERT_CHOICES.items():
+        add(f"expert-choice-{label}", irgen.expert_choice_ir(None, E, capacity),
+            "expert_choice", kind="expert-choice", E=E, capacity=capacity)
+    E, k = LOSS_SHAPE
+    add("aux-loss", irgen.aux_loss_ir(None, E, k), "aux_loss", kind="aux-loss", E=E, k=k)
+    add("z-loss", irgen.z_loss_ir(None, E), "z_loss", kind="z-loss", E=E)
+    for model, (H, E, I, attrs) in CAPACITY_LAYERS.items():
+        layer_attrs = dict(attrs)
+        k = layer_attrs.pop("k")
+        add(f"layer-capacity-{model}",
+            irgen.layer_ir(None, H, E, I, k, dtype="bf16", name="layer", **layer_attrs),
+            "layer", kind="capacity-layer", model=model, H=H, E=E, I=I, attrs=attrs)
     for model, (H, E, I) in LAYER_MODELS.items():
         shared = SHARED_INTERMEDIATE if model in irgen.MODEL_SHARED_EXPERT else None
         ir = irgen.model_layer_ir(model, None, H, E, I, dtype="bf16",

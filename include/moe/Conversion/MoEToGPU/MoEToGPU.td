@@ -20,7 +20,11 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
     - `moe.dispatch`: a stable counting sort in three kernels over chunks
       of 256 selections (count, scan, place), honoring the expert map; it
       also writes each selection's row so the matching combine needs no
-      inversion. Capacity limits are not lowered.
+      inversion. With a capacity (`capacity` or `capacity_factor`, either
+      drop policy), the sort runs first in priority order (slot-major for
+      `position`; by expert, then each row ranked by weight, for `score`),
+      a kernel keeps the selections ranked below the capacity, and the
+      kept ones are sorted again.
     - `moe.grouped_matmul`: for bf16/f16 weights in the `nk` layout with K
       a multiple of 8, a tensor-core kernel (`mma.sync.m16n8k16`, f32
       accumulators) whose row tiles are scheduled from the real per-expert
@@ -32,10 +36,16 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       error.
     - `moe.combine`, `moe.permute`, `moe.glu`: one thread per element;
       combine sums in ascending slot order (no atomics).
+    - `moe.expert_choice`: the softmax per token, each (token, expert)
+      pair's rank in its expert's column, and a block scan per expert that
+      places its chosen tokens in ascending order.
+    - `moe.aux_loss`, `moe.z_loss`: per-token values, then block reductions
+      in a fixed order (no atomics).
     - element-wise `linalg.generic` (left by layer decomposition).
 
-    Ops without a GPU lowering (capacity, expert choice, the losses) are
-    reported with their location and the pass fails.
+    An op that cannot be lowered (an undecomposed `moe.layer`, weights in
+    the CPU's packed layouts) is reported with its location and the pass
+    fails.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
