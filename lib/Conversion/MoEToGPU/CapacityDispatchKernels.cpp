@@ -62,10 +62,10 @@ Value hostCapacity(DispatchOp op, KernelBuilder &b, Value tokens, int64_t k,
 /// The uncapped counting sort of `ids` (a [N, k'] i32 tensor) under `like`'s
 /// expert map, with `rowsType` and `offsetsType`: a dispatch op built here
 /// and lowered at once. Returns its rows and offsets tensors.
-std::pair<Value, Value> sortByExpert(DispatchOp like, KernelBuilder &b,
-                                     InverseRows &inverses, Value ids,
-                                     RankedTensorType rowsType,
-                                     RankedTensorType offsetsType) {
+FailureOr<std::pair<Value, Value>>
+sortByExpert(DispatchOp like, KernelBuilder &b, InverseRows &inverses,
+             Value ids, RankedTensorType rowsType,
+             RankedTensorType offsetsType) {
   auto sort = b.create<DispatchOp>(rowsType, offsetsType, ids,
                                    /*weights=*/Value(), like.getExpertMap(),
                                    like.getNumExpertsAttr(), IntegerAttr(),
@@ -74,12 +74,13 @@ std::pair<Value, Value> sortByExpert(DispatchOp like, KernelBuilder &b,
   // kernels write; this placeholder use receives them.
   auto results = b.create<UnrealizedConversionCastOp>(
       TypeRange{rowsType, offsetsType}, sort.getResults());
-  if (failed(lowerDispatch(sort, b, inverses)))
-    llvm_unreachable("an uncapped dispatch always lowers");
+  LogicalResult lowered = lowerDispatch(sort, b, inverses);
   std::pair<Value, Value> sorted = {results.getOperand(0),
                                     results.getOperand(1)};
   results.erase();
   sort.erase();
+  if (failed(lowered))
+    return failure();
   return sorted;
 }
 
@@ -158,10 +159,12 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
              });
     priorityIds = slotMajor.tensor;
   }
-  auto [sortedRows, sortedOffsets] =
+  FailureOr<std::pair<Value, Value>> sorted =
       sortByExpert(op, b, inverses, priorityIds, dynamicRows, offsetsType);
-  Value rows = readBuffer(b, sortedRows);
-  Value offsets = readBuffer(b, sortedOffsets);
+  if (failed(sorted))
+    return failure();
+  Value rows = readBuffer(b, sorted->first);
+  Value offsets = readBuffer(b, sorted->second);
 
   // 2. The kept ids: -1 everywhere, then each kept selection's id, written
   // by the thread of its sorted row.
@@ -233,10 +236,12 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
       });
 
   // 3. The kept selections sorted by expert: the op's results.
-  auto [finalRows, finalOffsets] =
+  FailureOr<std::pair<Value, Value>> result =
       sortByExpert(op, b, inverses, kept.tensor,
                    cast<RankedTensorType>(op.getRows().getType()), offsetsType);
-  op.getRows().replaceAllUsesWith(finalRows);
-  op.getOffsets().replaceAllUsesWith(finalOffsets);
+  if (failed(result))
+    return failure();
+  op.getRows().replaceAllUsesWith(result->first);
+  op.getOffsets().replaceAllUsesWith(result->second);
   return success();
 }
