@@ -57,12 +57,11 @@ public:
                                                         Value e, Value acc) {
         return Value(nb.create<arith::MaximumFOp>(acc, logit(nb, e)));
       });
-      softmaxSum = reduceExperts(b.f32(0.0), [&](KernelBuilder &nb, Value e,
-                                                 Value acc) {
-        Value shifted = nb.create<arith::SubFOp>(logit(nb, e), softmaxMax);
-        return Value(
-            nb.create<arith::AddFOp>(acc, nb.create<math::ExpOp>(shifted)));
-      });
+      softmaxSum =
+          reduceExperts(b.f32(0.0), [&](KernelBuilder &nb, Value e, Value acc) {
+            return Value(nb.create<arith::AddFOp>(
+                acc, softmaxExp(nb, logit(nb, e), softmaxMax)));
+          });
     }
     if (op.getNGroup() > 1)
       keptGroups = groupMask();
@@ -141,9 +140,8 @@ private:
     Value l = logit(nb, expert);
     switch (op.getScoring()) {
     case Scoring::softmax:
-      return nb.create<arith::DivFOp>(
-          nb.create<math::ExpOp>(nb.create<arith::SubFOp>(l, softmaxMax)),
-          softmaxSum);
+      return nb.create<arith::DivFOp>(softmaxExp(nb, l, softmaxMax),
+                                      softmaxSum);
     case Scoring::sigmoid:
       return sigmoid(nb, l);
     case Scoring::softmax_topk:
@@ -261,7 +259,7 @@ private:
                               return sb.create<arith::MaximumFOp>(acc, w);
                             });
       forSlots([&](KernelBuilder &sb, Value w) -> Value {
-        return sb.create<math::ExpOp>(sb.create<arith::SubFOp>(w, max));
+        return softmaxExp(sb, w, max);
       });
       Value total = foldSlots(b.f32(0.0), addF);
       forSlots([&](KernelBuilder &sb, Value e) -> Value {
@@ -693,8 +691,7 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
                   Value y = convert(sb, loaded, ysType, f32);
                   Value w = splat(sb, prescaled ? sb.f32(1.0)
                                                 : sb.load(weights, {token, j}));
-                  Value sum = sb.create<arith::AddFOp>(
-                      acc, sb.create<arith::MulFOp>(w, y));
+                  Value sum = sb.create<arith::AddFOp>(acc, weighted(sb, w, y));
                   return selectF(sb, valid, sum, acc);
                 };
                 Value acc = splat(tb, tb.f32(0.0));

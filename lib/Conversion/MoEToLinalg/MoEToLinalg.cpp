@@ -610,7 +610,7 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                             ValueRange{selection.token, selection.slot});
                         Value w0 = nb.create<arith::SelectOp>(
                             selection.valid, w, nb.f32(0.0));
-                        return Body{nb.create<arith::MulFOp>(args[0], w0)};
+                        return Body{weighted(nb, w0, args[0])};
                       })
                 .front();
     }
@@ -676,7 +676,7 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
                               ys, ValueRange{safe, nb.loopIndex(1)}),
                           nb.getF32Type());
                       Value sum = nb.create<arith::AddFOp>(
-                          args[2], nb.create<arith::MulFOp>(weight, y));
+                          args[2], weighted(nb, weight, y));
                       return Body{
                           nb.create<arith::SelectOp>(valid, sum, args[2])};
                     })
@@ -723,9 +723,8 @@ struct LowerZLoss : OpRewritePattern<ZLossOp> {
     Value logits = op.getLogits();
     Value maximum = reduceRows(b, logits, -kInfinity, maxF);
     Value exps = mapWithRow(b, logits, maximum,
-                            [](StructuredBuilder &nb, Value x, Value m) -> Value {
-                              return nb.create<math::ExpOp>(
-                                  nb.create<arith::SubFOp>(x, m));
+                            [](StructuredBuilder &nb, Value x, Value m) {
+                              return softmaxExp(nb, x, m);
                             });
     Value sums = reduceRows(b, exps, 0.0, addF);
     Value squares =

@@ -2,6 +2,8 @@
 
 #include "TensorHelpers.h"
 
+#include "moe/Dialect/MoE/Utils/Routing.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
@@ -59,9 +61,8 @@ Value linalg_lowering::maxF(StructuredBuilder &b, Value acc, Value x) {
 Value linalg_lowering::softmaxRows(StructuredBuilder &b, Value input) {
   Value maximum = reduceRows(b, input, -kInfinity, maxF);
   Value exps = mapWithRow(b, input, maximum,
-                          [](StructuredBuilder &nb, Value x, Value m) -> Value {
-                            return nb.create<math::ExpOp>(
-                                nb.create<arith::SubFOp>(x, m));
+                          [](StructuredBuilder &nb, Value x, Value m) {
+                            return softmaxExp(nb, x, m);
                           });
   Value sums = reduceRows(b, exps, 0.0, addF);
   return mapWithRow(b, exps, sums,

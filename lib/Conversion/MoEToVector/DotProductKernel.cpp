@@ -14,6 +14,7 @@
 #include "GroupedMatmulKernel.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
+#include "moe/Dialect/MoE/Utils/Routing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -163,7 +164,7 @@ private:
           value = gluActivation(cb, value,
                                 reduce(accs[(c * perColumn + 1) * rows + i]),
                                 *op.getEpilogue(), alpha, limit);
-        results.push_back(cb.create<arith::MulFOp>(value, blockRows[i].scale));
+        results.push_back(weighted(cb, blockRows[i].scale, value));
       }
     return results;
   }

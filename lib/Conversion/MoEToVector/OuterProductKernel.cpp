@@ -32,6 +32,7 @@
 #include "GroupedMatmulKernel.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
+#include "moe/Dialect/MoE/Utils/Routing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -191,9 +192,8 @@ private:
           mb.create<vector::BroadcastOp>(accType, blockRows[i].scale);
       Value acc0 = loop.getResult(2 * i), acc1 = loop.getResult(2 * i + 1);
       if (!glu) {
-        tile = store(mb, mb.create<arith::MulFOp>(acc0, scale), tile, row,
-                     panel, inBounds);
-        tile = store(mb, mb.create<arith::MulFOp>(acc1, scale), tile, row,
+        tile = store(mb, weighted(mb, scale, acc0), tile, row, panel, inBounds);
+        tile = store(mb, weighted(mb, scale, acc1), tile, row,
                      mb.create<arith::AddIOp>(panel, mb.index(vw)), inBounds);
         continue;
       }
@@ -210,8 +210,7 @@ private:
       Value value = gluActivation(mb, gate, up, *op.getEpilogue(),
                                   op.getAlpha().convertToDouble(),
                                   op.getLimit().convertToDouble());
-      tile = store(mb, mb.create<arith::MulFOp>(value, scale), tile, row,
-                   panel, inBounds);
+      tile = store(mb, weighted(mb, scale, value), tile, row, panel, inBounds);
     }
     return tile;
   }

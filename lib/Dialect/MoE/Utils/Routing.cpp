@@ -3,6 +3,7 @@
 #include "moe/Dialect/MoE/Utils/Routing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -27,3 +28,17 @@ Value mlir::moe::gshardUniform(StructuredBuilder &b, Value token,
   return b.create<arith::MulFOp>(asFloat, b.f32(1.0 / 16777216.0));
 }
 
+Value mlir::moe::softmaxExp(StructuredBuilder &b, Value x, Value max) {
+  Value atMax = b.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, x, max);
+  Value shifted = b.create<arith::SelectOp>(atMax, b.f32(0.0),
+                                            b.create<arith::SubFOp>(x, max));
+  return b.create<math::ExpOp>(shifted);
+}
+
+Value mlir::moe::weighted(StructuredBuilder &b, Value weight, Value value) {
+  Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(value.getType()));
+  Value isZero =
+      b.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, weight, zero);
+  return b.create<arith::SelectOp>(isZero, zero,
+                                   b.create<arith::MulFOp>(weight, value));
+}
