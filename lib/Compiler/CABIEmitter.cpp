@@ -208,6 +208,88 @@ static void emitDescriptors(const ABIFunction &abi, size_t count,
   }
 }
 
+/// CPU artifacts: the kernel's malloc, calloc and free, which the link
+/// redirects here (moe-compile links with --wrap), so that an allocation the
+/// kernel cannot get makes the call return MOE_STATUS_OUT_OF_MEMORY instead
+/// of the kernel writing through NULL. The kernel allocates its temporaries
+/// on the calling thread, outside its OpenMP regions (their scratch is on
+/// the stack), so the guard unwinds with longjmp to the call and frees what
+/// the call still holds: each block carries a header linking it into the
+/// calling thread's list of live blocks.
+static void emitAllocationGuard(raw_ostream &os) {
+  os << R"c(#include <setjmp.h>
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t count, size_t size);
+void __real_free(void *pointer);
+
+/* 16 bytes, so blocks keep malloc's alignment. A block outside a call links
+ * to itself. */
+typedef struct moe_block {
+  struct moe_block *previous, *next;
+} moe_block;
+
+/* The live blocks of this thread's call, and where a failure returns to. */
+static __thread moe_block *moe_call_blocks;
+static __thread jmp_buf *moe_on_out_of_memory;
+
+static void *moe_track(moe_block *block) {
+  if (!block) {
+    if (moe_on_out_of_memory)
+      longjmp(*moe_on_out_of_memory, 1);
+    return NULL;
+  }
+  block->previous = block->next = block;
+  if (moe_on_out_of_memory) {
+    block->previous = NULL;
+    block->next = moe_call_blocks;
+    if (moe_call_blocks)
+      moe_call_blocks->previous = block;
+    moe_call_blocks = block;
+  }
+  return block + 1;
+}
+
+void *__wrap_malloc(size_t size) {
+  if (size > SIZE_MAX - sizeof(moe_block))
+    return moe_track(NULL);
+  return moe_track((moe_block *)__real_malloc(sizeof(moe_block) + size));
+}
+
+void *__wrap_calloc(size_t count, size_t size) {
+  if (size && count > (SIZE_MAX - sizeof(moe_block)) / size)
+    return moe_track(NULL);
+  return moe_track(
+      (moe_block *)__real_calloc(1, sizeof(moe_block) + count * size));
+}
+
+void __wrap_free(void *pointer) {
+  if (!pointer)
+    return;
+  moe_block *block = (moe_block *)pointer - 1;
+  if (block->next != block) {
+    if (block->previous)
+      block->previous->next = block->next;
+    else
+      moe_call_blocks = block->next;
+    if (block->next)
+      block->next->previous = block->previous;
+  }
+  __real_free(block);
+}
+
+/* After a failed allocation: frees the temporaries the call still held. */
+static void moe_release_call_blocks(void) {
+  while (moe_call_blocks) {
+    moe_block *block = moe_call_blocks;
+    moe_call_blocks = block->next;
+    __real_free(block);
+  }
+}
+
+)c";
+}
+
 static std::string descriptorAddresses(size_t count) {
   std::string list;
   for (size_t i = 0; i < count; ++i)
@@ -246,6 +328,8 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "int moeCudaIsDevicePointer(const void *pointer);\n";
   os << "\nstatic int misaligned(const void *p, size_t alignment) {\n"
      << "  return ((uintptr_t)p) % alignment != 0;\n}\n\n";
+  if (!abi.cuda)
+    emitAllocationGuard(os);
   if (!abi.cuda) {
     // This file is compiled for the x86-64 baseline, so the check runs on
     // any x86-64 CPU; the kernel's instructions are only reached after it.
@@ -353,9 +437,19 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "  moeCudaClearStream();\n"
        << "  return (moe_status)moeCudaTakeStatus();\n}\n";
   } else {
-    os << "  _mlir_ciface_" << abi.symbol << "("
-       << descriptorAddresses(abi.tensors.size())
-       << ");\n  return MOE_STATUS_SUCCESS;\n}\n";
+    // Nothing but the guard's unwinding changes after setjmp, so no local
+    // needs to be volatile.
+    os << "  jmp_buf on_out_of_memory;\n"
+       << "  moe_call_blocks = NULL;\n"
+       << "  if (setjmp(on_out_of_memory)) {\n"
+       << "    moe_on_out_of_memory = NULL;\n"
+       << "    moe_release_call_blocks();\n"
+       << "    return MOE_STATUS_OUT_OF_MEMORY;\n  }\n"
+       << "  moe_on_out_of_memory = &on_out_of_memory;\n"
+       << "  _mlir_ciface_" << abi.symbol << "("
+       << descriptorAddresses(abi.tensors.size()) << ");\n"
+       << "  moe_on_out_of_memory = NULL;\n"
+       << "  return MOE_STATUS_SUCCESS;\n}\n";
   }
   for (const PackedWeights &w : packedWeights(abi)) {
     int64_t bytes = w.tensor->elementBytes;

@@ -477,8 +477,11 @@ int main(int argc, char **argv) {
     } else {
       // libomp is found beside the library first, so an artifact shipped
       // with its libomp runs where LLVM is not installed.
+      // The kernel's allocations go through the shim's guard, which turns
+      // a failed one into MOE_STATUS_OUT_OF_MEMORY (CABIEmitter.cpp).
       link.insert(link.end(), {"-L" + llvmLib, "-lomp", "-Wl,-rpath,$ORIGIN",
-                               "-Wl,-rpath," + llvmLib, "-lm"});
+                               "-Wl,-rpath," + llvmLib, "-lm",
+                               "-Wl,--wrap=malloc,--wrap=calloc,--wrap=free"});
     }
     if (!run(link))
       return 1;
