@@ -13,6 +13,7 @@ import ctypes
 import hashlib
 import os
 import pathlib
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -135,11 +136,41 @@ def _descriptor(array: np.ndarray):
 
 
 class CompiledModule:
-    """A compiled module; ``call`` runs one of its functions on numpy arrays."""
+    """A compiled module; ``call`` runs one of its functions on numpy arrays.
 
-    def __init__(self, shared_object: str | os.PathLike):
+    With ``signatures`` (what ``compile_module`` records from the IR), ``call``
+    checks the function name, the number of inputs and results, and each one's
+    dtype, rank and static sizes, raising ValueError instead of letting the
+    compiled code read or write out of bounds. Dynamic sizes are the caller's:
+    a result buffer must be as large as the result the function computes.
+    """
+
+    def __init__(self, shared_object: str | os.PathLike,
+                 signatures: dict[str, Signature] | None = None):
         self.path = pathlib.Path(shared_object)
+        self.signatures = signatures
         self._lib = ctypes.CDLL(str(self.path))
+
+    def _check(self, name: str, arrays: Sequence[np.ndarray],
+               results: Sequence[TensorSpec]) -> None:
+        if self.signatures is None:
+            return
+        signature = self.signatures.get(name)
+        if signature is None:
+            known = ", ".join(sorted(self.signatures)) or "none"
+            raise ValueError(f"no public function @{name} with tensor arguments in "
+                             f"the module (functions: {known})")
+        if len(arrays) != len(signature.inputs):
+            raise ValueError(f"@{name} takes {len(signature.inputs)} inputs, got "
+                             f"{len(arrays)}")
+        if len(results) != len(signature.results):
+            raise ValueError(f"@{name} has {len(signature.results)} results, got "
+                             f"{len(results)} result specs")
+        for i, (array, want) in enumerate(zip(arrays, signature.inputs)):
+            _check_tensor(f"@{name} input {i}", want, array.shape, array.dtype)
+        for i, (spec, want) in enumerate(zip(results, signature.results)):
+            _check_tensor(f"@{name} result {i}", want, spec.shape,
+                          _STORAGE.get(spec.element_type, object), spec.element_type)
 
     def call(self, name: str, inputs: Sequence[np.ndarray],
              results: Sequence[TensorSpec]) -> list[np.ndarray]:
@@ -148,8 +179,9 @@ class CompiledModule:
         bf16 inputs and results are numpy uint16 arrays of bf16 bits (see
         ``dtypes``); results are filled in place by the compiled code.
         """
-        function = getattr(self._lib, f"_mlir_ciface_{name}")
         arrays = [np.ascontiguousarray(a) for a in inputs]
+        self._check(name, arrays, results)
+        function = getattr(self._lib, f"_mlir_ciface_{name}")
         outs = [spec.allocate() for spec in results]
         descriptors = [_descriptor(a) for a in list(arrays) + outs]
         function.restype = None
@@ -160,8 +192,94 @@ class CompiledModule:
 
 def compile_module(ir: str, out_dir: str | os.PathLike | None = None,
                    pipeline: str = DEFAULT_PIPELINE) -> CompiledModule:
-    """Compiles ``ir`` through the CPU pipeline (or ``pipeline``) and loads it."""
-    return CompiledModule(compile_shared_object(ir, out_dir, pipeline=pipeline))
+    """Compiles ``ir`` through the CPU pipeline (or ``pipeline``) and loads it.
+
+    The public functions' signatures are read from ``ir``, so ``call`` checks its
+    arguments against them."""
+    signatures = function_signatures(ir)
+    return CompiledModule(compile_shared_object(ir, out_dir, pipeline=pipeline), signatures)
+
+
+@dataclass(frozen=True)
+class TensorType:
+    """A ranked tensor type of a function signature; None marks a dynamic size."""
+
+    shape: tuple[int | None, ...]
+    element_type: str
+
+    def __str__(self) -> str:
+        dims = "".join(f"{'?' if d is None else d}x" for d in self.shape)
+        return f"tensor<{dims}{self.element_type}>"
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The tensor arguments and results of a public function."""
+
+    inputs: tuple[TensorType, ...]
+    results: tuple[TensorType, ...]
+
+
+_FUNC_RE = re.compile(r'"func\.func"\(\) <\{(.*)\}> \(')
+_TYPE_RE = re.compile(r"(\w+)<([^<>]*)>|(\w+)")
+
+
+def _parse_types(text: str) -> tuple[TensorType, ...] | None:
+    """The tensor types of a comma-separated list; None when one is not a ranked
+    tensor of an element type the calls pass."""
+    text = text.strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    if not text:
+        return ()
+    types = []
+    for item in re.split(r",\s*(?![^<>]*>)", text):
+        match = re.fullmatch(r"tensor<((?:(?:\?|\d+)x)*)(\w+)>", item.strip())
+        if not match or match.group(2) not in _STORAGE:
+            return None
+        dims = [d for d in match.group(1).split("x") if d]
+        types.append(TensorType(tuple(None if d == "?" else int(d) for d in dims),
+                                match.group(2)))
+    return tuple(types)
+
+
+def function_signatures(ir: str) -> dict[str, Signature]:
+    """The signatures of ``ir``'s public functions whose arguments and results are
+    all ranked tensors of the element types ``call`` passes (as moe-opt parses
+    them)."""
+    generic = _run([moe_opt(), "--mlir-print-op-generic"], stdin=ir)
+    signatures = {}
+    for line in generic.splitlines():
+        match = _FUNC_RE.search(line)
+        if not match or 'sym_visibility = "private"' in match.group(1):
+            continue
+        attrs = match.group(1)
+        name = re.search(r'sym_name = "([^"]+)"', attrs)
+        ftype = re.search(r"function_type = \((.*?)\) -> (\(.*?\)|tensor<[^>]*>|\(\))"
+                          r"(?:, |$)", attrs)
+        if not name or not ftype:
+            continue
+        inputs, results = _parse_types(ftype.group(1)), _parse_types(ftype.group(2))
+        if inputs is not None and results is not None:
+            signatures[name.group(1)] = Signature(inputs, results)
+    return signatures
+
+
+def _check_tensor(what: str, want: TensorType, shape: tuple[int, ...], storage,
+                  element_type: str | None = None) -> None:
+    """Raises ValueError unless ``shape`` and the numpy ``storage`` dtype (or the
+    MLIR ``element_type``) fit ``want``."""
+    if element_type is not None and element_type != want.element_type:
+        raise ValueError(f"{what}: element type {element_type}, the function's is "
+                         f"{want.element_type} ({want})")
+    expected = np.dtype(_STORAGE[want.element_type])
+    if np.dtype(storage) != expected:
+        raise ValueError(f"{what}: numpy dtype {np.dtype(storage)}, {want} needs "
+                         f"{expected}" + (" (bf16 bits)" if want.element_type == "bf16"
+                                          else ""))
+    if len(shape) != len(want.shape) or any(
+            w is not None and w != d for w, d in zip(want.shape, shape)):
+        raise ValueError(f"{what}: shape {tuple(shape)} does not fit {want}")
 
 
 def to_storage(array: np.ndarray, element_type: str) -> np.ndarray:

@@ -1,0 +1,86 @@
+"""moe_mlir.cpu: CompiledModule.call checks its arguments against the signature
+compile_module records from the IR and raises ValueError, where a wrong dtype, shape or
+count used to make the compiled code read garbage or write out of bounds."""
+
+import re
+
+import numpy as np
+import pytest
+
+from harness import call, spec
+from moe_mlir import cpu, irgen
+from moe_mlir import reference as ref
+
+T, H, E, I, K = 4, 16, 4, 8, 2
+
+
+@pytest.fixture(scope="module")
+def layer(compile_ir):
+    return compile_ir(irgen.layer_ir(None, H, E, I, k=K, renormalize=True))
+
+
+def inputs(rng):
+    return [rng.standard_normal(shape).astype(np.float32) * 0.3
+            for shape in [(T, H), (E, H), (E, 2 * I, H), (E, H, I)]]
+
+
+def test_signature_recorded(layer):
+    signature = layer.signatures["layer"]
+    assert [str(t) for t in signature.inputs] == [
+        "tensor<?x16xf32>", "tensor<4x16xf32>", "tensor<4x16x16xf32>", "tensor<4x16x8xf32>"]
+    assert [str(t) for t in signature.results] == ["tensor<?x16xf32>"]
+
+
+def test_good_call_still_runs(layer, rng):
+    args = inputs(rng)
+    (y,) = call(layer, "layer", args, [((T, H), "f32")])
+    want = ref.layer(*args, k=K, renormalize=True)
+    assert np.max(np.abs(y - want)) < 1e-4
+
+
+@pytest.mark.parametrize("case,message", [
+    ("name", "no public function @lyr"),
+    ("too few inputs", "takes 4 inputs, got 3"),
+    ("too many inputs", "takes 4 inputs, got 5"),
+    ("no results", "has 1 results, got 0"),
+    ("float64 input", "input 0: numpy dtype float64, tensor<?x16xf32> needs float32"),
+    ("int32 weights", "input 2: numpy dtype int32"),
+    ("rank", "input 1: shape (4, 16, 1) does not fit tensor<4x16xf32>"),
+    ("static size", "input 3: shape (4, 16, 9) does not fit tensor<4x16x8xf32>"),
+    ("result shape", "result 0: shape (4, 17) does not fit tensor<?x16xf32>"),
+    ("result dtype", "result 0: element type bf16, the function's is f32"),
+])
+def test_misuse_raises_value_error(layer, rng, case, message):
+    args = inputs(rng)
+    name, results = "layer", [spec((T, H), "f32")]
+    if case == "name":
+        name = "lyr"
+    elif case == "too few inputs":
+        args = args[:3]
+    elif case == "too many inputs":
+        args.append(args[0])
+    elif case == "no results":
+        results = []
+    elif case == "float64 input":
+        args[0] = args[0].astype(np.float64)
+    elif case == "int32 weights":
+        args[2] = args[2].astype(np.int32)
+    elif case == "rank":
+        args[1] = args[1][..., None]
+    elif case == "static size":
+        args[3] = np.zeros((E, H, I + 1), np.float32)
+    elif case == "result shape":
+        results = [spec((T, H + 1), "f32")]
+    elif case == "result dtype":
+        results = [spec((T, H), "bf16")]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer.call(name, args, results)
+
+
+def test_signatures_of_every_public_function():
+    ir = irgen.route_ir(None, 8, 2) + irgen.z_loss_ir(None, 8)
+    signatures = cpu.function_signatures(ir)
+    assert sorted(signatures) == ["route", "z_loss"]
+    assert [str(t) for t in signatures["route"].results] == [
+        "tensor<?x2xf32>", "tensor<?x2xi32>"]
+    assert [str(t) for t in signatures["z_loss"].results] == ["tensor<f32>"]
