@@ -66,19 +66,35 @@ struct ConvertMoEToVectorPass
     : moe::impl::ConvertMoEToVectorPassBase<ConvertMoEToVectorPass> {
   using Base::Base;
 
+  /// Each option within the range its kernels unroll over: past it a
+  /// register block or vector would grow without bound at compile time.
+  LogicalResult validateOptions() {
+    Location loc = getOperation()->getLoc();
+    auto inRange = [&](StringRef name, int64_t value, int64_t lo,
+                       int64_t hi) -> LogicalResult {
+      if (value >= lo && value <= hi)
+        return success();
+      return emitError(loc) << "convert-moe-to-vector: " << name
+                            << " must be in [" << lo << ", " << hi
+                            << "], got " << value;
+    };
+    if (vectorWidth < 1 || vectorWidth > 64 ||
+        !llvm::isPowerOf2_64(vectorWidth))
+      return emitError(loc) << "convert-moe-to-vector: vector-width must be "
+                               "a power of two in [1, 64], got "
+                            << static_cast<int64_t>(vectorWidth);
+    return success(
+        succeeded(inRange("row-block", rowBlock, 1, 32)) &&
+        succeeded(inRange("column-block", columnBlock, 1, 32)) &&
+        succeeded(inRange("column-tile", columnTile, 1, 4096)) &&
+        succeeded(inRange("panel-row-block", panelRowBlock, 1, 32)) &&
+        succeeded(inRange("panel-column-tile", panelColumnTile, 1, 65536)) &&
+        succeeded(inRange("prefetch-distance", prefetchDistance, 0, 4096)));
+  }
+
   void runOnOperation() override {
-    if (vectorWidth < 1 || rowBlock < 1 || columnBlock < 1 || columnTile < 1 ||
-        panelRowBlock < 1 || panelColumnTile < 1) {
-      getOperation()->emitError()
-          << "convert-moe-to-vector: vector-width, row-block, column-block, "
-             "column-tile, panel-row-block and panel-column-tile must be >= 1";
+    if (failed(validateOptions()))
       return signalPassFailure();
-    }
-    if (prefetchDistance < 0) {
-      getOperation()->emitError()
-          << "convert-moe-to-vector: prefetch-distance must be >= 0";
-      return signalPassFailure();
-    }
     FailureOr<bool> bf16DotProduct = hasAVX512BF16(targetCpu);
     if (failed(bf16DotProduct)) {
       getOperation()->emitError()

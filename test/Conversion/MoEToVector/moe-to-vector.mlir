@@ -1,7 +1,19 @@
 // RUN: moe-opt %s --convert-moe-to-vector="vector-width=8 row-block=2 column-tile=4 panel-row-block=2" | FileCheck %s
 // RUN: not moe-opt %s --convert-moe-to-vector="vector-width=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: error: convert-moe-to-vector: vector-width, row-block, column-block, column-tile, panel-row-block and panel-column-tile must be >= 1
+// BAD: error: convert-moe-to-vector: vector-width must be a power of two in [1, 64], got 0
+// Options past what the kernels can unroll are refused before any op is
+// looked at, as is a negative prefetch distance.
+// RUN: not moe-opt %s --convert-moe-to-vector="vector-width=99999999999" 2>&1 | FileCheck %s --check-prefix=HUGE
+// HUGE: error: convert-moe-to-vector: vector-width must be a power of two in [1, 64], got 99999999999
+// RUN: not moe-opt %s --convert-moe-to-vector="vector-width=12" 2>&1 | FileCheck %s --check-prefix=NOTPOW2
+// NOTPOW2: error: convert-moe-to-vector: vector-width must be a power of two in [1, 64], got 12
+// RUN: not moe-opt %s --convert-moe-to-vector="panel-row-block=100000" 2>&1 | FileCheck %s --check-prefix=PANELROWS
+// PANELROWS: error: convert-moe-to-vector: panel-row-block must be in [1, 32], got 100000
+// RUN: not moe-opt %s --convert-moe-to-vector="prefetch-distance=-1" 2>&1 | FileCheck %s --check-prefix=PREFETCH
+// PREFETCH: error: convert-moe-to-vector: prefetch-distance must be in [0, 4096], got -1
+// RUN: not moe-opt %s --moe-lower-to-cpu-pipeline="vector-width=99999999999" 2>&1 | FileCheck %s --check-prefix=PIPELINE
+// PIPELINE: error: convert-moe-to-vector: vector-width must be a power of two in [1, 64], got 99999999999
 
 // A fused grouped matmul becomes an scf.forall over (column tile, expert)
 // items with f32 vector FMAs along K, a masked tail (K = 20 is not a multiple
