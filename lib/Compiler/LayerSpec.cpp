@@ -294,9 +294,11 @@ Error mlir::moe::validateLayerSpec(const LayerSpec &spec) {
   if ((spec.weightLayout == "panels" || spec.weightLayout == "panels_vnni") &&
       ((2 * spec.intermediate) % kLayerPanelWidth ||
        spec.hidden % kLayerPanelWidth))
-    return fail(formatv("weight_layout {0} needs hidden ({1}) and 2 x "
-                        "intermediate ({2}) to be multiples of {3}",
-                        spec.weightLayout, spec.hidden, 2 * spec.intermediate,
+    return fail(formatv("{0}: weight_layout {1} needs hidden ({2}, {3}) and "
+                        "2 x intermediate ({4}, {5}) to be multiples of {6}",
+                        spec.origin("weight_layout"), spec.weightLayout,
+                        spec.hidden, spec.origin("hidden"),
+                        2 * spec.intermediate, spec.origin("intermediate"),
                         kLayerPanelWidth));
   if (spec.sharedGate && spec.sharedIntermediate == 0)
     return fail(formatv("{0}: shared_gate needs shared_intermediate > 0",
