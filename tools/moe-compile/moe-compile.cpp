@@ -12,6 +12,7 @@
 
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
+#include "moe/Compiler/CUDATarget.h"
 #include "moe/Compiler/HFConfig.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
@@ -239,6 +240,10 @@ int main(int argc, char **argv) {
     return fail(formatv("--chip for --target=cuda is an sm_XY name such as "
                         "sm_90a or sm_80, got '{0}'",
                         chipName));
+  // The PTX-only build has no ptxas to reject an unknown chip or feature.
+  if (cuda)
+    if (Error e = checkCUDATarget(chipName, cudaFeatures))
+      return fail(toString(std::move(e)));
   if (layerName.empty() || isDigit(layerName.front()) ||
       !all_of(layerName, [](char c) { return isAlnum(c) || c == '_'; }))
     return fail(formatv("--name must be a C identifier, got '{0}'", layerName));
