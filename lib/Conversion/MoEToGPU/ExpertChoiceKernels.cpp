@@ -4,8 +4,8 @@
 // by softmax probability. Three kernels:
 //
 //   1. moe_expert_choice_softmax: one thread per token writes its softmax
-//      over the experts (max, then the sum of exponentials, in expert order,
-//      as moe.route computes it).
+//      over the experts (max, then the sum of exponentials in expert order,
+//      softmaxExp's, as moe.route computes it).
 //   2. moe_expert_choice_select: one thread per (token, expert) counts the
 //      tokens whose probability ranks before its own in the expert's column
 //      (larger first, ties to the lower token, NaN last): the token is
@@ -21,8 +21,9 @@
 
 #include "KernelBuilder.h"
 
+#include "moe/Dialect/MoE/Utils/Routing.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 
 #include <limits>
 
@@ -118,9 +119,10 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
                        return lb.create<arith::MaximumFOp>(
                            acc, lb.load(logits, {t, e}));
                      });
+          // As the route kernel and the CPU lowering: an infinite logit
+          // reads as the exact limit, not NaN.
           auto shiftedExp = [&](KernelBuilder &lb, Value e) -> Value {
-            return lb.create<math::ExpOp>(
-                lb.create<arith::SubFOp>(lb.load(logits, {t, e}), max));
+            return softmaxExp(lb, lb.load(logits, {t, e}), max);
           };
           Value sum = reduce(
               tb.f32(0.0), [&](KernelBuilder &lb, Value e, Value acc) -> Value {

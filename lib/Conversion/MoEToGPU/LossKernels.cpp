@@ -7,7 +7,8 @@
 // the same bit for bit run to run, with no atomics.
 //
 //   aux_loss = E * sum_e f_e * P_e = E / T^2 * sum_e count_e * colsum_e:
-//     moe_aux_loss_token_stats   per token, the softmax's max and sum
+//     moe_aux_loss_token_stats   per token, the softmax's max and sum (the
+//                                exponentials as softmaxExp computes them)
 //     moe_aux_loss_experts       one block per expert: colsum_e (the sum of
 //                                its probabilities) and count_e (its
 //                                selections; ids outside [0, E) count for
@@ -20,6 +21,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "KernelBuilder.h"
+
+#include "moe/Dialect/MoE/Utils/Routing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -81,30 +84,26 @@ Value blockSum(KernelBuilder &b, Value scratch, Value n, Value zero,
   return b.load(scratch, b.index(0));
 }
 
-/// max over the row's logits, and that max where finite, else 0 (so that a
-/// row of -inf or with +inf gives the reference's logsumexp, not NaN).
-std::pair<Value, Value> rowMax(KernelBuilder &b, Value logits, Value t,
-                               Value experts) {
-  Value max =
-      b.forLoop(b.index(0), experts, b.index(1), ValueRange{b.f32(-kInfinity)},
-                [&](KernelBuilder &lb, Value e, ValueRange acc) {
-                  return SmallVector<Value>{lb.create<arith::MaximumFOp>(
-                      acc[0], lb.load(logits, {t, e}))};
-                })
-          .front();
-  Value finite = b.create<arith::CmpFOp>(
-      arith::CmpFPredicate::OLT, b.create<math::AbsFOp>(max), b.f32(kInfinity));
-  return {max, b.create<arith::SelectOp>(finite, max, b.f32(0.0))};
+/// max over the row's logits.
+Value rowMax(KernelBuilder &b, Value logits, Value t, Value experts) {
+  return b
+      .forLoop(b.index(0), experts, b.index(1), ValueRange{b.f32(-kInfinity)},
+               [&](KernelBuilder &lb, Value e, ValueRange acc) {
+                 return SmallVector<Value>{lb.create<arith::MaximumFOp>(
+                     acc[0], lb.load(logits, {t, e}))};
+               })
+      .front();
 }
 
-/// sum over the row of exp(logit - shift).
+/// sum over the row of softmaxExp(logit, max): as the route kernel and the
+/// CPU lowering compute it, so an infinite logit reads as the exact limit
+/// (+inf takes all the weight; a row of -inf is uniform), not NaN.
 Value rowExpSum(KernelBuilder &b, Value logits, Value t, Value experts,
-                Value shift) {
+                Value max) {
   return b
       .forLoop(b.index(0), experts, b.index(1), ValueRange{b.f32(0.0)},
                [&](KernelBuilder &lb, Value e, ValueRange acc) {
-                 Value x = lb.create<math::ExpOp>(
-                     lb.create<arith::SubFOp>(lb.load(logits, {t, e}), shift));
+                 Value x = softmaxExp(lb, lb.load(logits, {t, e}), max);
                  return SmallVector<Value>{lb.create<arith::AddFOp>(acc[0], x)};
                })
       .front();
@@ -131,10 +130,10 @@ LogicalResult gpu_lowering::lowerZLoss(ZLossOp op, KernelBuilder &b) {
       kBlockThreads, [&](KernelBuilder &kb) {
         Value t = kb.globalThreadId(kBlockThreads);
         kb.ifThen(kb.lessThan(t, tokens), [&](KernelBuilder &tb) {
-          Value shift = rowMax(tb, logits, t, experts).second;
+          Value max = rowMax(tb, logits, t, experts);
           Value lse = tb.create<arith::AddFOp>(
-              tb.create<math::LogOp>(rowExpSum(tb, logits, t, experts, shift)),
-              shift);
+              tb.create<math::LogOp>(rowExpSum(tb, logits, t, experts, max)),
+              max);
           tb.store(tb.create<arith::MulFOp>(lse, lse), squares, t);
         });
       });
@@ -181,41 +180,41 @@ LogicalResult gpu_lowering::lowerAuxLoss(AuxLossOp op, KernelBuilder &b) {
            b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
              Value t = kb.globalThreadId(kBlockThreads);
              kb.ifThen(kb.lessThan(t, tokens), [&](KernelBuilder &tb) {
-               Value max = rowMax(tb, logits, t, experts).first;
+               Value max = rowMax(tb, logits, t, experts);
                tb.store(max, maxes, t);
                tb.store(rowExpSum(tb, logits, t, experts, max), sums, t);
              });
            });
 
-  b.launch("moe_aux_loss_experts", experts, b.index(1), kReduceThreads,
-           TypeRange{scratchType(b, f32), scratchType(b, i32)},
-           [&](KernelBuilder &kb, ValueRange shared) {
-             Value e = kb.blockId(gpu::Dimension::x);
-             Value expertI32 = kb.fromIndex(e, i32);
-             Value colSum = blockSum(
-                 kb, shared[0], tokens, kb.f32(0.0),
-                 [&](KernelBuilder &lb, Value t) {
-                   Value shifted = lb.create<arith::SubFOp>(
-                       lb.load(logits, {t, e}), lb.load(maxes, t));
-                   return Value(lb.create<arith::DivFOp>(
-                       lb.create<math::ExpOp>(shifted), lb.load(sums, t)));
-                 });
-             Value count = blockSum(kb, shared[1], selections, kb.i32(0),
-                                    [&](KernelBuilder &lb, Value f) {
-                                      Value t = lb.create<arith::DivUIOp>(f, k);
-                                      Value j = lb.create<arith::RemUIOp>(f, k);
-                                      Value hit = lb.create<arith::CmpIOp>(
-                                          arith::CmpIPredicate::eq,
-                                          lb.load(ids, {t, j}), expertI32);
-                                      return lb.boolToI32(hit);
-                                    });
-             Value lead = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
-                                                   kb.threadId(), kb.index(0));
-             kb.ifThen(lead, [&](KernelBuilder &tb) {
-               Value countF = tb.create<arith::SIToFPOp>(f32, count);
-               tb.store(tb.create<arith::MulFOp>(countF, colSum), products, e);
-             });
-           });
+  b.launch(
+      "moe_aux_loss_experts", experts, b.index(1), kReduceThreads,
+      TypeRange{scratchType(b, f32), scratchType(b, i32)},
+      [&](KernelBuilder &kb, ValueRange shared) {
+        Value e = kb.blockId(gpu::Dimension::x);
+        Value expertI32 = kb.fromIndex(e, i32);
+        Value colSum = blockSum(
+            kb, shared[0], tokens, kb.f32(0.0),
+            [&](KernelBuilder &lb, Value t) {
+              Value exp =
+                  softmaxExp(lb, lb.load(logits, {t, e}), lb.load(maxes, t));
+              return Value(lb.create<arith::DivFOp>(exp, lb.load(sums, t)));
+            });
+        Value count = blockSum(kb, shared[1], selections, kb.i32(0),
+                               [&](KernelBuilder &lb, Value f) {
+                                 Value t = lb.create<arith::DivUIOp>(f, k);
+                                 Value j = lb.create<arith::RemUIOp>(f, k);
+                                 Value hit = lb.create<arith::CmpIOp>(
+                                     arith::CmpIPredicate::eq,
+                                     lb.load(ids, {t, j}), expertI32);
+                                 return lb.boolToI32(hit);
+                               });
+        Value lead = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                              kb.threadId(), kb.index(0));
+        kb.ifThen(lead, [&](KernelBuilder &tb) {
+          Value countF = tb.create<arith::SIToFPOp>(f32, count);
+          tb.store(tb.create<arith::MulFOp>(countF, colSum), products, e);
+        });
+      });
 
   Value count = tokensAsF32(b, tokens);
   b.launch(

@@ -41,17 +41,21 @@ func.func @aux_loss(%logits: tensor<?x8xf32>, %ids: tensor<?x2xi32>) -> tensor<f
 
 // -----
 
-// z_loss: logsumexp squared per token (shifted by the row's max where it is
-// finite), then one block's fixed-order reduction divided by T.
+// z_loss: logsumexp squared per token (max + log of the sum of
+// exponentials, an entry at the max counting exp(0) = 1 so that infinite
+// logits give the exact limit), then one block's fixed-order reduction
+// divided by T.
 
 // CHECK-LABEL: func.func @z_loss
 // CHECK:       gpu.launch {{.*}} function(@moe_z_loss_tokens)
-// CHECK:         arith.maximumf
-// CHECK:         math.absf
-// CHECK:         arith.cmpf olt
-// CHECK:         math.exp
-// CHECK:         math.log
-// CHECK:         %[[LSE:.*]] = arith.addf
+// CHECK:         %[[MAX:.*]] = scf.for
+// CHECK:           arith.maximumf
+// CHECK:         %[[SUM:.*]] = scf.for
+// CHECK:           %[[AT:.*]] = arith.cmpf oeq, %{{.*}}, %[[MAX]] : f32
+// CHECK:           arith.select %[[AT]], %cst{{.*}}, %{{.*}} : f32
+// CHECK:           math.exp
+// CHECK:         %[[LOG:.*]] = math.log %[[SUM]]
+// CHECK:         %[[LSE:.*]] = arith.addf %[[LOG]], %[[MAX]]
 // CHECK:         arith.mulf %[[LSE]], %[[LSE]] : f32
 // CHECK:       gpu.launch {{.*}} function(@moe_z_loss_mean) workgroup(%{{.*}} : memref<256xf32, #gpu.address_space<workgroup>>)
 // CHECK:         gpu.barrier
