@@ -219,6 +219,15 @@ def test_router_losses_match_oracle():
               f"z {float(got_z):.6g} ({want_z:.6g}) {'ok' if ok else 'MISMATCH'}")
         if not ok:
             failures.append((label, float(got_aux), want_aux, float(got_z), want_z))
+    # An infinite logit: logsumexp is +inf (a row with +inf) or -inf (a row of -inf),
+    # so the z-loss is +inf, not NaN.
+    for row in ([1.0, np.inf] + [0.0] * (E - 2), [-np.inf] * E):
+        logits = np.array([row, [0.5] * E], dtype=np.float32)
+        (got_z,) = call(z, [logits], [poisoned((), torch.float32)])
+        want_z = reference.z_loss(logits)
+        print(f"  z of {row[:2]}...: {float(got_z)} ({want_z})")
+        if not (np.isposinf(want_z) and np.isposinf(float(got_z))):
+            failures.append(("infinite logit", row[:2], float(got_z), want_z))
     assert not failures, failures
 
 
