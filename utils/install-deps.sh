@@ -7,7 +7,7 @@ debian_packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   clang-22 lld-22 ninja-build ccache libomp-22-dev cmake
 )
-python_packages=(numpy pytest)
+python_packages=(numpy ml_dtypes pytest)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -31,9 +31,16 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from . import cpu
+from . import cpu, dtypes
 
 _STORAGE = {"f32": np.float32, "bf16": np.uint16, "f16": np.float16, "i32": np.int32}
+
+
+def _dtype_name(spec: dict) -> str:
+    """The numpy dtypes a manifest tensor takes, for error messages."""
+    if spec["dtype"] == "bf16":
+        return "ml_dtypes.bfloat16 or uint16 (bf16 bits)"
+    return np.dtype(_STORAGE[spec["dtype"]]).name
 
 
 class MoEError(RuntimeError):
@@ -45,10 +52,7 @@ class MoEError(RuntimeError):
 
 
 def moe_compile() -> pathlib.Path:
-    tool = cpu.build_dir() / "bin" / "moe-compile"
-    if not tool.exists():
-        raise cpu.CompileError(f"moe-compile not found at {tool}: build the project first")
-    return tool
+    return cpu.tool("moe-compile")
 
 
 def _settings(layer: Mapping[str, object]) -> str:
@@ -157,7 +161,8 @@ class Layer:
         """``moe_<name>_pack_<tensor>``: the expert weights ``name`` ("w13" or
         "w2") packed by the library from their Linear layout [E, N, K] (numpy,
         bf16 as uint16 bits), for a layer compiled with a packed
-        ``weight_layout``."""
+        ``weight_layout``. bf16 weights are ``ml_dtypes.bfloat16`` (packed
+        alike) or uint16 bits (packed as bits)."""
         symbol = f"{self.manifest['prefix']}_pack_{name}"
         if symbol not in self.manifest.get("symbols", []):
             raise ValueError(f"this artifact has no {symbol} (weight_layout "
@@ -167,9 +172,12 @@ class Layer:
         H, I, E = layer["hidden"], layer["intermediate"], layer["experts"]
         want = (E, 2 * I, H) if name == "w13" else (E, H, I)
         source = np.ascontiguousarray(linear)
+        bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(source)
+        if bfloat16:
+            source = dtypes.bits(source)
         dtype = _STORAGE[spec["dtype"]]
         if source.dtype != dtype or source.shape != want:
-            raise ValueError(f"'{name}' must be {want} {np.dtype(dtype).name} (Linear "
+            raise ValueError(f"'{name}' must be {want} {_dtype_name(spec)} (Linear "
                              f"layout [E, N, K]), got {source.shape} {source.dtype.name}")
         packed = np.empty(spec["shape"], dtype=dtype)
         fn = getattr(self._lib, symbol)
@@ -178,7 +186,7 @@ class Layer:
         status = fn(source.ctypes.data, packed.ctypes.data)
         if status != 0:
             raise MoEError(status, self.status_string(status))
-        return packed
+        return dtypes.as_bfloat16(packed) if bfloat16 else packed
 
     def workspace_size(self, tokens: int) -> int:
         return int(self._workspace_size(tokens))
@@ -233,7 +241,9 @@ class Layer:
     def __call__(self, *inputs):
         """Runs the layer. The per-token inputs (``x``) may have any leading
         dimensions ``[*, H]``; the output has the same. No tokens at all give
-        an empty output without a call into the library."""
+        an empty output without a call into the library. bf16 tensors are
+        ``ml_dtypes.bfloat16`` arrays or uint16 bits; bf16 outputs are
+        bfloat16 when a bf16 input was, uint16 bits otherwise."""
         if self.target == "cuda":
             return self._call_cuda(*inputs)
         self._check_count(inputs)
@@ -241,15 +251,19 @@ class Layer:
         lead = self.leading_shape([a.shape for a in given])
         tokens = math.prod(lead)
         arrays = []
+        bfloat16 = False
         for spec, array in zip(self.inputs, given):
             if self.per_token(spec):
                 array = array.reshape((tokens,) + tuple(spec["shape"][1:]))
             array = np.ascontiguousarray(array)
             want = self.shape(spec, tokens)
-            if array.shape != want or array.dtype != _STORAGE[spec["dtype"]]:
-                raise ValueError(f"'{spec['name']}' must be {want} "
-                                 f"{np.dtype(_STORAGE[spec['dtype']]).name}, "
+            is_bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(array)
+            if array.shape != want or (array.dtype != _STORAGE[spec["dtype"]]
+                                       and not is_bfloat16):
+                raise ValueError(f"'{spec['name']}' must be {want} {_dtype_name(spec)}, "
                                  f"got {array.shape} {array.dtype.name}")
+            if is_bfloat16:
+                array, bfloat16 = dtypes.bits(array), True
             arrays.append(array)
         outs = [np.zeros(self.shape(t, tokens), dtype=_STORAGE[t["dtype"]])
                 for t in self.outputs]
@@ -259,6 +273,9 @@ class Layer:
             self.forward_pointers([a.ctypes.data for a in arrays + outs], tokens,
                                   None if workspace is None else workspace.ctypes.data, size)
         outs = [o.reshape(self.output_shape(t, lead)) for t, o in zip(self.outputs, outs)]
+        if bfloat16:
+            outs = [dtypes.as_bfloat16(o) if t["dtype"] == "bf16" else o
+                    for t, o in zip(self.outputs, outs)]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _call_cuda(self, *inputs):

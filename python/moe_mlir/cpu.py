@@ -25,8 +25,12 @@ from . import dtypes
 
 LLVM_BIN = pathlib.Path(os.environ.get("MOE_MLIR_LLVM_BIN", "/usr/lib/llvm-22/bin"))
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+#: Where ``pip install .`` puts the tools and runtime libraries: inside the
+#: package, laid out as a build folder (bin/, lib/), so one lookup serves both.
+INSTALLED_DIR = pathlib.Path(__file__).resolve().parent / "_native"
 
-# numpy storage for each MLIR element type; bf16 travels as raw uint16 bits.
+# numpy storage for each MLIR element type; bf16 travels as raw uint16 bits
+# (ml_dtypes.bfloat16 arrays are viewed as such, see ``dtypes``).
 _STORAGE = {"f32": np.float32, "f64": np.float64, "bf16": np.uint16,
             "f16": np.float16, "i32": np.int32, "i64": np.int64}
 
@@ -36,14 +40,29 @@ class CompileError(RuntimeError):
 
 
 def build_dir() -> pathlib.Path:
-    return pathlib.Path(os.environ.get("MOE_MLIR_BUILD_DIR", REPO_ROOT / "build"))
+    """The folder holding bin/moe-opt, bin/moe-compile and lib/: MOE_MLIR_BUILD_DIR
+    when set; else the installed package's own (``pip install .``); else the
+    build folder beside the sources (``utils/build.sh``)."""
+    override = os.environ.get("MOE_MLIR_BUILD_DIR")
+    if override:
+        return pathlib.Path(override)
+    if (INSTALLED_DIR / "bin").is_dir():
+        return INSTALLED_DIR
+    return REPO_ROOT / "build"
+
+
+def tool(name: str) -> pathlib.Path:
+    """The path of the project's tool ``name`` (moe-opt, moe-compile)."""
+    path = build_dir() / "bin" / name
+    if not path.exists():
+        raise CompileError(f"{name} not found at {path}: build the project first "
+                           f"(utils/build.sh), install it (pip install .), or set "
+                           f"MOE_MLIR_BUILD_DIR to a build folder")
+    return path
 
 
 def moe_opt() -> pathlib.Path:
-    tool = build_dir() / "bin" / "moe-opt"
-    if not tool.exists():
-        raise CompileError(f"moe-opt not found at {tool}: build the project first")
-    return tool
+    return tool("moe-opt")
 
 
 def _run(cmd: Sequence[str], stdin: str | None = None, env: dict | None = None) -> str:
@@ -176,17 +195,26 @@ class CompiledModule:
              results: Sequence[TensorSpec]) -> list[np.ndarray]:
         """Calls ``name`` with ``inputs``; returns freshly allocated results.
 
-        bf16 inputs and results are numpy uint16 arrays of bf16 bits (see
-        ``dtypes``); results are filled in place by the compiled code.
+        bf16 inputs are ``ml_dtypes.bfloat16`` arrays or, the raw form, uint16
+        arrays of bf16 bits (see ``dtypes``); bf16 results are bfloat16 when a
+        bf16 input was, uint16 bits otherwise. Results are filled in place by
+        the compiled code.
         """
         arrays = [np.ascontiguousarray(a) for a in inputs]
+        # bf16 results take the form of the bf16 inputs: ml_dtypes.bfloat16
+        # when one was, raw uint16 bits otherwise.
+        bfloat16_out = any(dtypes.is_bfloat16(a) for a in arrays)
         self._check(name, arrays, results)
+        arrays = [dtypes.bits(a) if dtypes.is_bfloat16(a) else a for a in arrays]
         function = getattr(self._lib, f"_mlir_ciface_{name}")
         outs = [spec.allocate() for spec in results]
         descriptors = [_descriptor(a) for a in list(arrays) + outs]
         function.restype = None
         function.argtypes = [ctypes.c_void_p] * len(descriptors)
         function(*[ctypes.addressof(d) for d in descriptors])
+        if bfloat16_out:
+            outs = [dtypes.as_bfloat16(o) if spec.element_type == "bf16" else o
+                    for spec, o in zip(results, outs)]
         return outs
 
 
@@ -273,24 +301,30 @@ def _check_tensor(what: str, want: TensorType, shape: tuple[int, ...], storage,
         raise ValueError(f"{what}: element type {element_type}, the function's is "
                          f"{want.element_type} ({want})")
     expected = np.dtype(_STORAGE[want.element_type])
-    if np.dtype(storage) != expected:
+    given = np.dtype(storage)
+    if given != expected and not (want.element_type == "bf16" and given == dtypes.BFLOAT16):
         raise ValueError(f"{what}: numpy dtype {np.dtype(storage)}, {want} needs "
-                         f"{expected}" + (" (bf16 bits)" if want.element_type == "bf16"
-                                          else ""))
+                         + ("ml_dtypes.bfloat16 or uint16 (bf16 bits)"
+                            if want.element_type == "bf16" else str(expected)))
     if len(shape) != len(want.shape) or any(
             w is not None and w != d for w, d in zip(want.shape, shape)):
         raise ValueError(f"{what}: shape {tuple(shape)} does not fit {want}")
 
 
 def to_storage(array: np.ndarray, element_type: str) -> np.ndarray:
-    """Converts float data to the numpy storage of an MLIR element type."""
+    """Converts float data to the numpy storage of an MLIR element type; bf16
+    becomes its raw uint16 bits (a ``bfloat16`` array exactly, float data
+    rounded to nearest even)."""
     if element_type == "bf16":
+        if dtypes.is_bfloat16(array):
+            return np.ascontiguousarray(dtypes.bits(array))
         return dtypes.f32_to_bf16_bits(np.asarray(array, dtype=np.float32))
     return np.ascontiguousarray(array, dtype=_STORAGE[element_type])
 
 
 def from_storage(array: np.ndarray, element_type: str) -> np.ndarray:
-    """Converts a result buffer back to float64 for comparisons."""
+    """Converts a result buffer back to float64 for comparisons; bf16 results
+    may be ``bfloat16`` arrays or uint16 bits."""
     if element_type == "bf16":
         return dtypes.bf16_bits_to_f32(array).astype(np.float64)
     return array.astype(np.float64)

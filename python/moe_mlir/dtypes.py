@@ -1,12 +1,51 @@
 """bfloat16 helpers on top of numpy, which has no native bf16 type.
 
-A bf16 value is stored as its 16 bit pattern (``np.uint16``): the upper half of the
-IEEE-754 float32 with the same sign, exponent and top 7 mantissa bits.
+numpy users hold bf16 data as ``ml_dtypes.bfloat16`` arrays; the compiled code
+sees its raw form, the 16 bit pattern (``np.uint16``): the upper half of the
+IEEE-754 float32 with the same sign, exponent and top 7 mantissa bits. Every
+call that takes bf16 accepts either form, and bf16 results come back in the
+form the bf16 inputs had (``bits``, ``as_bfloat16``).
+
+ml_dtypes is imported when present: without it no ``bfloat16`` array can
+exist, and the raw form still works.
 """
 
 import numpy as np
 
-__all__ = ["f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16"]
+try:
+    import ml_dtypes
+
+    BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # the raw uint16 form needs nothing beyond numpy
+    BFLOAT16 = None
+
+__all__ = ["BFLOAT16", "f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16",
+           "is_bfloat16", "bits", "as_bfloat16"]
+
+
+def is_bfloat16(a) -> bool:
+    """Whether ``a`` is an ``ml_dtypes.bfloat16`` array."""
+    return BFLOAT16 is not None and getattr(a, "dtype", None) == BFLOAT16
+
+
+def bits(a) -> np.ndarray:
+    """The raw form of bf16 data: a ``bfloat16`` array viewed as its ``uint16``
+    bits (no copy), a ``uint16`` array as it is. Any other dtype is not bf16
+    data (a float32 array would be read as garbage bits): ValueError."""
+    a = np.asarray(a)
+    if is_bfloat16(a):
+        return a.view(np.uint16)
+    if a.dtype != np.uint16:
+        raise ValueError(f"bf16 data must be ml_dtypes.bfloat16 or uint16 bits, "
+                         f"got dtype {a.dtype}")
+    return a
+
+
+def as_bfloat16(b) -> np.ndarray:
+    """``uint16`` bf16 bits viewed as an ``ml_dtypes.bfloat16`` array (no copy)."""
+    if BFLOAT16 is None:
+        raise ValueError("bfloat16 arrays need the ml_dtypes package (pip install ml_dtypes)")
+    return bits(b).view(BFLOAT16)
 
 
 def f32_to_bf16_bits(a):
@@ -28,11 +67,9 @@ def f32_to_bf16_bits(a):
 
 
 def bf16_bits_to_f32(b):
-    """Widen bfloat16 bit patterns (``np.uint16``) to float32; this is exact."""
-    b = np.asarray(b)
-    if b.dtype != np.uint16:
-        raise ValueError(f"bf16 bit patterns must be uint16, got dtype {b.dtype}")
-    return (b.astype(np.uint32) << 16).view(np.float32)
+    """Widen bf16 data (``np.uint16`` bits or ``ml_dtypes.bfloat16``) to float32;
+    this is exact."""
+    return (bits(b).astype(np.uint32) << 16).view(np.float32)
 
 
 def round_to_bf16(a):
