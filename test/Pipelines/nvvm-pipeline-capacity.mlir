@@ -69,7 +69,6 @@ func.func @gshard(%x: tensor<?x64xbf16>, %router: tensor<8x64xbf16>, %w13: tenso
 // CHECK:       gpu.binary @moe_kernels
 // CHECK-SAME:  .entry moe_expert_choice_softmax
 // CHECK-SAME:  .entry moe_expert_choice_select
-// CHECK-SAME:  .entry moe_expert_choice_place
 // CHECK-SAME:  bar.sync
 // CHECK-SAME:  .entry moe_aux_loss_token_stats
 // CHECK-SAME:  .entry moe_aux_loss_experts

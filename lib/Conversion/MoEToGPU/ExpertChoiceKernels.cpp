@@ -1,19 +1,19 @@
 //===- ExpertChoiceKernels.cpp - Expert-choice routing on the GPU ---------===//
 //
 // moe.expert_choice: every expert picks its C = min(capacity, T) best tokens
-// by softmax probability. Three kernels:
+// by softmax probability (larger first, ties to the lower token, NaN last).
+// Two kernels:
 //
 //   1. moe_expert_choice_softmax: one thread per token writes its softmax
 //      over the experts (max, then the sum of exponentials in expert order,
-//      softmaxExp's, as moe.route computes it).
-//   2. moe_expert_choice_select: one thread per (token, expert) counts the
-//      tokens whose probability ranks before its own in the expert's column
-//      (larger first, ties to the lower token, NaN last): the token is
-//      chosen when fewer than C do. Ranks are distinct, so every expert
-//      chooses exactly C tokens. This costs T comparisons per pair.
-//   3. moe_expert_choice_place: one block per expert writes its chosen
-//      tokens in ascending order, an exclusive scan of the chosen flags over
-//      each tile of tokens giving every token its place.
+//      softmaxExp's, as moe.route computes it), expert-major.
+//   2. moe_expert_choice_select: one block per expert. Each probability maps
+//      to a 32-bit key whose unsigned order is the ranking order (NaN
+//      lowest); a radix select finds the C-th largest key K in 32 passes,
+//      one bit each, and how many tokens with key K are taken. A last sweep
+//      over tiles of 256 tokens takes every key above K and, in token order
+//      (a block scan), the first of those equal to K, and places the chosen
+//      tokens in ascending order (a second scan). Linear in T per expert.
 //
 // No atomics; every value is written by one thread.
 //
@@ -33,7 +33,7 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
-/// Threads of the placing block: the tile of tokens one scan covers.
+/// Threads of an expert's block: the tile of tokens one scan covers.
 constexpr int64_t kScanThreads = 256;
 
 /// The exclusive prefix sum of each thread's `value` (i32) over the block,
@@ -66,6 +66,26 @@ std::pair<Value, Value> blockExclusiveScan(KernelBuilder &b, Value scratch,
   return {b.create<arith::SubIOp>(inclusive, value), total};
 }
 
+/// An i32 whose unsigned order is the ranking order of probability `p`:
+/// the IEEE bits with the sign bit flipped for positive values and every bit
+/// flipped for negative ones; NaN maps to 0, below every number, and -0 to
+/// +0's key (they tie).
+Value orderKey(KernelBuilder &b, Value p) {
+  Type i32 = b.getI32Type();
+  Value bits = b.create<arith::BitcastOp>(i32, p);
+  Value signBit = b.i32(std::numeric_limits<int32_t>::min());
+  Value negative =
+      b.create<arith::CmpIOp>(arith::CmpIPredicate::slt, bits, b.i32(0));
+  Value flipped = b.create<arith::SelectOp>(
+      negative, b.create<arith::XOrIOp>(bits, b.i32(-1)),
+      b.create<arith::XOrIOp>(bits, signBit));
+  Value zero =
+      b.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ, p, b.f32(0.0));
+  Value nan = b.create<arith::CmpFOp>(arith::CmpFPredicate::UNO, p, p);
+  return b.create<arith::SelectOp>(
+      nan, b.i32(0), b.create<arith::SelectOp>(zero, signBit, flipped));
+}
+
 } // namespace
 
 LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
@@ -78,13 +98,10 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
   Value experts = b.index(numExperts);
 
-  // Probabilities, and the chosen flags expert-major ([E, T]) so that the
-  // placing block of an expert reads its tokens contiguously.
+  // Probabilities expert-major ([E, T]): an expert's block reads its tokens
+  // contiguously, in every pass.
   Value probs = b.create<memref::AllocOp>(
-      MemRefType::get({ShapedType::kDynamic, numExperts}, f32),
-      ValueRange{tokens});
-  Value chosen = b.create<memref::AllocOp>(
-      MemRefType::get({numExperts, ShapedType::kDynamic}, i32),
+      MemRefType::get({numExperts, ShapedType::kDynamic}, f32),
       ValueRange{tokens});
   OutputBuffer weights = allocateLike(b, op.getLogits());
   auto rowsType = cast<RankedTensorType>(op.getRows().getType());
@@ -96,10 +113,9 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
   OutputBuffer offsets =
       allocate(b, cast<RankedTensorType>(op.getOffsets().getType()), {});
 
-  Value tokenBlocks = b.ceilDiv(tokens, kBlockThreads);
   b.launch(
-      "moe_expert_choice_softmax", tokenBlocks, b.index(1), kBlockThreads,
-      [&](KernelBuilder &kb) {
+      "moe_expert_choice_softmax", b.ceilDiv(tokens, kBlockThreads), b.index(1),
+      kBlockThreads, [&](KernelBuilder &kb) {
         Value t = kb.globalThreadId(kBlockThreads);
         kb.ifThen(kb.lessThan(t, tokens), [&](KernelBuilder &tb) {
           auto reduce =
@@ -132,36 +148,8 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
                      [&](KernelBuilder &lb, Value e) {
                        lb.store(
                            lb.create<arith::DivFOp>(shiftedExp(lb, e), sum),
-                           probs, {t, e});
+                           probs, {e, t});
                      });
-        });
-      });
-
-  b.launch(
-      "moe_expert_choice_select", tokenBlocks, experts, kBlockThreads,
-      [&](KernelBuilder &kb) {
-        Value t = kb.globalThreadId(kBlockThreads);
-        Value e = kb.blockId(gpu::Dimension::y);
-        kb.ifThen(kb.lessThan(t, tokens), [&](KernelBuilder &tb) {
-          Value own = tb.load(probs, {t, e});
-          Value self = tb.fromIndex(t, i32);
-          Value ahead =
-              tb.forLoop(
-                    tb.index(0), tokens, tb.index(1), ValueRange{tb.index(0)},
-                    [&](KernelBuilder &lb, Value other, ValueRange acc) {
-                      Value before =
-                          lb.ranksBefore(lb.load(probs, {other, e}),
-                                         lb.fromIndex(other, i32), own, self);
-                      return SmallVector<Value>{lb.create<arith::AddIOp>(
-                          acc[0],
-                          lb.create<arith::IndexCastOp>(lb.getIndexType(),
-                                                        lb.boolToI32(before)))};
-                    })
-                  .front();
-          Value pick = tb.lessThan(ahead, perExpert);
-          tb.store(tb.boolToI32(pick), chosen, {e, t});
-          tb.store(tb.create<arith::SelectOp>(pick, own, tb.f32(0.0)),
-                   weights.buffer, {t, e});
         });
       });
 
@@ -170,30 +158,87 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
   auto scratchType =
       MemRefType::get({kScanThreads}, i32, MemRefLayoutAttrInterface(), space);
   b.launch(
-      "moe_expert_choice_place", experts, b.index(1), kScanThreads,
+      "moe_expert_choice_select", experts, b.index(1), kScanThreads,
       TypeRange{scratchType}, [&](KernelBuilder &kb, ValueRange shared) {
+        Value scratch = shared.front();
         Value e = kb.blockId(gpu::Dimension::x);
         Value tid = kb.threadId();
+        auto keyOf = [&](KernelBuilder &lb, Value t) {
+          return orderKey(lb, lb.load(probs, {e, t}));
+        };
+        // Radix select, from the top bit down: `prefix` holds the bits of
+        // K found so far, `remaining` how many tokens are still to be taken
+        // among the keys that start with them.
+        auto found = kb.forLoop(
+            kb.index(0), kb.index(32), kb.index(1),
+            ValueRange{kb.i32(0), kb.fromIndex(perExpert, i32)},
+            [&](KernelBuilder &lb, Value step, ValueRange acc) {
+              Value bit =
+                  lb.create<arith::SubIOp>(lb.i32(31), lb.fromIndex(step, i32));
+              Value candidate = lb.create<arith::OrIOp>(
+                  acc[0], lb.create<arith::ShLIOp>(lb.i32(1), bit));
+              Value high = lb.create<arith::ShRUIOp>(candidate, bit);
+              Value mine =
+                  lb.forLoop(tid, tokens, lb.index(kScanThreads),
+                             ValueRange{lb.i32(0)},
+                             [&](KernelBuilder &cb, Value t, ValueRange n) {
+                               Value match = cb.create<arith::CmpIOp>(
+                                   arith::CmpIPredicate::eq,
+                                   cb.create<arith::ShRUIOp>(keyOf(cb, t), bit),
+                                   high);
+                               return SmallVector<Value>{
+                                   cb.create<arith::AddIOp>(
+                                       n[0], cb.boolToI32(match))};
+                             })
+                      .front();
+              Value count = blockExclusiveScan(lb, scratch, mine).second;
+              Value take = lb.create<arith::CmpIOp>(arith::CmpIPredicate::sge,
+                                                    count, acc[1]);
+              return SmallVector<Value>{
+                  lb.create<arith::SelectOp>(take, candidate, acc[0]),
+                  lb.create<arith::SelectOp>(
+                      take, acc[1], lb.create<arith::SubIOp>(acc[1], count))};
+            });
+        Value threshold = found[0], ofThreshold = found[1];
+
         Value expertI32 = kb.fromIndex(e, i32);
         Value first = kb.create<arith::MulIOp>(e, perExpert);
-        // Every thread runs every tile (the scan has block barriers).
+        // Every thread runs every tile (the scans have block barriers),
+        // carrying the keys equal to K seen and the tokens placed.
         kb.forLoop(
-            kb.index(0), tokens, kb.index(kScanThreads), ValueRange{kb.i32(0)},
-            [&](KernelBuilder &lb, Value tile, ValueRange placed) {
+            kb.index(0), tokens, kb.index(kScanThreads),
+            ValueRange{kb.i32(0), kb.i32(0)},
+            [&](KernelBuilder &lb, Value tile, ValueRange seen) {
               Value t = lb.create<arith::AddIOp>(tile, tid);
               Value inside = lb.lessThan(t, tokens);
               Value safe = lb.create<arith::SelectOp>(inside, t, lb.index(0));
-              Value flag = lb.create<arith::SelectOp>(
-                  inside, lb.load(chosen, {e, safe}), lb.i32(0));
+              Value p = lb.load(probs, {e, safe});
+              Value key = orderKey(lb, p);
+              Value equal = lb.create<arith::AndIOp>(
+                  inside, lb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                                   key, threshold));
+              Value above = lb.create<arith::AndIOp>(
+                  inside, lb.create<arith::CmpIOp>(arith::CmpIPredicate::ugt,
+                                                   key, threshold));
+              Value equalBefore, equalHere;
+              std::tie(equalBefore, equalHere) =
+                  blockExclusiveScan(lb, scratch, lb.boolToI32(equal));
+              Value early = lb.create<arith::CmpIOp>(
+                  arith::CmpIPredicate::slt,
+                  lb.create<arith::AddIOp>(seen[0], equalBefore), ofThreshold);
+              Value pick = lb.create<arith::OrIOp>(
+                  above, lb.create<arith::AndIOp>(equal, early));
+              lb.ifThen(inside, [&](KernelBuilder &sb) {
+                sb.store(sb.create<arith::SelectOp>(pick, p, sb.f32(0.0)),
+                         weights.buffer, {t, e});
+              });
               Value before, total;
               std::tie(before, total) =
-                  blockExclusiveScan(lb, shared.front(), flag);
-              Value picked = lb.create<arith::CmpIOp>(arith::CmpIPredicate::ne,
-                                                      flag, lb.i32(0));
-              lb.ifThen(picked, [&](KernelBuilder &sb) {
+                  blockExclusiveScan(lb, scratch, lb.boolToI32(pick));
+              lb.ifThen(pick, [&](KernelBuilder &sb) {
                 Value place = sb.create<arith::AddIOp>(
                     first,
-                    sb.toIndex(sb.create<arith::AddIOp>(placed[0], before)));
+                    sb.toIndex(sb.create<arith::AddIOp>(seen[1], before)));
                 Value flat = sb.create<arith::AddIOp>(
                     sb.create<arith::MulIOp>(sb.fromIndex(t, i32),
                                              sb.i32(numExperts)),
@@ -201,7 +246,8 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
                 sb.store(flat, rows.buffer, place);
               });
               return SmallVector<Value>{
-                  lb.create<arith::AddIOp>(placed[0], total)};
+                  lb.create<arith::AddIOp>(seen[0], equalHere),
+                  lb.create<arith::AddIOp>(seen[1], total)};
             });
         Value lead = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid,
                                               kb.index(0));

@@ -36,9 +36,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       error.
     - `moe.combine`, `moe.permute`, `moe.glu`: one thread per element;
       combine sums in ascending slot order (no atomics).
-    - `moe.expert_choice`: the softmax per token, each (token, expert)
-      pair's rank in its expert's column, and a block scan per expert that
-      places its chosen tokens in ascending order.
+    - `moe.expert_choice`: the softmax per token, then one block per
+      expert: a radix select of its C-th best probability and block scans
+      that take the tokens above it and the first of those equal to it, and
+      place them in ascending order.
     - `moe.aux_loss`, `moe.z_loss`: per-token values, then block reductions
       in a fixed order (no atomics).
     - element-wise `linalg.generic` (left by layer decomposition).
