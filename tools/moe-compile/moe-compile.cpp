@@ -147,10 +147,18 @@ bool writeFile(StringRef path, StringRef contents) {
   return true;
 }
 
+/// The runtime archive CUDA artifacts link in: MOE_MLIR_CUDA_RUNTIME, else
+/// lib/libmoe_cuda_runtime.a beside this executable's bin/. Both the build
+/// tree and an installed package (moe_mlir/_native/) are laid out so, and
+/// neither path is compiled in, so a moved or installed tool still finds it.
 std::string cudaRuntimeArchive() {
   if (const char *path = std::getenv("MOE_MLIR_CUDA_RUNTIME"))
     return path;
-  return MOE_MLIR_CUDA_RUNTIME_ARCHIVE;
+  std::string self = sys::fs::getMainExecutable(
+      nullptr, reinterpret_cast<void *>(&cudaRuntimeArchive));
+  SmallString<256> path(sys::path::parent_path(sys::path::parent_path(self)));
+  sys::path::append(path, "lib", "libmoe_cuda_runtime.a");
+  return std::string(path);
 }
 
 /// Lowers `module` through moe-lower-to-nvvm-pipeline, its kernels serialized
@@ -477,7 +485,11 @@ int main(int argc, char **argv) {
     if (cuda) {
       // The runtime is linked in whole, so the library needs only libcuda,
       // which the runtime opens itself.
-      link.insert(link.end(), {cudaRuntimeArchive(), "-lstdc++", "-ldl",
+      std::string runtime = cudaRuntimeArchive();
+      if (!sys::fs::exists(runtime))
+        return fail("the CUDA runtime archive " + runtime +
+                    " does not exist (set MOE_MLIR_CUDA_RUNTIME)");
+      link.insert(link.end(), {runtime, "-lstdc++", "-ldl",
                                "-lpthread", "-lm"});
     } else {
       // libomp is found beside the library first, so an artifact shipped
