@@ -3,9 +3,10 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
+# python3-venv: the wheel test (test_pip_install.py) installs into a fresh venv.
 debian_packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake
+  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake python3-venv
 )
 python_packages=(numpy ml_dtypes pytest)
 
