@@ -2,7 +2,7 @@
 # Installs the dependencies, builds, and runs every test: lit (dialect, passes,
 # pipelines), the CPU integration suite against the numpy oracle, and the
 # Python tests. GPU tests skip where there is no GPU. The pip install test
-# (test/Integration/CPU/test_pip_install.py) needs PyPI; MOE_MLIR_SKIP_WHEEL_TEST=1
+# (python/tests/test_pip_install.py) needs PyPI; MOE_MLIR_SKIP_WHEEL_TEST=1
 # skips it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -19,7 +19,7 @@ import zipfile
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(os.environ.get("MOE_MLIR_SKIP_WHEEL_TEST") == "1",
                                 reason="MOE_MLIR_SKIP_WHEEL_TEST=1")
