@@ -10,11 +10,12 @@
 //      (row p = j * T + t), so its stable order within an expert is the
 //      policy's priority: a row's rank is its distance from the expert's
 //      first row. For the score policy the sort runs over the ids as they
-//      are, and each row counts the rows of its expert whose weight ranks
-//      before its own (larger weight, then lower flat index t * k + j; NaN
-//      last), which costs the square of the expert's row count.
-//   2. Keep the selections whose rank is below C: the kept ids are the ids
-//      with every dropped selection set to -1.
+//      are, so each expert's rows are in flat order t * k + j.
+//   2. Keep the selections ranked below C: the kept ids are the ids with
+//      every dropped selection set to -1. Position: one thread per sorted
+//      row. Score: one block per expert selects the C largest weights of
+//      its rows (BlockSelection; ties to the lower flat index, NaN last),
+//      linear in the expert's rows.
 //   3. Sort the kept ids without a capacity: the result (rows in (t, j)
 //      order within each expert, offsets, inverse rows) is the op's.
 //
@@ -23,10 +24,12 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "BlockSelection.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -178,62 +181,72 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
                tb.store(tb.i32(-1), kept.buffer, {t, j});
              });
            });
-  // (t, j) of a sorted row's value: t * k + j, or j * T + t slot-major.
-  auto selectionOf = [&](KernelBuilder &sb, Value value) {
-    Value p = sb.toIndex(value);
-    if (byScore)
-      return std::make_pair(Value(sb.create<arith::DivUIOp>(p, sb.index(k))),
-                            Value(sb.create<arith::RemUIOp>(p, sb.index(k))));
-    return std::make_pair(Value(sb.create<arith::RemUIOp>(p, tokens)),
-                          Value(sb.create<arith::DivUIOp>(p, tokens)));
+  auto keep = [&](KernelBuilder &sb, Value t, Value j) {
+    sb.store(sb.load(ids, {t, j}), kept.buffer, {t, j});
   };
-  b.launch(
-      byScore ? "moe_dispatch_capacity_keep_score"
-              : "moe_dispatch_capacity_keep_position",
-      blocks, b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
-        Value r = kb.globalThreadId(kBlockThreads);
-        Value sortedEnd = kb.toIndex(kb.load(offsets, kb.index(numLocal)));
-        Value inside = kb.create<arith::AndIOp>(kb.lessThan(r, sortedEnd),
-                                                kb.lessThan(r, selections));
-        kb.ifThen(inside, [&](KernelBuilder &tb) {
-          Value value = tb.load(rows, r);
-          // Rows below offsets[L] hold selections; the check keeps a
-          // malformed value from indexing out of bounds.
-          tb.ifThen(tb.inRange(value, selections), [&](KernelBuilder &vb) {
-            Value e = expertOfRow(vb, offsets, numLocal, r);
-            Value first = vb.toIndex(vb.load(offsets, e));
-            Value t, j;
-            std::tie(t, j) = selectionOf(vb, value);
-            Value rank;
-            if (!byScore) {
-              rank = vb.create<arith::SubIOp>(r, first);
-            } else {
-              Value next = vb.create<arith::AddIOp>(e, vb.index(1));
-              Value last = vb.toIndex(vb.load(offsets, next));
-              Value own = vb.load(weights, {t, j});
-              rank =
-                  vb.forLoop(
-                        first, last, vb.index(1), ValueRange{vb.index(0)},
-                        [&](KernelBuilder &lb, Value other, ValueRange count) {
-                          Value otherValue = lb.load(rows, other);
-                          Value t2, j2;
-                          std::tie(t2, j2) = selectionOf(lb, otherValue);
-                          Value before =
-                              lb.ranksBefore(lb.load(weights, {t2, j2}),
-                                             otherValue, own, value);
-                          return SmallVector<Value>{lb.create<arith::AddIOp>(
-                              count[0],
-                              lb.create<arith::IndexCastOp>(
-                                  lb.getIndexType(), lb.boolToI32(before)))};
-                        })
-                      .front();
-            }
-            vb.ifThen(vb.lessThan(rank, capacity), [&](KernelBuilder &sb) {
-              sb.store(sb.load(ids, {t, j}), kept.buffer, {t, j});
+  if (byScore) {
+    // One block per local expert keeps its C largest weights, over its rows
+    // in flat order (ties to the lower t * k + j).
+    b.launch(
+        "moe_dispatch_capacity_keep_score", b.index(numLocal), b.index(1),
+        kSelectThreads, TypeRange{selectionScratchType(b.getContext())},
+        [&](KernelBuilder &kb, ValueRange shared) {
+          Value e = kb.blockId(gpu::Dimension::x);
+          Value first = kb.toIndex(kb.load(offsets, e));
+          Value next = kb.create<arith::AddIOp>(e, kb.index(1));
+          Value last = kb.create<arith::MaxUIOp>(
+              kb.toIndex(kb.load(offsets, next)), first);
+          Value count =
+              kb.minIndex(capacity, kb.create<arith::SubIOp>(last, first));
+          // The rows below offsets[L] hold selections; a malformed value
+          // would score NaN and index nothing.
+          auto selectionOf = [&](KernelBuilder &lb, Value r) {
+            return lb.decodeSelection(lb.load(rows, r), tokens, k);
+          };
+          auto weight = [&](KernelBuilder &lb, Value r) {
+            auto selection = selectionOf(lb, r);
+            Value w = lb.load(weights, {selection.token, selection.slot});
+            return Value(lb.create<arith::SelectOp>(
+                selection.valid, w,
+                lb.f32(std::numeric_limits<double>::quiet_NaN())));
+          };
+          BlockSelection best = BlockSelection::select(
+              kb, shared.front(), first, last, count, weight);
+          best.sweep(kb, [&](KernelBuilder &vb, Value r, Value picked, Value) {
+            auto selection = selectionOf(vb, r);
+            vb.ifThen(vb.create<arith::AndIOp>(picked, selection.valid),
+                      [&](KernelBuilder &sb) {
+                        keep(sb, selection.token, selection.slot);
+                      });
+          });
+        });
+  } else {
+    // One thread per sorted row: its rank is its distance from its expert's
+    // first row.
+    b.launch(
+        "moe_dispatch_capacity_keep_position", blocks, b.index(1),
+        kBlockThreads, [&](KernelBuilder &kb) {
+          Value r = kb.globalThreadId(kBlockThreads);
+          Value sortedEnd = kb.toIndex(kb.load(offsets, kb.index(numLocal)));
+          Value inside = kb.create<arith::AndIOp>(kb.lessThan(r, sortedEnd),
+                                                  kb.lessThan(r, selections));
+          kb.ifThen(inside, [&](KernelBuilder &tb) {
+            // The row's value is p = j * T + t; the check keeps a malformed
+            // value from indexing out of bounds.
+            Value value = tb.load(rows, r);
+            tb.ifThen(tb.inRange(value, selections), [&](KernelBuilder &vb) {
+              Value e = expertOfRow(vb, offsets, numLocal, r);
+              Value rank =
+                  vb.create<arith::SubIOp>(r, vb.toIndex(vb.load(offsets, e)));
+              Value p = vb.toIndex(value);
+              Value t = vb.create<arith::RemUIOp>(p, tokens);
+              Value j = vb.create<arith::DivUIOp>(p, tokens);
+              vb.ifThen(vb.lessThan(rank, capacity),
+                        [&](KernelBuilder &sb) { keep(sb, t, j); });
             });
           });
         });
-      });
+  }
 
   // 3. The kept selections sorted by expert: the op's results.
   FailureOr<std::pair<Value, Value>> result =

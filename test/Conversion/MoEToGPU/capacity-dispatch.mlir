@@ -48,22 +48,32 @@ func.func @position(%ids: tensor<?x2xi32>, %ys: tensor<?x16xf32>, %w: tensor<?x2
 
 // Score policy with a capacity factor: C = ceil(f * T * k / E) on the host,
 // in f64, clamped to [0, T * k]. The first sort runs over the ids as they
-// are; each row counts the rows of its expert whose weight ranks first
-// (larger, then lower flat index, NaN last).
+// are, so each expert's rows are in flat order; one block per expert then
+// keeps its C largest weights (larger, then lower flat index, NaN last): a
+// radix select of 32 one-bit passes over order-preserving keys, each a count
+// reduced by a block scan, then a sweep over tiles of 256 rows.
 
 // CHECK-LABEL: func.func @score
 // CHECK:       math.ceil %{{.*}} : f64
 // CHECK:       arith.minimumf
-// CHECK:       arith.fptosi %{{.*}} : f64 to i64
+// CHECK:       %[[CAP:.*]] = arith.index_cast %{{.*}} : i64 to index
 // CHECK-NOT:   moe_dispatch_slot_major
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block)
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_capacity_clear)
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_capacity_keep_score)
-// CHECK:         scf.for %{{.*}} = %{{.*}} to %c4 step
-// CHECK:         %[[RANK:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (index)
-// CHECK:           arith.cmpf ogt
-// CHECK:           arith.cmpi slt, %{{.*}}, %{{.*}} : i32
-// CHECK:         arith.cmpi ult, %[[RANK]], %{{.*}} : index
+// CHECK:       gpu.launch {{.*}} in (%{{.*}} = %c8{{.*}}, {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}, {{.*}} function(@moe_dispatch_capacity_keep_score) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
+// CHECK:         %[[FIRST:.*]] = arith.index_cast %{{.*}} : i32 to index
+// CHECK:         %[[LAST:.*]] = arith.maxui %{{.*}}, %[[FIRST]] : index
+// CHECK:         %[[ROWS:.*]] = arith.subi %[[LAST]], %[[FIRST]] : index
+// CHECK:         arith.minui %[[CAP]], %[[ROWS]] : index
+// CHECK:         %[[FOUND:.*]]:2 = scf.for %{{.*}} = %{{.*}} to %c32 step
+// CHECK:           scf.for %{{.*}} = %{{.*}} to %[[LAST]] step %c256
+// CHECK:             memref.load %{{.*}} : memref<?x2xf32>
+// CHECK:             arith.bitcast %{{.*}} : f32 to i32
+// CHECK:             arith.cmpf uno
+// CHECK:           gpu.barrier
+// CHECK:         scf.for %{{.*}} = %[[FIRST]] to %[[LAST]] step %c256
+// CHECK:           arith.cmpi ugt, %{{.*}}, %[[FOUND]]#0 : i32
+// CHECK:           memref.store %{{.*}}, %{{.*}} : memref<?x2xi32>
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block)
 func.func @score(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> (tensor<?xi32>, tensor<9xi32>) {
   %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
@@ -93,13 +103,12 @@ func.func @expert_map(%ids: tensor<16x2xi32>, %w: tensor<16x2xf32>, %map: tensor
 
 // -----
 
-// k = 64 over 4096 experts: the binary search takes ceil(log2(4097)) = 13
-// steps of a loop, and the rank a loop over the expert's rows.
+// k = 64 over 4096 experts: the same kernels, one block per expert and
+// loops over the bits and the rows.
 
 // CHECK-LABEL: func.func @large
-// CHECK:       function(@moe_dispatch_capacity_keep_score)
-// CHECK:         scf.for %{{.*}} = %{{.*}} to %c13 step
-// CHECK:         scf.for
+// CHECK:       gpu.launch {{.*}} in (%{{.*}} = %c4096{{.*}}, {{.*}} function(@moe_dispatch_capacity_keep_score)
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %c32 step
 func.func @large(%ids: tensor<?x64xi32>, %w: tensor<?x64xf32>) -> (tensor<?xi32>, tensor<4097xi32>) {
   %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x64xf32>)
       {num_experts = 4096 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}

@@ -22,9 +22,10 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       also writes each selection's row so the matching combine needs no
       inversion. With a capacity (`capacity` or `capacity_factor`, either
       drop policy), the sort runs first in priority order (slot-major for
-      `position`; by expert, then each row ranked by weight, for `score`),
-      a kernel keeps the selections ranked below the capacity, and the
-      kept ones are sorted again.
+      `position`; as the ids are for `score`, whose keep kernel selects
+      each expert's largest weights in one block), a kernel keeps the
+      selections ranked below the capacity, and the kept ones are sorted
+      again.
     - `moe.grouped_matmul`: for bf16/f16 weights in the `nk` layout with K
       a multiple of 8, a tensor-core kernel (`mma.sync.m16n8k16`, f32
       accumulators) whose row tiles are scheduled from the real per-expert
