@@ -37,7 +37,8 @@ public:
                                     Value picked, Value place)>;
 
   /// Finds the C-th best key (C = `count`, an index no larger than the
-  /// range) of the scores `scoreOf(i)`, i in [from, to).
+  /// range) of the scores `scoreOf(i)`, i in [from, to). The selection
+  /// keeps `scoreOf` for `sweep`, so the callable must outlive it.
   static BlockSelection select(KernelBuilder &b, Value scratch, Value from,
                                Value to, Value count, ScoreFn scoreOf);
 
