@@ -3,6 +3,7 @@
 #include "GroupedMatmul.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
+#include "moe/Dialect/MoE/Utils/Routing.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -63,8 +64,10 @@ Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
     value = gluActivation(b, value, up, *op.getEpilogue(),
                           op.getAlpha().convertToDouble(),
                           op.getLimit().convertToDouble());
+  // A routing weight of exactly 0 adds nothing, even where the expert's
+  // output overflowed (0 * inf would make the token NaN).
   if (factor)
-    value = b.create<arith::MulFOp>(value, factor);
+    value = weighted(b, factor, value);
   return value;
 }
 
