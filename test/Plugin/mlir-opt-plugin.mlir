@@ -1,5 +1,7 @@
 // Upstream mlir-opt loads the moe dialect and passes from the plugin and runs
-// the moe pipelines.
+// the moe pipelines. A sanitizer-instrumented plugin cannot load into the
+// uninstrumented mlir-opt of the system.
+// UNSUPPORTED: asan
 // RUN: mlir-opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin %s \
 // RUN:   --pass-pipeline="builtin.module(moe-decompose-layer,moe-fuse-routing)" | FileCheck %s
 // RUN: mlir-opt --load-dialect-plugin=%moe_plugin --load-pass-plugin=%moe_plugin %s \
