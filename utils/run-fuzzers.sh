@@ -72,10 +72,12 @@ for target in moe-ir-fuzzer moe-config-fuzzer; do
   mkdir -p "$out/corpus"
   echo "== $target: $seconds s"
   # -rss_limit_mb: a module that needs more memory than this is a finding.
-  if ! "$build/bin/$target" "$out/corpus" "$seeds/$kind" \
+  # With -jobs, libFuzzer writes fuzz-<job>.log files into the current
+  # folder: run from the target's own.
+  if ! (cd "$out" && "$build/bin/$target" "$out/corpus" "$seeds/$kind" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=16384 -jobs="$jobs" -workers="$jobs" \
-      -artifact_prefix="$out/" -print_final_stats=1 2>&1 | tee "$out/log.txt" \
+      -artifact_prefix="$out/" -print_final_stats=1) 2>&1 | tee "$out/log.txt" \
       | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY|.*crash-|.*timeout-)"; then
     :
   fi
