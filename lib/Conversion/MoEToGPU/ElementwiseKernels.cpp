@@ -3,11 +3,14 @@
 // Layer decomposition leaves a few element-wise linalg.generic ops (the
 // shared expert's sum and its sigmoid gate). Each becomes one thread per
 // element of its output: the indexing maps pick the inputs' elements and
-// the payload is cloned as scalar code.
+// the payload is cloned as scalar code. moe.glu, the unfused activation of
+// the gate and up halves, is one thread per output element too.
 //
 //===----------------------------------------------------------------------===//
 
 #include "KernelBuilder.h"
+
+#include "moe/Dialect/MoE/Utils/Activation.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -52,9 +55,8 @@ LogicalResult gpu_lowering::lowerElementwise(Operation *operation,
 
   SmallVector<Value> inputs;
   for (Value input : generic.getDpsInputs())
-    inputs.push_back(isa<RankedTensorType>(input.getType())
-                         ? readBuffer(b, input)
-                         : input);
+    inputs.push_back(
+        isa<RankedTensorType>(input.getType()) ? readBuffer(b, input) : input);
   Value init = generic.getDpsInits().front();
   Block &payload = generic.getRegion().front();
   Value outArg = payload.getArguments().back();
@@ -73,43 +75,74 @@ LogicalResult gpu_lowering::lowerElementwise(Operation *operation,
     extents.push_back(b.create<memref::DimOp>(out.buffer, dim));
     total = b.create<arith::MulIOp>(total, extents.back());
   }
+  b.launch("moe_elementwise", b.ceilDiv(total, kBlockThreads), b.index(1),
+           kBlockThreads, [&](KernelBuilder &kb) {
+             Value flat = kb.globalThreadId(kBlockThreads);
+             kb.ifThen(kb.lessThan(flat, total), [&](KernelBuilder &tb) {
+               // Row-major loop indices of the flat element.
+               SmallVector<Value> loops(rank);
+               Value rest = flat;
+               for (int64_t dim = rank - 1; dim >= 0; --dim) {
+                 loops[dim] = tb.create<arith::RemUIOp>(rest, extents[dim]);
+                 rest = tb.create<arith::DivUIOp>(rest, extents[dim]);
+               }
+               IRMapping mapping;
+               auto maps = generic.getIndexingMapsArray();
+               for (auto [position, input] : llvm::enumerate(inputs)) {
+                 Value arg = payload.getArgument(position);
+                 if (!isa<MemRefType>(input.getType())) {
+                   mapping.map(arg, input);
+                   continue;
+                 }
+                 auto indices = mapIndices(tb, maps[position], loops);
+                 mapping.map(arg, tb.load(input, *indices));
+               }
+               if (initBuffer)
+                 mapping.map(outArg, tb.load(initBuffer, loops));
+               for (Operation &op : payload.without_terminator()) {
+                 if (auto index = dyn_cast<linalg::IndexOp>(op)) {
+                   mapping.map(index.getResult(), loops[index.getDim()]);
+                   continue;
+                 }
+                 tb.clone(op, mapping);
+               }
+               Value result =
+                   mapping.lookup(payload.getTerminator()->getOperand(0));
+               tb.store(result, out.buffer, loops);
+             });
+           });
+  generic.getResult(0).replaceAllUsesWith(out.tensor);
+  return success();
+}
+
+LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
+  Value h = readBuffer(b, op.getH());
+  OutputBuffer out = allocateLike(b, op.getInit());
+  int64_t width = cast<RankedTensorType>(op.getInit().getType()).getDimSize(1);
+  bool interleaved = op.getGluLayout() == GluLayout::interleaved;
+  Type outType =
+      cast<RankedTensorType>(op.getInit().getType()).getElementType();
+  Value numRows = b.create<memref::DimOp>(h, 0);
   b.launch(
-      "moe_elementwise", b.ceilDiv(total, kBlockThreads), b.index(1),
+      "moe_glu", b.ceilDiv(b.index(width), kBlockThreads), numRows,
       kBlockThreads, [&](KernelBuilder &kb) {
-        Value flat = kb.globalThreadId(kBlockThreads);
-        kb.ifThen(kb.lessThan(flat, total), [&](KernelBuilder &tb) {
-          // Row-major loop indices of the flat element.
-          SmallVector<Value> loops(rank);
-          Value rest = flat;
-          for (int64_t dim = rank - 1; dim >= 0; --dim) {
-            loops[dim] = tb.create<arith::RemUIOp>(rest, extents[dim]);
-            rest = tb.create<arith::DivUIOp>(rest, extents[dim]);
-          }
-          IRMapping mapping;
-          auto maps = generic.getIndexingMapsArray();
-          for (auto [position, input] : llvm::enumerate(inputs)) {
-            Value arg = payload.getArgument(position);
-            if (!isa<MemRefType>(input.getType())) {
-              mapping.map(arg, input);
-              continue;
-            }
-            auto indices = mapIndices(tb, maps[position], loops);
-            mapping.map(arg, tb.load(input, *indices));
-          }
-          if (initBuffer)
-            mapping.map(outArg, tb.load(initBuffer, loops));
-          for (Operation &op : payload.without_terminator()) {
-            if (auto index = dyn_cast<linalg::IndexOp>(op)) {
-              mapping.map(index.getResult(), loops[index.getDim()]);
-              continue;
-            }
-            tb.clone(op, mapping);
-          }
-          Value result = mapping.lookup(
-              payload.getTerminator()->getOperand(0));
-          tb.store(result, out.buffer, loops);
+        Value column = kb.globalThreadId(kBlockThreads);
+        Value row = kb.blockId(gpu::Dimension::y);
+        kb.ifThen(kb.lessThan(column, kb.index(width)), [&](KernelBuilder &tb) {
+          Value gateColumn = interleaved
+                                 ? tb.create<arith::MulIOp>(column, tb.index(2))
+                                 : column;
+          Value upColumn = tb.create<arith::AddIOp>(
+              gateColumn, tb.index(interleaved ? 1 : width));
+          Value gate =
+              tb.castFloat(tb.load(h, {row, gateColumn}), tb.getF32Type());
+          Value up = tb.castFloat(tb.load(h, {row, upColumn}), tb.getF32Type());
+          Value v = gluActivation(tb, gate, up, op.getActivation(),
+                                  op.getAlpha().convertToDouble(),
+                                  op.getLimit().convertToDouble());
+          tb.store(tb.castFloat(v, outType), out.buffer, {row, column});
         });
       });
-  generic.getResult(0).replaceAllUsesWith(out.tensor);
+  op.getResult().replaceAllUsesWith(out.tensor);
   return success();
 }

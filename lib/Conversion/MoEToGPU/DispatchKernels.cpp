@@ -1,0 +1,289 @@
+//===- DispatchKernels.cpp - Uncapped moe.dispatch on the GPU -------------===//
+//
+// Dispatch is a stable counting sort: up to one chunk of selections in one
+// block and one launch, beyond it three kernels over chunks of selections
+// (count per chunk and expert, scan, place). It also writes each
+// selection's row, so the matching combine needs no inversion. No atomics:
+// every result is the same run to run.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+using namespace mlir::moe::gpu_lowering;
+
+namespace {
+
+/// Selections per dispatch chunk: one block counts and places them.
+constexpr int64_t kChunk = 256;
+
+Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
+  return b.create<arith::SelectOp>(condition, a, c);
+}
+
+/// The local expert of flat selection f, or -1 when it has none.
+Value localExpert(KernelBuilder &b, Value ids, Value expertMap,
+                  int64_t numExperts, int64_t numLocal, int64_t k, Value f) {
+  Value token = b.create<arith::DivUIOp>(f, b.index(k));
+  Value slot = b.create<arith::RemUIOp>(f, b.index(k));
+  Value id = b.load(ids, {token, slot});
+  Value valid = b.inRange(id, b.index(numExperts));
+  Value expert = id;
+  if (expertMap) {
+    Value safe = selectF(b, valid, id, b.i32(0));
+    expert = b.load(expertMap, b.toIndex(safe));
+    valid =
+        b.create<arith::AndIOp>(valid, b.inRange(expert, b.index(numLocal)));
+  }
+  return selectF(b, valid, expert, b.i32(-1));
+}
+
+} // namespace
+
+LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
+                                          InverseRows &inverses) {
+  if (op.getCapacity() || op.getCapacityFactor())
+    return lowerCapacityDispatch(op, b, inverses);
+  Value ids = readBuffer(b, op.getIds());
+  Value expertMap =
+      op.getExpertMap() ? readBuffer(b, op.getExpertMap()) : Value();
+  int64_t k = cast<RankedTensorType>(op.getIds().getType()).getDimSize(1);
+  int64_t numExperts = op.getNumExperts();
+  int64_t numLocal =
+      cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0) - 1;
+  Value tokens = b.create<memref::DimOp>(ids, 0);
+  Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
+  auto rowsType = cast<RankedTensorType>(op.getRows().getType());
+  OutputBuffer rows = allocate(b, rowsType,
+                               rowsType.isDynamicDim(0) ? ValueRange{selections}
+                                                        : ValueRange{});
+  OutputBuffer offsets =
+      allocate(b, cast<RankedTensorType>(op.getOffsets().getType()), {});
+  Value chunks = b.ceilDiv(selections, kChunk);
+  // before[c, e]: selections of expert e in chunks below c (a count first).
+  Value before = b.create<memref::AllocOp>(
+      MemRefType::get({ShapedType::kDynamic, numLocal}, b.getI32Type()),
+      ValueRange{chunks});
+  Value rowOf = b.create<memref::AllocOp>(
+      MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+      ValueRange{selections});
+  auto local = [&](KernelBuilder &nb, Value f) {
+    return localExpert(nb, ids, expertMap, numExperts, numLocal, k, f);
+  };
+  auto chunkRange = [&](KernelBuilder &nb, Value chunk) {
+    Value from = nb.create<arith::MulIOp>(chunk, nb.index(kChunk));
+    Value to = nb.minIndex(nb.create<arith::AddIOp>(from, nb.index(kChunk)),
+                           selections);
+    return std::make_pair(from, to);
+  };
+  auto forExpertsOfThread = [&](KernelBuilder &nb,
+                                function_ref<void(KernelBuilder &, Value)> fn) {
+    nb.forEach(nb.threadId(), nb.index(numLocal), nb.index(kChunk), fn);
+  };
+
+  // The steps, shared by the one-block and the chunked kernels. A block
+  // first stages the local experts of its chunk [from, to) in shared memory
+  // (one selection per thread), so the per-expert scans below read shared
+  // memory instead of waiting on global loads one selection at a time.
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  auto chunkExpertsType = MemRefType::get({kChunk}, b.getI32Type(),
+                                          MemRefLayoutAttrInterface(), space);
+  // The local experts of selections [from, to) in shared memory `experts`.
+  struct StagedChunk {
+    Value experts, from, to;
+
+    Value expertOf(KernelBuilder &lb, Value f) const {
+      Value at = lb.create<arith::SubIOp>(f, from);
+      return lb.load(experts, at);
+    }
+  };
+  auto stageChunk = [&](KernelBuilder &kb, Value staged, Value from, Value to) {
+    Value f = kb.create<arith::AddIOp>(from, kb.threadId());
+    kb.ifThen(kb.lessThan(f, to), [&](KernelBuilder &tb) {
+      tb.store(local(tb, f), staged, tb.threadId());
+    });
+    kb.create<gpu::BarrierOp>();
+    return StagedChunk{staged, from, to};
+  };
+  // Selections of expert e in the staged chunk.
+  auto countOf = [&](KernelBuilder &eb, Value e, const StagedChunk &chunk) {
+    Value expert = eb.fromIndex(e, eb.getI32Type());
+    return eb
+        .forLoop(chunk.from, chunk.to, eb.index(1), ValueRange{eb.i32(0)},
+                 [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                   Value match = lb.create<arith::CmpIOp>(
+                       arith::CmpIPredicate::eq, chunk.expertOf(lb, f), expert);
+                   return SmallVector<Value>{
+                       lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
+                 })
+        .front();
+  };
+  // Writes the rows of expert e's selections in the staged chunk, from row
+  // start. Ids that changed since they were counted (a caller writing them
+  // on another stream during the call) can push a row past the end: it is
+  // not written.
+  auto placeFrom = [&](KernelBuilder &eb, Value e, Value start,
+                       const StagedChunk &chunk) {
+    Value expert = eb.fromIndex(e, eb.getI32Type());
+    Value numRows = eb.create<memref::DimOp>(rows.buffer, 0);
+    eb.forLoop(chunk.from, chunk.to, eb.index(1), ValueRange{start},
+               [&](KernelBuilder &lb, Value f, ValueRange acc) {
+                 Value match = lb.create<arith::AndIOp>(
+                     lb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                              chunk.expertOf(lb, f), expert),
+                     lb.inRange(acc[0], numRows));
+                 lb.ifThen(match, [&](KernelBuilder &sb) {
+                   Value at = sb.toIndex(acc[0]);
+                   sb.store(sb.fromIndex(f, sb.getI32Type()), rows.buffer, at);
+                   sb.store(acc[0], rowOf, f);
+                 });
+                 return SmallVector<Value>{
+                     lb.create<arith::AddIOp>(acc[0], lb.boolToI32(match))};
+               });
+  };
+  // Rows past the kept ones are padding, and dropped selections have no row.
+  auto markUnused = [&](KernelBuilder &kb, Value from, Value to) {
+    Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
+    Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
+    kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
+      lb.ifThen(
+          lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f, kept),
+          [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rows.buffer, f); });
+      Value dropped = lb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
+                                               local(lb, f), lb.i32(0));
+      lb.ifThen(dropped,
+                [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rowOf, f); });
+    });
+  };
+  // Totals in `counts` become exclusive starts in place, and the offsets.
+  auto scanTotals = [&](KernelBuilder &kb, Value counts) {
+    Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
+                                           kb.threadId(), kb.index(0));
+    kb.ifThen(first, [&](KernelBuilder &tb) {
+      Value end = tb.forLoop(tb.index(0), tb.index(numLocal), tb.index(1),
+                             ValueRange{tb.i32(0)},
+                             [&](KernelBuilder &lb, Value e, ValueRange acc) {
+                               Value total = lb.load(counts, e);
+                               lb.store(acc[0], counts, e);
+                               if (counts != offsets.buffer)
+                                 lb.store(acc[0], offsets.buffer, e);
+                               return SmallVector<Value>{
+                                   lb.create<arith::AddIOp>(acc[0], total)};
+                             })
+                      .front();
+      tb.store(end, offsets.buffer, tb.index(numLocal));
+    });
+  };
+
+  // Decode-sized dispatches (one chunk of selections) run in one block, one
+  // launch: the counts and starts stay in shared memory.
+  Value oneChunk = b.create<arith::CmpIOp>(arith::CmpIPredicate::ule,
+                                           selections, b.index(kChunk));
+  auto startsType = MemRefType::get({numLocal}, b.getI32Type(),
+                                    MemRefLayoutAttrInterface(), space);
+  b.ifThenElse(
+      oneChunk,
+      [&](KernelBuilder &ob) {
+        ob.launch("moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
+                  TypeRange{startsType, chunkExpertsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
+                    Value starts = shared.front();
+                    Value from = kb.index(0);
+                    StagedChunk chunk =
+                        stageChunk(kb, shared[1], from, selections);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      eb.store(countOf(eb, e, chunk), starts, e);
+                    });
+                    kb.create<gpu::BarrierOp>();
+                    scanTotals(kb, starts);
+                    kb.create<gpu::BarrierOp>();
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      placeFrom(eb, e, eb.load(starts, e), chunk);
+                    });
+                    markUnused(kb, from, selections);
+                  });
+      },
+      [&](KernelBuilder &cb) {
+        cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
+                  TypeRange{chunkExpertsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
+                    Value chunk = kb.blockId(gpu::Dimension::x);
+                    auto range = chunkRange(kb, chunk);
+                    StagedChunk staged = stageChunk(kb, shared.front(),
+                                                    range.first, range.second);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      eb.store(countOf(eb, e, staged), before, {chunk, e});
+                    });
+                  });
+
+        cb.launch(
+            "moe_dispatch_scan", cb.index(1), cb.index(1), kChunk,
+            [&](KernelBuilder &kb) {
+              // Each step loads kScanBatch chunks' counts before it stores
+              // their starts: one load in flight per chunk would make a
+              // 65536-token dispatch wait on 2048 loads in turn (32 at a
+              // time makes ptxas spill).
+              constexpr int64_t kScanBatch = 16;
+              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                Value total =
+                    eb.forLoop(
+                          eb.index(0), chunks, eb.index(kScanBatch),
+                          ValueRange{eb.i32(0)},
+                          [&](KernelBuilder &lb, Value c0, ValueRange acc) {
+                            SmallVector<Value> chunkOf, inside, counts;
+                            for (int64_t i = 0; i < kScanBatch; ++i) {
+                              Value c =
+                                  lb.create<arith::AddIOp>(c0, lb.index(i));
+                              Value in = lb.lessThan(c, chunks);
+                              Value safe = lb.create<arith::SelectOp>(
+                                  in, c, lb.index(0));
+                              chunkOf.push_back(c);
+                              inside.push_back(in);
+                              counts.push_back(lb.create<arith::SelectOp>(
+                                  in, lb.load(before, {safe, e}), lb.i32(0)));
+                            }
+                            Value start = acc[0];
+                            for (int64_t i = 0; i < kScanBatch; ++i) {
+                              Value at = start;
+                              lb.ifThen(inside[i], [&](KernelBuilder &sb) {
+                                sb.store(at, before, {chunkOf[i], e});
+                              });
+                              start =
+                                  lb.create<arith::AddIOp>(start, counts[i]);
+                            }
+                            return SmallVector<Value>{start};
+                          })
+                        .front();
+                eb.store(total, offsets.buffer, e);
+              });
+              kb.create<gpu::BarrierOp>();
+              scanTotals(kb, offsets.buffer);
+            });
+
+        cb.launch("moe_dispatch_place", chunks, cb.index(1), kChunk,
+                  TypeRange{chunkExpertsType},
+                  [&](KernelBuilder &kb, ValueRange shared) {
+                    Value chunk = kb.blockId(gpu::Dimension::x);
+                    auto range = chunkRange(kb, chunk);
+                    StagedChunk staged = stageChunk(kb, shared.front(),
+                                                    range.first, range.second);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      Value start =
+                          eb.create<arith::AddIOp>(eb.load(offsets.buffer, e),
+                                                   eb.load(before, {chunk, e}));
+                      placeFrom(eb, e, start, staged);
+                    });
+                    markUnused(kb, range.first, range.second);
+                  });
+      });
+
+  inverses[rows.tensor] = rowOf;
+  op.getRows().replaceAllUsesWith(rows.tensor);
+  op.getOffsets().replaceAllUsesWith(offsets.tensor);
+  return success();
+}
