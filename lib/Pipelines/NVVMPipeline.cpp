@@ -2,6 +2,8 @@
 
 #include "moe/Pipelines/Pipelines.h"
 
+#include "moe/Pipelines/CUDATarget.h"
+
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -27,15 +29,9 @@ validateOptions(const NVVMPipelineOptions &options,
   auto fail = [&](const Twine &message) {
     return errorHandler("moe-lower-to-nvvm-pipeline: " + message);
   };
-  if (!parseGpuChip(options.chip))
-    return fail("chip must be an sm_XY name (sm_80, sm_90a, ...), got '" +
-                options.chip + "'");
-  StringRef features = options.features;
-  unsigned ptx = 0;
-  if (!features.consume_front("+ptx") || features.getAsInteger(10, ptx) ||
-      ptx < 60 || ptx > 999)
-    return fail("features must be +ptxNN (e.g. +ptx80), got '" +
-                options.features + "'");
+  if (llvm::Error error =
+          checkCUDATarget(options.chip, options.features, "chip", "features"))
+    return fail(toString(std::move(error)));
   if (!llvm::is_contained({"fatbin", "bin", "isa", "offloading"},
                           options.format.getValue()))
     return fail("format must be fatbin, bin, isa or offloading, got '" +

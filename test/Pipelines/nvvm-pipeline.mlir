@@ -24,13 +24,20 @@
 // BADNAME: no such option wgmmaa
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={chip=sm_80}" 2>&1 | FileCheck %s --check-prefix=BADCHIPCONFIG
 // BADCHIPCONFIG: kernel-config takes no chip: the pipeline's chip option sets it
-// The pipeline's own options are checked before any pass meets them.
+// The pipeline's own options are checked before any pass meets them, the
+// chip and the PTX features against what LLVM's NVPTX backend knows (which
+// would abort at an unknown chip, ignore an unknown feature, and stop the
+// process at a PTX version older than the chip).
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=" 2>&1 | FileCheck %s --check-prefix=BADCHIP
-// BADCHIP: moe-lower-to-nvvm-pipeline: chip must be an sm_XY name (sm_80, sm_90a, ...), got ''
-// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_999999999999" 2>&1 | FileCheck %s --check-prefix=HUGECHIP
-// HUGECHIP: chip must be an sm_XY name
+// BADCHIP: moe-lower-to-nvvm-pipeline: chip '' is not a CUDA chip LLVM knows; known: {{.*}}sm_90a
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_999" 2>&1 | FileCheck %s --check-prefix=HUGECHIP
+// HUGECHIP: moe-lower-to-nvvm-pipeline: chip 'sm_999' is not a CUDA chip LLVM knows
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=" 2>&1 | FileCheck %s --check-prefix=BADFEATURES
-// BADFEATURES: moe-lower-to-nvvm-pipeline: features must be +ptxNN (e.g. +ptx80), got ''
+// BADFEATURES: moe-lower-to-nvvm-pipeline: features is empty; give the PTX version, e.g. +ptx80
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx999" 2>&1 | FileCheck %s --check-prefix=UNKNOWNPTX
+// UNKNOWNPTX: moe-lower-to-nvvm-pipeline: features: '+ptx999' is not +<feature> or -<feature> of an NVPTX feature LLVM knows
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx60" 2>&1 | FileCheck %s --check-prefix=OLDPTX
+// OLDPTX: moe-lower-to-nvvm-pipeline: features +ptx60 is older than chip 'sm_90a' needs: +ptx80 or newer
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=BADFORMAT
 // BADFORMAT: moe-lower-to-nvvm-pipeline: format must be fatbin, bin, isa or offloading, got 'elf'
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="opt-level=99999999999" 2>&1 | FileCheck %s --check-prefix=BADOPT

@@ -12,7 +12,7 @@
 
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
-#include "moe/Compiler/CUDATarget.h"
+#include "moe/Pipelines/CUDATarget.h"
 #include "moe/Compiler/HFConfig.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
