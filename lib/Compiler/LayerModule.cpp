@@ -1,4 +1,4 @@
-//===- LayerModule.cpp - The moe.layer module of a LayerSpec --------------===//
+//===- LayerModule.cpp - The modules of a LayerSpec -----------------------===//
 
 #include "moe/Compiler/LayerModule.h"
 
@@ -37,7 +37,98 @@ RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
   return RankedTensorType::get({e, n, k}, element);
 }
 
+/// A tensor.empty of `shape` whose dynamic sizes are those of `dynamic`.
+Value empty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type element,
+            ValueRange dynamic) {
+  return tensor::EmptyOp::create(b, loc, shape, element, dynamic);
+}
+
 } // namespace
+
+OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
+                                                    llvm::StringRef name,
+                                                    Location loc) {
+  MLIRContext *ctx = loc.getContext();
+  std::optional<DropPolicy> dropPolicy = symbolizeDropPolicy(spec.dropPolicy);
+  std::optional<Activation> activation = symbolizeActivation(spec.activation);
+  std::optional<RhsLayout> weightLayout = symbolizeRhsLayout(spec.weightLayout);
+  std::optional<GluLayout> gluLayout = symbolizeGluLayout(spec.gluLayout);
+  if (!dropPolicy || !activation || !weightLayout || !gluLayout ||
+      spec.hidden < 1 || spec.intermediate < 1 || spec.experts < 1 ||
+      spec.k < 1) {
+    emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
+    return nullptr;
+  }
+  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
+                   tensor::TensorDialect, MoEDialect>();
+  OpBuilder b(ctx);
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+
+  int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts, k = spec.k,
+          dyn = ShapedType::kDynamic;
+  Type dt = elementType(b, spec.dtype), f32 = b.getF32Type(),
+       i32 = b.getI32Type();
+  auto xType = RankedTensorType::get({dyn, H}, dt);
+  auto idsType = RankedTensorType::get({dyn, k}, i32);
+  auto weightsType = RankedTensorType::get({dyn, k}, f32);
+  SmallVector<Type> argTypes = {xType, idsType, weightsType,
+                                weightType(spec, 2 * I, H, dt),
+                                weightType(spec, H, I, dt)};
+  auto func =
+      func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
+  Block *entry = func.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+  Value x = entry->getArgument(0), ids = entry->getArgument(1),
+        weights = entry->getArgument(2), w13 = entry->getArgument(3),
+        w2 = entry->getArgument(4);
+
+  // The weights go to the dispatch as well: drop_policy = score ranks an
+  // overflowing expert's selections by them.
+  IntegerAttr capacity =
+      spec.capacity ? b.getI64IntegerAttr(*spec.capacity) : IntegerAttr();
+  FloatAttr capacityFactor = spec.capacityFactor
+                                 ? b.getF64FloatAttr(*spec.capacityFactor)
+                                 : FloatAttr();
+  auto dispatch = DispatchOp::create(
+      b, loc, RankedTensorType::get({dyn}, i32),
+      RankedTensorType::get({E + 1}, i32), ids, weights,
+      /*expert_map=*/Value(), b.getI64IntegerAttr(E), capacity, capacityFactor,
+      DropPolicyAttr::get(ctx, *dropPolicy));
+  Value rows = dispatch.getRows(), offsets = dispatch.getOffsets();
+  Value m = tensor::DimOp::create(b, loc, rows, 0);
+
+  // Intermediates in f32, as moe-decompose-layer builds the layer's, so the
+  // two entries round alike.
+  auto rowsOf = [&](int64_t width) {
+    return RankedTensorType::get({dyn, width}, f32);
+  };
+  Value xs =
+      PermuteOp::create(b, loc, rowsOf(H), x, rows,
+                        empty(b, loc, {dyn, H}, f32, m), b.getI64IntegerAttr(k))
+          .getResult();
+  Value h = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
+                                    empty(b, loc, {dyn, 2 * I}, f32, m),
+                                    *weightLayout)
+                .getResult();
+  Value act =
+      GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
+                    *activation, *gluLayout, llvm::APFloat(spec.alpha),
+                    llvm::APFloat(spec.limit))
+          .getResult();
+  Value ys =
+      GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
+                              empty(b, loc, {dyn, H}, f32, m), *weightLayout)
+          .getResult();
+  Value tokens = tensor::DimOp::create(b, loc, x, 0);
+  Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
+                              empty(b, loc, {dyn, H}, dt, tokens))
+                .getResult();
+  func::ReturnOp::create(b, loc, y);
+  if (failed(verify(*module)))
+    return nullptr;
+  return module;
+}
 
 OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                                   llvm::StringRef name,

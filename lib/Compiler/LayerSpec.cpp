@@ -318,6 +318,10 @@ SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
   return names;
 }
 
+SmallVector<std::string> mlir::moe::expertsArgumentNames() {
+  return {"x", "topk_ids", "topk_weights", "w13", "w2"};
+}
+
 json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
   json::Object layer{
       {"family", spec.family},

@@ -82,6 +82,13 @@ cl::opt<std::string> layerSettings(
              "limit, shared_intermediate, shared_gate, capacity, "
              "capacity_factor, drop_policy (they override a config's values)"),
     cl::value_desc("settings"), cl::cat(category));
+cl::opt<std::string> entry(
+    "entry",
+    cl::desc("What a layer from a config or --layer exports: layer (the "
+             "whole layer, routing inside: x, router, w13, w2, ...) or "
+             "experts (its routed experts, the routing given: x, topk_ids, "
+             "topk_weights, w13, w2)"),
+    cl::init("layer"), cl::cat(category));
 cl::opt<std::string> target("target", cl::desc("cpu or cuda"), cl::init("cpu"),
                             cl::cat(category));
 cl::opt<std::string> chip("chip",
@@ -237,6 +244,9 @@ int main(int argc, char **argv) {
                                              "ll", "manifest", "ptx", "fatbin"},
                       kind))
       return fail(formatv("--emit: unknown kind '{0}'", kind));
+  if (entry != "layer" && entry != "experts")
+    return fail(formatv("--entry must be layer or experts, got '{0}'", entry));
+  bool experts = entry == "experts";
   if (target != "cpu" && target != "cuda")
     return fail(formatv("--target must be cpu or cuda, got '{0}'", target));
   bool cuda = target == "cuda";
@@ -306,6 +316,9 @@ int main(int argc, char **argv) {
   if (inputBuffer && !isConfig) {
     if (layerSettings.getNumOccurrences())
       return fail("--layer describes a layer; it does not apply to IR input");
+    if (entry.getNumOccurrences())
+      return fail("--entry picks the function of a layer from a config or "
+                  "--layer; IR input exports its own (--function)");
     sourceText = inputBuffer->getBuffer().str();
     sourceMgr.AddNewSourceBuffer(std::move(inputBuffer), SMLoc());
     module = parseSourceFile<ModuleOp>(sourceMgr, &context);
@@ -330,12 +343,13 @@ int main(int argc, char **argv) {
                           toString(std::move(e))));
     // The layer's ops are located at the config file (or --layer): what a
     // lowering reports about them comes from there.
-    module = buildLayerModule(
-        *spec, layerName,
-        FileLineColLoc::get(&context, input.empty() ? "--layer" : input, 0, 0));
+    Location loc =
+        FileLineColLoc::get(&context, input.empty() ? "--layer" : input, 0, 0);
+    module = experts ? buildExpertsModule(*spec, layerName, loc)
+                     : buildLayerModule(*spec, layerName, loc);
     if (!module)
       return 1;
-    argNames = layerArgumentNames(*spec);
+    argNames = experts ? expertsArgumentNames() : layerArgumentNames(*spec);
     raw_string_ostream os(sourceText);
     module->print(os);
   }
@@ -535,8 +549,12 @@ int main(int argc, char **argv) {
       manifest["workspace_bytes"] = 0;
       manifest["cpu_features"] = json::Array(cpuFeatures);
     }
-    if (spec)
+    if (spec) {
+      // The experts entry takes the routing as arguments: the layer's router
+      // settings and shared expert are for the caller, not in the library.
+      manifest["entry"] = entry.getValue();
       manifest["layer"] = layerToJSON(*spec);
+    }
     std::string text = formatv("{0:2}", json::Value(std::move(manifest)));
     if (!writeFile(outPath(base + ".json"), text + "\n"))
       return 1;

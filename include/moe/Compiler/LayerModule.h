@@ -1,7 +1,9 @@
-//===- LayerModule.h - The moe.layer module of a LayerSpec ------*- C++ -*-===//
+//===- LayerModule.h - The modules of a LayerSpec ---------------*- C++ -*-===//
 //
-// Builds the module moe-compile and the C API compile for a layer spec,
-// with OpBuilder: no IR text is printed and parsed in between.
+// Builds the modules moe-compile and the C API compile for a layer spec,
+// with OpBuilder: no IR text is printed and parsed in between. The whole
+// layer (routing inside) and its expert half (the routing given) are the
+// two entries of moe-compile (--entry=layer, --entry=experts).
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +25,20 @@ namespace mlir::moe {
 /// verifier's diagnostics emitted, if the module does not verify.
 OwningOpRef<ModuleOp> buildLayerModule(const LayerSpec &spec,
                                        llvm::StringRef name, Location loc);
+
+/// A module with one function `@name` holding the layer's routed experts
+/// with the routing given, for engines that own the router: (x [T, H],
+/// topk_ids [T, k] i32, topk_weights [T, k] f32, w13, w2) -> y [T, H]
+/// (expertsArgumentNames), with a dynamic T. It is the expert half of
+/// buildLayerModule's layer, as moe-decompose-layer writes it: dispatch
+/// (with the spec's capacity), permute, the gate/up grouped matmul, the
+/// GLU, the down grouped matmul and the weighted combine, which
+/// moe-fuse-routing fuses like the layer's. Ids outside [0, E) get no row
+/// (moe.dispatch), so such a selection adds nothing. The router settings and
+/// the shared expert are not part of it. Same preconditions and failure as
+/// buildLayerModule.
+OwningOpRef<ModuleOp> buildExpertsModule(const LayerSpec &spec,
+                                         llvm::StringRef name, Location loc);
 
 } // namespace mlir::moe
 

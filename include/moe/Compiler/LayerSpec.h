@@ -83,6 +83,10 @@ llvm::Error validateLayerSpec(const LayerSpec &spec);
 /// w2[, bias][, shared_w13, shared_w2[, shared_gate]].
 llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 
+/// The function arguments of the experts entry's module (buildExpertsModule):
+/// x, topk_ids, topk_weights, w13, w2.
+llvm::SmallVector<std::string> expertsArgumentNames();
+
 /// The layer's sizes, dtype and routing attributes, for the manifest.
 llvm::json::Object layerToJSON(const LayerSpec &spec);
 
