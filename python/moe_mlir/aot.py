@@ -8,6 +8,9 @@
     gpu = aot.compile(config="config.json", target="cuda").load()
     y = gpu(x, router, w13, w2)            # torch CUDA tensors, current stream
 
+    experts = aot.compile(config="config.json", entry="experts").load()
+    y = experts(x, topk_ids, topk_weights, w13, w2)   # the routing given
+
 The artifact is a shared library exporting ``moe_<name>_forward``,
 ``moe_<name>_workspace_size`` and ``moe_<name>_status_string`` (see
 ``include/moe/Runtime/moe_runtime.h``), its C header and a JSON manifest
@@ -102,16 +105,27 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
             layer: Optional[Mapping[str, object]] = None, name: str = "layer",
             out_dir: Optional[str | os.PathLike] = None, ir: Optional[str] = None,
             emit: Sequence[str] = ("so", "header", "manifest"),
-            chip: Optional[str] = None, target: str = "cpu") -> Artifact:
+            chip: Optional[str] = None, target: str = "cpu",
+            entry: str = "layer") -> Artifact:
     """Runs moe-compile on a config.json (path or dict), ``layer`` settings
     (they override the config's), or MoE IR text, for ``target`` (cpu or
-    cuda)."""
+    cuda). ``entry`` picks what a layer from a config or settings exports:
+    ``"layer"`` (routing inside: x, router, w13, w2, ...) or ``"experts"``
+    (its routed experts with the routing given: x, topk_ids [T, k] int32,
+    topk_weights [T, k] float32, w13, w2)."""
+    if entry not in ("layer", "experts"):
+        raise ValueError(f"entry must be 'layer' or 'experts', got {entry!r}")
+    if entry != "layer" and ir is not None:
+        raise ValueError("entry applies to a layer from a config or settings; "
+                         "IR exports its own function")
     out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-aot-"))
     out.mkdir(parents=True, exist_ok=True)
     cmd = [str(moe_compile()), f"--name={name}", f"--target={target}",
            f"--emit={','.join(emit)}", "-o", str(out)]
     if chip:
         cmd.append(f"--chip={chip}")
+    if entry != "layer":
+        cmd.append(f"--entry={entry}")
     if ir is not None:
         source = out / f"{name}.input.mlir"
         source.write_text(ir)
@@ -137,6 +151,9 @@ class Layer:
     def __init__(self, library: pathlib.Path, manifest: dict):
         self.manifest = manifest
         self.target = manifest.get("target", "cpu")
+        # "layer" (routing inside) or "experts" (topk_ids, topk_weights in);
+        # artifacts from IR record none.
+        self.entry = manifest.get("entry")
         self._lib = ctypes.CDLL(str(library))
         prefix = manifest["prefix"]
         self._forward = getattr(self._lib, f"{prefix}_forward")
@@ -239,8 +256,10 @@ class Layer:
                              f"({', '.join(t['name'] for t in self.inputs)}), got {len(inputs)}")
 
     def __call__(self, *inputs):
-        """Runs the layer. The per-token inputs (``x``) may have any leading
-        dimensions ``[*, H]``; the output has the same. No tokens at all give
+        """Runs the layer. The per-token inputs (``x``, and ``topk_ids``
+        and ``topk_weights`` of an experts entry) may have any leading
+        dimensions ``[*, H]`` (``[*, k]``), the same for all; the output has
+        them too. Ids outside ``[0, E)`` select nothing. No tokens at all give
         an empty output without a call into the library. bf16 tensors are
         ``ml_dtypes.bfloat16`` arrays or uint16 bits; bf16 outputs are
         bfloat16 when a bf16 input was, uint16 bits otherwise."""

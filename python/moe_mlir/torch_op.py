@@ -9,6 +9,10 @@
     op = torch_op.register(gpu, "mixtral_cuda")   # CUDA tensors
     y = op(x, router, w13, w2)                    # on the current stream
 
+    experts = aot.compile(config, name="mixtral_experts", entry="experts").load()
+    op = torch_op.register(experts, "mixtral_experts")   # the routing given:
+    y = op(x, topk_ids, topk_weights, w13, w2)    # int32 [*, k], float32 [*, k]
+
 The op is a ``torch.library.custom_op`` with a fake (meta) implementation, so
 ``torch.compile(fullgraph=True)`` traces through it; the real one calls the
 artifact's C ABI on the tensors' memory, without copies for contiguous
@@ -66,9 +70,11 @@ def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
 
 
 def register(layer: Layer, name: str):
-    """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact. Its
-    ``x`` may have any leading dimensions, ``[*, H]``; the result has the
-    same, ``[*, H]``. Without tokens the result is empty and the library is
+    """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact, with
+    the artifact's inputs in the manifest's order (an experts entry's:
+    x, topk_ids, topk_weights, w13, w2). Its ``x`` may have any leading
+    dimensions, ``[*, H]`` (``topk_ids`` and ``topk_weights`` then
+    ``[*, k]``); the result has the same, ``[*, H]``. Without tokens the result is empty and the library is
     not called."""
     out_spec = layer.outputs[0]
     out_dtype = TORCH_DTYPES[out_spec["dtype"]]
