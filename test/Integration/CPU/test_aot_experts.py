@@ -36,7 +36,8 @@ def oracle(x, ids, weights, w13, w2, num_experts, **ffn):
     """The expert half of ``reference.layer_with_routing`` with the routing
     given: ids outside [0, num_experts) get no row and add nothing."""
     k = ids.shape[-1]
-    rows, offsets = ref.dispatch(ids, weights, num_experts=num_experts)
+    capacity = {key: ffn.pop(key) for key in ("capacity", "drop_policy") if key in ffn}
+    rows, offsets = ref.dispatch(ids, weights, num_experts=num_experts, **capacity)
     h = ref.grouped_matmul(ref.permute(x, rows, k), w13, offsets)
     a = ref.glu(h, ffn.get("activation", "silu"), ffn.get("glu_layout", "concatenated"))
     ys = ref.grouped_matmul(a, w2, offsets)
@@ -105,10 +106,13 @@ def test_out_of_range_ids_select_nothing(experts, rng):
     ids[0, 1], ids[1, 0], ids[2, 1], ids[3, 0], ids[4, 1] = bad[:5]
     ids[5] = [bad[5], E]      # no selection at all
     ids[6] = [-1, -1]
+    # Their weights are not used: not even a NaN gets through.
+    weights[(ids < 0) | (ids >= E)] = np.nan
     y = np.full((tokens, H), np.nan, np.float32)
     experts.forward_pointers([a.ctypes.data for a in (x, ids, weights, w13, w2, y)],
                              tokens, None, 0)
     want = oracle(x, ids, weights, w13, w2, E)
+    assert np.all(np.isfinite(want))
     assert_close(y, want, "f32", "out-of-range ids")
     assert np.all(y[5:7] == 0.0)
     # The same as the call with those selections' weights set to zero.
@@ -116,6 +120,22 @@ def test_out_of_range_ids_select_nothing(experts, rng):
     clean = np.where(valid, ids, 0).astype(np.int32)
     assert_close(y, experts(x, clean, np.where(valid, weights, 0).astype(np.float32),
                             w13, w2), "f32", "weights zeroed instead")
+
+
+@pytest.mark.parametrize("drop_policy", ["position", "score"])
+def test_capacity_of_the_layer_applies(out_dir, rng, drop_policy):
+    # The layer's capacity (3 selections per expert) drops the same
+    # selections as the oracle's dispatch; 16 tokens on 3 experts overflow.
+    layer = aot.compile(layer=SETTINGS | {"capacity": 3, "drop_policy": drop_policy},
+                        entry="experts", name=f"capacity_{drop_policy}",
+                        out_dir=out_dir / f"capacity_{drop_policy}").load()
+    x, _, weights, w13, w2 = draw(rng, 16)
+    ids = rng.integers(0, 3, (16, K)).astype(np.int32)
+    ids[:, 1] = (ids[:, 0] + 1) % 3
+    y = layer(x, ids, weights, w13, w2)
+    want = oracle(x, ids, weights, w13, w2, E, capacity=3, drop_policy=drop_policy)
+    assert_close(y, want, "f32", "capacity")
+    assert not np.allclose(want, oracle(x, ids, weights, w13, w2, E), atol=1e-3)
 
 
 def test_routing_of_the_oracle_layer(experts, rng):
