@@ -86,6 +86,14 @@ Error mlir::moe::checkCUDATarget(StringRef chip, StringRef features,
                          .Cases("sm_100", "sm_100a", "sm_101", "sm_101a", 86)
                          .Cases("sm_120", "sm_120a", 87)
                          .Default(0);
+  // A chip LLVM knows but this table does not would reach that check with
+  // no answer here: refused rather than risked.
+  if (!minimum)
+    return fail(formatv("{0} '{1}' is not one the project builds for (sm_70, "
+                        "sm_72, sm_75, sm_80, sm_86, sm_87, sm_89, sm_90, "
+                        "sm_90a, sm_100, sm_100a, sm_101, sm_101a, sm_120, "
+                        "sm_120a)",
+                        chipOption, chip));
   if (requested && requested < minimum)
     return fail(formatv("{0} +ptx{1} is older than {2} '{3}' needs: +ptx{4} "
                         "or newer",

@@ -22,6 +22,12 @@ func.func private @columns() attributes {t = #moe.matmul_tile<kernel = mma_sync,
 
 // -----
 
+// A size that would overflow the kernel's arithmetic is refused before it.
+// expected-error @+1 {{the mma_sync kernel needs columns in [8, 256], got 4611686018427387904}}
+func.func private @huge_columns() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 4611686018427387904, k = 32, stages = 1, unroll = 1, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
 // expected-error @+1 {{the mma_sync_staged kernel needs a_layout in {padded}, got swizzle_128b}}
 func.func private @layout() attributes {t = #moe.matmul_tile<kernel = mma_sync_staged, rows = 128, columns = 128, k = 32, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = padded, inline_constants = false>}
 

@@ -87,6 +87,9 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "the mma_sync kernel's rows are 16-row MMA tiles, "
                             "got "
                          << rows;
+    // Bounded before it is multiplied: a huge `columns` must not wrap.
+    if (failed(e.within("columns", columns, 8, 256)))
+      return failure();
     if (splitK != 1 && splitK != 4)
       return emitError() << "the mma_sync kernel's split_k is 1 (each of the "
                             "4 warps has its own columns) or 4 (the warps "
