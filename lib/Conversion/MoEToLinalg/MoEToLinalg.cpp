@@ -247,7 +247,10 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
     OpFoldResult slots = b.getIndexAttr(k);
     Value capacity;
     if (auto fixed = op.getCapacity()) {
-      capacity = b.i32(static_cast<int64_t>(*fixed));
+      // No expert can hold more than all T * k selections (< 2^31): a larger
+      // capacity is that, not its i32 truncation.
+      capacity = b.i32(static_cast<int64_t>(
+          std::min<uint64_t>(*fixed, std::numeric_limits<int32_t>::max())));
     } else if (auto factor = op.getCapacityFactor()) {
       // ceil(f * T * k / E), evaluated in f64 in that order.
       Value numTokens = b.create<arith::IndexCastOp>(b.getI64Type(),
@@ -259,8 +262,13 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
           b.f64(static_cast<double>(k)));
       Value quotient = b.create<arith::DivFOp>(
           product, b.f64(static_cast<double>(op.getNumExperts())));
-      capacity = b.create<arith::FPToSIOp>(
-          b.getI32Type(), b.create<math::CeilOp>(quotient));
+      // Clamped in f64 to what an i32 holds (at least all T * k
+      // selections), as the GPU lowering clamps it: the conversion of a
+      // larger value would be poison.
+      Value clamped = b.create<arith::MinimumFOp>(
+          b.create<math::CeilOp>(quotient),
+          b.f64(static_cast<double>(std::numeric_limits<int32_t>::max())));
+      capacity = b.create<arith::FPToSIOp>(b.getI32Type(), clamped);
     }
     if (!capacity)
       return b
