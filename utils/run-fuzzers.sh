@@ -29,10 +29,8 @@ if [ ! -f "$build/build.ninja" ]; then
     -DLLVM_USE_SANITIZE_COVERAGE=ON \
     -DMOE_MLIR_ENABLE_FUZZERS=ON
 fi
-# Only the fuzzers and the libraries they link; one build at a time on the
-# machine (the lock the other builds take).
-flock /tmp/moe-build.lock ninja -C "$build" -j "${MOE_MLIR_JOBS:-2}" \
-  moe-ir-fuzzer moe-config-fuzzer
+# Only the fuzzers and the libraries they link.
+ninja -C "$build" -j "${MOE_MLIR_JOBS:-2}" moe-ir-fuzzer moe-config-fuzzer
 
 # Seeds: every test case of moe IR (split at "// -----") and every config.
 seeds=$build/fuzz/seeds
@@ -74,12 +72,19 @@ for target in moe-ir-fuzzer moe-config-fuzzer; do
   # -rss_limit_mb: a module that needs more memory than this is a finding.
   # With -jobs, libFuzzer writes fuzz-<job>.log files into the current
   # folder: run from the target's own.
-  if ! (cd "$out" && "$build/bin/$target" "$out/corpus" "$seeds/$kind" \
+  set +e
+  (cd "$out" && "$build/bin/$target" "$out/corpus" "$seeds/$kind" \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=16384 -jobs="$jobs" -workers="$jobs" \
       -artifact_prefix="$out/" -print_final_stats=1) 2>&1 | tee "$out/log.txt" \
-      | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY|.*crash-|.*timeout-)"; then
-    :
+    | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY|.*crash-|.*timeout-)"
+  fuzzer_status=${PIPESTATUS[0]}
+  set -e
+  # The fuzzer's own status: one that could not start, or stopped on a
+  # finding it wrote nowhere, is a failure too.
+  if [ "$fuzzer_status" -ne 0 ]; then
+    echo "$target: exited with status $fuzzer_status"
+    status=1
   fi
   if ls "$out"/crash-* "$out"/timeout-* "$out"/oom-* >/dev/null 2>&1; then
     echo "$target: findings in $out"

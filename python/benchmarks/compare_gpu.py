@@ -2,7 +2,7 @@
 
 For each shape and token count: both times, after/before, and whether the
 second run is within the tolerance of the first (or faster). Compare only
-runs from the same card in the same session.
+runs from the same card, taken back to back.
 
     python3 python/benchmarks/compare_gpu.py before.json after.json [--tolerance 0.03]
 """
