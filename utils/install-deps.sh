@@ -3,10 +3,11 @@
 # Idempotent: packages already present are skipped, so a second run is quick.
 set -euo pipefail
 
-# python3-venv: the wheel test (test_pip_install.py) installs into a fresh venv.
+# python3-venv: the wheel test (test_pip_install.py) installs into a fresh venv;
+# python3-pip: the PyPI packages below, for Debian's own python3.
 debian_packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake python3-venv
+  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake python3-venv python3-pip
 )
 python_packages=(numpy ml_dtypes pytest)
 
@@ -26,7 +27,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${missing[@]}"
 fi
 
-python3 - "${python_packages[@]}" <<'PY' || python3 -m pip install -q "${python_packages[@]}"
+# Debian's python3 marks its packages externally managed (PEP 668) and
+# packages neither ml_dtypes nor recent numpy: there the packages go into the
+# user's site as pip allows with --break-system-packages.
+pip_install() {
+  python3 -m pip install -q "$@" ||
+    python3 -m pip install -q --user --break-system-packages "$@"
+}
+python3 - "${python_packages[@]}" <<'PY' || pip_install "${python_packages[@]}"
 import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(p) for p in sys.argv[1:]) else 1)
 PY
