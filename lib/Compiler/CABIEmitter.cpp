@@ -1,4 +1,11 @@
 //===- CABIEmitter.cpp - The C ABI of a compiled function -----------------===//
+//
+// What moe-compile writes for a function describeABI (ABIDescription.cpp)
+// accepted: the C header, the shim that checks the arguments and calls the
+// kernel (and, on the CPU, guards its allocations and checks the CPU
+// features), the exported symbols and the manifest's tensor list.
+//
+//===----------------------------------------------------------------------===//
 
 #include "moe/Compiler/CABIEmitter.h"
 
@@ -15,156 +22,6 @@
 using namespace llvm;
 using namespace mlir;
 using namespace mlir::moe;
-
-static Error fail(const Twine &message) {
-  return createStringError(inconvertibleErrorCode(), message);
-}
-
-/// "file:line:col: " of `loc`, to place a message in the input.
-static std::string where(Location loc) {
-  if (auto file = dyn_cast<FileLineColLoc>(loc))
-    return formatv("{0}:{1}:{2}: ", file.getFilename(), file.getLine(),
-                   file.getColumn())
-        .str();
-  return "";
-}
-
-static bool leadingIsTokenCount(Value tensor, unsigned depth);
-
-/// Whether the index value `size` is the token count: the leading size of a
-/// tensor whose leading size is the token count.
-static bool isTokenCount(Value size, unsigned depth) {
-  auto dim = size.getDefiningOp<tensor::DimOp>();
-  if (!dim)
-    return false;
-  std::optional<int64_t> index = dim.getConstantIndex();
-  return index && *index == 0 && leadingIsTokenCount(dim.getSource(), depth);
-}
-
-/// Whether the leading size of `tensor`, a value of the exported function, is
-/// provably the token count: an argument's dynamic leading size, carried
-/// through tensor.empty, tensor.cast, a destination-style op's init and
-/// moe.route (whose results have the logits' rows). Anything else (say T * k
-/// rows) is not.
-static bool leadingIsTokenCount(Value tensor, unsigned depth) {
-  auto type = dyn_cast<RankedTensorType>(tensor.getType());
-  // The IR is finite, but a long chain must not exhaust the stack.
-  if (!type || type.getRank() == 0 || !type.isDynamicDim(0) || depth > 256)
-    return false;
-  if (auto argument = dyn_cast<BlockArgument>(tensor))
-    return isa<func::FuncOp>(argument.getOwner()->getParentOp()) &&
-           argument.getOwner()->isEntryBlock();
-  Operation *op = tensor.getDefiningOp();
-  if (auto empty = dyn_cast<tensor::EmptyOp>(op))
-    return isTokenCount(empty.getDynamicSize(0), depth + 1);
-  if (auto cast = dyn_cast<tensor::CastOp>(op))
-    return leadingIsTokenCount(cast.getSource(), depth + 1);
-  if (auto route = dyn_cast<RouteOp>(op))
-    return leadingIsTokenCount(route.getLogits(), depth + 1);
-  if (auto dps = dyn_cast<DestinationStyleOpInterface>(op))
-    return leadingIsTokenCount(
-        dps.getTiedOpOperand(cast<OpResult>(tensor))->get(), depth + 1);
-  return false;
-}
-
-/// Refuses a signature the C ABI cannot describe: its one dynamic size is
-/// num_tokens, so a dynamic size may only be the leading one of a tensor, and
-/// a result's must provably be the token count, or the library would write
-/// past the caller's buffer of num_tokens rows.
-static Error checkExtents(func::FuncOp func) {
-  auto dynamicInner = [](Type type) {
-    auto tensor = cast<RankedTensorType>(type);
-    for (int64_t d = 1; d < tensor.getRank(); ++d)
-      if (tensor.isDynamicDim(d))
-        return d;
-    return int64_t(0);
-  };
-  for (BlockArgument argument : func.getArguments())
-    if (int64_t d = dynamicInner(argument.getType()))
-      return fail(formatv(
-          "{0}@{1}: argument {2} ({3}) has a dynamic size in dimension {4}; "
-          "the C ABI's only dynamic size is num_tokens, in the leading "
-          "dimension",
-          where(argument.getLoc()), func.getSymName(), argument.getArgNumber(),
-          argument.getType(), d));
-  for (Block &block : func.getBody()) {
-    auto ret = dyn_cast<func::ReturnOp>(block.getTerminator());
-    if (!ret)
-      continue;
-    for (OpOperand &result : ret->getOpOperands()) {
-      auto type = cast<RankedTensorType>(result.get().getType());
-      if (int64_t d = dynamicInner(type))
-        return fail(formatv("{0}@{1}: result {2} ({3}) has a dynamic size in "
-                            "dimension {4}; the C ABI's only dynamic size is "
-                            "num_tokens, in the leading dimension",
-                            where(ret.getLoc()), func.getSymName(),
-                            result.getOperandNumber(), type, d));
-      if (type.getRank() && type.isDynamicDim(0) &&
-          !leadingIsTokenCount(result.get(), 0))
-        return fail(formatv(
-            "{0}@{1}: result {2} ({3}) has a dynamic leading size that is not "
-            "provably num_tokens (the leading size of a token argument), so "
-            "the caller could not size its buffer; give it a static size",
-            where(ret.getLoc()), func.getSymName(), result.getOperandNumber(),
-            type));
-    }
-  }
-  return Error::success();
-}
-
-Expected<ABIFunction> mlir::moe::describeABI(func::FuncOp func, StringRef name,
-                                             ArrayRef<std::string> argNames,
-                                             int64_t maxTokens, bool cuda) {
-  ABIFunction abi;
-  abi.cuda = cuda;
-  abi.symbol = func.getSymName().str();
-  abi.prefix = ("moe_" + name).str();
-  abi.maxTokens = maxTokens;
-  auto add = [&](Type type, std::string tensorName, bool isResult) -> Error {
-    auto tensor = dyn_cast<RankedTensorType>(type);
-    if (!tensor)
-      return fail(formatv("@{0}: {1} has type {2}; the C ABI passes ranked "
-                          "tensors only",
-                          abi.symbol, tensorName, type));
-    ABITensor t{tensorName, {}, "", 0, isResult};
-    for (int64_t size : tensor.getShape())
-      t.shape.push_back(ShapedType::isDynamic(size) ? -1 : size);
-    Type element = tensor.getElementType();
-    if (element.isF32())
-      t.elementType = "f32", t.elementBytes = 4;
-    else if (element.isBF16())
-      t.elementType = "bf16", t.elementBytes = 2;
-    else if (element.isF16())
-      t.elementType = "f16", t.elementBytes = 2;
-    else if (element.isSignlessInteger(32))
-      t.elementType = "i32", t.elementBytes = 4;
-    else
-      return fail(formatv("@{0}: {1} has element type {2}; the C ABI passes "
-                          "f32, bf16, f16 and i32",
-                          abi.symbol, tensorName, element));
-    abi.tensors.push_back(std::move(t));
-    return Error::success();
-  };
-  FunctionType type = func.getFunctionType();
-  // Types first: the extents check below takes ranked tensors.
-  auto ranked = [](Type t) { return isa<RankedTensorType>(t); };
-  if (llvm::all_of(type.getInputs(), ranked) &&
-      llvm::all_of(type.getResults(), ranked))
-    if (Error e = checkExtents(func))
-      return std::move(e);
-  for (auto [i, input] : llvm::enumerate(type.getInputs()))
-    if (Error e = add(input,
-                      i < argNames.size() ? argNames[i] : formatv("arg{0}", i),
-                      false))
-      return std::move(e);
-  for (auto [i, result] : llvm::enumerate(type.getResults()))
-    if (Error e = add(result,
-                      type.getNumResults() == 1 ? std::string("y")
-                                                : formatv("result{0}", i).str(),
-                      true))
-      return std::move(e);
-  return abi;
-}
 
 /// A tensor that <prefix>_pack_<name> writes from E experts' [N, K] Linear
 /// weights.
@@ -200,8 +57,8 @@ static std::string packedOffset(StringRef layout, const PackedWeights &w,
   if (layout == "kn")
     return formatv("(e * {0} + k) * {1} + n", w.k, w.n);
   if (layout == "panels")
-    return formatv("((e * {0} + n / {1}) * {2} + k) * {1} + n % {1}",
-                   w.n / P, P, w.k);
+    return formatv("((e * {0} + n / {1}) * {2} + k) * {1} + n % {1}", w.n / P,
+                   P, w.k);
   return formatv("((e * {0} + n / {1}) * {2} + k / 2) * {3} + 2 * (n % {1}) "
                  "+ k % 2",
                  w.n / P, P, w.k / 2, 2 * P);
@@ -221,7 +78,8 @@ std::string mlir::moe::emitHeader(const ABIFunction &abi,
   std::string guard = StringRef(abi.prefix).upper() + "_H";
   std::string text;
   raw_string_ostream os(text);
-  os << "/* Generated by moe-compile. The C ABI of one compiled MoE function. */\n"
+  os << "/* Generated by moe-compile. The C ABI of one compiled MoE function. "
+        "*/\n"
      << "#ifndef " << guard << "\n#define " << guard << "\n\n"
      << runtimeHeader << "\n"
      << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
@@ -249,8 +107,7 @@ std::string mlir::moe::emitHeader(const ABIFunction &abi,
      << "size_t " << abi.prefix << "_workspace_size(int64_t num_tokens);\n"
      << "moe_status " << abi.prefix << "_forward(" << parameterList(abi)
      << ");\n"
-     << "const char *" << abi.prefix
-     << "_status_string(moe_status status);\n";
+     << "const char *" << abi.prefix << "_status_string(moe_status status);\n";
   for (const PackedWeights &w : packedWeights(abi))
     os << "\n/* Writes " << w.tensor->name << " in the " << abi.weightLayout
        << " layout from E = " << w.experts << " experts' [" << w.n << ", "
@@ -506,8 +363,7 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << ")) return MOE_STATUS_MISALIGNED;\n";
   os << "  if (num_tokens < 1 || num_tokens > " << abi.maxTokens
      << ") return MOE_STATUS_BAD_NUM_TOKENS;\n"
-     << "  size_t required = " << abi.prefix
-     << "_workspace_size(num_tokens);\n"
+     << "  size_t required = " << abi.prefix << "_workspace_size(num_tokens);\n"
      << "  if (workspace_size < required) return "
         "MOE_STATUS_WORKSPACE_TOO_SMALL;\n";
   if (abi.cuda) {
@@ -523,11 +379,9 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
     os << "  (void)workspace;\n"
        << "  if (stream) return MOE_STATUS_UNSUPPORTED;\n";
   }
-  emitDescriptors(abi, abi.tensors.size(),
-                  [&](size_t i) {
-                    return "(void *)" + abi.tensors[i].name;
-                  },
-                  os);
+  emitDescriptors(
+      abi, abi.tensors.size(),
+      [&](size_t i) { return "(void *)" + abi.tensors[i].name; }, os);
   if (abi.cuda) {
     os << "  memref_1d ws = {workspace, workspace, 0, {(int64_t)"
           "workspace_size}, {1}};\n"
