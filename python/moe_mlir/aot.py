@@ -302,7 +302,7 @@ class Layer:
         their device; the workspace comes from torch's caching allocator."""
         import torch
 
-        from .torch_op import check_tensors, TORCH_DTYPES
+        from .torch_tensors import check_tensors, TORCH_DTYPES
 
         self._check_count(inputs)
         tensors, lead = check_tensors(self, inputs, "cuda")

@@ -29,45 +29,9 @@ from typing import Sequence
 import torch
 
 from .aot import Layer
-
-TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
-                "i32": torch.int32}
-
-
-def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
-                  device_type: str) -> tuple:
-    """The inputs as contiguous tensors, the per-token ones flattened from
-    ``[*, ...]`` to ``[T, ...]``, after checking their device, dtype and
-    shape against the artifact's manifest; and the leading dimensions
-    ``[*]``."""
-    if len(tensors) != len(layer.inputs):
-        raise ValueError(f"expected {len(layer.inputs)} tensors, got {len(tensors)}")
-    for spec, tensor in zip(layer.inputs, tensors):
-        if not isinstance(tensor, torch.Tensor):
-            raise TypeError(f"'{spec['name']}' must be a torch.Tensor, got "
-                            f"{type(tensor).__name__}")
-        if tensor.device.type != device_type:
-            raise ValueError(f"'{spec['name']}' must be a {device_type.upper()} tensor "
-                             f"for this {layer.target} artifact, got {tensor.device}")
-        want = TORCH_DTYPES[spec["dtype"]]
-        if tensor.dtype != want:
-            raise ValueError(f"'{spec['name']}' must be {want}, got {tensor.dtype}")
-        if tensor.device != tensors[0].device:
-            raise ValueError(f"'{spec['name']}' is on {tensor.device}, the others on "
-                             f"{tensors[0].device}")
-    lead = layer.leading_shape([tuple(t.shape) for t in tensors])
-    tokens = math.prod(lead)
-    checked = []
-    for spec, tensor in zip(layer.inputs, tensors):
-        if layer.per_token(spec):
-            tensor = tensor.reshape((tokens,) + tuple(spec["shape"][1:]))
-        shape = layer.shape(spec, tokens)
-        if tuple(tensor.shape) != shape:
-            raise ValueError(f"'{spec['name']}' must have shape {shape}, "
-                             f"got {tuple(tensor.shape)}")
-        checked.append(tensor.contiguous())
-    return checked, lead
-
+# Also what aot's CUDA calls use; kept in a module of their own so that aot
+# does not import this one, which imports aot.
+from .torch_tensors import TORCH_DTYPES, check_tensors  # noqa: F401
 
 def register(layer: Layer, name: str):
     """Registers ``torch.ops.moe_mlir.<name>`` for a loaded artifact, with
