@@ -43,27 +43,49 @@ Value empty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type element,
   return tensor::EmptyOp::create(b, loc, shape, element, dynamic);
 }
 
+/// The expert half's settings as the ops' enums. A name that is no enum
+/// value has no attribute to build (the rest of the checks are the
+/// verifier's).
+struct ExpertSettings {
+  DropPolicy dropPolicy;
+  Activation activation;
+  RhsLayout weightLayout;
+  GluLayout gluLayout;
+};
+std::optional<ExpertSettings> expertSettings(const LayerSpec &spec) {
+  std::optional<DropPolicy> dropPolicy = symbolizeDropPolicy(spec.dropPolicy);
+  std::optional<Activation> activation = symbolizeActivation(spec.activation);
+  std::optional<RhsLayout> weightLayout = symbolizeRhsLayout(spec.weightLayout);
+  std::optional<GluLayout> gluLayout = symbolizeGluLayout(spec.gluLayout);
+  if (!dropPolicy || !activation || !weightLayout || !gluLayout ||
+      spec.hidden < 1 || spec.intermediate < 1 || spec.experts < 1)
+    return std::nullopt;
+  return ExpertSettings{*dropPolicy, *activation, *weightLayout, *gluLayout};
+}
+
+/// An empty module, the dialects its ops need loaded and `b` at its end.
+OwningOpRef<ModuleOp> startModule(OpBuilder &b, Location loc) {
+  loc.getContext()
+      ->loadDialect<arith::ArithDialect, func::FuncDialect,
+                    tensor::TensorDialect, MoEDialect>();
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  b.setInsertionPointToEnd(module->getBody());
+  return module;
+}
+
 } // namespace
 
 OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
                                                     llvm::StringRef name,
                                                     Location loc) {
   MLIRContext *ctx = loc.getContext();
-  std::optional<DropPolicy> dropPolicy = symbolizeDropPolicy(spec.dropPolicy);
-  std::optional<Activation> activation = symbolizeActivation(spec.activation);
-  std::optional<RhsLayout> weightLayout = symbolizeRhsLayout(spec.weightLayout);
-  std::optional<GluLayout> gluLayout = symbolizeGluLayout(spec.gluLayout);
-  if (!dropPolicy || !activation || !weightLayout || !gluLayout ||
-      spec.hidden < 1 || spec.intermediate < 1 || spec.experts < 1 ||
-      spec.k < 1) {
+  std::optional<ExpertSettings> settings = expertSettings(spec);
+  if (!settings || spec.k < 1) {
     emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
     return nullptr;
   }
-  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
-                   tensor::TensorDialect, MoEDialect>();
   OpBuilder b(ctx);
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  b.setInsertionPointToEnd(module->getBody());
+  OwningOpRef<ModuleOp> module = startModule(b, loc);
 
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts, k = spec.k,
           dyn = ShapedType::kDynamic;
@@ -94,7 +116,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
       b, loc, RankedTensorType::get({dyn}, i32),
       RankedTensorType::get({E + 1}, i32), ids, weights,
       /*expert_map=*/Value(), b.getI64IntegerAttr(E), capacity, capacityFactor,
-      DropPolicyAttr::get(ctx, *dropPolicy));
+      DropPolicyAttr::get(ctx, settings->dropPolicy));
   Value rows = dispatch.getRows(), offsets = dispatch.getOffsets();
   Value m = tensor::DimOp::create(b, loc, rows, 0);
 
@@ -109,17 +131,17 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
           .getResult();
   Value h = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
                                     empty(b, loc, {dyn, 2 * I}, f32, m),
-                                    *weightLayout)
+                                    settings->weightLayout)
                 .getResult();
   Value act =
       GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
-                    *activation, *gluLayout, llvm::APFloat(spec.alpha),
-                    llvm::APFloat(spec.limit))
+                    settings->activation, settings->gluLayout,
+                    llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit))
           .getResult();
-  Value ys =
-      GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
-                              empty(b, loc, {dyn, H}, f32, m), *weightLayout)
-          .getResult();
+  Value ys = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
+                                     empty(b, loc, {dyn, H}, f32, m),
+                                     settings->weightLayout)
+                 .getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
   Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
                               empty(b, loc, {dyn, H}, dt, tokens))
@@ -134,25 +156,15 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                                   llvm::StringRef name,
                                                   Location loc) {
   MLIRContext *ctx = loc.getContext();
-  // The rest of the checks are the verifier's; a name that is no enum value
-  // has no attribute to build.
   std::optional<Scoring> scoring = symbolizeScoring(spec.scoring);
   std::optional<GroupScore> groupScore = symbolizeGroupScore(spec.groupScore);
-  std::optional<DropPolicy> dropPolicy = symbolizeDropPolicy(spec.dropPolicy);
-  std::optional<Activation> activation = symbolizeActivation(spec.activation);
-  std::optional<RhsLayout> weightLayout = symbolizeRhsLayout(spec.weightLayout);
-  std::optional<GluLayout> gluLayout = symbolizeGluLayout(spec.gluLayout);
-  if (!scoring || !groupScore || !dropPolicy || !activation || !weightLayout ||
-      !gluLayout || spec.hidden < 1 || spec.intermediate < 1 ||
-      spec.experts < 1 || spec.sharedIntermediate < 0) {
+  std::optional<ExpertSettings> settings = expertSettings(spec);
+  if (!scoring || !groupScore || !settings || spec.sharedIntermediate < 0) {
     emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
     return nullptr;
   }
-  ctx->loadDialect<arith::ArithDialect, func::FuncDialect,
-                   tensor::TensorDialect, MoEDialect>();
   OpBuilder b(ctx);
-  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
-  b.setInsertionPointToEnd(module->getBody());
+  OwningOpRef<ModuleOp> module = startModule(b, loc);
 
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
   Type dt = elementType(b, spec.dtype);
@@ -198,8 +210,9 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
       sharedW2, sharedGate, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
       *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
       llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
-      capacityFactor, *dropPolicy, *activation, *weightLayout, *gluLayout,
-      llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit));
+      capacityFactor, settings->dropPolicy, settings->activation,
+      settings->weightLayout, settings->gluLayout, llvm::APFloat(spec.alpha),
+      llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());
   if (failed(verify(*module)))
     return nullptr;
