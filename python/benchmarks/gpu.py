@@ -5,10 +5,11 @@ Runs on a GPU machine over artifacts built here by
 shape and token count: fresh inputs with near-uniform routing, our output
 checked against a torch fp32 reference, then median times (triton do_bench,
 which flushes L2 before each run) of ours and of the peers, measured in the
-same run as the ceilings: the read-only rate (a torch reduction over 2 GiB, which
-bounds the weights' bytes), the device copy (bytes read + written, which bounds
-the activations') and the bf16 matmul rate. Routing is excluded everywhere, as in the peer
-table of BENCHMARKS.md: ours runs dispatch, both grouped GEMMs and the combine.
+same run as the ceilings: the read-only rate (torch reductions over 2 GiB,
+which bounds the weights' bytes), the device copy (bytes read + written,
+which bounds the activations') and the bf16 matmul rate. Routing is excluded
+everywhere, as in the peer table of BENCHMARKS.md: ours runs dispatch, both
+grouped GEMMs and the combine.
 At decode sizes ours and the torch._grouped_mm pipeline are also timed as a
 replayed CUDA graph ("graph ms"), as decode loops run them.
 
@@ -130,7 +131,8 @@ def main() -> None:
 
 
 def describe_ceilings(ceilings: dict) -> str:
-    reads = ", ".join(f"{name} {tbps:.2f}" for name, tbps in ceilings["read_variants_tbps"].items())
+    reads = ", ".join(f"{name} {tbps:.2f}"
+                      for name, tbps in ceilings["read_variants_tbps"].items())
     return (f"read {ceilings['read_tbps']:.2f} TB/s (the weights'; best of {reads}), "
             f"copy {ceilings['copy_tbps']:.2f} TB/s (read + write; the activations'), "
             f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s")
