@@ -13,7 +13,10 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
 
-GroupedMatmul::GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
+GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
+                             GroupedMatmulOp::Adaptor operands,
+                             KernelBuilder &b)
+    : op(op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   WeightShape weights = weightShape(rhsType, op.getRhsLayout());
   numExperts = weights.experts;
@@ -27,14 +30,14 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
   lhsType = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
   rhsElement = rhsType.getElementType();
 
-  lhs = readBuffer(b, op.getLhs());
-  rhs = readBuffer(b, op.getRhs());
-  offsets = OffsetsSource::fromTensor(b, op.getOffsets());
-  if (op.getRows())
-    rows = readBuffer(b, op.getRows());
-  if (op.getRowScale())
-    scale = readBuffer(b, op.getRowScale());
-  out = allocateLike(b, op.getInit());
+  lhs = readBuffer(b, operands.getLhs());
+  rhs = readBuffer(b, operands.getRhs());
+  offsets = OffsetsSource::fromTensor(b, operands.getOffsets());
+  if (operands.getRows())
+    rows = readBuffer(b, operands.getRows());
+  if (operands.getRowScale())
+    scale = readBuffer(b, operands.getRowScale());
+  out = allocateLike(b, operands.getInit());
   numRows = b.create<memref::DimOp>(out.buffer, 0);
   if (op.getGather())
     gatherTokens = b.create<memref::DimOp>(lhs, 0);
@@ -94,11 +97,4 @@ void GroupedMatmul::storePair(KernelBuilder &b, Value aligned, Value r,
         sb.store(cast[1], out.buffer,
                  {r, sb.create<arith::AddIOp>(column, sb.index(1))});
       });
-}
-
-std::pair<Value, Value> GroupedMatmul::expertRange(KernelBuilder &b,
-                                                   Value e) const {
-  Value lo = offsets.at(b, e, b.index(0), numRows);
-  Value hi = offsets.at(b, b.create<arith::AddIOp>(e, b.index(1)), lo, numRows);
-  return {lo, hi};
 }

@@ -15,8 +15,9 @@ namespace mlir::moe::gpu_lowering {
 
 class GroupedMatmul {
 public:
-  /// Reads `op`'s operands as buffers and allocates its output.
-  GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b);
+  /// Reads `op`'s operands (`operands`) as buffers and allocates its output.
+  GroupedMatmul(GroupedMatmulOp op, GroupedMatmulOp::Adaptor operands,
+                KernelBuilder &b);
 
   /// The lhs row that output row r reads and whether it exists.
   std::pair<Value, Value> sourceRow(KernelBuilder &b, Value r) const;
@@ -53,8 +54,12 @@ public:
   void storePair(KernelBuilder &b, Value aligned, Value r, Value column,
                  Value first, Value second) const;
 
+  /// The experts' rows of the output.
+  ExpertRows expertRows() const { return {offsets, numRows, numExperts}; }
   /// [lo, hi) of expert e, clamped to the output rows.
-  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const;
+  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const {
+    return expertRows().range(b, e);
+  }
 
   mutable GroupedMatmulOp op;
   int64_t numExperts, n, reduction, width;

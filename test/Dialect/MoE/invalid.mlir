@@ -565,3 +565,102 @@ func.func @z_loss_logits(%l: tensor<4x8xf16>) {
   %z = moe.z_loss %l : tensor<4x8xf16> -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @dispatch_row_of_size(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_of' dimension 0 (T * k) must be 16, got 'tensor<15xi32>'}}
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<15xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_of_type(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_of' must be a 1-D i32 tensor}}
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<16xi64>
+  return
+}
+
+// -----
+
+func.func @combine_row_of_size(%ys: tensor<?x16xf32>, %rows: tensor<?xi32>,
+                               %w: tensor<8x2xf32>, %row_of: tensor<17xi32>) {
+  %init = tensor.empty() : tensor<8x16xf32>
+  // expected-error @+1 {{'row_of' dimension 0 (T * k) must be 16, got 'tensor<17xi32>'}}
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x16xf32>, tensor<?xi32>,
+      tensor<8x2xf32>) row_of(%row_of : tensor<17xi32>)
+      outs(%init : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_offsets(%offsets: tensor<1xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'offsets' must have at least 2 entries, got 'tensor<1xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<1xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_dynamic_offsets(%offsets: tensor<?xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E + 1) must be static, got 'tensor<?xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<?xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_static(%offsets: tensor<5xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'tiles' must have a dynamic size, got 'tensor<9xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_zero_rows(%offsets: tensor<5xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{attribute 'small_tile_rows' failed to satisfy constraint}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 0 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_of_other_rows(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
+                                   %offsets: tensor<5xi32>, %rows: tensor<?xi32>,
+                                   %other: tensor<?xi32>, %init: tensor<?x32xf32>) {
+  %t = moe.row_tiles %offsets, %other {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  // expected-error @+1 {{'row_tiles' must be a moe.row_tiles of this op's 'offsets' and 'rows'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x16xbf16>,
+      tensor<4x32x16xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      row_tiles(%t : tensor<?xi32>) outs(%init : tensor<?x32xf32>)
+      {gather, k = 2 : i64} -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_not_an_op(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
+                               %offsets: tensor<5xi32>, %rows: tensor<?xi32>,
+                               %t: tensor<?xi32>, %init: tensor<?x32xf32>) {
+  // expected-error @+1 {{'row_tiles' must be a moe.row_tiles of this op's 'offsets' and 'rows'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x16xbf16>,
+      tensor<4x32x16xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      row_tiles(%t : tensor<?xi32>) outs(%init : tensor<?x32xf32>)
+      {gather, k = 2 : i64} -> tensor<?x32xf32>
+  return
+}

@@ -164,3 +164,25 @@ func.func @combine_prescaled(%ys: tensor<32x64xf32>, %rows: tensor<32xi32>, %w: 
       outs(%init : tensor<16x64xf32>) {prescaled} -> tensor<16x64xf32>
   return %y : tensor<16x64xf32>
 }
+
+// The GPU pipeline's routing state as values: the dispatch's inverse rows,
+// read by the combine, and one schedule of row tiles shared by the matmuls.
+// CHECK-LABEL: func.func @routing_state
+// CHECK: %{{.*}}, %{{.*}}, %[[ROW_OF:.*]] = moe.dispatch %{{.*}} {num_experts = 4 : i64} : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32>
+// CHECK: %[[TILES:.*]] = moe.row_tiles %{{.*}}, %{{.*}} {large_rows_per_expert = 64 : i64, large_tile_rows = 128 : i64, small_tile_rows = 16 : i64} : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+// CHECK: moe.grouped_matmul {{.*}} rows(%{{.*}} : tensor<16xi32>) row_tiles(%[[TILES]] : tensor<?xi32>) outs(%{{.*}} : tensor<16x32xf32>)
+// CHECK: moe.combine {{.*}} row_of(%[[ROW_OF]] : tensor<16xi32>) outs(%{{.*}} : tensor<8x32xf32>)
+func.func @routing_state(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>, %w: tensor<4x32x32xbf16>,
+                         %wt: tensor<8x2xf32>, %init: tensor<16x32xf32>, %yinit: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32>
+  %tiles = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+  %ys = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x32xbf16>, tensor<4x32x32xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) row_tiles(%tiles : tensor<?xi32>)
+      outs(%init : tensor<16x32xf32>) {gather, k = 2 : i64} -> tensor<16x32xf32>
+  %y = moe.combine ins(%ys, %rows, %wt : tensor<16x32xf32>, tensor<16xi32>, tensor<8x2xf32>)
+      row_of(%row_of : tensor<16xi32>) outs(%yinit : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %y : tensor<8x32xf32>
+}
