@@ -379,7 +379,7 @@ private:
     WgmmaRows rows =
         known ? *known : wgmmaRows(b, work, at, firstRow, /*prefetch=*/false);
     storeTile(b, values, accIndex, rows.rows, rows.valid, blockColumn, at.c,
-              rows.factors);
+              work.expert, rows.factors);
   }
 
   // The weights' TMA descriptor (host), the box type, the block's dynamic

@@ -137,3 +137,19 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
   return nb.create<arith::ExtFOp>(VectorType::get({width}, nb.getF32Type()),
                                   v);
 }
+
+Value GroupedMatmulKernel::addBias(StructuredBuilder &nb, Value value,
+                                   Value expert, Value column, bool inBounds) {
+  Value bias = op.getBias();
+  if (!bias)
+    return value;
+  Value term;
+  if (auto vector = dyn_cast<VectorType>(value.getType()))
+    term = loadF32(nb, bias, {expert, column}, vector.getNumElements(),
+                   inBounds);
+  else
+    term = nb.castFloat(
+        nb.create<tensor::ExtractOp>(bias, ValueRange{expert, column}),
+        nb.getF32Type());
+  return nb.create<arith::AddFOp>(value, term);
+}

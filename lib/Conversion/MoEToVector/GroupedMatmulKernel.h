@@ -2,7 +2,8 @@
 //
 // What the two CPU kernels of moe.grouped_matmul share: an scf.forall over
 // (column tile, expert) work items, each computing one tile of the result in
-// place, and the per-row bookkeeping of the fused forms (gather, row scale).
+// place, and the per-row bookkeeping of the fused forms (gather, bias, row
+// scale).
 // The weights' layout picks the inner kernel:
 //
 // - nk (`[E, N, K]`): DotProductKernel, f32 vector FMAs along K;
@@ -73,6 +74,12 @@ protected:
   /// `width` elements of `source` at [indices..., k], extended to f32.
   Value loadF32(StructuredBuilder &b, Value source, ArrayRef<Value> indices,
                 int64_t width, bool inBounds);
+
+  /// `value` (an f32 scalar, or a vector of the columns from `column`) plus
+  /// the op's bias[expert, column...] in f32; `value` itself without a bias.
+  /// A vector read past N (`inBounds` false) adds 0 there.
+  Value addBias(StructuredBuilder &b, Value value, Value expert, Value column,
+                bool inBounds = true);
 
   GroupedMatmulOp op;
   StructuredBuilder &b;
