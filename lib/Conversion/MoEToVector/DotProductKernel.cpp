@@ -153,6 +153,10 @@ private:
           vector::CombiningKind::ADD, acc, Value(),
           arith::FastMathFlags::reassoc);
     };
+    // One bias element per weight row, shared by the block's rows.
+    SmallVector<Value> biasTerms;
+    for (Value row : weightRows)
+      biasTerms.push_back(biasTerm(cb, expert, row));
     SmallVector<Value> results;
     double alpha = op.getAlpha().convertToDouble();
     double limit = op.getLimit().convertToDouble();
@@ -160,12 +164,12 @@ private:
     for (int64_t c = 0; c < columns; ++c)
       for (int64_t i = 0; i < rows; ++i) {
         Value value = addBias(cb, reduce(accs[(c * perColumn) * rows + i]),
-                              expert, weightRows[c * perColumn]);
+                              biasTerms[c * perColumn]);
         if (glu)
           value = gluActivation(
               cb, value,
-              addBias(cb, reduce(accs[(c * perColumn + 1) * rows + i]), expert,
-                      weightRows[c * perColumn + 1]),
+              addBias(cb, reduce(accs[(c * perColumn + 1) * rows + i]),
+                      biasTerms[c * perColumn + 1]),
               *op.getEpilogue(), alpha, limit);
         results.push_back(weighted(cb, blockRows[i].scale, value));
       }

@@ -138,18 +138,20 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
                                   v);
 }
 
-Value GroupedMatmulKernel::addBias(StructuredBuilder &nb, Value value,
-                                   Value expert, Value column, bool inBounds) {
+Value GroupedMatmulKernel::biasTerm(StructuredBuilder &nb, Value expert,
+                                    Value column, int64_t width,
+                                    bool inBounds) {
   Value bias = op.getBias();
   if (!bias)
-    return value;
-  Value term;
-  if (auto vector = dyn_cast<VectorType>(value.getType()))
-    term = loadF32(nb, bias, {expert, column}, vector.getNumElements(),
-                   inBounds);
-  else
-    term = nb.castFloat(
-        nb.create<tensor::ExtractOp>(bias, ValueRange{expert, column}),
-        nb.getF32Type());
-  return nb.create<arith::AddFOp>(value, term);
+    return Value();
+  if (width > 1)
+    return loadF32(nb, bias, {expert, column}, width, inBounds);
+  return nb.castFloat(
+      nb.create<tensor::ExtractOp>(bias, ValueRange{expert, column}),
+      nb.getF32Type());
+}
+
+Value GroupedMatmulKernel::addBias(StructuredBuilder &nb, Value value,
+                                   Value term) {
+  return term ? nb.create<arith::AddFOp>(value, term).getResult() : value;
 }

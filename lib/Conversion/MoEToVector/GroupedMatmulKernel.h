@@ -75,11 +75,14 @@ protected:
   Value loadF32(StructuredBuilder &b, Value source, ArrayRef<Value> indices,
                 int64_t width, bool inBounds);
 
-  /// `value` (an f32 scalar, or a vector of the columns from `column`) plus
-  /// the op's bias[expert, column...] in f32; `value` itself without a bias.
-  /// A vector read past N (`inBounds` false) adds 0 there.
-  Value addBias(StructuredBuilder &b, Value value, Value expert, Value column,
-                bool inBounds = true);
+  /// The op's bias[expert, column] as f32, or with `width` > 1 the vector of
+  /// the columns from `column` (0 past N where `inBounds` is false); null
+  /// without a bias.
+  Value biasTerm(StructuredBuilder &b, Value expert, Value column,
+                 int64_t width = 1, bool inBounds = true);
+
+  /// `value` plus `term` (from biasTerm), or `value` where `term` is null.
+  static Value addBias(StructuredBuilder &b, Value value, Value term);
 
   GroupedMatmulOp op;
   StructuredBuilder &b;

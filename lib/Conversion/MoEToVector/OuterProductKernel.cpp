@@ -186,15 +186,17 @@ private:
           kb.create<scf::YieldOp>(next);
         });
 
+    // The bias vectors of the two weight vectors, shared by the block's rows;
+    // indexed by weight column like the accumulators, they go in before the
+    // interleaved halves are split.
+    Value firstBias = biasTerm(mb, expert, first, vw, inBounds);
+    Value secondBias = biasTerm(mb, expert, second, vw, inBounds);
     for (int64_t i = 0; i < rows; ++i) {
       Value row = mb.create<arith::AddIOp>(start, mb.index(i));
       Value scale =
           mb.create<vector::BroadcastOp>(accType, blockRows[i].scale);
-      // The bias is indexed by weight column, like the accumulators, so it
-      // goes in before the interleaved halves are split.
-      Value acc0 = addBias(mb, loop.getResult(2 * i), expert, first, inBounds);
-      Value acc1 =
-          addBias(mb, loop.getResult(2 * i + 1), expert, second, inBounds);
+      Value acc0 = addBias(mb, loop.getResult(2 * i), firstBias);
+      Value acc1 = addBias(mb, loop.getResult(2 * i + 1), secondBias);
       if (!glu) {
         tile = store(mb, weighted(mb, scale, acc0), tile, row, panel, inBounds);
         tile = store(mb, weighted(mb, scale, acc1), tile, row,
