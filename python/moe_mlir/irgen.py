@@ -358,12 +358,13 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
                       rhs_dtype: Optional[str] = None, out_dtype: str = "f32",
                       rhs_layout: Optional[str] = None, gather: bool = False,
                       row_scale: bool = False, T: Dim = None, k: Optional[int] = None,
-                      epilogue: Optional[str] = None, name: str = "grouped_matmul",
+                      epilogue: Optional[str] = None, bias: Optional[str] = None,
+                      name: str = "grouped_matmul",
                       panel_width: int = pack.PANEL_WIDTH, **glu_attrs) -> str:
     """``moe.grouped_matmul``, unfused or fused.
 
-    ``@name(lhs, rhs, offsets [E+1] i32[, rows [M] i32][, row_scale [T',k] f32])
-    -> out [M, N or N/2]``:
+    ``@name(lhs, rhs, offsets [E+1] i32[, rows [M] i32][, row_scale [T',k] f32]
+    [, bias [E,N]]) -> out [M, N or N/2]``:
 
     - lhs is [M,K], or with ``gather`` [T,K] token rows read through ``rows`` / ``k``;
     - rhs is [E,N,K], or [E,K,N] with ``rhs_layout="kn"``, or [E,N/P,K,P] with
@@ -371,7 +372,8 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
     - ``rows`` is an argument whenever ``gather`` or ``row_scale`` is set;
     - ``row_scale`` is [T',k] with T' = T under ``gather``, else M / k (dynamic when M is);
     - ``epilogue`` (an activation) applies a GLU and halves N; ``glu_attrs`` are
-      ``glu_layout``, ``alpha``, ``limit``.
+      ``glu_layout``, ``alpha``, ``limit``;
+    - ``bias`` (an element type) adds a bias [E,N] of that type before the epilogue.
 
     ``k`` defaults to 1 (the dialect's default, left out of the IR when not given).
     """
@@ -399,6 +401,9 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
         scale_rows = T if gather else (None if M is None else M // kk)
         scale_t = tensor_type([scale_rows, kk], "f32")
         extra += f" row_scale({f.arg('row_scale', scale_t)} : {scale_t})"
+    if bias is not None:
+        bias_t = tensor_type([E, N], _check_dtype(bias))
+        extra += f" bias({f.arg('bias', bias_t)} : {bias_t})"
     width = N // 2 if epilogue is not None else N
     out_t = tensor_type([M, width], out_dtype)
     init = f.empty([M, width], out_dtype, [(rows, rows_t, 0) if gather else (lhs, lhs_t, 0)])
