@@ -213,7 +213,7 @@ class ExpertParallelExperts:
     """
 
     def __init__(self, experts, combine, w13, w2, num_experts: int, group=None,
-                 poison: bool = False):
+                 poison: bool = False, w13_bias=None, w2_bias=None):
         import torch
         import torch.distributed as dist
 
@@ -227,6 +227,15 @@ class ExpertParallelExperts:
                              f"w13 {tuple(w13.shape)} and w2 {tuple(w2.shape)}")
         self.experts_module, self.combine_module = experts, combine
         self.w13, self.w2 = w13, w2
+        # gpt-oss's expert biases (this rank's experts' rows), for a module built
+        # with irgen.experts_ir(..., expert_bias=True).
+        if (w13_bias is None) != (w2_bias is None):
+            raise ValueError("give both w13_bias and w2_bias, or neither")
+        if w13_bias is not None and (w13_bias.shape[0] != L or w2_bias.shape[0] != L):
+            raise ValueError(f"rank {self.rank} must hold {L} experts' biases, got "
+                             f"w13_bias {tuple(w13_bias.shape)} and w2_bias "
+                             f"{tuple(w2_bias.shape)}")
+        self.biases = [] if w13_bias is None else [w13_bias, w2_bias]
         self.poison = poison
         self.map = torch.from_numpy(expert_map(num_experts, self.ranks, self.rank)).to(
             w13.device)
@@ -283,7 +292,8 @@ class ExpertParallelExperts:
         ys = self._output(received.rows)
         if received.rows.shape[0]:
             meta = received.meta
-            operands = [received.rows, self.w13, self.w2, meta[:, :1].contiguous(),
+            operands = [received.rows, self.w13, self.w2, *self.biases,
+                        meta[:, :1].contiguous(),
                         meta[:, 1:].contiguous().view(torch.float32), self.map]
             self.experts_module.call("experts", operands, [ys])
         return ys

@@ -512,11 +512,20 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     return f.module()
 
 
+def _glu_layout_entry(glu_layout: Optional[str]) -> str:
+    if glu_layout is None:
+        return ""
+    if glu_layout not in ("concatenated", "interleaved"):
+        raise ValueError(f"glu_layout must be concatenated or interleaved, got {glu_layout!r}")
+    return f", glu_layout = #moe.glu_layout<{glu_layout}>"
+
+
 def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                name: str = "experts", activation: str = "silu",
                num_local_experts: Optional[int] = None,
                intermediate_dtype: Optional[str] = None,
-               ys_dtype: Optional[str] = None) -> str:
+               ys_dtype: Optional[str] = None, glu_layout: Optional[str] = None,
+               expert_bias: bool = False) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
@@ -534,6 +543,10 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
     (in [0, E)), and a last argument ``expert_map [E] i32`` gives each global expert's
     local index, or -1 for the experts of other ranks, whose selections add nothing.
+
+    ``expert_bias`` adds gpt-oss's expert biases as arguments after ``w2``:
+    ``w13_bias [E,2I]`` before the GLU (``glu_layout``, e.g. interleaved) and
+    ``w2_bias [E,H]`` before the routing weight (L experts' under expert parallelism).
     """
     dtype = _check_dtype(dtype)
     L = E if num_local_experts is None else int(num_local_experts)
@@ -542,6 +555,11 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     w13_t, w2_t = tensor_type([L, 2 * I, H], dtype), tensor_type([L, H, I], dtype)
     ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
     x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
+    bias13 = bias2 = ""
+    if expert_bias:
+        b13_t, b2_t = tensor_type([L, 2 * I], dtype), tensor_type([L, H], dtype)
+        bias13 = f" bias({f.arg('w13_bias', b13_t)} : {b13_t})"
+        bias2 = f" bias({f.arg('w2_bias', b2_t)} : {b2_t})"
     ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
     mapping = ""
     if num_local_experts is not None:
@@ -557,12 +575,12 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
     h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}) outs({h_init} : {h_t}) "
-                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64}} -> {h_t}",
-                "h")
+                f"rows({rows} : {rows_t}){bias13} outs({h_init} : {h_t}) "
+                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
+                f"{_glu_layout_entry(glu_layout)}}} -> {h_t}", "h")
     ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) "
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){bias2} "
                  f"outs({ys_init} : {ys_t}) {{k = {k} : i64}} -> {ys_t}", "ys")
     y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
