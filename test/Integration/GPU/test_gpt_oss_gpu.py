@@ -1,7 +1,8 @@
 """gpt-oss exact on the GPU: moe-compile's CUDA artifacts of gpt-oss configs
 (utils/build-gpu-artifacts.sh: gpt_oss, gpt_oss_kn with the checkpoint's own
-weight layout, gpt_oss_odd with sizes no tile divides, and their experts
-entries), called through the C ABI and the torch op with bf16 checkpoint
+weight layout, gpt_oss_odd with sizes no tile divides: H = 200, I = 70, whose
+down projection (K = 70) takes the one-thread-per-element kernel, and their
+experts entries), called through the C ABI and the torch op with bf16 checkpoint
 tensors and non-zero router and expert biases, against the transcription of
 gpt-oss's own MoE block (moe_mlir.gpt_oss_reference) and the numpy oracle:
 1 to 2048 tokens, experts without tokens, all tokens on one expert, and the
