@@ -465,12 +465,15 @@ def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
 
 def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
              bias: bool = False, shared: Optional[tuple[int, bool]] = None,
+             router_bias: bool = False, expert_bias: bool = False,
              name: str = "layer", weight_layout: Optional[str] = None,
              panel_width: int = pack.PANEL_WIDTH, **attrs) -> str:
     """``moe.layer``: a whole MoE layer.
 
     ``@name(x [T,H], router [E,H], w13 [E,2I,H], w2 [E,H,I][, bias [E] f32]
-    [, shared_w13 [2Is,H], shared_w2 [H,Is]][, shared_gate [1,H]]) -> y [T,H]``.
+    [, router_bias [E]][, w13_bias [E,2I], w2_bias [E,H]]
+    [, shared_w13 [2Is,H], shared_w2 [H,Is]][, shared_gate [1,H]]) -> y [T,H]``;
+    ``router_bias`` and ``expert_bias`` add gpt-oss's Linear biases, in ``dtype``.
 
     ``weight_layout`` (:mod:`moe_mlir.pack`) stores w13 and w2 as [E,H,2I] and [E,I,H]
     ("kn") or [E,2I/P,H,P] and [E,H/P,I,P] ("panels", P = ``panel_width``).
@@ -497,6 +500,13 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     if bias:
         bias_t = tensor_type([E], "f32")
         extra += f" bias({f.arg('bias', bias_t)} : {bias_t})"
+    if router_bias:
+        rb_t = tensor_type([E], dtype)
+        extra += f" router_bias({f.arg('router_bias', rb_t)} : {rb_t})"
+    if expert_bias:
+        b13_t, b2_t = tensor_type([E, 2 * I], dtype), tensor_type([E, H], dtype)
+        extra += (f" w13_bias({f.arg('w13_bias', b13_t)} : {b13_t})"
+                  f" w2_bias({f.arg('w2_bias', b2_t)} : {b2_t})")
     if shared is not None:
         Is, gated = shared
         s13_t, s2_t = tensor_type([2 * Is, H], dtype), tensor_type([H, Is], dtype)
