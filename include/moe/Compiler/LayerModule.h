@@ -21,9 +21,9 @@ namespace mlir::moe {
 /// A module with one function `@name` holding the layer as a moe.layer with
 /// a dynamic token count: (x, router, w13, w2[, bias][, router_bias][,
 /// w13_bias, w2_bias][, shared_w13, shared_w2[, shared_gate]]) -> y
-/// (layerArgumentNames); the Linear biases have the layer's dtype. The spec must have
-/// passed validateLayerSpec; every op gets `loc`. Returns null, with the
-/// verifier's diagnostics emitted, if the module does not verify.
+/// (layerArgumentNames); the Linear biases have the layer's dtype. The spec
+/// must have passed validateLayerSpec; every op gets `loc`. Returns null, with
+/// the verifier's diagnostics emitted, if the module does not verify.
 OwningOpRef<ModuleOp> buildLayerModule(const LayerSpec &spec,
                                        llvm::StringRef name, Location loc);
 

@@ -66,16 +66,16 @@ Value GroupedMatmul::epilogue(KernelBuilder &b, Value expert, Value column,
     // The bias is indexed by weight column: the output column's gate and up
     // columns for a GLU.
     auto add = [&](Value acc, Value weightColumn) -> Value {
-      Value term = b.castFloat(b.load(bias, {expert, weightColumn}),
-                               b.getF32Type());
+      Value term =
+          b.castFloat(b.load(bias, {expert, weightColumn}), b.getF32Type());
       return b.create<arith::AddFOp>(acc, term);
     };
     Value gateColumn =
         interleaved ? b.create<arith::MulIOp>(column, b.index(2)) : column;
     value = add(value, gateColumn);
     if (glu)
-      up = add(up, b.create<arith::AddIOp>(
-                       gateColumn, b.index(interleaved ? 1 : width)));
+      up = add(up, b.create<arith::AddIOp>(gateColumn,
+                                           b.index(interleaved ? 1 : width)));
   }
   if (glu)
     value = gluActivation(b, value, up, *op.getEpilogue(),

@@ -224,15 +224,14 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                    Value expert = args[1];
                    Value valid = nb.create<arith::CmpIOp>(
                        arith::CmpIPredicate::sge, expert, nb.i32(0));
-                   Value safe = nb.toIndex(
-                       nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
+                   Value safe =
+                       nb.toIndex(nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
                    Value term = nb.castFloat(
                        nb.create<tensor::ExtractOp>(
                            bias, ValueRange{safe, nb.loopIndex(1)}),
                        nb.getF32Type());
                    Value sum = nb.create<arith::AddFOp>(args[0], term);
-                   return Body{
-                       nb.create<arith::SelectOp>(valid, sum, args[0])};
+                   return Body{nb.create<arith::SelectOp>(valid, sum, args[0])};
                  })
                 .front();
     }

@@ -163,12 +163,11 @@ LogicalResult verifyLinearBias(TensorChecker &c, Value bias, StringRef name,
   if (!bias)
     return success();
   if (columns < 0)
-    return success(
-        succeeded(c.tensor(bias, name, 1, isMatmulFloat,
-                           ("1-D f32/bf16/f16 tensor [" + rowsWhat + "]")
-                               .str())) &&
-        succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
-        succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)));
+    return success(succeeded(c.tensor(
+                       bias, name, 1, isMatmulFloat,
+                       ("1-D f32/bf16/f16 tensor [" + rowsWhat + "]").str())) &&
+                   succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
+                   succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)));
   std::string form =
       ("2-D f32/bf16/f16 tensor [" + rowsWhat + ", " + columnsWhat + "]").str();
   return success(succeeded(c.tensor(bias, name, 2, isMatmulFloat, form)) &&

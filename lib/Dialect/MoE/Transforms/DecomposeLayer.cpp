@@ -112,10 +112,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                    op.getWeightLayout(), op.getW13Bias())
                   .getResult();
     Value act = glu(b, op, h, m, inter);
-    Value ys = b.create<GroupedMatmulOp>(
-                    tensorType({m, hidden}, f32), act, op.getW2(),
-                    dispatch.getOffsets(), b.empty({m, hidden}, f32),
-                    op.getWeightLayout(), op.getW2Bias())
+    Value ys = b.create<GroupedMatmulOp>(tensorType({m, hidden}, f32), act,
+                                         op.getW2(), dispatch.getOffsets(),
+                                         b.empty({m, hidden}, f32),
+                                         op.getWeightLayout(), op.getW2Bias())
                    .getResult();
 
     Value init = op.getInit();

@@ -24,10 +24,10 @@ GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             Value lhs, Value rows, Value rowScale, Value init,
                             function_ref<void(GroupedMatmulOp)> update) {
   auto fused = GroupedMatmulOp::create(
-      rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(), rows,
-      rowScale, op.getBias(), init, op.getRhsLayoutAttr(), op.getGatherAttr(),
-      op.getKAttr(), op.getEpilogueAttr(), op.getGluLayoutAttr(),
-      op.getAlphaAttr(), op.getLimitAttr());
+      rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
+      rows, rowScale, op.getBias(), init, op.getRhsLayoutAttr(),
+      op.getGatherAttr(), op.getKAttr(), op.getEpilogueAttr(),
+      op.getGluLayoutAttr(), op.getAlphaAttr(), op.getLimitAttr());
   update(fused);
   return fused;
 }
