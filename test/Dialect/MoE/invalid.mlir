@@ -617,6 +617,15 @@ func.func @grouped_matmul_bias_columns(%a: tensor<8x16xf32>, %w: tensor<4x32x16x
 
 // -----
 
+// With the kn layout ([E, K, N]) the bias still has N columns.
+func.func @grouped_matmul_bias_columns_kn(%a: tensor<8x16xf32>, %w: tensor<4x16x32xf32>, %o: tensor<5xi32>, %b: tensor<4x16xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be 32, got 'tensor<4x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x16x32xf32>, tensor<5xi32>) bias(%b : tensor<4x16xf32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<kn>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
 func.func @layer_router_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<1x8xf32>, %init: tensor<4x16xf32>) {
   // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<1x8xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<1x8xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
@@ -700,5 +709,45 @@ func.func @layer_w2_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w1
 func.func @layer_w2_bias_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x32xf32>, %init: tensor<4x16xf32>) {
   // expected-error @+1 {{'w2_bias' dimension 1 (H) must be 16, got 'tensor<8x32xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8xi32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<8xi32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%b : tensor<8xi32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' must be a 2-D f32/bf16/f16 tensor [E, 2I], got 'tensor<32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_dynamic_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<?x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 0 (E) must be static, got 'tensor<?x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<?x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16xf64>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' must be a 2-D f32/bf16/f16 tensor [E, H], got 'tensor<8x16xf64>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x16xf64>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_dynamic_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 1 (H) must be static, got 'tensor<8x?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
   return
 }
