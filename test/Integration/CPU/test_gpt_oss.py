@@ -4,7 +4,10 @@ k), called through the C ABI (aot.Layer) and the torch op with the
 checkpoint's tensors, against the numpy oracle and against the transcription
 of gpt-oss's own MoE block (moe_mlir.gpt_oss_reference), with non-zero biases:
 1 token, experts without tokens, all tokens on one expert, sizes that are not
-multiples of the tiles, both weight layouts and the pre-routed entry."""
+multiples of the tiles, both weight layouts and the pre-routed entry; and a
+bias of the wrong shape or dtype, which aot.Layer and the torch op name."""
+
+import re
 
 import numpy as np
 import pytest
@@ -191,6 +194,70 @@ def test_layer_inputs_names_the_missing_tensor(out_dir, rng):
         gpt_oss.layer_inputs(layer, ckpt, x=np.zeros((1, H), np.float32))
     with pytest.raises(ValueError, match="input 'x' is per token"):
         gpt_oss.layer_inputs(layer, checkpoint(rng, "f32"))
+
+
+# A bias of the wrong shape or dtype: each call path names the tensor, its
+# shape or dtype, and what it got, and never calls the library.
+WRONG_SHAPES = [("router_bias", (E + 1,)), ("router_bias", (1, E)), ("w13_bias", (E, I)),
+                ("w13_bias", (2 * I, E)), ("w2_bias", (E, 2 * I)), ("w2_bias", (E - 1, H))]
+WANT = {"router_bias": (E,), "w13_bias": (E, 2 * I), "w2_bias": (E, H)}
+
+
+def replaced(layer, inputs, name, value):
+    """``inputs`` with input ``name`` of ``layer`` replaced by ``value``."""
+    names = [t["name"] for t in layer.inputs]
+    inputs = list(inputs)
+    inputs[names.index(name)] = value
+    return inputs
+
+
+# The experts entry has no router, so no router_bias.
+@pytest.mark.parametrize("entry, name, shape", [
+    (entry, name, shape) for entry in ("layer", "experts") for name, shape in WRONG_SHAPES
+    if entry == "layer" or name != "router_bias"])
+def test_layer_names_a_bias_of_the_wrong_shape(out_dir, rng, entry, name, shape):
+    layer = load(out_dir, "f32", entry=entry)
+    ckpt, x = checkpoint(rng, "f32"), normal(rng, (3, H), "f32")
+    given = {}
+    if entry == "experts":
+        given = {"topk_ids": np.zeros((3, K), np.int32),
+                 "topk_weights": np.full((3, K), 0.25, np.float32)}
+    inputs = gpt_oss.layer_inputs(layer, ckpt, x=x, **given)
+    bad = replaced(layer, inputs, name, np.zeros(shape, np.float32))
+    message = f"'{name}' must be {WANT[name]} float32, got {shape} float32"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        layer(*bad)
+
+
+def test_layer_names_a_bias_of_the_wrong_dtype(out_dir, rng):
+    layer = load(out_dir, "bf16")
+    ckpt = {key: cpu.to_storage(value, "bf16") for key, value in checkpoint(rng, "bf16").items()}
+    inputs = gpt_oss.layer_inputs(layer, ckpt, x=cpu.to_storage(normal(rng, (2, H), "bf16"),
+                                                                 "bf16"))
+    bad = replaced(layer, inputs, "w2_bias", np.zeros((E, H), np.float32))
+    with pytest.raises(ValueError, match=re.escape(
+            f"'w2_bias' must be {(E, H)} ml_dtypes.bfloat16 or uint16 (bf16 bits), "
+            f"got {(E, H)} float32")):
+        layer(*bad)
+
+
+@pytest.mark.parametrize("name, shape", WRONG_SHAPES)
+def test_torch_op_names_a_bias_of_the_wrong_shape(out_dir, rng, name, shape):
+    torch = pytest.importorskip("torch")
+    from moe_mlir import torch_op
+
+    layer = load(out_dir, "f32")
+    op = torch_op.register(layer, f"gpt_oss_cpu_bad_{name}_{'x'.join(map(str, shape))}")
+    tensors = {key: torch.from_numpy(value) for key, value in checkpoint(rng, "f32").items()}
+    inputs = gpt_oss.layer_inputs(layer, tensors, x=torch.zeros(2, 3, H))
+    bad = replaced(layer, inputs, name, torch.zeros(shape))
+    with pytest.raises(ValueError, match=re.escape(
+            f"'{name}' must have shape {WANT[name]}, got {shape}")):
+        op(*bad)
+    bad = replaced(layer, inputs, name, torch.zeros(WANT[name], dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match=re.escape(
+            f"'{name}' must be torch.float32, got torch.bfloat16")):
+        op(*bad)
 
 
 def test_torch_op(out_dir, rng):
