@@ -202,7 +202,10 @@ class ExpertParallelExperts:
     - ``combine``: one with ``combine_ir(None, H, None, k, dtype=..., prescaled=True)``
       as function ``combine``;
     - ``w13`` [L, 2I, H] and ``w2`` [L, H, I]: the weights of this rank's experts
-      (:func:`owned_experts`).
+      (:func:`owned_experts`);
+    - ``w13_bias`` [L, 2I] and ``w2_bias`` [L, H], for gpt-oss's experts: their
+      biases, with ``experts`` built by ``experts_ir(..., activation="swiglu_oai",
+      glu_layout="interleaved", expert_bias=True)``.
 
     Calling it with this rank's tokens (x [T,H], ids [T,k] i32 global, weights [T,k]
     f32) returns their outputs [T,H]; every rank must call it, each with its own tokens
@@ -228,13 +231,16 @@ class ExpertParallelExperts:
         self.experts_module, self.combine_module = experts, combine
         self.w13, self.w2 = w13, w2
         # gpt-oss's expert biases (this rank's experts' rows), for a module built
-        # with irgen.experts_ir(..., expert_bias=True).
+        # with irgen.experts_ir(..., expert_bias=True): [L, 2I] and [L, H], the
+        # output columns of w13 [L, 2I, H] and w2 [L, H, I].
         if (w13_bias is None) != (w2_bias is None):
             raise ValueError("give both w13_bias and w2_bias, or neither")
-        if w13_bias is not None and (w13_bias.shape[0] != L or w2_bias.shape[0] != L):
-            raise ValueError(f"rank {self.rank} must hold {L} experts' biases, got "
-                             f"w13_bias {tuple(w13_bias.shape)} and w2_bias "
-                             f"{tuple(w2_bias.shape)}")
+        if w13_bias is not None:
+            for name, bias, weight in (("w13_bias", w13_bias, w13), ("w2_bias", w2_bias, w2)):
+                want = (L, weight.shape[1])
+                if tuple(bias.shape) != want:
+                    raise ValueError(f"rank {self.rank}'s {name} must be {want} (its {L} "
+                                     f"experts' rows), got {tuple(bias.shape)}")
         self.biases = [] if w13_bias is None else [w13_bias, w2_bias]
         self.poison = poison
         self.map = torch.from_numpy(expert_map(num_experts, self.ranks, self.rank)).to(
