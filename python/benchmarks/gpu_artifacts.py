@@ -57,6 +57,9 @@ SHARED_INTERMEDIATE = 64
 #: (H, I, E, k below) is the checks' shape; its unpartitioned kernel is "ep-small".
 EP_RANKS = {"deepseek-v3": (2,), "small": (2, 4)}
 EP_SMALL = (256, 96, 16, 4)
+#: gpt-oss's experts (interleaved swiglu_oai, gate/up and down biases) at the "small"
+#: shape, split over these rank counts ("ep-gpt-oss-of<P>", with "ep-small-combine").
+EP_GPT_OSS_RANKS = (2, 4)
 
 #: Capacity-limited dispatch (T dynamic): k, E and the dispatch attributes. Checked
 #: against the oracle by test/Integration/GPU/test_gpu_routing_ops.py.
@@ -141,6 +144,14 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         add(f"ep-{shape}-combine",
             irgen.combine_ir(None, H, None, k, dtype="bf16", prescaled=True),
             "combine", kind="ep-combine", shape=shape, H=H, k=k)
+    H, I, E, k = EP_SMALL
+    for ranks in EP_GPT_OSS_RANKS:
+        L = E // ranks
+        add(f"ep-gpt-oss-of{ranks}",
+            irgen.experts_ir(None, H, E, I, 1, name="experts", num_local_experts=L,
+                             activation="swiglu_oai", glu_layout="interleaved",
+                             expert_bias=True),
+            "experts", kind="ep-experts-gpt-oss", ranks=ranks, H=H, I=I, E=E, k=k)
     for model, E in ROUTE_MODELS.items():
         recipe = dict(reference.MODEL_RECIPES[model])
         k = recipe.pop("k")

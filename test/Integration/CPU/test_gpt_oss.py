@@ -231,9 +231,10 @@ def test_layer_names_a_bias_of_the_wrong_shape(out_dir, rng, entry, name, shape)
 
 def test_layer_names_a_bias_of_the_wrong_dtype(out_dir, rng):
     layer = load(out_dir, "bf16")
-    ckpt = {key: cpu.to_storage(value, "bf16") for key, value in checkpoint(rng, "bf16").items()}
-    inputs = gpt_oss.layer_inputs(layer, ckpt, x=cpu.to_storage(normal(rng, (2, H), "bf16"),
-                                                                 "bf16"))
+    ckpt = {key: cpu.to_storage(value, "bf16")
+            for key, value in checkpoint(rng, "bf16").items()}
+    x = cpu.to_storage(normal(rng, (2, H), "bf16"), "bf16")
+    inputs = gpt_oss.layer_inputs(layer, ckpt, x=x)
     bad = replaced(layer, inputs, "w2_bias", np.zeros((E, H), np.float32))
     with pytest.raises(ValueError, match=re.escape(
             f"'w2_bias' must be {(E, H)} ml_dtypes.bfloat16 or uint16 (bf16 bits), "
