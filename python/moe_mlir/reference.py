@@ -674,12 +674,14 @@ def layer_with_routing(
     if shared_gate is not None and shared_w13 is None:
         raise ValueError("shared_gate needs a shared expert (shared_w13, shared_w2)")
 
+    for name, value, want in (("router_bias", router_bias, (E,)),
+                              ("w13_bias", w13_bias, (E, 2 * I)), ("w2_bias", w2_bias, (E, H))):
+        if value is not None and np.shape(value) != want:
+            raise ValueError(f"{name} must have shape {want}, got {np.shape(value)}")
+
     logits = x @ router.T
     if router_bias is not None:
-        router_bias = _f64(router_bias, "router_bias", ndim=1)
-        if router_bias.shape != (E,):
-            raise ValueError(f"router_bias must have shape ({E},), got {router_bias.shape}")
-        logits = logits + router_bias
+        logits = logits + _f64(router_bias, "router_bias")
     weights, ids = route(logits, bias, **route_kwargs)
     k = ids.shape[1]
     rows, offsets = dispatch(

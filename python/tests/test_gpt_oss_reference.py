@@ -3,6 +3,7 @@ SwiGLU, softmax over the top k) against the transcription of gpt-oss's own MoE
 block (moe_mlir.gpt_oss_reference), with non-zero biases, in float64."""
 
 import os
+import re
 import secrets
 
 import numpy as np
@@ -112,6 +113,21 @@ def test_grouped_matmul_bias_is_per_expert_and_before_the_epilogue(rng):
     np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
     with pytest.raises(ValueError, match=r"bias must have shape \(2, 6\)"):
         ref.grouped_matmul(lhs, rhs, offsets, bias=bias[:, :3])
+
+
+@pytest.mark.parametrize("name, shape", [("router_bias", (5,)), ("router_bias", (1, 4)),
+                                         ("w13_bias", (4, 3)), ("w2_bias", (4, 7))])
+def test_layer_names_a_bias_of_the_wrong_shape(rng, name, shape):
+    # E = 4, H = 6, I = 3: router_bias (4,), w13_bias (4, 6), w2_bias (4, 6).
+    want = {"router_bias": (4,), "w13_bias": (4, 6), "w2_bias": (4, 6)}[name]
+    biases = {key: np.zeros(value) for key, value in
+              (("router_bias", (4,)), ("w13_bias", (4, 6)), ("w2_bias", (4, 6)))}
+    biases[name] = np.zeros(shape)
+    with pytest.raises(ValueError, match=re.escape(f"{name} must have shape {want}, "
+                                                   f"got {shape}")):
+        ref.layer(rng.standard_normal((2, 6)), rng.standard_normal((4, 6)),
+                  rng.standard_normal((4, 6, 6)), rng.standard_normal((4, 6, 3)), k=2,
+                  **biases)
 
 
 def test_torch_reference_with_biases(rng):
