@@ -33,7 +33,7 @@ for config in "$root"/test/Integration/GPU/Inputs/configs/*.json; do
 done
 
 # gpt-oss beside its family config: the checkpoint's own weight layout (kn),
-# the pre-routed entry, and sizes that are no multiples of the tiles.
+# the pre-routed entry, sizes that are no multiples of the tiles, and a wide H.
 gpt_oss="$root/test/Integration/GPU/Inputs/configs/gpt_oss.json"
 odd="$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_odd.json"
 "$root/build/bin/moe-compile" --target=cuda "$gpt_oss" --layer=weight_layout=kn \
@@ -44,6 +44,11 @@ odd="$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_odd.json"
   --emit=so,header,manifest -o "$out/aot"
 "$root/build/bin/moe-compile" --target=cuda "$odd" --entry=experts \
   --name=gpt_oss_odd_experts --emit=so,header,manifest -o "$out/aot"
+# H = 1024: the decode kernel splits K over its warps (small-split-k-from), for
+# the router and the gate/up projection, so the bias goes in after the split sums.
+"$root/build/bin/moe-compile" --target=cuda \
+  "$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_wide.json" --name=gpt_oss_wide \
+  --emit=so,header,manifest -o "$out/aot"
 
 # The lowered moe kernels: benchmark shapes, edge shapes, routing and whole
 # layers, with index.json and ptxas's resource report.

@@ -1,12 +1,13 @@
 """gpt-oss exact on the GPU: moe-compile's CUDA artifacts of gpt-oss configs
 (utils/build-gpu-artifacts.sh: gpt_oss, gpt_oss_kn with the checkpoint's own
 weight layout, gpt_oss_odd with sizes no tile divides: H = 200, I = 70, whose
-down projection (K = 70) takes the one-thread-per-element kernel, and their
-experts entries), called through the C ABI and the torch op with bf16 checkpoint
-tensors and non-zero router and expert biases, against the transcription of
-gpt-oss's own MoE block (moe_mlir.gpt_oss_reference) and the numpy oracle:
-1 to 2048 tokens, experts without tokens, all tokens on one expert, and the
-output poisoned with NaN first. Skips without a GPU or the artifacts.
+down projection (K = 70) takes the one-thread-per-element kernel, their
+experts entries, and gpt_oss_wide with H = 1024, whose decode calls split K
+over the warps before the bias), called through the C ABI and the torch op
+with bf16 checkpoint tensors and non-zero router and expert biases, against
+the transcription of gpt-oss's own MoE block (moe_mlir.gpt_oss_reference) and
+the numpy oracle: 1 to 2048 tokens, experts without tokens, all tokens on one
+expert, and the output poisoned with NaN first. Skips without a GPU or the artifacts.
 
 Run with pytest, or as `python3 test/Integration/GPU/test_gpt_oss_gpu.py`.
 """
@@ -137,8 +138,13 @@ def check_layer(name, tokens, seed, boost=()):
 
 def test_layers_match_transcription():
     failures = []
-    for name in ("gpt_oss", "gpt_oss_kn", "gpt_oss_odd"):
-        for tokens in (1, 7, 300, 2048):
+    # The transcription gathers each selection's weights in float64 ([T, k, 2I, H]),
+    # so the wide layer stays at fewer tokens.
+    for name, token_counts in (("gpt_oss", (1, 7, 300, 2048)),
+                               ("gpt_oss_kn", (1, 7, 300, 2048)),
+                               ("gpt_oss_odd", (1, 7, 300, 2048)),
+                               ("gpt_oss_wide", (1, 7, 64))):
+        for tokens in token_counts:
             ok, what = check_layer(name, tokens, seed=tokens)
             if not ok:
                 failures.append(what)
