@@ -7,7 +7,10 @@ over the warps before the bias), called through the C ABI and the torch op
 with bf16 checkpoint tensors and non-zero router and expert biases, against
 the transcription of gpt-oss's own MoE block (moe_mlir.gpt_oss_reference) and
 the numpy oracle: 1 to 2048 tokens, experts without tokens, all tokens on one
-expert, and the output poisoned with NaN first. Skips without a GPU or the artifacts.
+expert, and the output poisoned with NaN first. The expert half alone
+(gpt-oss-experts in artifacts/gpu) under every tensor-core kernel: decode,
+wgmma and its variants, the staged mma.sync tile (wgmma=false), against the
+fp32 oracle with biases. Skips without a GPU or the artifacts.
 
 Run with pytest, or as `python3 test/Integration/GPU/test_gpt_oss_gpu.py`.
 """
@@ -21,7 +24,7 @@ sys.path.insert(0, str(ROOT / "python"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 AOT = ARTIFACTS / "aot"
 
-from standalone import run_tests, skip  # noqa: E402
+from standalone import artifact_index, run_tests, skip  # noqa: E402
 
 try:
     import torch
@@ -196,6 +199,38 @@ def test_experts_entries():
                   f"all on one expert vs oracle {hot_error:.2e}")
             if not (error <= BF16_BOUND and hot_error <= BF16_BOUND):
                 failures.append((name, tokens, error, hot_error))
+    assert not failures, failures
+
+
+def test_experts_kernels_under_each_pipeline_option():
+    from moe_mlir import torch_reference
+    from moe_mlir.gpu import GpuModule
+
+    entries = [e for e in artifact_index(ARTIFACTS).values()
+               if e["kind"] == "experts-gpt-oss"]
+    assert entries, "artifacts/gpu has no gpt-oss-experts kernels"
+    failures = []
+    for entry in entries:
+        H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
+        module = GpuModule(ARTIFACTS / entry["library"])
+        for T in (1, 7, 333, 4096):
+            inputs = torch_reference.make_inputs(T, H, I, E, k, seed=700 + T)
+            gen = torch.Generator(device="cuda")
+            gen.manual_seed(T)
+            biases = {name: (0.5 * torch.randn(E, n, generator=gen, device="cuda")).bfloat16()
+                      for name, n in (("w13_bias", 2 * I), ("w2_bias", H))}
+            y = torch.full_like(inputs["x"], float("nan"))
+            module.call("experts", [inputs["x"], inputs["w13"], inputs["w2"],
+                                    biases["w13_bias"], biases["w2_bias"], inputs["ids"],
+                                    inputs["weights"]], [y])
+            torch.cuda.synchronize()
+            ref = torch_reference.reference_fp32(
+                inputs["x"], inputs["w13"], inputs["w2"], inputs["ids"], inputs["weights"],
+                activation="swiglu_oai", **biases)
+            error = torch_reference.relative_error(y, ref)
+            print(f"  {entry['name']:44s} T={T:5d} rel err {error:.2e}", flush=True)
+            if not error <= BF16_BOUND:
+                failures.append((entry["name"], T, error))
     assert not failures, failures
 
 
