@@ -97,6 +97,9 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   SmallVector<Type> argTypes = {xType, idsType, weightsType,
                                 weightType(spec, 2 * I, H, dt),
                                 weightType(spec, H, I, dt)};
+  if (spec.expertBias)
+    argTypes.append({RankedTensorType::get({E, 2 * I}, dt),
+                     RankedTensorType::get({E, H}, dt)});
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
   Block *entry = func.addEntryBlock();
@@ -104,6 +107,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   Value x = entry->getArgument(0), ids = entry->getArgument(1),
         weights = entry->getArgument(2), w13 = entry->getArgument(3),
         w2 = entry->getArgument(4);
+  Value w13Bias, w2Bias;
+  if (spec.expertBias) {
+    w13Bias = entry->getArgument(5);
+    w2Bias = entry->getArgument(6);
+  }
 
   // The weights go to the dispatch as well: drop_policy = score ranks an
   // overflowing expert's selections by them.
@@ -131,7 +139,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
           .getResult();
   Value h = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
                                     empty(b, loc, {dyn, 2 * I}, f32, m),
-                                    settings->weightLayout)
+                                    settings->weightLayout, w13Bias)
                 .getResult();
   Value act =
       GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
@@ -140,7 +148,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
           .getResult();
   Value ys = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
                                      empty(b, loc, {dyn, H}, f32, m),
-                                     settings->weightLayout)
+                                     settings->weightLayout, w2Bias)
                  .getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
   Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
@@ -174,6 +182,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                 weightType(spec, H, I, dt)};
   if (spec.bias)
     argTypes.push_back(RankedTensorType::get({E}, b.getF32Type()));
+  if (spec.routerBias)
+    argTypes.push_back(RankedTensorType::get({E}, dt));
+  if (spec.expertBias)
+    argTypes.append({RankedTensorType::get({E, 2 * I}, dt),
+                     RankedTensorType::get({E, H}, dt)});
   if (spec.sharedIntermediate > 0) {
     int64_t Is = spec.sharedIntermediate;
     argTypes.push_back(RankedTensorType::get({2 * Is, H}, dt));
@@ -186,10 +199,16 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
   auto args = entry->getArguments();
-  Value bias, sharedW13, sharedW2, sharedGate;
+  Value bias, routerBias, w13Bias, w2Bias, sharedW13, sharedW2, sharedGate;
   unsigned next = 4;
   if (spec.bias)
     bias = args[next++];
+  if (spec.routerBias)
+    routerBias = args[next++];
+  if (spec.expertBias) {
+    w13Bias = args[next++];
+    w2Bias = args[next++];
+  }
   if (spec.sharedIntermediate > 0) {
     sharedW13 = args[next++];
     sharedW2 = args[next++];
@@ -206,12 +225,13 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  ? b.getF64FloatAttr(*spec.capacityFactor)
                                  : FloatAttr();
   auto layer = LayerOp::create(
-      b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
-      sharedW2, sharedGate, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
-      *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
-      llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
-      capacityFactor, settings->dropPolicy, settings->activation,
-      settings->weightLayout, settings->gluLayout, llvm::APFloat(spec.alpha),
+      b, loc, xType, args[0], args[1], args[2], args[3], bias, routerBias,
+      w13Bias, w2Bias, sharedW13, sharedW2, sharedGate, init, spec.k, *scoring,
+      spec.nGroup, spec.topkGroup, *groupScore, spec.renormalize,
+      llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
+      SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
+      settings->dropPolicy, settings->activation, settings->weightLayout,
+      settings->gluLayout, llvm::APFloat(spec.alpha),
       llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());
   if (failed(verify(*module)))

@@ -78,16 +78,17 @@ cl::opt<std::string> layerSettings(
     "layer",
     cl::desc("Layer settings key=value,...: hidden, intermediate, experts, k, "
              "dtype, scoring, n_group, topk_group, group_score, renormalize, "
-             "renorm_epsilon, scale, bias, activation, glu_layout, alpha, "
-             "limit, shared_intermediate, shared_gate, capacity, "
-             "capacity_factor, drop_policy (they override a config's values)"),
+             "renorm_epsilon, scale, bias, router_bias, expert_bias, "
+             "activation, glu_layout, alpha, limit, shared_intermediate, "
+             "shared_gate, capacity, capacity_factor, drop_policy, "
+             "weight_layout (they override a config's values)"),
     cl::value_desc("settings"), cl::cat(category));
 cl::opt<std::string> entry(
     "entry",
     cl::desc("What a layer from a config or --layer exports: layer (the "
              "whole layer, routing inside: x, router, w13, w2, ...) or "
              "experts (its routed experts, the routing given: x, topk_ids, "
-             "topk_weights, w13, w2)"),
+             "topk_weights, w13, w2[, w13_bias, w2_bias])"),
     cl::init("layer"), cl::cat(category));
 cl::opt<std::string> target("target", cl::desc("cpu or cuda"), cl::init("cpu"),
                             cl::cat(category));
@@ -349,7 +350,8 @@ int main(int argc, char **argv) {
                      : buildLayerModule(*spec, layerName, loc);
     if (!module)
       return 1;
-    argNames = experts ? expertsArgumentNames() : layerArgumentNames(*spec);
+    argNames =
+        experts ? expertsArgumentNames(*spec) : layerArgumentNames(*spec);
     raw_string_ostream os(sourceText);
     module->print(os);
   }

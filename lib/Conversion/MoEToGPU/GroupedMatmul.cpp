@@ -37,6 +37,8 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
     rows = readBuffer(b, operands.getRows());
   if (operands.getRowScale())
     scale = readBuffer(b, operands.getRowScale());
+  if (operands.getBias())
+    bias = readBuffer(b, operands.getBias());
   out = allocateLike(b, operands.getInit());
   numRows = b.create<memref::DimOp>(out.buffer, 0);
   if (op.getGather())
@@ -61,8 +63,23 @@ Value GroupedMatmul::rowScale(KernelBuilder &b, Value r) const {
   return b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0));
 }
 
-Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
-                              Value factor) const {
+Value GroupedMatmul::epilogue(KernelBuilder &b, Value expert, Value column,
+                              Value value, Value up, Value factor) const {
+  if (bias) {
+    // The bias is indexed by weight column: the output column's gate and up
+    // columns for a GLU.
+    auto add = [&](Value acc, Value weightColumn) -> Value {
+      Value term =
+          b.castFloat(b.load(bias, {expert, weightColumn}), b.getF32Type());
+      return b.create<arith::AddFOp>(acc, term);
+    };
+    Value gateColumn =
+        interleaved ? b.create<arith::MulIOp>(column, b.index(2)) : column;
+    value = add(value, gateColumn);
+    if (glu)
+      up = add(up, b.create<arith::AddIOp>(gateColumn,
+                                           b.index(interleaved ? 1 : width)));
+  }
   if (glu)
     value = gluActivation(b, value, up, *op.getEpilogue(),
                           op.getAlpha().convertToDouble(),
@@ -74,9 +91,9 @@ Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
   return value;
 }
 
-void GroupedMatmul::storeOutput(KernelBuilder &b, Value r, Value column,
-                                Value value, Value up) const {
-  value = epilogue(b, value, up, rowScale(b, r));
+void GroupedMatmul::storeOutput(KernelBuilder &b, Value expert, Value r,
+                                Value column, Value value, Value up) const {
+  value = epilogue(b, expert, column, value, up, rowScale(b, r));
   b.store(b.castFloat(value, outType), out.buffer, {r, column});
 }
 

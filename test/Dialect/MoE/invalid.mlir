@@ -568,6 +568,192 @@ func.func @z_loss_logits(%l: tensor<4x8xf16>) {
 
 // -----
 
+func.func @grouped_matmul_bias_rank(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' must be a 2-D f32/bf16/f16 tensor [E, N], got 'tensor<32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_type(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x32xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' must be a 2-D f32/bf16/f16 tensor [E, N], got 'tensor<4x32xi32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x32xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_dynamic_experts(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<?x32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) must be static, got 'tensor<?x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<?x32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_dynamic_columns(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x?xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be static, got 'tensor<4x?xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x?xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_experts(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<3x32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) must be 4, got 'tensor<3x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<3x32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+// The bias has N columns: the GLU epilogue's input width, not its output's.
+func.func @grouped_matmul_bias_columns(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x16xf32>, %init: tensor<8x16xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be 32, got 'tensor<4x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x16xf32>) outs(%init : tensor<8x16xf32>) {epilogue = #moe.activation<silu>} -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+// With the kn layout ([E, K, N]) the bias still has N columns.
+func.func @grouped_matmul_bias_columns_kn(%a: tensor<8x16xf32>, %w: tensor<4x16x32xf32>, %o: tensor<5xi32>, %b: tensor<4x16xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be 32, got 'tensor<4x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x16x32xf32>, tensor<5xi32>) bias(%b : tensor<4x16xf32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<kn>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<1x8xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<1x8xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<1x8xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' dimension 0 (E) must be static, got 'tensor<?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<6xbf16>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' dimension 0 (E) must be 8, got 'tensor<6xbf16>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<6xbf16>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x32xi8>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' must be a 2-D f32/bf16/f16 tensor [E, 2I], got 'tensor<8x32xi8>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x32xi8>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 1 (2I) must be static, got 'tensor<8x?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<4x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 0 (E) must be 8, got 'tensor<4x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<4x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_width(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 1 (2I) must be 32, got 'tensor<8x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16x1xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' must be a 2-D f32/bf16/f16 tensor [E, H], got 'tensor<8x16x1xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x16x1xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<?x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 0 (E) must be static, got 'tensor<?x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<?x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<2x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 0 (E) must be 8, got 'tensor<2x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<2x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 1 (H) must be 16, got 'tensor<8x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8xi32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<8xi32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%b : tensor<8xi32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' must be a 2-D f32/bf16/f16 tensor [E, 2I], got 'tensor<32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_dynamic_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<?x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 0 (E) must be static, got 'tensor<?x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<?x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16xf64>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' must be a 2-D f32/bf16/f16 tensor [E, H], got 'tensor<8x16xf64>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x16xf64>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_dynamic_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 1 (H) must be static, got 'tensor<8x?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
 func.func @dispatch_row_of_size(%ids: tensor<8x2xi32>) {
   // expected-error @+1 {{'row_of' dimension 0 (T * k) must be 16, got 'tensor<15xi32>'}}
   %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}

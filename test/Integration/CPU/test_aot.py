@@ -77,15 +77,24 @@ def test_config_to_kernel_matches_oracle(out_dir, rng, family, tokens):
         }
         if spec["bias"]:
             drawn["bias"] = normal(rng, (E,), scale=0.1)
+        if spec["router_bias"]:
+            drawn["router_bias"] = normal(rng, (E,), dtype, scale=0.5)
         return drawn
 
     # No near-tie may decide the routing, or f32 rounding could pick another expert.
     inputs = draw_robust(rng, draw, lambda d: routing_is_robust(
-        rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64),
-        d.get("bias"), route), family)
+        rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64)
+        + d.get("router_bias", 0.0), d.get("bias"), route), family)
     inputs["w13"] = normal(rng, (E, 2 * I, H), dtype, scale=0.2)
     inputs["w2"] = normal(rng, (E, H, I), dtype, scale=0.2)
     kwargs = {"bias": inputs["bias"]} if spec["bias"] else {}
+    if spec["router_bias"]:
+        kwargs["router_bias"] = inputs["router_bias"]
+    if spec["expert_bias"]:
+        # gpt-oss's gate_up_proj_bias and down_proj_bias, non-zero.
+        inputs["w13_bias"] = normal(rng, (E, 2 * I), dtype, scale=0.5)
+        inputs["w2_bias"] = normal(rng, (E, H), dtype, scale=0.5)
+        kwargs.update(w13_bias=inputs["w13_bias"], w2_bias=inputs["w2_bias"])
     if spec["shared_intermediate"]:
         Is = spec["shared_intermediate"]
         inputs["shared_w13"] = normal(rng, (2 * Is, H), dtype, scale=0.2)

@@ -152,6 +152,30 @@ LogicalResult verifyGluWidth(Operation *op, StringRef name, int64_t width) {
   return success();
 }
 
+/// An optional Linear bias `[rows, columns]` (`[E, N]` of a grouped matmul,
+/// `[E, 2I]` and `[E, H]` of a layer's experts) or, with `columns` < 0, a
+/// vector `[rows]`: static, f32/bf16/f16, added in f32.
+LogicalResult verifyLinearBias(TensorChecker &c, Value bias, StringRef name,
+                               int64_t rows, StringRef rowsWhat,
+                               int64_t columns = -1,
+                               StringRef columnsWhat = "") {
+  if (!bias)
+    return success();
+  if (columns < 0)
+    return success(succeeded(c.tensor(
+                       bias, name, 1, isMatmulFloat,
+                       ("1-D f32/bf16/f16 tensor [" + rowsWhat + "]").str())) &&
+                   succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
+                   succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)));
+  std::string form =
+      ("2-D f32/bf16/f16 tensor [" + rowsWhat + ", " + columnsWhat + "]").str();
+  return success(succeeded(c.tensor(bias, name, 2, isMatmulFloat, form)) &&
+                 succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
+                 succeeded(c.isStatic(bias, name, 1, columnsWhat)) &&
+                 succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)) &&
+                 succeeded(c.dimIs(bias, name, 1, columns, columnsWhat)));
+}
+
 /// Destination-style ops return their `init` operand's type.
 LogicalResult verifyResultMatchesInit(Operation *op, Value result, Value init) {
   if (result.getType() != init.getType())
@@ -389,6 +413,8 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "'offsets' must have length E + 1 = "
                          << numExperts + 1 << " for the " << numExperts
                          << " experts of 'rhs', got " << getOffsets().getType();
+  if (failed(verifyLinearBias(c, getBias(), "bias", numExperts, "E", n, "N")))
+    return failure();
 
   if (getGather() && !getRows())
     return emitOpError() << "'gather' needs the 'rows' operand";
@@ -533,6 +559,13 @@ LogicalResult LayerOp::verify() {
   if (getBias() &&
       (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
        failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))
+    return failure();
+  if (failed(verifyLinearBias(c, getRouterBias(), "router_bias", numExperts,
+                              "E")) ||
+      failed(verifyLinearBias(c, getW13Bias(), "w13_bias", numExperts, "E",
+                              2 * inter, "2I")) ||
+      failed(verifyLinearBias(c, getW2Bias(), "w2_bias", numExperts, "E",
+                              hidden, "H")))
     return failure();
   if (static_cast<bool>(getSharedW13()) != static_cast<bool>(getSharedW2()))
     return emitOpError() << "'shared_w13' and 'shared_w2' go together";

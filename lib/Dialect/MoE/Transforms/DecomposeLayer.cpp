@@ -28,9 +28,11 @@ RankedTensorType tensorType(ArrayRef<OpFoldResult> sizes, Type elementType) {
   return RankedTensorType::get(shape, elementType);
 }
 
-/// lhs [T, K] . rhs[N, K]^T in f32, as a grouped matmul with one expert
-/// owning every row, so dense projections share the grouped kernels.
-Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs) {
+/// lhs [T, K] . rhs[N, K]^T (+ bias [N], if given) in f32, as a grouped
+/// matmul with one expert owning every row, so dense projections share the
+/// grouped kernels.
+Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs,
+                  Value bias = Value()) {
   auto rhsType = cast<RankedTensorType>(rhs.getType());
   int64_t n = rhsType.getDimSize(0), k = rhsType.getDimSize(1);
   Value weights = b.create<tensor::ExpandShapeOp>(
@@ -42,10 +44,18 @@ Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs) {
   Value offsets = b.create<tensor::FromElementsOp>(
       RankedTensorType::get({2}, b.getI32Type()),
       ValueRange{b.i32(0), b.fromIndex(tokens, b.getI32Type())});
+  if (bias) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    bias = b.create<tensor::ExpandShapeOp>(
+        RankedTensorType::get({1, n}, biasType.getElementType()), bias,
+        SmallVector<ReassociationIndices>{{0, 1}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(n)});
+  }
   SmallVector<OpFoldResult> sizes = {b.dimSize(lhs, 0), b.getIndexAttr(n)};
   return b
       .create<GroupedMatmulOp>(tensorType(sizes, b.getF32Type()), lhs, weights,
-                               offsets, b.empty(sizes, b.getF32Type()))
+                               offsets, b.empty(sizes, b.getF32Type()),
+                               RhsLayout::nk, bias)
       .getResult();
 }
 
@@ -69,8 +79,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     OpFoldResult hidden = b.dimSize(x, 1);
     OpFoldResult kSize = b.getIndexAttr(k);
 
-    // Routing in f32, whatever the activations' type.
-    Value logits = denseMatmul(b, x, op.getRouter());
+    // Routing in f32, whatever the activations' type; gpt-oss's router is
+    // a Linear with a bias.
+    Value logits = denseMatmul(b, x, op.getRouter(), op.getRouterBias());
     auto route = b.create<RouteOp>(
         tensorType({tokens, kSize}, f32), tensorType({tokens, kSize}, i32),
         logits, op.getBias(), op.getKAttr(), op.getScoringAttr(),
@@ -98,13 +109,13 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                    tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs,
                    op.getW13(), dispatch.getOffsets(),
                    b.empty({m, b.getIndexAttr(2 * inter)}, f32),
-                   op.getWeightLayout())
+                   op.getWeightLayout(), op.getW13Bias())
                   .getResult();
     Value act = glu(b, op, h, m, inter);
-    Value ys = b.create<GroupedMatmulOp>(
-                    tensorType({m, hidden}, f32), act, op.getW2(),
-                    dispatch.getOffsets(), b.empty({m, hidden}, f32),
-                    op.getWeightLayout())
+    Value ys = b.create<GroupedMatmulOp>(tensorType({m, hidden}, f32), act,
+                                         op.getW2(), dispatch.getOffsets(),
+                                         b.empty({m, hidden}, f32),
+                                         op.getWeightLayout(), op.getW2Bias())
                    .getResult();
 
     Value init = op.getInit();

@@ -17,14 +17,17 @@ using namespace mlir::moe;
 namespace {
 
 /// A grouped matmul with the same operands and attributes as `op`, except
-/// for the ones `update` changes, producing `resultType` into `init`. A
-/// `row_tiles` schedule is not kept: it belongs to the old rows.
+/// for the ones `update` changes, producing `resultType` into `init`. A bias
+/// is added before the epilogue and the row scale, so every fold below keeps
+/// it as it is. A `row_tiles` schedule is not kept: it belongs to the old
+/// rows.
 GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             Value lhs, Value rows, Value rowScale, Value init,
                             function_ref<void(GroupedMatmulOp)> update) {
   auto fused = GroupedMatmulOp::create(
       rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
-      rows, rowScale, /*row_tiles=*/Value(), init, op.getRhsLayoutAttr(),
+      rows, rowScale, op.getBias(), /*row_tiles=*/Value(), init,
+      op.getRhsLayoutAttr(),
       op.getGatherAttr(), op.getKAttr(), op.getEpilogueAttr(),
       op.getGluLayoutAttr(), op.getAlphaAttr(), op.getLimitAttr());
   update(fused);

@@ -270,6 +270,14 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     - `row_scale(%weights)`: row r is multiplied by `weights[rows[r] / k,
       rows[r] % k]` after the epilogue (routing weights in the epilogue).
 
+    `bias(%b)` (`[E, N]`, f32, bf16 or f16, indexed by the output column n
+    of `W[e]` whatever `rhs_layout` is): row r of expert e becomes
+    `lhs[r] . W[e]^T + b[e]`, added to the f32 accumulator before the GLU
+    epilogue and before the row scale (gpt-oss's `gate_up_proj_bias`, in
+    its interleaved order, and `down_proj_bias`, which the routing weight
+    then scales with the rest of the expert's output). Rows in no expert's
+    range stay zero.
+
     `row_tiles(%tiles)`, from a `moe.row_tiles` of the same `offsets` and
     `rows`, is the schedule of row tiles that the GPU kernels take their work
     from; grouped matmuls over the same routed rows share it. It does not
@@ -285,6 +293,7 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
                             AnyRankedTensor:$offsets,
                             Optional<AnyRankedTensor>:$rows,
                             Optional<AnyRankedTensor>:$row_scale,
+                            Optional<AnyRankedTensor>:$bias,
                             Optional<AnyRankedTensor>:$row_tiles,
                             AnyRankedTensor:$init,
                             DefaultValuedAttr<MoE_RhsLayoutAttr,
@@ -299,19 +308,21 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
       type($offsets) `)`
     (`rows` `(` $rows^ `:` type($rows) `)`)?
     (`row_scale` `(` $row_scale^ `:` type($row_scale) `)`)?
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`row_tiles` `(` $row_tiles^ `:` type($row_tiles) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
   let builders = [
-    // The unfused form: no gather, epilogue or row scale.
+    // The unfused form: no gather, epilogue or row scale; a bias if given.
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$lhs,
                    "::mlir::Value":$rhs, "::mlir::Value":$offsets,
                    "::mlir::Value":$init,
                    CArg<"::mlir::moe::RhsLayout",
-                        "::mlir::moe::RhsLayout::nk">:$rhsLayout), [{
+                        "::mlir::moe::RhsLayout::nk">:$rhsLayout,
+                   CArg<"::mlir::Value", "{}">:$bias), [{
       build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
-            /*row_scale=*/Value(), /*row_tiles=*/Value(), init, rhsLayout,
-            /*gather=*/false,
+            /*row_scale=*/Value(), bias, /*row_tiles=*/Value(), init,
+            rhsLayout, /*gather=*/false,
             /*k=*/1, /*epilogue=*/nullptr, GluLayout::concatenated,
             ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
     }]>
@@ -405,16 +416,44 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     `[E, 2I / P, H / 2, 2P]` and `[E, H / P, I / 2, 2P]` for `panels_vnni`); the shared
     expert stays in the Linear layout.
 
+    `bias` is the selection bias of `moe.route` (DeepSeek-V3's correction
+    bias: it picks experts, never weights them). The Linear biases of gpt-oss
+    are separate operands, each optional:
+    - `router_bias` `[E]`: the router logits are `x . router^T +
+      router_bias` (gpt-oss's `router.bias`), before any scoring;
+    - `w13_bias` `[E, 2I]`: added to the gate/up projection before the
+      activation, in the `glu_layout` order (`experts.gate_up_proj_bias`);
+    - `w2_bias` `[E, H]`: added to the down projection, before the routing
+      weight scales the expert's output (`experts.down_proj_bias`).
+    Biases are f32, bf16 or f16 and are added in f32.
+
     ```mlir
     %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>,
         tensor<8x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>)
         outs(%init : tensor<?x64xf32>) {k = 2 : i64, renormalize}
         -> tensor<?x64xf32>
     ```
+
+    gpt-oss (router and expert biases, interleaved gate/up, clamped SwiGLU):
+
+    ```mlir
+    %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xbf16>,
+        tensor<8x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+        router_bias(%br : tensor<8xbf16>)
+        w13_bias(%b13 : tensor<8x256xbf16>) w2_bias(%b2 : tensor<8x64xbf16>)
+        outs(%init : tensor<?x64xbf16>)
+        {k = 4 : i64, scoring = #moe.scoring<softmax_topk>,
+         activation = #moe.activation<swiglu_oai>,
+         glu_layout = #moe.glu_layout<interleaved>}
+        -> tensor<?x64xbf16>
+    ```
   }];
   let arguments = !con((ins AnyRankedTensor:$x, AnyRankedTensor:$router,
                             AnyRankedTensor:$w13, AnyRankedTensor:$w2,
                             Optional<AnyRankedTensor>:$bias,
+                            Optional<AnyRankedTensor>:$router_bias,
+                            Optional<AnyRankedTensor>:$w13_bias,
+                            Optional<AnyRankedTensor>:$w2_bias,
                             Optional<AnyRankedTensor>:$shared_w13,
                             Optional<AnyRankedTensor>:$shared_w2,
                             Optional<AnyRankedTensor>:$shared_gate,
@@ -430,6 +469,9 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     `ins` `(` $x `,` $router `,` $w13 `,` $w2 `:` type($x) `,` type($router)
       `,` type($w13) `,` type($w2) `)`
     (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`router_bias` `(` $router_bias^ `:` type($router_bias) `)`)?
+    (`w13_bias` `(` $w13_bias^ `:` type($w13_bias) `)`)?
+    (`w2_bias` `(` $w2_bias^ `:` type($w2_bias) `)`)?
     (`shared` `(` $shared_w13^ `,` $shared_w2 `:` type($shared_w13) `,`
       type($shared_w2) `)`)?
     (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
