@@ -199,10 +199,13 @@ def _artifact(weights: BlockWeights, path: str, config: dict, folder: pathlib.Pa
                            out_dir=folder, chip=chip, target=target)
     found = _differences(artifact.manifest, weights, dtype, target, settings)
     if found:
+        # Not left behind, where a later patch would look for a match.
+        for leftover in folder.glob(f"*{name}.*"):
+            if leftover.name.split(".")[0] in (f"moe_{name}", f"libmoe_{name}", name):
+                leftover.unlink()
         raise PatchError(f"{path}: the layer moe-compile made from the model's config "
-                         f"({artifact.directory / ('moe_' + name + '.json')}) differs from "
-                         f"the block's modules: {'; '.join(found)}; the patched model "
-                         f"would give different logits"
+                         f"differs from the block's modules: {'; '.join(found)}; the "
+                         f"patched model would give different logits"
                          + (". gpt-oss needs a layer that takes its router and expert "
                             "biases (router_bias, expert_bias)"
                             if weights.family == "gpt_oss" else ""))
