@@ -39,6 +39,7 @@ import os
 import pathlib
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -271,6 +272,10 @@ def _inputs(layer: aot.Layer, weights: BlockWeights, path: str) -> list:
             if name not in _CONVERTIBLE:
                 raise PatchError(f"{path}: '{name}' is {tensor.dtype}, the layer takes "
                                  f"{want} (the experts' dtype)")
+            if name == "router" and tensor.dtype.itemsize > want.itemsize:
+                warnings.warn(f"{path}: the router weight is {tensor.dtype} and the layer "
+                              f"takes it as {want}: a token whose experts are a near tie "
+                              f"may be routed otherwise than by the model", stacklevel=3)
             tensor = tensor.to(want)
         shape = layer.shape(spec, 0)
         if tuple(tensor.shape) != shape:

@@ -3,10 +3,11 @@ from their config classes (nothing is downloaded), and the logits check of
 the Hugging Face drop-in (``moe_mlir.hf``), shared by its CPU and GPU tests.
 
     python3 python/tests/hf_models.py --artifacts artifacts/gpu/hf --target cuda
+    python3 python/tests/hf_models.py --measure cpu --seeds 5
 
-compiles the layers the tests' models need for ``--target`` into
+The first compiles the layers the tests' models need for ``--target`` into
 ``--artifacts`` (utils/build-gpu-artifacts.sh does so for the GPU machine,
-which has no compiler).
+which has no compiler); the second prints each family's logits error.
 """
 
 from __future__ import annotations
@@ -164,12 +165,35 @@ def compare(family: str, dtype: torch.dtype, device: str, artifacts, seed: int =
             "original": original, "patched": patched, "ids": ids, "want": want}
 
 
+def measure(device: str, seeds: int, artifacts) -> None:
+    """Prints each family's logits error and checked share, per dtype and seed."""
+    for family in FAMILIES:
+        for dtype in TOLERANCE:
+            for seed in range(seeds):
+                try:
+                    result = compare(family, dtype, device, artifacts, seed)
+                except hf.PatchError as error:
+                    print(f"{family} {dtype}: refused: {error}")
+                    break
+                print(f"{family} {str(dtype).removeprefix('torch.')} seed {seed}: "
+                      f"error {result['error']:.2e}, checked {result['checked']:.0%}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--artifacts", required=True)
-    parser.add_argument("--target", default="cuda", choices=("cpu", "cuda"))
+    parser.add_argument("--artifacts", help="the folder of compiled layers")
+    parser.add_argument("--target", default="cuda", choices=("cpu", "cuda"),
+                        help="compile the layers for this target into --artifacts")
     parser.add_argument("--chip")
+    parser.add_argument("--measure", metavar="DEVICE", choices=("cpu", "cuda"),
+                        help="instead, print the logits error of each family on DEVICE")
+    parser.add_argument("--seeds", type=int, default=1, help="models per family (--measure)")
     args = parser.parse_args()
+    if args.measure:
+        measure(args.measure, args.seeds, args.artifacts)
+        return 0
+    if not args.artifacts:
+        parser.error("--artifacts is needed to compile")
     for family in FAMILIES:
         for dtype in TOLERANCE:
             net = model(family).to(dtype)
