@@ -133,7 +133,9 @@ def _differences(manifest: Mapping, weights: BlockWeights, dtype: str, target: s
         found.append(f"target {manifest.get('target', 'cpu')} (the weights are on {target})")
     if manifest.get("entry") != "layer":
         found.append(f"entry {manifest.get('entry')} (patching needs the whole layer)")
-    want = {**_expected(weights, dtype), "weight_layout": settings.get("weight_layout", "nk")}
+    # The caller's further settings (weight_layout, ...) must hold too; one
+    # that contradicts the block (k, sizes) makes a layer that does not match.
+    want = {"weight_layout": "nk", **settings, **_expected(weights, dtype)}
     for key, value in want.items():
         if key not in layer or not _same(layer[key], value):
             found.append(f"{key} = {layer.get(key, 'absent')} (the block: {value})")

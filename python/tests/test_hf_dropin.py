@@ -160,6 +160,8 @@ def test_refusals(tmp_path):
     net.config.output_router_logits = False
     with pytest.raises(hf.PatchError, match="'dtype' is the weights' dtype"):
         hf.patch(net, artifacts=tmp_path, layer={"dtype": "bf16"})
+    with pytest.raises(hf.PatchError, match=r"k = 3 \(the block: 2\)"):
+        hf.patch(net, artifacts=tmp_path, layer={"k": 3})
     with pytest.raises(hf.PatchError, match="has no transformers config"):
         hf.patch(nn.Sequential(nn.Linear(4, 4)), artifacts=tmp_path)
     with pytest.raises(hf.PatchError, match="no sparse MoE block"):
