@@ -63,7 +63,7 @@ def config(family: str):
     if family == "gpt_oss":
         return transformers.GptOssConfig(**_COMMON, head_dim=16, intermediate_size=40,
                                          num_local_experts=8, num_experts_per_tok=2,
-                                         sliding_window=8, swiglu_limit=7.0)
+                                         sliding_window=8, swiglu_limit=1.0)
     raise ValueError(f"unknown family {family!r}")
 
 
