@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import hf_models
-from moe_mlir import aot, hf, hf_blocks
+from moe_mlir import aot, cpu, hf, hf_blocks
 
 #: Families whose blocks the layer computes on main today; gpt-oss below.
 EXACT_FAMILIES = [f for f in hf_models.FAMILIES if f != "gpt_oss"]
@@ -121,6 +121,24 @@ def test_artifacts_are_reused(tmp_path):
     # A bf16 model needs a layer of its own.
     hf.patch(hf_models.model("olmoe").to(torch.bfloat16), artifacts=tmp_path)
     assert len(list(tmp_path.glob("libmoe_*.so"))) == 2
+
+
+def test_prebuilt_artifacts_need_no_compiler(tmp_path, monkeypatch):
+    """compile_artifacts writes what patch then finds on a machine without
+    moe-compile (the GPU machine's case, here on the CPU)."""
+    made = hf.compile_artifacts(hf_models.model("deepseek_v3"), tmp_path, target="cpu")
+    assert [a.name for a in made] == ["hf_deepseek_v3_f32_cpu_0"]
+    monkeypatch.setenv("MOE_MLIR_BUILD_DIR", str(tmp_path / "no-build"))
+    original = hf_models.model("deepseek_v3", seed=3)
+    patched = copy.deepcopy(original)
+    hf.patch(patched, artifacts=tmp_path)
+    ids = hf_models.tokens()
+    with torch.no_grad():
+        want, got = original(ids).logits, patched(ids).logits
+    assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
+    # A layer the folder lacks needs the compiler, and says so.
+    with pytest.raises(cpu.CompileError, match="moe-compile not found"):
+        hf.patch(hf_models.model("deepseek_v3").to(torch.bfloat16), artifacts=tmp_path)
 
 
 def test_compiled_block_traces_in_one_graph(artifacts):
