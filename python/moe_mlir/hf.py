@@ -40,7 +40,6 @@ import pathlib
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import numpy as np

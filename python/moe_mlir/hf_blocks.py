@@ -29,7 +29,6 @@ check on their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -175,14 +174,13 @@ def _read_router(block: nn.Module, path: str, family: str, hidden: int) -> tuple
     name = "router" if family == "gpt_oss" else "gate"
     router = _child(block, path, name)
     where = f"{path}.{name}"
-    optional = set()
     if family == "gpt_oss":
         want = {"weight", "bias"}
     elif family == "deepseek_v3":
         want = {"weight", "e_score_correction_bias"}
     else:
         want = {"weight"}
-    held = _tensors_of(router, where, want, optional)
+    held = _tensors_of(router, where, want)
     weight = held["weight"]
     if weight.dim() != 2 or weight.shape[1] != hidden:
         _fail(where, f"'weight' has shape {tuple(weight.shape)}, expected [E, {hidden}]")
