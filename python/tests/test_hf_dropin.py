@@ -46,6 +46,24 @@ def test_patched_logits_match(family, dtype, artifacts):
     check_logits(family, DTYPES[dtype], artifacts)
 
 
+@pytest.mark.parametrize("family", EXACT_FAMILIES)
+def test_patched_block_outputs_match(family, artifacts):
+    """Each block alone, on its own inputs: one token, an odd batch, and 9
+    copies of one token (all on the same experts, the others empty)."""
+    original = hf_models.model(family)
+    patched = copy.deepcopy(original)
+    hf.patch(patched, artifacts=artifacts)
+    g = torch.Generator().manual_seed(7)
+    one = torch.randn(1, 1, 64, generator=g)
+    for x in (one, torch.randn(3, 7, 64, generator=g), one.expand(1, 9, 64).contiguous()):
+        for path, block in hf.find_blocks(original):
+            with torch.no_grad():
+                want, got = block(x), patched.get_submodule(path)(x)
+            assert got.shape == want.shape == x.shape
+            error = ((got - want).abs().max() / want.abs().max()).item()
+            assert error <= 1e-5, (path, tuple(x.shape), error)
+
+
 def gpt_oss_biases_supported(tmp_path) -> bool:
     """Whether moe-compile's gpt-oss layer takes the router and expert biases."""
     config = json.loads(hf_models.config("gpt_oss").to_json_string(use_diff=False))
