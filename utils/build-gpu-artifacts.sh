@@ -54,3 +54,8 @@ odd="$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_odd.json"
 # layers, with index.json and ptxas's resource report.
 # Extra arguments (e.g. --variant small-split-k=1) go to gpu_artifacts.py.
 python3 "$root/python/benchmarks/gpu_artifacts.py" --out "$out" "$@"
+
+# The layers of the Hugging Face drop-in's GPU test (test_hf_dropin_gpu.py):
+# the CUDA layers that moe_mlir.hf.patch finds for its small models of each
+# family, f32 and bf16, so the GPU machine needs no moe-compile.
+python3 "$root/python/tests/hf_models.py" --artifacts "$out/hf" --target cuda --chip "$chip"
