@@ -174,6 +174,23 @@ class Layer:
     def status_string(self, status: int) -> str:
         return self._status_string(status).decode(errors="replace")
 
+    @property
+    def cpu_variant(self) -> Optional[str]:
+        """The CPU whose compilation of the kernel runs here (a CPU
+        artifact's ``cpu_variants``: the best this CPU supports, or the one
+        ``MOE_MLIR_CPU_VARIANT`` names), or None when this CPU runs none of
+        them; the call then returns MOE_STATUS_UNSUPPORTED. Fixed at the
+        library's first call or query."""
+        symbol = f"{self.manifest['prefix']}_cpu_variant"
+        if symbol not in self.manifest.get("symbols", []):
+            raise ValueError(f"this artifact has no {symbol} (target "
+                             f"{self.target})")
+        fn = getattr(self._lib, symbol)
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = []
+        chip = fn()
+        return chip.decode() if chip is not None else None
+
     def pack(self, name: str, linear) -> np.ndarray:
         """``moe_<name>_pack_<tensor>``: the expert weights ``name`` ("w13" or
         "w2") packed by the library from their Linear layout [E, N, K] (numpy,
