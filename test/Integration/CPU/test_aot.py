@@ -195,7 +195,8 @@ def test_only_abi_symbols_exported(out_dir):
                          str(artifact.library)], capture_output=True, text=True, check=True)
     names = sorted(line.split()[-1] for line in nm.stdout.splitlines() if line.strip())
     assert names == sorted(["moe_symbols_forward", "moe_symbols_status_string",
-                            "moe_symbols_workspace_size"])
+                            "moe_symbols_workspace_size", "moe_symbols_cpu_variant"])
+    assert names == sorted(artifact.manifest["symbols"])
 
 
 def digest(path):
