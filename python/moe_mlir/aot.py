@@ -112,7 +112,10 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
     cuda). ``entry`` picks what a layer from a config or settings exports:
     ``"layer"`` (routing inside: x, router, w13, w2, ...) or ``"experts"``
     (its routed experts with the routing given: x, topk_ids [T, k] int32,
-    topk_weights [T, k] float32, w13, w2)."""
+    topk_weights [T, k] float32, w13, w2). ``chip`` is moe-compile's
+    ``--chip``: for the CPU, one clang -march CPU (default: the host), a
+    comma-separated list of them or ``"portable"``, a kernel variant per
+    x86-64 level picked at the first call (``Layer.cpu_variant``)."""
     if entry not in ("layer", "experts"):
         raise ValueError(f"entry must be 'layer' or 'experts', got {entry!r}")
     if entry != "layer" and ir is not None:
