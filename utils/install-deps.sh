@@ -4,10 +4,12 @@
 set -euo pipefail
 
 # python3-venv: the wheel test (test_pip_install.py) installs into a fresh venv;
-# python3-pip: the PyPI packages below, for Debian's own python3.
+# python3-pip: the PyPI packages below, for Debian's own python3;
+# libclang-rt-22-dev: compiler-rt's CPU model, which CPU artifacts' feature
+# checks link (CPUKernels.cpp).
 debian_packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake python3-venv python3-pip
+  clang-22 libclang-rt-22-dev lld-22 ninja-build ccache libomp-22-dev cmake python3-venv python3-pip
 )
 # torch and transformers: the Hugging Face drop-in's tests (test_hf_dropin.py)
 # build small models of each family and run them on the CPU. PyPI's torch is
