@@ -11,11 +11,14 @@
 
 #include "moe/Compiler/CABIEmitter.h"
 
+#include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/Support/FormatVariadic.h"
+
+#include <limits>
 
 using namespace llvm;
 using namespace mlir;
@@ -117,9 +120,50 @@ static Error checkExtents(func::FuncOp func) {
   return Error::success();
 }
 
+/// The most routed rows a token makes in `module`: the largest k of its moe
+/// ops (an attribute, or the selections per token of moe.dispatch's ids and
+/// moe.combine's weights), 1 where it routes nothing.
+static int64_t routedRowsPerToken(Operation *module) {
+  int64_t most = 1;
+  module->walk([&](Operation *op) {
+    if (!isa_and_nonnull<MoEDialect>(op->getDialect()))
+      return;
+    if (auto k = op->getAttrOfType<IntegerAttr>("k"))
+      most = std::max(most, k.getInt());
+    Value selections;
+    if (auto dispatch = dyn_cast<DispatchOp>(op))
+      selections = dispatch.getIds();
+    else if (auto combine = dyn_cast<CombineOp>(op))
+      selections = combine.getWeights();
+    if (auto type = selections
+                        ? dyn_cast<RankedTensorType>(selections.getType())
+                        : RankedTensorType())
+      if (type.getRank() == 2 && !type.isDynamicDim(1))
+        most = std::max(most, type.getDimSize(1));
+  });
+  return most;
+}
+
+/// Refuses a --max-tokens whose routed rows the kernels could not index:
+/// a routed row (token * k + slot) and the token ids are i32.
+static Error checkTokenLimit(func::FuncOp func, int64_t maxTokens) {
+  constexpr int64_t kLargestRow = std::numeric_limits<int32_t>::max();
+  Operation *module = func->getParentOp() ? func->getParentOp() : func;
+  int64_t k = routedRowsPerToken(module);
+  if (maxTokens > kLargestRow / k)
+    return fail(formatv(
+        "--max-tokens = {0} is too large for @{1}: {0} tokens x k = {2} "
+        "routed rows per token pass the {3} rows the kernels index with i32; "
+        "the largest --max-tokens here is {4}",
+        maxTokens, func.getSymName(), k, kLargestRow, kLargestRow / k));
+  return Error::success();
+}
+
 Expected<ABIFunction> mlir::moe::describeABI(func::FuncOp func, StringRef name,
                                              ArrayRef<std::string> argNames,
                                              int64_t maxTokens, bool cuda) {
+  if (Error e = checkTokenLimit(func, maxTokens))
+    return std::move(e);
   ABIFunction abi;
   abi.cuda = cuda;
   abi.symbol = func.getSymName().str();

@@ -10,15 +10,38 @@
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 #include "moe/Conversion/MoEToLinalg/MoEToLinalg.h"
 #include "moe/Conversion/MoEToVector/MoEToVector.h"
-#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
 using namespace mlir;
+
+LogicalResult mlir::moe::validateCPUPipelineOptions(
+    const CPUPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler) {
+  auto fail = [&](const Twine &message) {
+    return errorHandler("moe-lower-to-cpu-pipeline: " + message);
+  };
+  if (failed(hasAVX512BF16(options.targetCpu)))
+    return fail("unknown target-cpu '" + options.targetCpu +
+                "' (an LLVM x86-64 CPU name such as skylake-avx512, or "
+                "native)");
+  if (options.vectorize)
+    return success();
+  for (const llvm::cl::Option *option :
+       {static_cast<const llvm::cl::Option *>(&options.vectorWidth),
+        static_cast<const llvm::cl::Option *>(&options.panelRowBlock),
+        static_cast<const llvm::cl::Option *>(&options.panelColumnTile),
+        static_cast<const llvm::cl::Option *>(&options.prefetchDistance)})
+    if (option->getNumOccurrences())
+      return fail(option->ArgStr + " applies to the vectorized kernel; it "
+                                   "has no effect with vectorize=false");
+  return success();
+}
 
 void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
                                            const CPUPipelineOptions &options) {

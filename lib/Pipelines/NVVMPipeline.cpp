@@ -103,10 +103,21 @@ LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
 }
 
 void mlir::moe::registerMoEPipelines() {
-  PassPipelineRegistration<CPUPipelineOptions>(
+  registerPassPipeline(
       "moe-lower-to-cpu-pipeline",
       "Lowers moe ops on tensors to the LLVM dialect for the host CPU",
-      buildMoELowerToCPUPipeline);
+      [](OpPassManager &pm, StringRef text,
+         function_ref<LogicalResult(const Twine &)> errorHandler) {
+        CPUPipelineOptions options;
+        if (failed(options.parseFromString(text)) ||
+            failed(validateCPUPipelineOptions(options, errorHandler)))
+          return failure();
+        buildMoELowerToCPUPipeline(pm, options);
+        return success();
+      },
+      [](function_ref<void(const detail::PassOptions &)> optHandler) {
+        optHandler(CPUPipelineOptions());
+      });
   registerPassPipeline(
       "moe-lower-to-nvvm-pipeline",
       "Lowers moe ops on tensors to host LLVM dialect code launching NVVM "

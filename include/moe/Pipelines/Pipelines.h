@@ -69,6 +69,13 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 void buildMoELowerToCPUPipeline(OpPassManager &pm,
                                 const CPUPipelineOptions &options);
 
+/// Checks `options` as a whole: target-cpu is a CPU LLVM knows, and the
+/// vectorized kernel's options are given only with vectorize (where they
+/// would otherwise be ignored). Their ranges are the vector pass's to check.
+LogicalResult validateCPUPipelineOptions(
+    const CPUPipelineOptions &options,
+    function_ref<LogicalResult(const Twine &)> errorHandler);
+
 /// Options of `moe-lower-to-nvvm-pipeline`.
 struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
   PassOptions::Option<std::string> chip{

@@ -25,11 +25,7 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moe;
 
-namespace {
-
-/// Whether `cpu` (an LLVM x86 CPU name, or native for the host) has
-/// AVX512_BF16; fails for a name LLVM does not know.
-FailureOr<bool> hasAVX512BF16(StringRef cpu) {
+FailureOr<bool> mlir::moe::hasAVX512BF16(StringRef cpu) {
   if (cpu == "native")
     return llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
   if (llvm::X86::parseArchX86(cpu, /*Only64Bit=*/true) == llvm::X86::CK_None)
@@ -38,6 +34,8 @@ FailureOr<bool> hasAVX512BF16(StringRef cpu) {
   llvm::X86::getFeaturesForCPU(cpu, features);
   return llvm::is_contained(features, "avx512bf16");
 }
+
+namespace {
 
 struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
   VectorizeGroupedMatmul(MLIRContext *context, KernelShape shape)
@@ -74,9 +72,9 @@ struct ConvertMoEToVectorPass
                        int64_t hi) -> LogicalResult {
       if (value >= lo && value <= hi)
         return success();
-      return emitError(loc) << "convert-moe-to-vector: " << name
-                            << " must be in [" << lo << ", " << hi
-                            << "], got " << value;
+      return emitError(loc)
+             << "convert-moe-to-vector: " << name << " must be in [" << lo
+             << ", " << hi << "], got " << value;
     };
     if (vectorWidth < 1 || vectorWidth > 64 ||
         !llvm::isPowerOf2_64(vectorWidth))
