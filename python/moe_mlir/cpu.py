@@ -160,8 +160,10 @@ class CompiledModule:
     With ``signatures`` (what ``compile_module`` records from the IR), ``call``
     checks the function name, the number of inputs and results, and each one's
     dtype, rank and static sizes, raising ValueError instead of letting the
-    compiled code read or write out of bounds. Dynamic sizes are the caller's:
-    a result buffer must be as large as the result the function computes.
+    compiled code read or write out of bounds. A result's dynamic sizes are
+    checked against those the function computes for the inputs, which
+    ``@<name>__result_sizes`` (added by ``moe-export-result-sizes``) returns
+    before the call: a smaller buffer would be written past its end.
     """
 
     def __init__(self, shared_object: str | os.PathLike,
@@ -191,6 +193,34 @@ class CompiledModule:
             _check_tensor(f"@{name} result {i}", want, spec.shape,
                           _STORAGE.get(spec.element_type, object), spec.element_type)
 
+    def _check_result_sizes(self, name: str, arrays: Sequence[np.ndarray],
+                            results: Sequence[TensorSpec]) -> None:
+        """Raises ValueError unless each result's dynamic sizes are those the
+        function computes for ``arrays`` (in their storage form)."""
+        if self.signatures is None:
+            return
+        wants = self.signatures[name].results
+        count = sum(d is None for want in wants for d in want.shape)
+        if count == 0:
+            return
+        symbol = f"_mlir_ciface_{name}__result_sizes"
+        if not hasattr(self._lib, symbol):
+            raise ValueError(f"@{name} has dynamic result sizes, but {self.path.name} has "
+                             f"no @{name}__result_sizes to check them with (compile it "
+                             f"with compile_module)")
+        sizes = np.zeros((count,), np.int64)
+        descriptors = [_descriptor(a) for a in list(arrays) + [sizes]]
+        function = getattr(self._lib, symbol)
+        function.restype = None
+        function.argtypes = [ctypes.c_void_p] * len(descriptors)
+        function(*[ctypes.addressof(d) for d in descriptors])
+        computed = iter(int(n) for n in sizes)
+        for i, (spec, want) in enumerate(zip(results, wants)):
+            shape = tuple(next(computed) if w is None else w for w in want.shape)
+            if tuple(spec.shape) != shape:
+                raise ValueError(f"@{name} result {i}: shape {tuple(spec.shape)}, but for "
+                                 f"these inputs the function computes {shape} ({want})")
+
     def call(self, name: str, inputs: Sequence[np.ndarray],
              results: Sequence[TensorSpec]) -> list[np.ndarray]:
         """Calls ``name`` with ``inputs``; returns freshly allocated results.
@@ -206,6 +236,7 @@ class CompiledModule:
         bfloat16_out = any(dtypes.is_bfloat16(a) for a in arrays)
         self._check(name, arrays, results)
         arrays = [dtypes.bits(a) if dtypes.is_bfloat16(a) else a for a in arrays]
+        self._check_result_sizes(name, arrays, results)
         function = getattr(self._lib, f"_mlir_ciface_{name}")
         outs = [spec.allocate() for spec in results]
         descriptors = [_descriptor(a) for a in list(arrays) + outs]
@@ -223,9 +254,13 @@ def compile_module(ir: str, out_dir: str | os.PathLike | None = None,
     """Compiles ``ir`` through the CPU pipeline (or ``pipeline``) and loads it.
 
     The public functions' signatures are read from ``ir``, so ``call`` checks its
-    arguments against them."""
+    arguments against them; the library also holds each function's
+    ``@<name>__result_sizes`` (``moe-export-result-sizes``), with which ``call``
+    checks the dynamic sizes of the result buffers."""
     signatures = function_signatures(ir)
-    return CompiledModule(compile_shared_object(ir, out_dir, pipeline=pipeline), signatures)
+    with_sizes = _run([moe_opt(), "--moe-export-result-sizes"], stdin=ir)
+    return CompiledModule(compile_shared_object(with_sizes, out_dir, pipeline=pipeline),
+                          signatures)
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,29 @@ def test_signatures_of_every_public_function():
     assert [str(t) for t in signatures["route"].results] == [
         "tensor<?x2xf32>", "tensor<?x2xi32>"]
     assert [str(t) for t in signatures["z_loss"].results] == ["tensor<f32>"]
+
+
+@pytest.mark.parametrize("rows", [1, T - 1, T + 1, 0])
+def test_result_rows_must_be_what_the_function_computes(layer, rng, rows):
+    """A result buffer of fewer token rows than the function computes used to be
+    written past its end (heap corruption, then an abort); more rows would be left
+    partly unwritten. call asks @layer__result_sizes first."""
+    with pytest.raises(ValueError, match=re.escape(
+            f"result 0: shape ({rows}, {H}), but for these inputs the function "
+            f"computes ({T}, {H})")):
+        layer.call("layer", inputs(rng), [spec((rows, H), "f32")])
+
+
+def test_routed_rows_are_checked_against_the_routing(compile_ir, rng):
+    """moe.dispatch's rows are T * k, not T: the check follows the function, not a
+    guess from the arguments' sizes."""
+    module = compile_ir(irgen.dispatch_ir(None, K, E))
+    ids = rng.integers(0, E, (T, K)).astype(np.int32)
+    rows, offsets = call(module, "dispatch", [ids], [((T * K,), "i32"), ((E + 1,), "i32")])
+    want_rows, want_offsets = ref.dispatch(ids, num_experts=E)[:2]
+    assert np.array_equal(offsets, want_offsets)
+    assert sorted(rows.tolist()) == sorted(np.asarray(want_rows).tolist())
+    with pytest.raises(ValueError, match=re.escape(
+            f"result 0: shape ({T},), but for these inputs the function computes "
+            f"({T * K},)")):
+        module.call("dispatch", [ids], [spec((T,), "i32"), spec((E + 1,), "i32")])

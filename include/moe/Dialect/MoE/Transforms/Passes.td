@@ -85,6 +85,38 @@ def MoELowerStridedCopiesPass : Pass<"moe-lower-strided-copies"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def MoEExportResultSizesPass
+    : Pass<"moe-export-result-sizes", "::mlir::ModuleOp"> {
+  let summary = "Adds a function giving the dynamic result sizes of each public function";
+  let description = [{
+    A caller of a compiled function passes a buffer for each result (the CPU
+    pipeline makes results out-parameters), sized by what it expects; one too
+    small for what the function computes would be written past its end. For
+    each public function with a dynamic result size, this pass adds a public
+    `@<name>__result_sizes`, taking the same arguments and returning the
+    function's dynamic result sizes, in order, as one `tensor<N x i64>`: the
+    sizes the function computes for those arguments. Canonicalization then
+    folds them to the arguments' sizes and erases the rest of the body where
+    the sizes do not depend on data. Callers that cannot know the sizes
+    (`moe_mlir.cpu`) call it first and check their buffers.
+
+    ```mlir
+    func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> { ... }
+    // gains
+    func.func @f__result_sizes(%x: tensor<?x8xf32>) -> tensor<1xi64> {
+      ...
+      %c0 = arith.constant 0 : index
+      %d = tensor.dim %y, %c0 : tensor<?x8xf32>
+      %n = arith.index_cast %d : index to i64
+      %sizes = tensor.from_elements %n : tensor<1xi64>
+      return %sizes : tensor<1xi64>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def MoEApproximateMathPass : Pass<"moe-approximate-math"> {
   let summary = "Inline polynomial approximations of exp, erf and tanh";
   let description = [{
