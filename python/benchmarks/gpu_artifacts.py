@@ -91,6 +91,16 @@ CAPACITY_LAYERS = {
                                 activation="silu", glu_layout="concatenated")),
 }
 
+#: Layers whose exact result overflows f32 (test_gpu_nonfinite.py, as
+#: test/Integration/CPU/test_nonfinite.py on the CPU): H, E, I; each dtype,
+#: scoring and k, fused (the routing weight in the grouped matmul's epilogue)
+#: and, with fuse-routing=false, unfused (the weight in moe.combine).
+NONFINITE_LAYER = (64, 4, 32)
+NONFINITE_CASES = [(dtype, scoring, k) for dtype in ("f32", "bf16")
+                   for scoring in ("softmax", "softmax_topk", "sigmoid") for k in (1, 2)]
+#: Routing with infinite logits (test_gpu_nonfinite.py): E, k.
+NONFINITE_ROUTE = (4, 2)
+
 #: Routing alone, per recipe: E (k comes from the recipe).
 ROUTE_MODELS = {"mixtral": 8, "qwen3": 128, "olmoe": 64, "deepseek_v3": 256,
                 "gpt_oss": 32}
@@ -191,6 +201,19 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         add(f"layer-capacity-{model}",
             irgen.layer_ir(None, H, E, I, k, dtype="bf16", name="layer", **layer_attrs),
             "layer", kind="capacity-layer", model=model, H=H, E=E, I=I, attrs=attrs)
+    H, E, I = NONFINITE_LAYER
+    for dtype, scoring, k in NONFINITE_CASES:
+        attrs = dict(k=k, scoring=scoring, renormalize=True)
+        ir = irgen.layer_ir(None, H, E, I, dtype=dtype, name="layer", **attrs)
+        for fused in (True, False):
+            add(f"nonfinite-{dtype}-{scoring}-k{k}" + ("" if fused else "-unfused"), ir,
+                "layer", pipeline_extra="" if fused else "fuse-routing=false",
+                kind="nonfinite-layer", dtype=dtype, H=H, E=E, I=I, attrs=attrs)
+    E, k = NONFINITE_ROUTE
+    for scoring in ("softmax", "softmax_topk"):
+        add(f"nonfinite-route-{scoring}",
+            irgen.route_ir(None, E, k, scoring=scoring, name="route"), "route",
+            kind="nonfinite-route", E=E, k=k, scoring=scoring)
     for model, (H, E, I) in LAYER_MODELS.items():
         shared = SHARED_INTERMEDIATE if model in irgen.MODEL_SHARED_EXPERT else None
         ir = irgen.model_layer_ir(model, None, H, E, I, dtype="bf16",
