@@ -408,11 +408,16 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
     OpFoldResult tokens = b.dimSize(weights, 0);
     OpFoldResult slots = b.getIndexAttr(k);
 
-    // rowOf[t, j]: the row holding selection t * k + j, or -1.
+    // rowOf[t, j]: the row holding selection t * k + j, or -1. Only rows
+    // that ys has are read: the verifier ties the two sizes where they are
+    // static, but dynamic ones are the caller's, and a rows longer than ys
+    // must not make the sum below read past ys's end.
     Value numTokens = b.dimValue(weights, 0);
     Value rowOfInit = b.filled({tokens, slots}, b.i32(-1));
+    Value rowCount =
+        b.create<arith::MinUIOp>(b.dimValue(rows, 0), b.dimValue(ys, 0));
     auto invert = b.create<scf::ForOp>(
-        b.index(0), b.dimValue(rows, 0), b.index(1), ValueRange{rowOfInit},
+        b.index(0), rowCount, b.index(1), ValueRange{rowOfInit},
         [&](OpBuilder &nested, Location loc, Value row, ValueRange iter) {
           StructuredBuilder nb(loc, nested);
           auto selection = nb.decodeSelection(

@@ -110,3 +110,18 @@ def test_routed_rows_are_checked_against_the_routing(compile_ir, rng):
             f"result 0: shape ({T},), but for these inputs the function computes "
             f"({T * K},)")):
         module.call("dispatch", [ids], [spec((T,), "i32"), spec((E + 1,), "i32")])
+
+
+@pytest.mark.parametrize("pipeline", ["default", "reference"])
+def test_combine_reads_only_the_rows_ys_has(compile_ir, pipeline):
+    """ys [M, H] and rows [M] are both dynamic: the verifier cannot tie them, and a
+    rows longer than ys used to make the sum read past ys's end (garbage in the
+    output). Rows past ys's end select nothing, as on the GPU."""
+    module = compile_ir(irgen.combine_ir(None, H, None, K), pipeline)
+    ys = np.ones((2, H), np.float32)
+    rows = np.arange(T * K, dtype=np.int32)  # selection r sits in row r
+    weights = np.ones((T, K), np.float32)
+    (y,) = call(module, "combine", [ys, rows, weights], [((T, H), "f32")])
+    want = np.zeros((T, H), np.float32)
+    want[0] = 2.0  # token 0's two selections are rows 0 and 1; the rest are past ys
+    np.testing.assert_array_equal(y, want)
