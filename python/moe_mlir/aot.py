@@ -125,7 +125,9 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
     out.mkdir(parents=True, exist_ok=True)
     cmd = [str(moe_compile()), f"--name={name}", f"--target={target}",
            f"--emit={','.join(emit)}", "-o", str(out)]
-    if chip:
+    # An empty chip goes to moe-compile too, which refuses it, rather than
+    # quietly meaning the default.
+    if chip is not None:
         cmd.append(f"--chip={chip}")
     if entry != "layer":
         cmd.append(f"--entry={entry}")

@@ -277,6 +277,13 @@ def test_bad_inputs_are_diagnosed(tmp_path):
     assert run.returncode == 1 and "--target must be cpu or cuda" in run.stderr
 
 
+def test_empty_chip_is_refused(tmp_path):
+    """chip="" used to be dropped, compiling for the host without a word."""
+    with pytest.raises(cpu.CompileError, match="--chip is empty"):
+        aot.compile(layer=dict(hidden=8, intermediate=4, experts=4, k=2), chip="",
+                    out_dir=tmp_path)
+
+
 # hidden_act of each activation the dialect has, as Hugging Face spells it.
 HIDDEN_ACTS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh",
                "relu": "relu", "swish": "silu"}
