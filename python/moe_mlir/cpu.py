@@ -160,17 +160,43 @@ class CompiledModule:
     With ``signatures`` (what ``compile_module`` records from the IR), ``call``
     checks the function name, the number of inputs and results, and each one's
     dtype, rank and static sizes, raising ValueError instead of letting the
-    compiled code read or write out of bounds. A result's dynamic sizes are
+    compiled code read or write out of bounds. Dynamic input sizes that the
+    function's ops tie together must agree (``@<name>__check_sizes``, also added
+    by ``moe-export-result-sizes``). A result's dynamic sizes are
     checked against those the function computes for the inputs, which
     ``@<name>__result_sizes`` (added by ``moe-export-result-sizes``) returns
     before the call: a smaller buffer would be written past its end.
     """
 
     def __init__(self, shared_object: str | os.PathLike,
-                 signatures: dict[str, Signature] | None = None):
+                 signatures: dict[str, Signature] | None = None,
+                 size_relations: dict[str, list[str]] | None = None):
         self.path = pathlib.Path(shared_object)
         self.signatures = signatures
+        self.size_relations = size_relations or {}
         self._lib = ctypes.CDLL(str(self.path))
+
+    def _call_helper(self, symbol: str, arrays: Sequence[np.ndarray],
+                     out: np.ndarray) -> None:
+        descriptors = [_descriptor(a) for a in list(arrays) + [out]]
+        function = getattr(self._lib, symbol)
+        function.restype = None
+        function.argtypes = [ctypes.c_void_p] * len(descriptors)
+        function(*[ctypes.addressof(d) for d in descriptors])
+
+    def _check_input_sizes(self, name: str, arrays: Sequence[np.ndarray]) -> None:
+        """Raises ValueError where dynamic input sizes that the function's ops tie
+        together (say moe.dispatch's ids and weights) disagree: the lowering would
+        read past the shorter input. ``@<name>__check_sizes`` decides."""
+        relations = self.size_relations.get(name)
+        if not relations:
+            return
+        failed = np.zeros((1,), np.int32)
+        self._call_helper(f"_mlir_ciface_{name}__check_sizes", arrays, failed)
+        if failed[0]:
+            shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
+            raise ValueError(f"@{name}: input sizes disagree ({shapes}): "
+                             f"{relations[int(failed[0]) - 1]} must be equal")
 
     def _check(self, name: str, arrays: Sequence[np.ndarray],
                results: Sequence[TensorSpec]) -> None:
@@ -209,11 +235,7 @@ class CompiledModule:
                              f"no @{name}__result_sizes to check them with (compile it "
                              f"with compile_module)")
         sizes = np.zeros((count,), np.int64)
-        descriptors = [_descriptor(a) for a in list(arrays) + [sizes]]
-        function = getattr(self._lib, symbol)
-        function.restype = None
-        function.argtypes = [ctypes.c_void_p] * len(descriptors)
-        function(*[ctypes.addressof(d) for d in descriptors])
+        self._call_helper(symbol, arrays, sizes)
         computed = iter(int(n) for n in sizes)
         for i, (spec, want) in enumerate(zip(results, wants)):
             shape = tuple(next(computed) if w is None else w for w in want.shape)
@@ -236,6 +258,7 @@ class CompiledModule:
         bfloat16_out = any(dtypes.is_bfloat16(a) for a in arrays)
         self._check(name, arrays, results)
         arrays = [dtypes.bits(a) if dtypes.is_bfloat16(a) else a for a in arrays]
+        self._check_input_sizes(name, arrays)
         self._check_result_sizes(name, arrays, results)
         function = getattr(self._lib, f"_mlir_ciface_{name}")
         outs = [spec.allocate() for spec in results]
@@ -260,7 +283,20 @@ def compile_module(ir: str, out_dir: str | os.PathLike | None = None,
     signatures = function_signatures(ir)
     with_sizes = _run([moe_opt(), "--moe-export-result-sizes"], stdin=ir)
     return CompiledModule(compile_shared_object(with_sizes, out_dir, pipeline=pipeline),
-                          signatures)
+                          signatures, _size_relations(with_sizes))
+
+
+_CHECK_RE = re.compile(r"func\.func @(\w+)__check_sizes\(.*attributes \{moe\.size_relations = "
+                       r"\[(.*?)\]\}")
+
+
+def _size_relations(ir: str) -> dict[str, list[str]]:
+    """Per function, the size relations its ``@<name>__check_sizes`` checks, in
+    order (its ``moe.size_relations``)."""
+    relations = {}
+    for match in _CHECK_RE.finditer(ir):
+        relations[match.group(1)] = re.findall(r'"([^"]*)"', match.group(2))
+    return relations
 
 
 @dataclass(frozen=True)

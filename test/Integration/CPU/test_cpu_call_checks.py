@@ -116,12 +116,52 @@ def test_routed_rows_are_checked_against_the_routing(compile_ir, rng):
 def test_combine_reads_only_the_rows_ys_has(compile_ir, pipeline):
     """ys [M, H] and rows [M] are both dynamic: the verifier cannot tie them, and a
     rows longer than ys used to make the sum read past ys's end (garbage in the
-    output). Rows past ys's end select nothing, as on the GPU."""
+    output). call refuses such inputs; below that check, in the library itself,
+    rows past ys's end select nothing, as on the GPU."""
     module = compile_ir(irgen.combine_ir(None, H, None, K), pipeline)
     ys = np.ones((2, H), np.float32)
     rows = np.arange(T * K, dtype=np.int32)  # selection r sits in row r
     weights = np.ones((T, K), np.float32)
-    (y,) = call(module, "combine", [ys, rows, weights], [((T, H), "f32")])
+    with pytest.raises(ValueError, match="the rows of rows and of ys must be equal"):
+        call(module, "combine", [ys, rows, weights], [((T, H), "f32")])
+    unchecked = cpu.CompiledModule(module.path, module.signatures)
+    (y,) = call(unchecked, "combine", [ys, rows, weights], [((T, H), "f32")])
     want = np.zeros((T, H), np.float32)
     want[0] = 2.0  # token 0's two selections are rows 0 and 1; the rest are past ys
     np.testing.assert_array_equal(y, want)
+
+
+def test_input_sizes_the_ops_tie_must_agree(compile_ir, rng):
+    """Dynamic input sizes that an op's verifier ties but cannot check (both
+    dynamic) are checked before the call by @<name>__check_sizes: moe.dispatch's
+    weights shorter than its ids, or a gathering grouped matmul's row_scale shorter
+    than its tokens, made the lowering read past the shorter input (a segfault with
+    millions of tokens); aux_loss's logits and ids of other token counts gave a
+    meaningless loss."""
+    dispatch = compile_ir(irgen.dispatch_ir(None, K, E, weights=True, capacity=2,
+                                            drop_policy="score"))
+    ids = np.zeros((T, K), np.int32)
+    ids[:, 1] = 1
+    with pytest.raises(ValueError, match=re.escape(
+            "@dispatch: input sizes disagree ((4, 2), (1, 2)): moe.dispatch") + ".*" +
+            re.escape("the rows of weights and of ids must be equal")):
+        dispatch.call("dispatch", [ids, np.ones((1, K), np.float32)],
+                      [spec((T * K,), "i32"), spec((E + 1,), "i32")])
+    rows, offsets = dispatch.call("dispatch", [ids, np.ones((T, K), np.float32)],
+                                  [spec((T * K,), "i32"), spec((E + 1,), "i32")])
+    assert offsets.tolist() == [0, 2, 4, 4, 4]
+
+    loss = compile_ir(irgen.aux_loss_ir(None, E, K))
+    with pytest.raises(ValueError, match="the rows of ids and of logits must be equal"):
+        loss.call("aux_loss", [np.ones((1, E), np.float32), np.zeros((T, K), np.int32)],
+                  [spec((), "f32")])
+
+    matmul = compile_ir(irgen.grouped_matmul_ir(None, H, I, E, gather=True, row_scale=True,
+                                                T=None, k=K))
+    x = rng.standard_normal((T, H)).astype(np.float32)
+    w = rng.standard_normal((E, I, H)).astype(np.float32)
+    offsets = np.array([0, T * K, T * K, T * K, T * K], np.int32)
+    routed = np.arange(T * K, dtype=np.int32)
+    with pytest.raises(ValueError, match="the rows of row_scale and of lhs must be equal"):
+        matmul.call("grouped_matmul", [x, w, offsets, routed, np.ones((1, K), np.float32)],
+                    [spec((T * K, I), "f32")])

@@ -238,6 +238,14 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << name << " must be a unit attribute";
     return success();
   }
+  // What moe-export-result-sizes records on a @<f>__check_sizes function:
+  // the size relation each of its failure codes names.
+  if (name == "moe.size_relations") {
+    auto relations = dyn_cast<ArrayAttr>(attribute.getValue());
+    if (!relations || !llvm::all_of(relations, llvm::IsaPred<StringAttr>))
+      return op->emitError() << name << " must be an array of strings";
+    return success();
+  }
   if (name != getGpuKernelsAttrName())
     return op->emitError() << "unknown moe dialect attribute " << name;
   auto matmul = dyn_cast<GroupedMatmulOp>(op);

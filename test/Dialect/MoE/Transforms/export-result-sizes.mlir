@@ -38,6 +38,27 @@ func.func @dispatch(%ids: tensor<?x2xi32>, %extra: tensor<?x3xf32>) -> (tensor<?
 
 // -----
 
+// Dynamic input sizes an op ties but its verifier cannot check (both
+// dynamic): @<f>__check_sizes gives 0 where they agree, else the 1-based
+// index of the first that does not, described in moe.size_relations.
+// CHECK-LABEL: func.func @dispatch_weights__check_sizes(
+// CHECK-SAME:      %[[IDS:.*]]: tensor<?x2xi32>, %[[W:.*]]: tensor<?x2xf32>) -> tensor<1xi32>
+// CHECK-SAME:      attributes {moe.size_relations = ["moe.dispatch at {{.*}}export-result-sizes.mlir:{{[0-9]+}}:{{[0-9]+}}: the rows of weights and of ids"]}
+// CHECK-NOT:     moe.dispatch
+// CHECK-DAG:     %[[A:.*]] = tensor.dim %[[W]]
+// CHECK-DAG:     %[[B:.*]] = tensor.dim %[[IDS]]
+// CHECK:         %[[NE:.*]] = arith.cmpi ne, %[[A]], %[[B]] : index
+// CHECK:         %[[CODE:.*]] = arith.extui %[[NE]] : i1 to i32
+// CHECK:         tensor.from_elements %[[CODE]] : tensor<1xi32>
+func.func @dispatch_weights(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<9xi32> {
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+      {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}
+
+// -----
+
 // Static results, and private functions, need no sizes function.
 // CHECK-LABEL: func.func @static
 // CHECK-NOT:   __result_sizes

@@ -100,6 +100,15 @@ def MoEExportResultSizesPass
     the sizes do not depend on data. Callers that cannot know the sizes
     (`moe_mlir.cpu`) call it first and check their buffers.
 
+    Likewise, for each public function with a dynamic argument size whose
+    moe ops tie sizes that their verifiers cannot check (both dynamic: say
+    the rows of `moe.dispatch`'s ids and weights), it adds
+    `@<name>__check_sizes`, returning `tensor<1 x i32>`: 0 where they all
+    agree for the arguments, else the 1-based index of the first that does
+    not, described by the function's `moe.size_relations` (an array of
+    strings). Inputs that disagree would make a lowering read past the
+    shorter one.
+
     ```mlir
     func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> { ... }
     // gains
