@@ -207,11 +207,14 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  : FloatAttr();
   auto layer = LayerOp::create(
       b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
-      sharedW2, sharedGate, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
-      *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
-      llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
-      capacityFactor, settings->dropPolicy, settings->activation,
-      settings->weightLayout, settings->gluLayout, llvm::APFloat(spec.alpha),
+      sharedW2, sharedGate,
+      /*w13_scales=*/Value(), /*w2_scales=*/Value(),
+      /*w13_input_scales=*/Value(), /*w2_input_scales=*/Value(), init, spec.k,
+      *scoring, spec.nGroup, spec.topkGroup, *groupScore, spec.renormalize,
+      llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
+      SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
+      settings->dropPolicy, settings->activation, settings->weightLayout,
+      /*weight_quant=*/nullptr, settings->gluLayout, llvm::APFloat(spec.alpha),
       llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());
   if (failed(verify(*module)))

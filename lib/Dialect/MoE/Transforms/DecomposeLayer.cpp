@@ -94,18 +94,17 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value xs = b.create<PermuteOp>(tensorType({m, hidden}, f32), x, rows,
                                    b.empty({m, hidden}, f32), op.getKAttr())
                    .getResult();
-    Value h = b.create<GroupedMatmulOp>(
-                   tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs,
-                   op.getW13(), dispatch.getOffsets(),
-                   b.empty({m, b.getIndexAttr(2 * inter)}, f32),
-                   op.getWeightLayout())
-                  .getResult();
-    Value act = glu(b, op, h, m, inter);
-    Value ys = b.create<GroupedMatmulOp>(
-                    tensorType({m, hidden}, f32), act, op.getW2(),
-                    dispatch.getOffsets(), b.empty({m, hidden}, f32),
-                    op.getWeightLayout())
-                   .getResult();
+    auto h13 = b.create<GroupedMatmulOp>(
+        tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs, op.getW13(),
+        dispatch.getOffsets(), b.empty({m, b.getIndexAttr(2 * inter)}, f32),
+        op.getWeightLayout());
+    quantize(h13, op, op.getW13Scales(), op.getW13InputScales());
+    Value act = glu(b, op, h13.getResult(), m, inter);
+    auto h2 = b.create<GroupedMatmulOp>(
+        tensorType({m, hidden}, f32), act, op.getW2(), dispatch.getOffsets(),
+        b.empty({m, hidden}, f32), op.getWeightLayout());
+    quantize(h2, op, op.getW2Scales(), op.getW2InputScales());
+    Value ys = h2.getResult();
 
     Value init = op.getInit();
     if (!op.getSharedW13()) {
@@ -132,6 +131,18 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
   }
 
 private:
+  /// Gives `matmul` the layer's weight quantization: its attribute and one
+  /// weight's scales (no-op for an unquantized layer).
+  static void quantize(GroupedMatmulOp matmul, LayerOp op, Value scales,
+                       Value inputScales) {
+    if (!op.getWeightQuantAttr())
+      return;
+    matmul.setWeightQuantAttr(op.getWeightQuantAttr());
+    matmul.getRhsScalesMutable().assign(scales);
+    if (inputScales)
+      matmul.getLhsScalesMutable().assign(inputScales);
+  }
+
   /// moe.glu with the layer's activation attributes, in f32.
   static Value glu(StructuredBuilder &b, LayerOp op, Value h,
                    OpFoldResult rows, int64_t width) {

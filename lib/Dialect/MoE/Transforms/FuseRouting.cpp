@@ -22,9 +22,10 @@ GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             Value lhs, Value rows, Value rowScale, Value init,
                             function_ref<void(GroupedMatmulOp)> update) {
   auto fused = GroupedMatmulOp::create(
-      rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(), rows,
-      rowScale, init, op.getRhsLayoutAttr(), op.getGatherAttr(),
-      op.getKAttr(), op.getEpilogueAttr(), op.getGluLayoutAttr(),
+      rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
+      rows, rowScale, op.getRhsScales(), op.getLhsScales(), init,
+      op.getRhsLayoutAttr(), op.getGatherAttr(), op.getKAttr(),
+      op.getEpilogueAttr(), op.getWeightQuantAttr(), op.getGluLayoutAttr(),
       op.getAlphaAttr(), op.getLimitAttr());
   update(fused);
   return fused;
