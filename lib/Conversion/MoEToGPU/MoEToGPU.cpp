@@ -49,6 +49,10 @@ struct ConvertMoEToGPUPass
               })
               .Case([&](GroupedMatmulOp gemm) -> LogicalResult {
                 RhsLayout layout = gemm.getRhsLayout();
+                if (gemm.getWeightQuantAttr())
+                  return gemm.emitOpError()
+                         << "quantized weights (weight_quant) have no GPU "
+                            "lowering yet";
                 if (layout == RhsLayout::panels ||
                     layout == RhsLayout::panels_vnni)
                   return gemm.emitOpError()

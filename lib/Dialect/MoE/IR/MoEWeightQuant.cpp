@@ -107,13 +107,13 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
   if (isStatic && !inputScales)
     return op->emitOpError()
            << "activation = static needs the '" << inputScalesName
-           << "' operand, a 1-D f32 tensor [E] = [" << shape.experts << "]";
+           << "' operand, a 1-D f32 tensor [1] (one scale for the tensor)";
   if (!isStatic && inputScales)
     return op->emitOpError() << "'" << inputScalesName
                              << "' is used only with activation = static";
-  if (inputScales && !isF32Tensor(inputScales, {shape.experts}))
+  if (inputScales && !isF32Tensor(inputScales, {1}))
     return op->emitOpError()
-           << "'" << inputScalesName << "' must be a 1-D f32 tensor [E] = ["
-           << shape.experts << "], got " << inputScales.getType();
+           << "'" << inputScalesName << "' must be a 1-D f32 tensor [1], got "
+           << inputScales.getType();
   return success();
 }

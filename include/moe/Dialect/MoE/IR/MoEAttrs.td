@@ -43,10 +43,11 @@ def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
       per-channel, `[N, K]` per-tensor.
     - `activation`: how the matmul's input rows are quantized before the
       product. `dynamic`: each row (after the gather) in groups of `bk`
-      along K, scale `amax(|a|) / 448` in f32 (1 for an all-zero group),
-      `a / scale` rounded to nearest-even `e4m3`; `static`: one f32 scale
-      per expert (the `lhs_scales` operand), `a / scale` clamped to
-      `[-448, 448]` and rounded alike; `none`: the input is used as it is.
+      along K, scale `amax(|a|) / 448` in f32 (1 for an all-zero group);
+      `static`: one f32 scale for the whole tensor (the `lhs_scales`
+      operand, `[1]`). Either way `a / scale` (f32) is clamped to
+      `[-448, 448]`, rounded to the nearest `e4m3` value (ties to even) and
+      multiplied by the scale again; `none`: the input is used as it is.
 
     The products accumulate in f32.
 

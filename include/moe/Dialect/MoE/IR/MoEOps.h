@@ -40,7 +40,7 @@ SmallVector<int64_t> weightScaleShape(WeightQuantAttr quant,
 
 /// Checks the quantization of one weight operand: its element type against
 /// `quant` (or, without `quant`, that it is not quantized and has no
-/// scales), the shape of `scales`, and `inputScales` ([E], activation =
+/// scales), the shape of `scales`, and `inputScales` ([1], activation =
 /// static only). Each name is the operand's, for the diagnostics.
 LogicalResult verifyWeightQuantOperands(Operation *op, WeightQuantAttr quant,
                                         const WeightShape &shape, Value weights,

@@ -216,7 +216,7 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     their f32 scales `[E, ceil(N / bn), ceil(K / bk)]`; the weight is
     `rhs[e, n, k] * s[e, n / bn, k / bk]`. Each A row is quantized to e4m3
     before the product (in groups of `bk` for `activation = dynamic`; by
-    `lhs_scales(%si)` `[E]`, one f32 scale per expert, for `static`).
+    `lhs_scales(%si)` `[1]`, one f32 scale for the tensor, for `static`).
 
     ```mlir
     %h = moe.grouped_matmul ins(%xs, %w13, %offsets
@@ -352,7 +352,7 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     With `weight_quant`, `w13` and `w2` hold quantized weights and
     `scales(%s13, %s2)` their scales (`[E, ceil(2I / bn), ceil(H / bk)]`
     and `[E, ceil(H / bn), ceil(I / bk)]`); `activation = static` takes
-    `input_scales(%i13, %i2)`, each `[E]`. Both grouped matmuls quantize
+    `input_scales(%i13, %i2)`, each `[1]`. Both grouped matmuls quantize
     their inputs (x, and the GLU output). The shared expert is not
     quantized.
 
