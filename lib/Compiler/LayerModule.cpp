@@ -37,6 +37,17 @@ RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
   return RankedTensorType::get({e, n, k}, element);
 }
 
+/// The layer's #moe.weight_quant, or null for float weights.
+WeightQuantAttr weightQuant(Builder &b, const LayerSpec &spec) {
+  if (spec.weightQuant != "fp8_e4m3")
+    return nullptr;
+  ActivationQuant activation = spec.activationQuant == "static"
+                                   ? ActivationQuant::static_
+                                   : ActivationQuant::dynamic;
+  return WeightQuantAttr::get(b.getContext(), WeightFormat::fp8_e4m3,
+                              {spec.blockN, spec.blockK}, activation);
+}
+
 /// A tensor.empty of `shape` whose dynamic sizes are those of `dynamic`.
 Value empty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type element,
             ValueRange dynamic) {
@@ -82,6 +93,12 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   std::optional<ExpertSettings> settings = expertSettings(spec);
   if (!settings || spec.k < 1) {
     emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
+    return nullptr;
+  }
+  if (spec.weightQuant != "none") {
+    emitError(loc) << "the experts entry takes float weights only: "
+                      "weight_quant "
+                   << spec.weightQuant << " is supported by the layer entry";
     return nullptr;
   }
   OpBuilder b(ctx);
@@ -169,9 +186,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
   Type dt = elementType(b, spec.dtype);
   auto xType = RankedTensorType::get({ShapedType::kDynamic, H}, dt);
+  WeightQuantAttr quant = weightQuant(b, spec);
+  Type wt = quant ? quant.getWeightElementType() : dt;
   SmallVector<Type> argTypes = {xType, RankedTensorType::get({E, H}, dt),
-                                weightType(spec, 2 * I, H, dt),
-                                weightType(spec, H, I, dt)};
+                                weightType(spec, 2 * I, H, wt),
+                                weightType(spec, H, I, wt)};
   if (spec.bias)
     argTypes.push_back(RankedTensorType::get({E}, b.getF32Type()));
   if (spec.sharedIntermediate > 0) {
@@ -180,6 +199,13 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     argTypes.push_back(RankedTensorType::get({H, Is}, dt));
     if (spec.sharedGate)
       argTypes.push_back(RankedTensorType::get({1, H}, dt));
+  }
+  if (quant) {
+    for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
+      argTypes.push_back(RankedTensorType::get(
+          weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getF32Type()));
+    if (quant.getActivation() == ActivationQuant::static_)
+      argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
   }
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
@@ -196,6 +222,15 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       sharedGate = args[next++];
   }
+  Value w13Scales, w2Scales, w13InputScale, w2InputScale;
+  if (quant) {
+    w13Scales = args[next++];
+    w2Scales = args[next++];
+    if (quant.getActivation() == ActivationQuant::static_) {
+      w13InputScale = args[next++];
+      w2InputScale = args[next++];
+    }
+  }
 
   Value tokens = tensor::DimOp::create(b, loc, args[0], 0);
   Value init =
@@ -207,15 +242,13 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  : FloatAttr();
   auto layer = LayerOp::create(
       b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
-      sharedW2, sharedGate,
-      /*w13_scales=*/Value(), /*w2_scales=*/Value(),
-      /*w13_input_scales=*/Value(), /*w2_input_scales=*/Value(), init, spec.k,
-      *scoring, spec.nGroup, spec.topkGroup, *groupScore, spec.renormalize,
-      llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
-      SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
-      settings->dropPolicy, settings->activation, settings->weightLayout,
-      /*weight_quant=*/nullptr, settings->gluLayout, llvm::APFloat(spec.alpha),
-      llvm::APFloat(spec.limit));
+      sharedW2, sharedGate, w13Scales, w2Scales, w13InputScale, w2InputScale,
+      init, spec.k, *scoring, spec.nGroup, spec.topkGroup, *groupScore,
+      spec.renormalize, llvm::APFloat(spec.renormEpsilon),
+      llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
+      capacityFactor, settings->dropPolicy, settings->activation,
+      settings->weightLayout, quant, settings->gluLayout,
+      llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());
   if (failed(verify(*module)))
     return nullptr;
