@@ -48,6 +48,49 @@ WeightQuantAttr weightQuant(Builder &b, const LayerSpec &spec) {
                               {spec.blockN, spec.blockK}, activation);
 }
 
+/// The FP8 arguments after the others: w13_scales, w2_scales and, for
+/// static activations, w13_input_scale and w2_input_scale.
+void appendScaleTypes(Builder &b, const LayerSpec &spec, WeightQuantAttr quant,
+                      SmallVectorImpl<Type> &argTypes) {
+  if (!quant)
+    return;
+  int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
+  for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
+    argTypes.push_back(RankedTensorType::get(
+        weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getF32Type()));
+  if (quant.getActivation() == ActivationQuant::static_)
+    argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
+}
+
+/// The FP8 arguments from `first` on (null values without `quant`).
+struct QuantOperands {
+  Value w13, w2, w13Input, w2Input;
+};
+QuantOperands quantOperands(WeightQuantAttr quant, ValueRange args,
+                            unsigned first) {
+  QuantOperands result;
+  if (!quant)
+    return result;
+  result.w13 = args[first];
+  result.w2 = args[first + 1];
+  if (quant.getActivation() == ActivationQuant::static_) {
+    result.w13Input = args[first + 2];
+    result.w2Input = args[first + 3];
+  }
+  return result;
+}
+
+/// Gives an expert matmul the layer's quantization and its scales.
+void quantize(GroupedMatmulOp matmul, WeightQuantAttr quant, Value scales,
+              Value inputScale) {
+  if (!quant)
+    return;
+  matmul.setWeightQuantAttr(quant);
+  matmul.getRhsScalesMutable().assign(scales);
+  if (inputScale)
+    matmul.getLhsScalesMutable().assign(inputScale);
+}
+
 /// A tensor.empty of `shape` whose dynamic sizes are those of `dynamic`.
 Value empty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type element,
             ValueRange dynamic) {
@@ -95,12 +138,6 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
     emitError(loc) << "the layer spec was not validated (validateLayerSpec)";
     return nullptr;
   }
-  if (spec.weightQuant != "none") {
-    emitError(loc) << "the experts entry takes float weights only: "
-                      "weight_quant "
-                   << spec.weightQuant << " is supported by the layer entry";
-    return nullptr;
-  }
   OpBuilder b(ctx);
   OwningOpRef<ModuleOp> module = startModule(b, loc);
 
@@ -111,9 +148,12 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   auto xType = RankedTensorType::get({dyn, H}, dt);
   auto idsType = RankedTensorType::get({dyn, k}, i32);
   auto weightsType = RankedTensorType::get({dyn, k}, f32);
+  WeightQuantAttr quant = weightQuant(b, spec);
+  Type wt = quant ? quant.getWeightElementType() : dt;
   SmallVector<Type> argTypes = {xType, idsType, weightsType,
-                                weightType(spec, 2 * I, H, dt),
-                                weightType(spec, H, I, dt)};
+                                weightType(spec, 2 * I, H, wt),
+                                weightType(spec, H, I, wt)};
+  appendScaleTypes(b, spec, quant, argTypes);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
   Block *entry = func.addEntryBlock();
@@ -121,6 +161,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   Value x = entry->getArgument(0), ids = entry->getArgument(1),
         weights = entry->getArgument(2), w13 = entry->getArgument(3),
         w2 = entry->getArgument(4);
+  QuantOperands scales = quantOperands(quant, entry->getArguments(), 5);
 
   // The weights go to the dispatch as well: drop_policy = score ranks an
   // overflowing expert's selections by them.
@@ -146,19 +187,21 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
       PermuteOp::create(b, loc, rowsOf(H), x, rows,
                         empty(b, loc, {dyn, H}, f32, m), b.getI64IntegerAttr(k))
           .getResult();
-  Value h = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
-                                    empty(b, loc, {dyn, 2 * I}, f32, m),
-                                    settings->weightLayout)
-                .getResult();
+  auto h13 = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
+                                     empty(b, loc, {dyn, 2 * I}, f32, m),
+                                     settings->weightLayout);
+  quantize(h13, quant, scales.w13, scales.w13Input);
+  Value h = h13.getResult();
   Value act =
       GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
                     settings->activation, settings->gluLayout,
                     llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit))
           .getResult();
-  Value ys = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
-                                     empty(b, loc, {dyn, H}, f32, m),
-                                     settings->weightLayout)
-                 .getResult();
+  auto h2 = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
+                                    empty(b, loc, {dyn, H}, f32, m),
+                                    settings->weightLayout);
+  quantize(h2, quant, scales.w2, scales.w2Input);
+  Value ys = h2.getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
   Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
                               empty(b, loc, {dyn, H}, dt, tokens))
@@ -200,13 +243,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       argTypes.push_back(RankedTensorType::get({1, H}, dt));
   }
-  if (quant) {
-    for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
-      argTypes.push_back(RankedTensorType::get(
-          weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getF32Type()));
-    if (quant.getActivation() == ActivationQuant::static_)
-      argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
-  }
+  appendScaleTypes(b, spec, quant, argTypes);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
   Block *entry = func.addEntryBlock();
@@ -222,15 +259,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       sharedGate = args[next++];
   }
-  Value w13Scales, w2Scales, w13InputScale, w2InputScale;
-  if (quant) {
-    w13Scales = args[next++];
-    w2Scales = args[next++];
-    if (quant.getActivation() == ActivationQuant::static_) {
-      w13InputScale = args[next++];
-      w2InputScale = args[next++];
-    }
-  }
+  QuantOperands scales = quantOperands(quant, args, next);
 
   Value tokens = tensor::DimOp::create(b, loc, args[0], 0);
   Value init =
@@ -242,9 +271,9 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  : FloatAttr();
   auto layer = LayerOp::create(
       b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
-      sharedW2, sharedGate, w13Scales, w2Scales, w13InputScale, w2InputScale,
-      init, spec.k, *scoring, spec.nGroup, spec.topkGroup, *groupScore,
-      spec.renormalize, llvm::APFloat(spec.renormEpsilon),
+      sharedW2, sharedGate, scales.w13, scales.w2, scales.w13Input,
+      scales.w2Input, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
+      *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
       llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
       capacityFactor, settings->dropPolicy, settings->activation,
       settings->weightLayout, quant, settings->gluLayout,

@@ -393,6 +393,17 @@ SmallVector<std::string> mlir::moe::expertsArgumentNames() {
   return {"x", "topk_ids", "topk_weights", "w13", "w2"};
 }
 
+SmallVector<std::string>
+mlir::moe::expertsArgumentNames(const LayerSpec &spec) {
+  SmallVector<std::string> names = expertsArgumentNames();
+  if (spec.weightQuant != "none") {
+    names.append({"w13_scales", "w2_scales"});
+    if (spec.activationQuant == "static")
+      names.append({"w13_input_scale", "w2_input_scale"});
+  }
+  return names;
+}
+
 json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
   json::Object layer{
       {"family", spec.family},

@@ -511,7 +511,8 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                name: str = "experts", activation: str = "silu",
                num_local_experts: Optional[int] = None,
                intermediate_dtype: Optional[str] = None,
-               ys_dtype: Optional[str] = None) -> str:
+               ys_dtype: Optional[str] = None,
+               weight_quant: Optional[dict] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
@@ -529,12 +530,28 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
     (in [0, E)), and a last argument ``expert_map [E] i32`` gives each global expert's
     local index, or -1 for the experts of other ranks, whose selections add nothing.
+
+    ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")`` makes the
+    weights FP8 (f8E4M3FN, docs/quantization.md) with two more last arguments, their f32
+    scales ``w13_scales [L, ceil(2I/bn), ceil(H/bk)]`` and ``w2_scales [L, ceil(H/bn),
+    ceil(I/bk)]`` (the local experts' under expert parallelism).
     """
     dtype = _check_dtype(dtype)
     L = E if num_local_experts is None else int(num_local_experts)
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
-    w13_t, w2_t = tensor_type([L, 2 * I, H], dtype), tensor_type([L, H, I], dtype)
+    wdt = dtype
+    quant_attr = ""
+    if weight_quant is not None:
+        bn, bk = (int(b) for b in weight_quant["block"])
+        activation_quant = weight_quant.get("activation", "dynamic")
+        if activation_quant not in ("dynamic", "none"):
+            raise ValueError(f"experts_ir quantizes activations dynamically or not at all, "
+                             f"got {activation_quant!r}")
+        wdt = "f8E4M3FN"
+        quant_attr = (f", weight_quant = #moe.weight_quant<format = fp8_e4m3, "
+                      f"block = [{bn}, {bk}], activation = {activation_quant}>")
+    w13_t, w2_t = tensor_type([L, 2 * I, H], wdt), tensor_type([L, H, I], wdt)
     ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
     x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
     ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
@@ -542,6 +559,12 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     if num_local_experts is not None:
         map_t = tensor_type([E], "i32")
         mapping = f" expert_map({f.arg('expert_map', map_t)} : {map_t})"
+    scales13 = scales2 = ""
+    if weight_quant is not None:
+        s13_t = tensor_type([L, -(-2 * I // bn), -(-H // bk)], "f32")
+        s2_t = tensor_type([L, -(-H // bn), -(-I // bk)], "f32")
+        scales13 = f"rhs_scales({f.arg('w13_scales', s13_t)} : {s13_t}) "
+        scales2 = f"rhs_scales({f.arg('w2_scales', s2_t)} : {s2_t}) "
     M = _mul(T, k)
     rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([L + 1], "i32")
     rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){mapping} "
@@ -552,13 +575,14 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
     h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}) outs({h_init} : {h_t}) "
-                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64}} -> {h_t}",
+                f"rows({rows} : {rows_t}) {scales13}outs({h_init} : {h_t}) "
+                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
+                f"{quant_attr}}} -> {h_t}",
                 "h")
     ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) "
-                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64}} -> {ys_t}", "ys")
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) {scales2}"
+                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
     y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
                 f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")

@@ -349,7 +349,7 @@ int main(int argc, char **argv) {
                      : buildLayerModule(*spec, layerName, loc);
     if (!module)
       return 1;
-    argNames = experts ? expertsArgumentNames() : layerArgumentNames(*spec);
+    argNames = experts ? expertsArgumentNames(*spec) : layerArgumentNames(*spec);
     raw_string_ostream os(sourceText);
     module->print(os);
   }

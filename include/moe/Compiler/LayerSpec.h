@@ -102,6 +102,9 @@ llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 /// The function arguments of the experts entry's module (buildExpertsModule):
 /// x, topk_ids, topk_weights, w13, w2.
 llvm::SmallVector<std::string> expertsArgumentNames();
+/// The same for `spec`, with the FP8 arguments after w2 as in
+/// layerArgumentNames.
+llvm::SmallVector<std::string> expertsArgumentNames(const LayerSpec &spec);
 
 /// The layer's sizes, dtype and routing attributes, for the manifest.
 llvm::json::Object layerToJSON(const LayerSpec &spec);

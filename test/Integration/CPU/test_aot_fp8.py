@@ -136,3 +136,28 @@ def test_unsupported_quantization_is_refused(out_dir, config, message):
     with pytest.raises(cpu.CompileError) as error:
         aot.compile(config, name="refused", out_dir=out_dir / "refused", emit=("manifest",))
     assert message in str(error.value)
+
+
+def test_fp8_experts_entry(out_dir, rng):
+    """The experts entry (routing given) of an FP8 config: the same weights and scales."""
+    config = _fp8(activation_scheme="dynamic", weight_block_size=[128, 128])
+    artifact = aot.compile(config, name="fp8_experts", out_dir=out_dir / "experts",
+                           entry="experts")
+    layer = artifact.load()
+    assert [t["name"] for t in layer.inputs] == [
+        "x", "topk_ids", "topk_weights", "w13", "w2", "w13_scales", "w2_scales"]
+    H, I, E, k, T = 256, 128, 8, 2, 6
+    x = dtypes.round_to_bf16(rng.standard_normal((T, H)).astype(np.float32))
+    ids = np.stack([rng.choice(E, k, replace=False) for _ in range(T)]).astype(np.int32)
+    weights = rng.random((T, k)).astype(np.float32)
+    q13, s13 = quantize_weights(rng.standard_normal((E, 2 * I, H)) / 16, (128, 128))
+    q2, s2 = quantize_weights(rng.standard_normal((E, H, I)) / 11, (128, 128))
+    y = layer(dtypes.as_bfloat16(cpu.to_storage(x, "bf16")), ids, weights, q13, q2, s13, s2)
+    quant = dict(block=(128, 128), activation="dynamic")
+    rows, offsets = ref.dispatch(ids, num_experts=E)
+    h = ref.grouped_matmul(ref.permute(x, rows, k), q13, offsets, weight_quant=quant,
+                           rhs_scales=s13)
+    want = ref.combine(ref.grouped_matmul(ref.glu(h), q2, offsets, weight_quant=quant,
+                                          rhs_scales=s2), rows, weights)
+    err = relative_error(np.asarray(y, dtype=np.float64), want)
+    assert err <= FP8_TOL, err

@@ -228,3 +228,55 @@ def test_layer_fp8_error_against_bf16(compile_ir, rng):
     print(f"fp8 layer vs unquantized bf16 layer (T={T} H={H} I={I} E={E} k={k}, "
           f"block {list(block)}): relative error {err:.3g}")
     assert err <= 0.15, f"fp8 layer far from the unquantized layer: {err:.3g}"
+
+
+# ----------------------------------------------------------------------------------------
+# expert parallelism
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ranks,sizes", [(2, [13, 9]), (4, [5, 1, 8, 6])])
+def test_expert_parallel_fp8(compile_ir, rng, ranks, sizes):
+    """The all-to-all expert-parallel path (moe_mlir.expert_parallel) with FP8 experts:
+    each rank holds its local experts' weights and scales; the result equals the
+    unpartitioned FP8 layer's."""
+    from harness import random_ids
+    from moe_mlir import expert_parallel as ep
+    from moe_mlir import irgen
+
+    E, H, I, k, block = 8, 48, 40, 2, (16, 16)
+    quant = dict(block=block, activation="dynamic")
+    L = ep.local_experts(E, ranks)
+    local = compile_ir(irgen.experts_ir(None, H, E, I, 1, dtype="f32", num_local_experts=L,
+                                        weight_quant=quant))
+    combine = compile_ir(irgen.combine_ir(None, H, None, k, prescaled=True))
+    total = sum(sizes)
+    x = rng.standard_normal((total, H)).astype(np.float32)
+    q13, s13 = _fp8_weights(rng, (E, 2 * I, H), block)
+    q2, s2 = _fp8_weights(rng, (E, H, I), block)
+    ids = random_ids(rng, total, k, E)
+    weights = rng.random((total, k)).astype(np.float32)
+
+    rows, offsets = ref.dispatch(ids, num_experts=E)
+    h = ref.grouped_matmul(ref.permute(x, rows, k), q13, offsets, weight_quant=quant,
+                           rhs_scales=s13)
+    ys = ref.grouped_matmul(ref.glu(h), q2, offsets, weight_quant=quant, rhs_scales=s2)
+    want = ref.combine(ys, rows, weights)
+
+    def experts(rank, xs, row_ids, row_weights):
+        owned = ep.owned_experts(E, ranks, rank)
+        if len(xs) == 0:
+            return np.zeros((0, H), dtype=np.float32)
+        return local.call("experts", [xs, q13[owned], q2[owned], row_ids, row_weights,
+                                      ep.expert_map(E, ranks, rank), s13[owned], s2[owned]],
+                          [cpu.TensorSpec((len(xs), H), "f32")], poison=True)[0]
+
+    def combined(ys, order, w):
+        return combine.call("combine", [ys, order, w], [cpu.TensorSpec((len(w), H), "f32")],
+                            poison=True)[0]
+
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    inputs = [(x[a:b], ids[a:b], weights[a:b]) for a, b in zip(starts[:-1], starts[1:])]
+    got = np.concatenate(ep.run_ranks_in_sequence(inputs, E, experts, combined))
+    err = relative_error(got, want)
+    assert err <= FP8_TOL, f"fp8 expert parallel over {ranks} ranks: relative error {err:.3g}"
