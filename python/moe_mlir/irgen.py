@@ -461,7 +461,8 @@ def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
 def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
              bias: bool = False, shared: Optional[tuple[int, bool]] = None,
              name: str = "layer", weight_layout: Optional[str] = None,
-             panel_width: int = pack.PANEL_WIDTH, **attrs) -> str:
+             panel_width: int = pack.PANEL_WIDTH, weight_quant: Optional[dict] = None,
+             **attrs) -> str:
     """``moe.layer``: a whole MoE layer.
 
     ``@name(x [T,H], router [E,H], w13 [E,2I,H], w2 [E,H,I][, bias [E] f32]
@@ -474,6 +475,10 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     intermediate size Is, with a sigmoid gate when ``gated``. ``attrs``: routing
     (:data:`ROUTING_ATTRS`), capacity (:data:`CAPACITY_ATTRS`), ``activation`` and the
     GLU attributes (:data:`GLU_ATTRS`).
+
+    ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")``: FP8 experts
+    (nk layout, f8E4M3FN) with two more last arguments, ``w13_scales`` and
+    ``w2_scales`` (f32, docs/quantization.md).
     """
     dtype = _check_dtype(dtype)
     kinds = {"k": _I64, **ROUTING_ATTRS, **CAPACITY_ATTRS,
@@ -483,9 +488,21 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
     layout = weight_layout or "nk"
+    wdt = dtype
+    if weight_quant is not None:
+        if layout != "nk":
+            raise ValueError("FP8 weights are in the nk layout")
+        bn, bk = (int(b) for b in weight_quant["block"])
+        activation_quant = weight_quant.get("activation", "dynamic")
+        if activation_quant not in ("dynamic", "none"):
+            raise ValueError(f"layer_ir quantizes activations dynamically or not at all, "
+                             f"got {activation_quant!r}")
+        wdt = "f8E4M3FN"
+        entries = entries[:-1] + (f", weight_quant = #moe.weight_quant<format = fp8_e4m3, "
+                                  f"block = [{bn}, {bk}], activation = {activation_quant}>}}")
     types = [x_t, tensor_type([E, H], dtype),
-             tensor_type(list(pack.weight_shape(E, 2 * I, H, layout, panel_width)), dtype),
-             tensor_type(list(pack.weight_shape(E, H, I, layout, panel_width)), dtype)]
+             tensor_type(list(pack.weight_shape(E, 2 * I, H, layout, panel_width)), wdt),
+             tensor_type(list(pack.weight_shape(E, H, I, layout, panel_width)), wdt)]
     x = f.arg("x", x_t)
     values = [x, f.arg("router", types[1]), f.arg("w13", types[2]), f.arg("w2", types[3])]
     extra = ""
@@ -500,6 +517,11 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
         if gated:
             gate_t = tensor_type([1, H], dtype)
             extra += f" shared_gate({f.arg('shared_gate', gate_t)} : {gate_t})"
+    if weight_quant is not None:
+        s13_t = tensor_type([E, -(-2 * I // bn), -(-H // bk)], "f32")
+        s2_t = tensor_type([E, -(-H // bn), -(-I // bk)], "f32")
+        extra += (f" scales({f.arg('w13_scales', s13_t)}, {f.arg('w2_scales', s2_t)} : "
+                  f"{s13_t}, {s2_t})")
     init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.layer ins({', '.join(values)} : {', '.join(types)}){extra} "
                 f"outs({init} : {x_t}){entries} -> {x_t}", "y")
