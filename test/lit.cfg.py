@@ -31,7 +31,8 @@ for var in ("CUDA_HOME", "CUDA_ROOT", "CUDA_PATH"):
         config.environment[var] = os.environ[var]
 
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["moe-opt", "moe-compile", "mlir-opt", "moe-capi-test"],
+llvm_config.add_tool_substitutions(["moe-opt", "moe-compile", "mlir-opt", "moe-capi-test",
+                                    "moe-stream-bench"],
                                    tool_dirs)
 
 # ptxas (CUDA toolkit) serializes GPU kernels to cubins and fatbins; PTX needs

@@ -32,7 +32,30 @@ for config in "$root"/test/Integration/GPU/Inputs/configs/*.json; do
     --name="$(basename "$config" .json)" --emit=so,header,manifest -o "$out/aot"
 done
 
+# gpt-oss beside its family config: the checkpoint's own weight layout (kn),
+# the pre-routed entry, sizes that are no multiples of the tiles, and a wide H.
+gpt_oss="$root/test/Integration/GPU/Inputs/configs/gpt_oss.json"
+odd="$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_odd.json"
+"$root/build/bin/moe-compile" --target=cuda "$gpt_oss" --layer=weight_layout=kn \
+  --name=gpt_oss_kn --emit=so,header,manifest -o "$out/aot"
+"$root/build/bin/moe-compile" --target=cuda "$gpt_oss" --entry=experts \
+  --name=gpt_oss_experts --emit=so,header,manifest -o "$out/aot"
+"$root/build/bin/moe-compile" --target=cuda "$odd" --name=gpt_oss_odd \
+  --emit=so,header,manifest -o "$out/aot"
+"$root/build/bin/moe-compile" --target=cuda "$odd" --entry=experts \
+  --name=gpt_oss_odd_experts --emit=so,header,manifest -o "$out/aot"
+# H = 1024: the decode kernel splits K over its warps (small-split-k-from), for
+# the router and the gate/up projection, so the bias goes in after the split sums.
+"$root/build/bin/moe-compile" --target=cuda \
+  "$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_wide.json" --name=gpt_oss_wide \
+  --emit=so,header,manifest -o "$out/aot"
+
 # The lowered moe kernels: benchmark shapes, edge shapes, routing and whole
 # layers, with index.json and ptxas's resource report.
 # Extra arguments (e.g. --variant small-split-k=1) go to gpu_artifacts.py.
 python3 "$root/python/benchmarks/gpu_artifacts.py" --out "$out" "$@"
+
+# The layers of the Hugging Face drop-in's GPU test (test_hf_dropin_gpu.py):
+# the CUDA layers that moe_mlir.hf.patch finds for its small models of each
+# family, f32 and bf16, so the GPU machine needs no moe-compile.
+python3 "$root/python/tests/hf_models.py" --artifacts "$out/hf" --target cuda --chip "$chip"

@@ -4,12 +4,17 @@
 set -euo pipefail
 
 # python3-venv: the wheel test (test_pip_install.py) installs into a fresh venv;
-# python3-pip: the PyPI packages below, for Debian's own python3.
+# python3-pip: the PyPI packages below, for Debian's own python3;
+# libclang-rt-22-dev: compiler-rt's CPU model, which CPU artifacts' feature
+# checks link (CPUKernels.cpp).
 debian_packages=(
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  clang-22 lld-22 ninja-build ccache libomp-22-dev cmake python3-venv python3-pip
+  clang-22 libclang-rt-22-dev lld-22 ninja-build ccache libomp-22-dev cmake python3-venv python3-pip
 )
-python_packages=(numpy ml_dtypes pytest)
+# torch and transformers: the Hugging Face drop-in's tests (test_hf_dropin.py)
+# build small models of each family and run them on the CPU. PyPI's torch is
+# the CUDA build (about 5 GB with its nvidia-* wheels); it runs on the CPU too.
+python_packages=(numpy ml_dtypes pytest torch transformers)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -9,6 +9,8 @@
 
 #include "moe/Compiler/CABIEmitter.h"
 
+#include "moe/Compiler/CPUDispatchEmitter.h"
+
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -108,6 +110,11 @@ std::string mlir::moe::emitHeader(const ABIFunction &abi,
      << "moe_status " << abi.prefix << "_forward(" << parameterList(abi)
      << ");\n"
      << "const char *" << abi.prefix << "_status_string(moe_status status);\n";
+  if (!abi.cuda)
+    os << "\n/* The CPU the kernel that runs here was compiled for (--chip, "
+          "or the variant\n * picked from its list), or NULL when this CPU "
+          "runs none of them. */\n"
+       << "const char *" << cpuVariantSymbol(abi) << "(void);\n";
   for (const PackedWeights &w : packedWeights(abi))
     os << "\n/* Writes " << w.tensor->name << " in the " << abi.weightLayout
        << " layout from E = " << w.experts << " experts' [" << w.n << ", "
@@ -272,11 +279,10 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
                       abi.tensors[i].shape.size());
     return list;
   };
-  os << "void _mlir_ciface_" << abi.symbol << "("
-     << descriptorParams(abi.tensors.size())
-     << (abi.cuda ? ", memref_1d *" : "") << ");\n";
   if (abi.cuda)
-    os << "int64_t _mlir_ciface_" << abi.symbol << "_workspace_size("
+    os << "void _mlir_ciface_" << abi.symbol << "("
+       << descriptorParams(abi.tensors.size()) << ", memref_1d *);\n"
+       << "int64_t _mlir_ciface_" << abi.symbol << "_workspace_size("
        << descriptorParams(numInputs) << ");\n"
        << "/* The project's CUDA runtime, linked in (CUDARuntime.h). */\n"
        << "int moeCudaTakeStatus(void);\n"
@@ -286,22 +292,9 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "int moeCudaIsDevicePointer(const void *pointer);\n";
   os << "\nstatic int misaligned(const void *p, size_t alignment) {\n"
      << "  return ((uintptr_t)p) % alignment != 0;\n}\n\n";
-  if (!abi.cuda)
-    emitAllocationGuard(os);
   if (!abi.cuda) {
-    // This file is compiled for the x86-64 baseline, so the check runs on
-    // any x86-64 CPU; the kernel's instructions are only reached after it.
-    os << "/* The first CPU feature the kernel was compiled for (--chip="
-       << abi.chip << ") that\n * this CPU lacks, in words, or NULL. */\n"
-       << "static const char *missing_cpu_feature(void) {\n";
-    if (!abi.cpuFeatures.empty())
-      os << "  __builtin_cpu_init();\n";
-    for (const std::string &feature : abi.cpuFeatures)
-      os << "  if (!__builtin_cpu_supports(\"" << feature
-         << "\")) return \"this CPU lacks " << feature
-         << ", which the kernel was compiled for (--chip=" << abi.chip
-         << ")\";\n";
-    os << "  return NULL;\n}\n\n";
+    emitAllocationGuard(os);
+    emitCPUDispatch(abi, os);
   }
 
   os << "size_t " << abi.prefix << "_workspace_size(int64_t num_tokens) {\n";
@@ -332,9 +325,8 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
   if (abi.cuda)
     os << "return \"unsupported\";\n";
   else
-    os << "{\n    const char *missing = missing_cpu_feature();\n"
-       << "    return missing ? missing : \"a CPU artifact takes no "
-          "stream\";\n  }\n";
+    os << "{\n    const char *why = moe_cpu_unsupported();\n"
+       << "    return why ? why : \"a CPU artifact takes no stream\";\n  }\n";
   if (abi.cuda)
     os << "  case MOE_STATUS_DEVICE_ERROR:\n"
        << "  case MOE_STATUS_OUT_OF_MEMORY: {\n"
@@ -355,7 +347,8 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
   os << "moe_status " << abi.prefix << "_forward(" << parameterList(abi)
      << ") {\n";
   if (!abi.cuda)
-    os << "  if (missing_cpu_feature()) return MOE_STATUS_UNSUPPORTED;\n";
+    os << "  moe_cpu_kernel_fn kernel = moe_cpu_kernel();\n"
+       << "  if (!kernel) return MOE_STATUS_UNSUPPORTED;\n";
   for (const ABITensor &t : abi.tensors)
     os << "  if (!" << t.name << ") return MOE_STATUS_NULL_POINTER;\n";
   for (const ABITensor &t : abi.tensors)
@@ -401,8 +394,7 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "    moe_release_call_blocks();\n"
        << "    return MOE_STATUS_OUT_OF_MEMORY;\n  }\n"
        << "  moe_on_out_of_memory = &on_out_of_memory;\n"
-       << "  _mlir_ciface_" << abi.symbol << "("
-       << descriptorAddresses(abi.tensors.size()) << ");\n"
+       << "  kernel(" << descriptorAddresses(abi.tensors.size()) << ");\n"
        << "  moe_on_out_of_memory = NULL;\n"
        << "  return MOE_STATUS_SUCCESS;\n}\n";
   }
@@ -433,6 +425,8 @@ std::vector<std::string> mlir::moe::exportedSymbols(const ABIFunction &abi) {
   std::vector<std::string> symbols = {abi.prefix + "_workspace_size",
                                       abi.prefix + "_forward",
                                       abi.prefix + "_status_string"};
+  if (!abi.cuda)
+    symbols.push_back(cpuVariantSymbol(abi));
   for (const PackedWeights &w : packedWeights(abi))
     symbols.push_back(abi.prefix + "_pack_" + w.tensor->name);
   return symbols;

@@ -385,6 +385,10 @@ Error readFamily(ConfigReader &reader, LayerSpec &spec, StringRef type) {
       return e;
     spec.scoring = "softmax_topk";
     spec.gluLayout = "interleaved";
+    // gpt-oss's router and both expert projections are Linears with biases
+    // (router.bias, experts.gate_up_proj_bias, experts.down_proj_bias).
+    spec.routerBias = true;
+    spec.expertBias = true;
     return reader.optional("swiglu_limit", spec.limit, "limit");
   }
   return fail(formatv("{0} is '{1}'; known: mixtral, qwen3_moe, qwen2_moe, "

@@ -153,6 +153,9 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   SmallVector<Type> argTypes = {xType, idsType, weightsType,
                                 weightType(spec, 2 * I, H, wt),
                                 weightType(spec, H, I, wt)};
+  if (spec.expertBias)
+    argTypes.append({RankedTensorType::get({E, 2 * I}, dt),
+                     RankedTensorType::get({E, H}, dt)});
   appendScaleTypes(b, spec, quant, argTypes);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
@@ -161,7 +164,13 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   Value x = entry->getArgument(0), ids = entry->getArgument(1),
         weights = entry->getArgument(2), w13 = entry->getArgument(3),
         w2 = entry->getArgument(4);
-  QuantOperands scales = quantOperands(quant, entry->getArguments(), 5);
+  Value w13Bias, w2Bias;
+  unsigned next = 5;
+  if (spec.expertBias) {
+    w13Bias = entry->getArgument(next++);
+    w2Bias = entry->getArgument(next++);
+  }
+  QuantOperands scales = quantOperands(quant, entry->getArguments(), next);
 
   // The weights go to the dispatch as well: drop_policy = score ranks an
   // overflowing expert's selections by them.
@@ -189,7 +198,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
           .getResult();
   auto h13 = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
                                      empty(b, loc, {dyn, 2 * I}, f32, m),
-                                     settings->weightLayout);
+                                     settings->weightLayout, w13Bias);
   quantize(h13, quant, scales.w13, scales.w13Input);
   Value h = h13.getResult();
   Value act =
@@ -199,7 +208,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
           .getResult();
   auto h2 = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
                                     empty(b, loc, {dyn, H}, f32, m),
-                                    settings->weightLayout);
+                                    settings->weightLayout, w2Bias);
   quantize(h2, quant, scales.w2, scales.w2Input);
   Value ys = h2.getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
@@ -236,6 +245,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                 weightType(spec, H, I, wt)};
   if (spec.bias)
     argTypes.push_back(RankedTensorType::get({E}, b.getF32Type()));
+  if (spec.routerBias)
+    argTypes.push_back(RankedTensorType::get({E}, dt));
+  if (spec.expertBias)
+    argTypes.append({RankedTensorType::get({E, 2 * I}, dt),
+                     RankedTensorType::get({E, H}, dt)});
   if (spec.sharedIntermediate > 0) {
     int64_t Is = spec.sharedIntermediate;
     argTypes.push_back(RankedTensorType::get({2 * Is, H}, dt));
@@ -249,10 +263,16 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
   auto args = entry->getArguments();
-  Value bias, sharedW13, sharedW2, sharedGate;
+  Value bias, routerBias, w13Bias, w2Bias, sharedW13, sharedW2, sharedGate;
   unsigned next = 4;
   if (spec.bias)
     bias = args[next++];
+  if (spec.routerBias)
+    routerBias = args[next++];
+  if (spec.expertBias) {
+    w13Bias = args[next++];
+    w2Bias = args[next++];
+  }
   if (spec.sharedIntermediate > 0) {
     sharedW13 = args[next++];
     sharedW2 = args[next++];
@@ -270,14 +290,15 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  ? b.getF64FloatAttr(*spec.capacityFactor)
                                  : FloatAttr();
   auto layer = LayerOp::create(
-      b, loc, xType, args[0], args[1], args[2], args[3], bias, sharedW13,
-      sharedW2, sharedGate, scales.w13, scales.w2, scales.w13Input,
-      scales.w2Input, init, spec.k, *scoring, spec.nGroup, spec.topkGroup,
-      *groupScore, spec.renormalize, llvm::APFloat(spec.renormEpsilon),
-      llvm::APFloat(spec.scale), SecondExpertPolicy::all, /*seed=*/0, capacity,
-      capacityFactor, settings->dropPolicy, settings->activation,
-      settings->weightLayout, quant, settings->gluLayout,
-      llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit));
+      b, loc, xType, args[0], args[1], args[2], args[3], bias, routerBias,
+      w13Bias, w2Bias, sharedW13, sharedW2, sharedGate, scales.w13, scales.w2,
+      scales.w13Input, scales.w2Input, init, spec.k, *scoring, spec.nGroup,
+      spec.topkGroup, *groupScore, spec.renormalize,
+      llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
+      SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
+      settings->dropPolicy, settings->activation, settings->weightLayout, quant,
+      settings->gluLayout, llvm::APFloat(spec.alpha),
+      llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());
   if (failed(verify(*module)))
     return nullptr;

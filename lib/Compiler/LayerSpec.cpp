@@ -233,6 +233,10 @@ Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
       error = boolean(spec.renormalize);
     else if (key == "bias")
       error = boolean(spec.bias);
+    else if (key == "router_bias")
+      error = boolean(spec.routerBias);
+    else if (key == "expert_bias")
+      error = boolean(spec.expertBias);
     else if (key == "shared_gate")
       error = boolean(spec.sharedGate);
     else if (key == "dtype")
@@ -376,6 +380,10 @@ SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
   SmallVector<std::string> names = {"x", "router", "w13", "w2"};
   if (spec.bias)
     names.push_back("bias");
+  if (spec.routerBias)
+    names.push_back("router_bias");
+  if (spec.expertBias)
+    names.append({"w13_bias", "w2_bias"});
   if (spec.sharedIntermediate > 0) {
     names.append({"shared_w13", "shared_w2"});
     if (spec.sharedGate)
@@ -389,13 +397,12 @@ SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
   return names;
 }
 
-SmallVector<std::string> mlir::moe::expertsArgumentNames() {
-  return {"x", "topk_ids", "topk_weights", "w13", "w2"};
-}
-
 SmallVector<std::string>
 mlir::moe::expertsArgumentNames(const LayerSpec &spec) {
-  SmallVector<std::string> names = expertsArgumentNames();
+  SmallVector<std::string> names = {"x", "topk_ids", "topk_weights", "w13",
+                                    "w2"};
+  if (spec.expertBias)
+    names.append({"w13_bias", "w2_bias"});
   if (spec.weightQuant != "none") {
     names.append({"w13_scales", "w2_scales"});
     if (spec.activationQuant == "static")
@@ -420,6 +427,8 @@ json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
       {"renorm_epsilon", spec.renormEpsilon},
       {"scale", spec.scale},
       {"bias", spec.bias},
+      {"router_bias", spec.routerBias},
+      {"expert_bias", spec.expertBias},
       {"activation", spec.activation},
       {"glu_layout", spec.gluLayout},
       {"alpha", spec.alpha},

@@ -63,6 +63,8 @@ LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
     pm.addPass(createMoEFuseRoutingPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(std::move(select));
+  pm.addPass(createMoEGPUShareRowTilesPass());
+  pm.addPass(createCSEPass());
   pm.addPass(createConvertMoEToGPUPass());
   pm.addPass(createCanonicalizerPass());
 

@@ -3,17 +3,24 @@ shared expert) per shape and token count, fp32 and bf16 weights, and FP8 weights
 (``--dtypes fp8``: e4m3 with [128, 128] block scales and dynamic activation
 quantization, bf16 activations; docs/quantization.md).
 
-In one run it measures the machine's two ceilings (numpy/OpenBLAS sgemm 2048^3
-and a 1 GiB copy; torch's bf16 matmul where torch is installed), the roofline
-floor of each point, the compiled layer's median time, the fraction of the
-floor it reaches, and the peers: the numpy per-expert loop (OpenBLAS) and the
-PyTorch eager loop where torch is installed. Every compiled layer is checked
-against the fp64 oracle before it is timed; every timed call (ours and the
-peers') starts with cold caches. The table is printed last.
+In one run it measures the machine's ceilings (``cpu_ceilings``: the best
+read-only streaming rate of all threads, a 1 GiB copy, the f32 matmul rate and
+torch's bf16 matmul rate), the roofline floor of each point
+(``moe_mlir.roofline``: the weights at the read rate, never the copy rate; bf16
+math at torch's bf16 rate, never the sgemm rate, and no bf16 floor without
+torch), the compiled layer's median time, the fraction of the floor it
+reaches, and the peers: the numpy per-expert loop (OpenBLAS) and the PyTorch
+eager loop (a dash, with the reason, where torch is missing; install it with
+utils/install-bench-deps.sh). Every compiled layer is checked against the fp64
+oracle before it is timed; every timed call (ours and the peers') starts with
+cold caches. The table is printed last; ``--json`` also writes the ceilings
+and the rows (python/benchmarks/plot_fractions.py plots them). A point above
+1.0 of its floor means a ceiling is understated: the script lists it and
+exits with status 1.
 
 FP8 rows: the weights are quantized from bf16 weights as a checkpoint is; the kernel
 reads them in the nk layout and dequantizes them into f32 FMAs, so the floor counts 1
-byte per weight plus the scales and the sgemm rate; the check is against the FP8
+byte per weight plus the scales and the f32 matmul rate; the check is against the FP8
 oracle (``moe_mlir.reference_quant``, same activation quantization) with the bound
 2e-2, and the error against the unquantized bf16 layer is printed beside it. The
 peers run on the dequantized weights (numpy in f32, torch in bf16).
@@ -25,12 +32,16 @@ kernel on the PyTorch Linear layout instead.
 
     python3 python/benchmarks/cpu.py [--shapes qwen3-30b-a3b,...] [--tokens 1,16]
                                      [--weight-layout panels|panels_vnni|nk|kn]
+                                     [--json rows.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import math
+import os
 import pathlib
 import statistics
 import sys
@@ -40,8 +51,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from moe_mlir import cpu, dtypes, irgen, pack, reference  # noqa: E402
+import cpu_ceilings  # noqa: E402
+from moe_mlir import cpu, dtypes, irgen, pack, reference, roofline  # noqa: E402
 from moe_mlir import reference_quant  # noqa: E402
 
 SHAPES = {  # name: (H, I, E, k, largest T)
@@ -57,8 +70,11 @@ FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 
 try:
     import torch
-except ImportError:  # the torch peer is optional
+    TORCH_MISSING = None
+except ImportError as exc:  # the torch peer and the bf16 ceiling need it
     torch = None
+    TORCH_MISSING = (f"torch is not installed ({exc}); "
+                     "install it with utils/install-bench-deps.sh")
 
 
 _EVICT = None
@@ -87,29 +103,33 @@ def median_time(fn, repeats: int, cold: bool = True) -> float:
     return statistics.median(times)
 
 
-def measure_ceilings() -> dict:
-    """Matmul rates (FLOP/s) and copy bandwidth (bytes read + written per s)."""
-    n = 2048
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    sgemm = 2 * n**3 / median_time(lambda: a @ b, 5, cold=False)
-    src = np.ones(1 << 28, dtype=np.float32)  # 1 GiB
-    dst = np.empty_like(src)
-    copy = 2 * src.nbytes / median_time(lambda: np.copyto(dst, src), 5, cold=False)
-    bf16 = None
-    if torch is not None:
-        ta = torch.randn(n, n, dtype=torch.bfloat16)
-        tb = torch.randn(n, n, dtype=torch.bfloat16)
-        bf16 = 2 * n**3 / median_time(lambda: ta @ tb, 5, cold=False)
-    return {"sgemm": sgemm, "copy": copy, "bf16": bf16 or sgemm}
+#: The matmul ceiling each weight dtype's kernel computes at: FP8 weights are
+#: dequantized into f32 FMAs, so they run at the f32 rate.
+MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32"}
 
 
-def floor_seconds(H, I, k, T, hit, weight_bytes, ceilings, dtype) -> float:
-    flops = 2 * T * k * 3 * H * I
-    data = hit * 3 * H * I * weight_bytes + 2 * T * H * 4
-    # FP8 weights are dequantized into f32 FMAs: the sgemm rate.
-    rate = ceilings["bf16"] if dtype == "bf16" else ceilings["sgemm"]
-    return max(flops / rate, data / ceilings["copy"])
+def weight_bytes_per_weight(dtype: str) -> float:
+    """Stored bytes per weight: FP8 is one byte plus one f32 scale per block."""
+    if dtype == "fp8":
+        bn, bk = FP8_QUANT["block"]
+        return 1 + 4 / (bn * bk)
+    return roofline.WEIGHT_BYTES[dtype]
+
+
+def add_floors(rows, ceilings) -> None:
+    """Each row's roofline floor and fraction against ``ceilings``; None
+    where the row's dtype has no matmul ceiling (bf16 without torch)."""
+    for r in rows:
+        try:
+            floor = roofline.floor(r["flops"], r["weight_bytes"], r["activation_bytes"],
+                                   ceilings, MATMUL_DTYPE[r["dtype"]])
+        except roofline.CeilingError:
+            r.update(floor=None, fraction=None, bound=None, compute_floor=None,
+                     memory_floor=None)
+            continue
+        r.update(floor=floor.seconds, fraction=roofline.fraction(floor.seconds, r["ours"]),
+                 bound=floor.bound, compute_floor=floor.compute_seconds,
+                 memory_floor=floor.memory_seconds)
 
 
 def random_weights(rng, shape, fan_in, dtype):
@@ -220,7 +240,7 @@ def torch_peer(x, router, w13, w2, k, I):
     return y
 
 
-def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng, layout):
+def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     H, I, E, k, largest = SHAPES[name]
     fp8 = dtype == "fp8"
     act = "bf16" if fp8 else dtype  # the activations' dtype
@@ -278,23 +298,58 @@ def run_shape(name, dtype, tokens, ceilings, repeats, workdir, rng, layout):
             raise SystemExit(f"{name} {dtype} T={T}: error {err:.2e} above {tolerance}")
         ours = median_time(call, repeats)
         hit = len(np.unique(ids))
-        # FP8: one byte per weight and one f32 scale per 128 x 128 block.
-        bn, bk = FP8_QUANT["block"]
-        weight_bytes = {"bf16": 2, "fp8": 1 + 4 / (bn * bk)}.get(dtype, 4)
-        floor = floor_seconds(H, I, k, T, hit, weight_bytes, ceilings, dtype)
         numpy_s = median_time(lambda: numpy_peer(x, router, w13, w2, k, I), repeats)
         torch_s = None
         if tw is not None:
             tx = torch.from_numpy(x).to(tw[0].dtype)
             with torch.inference_mode():
                 torch_s = median_time(lambda: torch_peer(tx, *tw, k, I), repeats)
-        rows.append(dict(shape=name, dtype=dtype, T=T, hit=hit, floor=floor, ours=ours,
-                         numpy=numpy_s, torch=torch_s, err=err, ties=int((~clear).sum()),
-                         pipeline=pipeline_s, compile=compile_s,
-                         vs_unquantized=vs_unquantized))
-        print(f"  {name} {dtype} T={T}: ours {ours*1e3:.2f} ms, floor {floor*1e3:.2f} ms",
-              flush=True)
+        rows.append(dict(
+            shape=name, dtype=dtype, T=T, hit=hit, ours=ours, numpy=numpy_s, torch=torch_s,
+            flops=roofline.layer_flops(T, H, I, k),
+            weight_bytes=roofline.layer_weight_bytes(hit, H, I,
+                                                     weight_bytes_per_weight(dtype)),
+            activation_bytes=2 * T * H * 4,  # x read and y written, f32
+            err=err, ties=int((~clear).sum()), pipeline=pipeline_s, compile=compile_s,
+            vs_unquantized=vs_unquantized))
+        print(f"  {name} {dtype} T={T}: ours {_ms(ours)} ms, numpy {_ms(numpy_s)} ms, "
+              f"torch {_ms(torch_s)} ms", flush=True)
     return rows
+
+
+def _ms(seconds, width=0):
+    return f"{seconds * 1e3:{width}.2f}" if seconds is not None else f"{'-':>{width}}"
+
+
+def cpu_name() -> str:
+    """The model name /proc/cpuinfo gives (the machine of the table)."""
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def print_table(rows, ceilings, details, layout) -> None:
+    print(cpu_ceilings.describe(ceilings, details))
+    print(f"weights in the {layout} layout; times in ms (median of cold calls); "
+          f"of floor = floor / ours")
+    if TORCH_MISSING:
+        print(f"torch column: {TORCH_MISSING}")
+    print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'bound':>8}{'floor ms':>10}"
+          f"{'ours ms':>10}{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'x torch':>8}"
+          f"{'max err':>9}{'ties':>5}{'pipeline s':>11}{'build s':>8}{'err vs bf16':>12}")
+    for r in rows:
+        fraction = f"{r['fraction']:9.2f}" if r["fraction"] is not None else f"{'-':>9}"
+        vs_torch = f"{r['torch'] / r['ours']:8.2f}" if r["torch"] else f"{'-':>8}"
+        print(f"{r['shape']:<15}{r['dtype']:>5}{r['T']:>5}{r['hit']:>5}{r['bound'] or '-':>8}"
+              f"{_ms(r['floor'], 10)}{_ms(r['ours'], 10)}{fraction}"
+              f"{_ms(r['numpy'], 10)}{_ms(r['torch'], 10)}{vs_torch}{r['err']:9.1e}"
+              f"{r['ties']:5d}{r['pipeline']:11.2f}{r['compile']:8.2f}"
+              + (f"{r['vs_unquantized']:12.1e}" if r.get("vs_unquantized") is not None
+                 else f"{'-':>12}"))
 
 
 def main() -> int:
@@ -306,34 +361,49 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--weight-layout", choices=reference.RHS_LAYOUTS,
                         help="default: panels for f32, panels_vnni for bf16")
+    parser.add_argument("--json", type=pathlib.Path,
+                        help="also write the machine, the ceilings and the rows here")
     opts = parser.parse_args()
     tokens = [int(t) for t in opts.tokens.split(",")]
-    ceilings = measure_ceilings()
+    for name in opts.shapes.split(","):
+        if name not in SHAPES:
+            parser.error(f"unknown shape {name!r}; known: {', '.join(SHAPES)}")
+    for dtype in opts.dtypes.split(","):
+        if dtype not in PACKED_LAYOUT:
+            parser.error(f"unknown dtype {dtype!r}; known: {', '.join(PACKED_LAYOUT)}")
+    if opts.repeats < 1 or any(t < 1 for t in tokens):
+        parser.error("--repeats and every token count must be at least 1")
+    if "bf16" in opts.dtypes.split(",") and TORCH_MISSING:
+        print(f"bf16 fractions will not be reported: {TORCH_MISSING}", flush=True)
+    # The ceilings are sampled before, between and after the points; each
+    # is the best sample (see cpu_ceilings).
+    samples = [cpu_ceilings.sample(torch)]
     rng = np.random.default_rng()
     rows = []
     with tempfile.TemporaryDirectory(prefix="moe-bench-") as tmp:
         for name in opts.shapes.split(","):
             for dtype in opts.dtypes.split(","):
-                rows += run_shape(name, dtype, tokens, ceilings, opts.repeats, tmp, rng,
+                rows += run_shape(name, dtype, tokens, opts.repeats, tmp, rng,
                                   opts.weight_layout or PACKED_LAYOUT[dtype])
+                samples.append(cpu_ceilings.sample(torch))
+    ceilings, details = cpu_ceilings.combine(samples)
+    add_floors(rows, ceilings)
 
+    layout = opts.weight_layout or " / ".join(f"{l} ({d})" for d, l in PACKED_LAYOUT.items())
+    if opts.json:
+        opts.json.write_text(json.dumps(dict(
+            benchmark="cpu", date=datetime.date.today().isoformat(), cpu=cpu_name(),
+            threads=os.cpu_count(), torch=torch.__version__ if torch else None,
+            torch_missing=TORCH_MISSING, numpy=np.__version__, weight_layout=layout,
+            ceilings=ceilings.as_json(), ceiling_details=details, rows=rows), indent=1) + "\n")
     print()
-    print(f"ceilings: sgemm {ceilings['sgemm']/1e9:.0f} GFLOP/s, bf16 matmul "
-          f"{ceilings['bf16']/1e9:.0f} GFLOP/s{'' if torch else ' (no torch: sgemm rate)'}, "
-          f"copy {ceilings['copy']/1e9:.1f} GB/s (read + write); weights in the "
-          f"{opts.weight_layout or ' / '.join(f'{l} ({d})' for d, l in PACKED_LAYOUT.items())}"
-          " layout")
-    print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'floor ms':>10}{'ours ms':>10}"
-          f"{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'max err':>9}{'ties':>5}"
-          f"{'pipeline s':>11}{'build s':>8}{'err vs bf16':>12}")
-    for r in rows:
-        torch_ms = f"{r['torch']*1e3:10.2f}" if r["torch"] else f"{'-':>10}"
-        print(f"{r['shape']:<15}{r['dtype']:>5}{r['T']:>5}{r['hit']:>5}"
-              f"{r['floor']*1e3:10.2f}{r['ours']*1e3:10.2f}{r['floor']/r['ours']:9.2f}"
-              f"{r['numpy']*1e3:10.2f}{torch_ms}{r['err']:9.1e}{r['ties']:5d}"
-              f"{r['pipeline']:11.2f}{r['compile']:8.2f}"
-              + (f"{r['vs_unquantized']:12.1e}" if r["vs_unquantized"] is not None
-                 else f"{'-':>12}"))
+    print_table(rows, ceilings, details, layout)
+    above = roofline.above_floor(rows)
+    if above:
+        print("above 1.0 of the floor (a ceiling understates this machine): "
+              + ", ".join(f"{r['shape']} {r['dtype']} T={r['T']} ({r['fraction']:.2f})"
+                          for r in above))
+        return 1
     return 0
 
 

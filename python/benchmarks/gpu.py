@@ -5,8 +5,11 @@ Runs on a GPU machine over artifacts built here by
 shape and token count: fresh inputs with near-uniform routing, our output
 checked against a torch fp32 reference, then median times (triton do_bench,
 which flushes L2 before each run) of ours and of the peers, measured in the
-same run as the two ceilings. Routing is excluded everywhere, as in the peer
-table of BENCHMARKS.md: ours runs dispatch, both grouped GEMMs and the combine.
+same run as the ceilings: the read-only rate (torch reductions over 2 GiB,
+which bounds the weights' bytes), the device copy (bytes read + written,
+which bounds the activations') and the bf16 matmul rate. Routing is excluded
+everywhere, as in the peer table of BENCHMARKS.md: ours runs dispatch, both
+grouped GEMMs and the combine.
 At decode sizes ours and the torch._grouped_mm pipeline are also timed as a
 replayed CUDA graph ("graph ms"), as decode loops run them.
 
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
 ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
 import gpu_peers  # noqa: E402
+from moe_mlir import roofline  # noqa: E402
 
 SHAPES = ("mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3")
 #: Decode sizes are also timed as a replayed CUDA graph of the call, as decode
@@ -69,8 +73,7 @@ def main() -> None:
 
     entries = gpu_peers.artifact_entries(ARTIFACTS)
     ceilings = gpu_peers.measure_ceilings()
-    print(f"device {torch.cuda.get_device_name()}  copy {ceilings['copy_tbps']:.2f} TB/s  "
-          f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s", flush=True)
+    print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
     rows = []
     for name in args.shapes:
         entry = entries[name]
@@ -116,11 +119,23 @@ def main() -> None:
     if grouped_error := gpu_peers.grouped_mm_error():
         print(f"torch._grouped_mm peer unavailable: {grouped_error}")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(dict(ceilings=ceilings, rows=rows)))
+        pathlib.Path(args.json).write_text(json.dumps(dict(
+            benchmark="gpu", device=torch.cuda.get_device_name(), ceilings=ceilings,
+            rows=rows)))
     print()
-    print(f"ceilings: copy {ceilings['copy_tbps']:.2f} TB/s, bf16 matmul "
-          f"{ceilings['bf16_tflops']:.0f} TFLOP/s; times in ms (median)")
+    print(f"ceilings: {describe_ceilings(ceilings)}; times in ms (median)")
+    if above := roofline.above_floor(rows) + roofline.above_floor(rows, "graph_fraction"):
+        print("above 1.0 of the floor (a ceiling understates this card): "
+              + ", ".join(f"{r['shape']} T={r['T']}" for r in above))
     print(gpu_peers.format_table(rows, COLUMNS))
+
+
+def describe_ceilings(ceilings: dict) -> str:
+    reads = ", ".join(f"{name} {tbps:.2f}"
+                      for name, tbps in ceilings["read_variants_tbps"].items())
+    return (f"read {ceilings['read_tbps']:.2f} TB/s (the weights'; best of {reads}), "
+            f"copy {ceilings['copy_tbps']:.2f} TB/s (read + write; the activations'), "
+            f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s")
 
 
 COLUMNS = [("shape", "shape"), ("T", "T"), ("hit", "hit"), ("floor", "floor ms"),

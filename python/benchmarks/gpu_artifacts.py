@@ -57,6 +57,13 @@ SHARED_INTERMEDIATE = 64
 #: (H, I, E, k below) is the checks' shape; its unpartitioned kernel is "ep-small".
 EP_RANKS = {"deepseek-v3": (2,), "small": (2, 4)}
 EP_SMALL = (256, 96, 16, 4)
+#: gpt-oss's experts (interleaved swiglu_oai, gate/up and down biases) at the "small"
+#: shape, split over these rank counts ("ep-gpt-oss-of<P>", with "ep-small-combine").
+EP_GPT_OSS_RANKS = (2, 4)
+#: gpt-oss's experts alone (H, I, E, k of its test config), with their biases, under
+#: the default kernels and each of ALWAYS_VARIANTS ("gpt-oss-experts[@<options>]"), so
+#: every tensor-core epilogue adds the bias; checked by test_gpt_oss_gpu.py.
+GPT_OSS_EXPERTS = (192, 64, 32, 4)
 
 #: Capacity-limited dispatch (T dynamic): k, E and the dispatch attributes. Checked
 #: against the oracle by test/Integration/GPU/test_gpu_routing_ops.py.
@@ -126,6 +133,13 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
                 "experts", pipeline_extra=f"kernel-config={{{options}}}",
                 kind="experts-variant", H=H, I=I, E=E, k=k)
+    H, I, E, k = GPT_OSS_EXPERTS
+    for options in [None] + list(dict.fromkeys(ALWAYS_VARIANTS + variants)):
+        add("gpt-oss-experts" + (f"@{options}" if options else ""),
+            irgen.experts_ir(None, H, E, I, k, name="experts", activation="swiglu_oai",
+                             glu_layout="interleaved", expert_bias=True),
+            "experts", pipeline_extra=f"kernel-config={{{options}}}" if options else "",
+            kind="experts-gpt-oss", H=H, I=I, E=E, k=k)
     H, I, E, k = EP_SMALL
     add("ep-small", irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
         kind="experts-ep-reference", H=H, I=I, E=E, k=k)
@@ -141,6 +155,14 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         add(f"ep-{shape}-combine",
             irgen.combine_ir(None, H, None, k, dtype="bf16", prescaled=True),
             "combine", kind="ep-combine", shape=shape, H=H, k=k)
+    H, I, E, k = EP_SMALL
+    for ranks in EP_GPT_OSS_RANKS:
+        L = E // ranks
+        add(f"ep-gpt-oss-of{ranks}",
+            irgen.experts_ir(None, H, E, I, 1, name="experts", num_local_experts=L,
+                             activation="swiglu_oai", glu_layout="interleaved",
+                             expert_bias=True),
+            "experts", kind="ep-experts-gpt-oss", ranks=ranks, H=H, I=I, E=E, k=k)
     for model, E in ROUTE_MODELS.items():
         recipe = dict(reference.MODEL_RECIPES[model])
         k = recipe.pop("k")

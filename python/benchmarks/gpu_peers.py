@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 # The inputs and the oracle live in the package, for the tests too (the
 # benchmark scripts put python/ on sys.path).
+from moe_mlir import roofline
 from moe_mlir.torch_reference import (  # noqa: F401
     experts_hit, experts_operands, make_inputs, make_tokens, make_weights,
     reference_fp32, relative_error)
@@ -69,24 +70,48 @@ def time_ms(fn: Callable[[], object], warmup: int = 25,
     return float(statistics.median(times))
 
 
+def read_rate_tbps(buffer: torch.Tensor) -> tuple[float, dict]:
+    """The best read-only streaming rate (TB/s) over ``buffer``, which must
+    be far larger than L2: the fastest of a few torch reductions that read
+    every byte once and write next to nothing (each timed as a median, L2
+    flushed). Returns the rate and every reduction's rate."""
+    torch = _torch()
+    words = buffer.view(torch.float32)  # bf16 1.0 pairs: finite float32 words
+    rows = words.view(-1, 8192)
+    reductions = {
+        "sum": lambda: words.sum(),
+        "amax": lambda: words.amax(),
+        "row sums": lambda: rows.sum(dim=1),
+    }
+    rates = {name: buffer.numel() * buffer.element_size() / (time_ms(fn) * 1e-3) / 1e12
+             for name, fn in reductions.items()}
+    return max(rates.values()), rates
+
+
 def measure_ceilings(copy_bytes: int = 2 * 1024**3, n: int = 8192) -> dict:
-    """The machine's attainable bandwidth and bf16 matmul rate, measured in the
-    same run as the layers so that the floor reflects this GPU's clocks rather
-    than the datasheet."""
+    """The machine's attainable bandwidths and bf16 matmul rate, measured in
+    the same run as the layers so that the floor reflects this GPU's clocks
+    rather than the datasheet. The weights are only read, so their ceiling is
+    the read-only rate (``read_tbps``); a copy (``copy_tbps``, bytes read +
+    written) understates it and bounds the activations, which are read and
+    written."""
     torch = _torch()
     src = torch.empty(copy_bytes // 2, dtype=torch.bfloat16, device="cuda")
     src.fill_(1.0)
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src))
     copy_tbps = 2 * copy_bytes / (ms * 1e-3) / 1e12  # read + write
-    del src, dst
+    del dst
+    read_tbps, read_variants = read_rate_tbps(src)
+    del src
     a = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
     b = torch.randn(n, n, dtype=torch.bfloat16, device="cuda")
     ms = time_ms(lambda: a @ b)
     bf16_tflops = 2 * n**3 / (ms * 1e-3) / 1e12
     del a, b
     torch.cuda.empty_cache()
-    return {"copy_tbps": copy_tbps, "bf16_tflops": bf16_tflops}
+    return {"copy_tbps": copy_tbps, "read_tbps": read_tbps,
+            "read_variants_tbps": read_variants, "bf16_tflops": bf16_tflops}
 
 
 def flops(T: int, H: int, I: int, k: int) -> int:
@@ -106,14 +131,22 @@ def activation_bytes(T: int, H: int) -> int:
     return 2 * T * H * 2
 
 
+def gpu_ceilings(ceilings: dict) -> roofline.Ceilings:
+    """``measure_ceilings``'s result as the roofline's ceilings (bf16 weights)."""
+    return roofline.Ceilings(read_bytes_per_s=ceilings["read_tbps"] * 1e12,
+                             copy_bytes_per_s=ceilings["copy_tbps"] * 1e12,
+                             matmul={"bf16": ceilings["bf16_tflops"] * 1e12},
+                             sources={"bf16": "torch bf16 matmul 8192^3"})
+
+
 def floor_ms(T: int, H: int, I: int, k: int, hit: int,
              ceilings: dict) -> float:
-    """Roofline lower bound: no kernel can beat the slower of moving the bytes
-    and doing the matmul work at the measured ceilings."""
-    compute_s = flops(T, H, I, k) / (ceilings["bf16_tflops"] * 1e12)
-    moved = weight_bytes(hit, H, I) + activation_bytes(T, H)
-    memory_s = moved / (ceilings["copy_tbps"] * 1e12)
-    return max(compute_s, memory_s) * 1e3
+    """Roofline lower bound (moe_mlir.roofline): no kernel can beat the slower
+    of moving the bytes (the weights at the read-only rate, the activations at
+    the copy rate) and doing the matmul work at the measured ceilings."""
+    return roofline.floor(flops(T, H, I, k), weight_bytes(hit, H, I),
+                          activation_bytes(T, H), gpu_ceilings(ceilings),
+                          "bf16").seconds * 1e3
 
 
 def artifact_entries(directory) -> dict:

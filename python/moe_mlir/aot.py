@@ -117,7 +117,10 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
     cuda). ``entry`` picks what a layer from a config or settings exports:
     ``"layer"`` (routing inside: x, router, w13, w2, ...) or ``"experts"``
     (its routed experts with the routing given: x, topk_ids [T, k] int32,
-    topk_weights [T, k] float32, w13, w2)."""
+    topk_weights [T, k] float32, w13, w2). ``chip`` is moe-compile's
+    ``--chip``: for the CPU, one clang -march CPU (default: the host), a
+    comma-separated list of them or ``"portable"``, a kernel variant per
+    x86-64 level picked at the first call (``Layer.cpu_variant``)."""
     if entry not in ("layer", "experts"):
         raise ValueError(f"entry must be 'layer' or 'experts', got {entry!r}")
     if entry != "layer" and ir is not None:
@@ -178,6 +181,23 @@ class Layer:
 
     def status_string(self, status: int) -> str:
         return self._status_string(status).decode(errors="replace")
+
+    @property
+    def cpu_variant(self) -> Optional[str]:
+        """The CPU whose compilation of the kernel runs here (a CPU
+        artifact's ``cpu_variants``: the best this CPU supports, or the one
+        ``MOE_MLIR_CPU_VARIANT`` names), or None when this CPU runs none of
+        them; the call then returns MOE_STATUS_UNSUPPORTED. Fixed at the
+        library's first call or query."""
+        symbol = f"{self.manifest['prefix']}_cpu_variant"
+        if symbol not in self.manifest.get("symbols", []):
+            raise ValueError(f"this artifact has no {symbol} (target "
+                             f"{self.target})")
+        fn = getattr(self._lib, symbol)
+        fn.restype = ctypes.c_char_p
+        fn.argtypes = []
+        chip = fn()
+        return chip.decode() if chip is not None else None
 
     def pack(self, name: str, linear) -> np.ndarray:
         """``moe_<name>_pack_<tensor>``: the expert weights ``name`` ("w13" or

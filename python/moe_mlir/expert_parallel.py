@@ -202,7 +202,10 @@ class ExpertParallelExperts:
     - ``combine``: one with ``combine_ir(None, H, None, k, dtype=..., prescaled=True)``
       as function ``combine``;
     - ``w13`` [L, 2I, H] and ``w2`` [L, H, I]: the weights of this rank's experts
-      (:func:`owned_experts`).
+      (:func:`owned_experts`);
+    - ``w13_bias`` [L, 2I] and ``w2_bias`` [L, H], for gpt-oss's experts: their
+      biases, with ``experts`` built by ``experts_ir(..., activation="swiglu_oai",
+      glu_layout="interleaved", expert_bias=True)``.
 
     Calling it with this rank's tokens (x [T,H], ids [T,k] i32 global, weights [T,k]
     f32) returns their outputs [T,H]; every rank must call it, each with its own tokens
@@ -213,7 +216,7 @@ class ExpertParallelExperts:
     """
 
     def __init__(self, experts, combine, w13, w2, num_experts: int, group=None,
-                 poison: bool = False):
+                 poison: bool = False, w13_bias=None, w2_bias=None):
         import torch
         import torch.distributed as dist
 
@@ -227,6 +230,18 @@ class ExpertParallelExperts:
                              f"w13 {tuple(w13.shape)} and w2 {tuple(w2.shape)}")
         self.experts_module, self.combine_module = experts, combine
         self.w13, self.w2 = w13, w2
+        # gpt-oss's expert biases (this rank's experts' rows), for a module built
+        # with irgen.experts_ir(..., expert_bias=True): [L, 2I] and [L, H], the
+        # output columns of w13 [L, 2I, H] and w2 [L, H, I].
+        if (w13_bias is None) != (w2_bias is None):
+            raise ValueError("give both w13_bias and w2_bias, or neither")
+        if w13_bias is not None:
+            for name, bias, weight in (("w13_bias", w13_bias, w13), ("w2_bias", w2_bias, w2)):
+                want = (L, weight.shape[1])
+                if tuple(bias.shape) != want:
+                    raise ValueError(f"rank {self.rank}'s {name} must be {want} (its {L} "
+                                     f"experts' rows), got {tuple(bias.shape)}")
+        self.biases = [] if w13_bias is None else [w13_bias, w2_bias]
         self.poison = poison
         self.map = torch.from_numpy(expert_map(num_experts, self.ranks, self.rank)).to(
             w13.device)
@@ -283,7 +298,8 @@ class ExpertParallelExperts:
         ys = self._output(received.rows)
         if received.rows.shape[0]:
             meta = received.meta
-            operands = [received.rows, self.w13, self.w2, meta[:, :1].contiguous(),
+            operands = [received.rows, self.w13, self.w2, *self.biases,
+                        meta[:, :1].contiguous(),
                         meta[:, 1:].contiguous().view(torch.float32), self.map]
             self.experts_module.call("experts", operands, [ys])
         return ys

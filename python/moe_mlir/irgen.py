@@ -358,12 +358,13 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
                       rhs_dtype: Optional[str] = None, out_dtype: str = "f32",
                       rhs_layout: Optional[str] = None, gather: bool = False,
                       row_scale: bool = False, T: Dim = None, k: Optional[int] = None,
-                      epilogue: Optional[str] = None, name: str = "grouped_matmul",
+                      epilogue: Optional[str] = None, bias: Optional[str] = None,
+                      name: str = "grouped_matmul",
                       panel_width: int = pack.PANEL_WIDTH, **glu_attrs) -> str:
     """``moe.grouped_matmul``, unfused or fused.
 
-    ``@name(lhs, rhs, offsets [E+1] i32[, rows [M] i32][, row_scale [T',k] f32])
-    -> out [M, N or N/2]``:
+    ``@name(lhs, rhs, offsets [E+1] i32[, rows [M] i32][, row_scale [T',k] f32]
+    [, bias [E,N]]) -> out [M, N or N/2]``:
 
     - lhs is [M,K], or with ``gather`` [T,K] token rows read through ``rows`` / ``k``;
     - rhs is [E,N,K], or [E,K,N] with ``rhs_layout="kn"``, or [E,N/P,K,P] with
@@ -371,7 +372,8 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
     - ``rows`` is an argument whenever ``gather`` or ``row_scale`` is set;
     - ``row_scale`` is [T',k] with T' = T under ``gather``, else M / k (dynamic when M is);
     - ``epilogue`` (an activation) applies a GLU and halves N; ``glu_attrs`` are
-      ``glu_layout``, ``alpha``, ``limit``.
+      ``glu_layout``, ``alpha``, ``limit``;
+    - ``bias`` (an element type) adds a bias [E,N] of that type before the epilogue.
 
     ``k`` defaults to 1 (the dialect's default, left out of the IR when not given).
     """
@@ -399,6 +401,9 @@ def grouped_matmul_ir(M: Dim, K: int, N: int, E: int, *, dtype: str = "f32",
         scale_rows = T if gather else (None if M is None else M // kk)
         scale_t = tensor_type([scale_rows, kk], "f32")
         extra += f" row_scale({f.arg('row_scale', scale_t)} : {scale_t})"
+    if bias is not None:
+        bias_t = tensor_type([E, N], _check_dtype(bias))
+        extra += f" bias({f.arg('bias', bias_t)} : {bias_t})"
     width = N // 2 if epilogue is not None else N
     out_t = tensor_type([M, width], out_dtype)
     init = f.empty([M, width], out_dtype, [(rows, rows_t, 0) if gather else (lhs, lhs_t, 0)])
@@ -460,13 +465,16 @@ def combine_ir(M: Dim, H: int, T: Dim, k: int, *, dtype: str = "f32",
 
 def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
              bias: bool = False, shared: Optional[tuple[int, bool]] = None,
+             router_bias: bool = False, expert_bias: bool = False,
              name: str = "layer", weight_layout: Optional[str] = None,
              panel_width: int = pack.PANEL_WIDTH, weight_quant: Optional[dict] = None,
              **attrs) -> str:
     """``moe.layer``: a whole MoE layer.
 
     ``@name(x [T,H], router [E,H], w13 [E,2I,H], w2 [E,H,I][, bias [E] f32]
-    [, shared_w13 [2Is,H], shared_w2 [H,Is]][, shared_gate [1,H]]) -> y [T,H]``.
+    [, router_bias [E]][, w13_bias [E,2I], w2_bias [E,H]]
+    [, shared_w13 [2Is,H], shared_w2 [H,Is]][, shared_gate [1,H]]) -> y [T,H]``;
+    ``router_bias`` and ``expert_bias`` add gpt-oss's Linear biases, in ``dtype``.
 
     ``weight_layout`` (:mod:`moe_mlir.pack`) stores w13 and w2 as [E,H,2I] and [E,I,H]
     ("kn") or [E,2I/P,H,P] and [E,H/P,I,P] ("panels", P = ``panel_width``).
@@ -509,6 +517,13 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     if bias:
         bias_t = tensor_type([E], "f32")
         extra += f" bias({f.arg('bias', bias_t)} : {bias_t})"
+    if router_bias:
+        rb_t = tensor_type([E], dtype)
+        extra += f" router_bias({f.arg('router_bias', rb_t)} : {rb_t})"
+    if expert_bias:
+        b13_t, b2_t = tensor_type([E, 2 * I], dtype), tensor_type([E, H], dtype)
+        extra += (f" w13_bias({f.arg('w13_bias', b13_t)} : {b13_t})"
+                  f" w2_bias({f.arg('w2_bias', b2_t)} : {b2_t})")
     if shared is not None:
         Is, gated = shared
         s13_t, s2_t = tensor_type([2 * Is, H], dtype), tensor_type([H, Is], dtype)
@@ -529,11 +544,20 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     return f.module()
 
 
+def _glu_layout_entry(glu_layout: Optional[str]) -> str:
+    if glu_layout is None:
+        return ""
+    if glu_layout not in ("concatenated", "interleaved"):
+        raise ValueError(f"glu_layout must be concatenated or interleaved, got {glu_layout!r}")
+    return f", glu_layout = #moe.glu_layout<{glu_layout}>"
+
+
 def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                name: str = "experts", activation: str = "silu",
                num_local_experts: Optional[int] = None,
                intermediate_dtype: Optional[str] = None,
-               ys_dtype: Optional[str] = None,
+               ys_dtype: Optional[str] = None, glu_layout: Optional[str] = None,
+               expert_bias: bool = False,
                weight_quant: Optional[dict] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
@@ -552,6 +576,10 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     weights are those of L local experts ([L,2I,H], [L,H,I]), ``ids`` stay global
     (in [0, E)), and a last argument ``expert_map [E] i32`` gives each global expert's
     local index, or -1 for the experts of other ranks, whose selections add nothing.
+
+    ``expert_bias`` adds gpt-oss's expert biases as arguments after ``w2``:
+    ``w13_bias [E,2I]`` before the GLU (``glu_layout``, e.g. interleaved) and
+    ``w2_bias [E,H]`` before the routing weight (L experts' under expert parallelism).
 
     ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")`` makes the
     weights FP8 (f8E4M3FN, docs/quantization.md) with two more last arguments, their f32
@@ -576,6 +604,11 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     w13_t, w2_t = tensor_type([L, 2 * I, H], wdt), tensor_type([L, H, I], wdt)
     ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
     x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
+    bias13 = bias2 = ""
+    if expert_bias:
+        b13_t, b2_t = tensor_type([L, 2 * I], dtype), tensor_type([L, H], dtype)
+        bias13 = f" bias({f.arg('w13_bias', b13_t)} : {b13_t})"
+        bias2 = f" bias({f.arg('w2_bias', b2_t)} : {b2_t})"
     ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
     mapping = ""
     if num_local_experts is not None:
@@ -597,13 +630,12 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
     h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}) {scales13}outs({h_init} : {h_t}) "
+                f"rows({rows} : {rows_t}){bias13} {scales13}outs({h_init} : {h_t}) "
                 f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
-                f"{quant_attr}}} -> {h_t}",
-                "h")
+                f"{_glu_layout_entry(glu_layout)}{quant_attr}}} -> {h_t}", "h")
     ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}) {scales2}"
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){bias2} {scales2}"
                  f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
     y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "

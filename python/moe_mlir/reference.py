@@ -455,6 +455,7 @@ def grouped_matmul(
     gather=False,
     k=1,
     row_scale=None,
+    bias=None,
     epilogue=None,
     glu_layout="concatenated",
     alpha=1.702,
@@ -478,6 +479,8 @@ def grouped_matmul(
       k: the divisor of ``gather``.
       row_scale: [T, k] routing weights; output row r is multiplied, after the epilogue,
         by row_scale.flat[rows[r]] (zero row when rows[r] is out of range).
+      bias: [E, N]; row r of expert e becomes A[r] @ W[e] + bias[e], before the epilogue
+        and the row scale (gpt-oss's gate_up_proj_bias and down_proj_bias).
       epilogue: None or an activation name: the output becomes
         ``glu(result, epilogue, glu_layout, alpha, limit)``.
       weight_quant: None, or ``dict(block=(bn, bk), activation="dynamic" | "static" |
@@ -534,11 +537,17 @@ def grouped_matmul(
     if offsets[0] < 0 or offsets[-1] > M or np.any(np.diff(offsets) < 0):
         raise ValueError(f"offsets must be non-decreasing within [0, {M}], got {offsets.tolist()}")
 
+    if bias is not None:
+        bias = _f64(bias, "bias", ndim=2)
+        if bias.shape != (E, N):
+            raise ValueError(f"bias must have shape {(E, N)}, got {bias.shape}")
     out = np.zeros((M, N), dtype=np.float64)
     covered = np.zeros(M, dtype=bool)
     for e in range(E):
         lo, hi = offsets[e], offsets[e + 1]
         out[lo:hi] = A[lo:hi] @ W[e].T
+        if bias is not None:
+            out[lo:hi] += bias[e]
         covered[lo:hi] = True
 
     if epilogue is not None:
@@ -630,6 +639,9 @@ def layer_with_routing(
     w2,
     *,
     bias=None,
+    router_bias=None,
+    w13_bias=None,
+    w2_bias=None,
     shared_w13=None,
     shared_w2=None,
     shared_gate=None,
@@ -654,13 +666,19 @@ def layer_with_routing(
     ``route_kwargs`` go to :func:`route` (k, scoring, ...). The shared expert uses the same
     activation, GLU layout, alpha and limit as the routed experts.
 
+    ``bias`` [E] is the selection bias of :func:`route`. gpt-oss's Linear biases:
+    ``router_bias`` [E] is added to the logits; ``w13_bias`` [E, 2I] (in the
+    ``glu_layout`` order) and ``w2_bias`` [E, H] to the two projections, before the
+    activation and before the routing weight (:func:`grouped_matmul`'s ``bias``).
+
     FP8 experts: ``weight_quant`` (see :func:`grouped_matmul`) with w13 and w2 in
     float8_e4m3fn and their scales ``w13_scales`` [E, ceil(2I / bn), ceil(H / bk)] and
     ``w2_scales`` [E, ceil(H / bn), ceil(I / bk)]; both matmuls quantize their inputs (x,
     and the GLU output), with ``w13_input_scale`` and ``w2_input_scale`` for ``static``.
+    The expert biases are added in f64 after the quantized product.
 
-    Computes logits = x @ router.T, routes, dispatches (with the capacity arguments),
-    permutes, runs the two grouped matmuls around the GLU and combines; then adds
+    Computes logits = x @ router.T (+ router_bias), routes, dispatches (with the capacity
+    arguments), permutes, runs the two grouped matmuls around the GLU and combines; then adds
     glu(x @ shared_w13.T) @ shared_w2.T, times sigmoid(x @ shared_gate.T) when gated.
 
     Returns:
@@ -687,7 +705,14 @@ def layer_with_routing(
     if shared_gate is not None and shared_w13 is None:
         raise ValueError("shared_gate needs a shared expert (shared_w13, shared_w2)")
 
+    for name, value, want in (("router_bias", router_bias, (E,)),
+                              ("w13_bias", w13_bias, (E, 2 * I)), ("w2_bias", w2_bias, (E, H))):
+        if value is not None and np.shape(value) != want:
+            raise ValueError(f"{name} must have shape {want}, got {np.shape(value)}")
+
     logits = x @ router.T
+    if router_bias is not None:
+        logits = logits + _f64(router_bias, "router_bias")
     weights, ids = route(logits, bias, **route_kwargs)
     k = ids.shape[1]
     rows, offsets = dispatch(
@@ -703,12 +728,12 @@ def layer_with_routing(
         # The weights are dequantized above; the matmuls quantize their inputs.
         xs = quantize_activations(xs, weight_quant["block"][1],
                                   weight_quant.get("activation", "dynamic"), w13_input_scale)
-    h = grouped_matmul(xs, w13, offsets)
+    h = grouped_matmul(xs, w13, offsets, bias=w13_bias)
     a = glu(h, activation, glu_layout, alpha, limit)
     if weight_quant is not None:
         a = quantize_activations(a, weight_quant["block"][1],
                                  weight_quant.get("activation", "dynamic"), w2_input_scale)
-    ys = grouped_matmul(a, w2, offsets)
+    ys = grouped_matmul(a, w2, offsets, bias=w2_bias)
     y = combine(ys, rows, weights)
 
     if shared_w13 is not None:

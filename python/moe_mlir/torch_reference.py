@@ -4,7 +4,10 @@ What the GPU tests and benchmarks check the compiled expert half against.
 Weights use the layout of our kernels: w13 is [E, 2I, H] (rows 0..I-1 are the
 gate projection W1, rows I..2I-1 the up projection W3), w2 is [E, H, I]; x is
 [T, H], ids [T, k] int32, weights [T, k] float32, and the layer computes
-y = sum_j w_j * W2_e (silu(W1_e x) * (W3_e x)).
+y = sum_j w_j * W2_e (silu(W1_e x) * (W3_e x)). With gpt-oss's expert biases
+(w13_bias [E, 2I], w2_bias [E, H]) and its activation (``swiglu_oai``: gate
+and up interleaved, clamped), y = sum_j w_j * (W2_e swiglu(W13_e x + b13_e)
++ b2_e).
 
 torch is imported only when a function needs it, so this module imports on
 machines without it.
@@ -88,11 +91,29 @@ def _tf32_matmul_enabled(torch: Any) -> bool:
     return bool(matmul.allow_tf32)
 
 
+def swiglu_oai(h: torch.Tensor, alpha: float = 1.702, limit: float = 7.0) -> torch.Tensor:
+    """gpt-oss's activation of h [rows, 2I]: gate h[:, ::2] clamped above at
+    ``limit``, up h[:, 1::2] clamped to [-limit, limit], gate * sigmoid(alpha
+    * gate) * (up + 1)."""
+    torch = _torch()
+    gate = h[:, ::2].clamp(max=limit)
+    up = h[:, 1::2].clamp(min=-limit, max=limit)
+    return gate * torch.sigmoid(alpha * gate) * (up + 1)
+
+
 def reference_fp32(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
-                   ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+                   ids: torch.Tensor, weights: torch.Tensor,
+                   w13_bias: torch.Tensor | None = None,
+                   w2_bias: torch.Tensor | None = None,
+                   activation: str = "silu") -> torch.Tensor:
     """The oracle: the layer in fp32 arithmetic from the same bf16 (or f16) inputs.
     It goes one expert at a time so that only one expert's weights are ever
-    upcast (a full fp32 copy of deepseek-v3's experts would not fit)."""
+    upcast (a full fp32 copy of deepseek-v3's experts would not fit).
+    ``activation`` is ``silu`` (concatenated gate/up) or ``swiglu_oai``
+    (gpt-oss); the biases are added before the activation and before the
+    routing weight."""
+    if activation not in ("silu", "swiglu_oai"):
+        raise ValueError(f"activation must be silu or swiglu_oai, got {activation!r}")
     torch = _torch()
     if _tf32_matmul_enabled(torch):
         raise RuntimeError(
@@ -104,8 +125,15 @@ def reference_fp32(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
         tok, slot = torch.where(ids == e)
         xe = x.index_select(0, tok).float()
         h = xe @ w13[e].float().t()
-        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
+        if w13_bias is not None:
+            h = h + w13_bias[e].float()
+        if activation == "swiglu_oai":
+            a = swiglu_oai(h)
+        else:
+            a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
         y = a @ w2[e].float().t()
+        if w2_bias is not None:
+            y = y + w2_bias[e].float()
         out.index_add_(0, tok, y * weights[tok, slot].float().unsqueeze(1))
     return out
 

@@ -73,6 +73,24 @@ int main(void) {
   fflush(stdout);
   mlirModuleDestroy(module);
 
+  // A gpt-oss layer: router and expert biases, interleaved clamped SwiGLU.
+  MlirModule gptOss = moeBuildLayerModule(
+      context, mlirStringRefCreateFromCString("gpt_oss"),
+      mlirStringRefCreateFromCString(
+          "hidden=16,intermediate=8,experts=4,k=2,scoring=softmax_topk,"
+          "activation=swiglu_oai,glu_layout=interleaved,router_bias,"
+          "expert_bias"));
+  if (mlirModuleIsNull(gptOss))
+    return 1;
+  MlirOperation gptOssOp = mlirModuleGetOperation(gptOss);
+  // CHECK: gpt-oss verified: 1
+  printf("gpt-oss verified: %d\n", mlirOperationVerify(gptOssOp));
+  // CHECK: gpt-oss lowered: 1
+  printf("gpt-oss lowered: %d\n",
+         mlirLogicalResultIsSuccess(moeLowerToCPU(gptOss)));
+  fflush(stdout);
+  mlirModuleDestroy(gptOss);
+
   // CHECK: diagnostic: {{.*}}k = 9 is out of range: expected 1 <= k <= E = 4
   // CHECK: bad layer is null: 1
   MlirModule bad = moeBuildLayerModule(

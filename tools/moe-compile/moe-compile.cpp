@@ -10,13 +10,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "CPUKernels.h"
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
-#include "moe/Pipelines/CUDATarget.h"
 #include "moe/Compiler/HFConfig.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/InitAll.h"
+#include "moe/Pipelines/CUDATarget.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Runtime/moe_runtime.h"
 
@@ -68,7 +69,8 @@ namespace {
 
 cl::OptionCategory category("moe-compile options");
 
-cl::opt<std::string> inputFile(cl::Positional, cl::desc("[input.mlir | config.json]"),
+cl::opt<std::string> inputFile(cl::Positional,
+                               cl::desc("[input.mlir | config.json]"),
                                cl::init(""), cl::cat(category));
 cl::opt<std::string> configFile("config",
                                 cl::desc("A model's Hugging Face config.json "
@@ -78,23 +80,28 @@ cl::opt<std::string> layerSettings(
     "layer",
     cl::desc("Layer settings key=value,...: hidden, intermediate, experts, k, "
              "dtype, scoring, n_group, topk_group, group_score, renormalize, "
-             "renorm_epsilon, scale, bias, activation, glu_layout, alpha, "
-             "limit, shared_intermediate, shared_gate, capacity, "
-             "capacity_factor, drop_policy (they override a config's values)"),
+             "renorm_epsilon, scale, bias, router_bias, expert_bias, "
+             "activation, glu_layout, alpha, limit, shared_intermediate, "
+             "shared_gate, capacity, capacity_factor, drop_policy, "
+             "weight_layout (they override a config's values)"),
     cl::value_desc("settings"), cl::cat(category));
 cl::opt<std::string> entry(
     "entry",
     cl::desc("What a layer from a config or --layer exports: layer (the "
              "whole layer, routing inside: x, router, w13, w2, ...) or "
              "experts (its routed experts, the routing given: x, topk_ids, "
-             "topk_weights, w13, w2)"),
+             "topk_weights, w13, w2[, w13_bias, w2_bias])"),
     cl::init("layer"), cl::cat(category));
 cl::opt<std::string> target("target", cl::desc("cpu or cuda"), cl::init("cpu"),
                             cl::cat(category));
-cl::opt<std::string> chip("chip",
-                          cl::desc("The CPU (clang -march value, default: the "
-                                   "host) or the CUDA chip (sm_90a, sm_80)"),
-                          cl::init(""), cl::cat(category));
+cl::opt<std::string> chip(
+    "chip",
+    cl::desc("The CPU (a clang -march value; default: the host), a "
+             "comma-separated list of them or portable (x86-64-v2,x86-64-v3,"
+             "x86-64-v4,cooperlake): one library with the kernel compiled per "
+             "CPU, the best the running CPU supports picked at the first "
+             "call; or the CUDA chip (sm_90a, sm_80)"),
+    cl::init(""), cl::cat(category));
 cl::list<std::string> emit("emit",
                            cl::desc("What to write: obj, so, header, mlir, ll, "
                                     "manifest (ptx, fatbin: --target=cuda)"),
@@ -102,16 +109,19 @@ cl::list<std::string> emit("emit",
 cl::opt<std::string> outputDir("o", cl::desc("Output directory"),
                                cl::value_desc("dir"), cl::init("."),
                                cl::cat(category));
-cl::opt<std::string> layerName(
-    "name", cl::desc("Name of the layer in symbols and files (moe_<name>_*)"),
-    cl::init("layer"), cl::cat(category));
-cl::opt<std::string> functionName(
-    "function", cl::desc("The function to export when the input is IR "
-                         "(default: its only public function)"),
-    cl::init(""), cl::cat(category));
-cl::opt<std::string> cudaFeatures(
-    "cuda-features", cl::desc("PTX features of --target=cuda (default +ptx80)"),
-    cl::init("+ptx80"), cl::cat(category));
+cl::opt<std::string>
+    layerName("name",
+              cl::desc("Name of the layer in symbols and files (moe_<name>_*)"),
+              cl::init("layer"), cl::cat(category));
+cl::opt<std::string>
+    functionName("function",
+                 cl::desc("The function to export when the input is IR "
+                          "(default: its only public function)"),
+                 cl::init(""), cl::cat(category));
+cl::opt<std::string>
+    cudaFeatures("cuda-features",
+                 cl::desc("PTX features of --target=cuda (default +ptx80)"),
+                 cl::init("+ptx80"), cl::cat(category));
 cl::opt<int64_t> maxTokens("max-tokens",
                            cl::desc("Largest num_tokens the ABI accepts"),
                            cl::init(1 << 20), cl::cat(category));
@@ -132,8 +142,8 @@ std::string clangPath() {
 bool run(ArrayRef<std::string> args) {
   SmallVector<StringRef> refs(args.begin(), args.end());
   std::string message;
-  int status = sys::ExecuteAndWait(args.front(), refs, std::nullopt, {}, 0, 0,
-                                   &message);
+  int status =
+      sys::ExecuteAndWait(args.front(), refs, std::nullopt, {}, 0, 0, &message);
   if (status != 0) {
     errs() << "moe-compile: error: " << sys::path::filename(args.front())
            << " failed" << (message.empty() ? "" : ": " + message) << "\n";
@@ -182,8 +192,8 @@ LogicalResult lowerForCUDA(ModuleOp module, StringRef chipName,
   options.chip = chipName.str();
   options.features = cudaFeatures.getValue();
   options.format = format.str();
-  if (failed(buildMoELowerToNVVMPipeline(
-          pm, options, [&](const Twine &message) {
+  if (failed(
+          buildMoELowerToNVVMPipeline(pm, options, [&](const Twine &message) {
             return emitError(module.getLoc()) << message;
           })))
     return failure();
@@ -267,15 +277,18 @@ int main(int argc, char **argv) {
     return fail(formatv("--name must be a C identifier, got '{0}'", layerName));
   if (maxTokens < 1)
     return fail("--max-tokens must be >= 1");
-  // The CPU features the kernel may use, for the manifest and for the
-  // library's check before its kernel runs.
-  std::vector<std::string> cpuFeatures;
+  // The CPUs the kernel is compiled for and the features each may use, for
+  // the manifest and for the library's choice before its kernel runs.
+  std::vector<CPUVariant> cpuVariants;
   if (!cuda) {
-    Expected<std::vector<std::string>> features =
-        cpuFeaturesForChip(clangPath(), chipName);
-    if (!features)
-      return fail(toString(features.takeError()));
-    cpuFeatures = std::move(*features);
+    Expected<std::vector<std::string>> chips = parseChipList(chip);
+    if (!chips)
+      return fail(toString(chips.takeError()));
+    Expected<std::vector<CPUVariant>> variants =
+        planCPUVariants(clangPath(), *chips);
+    if (!variants)
+      return fail(toString(variants.takeError()));
+    cpuVariants = std::move(*variants);
   }
 
   DialectRegistry registry;
@@ -330,7 +343,8 @@ int main(int argc, char **argv) {
       Expected<LayerSpec> fromConfig =
           layerSpecFromHFConfigText(inputBuffer->getBuffer());
       if (!fromConfig)
-        return fail(formatv("{0}: {1}", input, toString(fromConfig.takeError())));
+        return fail(
+            formatv("{0}: {1}", input, toString(fromConfig.takeError())));
       spec = std::move(*fromConfig);
     } else if (!layerSettings.getNumOccurrences()) {
       return fail("no input: give IR, a config.json or --layer (see --help)");
@@ -349,7 +363,8 @@ int main(int argc, char **argv) {
                      : buildLayerModule(*spec, layerName, loc);
     if (!module)
       return 1;
-    argNames = experts ? expertsArgumentNames(*spec) : layerArgumentNames(*spec);
+    argNames =
+        experts ? expertsArgumentNames(*spec) : layerArgumentNames(*spec);
     raw_string_ostream os(sourceText);
     module->print(os);
   }
@@ -378,7 +393,7 @@ int main(int argc, char **argv) {
     abi->panelWidth = kLayerPanelWidth;
   }
   abi->chip = chipName;
-  abi->cpuFeatures = cpuFeatures;
+  abi->cpuVariants = cpuVariants;
   // Other public functions would be exported by the kernel object as well.
   for (auto other : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
     if (other != func && other.isPublic() && !other.isExternal())
@@ -407,23 +422,23 @@ int main(int argc, char **argv) {
   // host code or the fatbin.
   bool lowerHost = !cuda || outputs.count("so") || outputs.count("obj") ||
                    outputs.count("ll") || outputs.count("fatbin");
-  std::string fatbin, llvmIR;
-  if (lowerHost) {
-    if (cuda) {
-      FailureOr<std::string> image =
-          lowerKernelsForCUDA(*module, chipName, "fatbin");
-      if (failed(image))
+  // One LLVM IR per CPU variant; a CUDA artifact's host code is one.
+  std::vector<std::string> cpuIR;
+  if (!cuda && lowerHost)
+    for (const CPUVariant &variant : cpuVariants) {
+      FailureOr<std::string> ir =
+          lowerCPUVariant(*module, abi->symbol, variant, "moe_" + layerName);
+      if (failed(ir))
         return 1;
-      fatbin = *image;
-    } else {
-      PassManager pm = PassManager::on<ModuleOp>(&context);
-      CPUPipelineOptions options;
-      // The kernels' instruction choice follows the CPU clang compiles for.
-      options.targetCpu = chipName;
-      buildMoELowerToCPUPipeline(pm, options);
-      if (failed(pm.run(*module)))
-        return 1;
+      cpuIR.push_back(std::move(*ir));
     }
+  std::string fatbin, llvmIR;
+  if (lowerHost && cuda) {
+    FailureOr<std::string> image =
+        lowerKernelsForCUDA(*module, chipName, "fatbin");
+    if (failed(image))
+      return 1;
+    fatbin = *image;
     llvm::LLVMContext llvmContext;
     std::unique_ptr<llvm::Module> llvmModule =
         translateModuleToLLVMIR(*module, llvmContext, "moe_" + layerName);
@@ -453,49 +468,68 @@ int main(int argc, char **argv) {
   };
   std::string header = emitHeader(*abi, kRuntimeHeader);
   std::string llPath = workPath(base + ".ll");
-  if (!writeFile(llPath, llvmIR) || !writeFile(workPath(base + ".h"), header))
+  if ((cuda && !writeFile(llPath, llvmIR)) ||
+      !writeFile(workPath(base + ".h"), header))
     return 1;
 
-  // CUDA host code is a few launches: it is built for any x86-64, so the
-  // artifact runs on whichever host holds the GPU.
-  std::string march = cuda ? "-march=x86-64" : "-march=" + chipName;
   std::string clang = clangPath();
   std::string llvmLib = MOE_MLIR_LLVM_LIBRARY_DIR;
   if (outputs.count("mlir") && !writeFile(outPath(base + ".mlir"), moeIR))
     return 1;
-  if (outputs.count("ll") && !writeFile(outPath(base + ".ll"), llvmIR))
+  if (outputs.count("ll") && cuda && !writeFile(outPath(base + ".ll"), llvmIR))
     return 1;
   if (outputs.count("header") && !writeFile(outPath(base + ".h"), header))
     return 1;
   if (outputs.count("ptx") && !writeFile(outPath(base + ".ptx"), ptx))
     return 1;
-  if (outputs.count("fatbin") &&
-      !writeFile(outPath(base + ".fatbin"), fatbin))
+  if (outputs.count("fatbin") && !writeFile(outPath(base + ".fatbin"), fatbin))
     return 1;
-  if (outputs.count("obj") &&
-      !run({clang, "-O2", march, "-fPIC", "-Wno-override-module", "-c", llPath,
-            "-o", outPath(base + ".o")}))
+  // CUDA host code is a few launches: it is built for any x86-64, so the
+  // artifact runs on whichever host holds the GPU.
+  if (outputs.count("obj") && cuda &&
+      !run({clang, "-O2", "-march=x86-64", "-fPIC", "-Wno-override-module",
+            "-c", llPath, "-o", outPath(base + ".o")}))
     return 1;
+  // Each CPU kernel variant is compiled for its CPU, to <base><suffix>.o
+  // (and .ll) in the output directory when asked for, else in the work one.
+  std::vector<std::string> kernelObjects;
+  for (size_t i = 0; i < cpuIR.size(); ++i) {
+    std::string name = base + cpuVariants[i].symbolSuffix;
+    std::string ll =
+        outputs.count("ll") ? outPath(name + ".ll") : workPath(name + ".ll");
+    std::string object = outputs.count("obj") ? outPath(name + ".o")
+                                              : workPath(name + ".kernel.o");
+    if (!writeFile(ll, cpuIR[i]) ||
+        ((outputs.count("obj") || outputs.count("so")) &&
+         !run({clang, "-O2", "-march=" + cpuVariants[i].chip, "-fPIC",
+               "-Wno-override-module", "-c", ll, "-o", object})))
+      return 1;
+    kernelObjects.push_back(object);
+  }
   if (outputs.count("so")) {
     std::string shim = workPath(base + "_abi.c");
     std::string script = workPath(base + ".map");
     if (!writeFile(shim, emitShim(*abi)) ||
         !writeFile(script, emitVersionScript(*abi)))
       return 1;
-    // A CPU kernel is compiled for --chip, and the shim, which checks the
-    // CPU before calling it, for the x86-64 baseline.
-    std::string kernel = llPath;
-    if (!cuda) {
-      kernel = workPath(base + ".kernel.o");
-      if (!run({clang, "-O2", march, "-fPIC", "-Wno-override-module", "-c",
-                llPath, "-o", kernel}))
-        return 1;
-    }
-    std::vector<std::string> link = {
-        clang, "-O2", "-march=x86-64", "-fPIC", "-shared", "-std=c99",
-        "-Wno-override-module", "-I" + work, kernel, shim, "-o",
-        outPath("lib" + base + ".so"), "-Wl,--version-script=" + script,
-        "-Wl,-s"};
+    std::vector<std::string> link = {clang,
+                                     "-O2",
+                                     "-march=x86-64",
+                                     "-fPIC",
+                                     "-shared",
+                                     "-std=c99",
+                                     "-Wno-override-module",
+                                     "-I" + work,
+                                     shim,
+                                     "-o",
+                                     outPath("lib" + base + ".so"),
+                                     "-Wl,--version-script=" + script,
+                                     "-Wl,-s"};
+    // The shim, which picks the kernel variant the running CPU supports, is
+    // compiled for the x86-64 baseline.
+    if (cuda)
+      link.push_back(llPath);
+    link.insert(link.end(), kernelObjects.begin(), kernelObjects.end());
     if (cuda) {
       // The runtime is linked in whole, so the library needs only libcuda,
       // which the runtime opens itself.
@@ -503,25 +537,31 @@ int main(int argc, char **argv) {
       if (!sys::fs::exists(runtime))
         return fail("the CUDA runtime archive " + runtime +
                     " does not exist (set MOE_MLIR_CUDA_RUNTIME)");
-      link.insert(link.end(), {runtime, "-lstdc++", "-ldl",
-                               "-lpthread", "-lm"});
+      link.insert(link.end(),
+                  {runtime, "-lstdc++", "-ldl", "-lpthread", "-lm"});
     } else {
       // libomp is found beside the library first, so an artifact shipped
       // with its libomp runs where LLVM is not installed.
       // The kernel's allocations go through the shim's guard, which turns
       // a failed one into MOE_STATUS_OUT_OF_MEMORY (CABIEmitter.cpp).
-      link.insert(link.end(), {"-L" + llvmLib, "-lomp", "-Wl,-rpath,$ORIGIN",
-                               "-Wl,-rpath," + llvmLib, "-lm",
-                               "-Wl,--wrap=malloc,--wrap=calloc,--wrap=free"});
+      // __builtin_cpu_supports comes from compiler-rt's CPU model, which
+      // knows the features of the clang that named them (CPUDispatchEmitter).
+      Expected<std::string> builtins = compilerRTBuiltins(clang);
+      if (!builtins)
+        return fail(toString(builtins.takeError()));
+      link.insert(link.end(),
+                  {*builtins, "-lpthread", "-L" + llvmLib, "-lomp",
+                   "-Wl,-rpath,$ORIGIN", "-Wl,-rpath," + llvmLib, "-lm",
+                   "-Wl,--wrap=malloc,--wrap=calloc,--wrap=free"});
     }
     if (!run(link))
       return 1;
   }
   if (outputs.count("manifest")) {
     json::Object manifest{
-        {"abi_version", formatv("{0}.{1}", MOE_ABI_VERSION_MAJOR,
-                                MOE_ABI_VERSION_MINOR)
-                            .str()},
+        {"abi_version",
+         formatv("{0}.{1}", MOE_ABI_VERSION_MAJOR, MOE_ABI_VERSION_MINOR)
+             .str()},
         {"name", layerName.getValue()},
         {"prefix", abi->prefix},
         {"function", abi->symbol},
@@ -547,7 +587,8 @@ int main(int argc, char **argv) {
         manifest["ptx"] = base + ".ptx";
     } else {
       manifest["workspace_bytes"] = 0;
-      manifest["cpu_features"] = json::Array(cpuFeatures);
+      manifest["cpu_features"] = json::Array(commonCPUFeatures(cpuVariants));
+      manifest["cpu_variants"] = cpuVariantsToJSON(cpuVariants, abi->symbol);
     }
     if (spec) {
       // The experts entry takes the routing as arguments: the layer's router

@@ -11,6 +11,8 @@
 #ifndef MOE_COMPILER_CABIEMITTER_H
 #define MOE_COMPILER_CABIEMITTER_H
 
+#include "moe/Compiler/CPUVariants.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
@@ -43,11 +45,12 @@ struct ABIFunction {
   // <prefix>_pack_w13 / _pack_w2 function from the Linear layout.
   std::string weightLayout;
   int64_t panelWidth = 0;
-  // CPU artifacts: the CPU the kernel is compiled for (--chip) and the
-  // features it implies (CPUFeatures.h), which the shim checks before the
-  // kernel runs. The shim itself is compiled for the x86-64 baseline.
+  // CPU artifacts: --chip as given, and the kernel's variants, one per CPU
+  // it is compiled for, in the order the shim's dispatcher tries them
+  // (CPUDispatchEmitter.h); a variant runs only on a CPU with all its
+  // features. The shim itself is compiled for the x86-64 baseline.
   std::string chip;
-  std::vector<std::string> cpuFeatures;
+  std::vector<CPUVariant> cpuVariants;
 
   /// The byte alignment the artifact requires of `tensor`: its element size
   /// on the CPU, 16 on CUDA, whose kernels load 16-byte vectors.

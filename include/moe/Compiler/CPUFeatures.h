@@ -20,9 +20,12 @@ namespace mlir::moe {
 
 /// The x86 features, as __builtin_cpu_supports spells them ("avx2",
 /// "avx512f", ...), that clang's predefined macros `macros` (the output of
-/// `clang -E -dM`) declare, beyond the x86-64 baseline (SSE2), in a fixed
-/// order.
-std::vector<std::string> cpuFeaturesFromMacros(llvm::StringRef macros);
+/// `clang -E -dM` for `chip`) declare beyond `baselineMacros` (those of
+/// -march=x86-64), in a fixed order. Fails, naming the macros, when they
+/// declare a feature the library could not check at run time.
+llvm::Expected<std::vector<std::string>>
+cpuFeaturesFromMacros(llvm::StringRef macros, llvm::StringRef baselineMacros,
+                      llvm::StringRef chip);
 
 /// The features code compiled by `clang` with `-march=<chip>` may use: runs
 /// `clang -march=<chip> -E -dM` and reads its macros. Fails, with clang's

@@ -1,4 +1,5 @@
-//===- LayerSpec.h - A MoE layer described by its sizes and recipe -*- C++ -*-===//
+//===- LayerSpec.h - A MoE layer described by its sizes and recipe -*- C++
+//-*-===//
 //
 // What moe-compile builds when its input is not IR: a layer from `--layer`
 // settings or from a model's config (HFConfig.h), checked field by field so
@@ -30,7 +31,12 @@ struct LayerSpec {
   std::string groupScore = "sum_top2";
   bool renormalize = false;
   double renormEpsilon = 0.0, scale = 1.0;
+  /// DeepSeek-V3's selection bias (moe.route's bias) as an argument.
   bool bias = false;
+  /// gpt-oss's Linear biases as arguments: router_bias [E] on the router
+  /// logits; expert_bias: w13_bias [E, 2I] and w2_bias [E, H] on the
+  /// experts' projections (moe.layer's router_bias, w13_bias, w2_bias).
+  bool routerBias = false, expertBias = false;
   std::string activation = "silu", gluLayout = "concatenated";
   double alpha = 1.702, limit = 7.0;
   int64_t sharedIntermediate = 0;
@@ -95,15 +101,14 @@ llvm::Error applyLayerSettings(LayerSpec &spec, llvm::StringRef settings);
 llvm::Error validateLayerSpec(const LayerSpec &spec);
 
 /// The function arguments of the layer's module, in order: x, router, w13,
-/// w2[, bias][, shared_w13, shared_w2[, shared_gate]][, w13_scales,
-/// w2_scales[, w13_input_scale, w2_input_scale]].
+/// w2[, bias][, router_bias][, w13_bias, w2_bias][, shared_w13,
+/// shared_w2[, shared_gate]][, w13_scales, w2_scales[, w13_input_scale,
+/// w2_input_scale]].
 llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 
 /// The function arguments of the experts entry's module (buildExpertsModule):
-/// x, topk_ids, topk_weights, w13, w2.
-llvm::SmallVector<std::string> expertsArgumentNames();
-/// The same for `spec`, with the FP8 arguments after w2 as in
-/// layerArgumentNames.
+/// x, topk_ids, topk_weights, w13, w2[, w13_bias, w2_bias][, w13_scales,
+/// w2_scales[, w13_input_scale, w2_input_scale]].
 llvm::SmallVector<std::string> expertsArgumentNames(const LayerSpec &spec);
 
 /// The layer's sizes, dtype and routing attributes, for the manifest.

@@ -9,6 +9,10 @@
  *                                  void *stream);
  *   const char *moe_<name>_status_string(moe_status status);
  *
+ * A CPU artifact also exports `const char *moe_<name>_cpu_variant(void)`:
+ * the CPU its running kernel was compiled for (one of --chip's), or NULL when
+ * this CPU runs none of them and every call returns MOE_STATUS_UNSUPPORTED.
+ *
  * Calls never print, abort or exit: every failure is a status code. A CUDA
  * artifact loads its kernels once per CUDA context, on the first call made
  * in it, under a lock; calls run in the calling thread's current context.

@@ -25,6 +25,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "BlockSelection.h"
+#include "Lowerings.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -62,31 +63,6 @@ Value hostCapacity(DispatchOp op, KernelBuilder &b, Value tokens, int64_t k,
       b.getIndexType(), b.create<arith::FPToSIOp>(b.getI64Type(), clamped));
 }
 
-/// The uncapped counting sort of `ids` (a [N, k'] i32 tensor) under `like`'s
-/// expert map, with `rowsType` and `offsetsType`: a dispatch op built here
-/// and lowered at once. Returns its rows and offsets tensors.
-FailureOr<std::pair<Value, Value>>
-sortByExpert(DispatchOp like, KernelBuilder &b, InverseRows &inverses,
-             Value ids, RankedTensorType rowsType,
-             RankedTensorType offsetsType) {
-  auto sort = b.create<DispatchOp>(rowsType, offsetsType, ids,
-                                   /*weights=*/Value(), like.getExpertMap(),
-                                   like.getNumExpertsAttr(), IntegerAttr(),
-                                   FloatAttr(), like.getDropPolicyAttr());
-  // lowerDispatch replaces the uses of the op's results with the tensors its
-  // kernels write; this placeholder use receives them.
-  auto results = b.create<UnrealizedConversionCastOp>(
-      TypeRange{rowsType, offsetsType}, sort.getResults());
-  LogicalResult lowered = lowerDispatch(sort, b, inverses);
-  std::pair<Value, Value> sorted = {results.getOperand(0),
-                                    results.getOperand(1)};
-  results.erase();
-  sort.erase();
-  if (failed(lowered))
-    return failure();
-  return sorted;
-}
-
 /// The expert e of a sorted row r < offsets[L]: the one with
 /// offsets[e] <= r < offsets[e + 1], by a binary search over the
 /// (nondecreasing) offsets in a loop of ceil(log2(L + 1)) steps.
@@ -122,9 +98,9 @@ Value expertOfRow(KernelBuilder &b, Value offsets, int64_t numLocal,
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
-                                                  KernelBuilder &b,
-                                                  InverseRows &inverses) {
+Replacements gpu_lowering::lowerCapacityDispatch(DispatchOp op,
+                                                 DispatchOp::Adaptor operands,
+                                                 KernelBuilder &b) {
   bool byScore = op.getDropPolicy() == DropPolicy::score;
   if (byScore && !op.getWeights())
     return op.emitOpError()
@@ -133,8 +109,8 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
   auto offsetsType = cast<RankedTensorType>(op.getOffsets().getType());
   int64_t k = idsType.getDimSize(1);
   int64_t numLocal = offsetsType.getDimSize(0) - 1;
-  Value ids = readBuffer(b, op.getIds());
-  Value weights = byScore ? readBuffer(b, op.getWeights()) : Value();
+  Value ids = readBuffer(b, operands.getIds());
+  Value weights = byScore ? readBuffer(b, operands.getWeights()) : Value();
   Value tokens = b.create<memref::DimOp>(ids, 0);
   Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
   Value capacity = hostCapacity(op, b, tokens, k, selections);
@@ -143,7 +119,7 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
   auto dynamicRows = RankedTensorType::get({ShapedType::kDynamic}, i32);
 
   // 1. The selections sorted by expert in priority order.
-  Value priorityIds = op.getIds();
+  Value priorityIds = operands.getIds();
   if (!byScore) {
     // Slot-major: row j * T + t of a [T * k, 1] tensor holds ids[t, j].
     OutputBuffer slotMajor = allocate(
@@ -162,16 +138,15 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
              });
     priorityIds = slotMajor.tensor;
   }
-  FailureOr<std::pair<Value, Value>> sorted =
-      sortByExpert(op, b, inverses, priorityIds, dynamicRows, offsetsType);
-  if (failed(sorted))
-    return failure();
-  Value rows = readBuffer(b, sorted->first);
-  Value offsets = readBuffer(b, sorted->second);
+  SortedSelections sorted =
+      sortByExpert(b, priorityIds, operands.getExpertMap(), op.getNumExperts(),
+                   dynamicRows, offsetsType);
+  Value rows = readBuffer(b, sorted.rows);
+  Value offsets = readBuffer(b, sorted.offsets);
 
   // 2. The kept ids: -1 everywhere, then each kept selection's id, written
   // by the thread of its sorted row.
-  OutputBuffer kept = allocateLike(b, op.getIds());
+  OutputBuffer kept = allocateLike(b, operands.getIds());
   b.launch("moe_dispatch_capacity_clear", blocks, b.index(1), kBlockThreads,
            [&](KernelBuilder &kb) {
              Value f = kb.globalThreadId(kBlockThreads);
@@ -249,12 +224,11 @@ LogicalResult gpu_lowering::lowerCapacityDispatch(DispatchOp op,
   }
 
   // 3. The kept selections sorted by expert: the op's results.
-  FailureOr<std::pair<Value, Value>> result =
-      sortByExpert(op, b, inverses, kept.tensor,
+  SortedSelections result =
+      sortByExpert(b, kept.tensor, operands.getExpertMap(), op.getNumExperts(),
                    cast<RankedTensorType>(op.getRows().getType()), offsetsType);
-  if (failed(result))
-    return failure();
-  op.getRows().replaceAllUsesWith(result->first);
-  op.getOffsets().replaceAllUsesWith(result->second);
-  return success();
+  SmallVector<Value> results = {result.rows, result.offsets};
+  if (op.getRowOf())
+    results.push_back(result.rowOf);
+  return results;
 }

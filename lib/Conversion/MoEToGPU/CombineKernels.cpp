@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "moe/Dialect/MoE/Utils/Routing.h"
 
@@ -33,20 +33,24 @@ Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
-                                         const InverseRows &inverses) {
-  Value ys = readBuffer(b, op.getYs());
-  Value weights = readBuffer(b, op.getWeights());
+Replacements gpu_lowering::lowerCombine(CombineOp op,
+                                        CombineOp::Adaptor operands,
+                                        KernelBuilder &b) {
+  Value ys = readBuffer(b, operands.getYs());
+  Value weights = readBuffer(b, operands.getWeights());
   int64_t k = cast<RankedTensorType>(op.getWeights().getType()).getDimSize(1);
-  OutputBuffer out = allocateLike(b, op.getInit());
+  OutputBuffer out = allocateLike(b, operands.getInit());
   Value tokens = b.create<memref::DimOp>(weights, 0);
   Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
   int64_t hidden = cast<RankedTensorType>(op.getYs().getType()).getDimSize(1);
 
-  Value rowOf = inverses.lookup(op.getRows());
-  if (!rowOf) {
-    // Rows from elsewhere: invert them here (-1 first, then each row).
-    Value rows = readBuffer(b, op.getRows());
+  Value rowOf;
+  if (operands.getRowOf()) {
+    rowOf = readBuffer(b, operands.getRowOf());
+  } else {
+    // Without the dispatch's inverse rows: invert the rows here (-1 first,
+    // then each row).
+    Value rows = readBuffer(b, operands.getRows());
     Value numRows = b.create<memref::DimOp>(rows, 0);
     rowOf = b.create<memref::AllocOp>(
         MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
@@ -172,14 +176,15 @@ LogicalResult gpu_lowering::lowerCombine(CombineOp op, KernelBuilder &b,
         [&](KernelBuilder &wb) { launchCombine(wb, "moe_combine_wide", wide); },
         [&](KernelBuilder &nb) { launchCombine(nb, "moe_combine", 1); });
   }
-  op.getResult().replaceAllUsesWith(out.tensor);
-  return success();
+  return SmallVector<Value>{out.tensor};
 }
 
-LogicalResult gpu_lowering::lowerPermute(PermuteOp op, KernelBuilder &b) {
-  Value x = readBuffer(b, op.getX());
-  Value rows = readBuffer(b, op.getRows());
-  OutputBuffer out = allocateLike(b, op.getInit());
+Replacements gpu_lowering::lowerPermute(PermuteOp op,
+                                        PermuteOp::Adaptor operands,
+                                        KernelBuilder &b) {
+  Value x = readBuffer(b, operands.getX());
+  Value rows = readBuffer(b, operands.getRows());
+  OutputBuffer out = allocateLike(b, operands.getInit());
   int64_t k = op.getK();
   int64_t hidden = cast<RankedTensorType>(op.getX().getType()).getDimSize(1);
   Type outType =
@@ -202,6 +207,5 @@ LogicalResult gpu_lowering::lowerPermute(PermuteOp op, KernelBuilder &b) {
                             {row, column});
                  });
            });
-  op.getResult().replaceAllUsesWith(out.tensor);
-  return success();
+  return SmallVector<Value>{out.tensor};
 }

@@ -193,7 +193,7 @@ private:
       }
     }
     if (config.splitK == 1) {
-      storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+      storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c, expert);
       return;
     }
     auto slot = [&](KernelBuilder &sb, Value p, int64_t j) -> Value {
@@ -219,7 +219,7 @@ private:
         for (int64_t j = 0; j < numAcc(); ++j)
           sum[j] = sb.create<arith::AddFOp>(
               sum[j], sb.load(partials, slot(sb, sb.index(p), j)));
-      storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c);
+      storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c, expert);
     });
   }
 

@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 
@@ -44,33 +44,45 @@ Value localExpert(KernelBuilder &b, Value ids, Value expertMap,
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
-                                          InverseRows &inverses) {
+Replacements gpu_lowering::lowerDispatch(DispatchOp op,
+                                         DispatchOp::Adaptor operands,
+                                         KernelBuilder &b) {
   if (op.getCapacity() || op.getCapacityFactor())
-    return lowerCapacityDispatch(op, b, inverses);
-  Value ids = readBuffer(b, op.getIds());
-  Value expertMap =
-      op.getExpertMap() ? readBuffer(b, op.getExpertMap()) : Value();
-  int64_t k = cast<RankedTensorType>(op.getIds().getType()).getDimSize(1);
-  int64_t numExperts = op.getNumExperts();
-  int64_t numLocal =
-      cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0) - 1;
+    return lowerCapacityDispatch(op, operands, b);
+  SortedSelections sorted = sortByExpert(
+      b, operands.getIds(), operands.getExpertMap(), op.getNumExperts(),
+      cast<RankedTensorType>(op.getRows().getType()),
+      cast<RankedTensorType>(op.getOffsets().getType()));
+  SmallVector<Value> results = {sorted.rows, sorted.offsets};
+  if (op.getRowOf())
+    results.push_back(sorted.rowOf);
+  return results;
+}
+
+SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
+                                            Value expertMapTensor,
+                                            int64_t numExperts,
+                                            RankedTensorType rowsType,
+                                            RankedTensorType offsetsType) {
+  Value ids = readBuffer(b, idsTensor);
+  Value expertMap = expertMapTensor ? readBuffer(b, expertMapTensor) : Value();
+  int64_t k = cast<RankedTensorType>(idsTensor.getType()).getDimSize(1);
+  int64_t numLocal = offsetsType.getDimSize(0) - 1;
   Value tokens = b.create<memref::DimOp>(ids, 0);
   Value selections = b.create<arith::MulIOp>(tokens, b.index(k));
-  auto rowsType = cast<RankedTensorType>(op.getRows().getType());
   OutputBuffer rows = allocate(b, rowsType,
                                rowsType.isDynamicDim(0) ? ValueRange{selections}
                                                         : ValueRange{});
-  OutputBuffer offsets =
-      allocate(b, cast<RankedTensorType>(op.getOffsets().getType()), {});
+  OutputBuffer offsets = allocate(b, offsetsType, {});
   Value chunks = b.ceilDiv(selections, kChunk);
   // before[c, e]: selections of expert e in chunks below c (a count first).
   Value before = b.create<memref::AllocOp>(
       MemRefType::get({ShapedType::kDynamic, numLocal}, b.getI32Type()),
       ValueRange{chunks});
-  Value rowOf = b.create<memref::AllocOp>(
-      MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
-      ValueRange{selections});
+  OutputBuffer inverse =
+      allocate(b, RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type()),
+               {selections});
+  Value rowOf = inverse.buffer;
   auto local = [&](KernelBuilder &nb, Value f) {
     return localExpert(nb, ids, expertMap, numExperts, numLocal, k, f);
   };
@@ -282,8 +294,5 @@ LogicalResult gpu_lowering::lowerDispatch(DispatchOp op, KernelBuilder &b,
                   });
       });
 
-  inverses[rows.tensor] = rowOf;
-  op.getRows().replaceAllUsesWith(rows.tensor);
-  op.getOffsets().replaceAllUsesWith(offsets.tensor);
-  return success();
+  return {rows.tensor, offsets.tensor, inverse.tensor};
 }

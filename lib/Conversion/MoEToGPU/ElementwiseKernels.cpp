@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
 
@@ -39,9 +39,9 @@ FailureOr<SmallVector<Value>> mapIndices(KernelBuilder &b, AffineMap map,
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerElementwise(Operation *operation,
-                                             KernelBuilder &b) {
-  auto generic = cast<linalg::GenericOp>(operation);
+Replacements gpu_lowering::lowerElementwise(linalg::GenericOp generic,
+                                            ValueRange operands,
+                                            KernelBuilder &b) {
   if (generic.getNumReductionLoops() != 0 || generic.getNumDpsInits() != 1 ||
       !generic.hasPureTensorSemantics())
     return generic.emitOpError()
@@ -54,10 +54,11 @@ LogicalResult gpu_lowering::lowerElementwise(Operation *operation,
                << "has no GPU lowering: indexing maps must be projections";
 
   SmallVector<Value> inputs;
-  for (Value input : generic.getDpsInputs())
+  int64_t numInputs = generic.getNumDpsInputs();
+  for (Value input : operands.take_front(numInputs))
     inputs.push_back(
         isa<RankedTensorType>(input.getType()) ? readBuffer(b, input) : input);
-  Value init = generic.getDpsInits().front();
+  Value init = operands[numInputs];
   Block &payload = generic.getRegion().front();
   Value outArg = payload.getArguments().back();
   Value initBuffer = outArg.use_empty() ? Value() : readBuffer(b, init);
@@ -111,13 +112,13 @@ LogicalResult gpu_lowering::lowerElementwise(Operation *operation,
                tb.store(result, out.buffer, loops);
              });
            });
-  generic.getResult(0).replaceAllUsesWith(out.tensor);
-  return success();
+  return SmallVector<Value>{out.tensor};
 }
 
-LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
-  Value h = readBuffer(b, op.getH());
-  OutputBuffer out = allocateLike(b, op.getInit());
+Replacements gpu_lowering::lowerGlu(GluOp op, GluOp::Adaptor operands,
+                                    KernelBuilder &b) {
+  Value h = readBuffer(b, operands.getH());
+  OutputBuffer out = allocateLike(b, operands.getInit());
   int64_t width = cast<RankedTensorType>(op.getInit().getType()).getDimSize(1);
   bool interleaved = op.getGluLayout() == GluLayout::interleaved;
   Type outType =
@@ -143,6 +144,5 @@ LogicalResult gpu_lowering::lowerGlu(GluOp op, KernelBuilder &b) {
           tb.store(tb.castFloat(v, outType), out.buffer, {row, column});
         });
       });
-  op.getResult().replaceAllUsesWith(out.tensor);
-  return success();
+  return SmallVector<Value>{out.tensor};
 }

@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "BlockSelection.h"
+#include "Lowerings.h"
 
 #include "moe/Dialect/MoE/Utils/Routing.h"
 
@@ -28,9 +29,10 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
 
-LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
-                                              KernelBuilder &b) {
-  Value logits = readBuffer(b, op.getLogits());
+Replacements gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
+                                             ExpertChoiceOp::Adaptor operands,
+                                             KernelBuilder &b) {
+  Value logits = readBuffer(b, operands.getLogits());
   auto logitsType = cast<RankedTensorType>(op.getLogits().getType());
   int64_t numExperts = logitsType.getDimSize(1);
   Value tokens = b.create<memref::DimOp>(logits, 0);
@@ -43,7 +45,7 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
   Value probs = b.create<memref::AllocOp>(
       MemRefType::get({numExperts, ShapedType::kDynamic}, f32),
       ValueRange{tokens});
-  OutputBuffer weights = allocateLike(b, op.getLogits());
+  OutputBuffer weights = allocateLike(b, operands.getLogits());
   auto rowsType = cast<RankedTensorType>(op.getRows().getType());
   OutputBuffer rows =
       allocate(b, rowsType,
@@ -134,8 +136,5 @@ LogicalResult gpu_lowering::lowerExpertChoice(ExpertChoiceOp op,
         });
       });
 
-  op.getWeights().replaceAllUsesWith(weights.tensor);
-  op.getRows().replaceAllUsesWith(rows.tensor);
-  op.getOffsets().replaceAllUsesWith(offsets.tensor);
-  return success();
+  return SmallVector<Value>{weights.tensor, rows.tensor, offsets.tensor};
 }

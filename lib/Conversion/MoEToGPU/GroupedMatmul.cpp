@@ -13,7 +13,10 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
 
-GroupedMatmul::GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
+GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
+                             GroupedMatmulOp::Adaptor operands,
+                             KernelBuilder &b)
+    : op(op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   WeightShape weights = weightShape(rhsType, op.getRhsLayout());
   numExperts = weights.experts;
@@ -27,14 +30,16 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b) : op(op) {
   lhsType = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
   rhsElement = rhsType.getElementType();
 
-  lhs = readBuffer(b, op.getLhs());
-  rhs = readBuffer(b, op.getRhs());
-  offsets = OffsetsSource::fromTensor(b, op.getOffsets());
-  if (op.getRows())
-    rows = readBuffer(b, op.getRows());
-  if (op.getRowScale())
-    scale = readBuffer(b, op.getRowScale());
-  out = allocateLike(b, op.getInit());
+  lhs = readBuffer(b, operands.getLhs());
+  rhs = readBuffer(b, operands.getRhs());
+  offsets = OffsetsSource::fromTensor(b, operands.getOffsets());
+  if (operands.getRows())
+    rows = readBuffer(b, operands.getRows());
+  if (operands.getRowScale())
+    scale = readBuffer(b, operands.getRowScale());
+  if (operands.getBias())
+    bias = readBuffer(b, operands.getBias());
+  out = allocateLike(b, operands.getInit());
   numRows = b.create<memref::DimOp>(out.buffer, 0);
   if (op.getGather())
     gatherTokens = b.create<memref::DimOp>(lhs, 0);
@@ -58,8 +63,23 @@ Value GroupedMatmul::rowScale(KernelBuilder &b, Value r) const {
   return b.create<arith::SelectOp>(selection.valid, w, b.f32(0.0));
 }
 
-Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
-                              Value factor) const {
+Value GroupedMatmul::epilogue(KernelBuilder &b, Value expert, Value column,
+                              Value value, Value up, Value factor) const {
+  if (bias) {
+    // The bias is indexed by weight column: the output column's gate and up
+    // columns for a GLU.
+    auto add = [&](Value acc, Value weightColumn) -> Value {
+      Value term =
+          b.castFloat(b.load(bias, {expert, weightColumn}), b.getF32Type());
+      return b.create<arith::AddFOp>(acc, term);
+    };
+    Value gateColumn =
+        interleaved ? b.create<arith::MulIOp>(column, b.index(2)) : column;
+    value = add(value, gateColumn);
+    if (glu)
+      up = add(up, b.create<arith::AddIOp>(gateColumn,
+                                           b.index(interleaved ? 1 : width)));
+  }
   if (glu)
     value = gluActivation(b, value, up, *op.getEpilogue(),
                           op.getAlpha().convertToDouble(),
@@ -71,9 +91,9 @@ Value GroupedMatmul::epilogue(KernelBuilder &b, Value value, Value up,
   return value;
 }
 
-void GroupedMatmul::storeOutput(KernelBuilder &b, Value r, Value column,
-                                Value value, Value up) const {
-  value = epilogue(b, value, up, rowScale(b, r));
+void GroupedMatmul::storeOutput(KernelBuilder &b, Value expert, Value r,
+                                Value column, Value value, Value up) const {
+  value = epilogue(b, expert, column, value, up, rowScale(b, r));
   b.store(b.castFloat(value, outType), out.buffer, {r, column});
 }
 
@@ -94,11 +114,4 @@ void GroupedMatmul::storePair(KernelBuilder &b, Value aligned, Value r,
         sb.store(cast[1], out.buffer,
                  {r, sb.create<arith::AddIOp>(column, sb.index(1))});
       });
-}
-
-std::pair<Value, Value> GroupedMatmul::expertRange(KernelBuilder &b,
-                                                   Value e) const {
-  Value lo = offsets.at(b, e, b.index(0), numRows);
-  Value hi = offsets.at(b, b.create<arith::AddIOp>(e, b.index(1)), lo, numRows);
-  return {lo, hi};
 }

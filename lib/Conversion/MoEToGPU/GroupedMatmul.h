@@ -2,7 +2,7 @@
 //
 // The buffers, sizes and per-element epilogue of one moe.grouped_matmul,
 // shared by every kernel that computes it: the gathered rows it reads, the
-// expert ranges, the GLU and row scale, and the output stores.
+// expert ranges, the bias, GLU and row scale, and the output stores.
 //
 //===----------------------------------------------------------------------===//
 
@@ -15,8 +15,9 @@ namespace mlir::moe::gpu_lowering {
 
 class GroupedMatmul {
 public:
-  /// Reads `op`'s operands as buffers and allocates its output.
-  GroupedMatmul(GroupedMatmulOp op, KernelBuilder &b);
+  /// Reads `op`'s operands (`operands`) as buffers and allocates its output.
+  GroupedMatmul(GroupedMatmulOp op, GroupedMatmulOp::Adaptor operands,
+                KernelBuilder &b);
 
   /// The lhs row that output row r reads and whether it exists.
   std::pair<Value, Value> sourceRow(KernelBuilder &b, Value r) const;
@@ -26,13 +27,16 @@ public:
   /// output.
   Value rowScale(KernelBuilder &b, Value r) const;
 
-  /// GLU and row scale (`factor`, from rowScale, or null) of one output
-  /// element, as f32.
-  Value epilogue(KernelBuilder &b, Value value, Value up, Value factor) const;
+  /// Bias, GLU and row scale (`factor`, from rowScale, or null) of output
+  /// column `column` of a row of expert `expert`, as f32: `value` is the
+  /// f32 accumulator of that column (of its gate column for a GLU) and `up`
+  /// that of its up column. `expert` may be null without a bias.
+  Value epilogue(KernelBuilder &b, Value expert, Value column, Value value,
+                 Value up, Value factor) const;
 
-  /// GLU, row scale and cast of one output element, then the store.
-  void storeOutput(KernelBuilder &b, Value r, Value column, Value value,
-                   Value up) const;
+  /// Bias, GLU, row scale and cast of one output element, then the store.
+  void storeOutput(KernelBuilder &b, Value expert, Value r, Value column,
+                   Value value, Value up) const;
 
   /// Whether the output is aligned to a pair of elements, which a caller's
   /// buffer, aligned to its element only, may not be.
@@ -53,14 +57,18 @@ public:
   void storePair(KernelBuilder &b, Value aligned, Value r, Value column,
                  Value first, Value second) const;
 
+  /// The experts' rows of the output.
+  ExpertRows expertRows() const { return {offsets, numRows, numExperts}; }
   /// [lo, hi) of expert e, clamped to the output rows.
-  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const;
+  std::pair<Value, Value> expertRange(KernelBuilder &b, Value e) const {
+    return expertRows().range(b, e);
+  }
 
   mutable GroupedMatmulOp op;
   int64_t numExperts, n, reduction, width;
   bool kn, glu, interleaved;
   Type outType, lhsType, rhsElement;
-  Value lhs, rhs, rows, scale, numRows, gatherTokens, scaleTokens;
+  Value lhs, rhs, rows, scale, bias, numRows, gatherTokens, scaleTokens;
   OffsetsSource offsets;
   OutputBuffer out;
 };

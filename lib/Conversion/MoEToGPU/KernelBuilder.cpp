@@ -28,8 +28,8 @@ void KernelBuilder::launch(StringRef name, Value gridX, Value gridY,
         create<arith::ConstantIntOp>(getI32Type(), dynamicSharedBytes);
   // An empty grid is not a valid launch: skip it.
   Value blocks = create<arith::MulIOp>(gridX, gridY);
-  Value any = create<arith::CmpIOp>(arith::CmpIPredicate::ugt, blocks,
-                                    index(0));
+  Value any =
+      create<arith::CmpIOp>(arith::CmpIPredicate::ugt, blocks, index(0));
   auto guardOp = create<scf::IfOp>(any, /*withElseRegion=*/false);
   OpBuilder::InsertionGuard outer(*this);
   setInsertionPointToStart(guardOp.thenBlock());
@@ -61,35 +61,29 @@ void KernelBuilder::buildLaunch(
   MLIRContext *ctx = getContext();
   auto op = create<gpu::LaunchOp>(
       gridX, gridY, one, index(threads), one, one, dynamicShared,
-      /*asyncTokenType=*/Type(), ValueRange{}, workgroup,
-      TypeRange{}, Value(), Value(), Value(),
-      FlatSymbolRefAttr::get(ctx, "moe_kernels"),
+      /*asyncTokenType=*/Type(), ValueRange{}, workgroup, TypeRange{}, Value(),
+      Value(), Value(), FlatSymbolRefAttr::get(ctx, "moe_kernels"),
       FlatSymbolRefAttr::get(ctx, name));
   for (NamedAttribute attribute : attributes)
     op->setAttr(attribute.getName(), attribute.getValue());
   OpBuilder::InsertionGuard guard(*this);
   setInsertionPointToStart(&op.getBody().front());
-  Operation *ownBlockId = nullptr;
-  Value rowOfLaunch;
-  if (firstY) {
-    auto blockY = create<gpu::BlockIdOp>(gpu::Dimension::y);
-    ownBlockId = blockY;
-    rowOfLaunch = create<arith::AddIOp>(blockY, firstY);
-  }
+  // The body reads its y through blockId: this launch's block y plus the
+  // launch's first, computed once at the top of the body.
+  Value outerBlockY = launchBlockY;
+  launchBlockY = Value();
+  if (firstY)
+    launchBlockY = create<arith::AddIOp>(
+        create<gpu::BlockIdOp>(gpu::Dimension::y), firstY);
   body(*this, op.getWorkgroupAttributions());
   create<gpu::TerminatorOp>();
-  if (!firstY)
-    return;
-  // The body read its y as gpu.block_id y; it is that plus the launch's first.
-  SmallVector<gpu::BlockIdOp> reads;
-  op.getBody().walk([&](gpu::BlockIdOp id) {
-    if (id.getDimension() == gpu::Dimension::y && id != ownBlockId)
-      reads.push_back(id);
-  });
-  for (gpu::BlockIdOp id : reads) {
-    id.replaceAllUsesWith(rowOfLaunch);
-    id.erase();
-  }
+  launchBlockY = outerBlockY;
+}
+
+KernelBuilder KernelBuilder::nestedAt(Location loc, OpBuilder &nested) const {
+  KernelBuilder nb(loc, nested);
+  nb.launchBlockY = launchBlockY;
+  return nb;
 }
 
 Value KernelBuilder::threadId() {
@@ -97,6 +91,8 @@ Value KernelBuilder::threadId() {
 }
 
 Value KernelBuilder::blockId(gpu::Dimension dimension) {
+  if (dimension == gpu::Dimension::y && launchBlockY)
+    return launchBlockY;
   return create<gpu::BlockIdOp>(dimension);
 }
 
@@ -136,7 +132,7 @@ void KernelBuilder::store(Value value, Value memref, ValueRange indices) {
 
 void KernelBuilder::ifThen(Value condition, BodyFn body) {
   create<scf::IfOp>(condition, [&](OpBuilder &nested, Location loc) {
-    KernelBuilder nb(loc, nested);
+    KernelBuilder nb = nestedAt(loc, nested);
     body(nb);
     nb.create<scf::YieldOp>();
   });
@@ -147,12 +143,12 @@ void KernelBuilder::ifThenElse(Value condition, BodyFn thenBody,
   create<scf::IfOp>(
       condition,
       [&](OpBuilder &nested, Location loc) {
-        KernelBuilder nb(loc, nested);
+        KernelBuilder nb = nestedAt(loc, nested);
         thenBody(nb);
         nb.create<scf::YieldOp>();
       },
       [&](OpBuilder &nested, Location loc) {
-        KernelBuilder nb(loc, nested);
+        KernelBuilder nb = nestedAt(loc, nested);
         elseBody(nb);
         nb.create<scf::YieldOp>();
       });
@@ -163,7 +159,7 @@ SmallVector<Value> KernelBuilder::forLoop(Value from, Value to, Value step,
   auto op = create<scf::ForOp>(
       from, to, step, inits,
       [&](OpBuilder &nested, Location loc, Value iv, ValueRange iter) {
-        KernelBuilder nb(loc, nested);
+        KernelBuilder nb = nestedAt(loc, nested);
         nb.create<scf::YieldOp>(body(nb, iv, iter));
       });
   return SmallVector<Value>(op.getResults());
@@ -171,11 +167,10 @@ SmallVector<Value> KernelBuilder::forLoop(Value from, Value to, Value step,
 
 void KernelBuilder::forEach(Value from, Value to, Value step,
                             function_ref<void(KernelBuilder &, Value)> body) {
-  forLoop(from, to, step, {},
-          [&](KernelBuilder &nb, Value iv, ValueRange) {
-            body(nb, iv);
-            return SmallVector<Value>{};
-          });
+  forLoop(from, to, step, {}, [&](KernelBuilder &nb, Value iv, ValueRange) {
+    body(nb, iv);
+    return SmallVector<Value>{};
+  });
 }
 
 Value gpu_lowering::readBuffer(KernelBuilder &b, Value tensor) {
@@ -212,6 +207,16 @@ OffsetsSource OffsetsSource::fromTensor(KernelBuilder &b, Value offsets) {
   else
     source.buffer = readBuffer(b, offsets);
   return source;
+}
+
+std::pair<Value, Value> ExpertRows::range(KernelBuilder &b, Value e) const {
+  Value lo = offsets.at(b, e, b.index(0), numRows);
+  Value hi = offsets.at(b, b.create<arith::AddIOp>(e, b.index(1)), lo, numRows);
+  return {lo, hi};
+}
+
+Value ExpertRows::routedEnd(KernelBuilder &b) const {
+  return offsets.at(b, b.index(numExperts), b.index(0), numRows);
 }
 
 Value OffsetsSource::at(KernelBuilder &b, Value expert, Value lower,

@@ -69,8 +69,8 @@ public:
   /// Runs `thenBody` where `condition` holds and `elseBody` elsewhere.
   void ifThenElse(Value condition, BodyFn thenBody, BodyFn elseBody);
   /// for (i = from; i < to; i += step) carrying `inits`.
-  SmallVector<Value> forLoop(Value from, Value to, Value step,
-                             ValueRange inits, LoopFn body);
+  SmallVector<Value> forLoop(Value from, Value to, Value step, ValueRange inits,
+                             LoopFn body);
   /// The same loop without carried values.
   void forEach(Value from, Value to, Value step,
                function_ref<void(KernelBuilder &, Value)> body);
@@ -81,6 +81,12 @@ private:
                    int64_t threads, TypeRange workgroup, Value dynamicShared,
                    function_ref<void(KernelBuilder &, ValueRange)> body,
                    ArrayRef<NamedAttribute> attributes);
+  /// A builder at `nested` (a region's body) that reads block y as this one.
+  KernelBuilder nestedAt(Location loc, OpBuilder &nested) const;
+
+  /// Inside the body of a launch split along y: its block y plus the
+  /// launch's first y, which blockId(y) returns.
+  Value launchBlockY;
 };
 
 /// A memref view of a tensor operand, for reading.
@@ -113,29 +119,18 @@ private:
   int64_t count = 0;
 };
 
-//===----------------------------------------------------------------------===//
-// Kernels: each replaces one op (or writes the buffers of one op).
-//===----------------------------------------------------------------------===//
+/// The routed rows of `numExperts` experts: expert e holds rows
+/// [offsets[e], offsets[e + 1]), clamped to [0, numRows).
+struct ExpertRows {
+  OffsetsSource offsets;
+  Value numRows;
+  int64_t numExperts;
 
-LogicalResult lowerRoute(RouteOp op, KernelBuilder &b);
-
-/// The inverse of the rows a dispatch produced: rowOf[t * k + j] is the row
-/// holding selection (t, j), or -1. The dispatch kernels write it for free,
-/// so a combine of the same rows needs no inversion of its own.
-using InverseRows = llvm::DenseMap<Value, Value>;
-LogicalResult lowerDispatch(DispatchOp op, KernelBuilder &b,
-                            InverseRows &inverses);
-/// A dispatch with a capacity: the uncapped sort in priority order, the
-/// selections past the capacity dropped, and the uncapped sort of the rest.
-LogicalResult lowerCapacityDispatch(DispatchOp op, KernelBuilder &b,
-                                    InverseRows &inverses);
-LogicalResult lowerCombine(CombineOp op, KernelBuilder &b,
-                           const InverseRows &inverses);
-LogicalResult lowerExpertChoice(ExpertChoiceOp op, KernelBuilder &b);
-LogicalResult lowerAuxLoss(AuxLossOp op, KernelBuilder &b);
-LogicalResult lowerZLoss(ZLossOp op, KernelBuilder &b);
-LogicalResult lowerPermute(PermuteOp op, KernelBuilder &b);
-LogicalResult lowerGlu(GluOp op, KernelBuilder &b);
+  /// [lo, hi) of expert e.
+  std::pair<Value, Value> range(KernelBuilder &b, Value e) const;
+  /// The end of the last expert's rows: rows past it belong to no expert.
+  Value routedEnd(KernelBuilder &b) const;
+};
 
 /// Warps per block of the tensor-core grouped matmul.
 constexpr int64_t kWarpsPerBlock = 4;
@@ -166,24 +161,6 @@ struct TensorCoreConfig {
 
   static TensorCoreConfig fromTile(MatmulTileAttr tile);
 };
-
-/// Tile schedules written by grouped matmuls, keyed by the (offsets, rows)
-/// they were computed from, with the tile rows each tile shape scheduled: a
-/// later matmul over the same routed rows (a layer's down projection after
-/// its gate/up one) reads them instead of launching its own.
-struct ScheduledTiles {
-  Value expert, start, count;
-  int64_t smallTileRows = 0, largeTileRows = 0;
-};
-using TileScheduleCache =
-    llvm::DenseMap<std::pair<Value, Value>, ScheduledTiles>;
-/// Lowers `op` to the kernels its `moe.gpu_kernels` attribute names.
-LogicalResult lowerGroupedMatmul(GroupedMatmulOp op, KernelBuilder &b,
-                                 TileScheduleCache &schedules);
-
-/// linalg.generic ops with only parallel loops (the shared expert's sum, its
-/// gate): one thread per element.
-LogicalResult lowerElementwise(Operation *generic, KernelBuilder &b);
 
 } // namespace mlir::moe::gpu_lowering
 

@@ -20,7 +20,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "moe/Dialect/MoE/Utils/Routing.h"
 
@@ -116,8 +116,9 @@ Value tokensAsF32(KernelBuilder &b, Value tokens) {
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerZLoss(ZLossOp op, KernelBuilder &b) {
-  Value logits = readBuffer(b, op.getLogits());
+Replacements gpu_lowering::lowerZLoss(ZLossOp op, ZLossOp::Adaptor operands,
+                                      KernelBuilder &b) {
+  Value logits = readBuffer(b, operands.getLogits());
   Value tokens = b.create<memref::DimOp>(logits, 0);
   Value experts = b.create<memref::DimOp>(logits, 1);
   Type f32 = b.getF32Type();
@@ -152,13 +153,14 @@ LogicalResult gpu_lowering::lowerZLoss(ZLossOp op, KernelBuilder &b) {
                         ValueRange{});
              });
            });
-  op.getLoss().replaceAllUsesWith(loss.tensor);
-  return success();
+  return SmallVector<Value>{loss.tensor};
 }
 
-LogicalResult gpu_lowering::lowerAuxLoss(AuxLossOp op, KernelBuilder &b) {
-  Value logits = readBuffer(b, op.getLogits());
-  Value ids = readBuffer(b, op.getIds());
+Replacements gpu_lowering::lowerAuxLoss(AuxLossOp op,
+                                        AuxLossOp::Adaptor operands,
+                                        KernelBuilder &b) {
+  Value logits = readBuffer(b, operands.getLogits());
+  Value ids = readBuffer(b, operands.getIds());
   int64_t numExperts =
       cast<RankedTensorType>(op.getLogits().getType()).getDimSize(1);
   Value experts = b.index(numExperts);
@@ -234,6 +236,5 @@ LogicalResult gpu_lowering::lowerAuxLoss(AuxLossOp op, KernelBuilder &b) {
                      mean, kb.f32(static_cast<double>(numExperts))),
                  loss.buffer, ValueRange{});
       });
-  op.getLoss().replaceAllUsesWith(loss.tensor);
-  return success();
+  return SmallVector<Value>{loss.tensor};
 }

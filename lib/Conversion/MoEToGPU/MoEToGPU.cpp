@@ -1,19 +1,20 @@
 //===- MoEToGPU.cpp - moe ops to GPU kernels ------------------------------===//
 //
-// Drives the kernel builders: every moe op (and element-wise linalg.generic)
-// of each function is replaced, in program order, by its kernels. The host
-// side keeps only sizes, buffer allocations and launches.
+// The conversion: one pattern per op that becomes kernels, each calling the
+// op's lowering (Lowerings.h) and replacing the op through the rewriter, and
+// the pass that applies them. The host side keeps only sizes, buffer
+// allocations and launches.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h"
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
-#include "llvm/ADT/TypeSwitch.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Transforms/DialectConversion.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_CONVERTMOETOGPUPASS
@@ -26,65 +27,76 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
+/// Replaces an `OpT` by what `Lower` builds for it.
+template <typename OpT,
+          Replacements (*Lower)(OpT, typename OpT::Adaptor, KernelBuilder &)>
+struct KernelPattern : OpConversionPattern<OpT> {
+  using OpConversionPattern<OpT>::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(OpT op, typename OpT::Adaptor operands,
+                  ConversionPatternRewriter &rewriter) const override {
+    KernelBuilder b(op.getLoc(), rewriter);
+    Replacements replacements = Lower(op, operands, b);
+    if (failed(replacements))
+      return failure();
+    rewriter.replaceOp(op, *replacements);
+    return success();
+  }
+};
+
+/// An element-wise linalg.generic (left by layer decomposition).
+struct ElementwisePattern : OpConversionPattern<linalg::GenericOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(linalg::GenericOp op, OpAdaptor operands,
+                  ConversionPatternRewriter &rewriter) const override {
+    KernelBuilder b(op.getLoc(), rewriter);
+    Replacements replacements = lowerElementwise(op, operands.getOperands(), b);
+    if (failed(replacements))
+      return failure();
+    rewriter.replaceOp(op, *replacements);
+    return success();
+  }
+};
+
+/// moe.layer is decomposed before it reaches the GPU lowering.
+struct UndecomposedLayerPattern : OpConversionPattern<LayerOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult matchAndRewrite(LayerOp op, OpAdaptor,
+                                ConversionPatternRewriter &) const override {
+    return op.emitOpError() << "must be decomposed first (moe-decompose-layer)";
+  }
+};
+
 struct ConvertMoEToGPUPass
     : public moe::impl::ConvertMoEToGPUPassBase<ConvertMoEToGPUPass> {
   using ConvertMoEToGPUPassBase::ConvertMoEToGPUPassBase;
 
   void runOnOperation() override {
-    SmallVector<Operation *> work;
-    getOperation().walk([&](Operation *op) {
-      if (isa<MoEDialect>(op->getDialect()) || isa<linalg::GenericOp>(op))
-        work.push_back(op);
+    MLIRContext *context = &getContext();
+    ConversionTarget target(*context);
+    target.addIllegalDialect<MoEDialect>();
+    target.addIllegalOp<linalg::GenericOp>();
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+    RewritePatternSet patterns(context);
+    populateMoEToGPUConversionPatterns(patterns);
+    // A lowering that refuses an op says why; the conversion's own
+    // "failed to legalize" after it would only repeat the location.
+    bool refused = false;
+    ScopedDiagnosticHandler onlyTheReason(context, [&](Diagnostic &diag) {
+      if (diag.getSeverity() != DiagnosticSeverity::Error)
+        return failure();
+      if (refused && StringRef(diag.str()).starts_with("failed to legalize"))
+        return success();
+      refused = true;
+      return failure();
     });
-    InverseRows inverses;
-    TileScheduleCache schedules;
-    for (Operation *op : work) {
-      OpBuilder builder(op);
-      KernelBuilder b(op->getLoc(), builder);
-      LogicalResult lowered =
-          llvm::TypeSwitch<Operation *, LogicalResult>(op)
-              .Case([&](RouteOp route) { return lowerRoute(route, b); })
-              .Case([&](DispatchOp dispatch) {
-                return lowerDispatch(dispatch, b, inverses);
-              })
-              .Case([&](GroupedMatmulOp gemm) -> LogicalResult {
-                RhsLayout layout = gemm.getRhsLayout();
-                if (gemm.getWeightQuantAttr())
-                  return gemm.emitOpError()
-                         << "quantized weights (weight_quant) have no GPU "
-                            "lowering yet";
-                if (layout == RhsLayout::panels ||
-                    layout == RhsLayout::panels_vnni)
-                  return gemm.emitOpError()
-                         << "weights in the " << stringifyRhsLayout(layout)
-                         << " layout (the CPU kernel's packing) have no GPU "
-                            "lowering; use nk or kn";
-                return lowerGroupedMatmul(gemm, b, schedules);
-              })
-              .Case([&](CombineOp combine) {
-                return lowerCombine(combine, b, inverses);
-              })
-              .Case([&](ExpertChoiceOp choice) {
-                return lowerExpertChoice(choice, b);
-              })
-              .Case([&](AuxLossOp loss) { return lowerAuxLoss(loss, b); })
-              .Case([&](ZLossOp loss) { return lowerZLoss(loss, b); })
-              .Case([&](PermuteOp permute) { return lowerPermute(permute, b); })
-              .Case([&](GluOp glu) { return lowerGlu(glu, b); })
-              .Case([&](linalg::GenericOp generic) {
-                return lowerElementwise(generic, b);
-              })
-              .Case([&](LayerOp layer) {
-                return layer.emitOpError()
-                       << "must be decomposed first (moe-decompose-layer)";
-              })
-              .Default([&](Operation *other) {
-                return other->emitOpError() << "has no GPU lowering yet";
-              });
-      if (failed(lowered))
-        return signalPassFailure();
-      op->erase();
-    }
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(patterns))))
+      return signalPassFailure();
     // Host-built offsets were passed to the kernels as scalars.
     getOperation().walk([](tensor::FromElementsOp op) {
       if (op->use_empty())
@@ -94,3 +106,18 @@ struct ConvertMoEToGPUPass
 };
 
 } // namespace
+
+void mlir::moe::populateMoEToGPUConversionPatterns(
+    RewritePatternSet &patterns) {
+  patterns
+      .add<KernelPattern<RouteOp, lowerRoute>,
+           KernelPattern<DispatchOp, lowerDispatch>,
+           KernelPattern<CombineOp, lowerCombine>,
+           KernelPattern<PermuteOp, lowerPermute>,
+           KernelPattern<ExpertChoiceOp, lowerExpertChoice>,
+           KernelPattern<AuxLossOp, lowerAuxLoss>,
+           KernelPattern<ZLossOp, lowerZLoss>, KernelPattern<GluOp, lowerGlu>,
+           KernelPattern<RowTilesOp, lowerRowTiles>,
+           KernelPattern<GroupedMatmulOp, lowerGroupedMatmul>,
+           ElementwisePattern, UndecomposedLayerPattern>(patterns.getContext());
+}

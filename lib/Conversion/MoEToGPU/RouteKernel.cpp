@@ -7,7 +7,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "Lowerings.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
@@ -292,13 +292,14 @@ private:
 
 } // namespace
 
-LogicalResult gpu_lowering::lowerRoute(RouteOp op, KernelBuilder &b) {
+Replacements gpu_lowering::lowerRoute(RouteOp op, RouteOp::Adaptor operands,
+                                      KernelBuilder &b) {
   if (op.getNGroup() > 64)
     return op.emitOpError()
            << "on the GPU supports at most 64 expert groups, got "
            << op.getNGroup();
-  Value logits = readBuffer(b, op.getLogits());
-  Value bias = op.getBias() ? readBuffer(b, op.getBias()) : Value();
+  Value logits = readBuffer(b, operands.getLogits());
+  Value bias = operands.getBias() ? readBuffer(b, operands.getBias()) : Value();
   Value tokens = b.create<memref::DimOp>(logits, 0);
   auto tokenSizes = [&](Value result) {
     auto type = cast<RankedTensorType>(result.getType());
@@ -318,7 +319,5 @@ LogicalResult gpu_lowering::lowerRoute(RouteOp op, KernelBuilder &b) {
                    .route(weights.buffer, ids.buffer);
              });
            });
-  op.getWeights().replaceAllUsesWith(weights.tensor);
-  op.getIds().replaceAllUsesWith(ids.tensor);
-  return success();
+  return SmallVector<Value>{weights.tensor, ids.tensor};
 }

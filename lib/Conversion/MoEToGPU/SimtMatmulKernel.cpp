@@ -2,7 +2,8 @@
 //
 // The simt kernel: what tensor cores cannot take (f32 weights, the kn
 // layout, K not a multiple of 8). One thread per output element finds its
-// row's expert, sums over K in f32 and applies the epilogue; rows of no
+// row's expert, sums over K in f32 and applies the epilogue (bias, GLU, row
+// scale); rows of no
 // expert, and gathered rows of no token, are zero.
 //
 //===----------------------------------------------------------------------===//
@@ -79,7 +80,7 @@ void gpu_lowering::launchSimtMatmul(KernelBuilder &b, const GroupedMatmul &mm) {
           tb.ifThenElse(
               routed,
               [&](KernelBuilder &sb) {
-                mm.storeOutput(sb, r, column, sums[0],
+                mm.storeOutput(sb, expert, r, column, sums[0],
                                mm.glu ? sums[1] : Value());
               },
               [&](KernelBuilder &sb) {

@@ -295,7 +295,7 @@ void StagedKernel::computeTile(KernelBuilder &b, const TileWork &work,
     }
   Value warpColumn = b.create<arith::AddIOp>(
       blockColumn, b.create<arith::MulIOp>(wn, b.index(config.warpColumns)));
-  storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c);
+  storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c, work.expert);
 }
 
 std::unique_ptr<TensorCoreKernel> gpu_lowering::createStagedKernel(

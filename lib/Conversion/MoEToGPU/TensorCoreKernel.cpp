@@ -109,9 +109,9 @@ void TensorCoreKernel::launch(KernelBuilder &b, StringRef name,
                               const TileSchedule &schedule, bool scheduled,
                               MatmulTileAttr tile) {
   Value gridX = b.index(llvm::divideCeil(mm.width, blockColumns()));
-  Value gridY = maxTiles(b, mm, tileRows());
+  Value gridY = maxTiles(b, mm.numRows, mm.numExperts, tileRows());
   if (!scheduled)
-    scheduleTiles(b, mm, schedule, tileRows());
+    scheduleTiles(b, mm.expertRows(), schedule, tileRows());
   SmallVector<Type> workgroup;
   int64_t dynamicBytes = 0;
   prepareLaunch(b, workgroup, dynamicBytes);
@@ -130,7 +130,7 @@ void TensorCoreKernel::body(KernelBuilder &b, const TileSchedule &schedule,
   Value columnBlock = b.blockId(gpu::Dimension::x);
   if (config.staged && config.tileGroup > 1)
     std::tie(tile, columnBlock) = groupedOrder(b, tile, columnBlock, numTiles);
-  TileWork work = lookUpTile(b, mm, schedule, tile, tileRows());
+  TileWork work = lookUpTile(b, mm.expertRows(), schedule, tile, tileRows());
   Value blockColumn =
       b.create<arith::MulIOp>(columnBlock, b.index(blockColumns()));
   b.ifThenElse(

@@ -76,12 +76,14 @@ protected:
 
   /// The epilogue of a warp's accumulators: accumulator q of the MMA tile
   /// accIndex(i, u) holds row g + 8 * (q / 2), column 2c + q % 2 of B tile
-  /// u; rows `outRows` (valid where `outValid`), columns from `warpColumn`.
-  /// `factors`, if given, are the rows' routing weights, loaded earlier.
+  /// u; rows `outRows` (valid where `outValid`) of expert `expert`, columns
+  /// from `warpColumn`. `factors`, if given, are the rows' routing weights,
+  /// loaded earlier.
   void storeTile(KernelBuilder &b, ArrayRef<Value> acc,
                  function_ref<int64_t(int64_t, int64_t)> accIndex,
                  ArrayRef<Value> outRows, ArrayRef<Value> outValid,
-                 Value warpColumn, Value c, ArrayRef<Value> factors = {});
+                 Value warpColumn, Value c, Value expert,
+                 ArrayRef<Value> factors = {});
 
   const GroupedMatmul &mm;
   TensorCoreConfig config;

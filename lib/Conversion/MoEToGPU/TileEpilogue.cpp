@@ -1,7 +1,8 @@
 //===- TileEpilogue.cpp - Storing a tensor-core tile ----------------------===//
 //
 // The epilogue every tensor-core main loop ends with: a warp's f32
-// accumulators through the GLU (gate and up columns held by the same lane)
+// accumulators through the bias of the tile's expert, the GLU (gate and up
+// columns held by the same lane)
 // and the routing weight, cast and stored; a lane's two adjacent columns in
 // one store where the output allows it, with one routing weight per row.
 //
@@ -18,7 +19,7 @@ using namespace mlir::moe::gpu_lowering;
 void TensorCoreKernel::storeTile(
     KernelBuilder &b, ArrayRef<Value> acc,
     function_ref<int64_t(int64_t, int64_t)> accIndex, ArrayRef<Value> outRows,
-    ArrayRef<Value> outValid, Value warpColumn, Value c,
+    ArrayRef<Value> outValid, Value warpColumn, Value c, Value expert,
     ArrayRef<Value> factors) {
   Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
   bool pairs = mm.storesPairs();
@@ -49,7 +50,15 @@ void TensorCoreKernel::storeTile(
               Value up = mm.glu
                              ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
                              : Value();
-              values.push_back(mm.epilogue(rb, acc[at], up, factor));
+              // Past the width (the store below is skipped) the bias index
+              // is clamped, so its load stays inside the bias.
+              Value biasColumn =
+                  mm.bias ? rb.create<arith::MinUIOp>(
+                                rb.create<arith::AddIOp>(column, rb.index(q)),
+                                rb.index(mm.width - 1))
+                          : Value();
+              values.push_back(
+                  mm.epilogue(rb, expert, biasColumn, acc[at], up, factor));
             }
             rb.ifThen(rb.lessThan(column, rb.index(mm.width)),
                       [&](KernelBuilder &sb) {
@@ -68,7 +77,7 @@ void TensorCoreKernel::storeTile(
               warpColumn, b.create<arith::AddIOp>(c, b.index(4 * u)));
           int64_t at = accIndex(i, u) + 2 * half;
           guarded(valid, column, [&](KernelBuilder &sb) {
-            mm.storeOutput(sb, row, column, acc[at], acc[at + 1]);
+            mm.storeOutput(sb, expert, row, column, acc[at], acc[at + 1]);
           });
         }
         continue;
@@ -82,7 +91,7 @@ void TensorCoreKernel::storeTile(
           Value up = mm.glu ? acc[accIndex(i, t + outputTiles) + 2 * half + q]
                             : Value();
           guarded(valid, column, [&](KernelBuilder &sb) {
-            mm.storeOutput(sb, row, column, acc[at], up);
+            mm.storeOutput(sb, expert, row, column, acc[at], up);
           });
         }
     }

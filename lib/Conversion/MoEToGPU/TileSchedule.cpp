@@ -1,6 +1,13 @@
 //===- TileSchedule.cpp - Row tiles of a grouped matmul -------------------===//
+//
+// The schedule kernel, the tile look-up of the tensor-core kernels, and
+// moe.row_tiles, the schedule as a value the matmuls of a layer share.
+//
+//===----------------------------------------------------------------------===//
 
 #include "TileSchedule.h"
+
+#include "Lowerings.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -9,38 +16,51 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
 
-Value gpu_lowering::maxTiles(KernelBuilder &b, const GroupedMatmul &mm,
-                             int64_t tileRows) {
-  Value partial = b.minIndex(mm.numRows, b.index(mm.numExperts));
+Value gpu_lowering::maxTiles(KernelBuilder &b, Value numRows,
+                             int64_t numExperts, int64_t tileRows) {
+  Value partial = b.minIndex(numRows, b.index(numExperts));
   return b.create<arith::AddIOp>(
-      b.create<arith::AddIOp>(b.ceilDiv(mm.numRows, tileRows), partial),
+      b.create<arith::AddIOp>(b.ceilDiv(numRows, tileRows), partial),
       b.index(1));
 }
 
-TileSchedule gpu_lowering::allocateSchedule(KernelBuilder &b,
-                                            const GroupedMatmul &mm,
+OutputBuffer gpu_lowering::allocateSchedule(KernelBuilder &b,
+                                            const ExpertRows &experts,
                                             int64_t minTileRows) {
-  auto i32Buffer = [&](Value size) {
-    return b.create<memref::AllocOp>(
-        MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
-        ValueRange{size});
-  };
-  Value size = maxTiles(b, mm, minTileRows);
-  return {i32Buffer(size), i32Buffer(size), i32Buffer(b.index(1))};
+  Value tiles = maxTiles(b, experts.numRows, experts.numExperts, minTileRows);
+  Value size = b.create<arith::AddIOp>(
+      b.create<arith::MulIOp>(tiles, b.index(2)), b.index(1));
+  return allocate(
+      b, RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type()), size);
+}
+
+Value gpu_lowering::takesLargeTiles(KernelBuilder &b, const ExpertRows &experts,
+                                    int64_t largeRowsPerExpert) {
+  Value average =
+      b.create<arith::DivUIOp>(experts.numRows, b.index(experts.numExperts));
+  return b.create<arith::CmpIOp>(arith::CmpIPredicate::uge, average,
+                                 b.index(largeRowsPerExpert));
 }
 
 /// The first row of expert e and its number of row tiles.
 static std::pair<Value, Value> expertTiles(KernelBuilder &b,
-                                           const GroupedMatmul &mm, Value e,
+                                           const ExpertRows &experts, Value e,
                                            int64_t tileRows) {
-  auto [lo, hi] = mm.expertRange(b, e);
+  auto [lo, hi] = experts.range(b, e);
   return {lo, b.ceilDiv(b.create<arith::SubIOp>(hi, lo), tileRows)};
 }
 
-void gpu_lowering::scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
+/// The positions of tile t's expert and first row in the schedule.
+static std::pair<Value, Value> tileSlots(KernelBuilder &b, Value t) {
+  Value expert = b.create<arith::AddIOp>(b.create<arith::MulIOp>(t, b.index(2)),
+                                         b.index(1));
+  return {expert, b.create<arith::AddIOp>(expert, b.index(1))};
+}
+
+void gpu_lowering::scheduleTiles(KernelBuilder &b, const ExpertRows &experts,
                                  const TileSchedule &schedule,
                                  int64_t tileRows) {
-  int64_t numExperts = mm.numExperts;
+  int64_t numExperts = experts.numExperts;
   Value grid = b.index(llvm::divideCeil(numExperts, kBlockThreads));
   auto space =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
@@ -56,7 +76,7 @@ void gpu_lowering::scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
         Value counts = shared.front();
         kb.forEach(kb.threadId(), kb.index(numExperts), kb.index(kBlockThreads),
                    [&](KernelBuilder &lb, Value j) {
-                     Value tiles = expertTiles(lb, mm, j, tileRows).second;
+                     Value tiles = expertTiles(lb, experts, j, tileRows).second;
                      lb.store(lb.fromIndex(tiles, lb.getI32Type()), counts, j);
                    });
         kb.create<gpu::BarrierOp>();
@@ -76,51 +96,75 @@ void gpu_lowering::scheduleTiles(KernelBuilder &b, const GroupedMatmul &mm,
                                below, added, acc[0])};
                          })
                   .front();
-          Value firstRow = expertTiles(tb, mm, e, tileRows).first;
+          Value firstRow = expertTiles(tb, experts, e, tileRows).first;
           Value tiles = tb.toIndex(tb.load(counts, e));
           Value expert = tb.fromIndex(e, tb.getI32Type());
           tb.forEach(
               tb.index(0), tiles, tb.index(1), [&](KernelBuilder &lb, Value t) {
-                Value at = lb.create<arith::AddIOp>(before, t);
+                auto [expertSlot, startSlot] =
+                    tileSlots(lb, lb.create<arith::AddIOp>(before, t));
                 Value start = lb.create<arith::AddIOp>(
                     firstRow, lb.create<arith::MulIOp>(t, lb.index(tileRows)));
-                lb.store(expert, schedule.expert, at);
-                lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.start,
-                         at);
+                lb.store(expert, schedule.buffer, expertSlot);
+                lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.buffer,
+                         startSlot);
               });
           Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
                                                 tb.index(numExperts - 1));
           tb.ifThen(last, [&](KernelBuilder &lb) {
             Value total = lb.create<arith::AddIOp>(before, tiles);
-            lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.count,
+            lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.buffer,
                      lb.index(0));
           });
         });
       });
 }
 
-TileWork gpu_lowering::lookUpTile(KernelBuilder &b, const GroupedMatmul &mm,
+TileWork gpu_lowering::lookUpTile(KernelBuilder &b, const ExpertRows &experts,
                                   const TileSchedule &schedule, Value tile,
                                   int64_t tileRows) {
-  Value total = b.toIndex(b.load(schedule.count, b.index(0)));
+  Value total = b.toIndex(b.load(schedule.buffer, b.index(0)));
   Value isExpertTile = b.lessThan(tile, total);
   Value safe = b.create<arith::SelectOp>(isExpertTile, tile, b.index(0));
+  auto [expertSlot, startSlot] = tileSlots(b, safe);
   TileWork work;
   work.isExpertTile = isExpertTile;
-  // Clamped into [0, E): with no tile at all, slot 0 was never written.
+  // Clamped into [0, E): with no tile at all, tile 0 was never written.
   work.expert = b.toIndex(b.create<arith::MinSIOp>(
-      b.create<arith::MaxSIOp>(b.load(schedule.expert, safe), b.i32(0)),
-      b.i32(mm.numExperts - 1)));
+      b.create<arith::MaxSIOp>(b.load(schedule.buffer, expertSlot), b.i32(0)),
+      b.i32(experts.numExperts - 1)));
   work.start = b.toIndex(
-      b.create<arith::MaxSIOp>(b.load(schedule.start, safe), b.i32(0)));
-  work.end = mm.expertRange(b, work.expert).second;
-  Value routedEnd =
-      mm.offsets.at(b, b.index(mm.numExperts), b.index(0), mm.numRows);
+      b.create<arith::MaxSIOp>(b.load(schedule.buffer, startSlot), b.i32(0)));
+  work.end = experts.range(b, work.expert).second;
+  Value routedEnd = experts.routedEnd(b);
   Value beyond =
       b.create<arith::SubIOp>(b.create<arith::MaxUIOp>(tile, total), total);
   work.zeroStart = b.create<arith::AddIOp>(
       routedEnd, b.create<arith::MulIOp>(beyond, b.index(tileRows)));
-  work.zeroEnd = b.minIndex(
-      b.create<arith::AddIOp>(work.zeroStart, b.index(tileRows)), mm.numRows);
+  work.zeroEnd =
+      b.minIndex(b.create<arith::AddIOp>(work.zeroStart, b.index(tileRows)),
+                 experts.numRows);
   return work;
+}
+
+Replacements gpu_lowering::lowerRowTiles(RowTilesOp op,
+                                         RowTilesOp::Adaptor operands,
+                                         KernelBuilder &b) {
+  ExpertRows experts{
+      OffsetsSource::fromTensor(b, operands.getOffsets()),
+      b.dimValue(operands.getRows(), 0),
+      static_cast<int64_t>(
+          cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0)) -
+          1};
+  int64_t small = op.getSmallTileRows(), large = op.getLargeTileRows();
+  OutputBuffer schedule = allocateSchedule(b, experts, std::min(small, large));
+  b.ifThenElse(
+      takesLargeTiles(b, experts, op.getLargeRowsPerExpert()),
+      [&](KernelBuilder &tb) {
+        scheduleTiles(tb, experts, {schedule.buffer}, large);
+      },
+      [&](KernelBuilder &eb) {
+        scheduleTiles(eb, experts, {schedule.buffer}, small);
+      });
+  return SmallVector<Value>{schedule.tensor};
 }

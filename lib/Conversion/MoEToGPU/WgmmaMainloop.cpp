@@ -271,7 +271,6 @@ private:
   void multiplyAndStore(KernelBuilder &cb, const TileWork &work,
                         Value blockColumn, Value zero, const ThreadPosition &at,
                         Value firstRow) {
-    MLIRContext *ctx = cb.getContext();
     int64_t numTiles = kTiles();
     WgmmaRows rows = wgmmaRows(cb, work, at, firstRow, /*prefetch=*/true);
     auto step = [&](KernelBuilder &lb, Value tile, ValueRange iter) {
@@ -379,7 +378,7 @@ private:
     WgmmaRows rows =
         known ? *known : wgmmaRows(b, work, at, firstRow, /*prefetch=*/false);
     storeTile(b, values, accIndex, rows.rows, rows.valid, blockColumn, at.c,
-              rows.factors);
+              work.expert, rows.factors);
   }
 
   // The weights' TMA descriptor (host), the box type, the block's dynamic

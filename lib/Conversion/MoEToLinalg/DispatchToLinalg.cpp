@@ -185,15 +185,20 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                   })
             .front();
 
-    // rows: the kept selections in flat order, each at its expert's cursor.
+    // rows: the kept selections in flat order, each at its expert's cursor;
+    // row_of, their inverse, alongside.
     Value numRows = b.create<arith::MulIOp>(b.dimValue(ids, 0), b.index(k));
     Value cursor = b.create<tensor::ExtractSliceOp>(
         offsets, ArrayRef<OpFoldResult>{b.getIndexAttr(0)},
         ArrayRef<OpFoldResult>{b.getIndexAttr(numLocal)},
         ArrayRef<OpFoldResult>{b.getIndexAttr(1)});
     Value rowsInit = b.filled({OpFoldResult(numRows)}, b.i32(-1));
+    SmallVector<Value> inits = {cursor, rowsInit};
+    bool withRowOf = static_cast<bool>(op.getRowOf());
+    if (withRowOf)
+      inits.push_back(b.filled({OpFoldResult(numRows)}, b.i32(-1)));
     auto scatter = b.create<scf::ForOp>(
-        b.index(0), numRows, b.index(1), ValueRange{cursor, rowsInit},
+        b.index(0), numRows, b.index(1), inits,
         [&](OpBuilder &nested, Location loc, Value flat, ValueRange iter) {
           StructuredBuilder nb(loc, nested);
           Value token = nb.create<arith::DivUIOp>(flat, nb.index(k));
@@ -215,7 +220,11 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
                 Value next = tb.create<arith::AddIOp>(at, tb.i32(1));
                 Value advanced = tb.create<tensor::InsertOp>(next, iter[0],
                                                              ValueRange{safe});
-                tb.create<scf::YieldOp>(ValueRange{advanced, rows});
+                SmallVector<Value> yielded = {advanced, rows};
+                if (withRowOf)
+                  yielded.push_back(tb.create<tensor::InsertOp>(
+                      at, iter[2], ValueRange{flat}));
+                tb.create<scf::YieldOp>(yielded);
               },
               [&](OpBuilder &elseBuilder, Location elseLoc) {
                 scf::YieldOp::create(elseBuilder, elseLoc, iter);
@@ -225,7 +234,14 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
     Value rows = scatter.getResult(1);
     if (rows.getType() != op.getRows().getType())
       rows = b.create<tensor::CastOp>(op.getRows().getType(), rows);
-    rewriter.replaceOp(op, {rows, offsets});
+    if (!withRowOf) {
+      rewriter.replaceOp(op, {rows, offsets});
+      return success();
+    }
+    Value rowOf = scatter.getResult(2);
+    if (rowOf.getType() != op.getRowOf().getType())
+      rowOf = b.create<tensor::CastOp>(op.getRowOf().getType(), rowOf);
+    rewriter.replaceOp(op, {rows, offsets, rowOf});
     return success();
   }
 

@@ -2,7 +2,7 @@
 //-----------===//
 //
 // The reference lowerings of the expert computation: the GLU, and the grouped
-// matmul with its optional gather, row scale and fused GLU epilogue, as
+// matmul with its optional gather, bias, row scale and fused GLU epilogue, as
 // linalg.generic ops over the (unpacked) weights.
 //
 //===----------------------------------------------------------------------===//
@@ -231,6 +231,27 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
              })
             .front();
 
+    if (Value bias = op.getBias()) {
+      // acc[r, n] += bias[e(r), n]; rows of no expert stay zero.
+      acc = b.generic(
+                 {acc, rowExpert},
+                 {b.empty({numRows, b.getIndexAttr(n)}, b.getF32Type())}, 2,
+                 {{0, 1}, {0}, {0, 1}}, {},
+                 [&](StructuredBuilder &nb, ValueRange args) {
+                   Value expert = args[1];
+                   Value valid = nb.create<arith::CmpIOp>(
+                       arith::CmpIPredicate::sge, expert, nb.i32(0));
+                   Value safe =
+                       nb.toIndex(nb.create<arith::MaxSIOp>(expert, nb.i32(0)));
+                   Value term = nb.castFloat(
+                       nb.create<tensor::ExtractOp>(
+                           bias, ValueRange{safe, nb.loopIndex(1)}),
+                       nb.getF32Type());
+                   Value sum = nb.create<arith::AddFOp>(args[0], term);
+                   return Body{nb.create<arith::SelectOp>(valid, sum, args[0])};
+                 })
+                .front();
+    }
     if (auto epilogue = op.getEpilogue()) {
       Value activated =
           b.empty({numRows, b.getIndexAttr(n / 2)}, b.getF32Type());

@@ -7,7 +7,7 @@
 //     for each output column n of tile c:
 //       acc[i] = sum_k A[row_i, k] * W[e, n, k]     (f32 FMAs along K)
 //       (and the up projection beside it for a GLU epilogue)
-//       out[row_i, n] = cast(scale_i * glu(acc...))
+//       out[row_i, n] = cast(scale_i * glu(acc... + bias[e, n...]))
 //
 //===----------------------------------------------------------------------===//
 
@@ -169,17 +169,24 @@ private:
           vector::CombiningKind::ADD, acc, Value(),
           arith::FastMathFlags::reassoc);
     };
+    // One bias element per weight row, shared by the block's rows.
+    SmallVector<Value> biasTerms;
+    for (Value row : weightRows)
+      biasTerms.push_back(biasTerm(cb, expert, row));
     SmallVector<Value> results;
     double alpha = op.getAlpha().convertToDouble();
     double limit = op.getLimit().convertToDouble();
     int64_t perColumn = glu ? 2 : 1;
     for (int64_t c = 0; c < columns; ++c)
       for (int64_t i = 0; i < rows; ++i) {
-        Value value = reduce(accs[(c * perColumn) * rows + i]);
+        Value value = addBias(cb, reduce(accs[(c * perColumn) * rows + i]),
+                              biasTerms[c * perColumn]);
         if (glu)
-          value = gluActivation(cb, value,
-                                reduce(accs[(c * perColumn + 1) * rows + i]),
-                                *op.getEpilogue(), alpha, limit);
+          value = gluActivation(
+              cb, value,
+              addBias(cb, reduce(accs[(c * perColumn + 1) * rows + i]),
+                      biasTerms[c * perColumn + 1]),
+              *op.getEpilogue(), alpha, limit);
         results.push_back(weighted(cb, blockRows[i].scale, value));
       }
     return results;

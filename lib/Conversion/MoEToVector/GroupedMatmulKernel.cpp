@@ -141,3 +141,21 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
   return nb.create<arith::ExtFOp>(VectorType::get({width}, nb.getF32Type()),
                                   v);
 }
+
+Value GroupedMatmulKernel::biasTerm(StructuredBuilder &nb, Value expert,
+                                    Value column, int64_t width,
+                                    bool inBounds) {
+  Value bias = op.getBias();
+  if (!bias)
+    return Value();
+  if (width > 1)
+    return loadF32(nb, bias, {expert, column}, width, inBounds);
+  return nb.castFloat(
+      nb.create<tensor::ExtractOp>(bias, ValueRange{expert, column}),
+      nb.getF32Type());
+}
+
+Value GroupedMatmulKernel::addBias(StructuredBuilder &nb, Value value,
+                                   Value term) {
+  return term ? nb.create<arith::AddFOp>(value, term).getResult() : value;
+}

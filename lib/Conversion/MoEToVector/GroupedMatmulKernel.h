@@ -2,7 +2,8 @@
 //
 // What the two CPU kernels of moe.grouped_matmul share: an scf.forall over
 // (column tile, expert) work items, each computing one tile of the result in
-// place, and the per-row bookkeeping of the fused forms (gather, row scale).
+// place, and the per-row bookkeeping of the fused forms (gather, bias, row
+// scale).
 // The weights' layout picks the inner kernel:
 //
 // - nk (`[E, N, K]`): DotProductKernel, f32 vector FMAs along K;
@@ -73,6 +74,15 @@ protected:
   /// `width` elements of `source` at [indices..., k], extended to f32.
   Value loadF32(StructuredBuilder &b, Value source, ArrayRef<Value> indices,
                 int64_t width, bool inBounds);
+
+  /// The op's bias[expert, column] as f32, or with `width` > 1 the vector of
+  /// the columns from `column` (0 past N where `inBounds` is false); null
+  /// without a bias.
+  Value biasTerm(StructuredBuilder &b, Value expert, Value column,
+                 int64_t width = 1, bool inBounds = true);
+
+  /// `value` plus `term` (from biasTerm), or `value` where `term` is null.
+  static Value addBias(StructuredBuilder &b, Value value, Value term);
 
   GroupedMatmulOp op;
   StructuredBuilder &b;

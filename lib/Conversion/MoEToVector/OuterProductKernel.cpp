@@ -8,7 +8,7 @@
 //     for each block of R routed rows of e:
 //       for k in [0, K):                             (2·R vector accumulators)
 //         acc[i][j] += broadcast(A[row_i, k]) * W[e, k, panel column j]
-//       out[row_i, panel] = cast(scale_i * glu(acc[i]...))
+//       out[row_i, panel] = cast(scale_i * glu(acc[i]... + bias[e, panel]))
 //
 // A panel is two weight vectors per k: 2·vw output columns of a plain
 // projection, or vw output columns with their gate and up weights for a GLU
@@ -186,11 +186,17 @@ private:
           kb.create<scf::YieldOp>(next);
         });
 
+    // The bias vectors of the two weight vectors, shared by the block's rows;
+    // indexed by weight column like the accumulators, they go in before the
+    // interleaved halves are split.
+    Value firstBias = biasTerm(mb, expert, first, vw, inBounds);
+    Value secondBias = biasTerm(mb, expert, second, vw, inBounds);
     for (int64_t i = 0; i < rows; ++i) {
       Value row = mb.create<arith::AddIOp>(start, mb.index(i));
       Value scale =
           mb.create<vector::BroadcastOp>(accType, blockRows[i].scale);
-      Value acc0 = loop.getResult(2 * i), acc1 = loop.getResult(2 * i + 1);
+      Value acc0 = addBias(mb, loop.getResult(2 * i), firstBias);
+      Value acc1 = addBias(mb, loop.getResult(2 * i + 1), secondBias);
       if (!glu) {
         tile = store(mb, weighted(mb, scale, acc0), tile, row, panel, inBounds);
         tile = store(mb, weighted(mb, scale, acc1), tile, row,

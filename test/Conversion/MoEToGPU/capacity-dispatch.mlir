@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file | FileCheck %s
 // Code size does not grow with k or E: k = 64 over 4096 experts (the last
 // case) lowers to no more IR than k = 2 over 8 (the second, same policy).
 // RUN: moe-opt %s --convert-moe-to-gpu --split-input-file | %python -c \

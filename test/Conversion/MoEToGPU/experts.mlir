@@ -1,15 +1,20 @@
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --convert-moe-to-gpu \
-// RUN:   --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --moe-gpu-share-row-tiles \
+// RUN:   --cse --convert-moe-to-gpu --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 large-staged=false" \
-// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=UNSTAGED
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=UNSTAGED
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=WGMMA
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=WGMMA
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-producer=false" \
-// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=ALLWARPS
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=ALLWARPS
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-swizzled-a=false" \
-// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=CHUNKMAJOR
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=CHUNKMAJOR
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-split-k-from=32" \
-// RUN:   --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=SPLITFROM
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=SPLITFROM
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -124,11 +129,18 @@
 // CHECK:         gpu.barrier
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_place)
 // CHECK:     }
+// The routed rows' tiles (moe.row_tiles) are scheduled once, in large or in
+// small tiles, and both projections read them.
+// CHECK:     scf.if
+// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:     } else {
+// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:     }
 // The prefill shape stages 128 x 128 tiles of K through 4 stages of dynamic
 // shared memory: read with ldmatrix when the activations have the weights'
 // type, read as f32 pairs and rounded for the second matmul's f32 ones.
+// CHECK-NOT:   function(@moe_tile_schedule)
 // CHECK:     scf.if
-// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} threads({{.*}}) in (%{{.*}} = %c256{{.*}}) dynamic_shared_memory_size %c81920_i32 {{.*}} function(@moe_grouped_matmul_large)
 // CHECK:         gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK:         memref.view {{.*}} to memref<4x128x40xbf16, #gpu.address_space<workgroup>>
@@ -140,11 +152,10 @@
 // CHECK:         nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false}
 // CHECK:         nvvm.mma.sync {{.*}}multiplicandAPtxType = #nvvm.mma_type<bf16>{{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>
 // CHECK:     } else {
-// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK-NOT:   function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} function(@moe_grouped_matmul_small)
 // CHECK:         nvvm.mma.sync
-// The down projection, over the same rows and offsets, reads the tile
-// schedule the gate/up projection wrote.
+// The down projection, over the same rows and offsets, reads the same tiles.
 // CHECK-NOT:   function(@moe_tile_schedule)
 // CHECK:       gpu.launch {{.*}} dynamic_shared_memory_size %c122880_i32 {{.*}} function(@moe_grouped_matmul_large)
 // CHECK:         memref.view {{.*}} to memref<4x128x40xf32, #gpu.address_space<workgroup>>

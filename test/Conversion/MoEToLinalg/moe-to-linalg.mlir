@@ -48,6 +48,26 @@ func.func @grouped_matmul_fused(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
   return %h : tensor<?x16xbf16>
 }
 
+// The bias of the row's expert is added to the f32 accumulator, rows of no
+// expert excepted, before the GLU.
+// CHECK-LABEL: func.func @grouped_matmul_bias
+// CHECK: arith.mulf
+// CHECK: linalg.generic
+// CHECK: %[[E:.*]] = arith.maxsi
+// CHECK: %[[EI:.*]] = arith.index_cast %[[E]]
+// CHECK: %[[B:.*]] = tensor.extract %{{.*}}[%[[EI]], %{{.*}}] : tensor<4x32xbf16>
+// CHECK: %[[BF:.*]] = arith.extf %[[B]] : bf16 to f32
+// CHECK: %[[SUM:.*]] = arith.addf %{{.*}}, %[[BF]] : f32
+// CHECK: arith.select %{{.*}}, %[[SUM]]
+// CHECK: tensor.extract_slice %{{.*}}[0, 1] [%{{.*}}, 16] [1, 2]
+// CHECK: arith.minimumf
+func.func @grouped_matmul_bias(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>, %o: tensor<5xi32>, %b: tensor<4x32xbf16>, %init: tensor<?x16xbf16>) -> tensor<?x16xbf16> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x16xbf16>, tensor<4x32x16xbf16>, tensor<5xi32>)
+      bias(%b : tensor<4x32xbf16>) outs(%init : tensor<?x16xbf16>)
+      {epilogue = #moe.activation<swiglu_oai>, glu_layout = #moe.glu_layout<interleaved>} -> tensor<?x16xbf16>
+  return %h : tensor<?x16xbf16>
+}
+
 // CHECK-LABEL: func.func @combine
 // CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK: arith.mulf

@@ -67,6 +67,36 @@ func.func @panels(%x: tensor<?x20xbf16>, %w: tensor<4x4x20x16xbf16>, %o: tensor<
   return %h : tensor<?x32xf32>
 }
 
+// A bias: nk weights add bias[e, n] to each reduced column (the gate's and
+// the up's), panels add the bias vectors of the panel's weight columns to the
+// accumulators before the GLU, a partial panel reading them masked.
+// CHECK-LABEL: func.func @fused_bias
+// CHECK: vector.reduction <add>
+// CHECK: %[[B:.*]] = tensor.extract %{{.*}} : tensor<4x24xbf16>
+// CHECK: %[[BF:.*]] = arith.extf %[[B]] : bf16 to f32
+// CHECK: arith.addf %{{.*}}, %[[BF]] : f32
+// CHECK: math.exp
+func.func @fused_bias(%x: tensor<?x20xbf16>, %w: tensor<4x24x20xbf16>, %o: tensor<5xi32>, %r: tensor<?xi32>, %b: tensor<4x24xbf16>, %init: tensor<?x12xf32>) -> tensor<?x12xf32> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x20xbf16>, tensor<4x24x20xbf16>, tensor<5xi32>)
+      rows(%r : tensor<?xi32>) bias(%b : tensor<4x24xbf16>) outs(%init : tensor<?x12xf32>)
+      {gather, k = 2 : i64, epilogue = #moe.activation<silu>} -> tensor<?x12xf32>
+  return %h : tensor<?x12xf32>
+}
+
+// CHECK-LABEL: func.func @panels_bias
+// CHECK: vector.fma
+// CHECK: vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x64xf32>, vector<8xf32>
+// CHECK: arith.addf %{{.*}} : vector<8xf32>
+// CHECK: vector.shuffle
+// CHECK: vector.transfer_read %{{.*}} : tensor<4x64xf32>, vector<8xf32>
+// CHECK: arith.addf %{{.*}} : vector<8xf32>
+func.func @panels_bias(%x: tensor<?x20xbf16>, %w: tensor<4x4x20x16xbf16>, %o: tensor<5xi32>, %b: tensor<4x64xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x20xbf16>, tensor<4x4x20x16xbf16>, tensor<5xi32>)
+      bias(%b : tensor<4x64xf32>) outs(%init : tensor<?x32xf32>)
+      {epilogue = #moe.activation<swiglu_oai>, glu_layout = #moe.glu_layout<interleaved>, rhs_layout = #moe.rhs_layout<panels>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
 // Panels narrower than a vector are left to the reference lowering.
 // CHECK-LABEL: func.func @narrow_panels
 // CHECK: moe.grouped_matmul

@@ -685,3 +685,288 @@ func.func @layer_w2_input_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x2x1xf32>, tensor<8x1x1xf32>) input_scales(%i13, %i2 : tensor<1xf32>, tensor<2xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x16xbf16>
   return
 }
+
+// -----
+
+func.func @grouped_matmul_bias_rank(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' must be a 2-D f32/bf16/f16 tensor [E, N], got 'tensor<32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_type(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x32xi32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' must be a 2-D f32/bf16/f16 tensor [E, N], got 'tensor<4x32xi32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x32xi32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_dynamic_experts(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<?x32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) must be static, got 'tensor<?x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<?x32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_dynamic_columns(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x?xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be static, got 'tensor<4x?xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x?xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_matmul_bias_experts(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<3x32xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 0 (E) must be 4, got 'tensor<3x32xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<3x32xf32>) outs(%init : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+// The bias has N columns: the GLU epilogue's input width, not its output's.
+func.func @grouped_matmul_bias_columns(%a: tensor<8x16xf32>, %w: tensor<4x32x16xf32>, %o: tensor<5xi32>, %b: tensor<4x16xf32>, %init: tensor<8x16xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be 32, got 'tensor<4x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x32x16xf32>, tensor<5xi32>) bias(%b : tensor<4x16xf32>) outs(%init : tensor<8x16xf32>) {epilogue = #moe.activation<silu>} -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+// With the kn layout ([E, K, N]) the bias still has N columns.
+func.func @grouped_matmul_bias_columns_kn(%a: tensor<8x16xf32>, %w: tensor<4x16x32xf32>, %o: tensor<5xi32>, %b: tensor<4x16xf32>, %init: tensor<8x32xf32>) {
+  // expected-error @+1 {{'bias' dimension 1 (N) must be 32, got 'tensor<4x16xf32>'}}
+  %h = moe.grouped_matmul ins(%a, %w, %o : tensor<8x16xf32>, tensor<4x16x32xf32>, tensor<5xi32>) bias(%b : tensor<4x16xf32>) outs(%init : tensor<8x32xf32>) {rhs_layout = #moe.rhs_layout<kn>} -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<1x8xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<1x8xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<1x8xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' dimension 0 (E) must be static, got 'tensor<?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %br: tensor<6xbf16>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' dimension 0 (E) must be 8, got 'tensor<6xbf16>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%br : tensor<6xbf16>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x32xi8>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' must be a 2-D f32/bf16/f16 tensor [E, 2I], got 'tensor<8x32xi8>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x32xi8>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 1 (2I) must be static, got 'tensor<8x?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<4x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 0 (E) must be 8, got 'tensor<4x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<4x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_width(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 1 (2I) must be 32, got 'tensor<8x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<8x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16x1xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' must be a 2-D f32/bf16/f16 tensor [E, H], got 'tensor<8x16x1xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x16x1xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_dynamic(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<?x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 0 (E) must be static, got 'tensor<?x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<?x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<2x16xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 0 (E) must be 8, got 'tensor<2x16xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<2x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 1 (H) must be 16, got 'tensor<8x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_router_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8xi32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'router_bias' must be a 1-D f32/bf16/f16 tensor [E], got 'tensor<8xi32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) router_bias(%b : tensor<8xi32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' must be a 2-D f32/bf16/f16 tensor [E, 2I], got 'tensor<32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_bias_dynamic_experts(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<?x32xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w13_bias' dimension 0 (E) must be static, got 'tensor<?x32xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w13_bias(%b : tensor<?x32xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_type(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x16xf64>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' must be a 2-D f32/bf16/f16 tensor [E, H], got 'tensor<8x16xf64>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x16xf64>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w2_bias_dynamic_hidden(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x16x16xf32>, %b: tensor<8x?xf32>, %init: tensor<4x16xf32>) {
+  // expected-error @+1 {{'w2_bias' dimension 1 (H) must be static, got 'tensor<8x?xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x16x16xf32>) w2_bias(%b : tensor<8x?xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64} -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_of_size(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_of' dimension 0 (T * k) must be 16, got 'tensor<15xi32>'}}
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<15xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_of_type(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_of' must be a 1-D i32 tensor}}
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>, tensor<16xi64>
+  return
+}
+
+// -----
+
+func.func @combine_row_of_size(%ys: tensor<?x16xf32>, %rows: tensor<?xi32>,
+                               %w: tensor<8x2xf32>, %row_of: tensor<17xi32>) {
+  %init = tensor.empty() : tensor<8x16xf32>
+  // expected-error @+1 {{'row_of' dimension 0 (T * k) must be 16, got 'tensor<17xi32>'}}
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x16xf32>, tensor<?xi32>,
+      tensor<8x2xf32>) row_of(%row_of : tensor<17xi32>)
+      outs(%init : tensor<8x16xf32>) -> tensor<8x16xf32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_offsets(%offsets: tensor<1xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'offsets' must have at least 2 entries, got 'tensor<1xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<1xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_dynamic_offsets(%offsets: tensor<?xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'offsets' dimension 0 (E + 1) must be static, got 'tensor<?xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<?xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_static(%offsets: tensor<5xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{'tiles' must have a dynamic size, got 'tensor<9xi32>'}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_zero_rows(%offsets: tensor<5xi32>, %rows: tensor<?xi32>) {
+  // expected-error @+1 {{attribute 'small_tile_rows' failed to satisfy constraint}}
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 0 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_of_other_rows(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
+                                   %offsets: tensor<5xi32>, %rows: tensor<?xi32>,
+                                   %other: tensor<?xi32>, %init: tensor<?x32xf32>) {
+  %t = moe.row_tiles %offsets, %other {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  // expected-error @+1 {{'row_tiles' must be a moe.row_tiles of this op's 'offsets' and 'rows'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x16xbf16>,
+      tensor<4x32x16xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      row_tiles(%t : tensor<?xi32>) outs(%init : tensor<?x32xf32>)
+      {gather, k = 2 : i64} -> tensor<?x32xf32>
+  return
+}
+
+// -----
+
+func.func @row_tiles_not_an_op(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
+                               %offsets: tensor<5xi32>, %rows: tensor<?xi32>,
+                               %t: tensor<?xi32>, %init: tensor<?x32xf32>) {
+  // expected-error @+1 {{'row_tiles' must be a moe.row_tiles of this op's 'offsets' and 'rows'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x16xbf16>,
+      tensor<4x32x16xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      row_tiles(%t : tensor<?xi32>) outs(%init : tensor<?x32xf32>)
+      {gather, k = 2 : i64} -> tensor<?x32xf32>
+  return
+}

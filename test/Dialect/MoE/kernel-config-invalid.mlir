@@ -111,3 +111,33 @@ func.func private @unknown() attributes {moe.tile = 1 : i64}
 
 // expected-error @+1 {{moe.inline_constants must be a unit attribute}}
 func.func private @inline() attributes {moe.inline_constants = 1 : i64}
+
+// -----
+
+func.func @row_tiles_mismatch(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %offsets: tensor<5xi32>, %rows: tensor<?xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64, large_tile_rows = 64 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  // expected-error @+1 {{moe.gpu_kernels take tiles of 16 and 32 rows from 8 rows per expert, but 'row_tiles' schedules 16 and 64 from 8}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x128x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) row_tiles(%t : tensor<?xi32>)
+      outs(%init : tensor<?x128xf32>) {gather, k = 1 : i64, moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 8>} -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+func.func @row_tiles_simt(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offsets: tensor<5xi32>, %rows: tensor<?xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  %t = moe.row_tiles %offsets, %rows {small_tile_rows = 1 : i64, large_tile_rows = 1 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>
+  // expected-error @+1 {{moe.gpu_kernels: the simt kernel takes no 'row_tiles'}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) row_tiles(%t : tensor<?xi32>)
+      outs(%init : tensor<?x128xf32>) {gather, k = 1 : i64, moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 64>} -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}

@@ -205,3 +205,87 @@ func.func @combine_prescaled(%ys: tensor<32x64xf32>, %rows: tensor<32xi32>, %w: 
       outs(%init : tensor<16x64xf32>) {prescaled} -> tensor<16x64xf32>
   return %y : tensor<16x64xf32>
 }
+
+// CHECK-LABEL: func.func @grouped_matmul_bias
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<16x64xbf16>, tensor<8x256x64xbf16>, tensor<9xi32>) rows(%{{.*}} : tensor<32xi32>) bias(%{{.*}} : tensor<8x256xbf16>) outs(%{{.*}} : tensor<32x128xf32>)
+// CHECK-SAME: epilogue = #moe.activation<swiglu_oai>
+func.func @grouped_matmul_bias(%x: tensor<16x64xbf16>, %w13: tensor<8x256x64xbf16>, %offsets: tensor<9xi32>, %rows: tensor<32xi32>, %b: tensor<8x256xbf16>, %init: tensor<32x128xf32>) -> tensor<32x128xf32> {
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<16x64xbf16>, tensor<8x256x64xbf16>, tensor<9xi32>)
+      rows(%rows : tensor<32xi32>) bias(%b : tensor<8x256xbf16>)
+      outs(%init : tensor<32x128xf32>)
+      {gather, k = 2 : i64, epilogue = #moe.activation<swiglu_oai>,
+       glu_layout = #moe.glu_layout<interleaved>} -> tensor<32x128xf32>
+  return %h : tensor<32x128xf32>
+}
+
+// CHECK-LABEL: func.func @grouped_matmul_bias_row_scale
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<32x128xf32>, tensor<8x64x128xf32>, tensor<9xi32>) rows(%{{.*}} : tensor<32xi32>) row_scale(%{{.*}} : tensor<16x2xf32>) bias(%{{.*}} : tensor<8x64xf32>) outs(%{{.*}} : tensor<32x64xf32>)
+func.func @grouped_matmul_bias_row_scale(%a: tensor<32x128xf32>, %w2: tensor<8x64x128xf32>, %offsets: tensor<9xi32>, %rows: tensor<32xi32>, %w: tensor<16x2xf32>, %b: tensor<8x64xf32>, %init: tensor<32x64xf32>) -> tensor<32x64xf32> {
+  %y = moe.grouped_matmul ins(%a, %w2, %offsets : tensor<32x128xf32>, tensor<8x64x128xf32>, tensor<9xi32>)
+      rows(%rows : tensor<32xi32>) row_scale(%w : tensor<16x2xf32>) bias(%b : tensor<8x64xf32>)
+      outs(%init : tensor<32x64xf32>) {k = 2 : i64} -> tensor<32x64xf32>
+  return %y : tensor<32x64xf32>
+}
+
+// CHECK-LABEL: func.func @layer_gpt_oss
+// CHECK: moe.layer ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xbf16>, tensor<8x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) router_bias(%{{.*}} : tensor<8xbf16>) w13_bias(%{{.*}} : tensor<8x256xbf16>) w2_bias(%{{.*}} : tensor<8x64xbf16>) outs(%{{.*}} : tensor<?x64xbf16>)
+// CHECK-SAME: activation = #moe.activation<swiglu_oai>
+// CHECK-SAME: glu_layout = #moe.glu_layout<interleaved>
+// CHECK-SAME: scoring = #moe.scoring<softmax_topk>
+func.func @layer_gpt_oss(%x: tensor<?x64xbf16>, %router: tensor<8x64xbf16>, %w13: tensor<8x256x64xbf16>, %w2: tensor<8x64x128xbf16>,
+                         %br: tensor<8xbf16>, %b13: tensor<8x256xbf16>, %b2: tensor<8x64xbf16>,
+                         %init: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xbf16>, tensor<8x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+      router_bias(%br : tensor<8xbf16>)
+      w13_bias(%b13 : tensor<8x256xbf16>) w2_bias(%b2 : tensor<8x64xbf16>)
+      outs(%init : tensor<?x64xbf16>)
+      {k = 4 : i64, scoring = #moe.scoring<softmax_topk>,
+       activation = #moe.activation<swiglu_oai>,
+       glu_layout = #moe.glu_layout<interleaved>}
+      -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// The GPU pipeline's routing state as values: the dispatch's inverse rows,
+// read by the combine, and one schedule of row tiles shared by the matmuls.
+// CHECK-LABEL: func.func @routing_state
+// CHECK: %{{.*}}, %{{.*}}, %[[ROW_OF:.*]] = moe.dispatch %{{.*}} {num_experts = 4 : i64} : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32>
+// CHECK: %[[TILES:.*]] = moe.row_tiles %{{.*}}, %{{.*}} {large_rows_per_expert = 64 : i64, large_tile_rows = 128 : i64, small_tile_rows = 16 : i64} : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+// CHECK: moe.grouped_matmul {{.*}} rows(%{{.*}} : tensor<16xi32>) row_tiles(%[[TILES]] : tensor<?xi32>) outs(%{{.*}} : tensor<16x32xf32>)
+// CHECK: moe.combine {{.*}} row_of(%[[ROW_OF]] : tensor<16xi32>) outs(%{{.*}} : tensor<8x32xf32>)
+func.func @routing_state(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>, %w: tensor<4x32x32xbf16>,
+                         %wt: tensor<8x2xf32>, %init: tensor<16x32xf32>, %yinit: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32>
+  %tiles = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+  %ys = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x32xbf16>, tensor<4x32x32xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) row_tiles(%tiles : tensor<?xi32>)
+      outs(%init : tensor<16x32xf32>) {gather, k = 2 : i64} -> tensor<16x32xf32>
+  %y = moe.combine ins(%ys, %rows, %wt : tensor<16x32xf32>, tensor<16xi32>, tensor<8x2xf32>)
+      row_of(%row_of : tensor<16xi32>) outs(%yinit : tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %y : tensor<8x32xf32>
+}
+
+// Every optional operand of the grouped matmul at once, in their order: a bias,
+// FP8 scales (static activations) and a shared schedule of row tiles.
+// CHECK-LABEL: func.func @grouped_matmul_bias_fp8_row_tiles
+// CHECK: moe.grouped_matmul {{.*}} rows(%{{.*}} : tensor<16xi32>) bias(%{{.*}} : tensor<4x32xbf16>) rhs_scales(%{{.*}} : tensor<4x2x2xf32>) lhs_scales(%{{.*}} : tensor<1xf32>) row_tiles(%{{.*}} : tensor<?xi32>) outs(%{{.*}} : tensor<16x32xf32>)
+func.func @grouped_matmul_bias_fp8_row_tiles(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>,
+    %w: tensor<4x32x32xf8E4M3FN>, %b: tensor<4x32xbf16>, %s: tensor<4x2x2xf32>,
+    %si: tensor<1xf32>, %init: tensor<16x32xf32>) -> tensor<16x32xf32> {
+  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>
+  %tiles = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+  %ys = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x32xbf16>, tensor<4x32x32xf8E4M3FN>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) bias(%b : tensor<4x32xbf16>)
+      rhs_scales(%s : tensor<4x2x2xf32>) lhs_scales(%si : tensor<1xf32>)
+      row_tiles(%tiles : tensor<?xi32>)
+      outs(%init : tensor<16x32xf32>) {gather, k = 2 : i64,
+      weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>}
+      -> tensor<16x32xf32>
+  return %ys : tensor<16x32xf32>
+}

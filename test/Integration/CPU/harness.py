@@ -12,7 +12,10 @@ perturbation of the logits changes the oracle's decision, so a failure is never 
 near-tie.
 """
 
+import pathlib
+
 import numpy as np
+import pytest
 
 from moe_mlir import cpu, dtypes
 from moe_mlir import reference as ref
@@ -151,3 +154,24 @@ def draw_robust(rng, draw, is_robust, what, tries=25):
         if is_robust(inputs):
             return inputs
     raise AssertionError(f"{what}: no input draw without a routing near-tie in {tries} tries")
+
+
+#: /proc/cpuinfo's names of the CPU features whose __builtin_cpu_supports name
+#: (a CPU artifact manifest's) differs.
+CPUINFO_FLAGS = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "sahf": "lahf_lm",
+                 "prfchw": "3dnowprefetch", "bmi": "bmi1", "lzcnt": "abm",
+                 "pclmul": "pclmulqdq", "sha": "sha_ni", "avxvnni": "avx_vnni",
+                 "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16",
+                 "avx512fp16": "avx512_fp16", "avx512vbmi2": "avx512_vbmi2",
+                 "avx512bitalg": "avx512_bitalg", "avx512vpopcntdq": "avx512_vpopcntdq",
+                 "avx512vp2intersect": "avx512_vp2intersect", "amx-tile": "amx_tile",
+                 "amx-bf16": "amx_bf16", "amx-int8": "amx_int8"}
+
+
+def cpu_flags():
+    """The feature flags /proc/cpuinfo lists; skips the test without it."""
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("needs /proc/cpuinfo to know what the CPU has")
+    return set(next(line for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("flags")).split(":")[1].split())

@@ -14,7 +14,8 @@ import sys
 import numpy as np
 import pytest
 
-from harness import assert_close, draw_robust, normal, routing_is_robust
+from harness import (CPUINFO_FLAGS, assert_close, cpu_flags, draw_robust, normal,
+                     routing_is_robust)
 from moe_mlir import aot, cpu, pack
 from moe_mlir import reference as ref
 
@@ -77,15 +78,24 @@ def test_config_to_kernel_matches_oracle(out_dir, rng, family, tokens):
         }
         if spec["bias"]:
             drawn["bias"] = normal(rng, (E,), scale=0.1)
+        if spec["router_bias"]:
+            drawn["router_bias"] = normal(rng, (E,), dtype, scale=0.5)
         return drawn
 
     # No near-tie may decide the routing, or f32 rounding could pick another expert.
     inputs = draw_robust(rng, draw, lambda d: routing_is_robust(
-        rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64),
-        d.get("bias"), route), family)
+        rng, d["x"].astype(np.float64) @ d["router"].T.astype(np.float64)
+        + d.get("router_bias", 0.0), d.get("bias"), route), family)
     inputs["w13"] = normal(rng, (E, 2 * I, H), dtype, scale=0.2)
     inputs["w2"] = normal(rng, (E, H, I), dtype, scale=0.2)
     kwargs = {"bias": inputs["bias"]} if spec["bias"] else {}
+    if spec["router_bias"]:
+        kwargs["router_bias"] = inputs["router_bias"]
+    if spec["expert_bias"]:
+        # gpt-oss's gate_up_proj_bias and down_proj_bias, non-zero.
+        inputs["w13_bias"] = normal(rng, (E, 2 * I), dtype, scale=0.5)
+        inputs["w2_bias"] = normal(rng, (E, H), dtype, scale=0.5)
+        kwargs.update(w13_bias=inputs["w13_bias"], w2_bias=inputs["w2_bias"])
     if spec["shared_intermediate"]:
         Is = spec["shared_intermediate"]
         inputs["shared_w13"] = normal(rng, (2 * Is, H), dtype, scale=0.2)
@@ -194,7 +204,8 @@ def test_only_abi_symbols_exported(out_dir):
                          str(artifact.library)], capture_output=True, text=True, check=True)
     names = sorted(line.split()[-1] for line in nm.stdout.splitlines() if line.strip())
     assert names == sorted(["moe_symbols_forward", "moe_symbols_status_string",
-                            "moe_symbols_workspace_size"])
+                            "moe_symbols_workspace_size", "moe_symbols_cpu_variant"])
+    assert names == sorted(artifact.manifest["symbols"])
 
 
 def digest(path):
@@ -402,14 +413,6 @@ def test_layer_settings_cannot_inject(tmp_path, layer):
 
 
 # /proc/cpuinfo's names of the features the manifest lists, where they differ.
-CPUINFO_FLAGS = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "bmi": "bmi1",
-                 "lzcnt": "abm", "pclmul": "pclmulqdq", "sha": "sha_ni", "avxvnni": "avx_vnni",
-                 "avx512vnni": "avx512_vnni", "avx512bf16": "avx512_bf16",
-                 "avx512fp16": "avx512_fp16", "avx512vbmi2": "avx512_vbmi2",
-                 "avx512bitalg": "avx512_bitalg", "avx512vpopcntdq": "avx512_vpopcntdq",
-                 "avx512vp2intersect": "avx512_vp2intersect", "amx-tile": "amx_tile",
-                 "amx-bf16": "amx_bf16", "amx-int8": "amx_int8"}
-
 CALL_ARTIFACT = """
 import pathlib, sys
 import numpy as np
@@ -426,11 +429,7 @@ except aot.MoEError as error:
 
 @pytest.mark.parametrize("chip", ["x86-64-v3", "sapphirerapids"])
 def test_library_checks_the_cpu(out_dir, chip):
-    cpuinfo = pathlib.Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        pytest.skip("needs /proc/cpuinfo to know what the CPU has")
-    flags = set(next(line for line in cpuinfo.read_text().splitlines()
-                     if line.startswith("flags")).split(":")[1].split())
+    flags = cpu_flags()
     name = "cpu_" + chip.replace("-", "_")
     artifact = aot.compile(layer=dict(hidden=32, intermediate=16, experts=8, k=2), chip=chip,
                            name=name, out_dir=out_dir / name)

@@ -32,15 +32,15 @@ def experts(out_dir):
                        out_dir=out_dir / "f32").load()
 
 
-def oracle(x, ids, weights, w13, w2, num_experts, **ffn):
+def oracle(x, ids, weights, w13, w2, num_experts, w13_bias=None, w2_bias=None, **ffn):
     """The expert half of ``reference.layer_with_routing`` with the routing
     given: ids outside [0, num_experts) get no row and add nothing."""
     k = ids.shape[-1]
     capacity = {key: ffn.pop(key) for key in ("capacity", "drop_policy") if key in ffn}
     rows, offsets = ref.dispatch(ids, weights, num_experts=num_experts, **capacity)
-    h = ref.grouped_matmul(ref.permute(x, rows, k), w13, offsets)
+    h = ref.grouped_matmul(ref.permute(x, rows, k), w13, offsets, bias=w13_bias)
     a = ref.glu(h, ffn.get("activation", "silu"), ffn.get("glu_layout", "concatenated"))
-    ys = ref.grouped_matmul(a, w2, offsets)
+    ys = ref.grouped_matmul(a, w2, offsets, bias=w2_bias)
     return ref.combine(ys, rows, weights)
 
 
@@ -54,10 +54,12 @@ def draw(rng, tokens, dtype="f32", hidden=H, inter=I, experts=E, k=K):
     return x, ids, weights, w13, w2
 
 
-def call(layer, x, ids, weights, w13, w2, dtype="f32"):
+def call(layer, x, ids, weights, w13, w2, dtype="f32", biases=()):
+    tensors = (x, w13, w2, *biases)
     if dtype == "bf16":
-        x, w13, w2 = (dtypes.as_bfloat16(dtypes.f32_to_bf16_bits(a)) for a in (x, w13, w2))
-    return np.asarray(layer(x, ids, weights, w13, w2), dtype=np.float32)
+        tensors = [dtypes.as_bfloat16(dtypes.f32_to_bf16_bits(a)) for a in tensors]
+    x, w13, w2, *biases = tensors
+    return np.asarray(layer(x, ids, weights, w13, w2, *biases), dtype=np.float32)
 
 
 @pytest.mark.parametrize("tokens", [1, 7, 33])
@@ -193,14 +195,19 @@ def test_abi_checks_num_tokens(experts, rng):
 
 @pytest.mark.parametrize("tokens", [1, 19])
 def test_gpt_oss_bf16(out_dir, rng, tokens):
-    # A config's experts: bf16, swiglu_oai on interleaved gate/up, k = 4.
+    # A config's experts: bf16, swiglu_oai on interleaved gate/up, k = 4, and
+    # the experts' biases (gate_up_proj_bias [E, 2I], down_proj_bias [E, H]).
     layer = aot.compile(GPT_OSS, entry="experts", name="gpt_oss_experts",
                         out_dir=out_dir / "gpt_oss").load()
     assert layer.manifest["layer"]["family"] == "gpt_oss"
+    assert [t["name"] for t in layer.inputs] == [
+        "x", "topk_ids", "topk_weights", "w13", "w2", "w13_bias", "w2_bias"]
     x, ids, weights, w13, w2 = draw(rng, tokens, "bf16", hidden=32, inter=16, k=4)
     ids[0, -1] = -1
-    y = call(layer, x, ids, weights, w13, w2, "bf16")
-    want = oracle(x, ids, weights, w13, w2, 8, activation="swiglu_oai",
+    w13_bias = normal(rng, (8, 32), "bf16", scale=0.5)
+    w2_bias = normal(rng, (8, 32), "bf16", scale=0.5)
+    y = call(layer, x, ids, weights, w13, w2, "bf16", (w13_bias, w2_bias))
+    want = oracle(x, ids, weights, w13, w2, 8, w13_bias, w2_bias, activation="swiglu_oai",
                   glu_layout="interleaved")
     assert_close(y, want, "bf16", "gpt-oss experts")
 

@@ -161,3 +161,97 @@ def test_fp8_experts_entry(out_dir, rng):
                                           rhs_scales=s2), rows, weights)
     err = relative_error(np.asarray(y, dtype=np.float64), want)
     assert err <= FP8_TOL, err
+
+
+# gpt-oss's expert biases with FP8 experts: sizes that are multiples of the [8, 8] block
+# but of no kernel tile (H = 40, 2I = 48, I = 24).
+GPT_OSS_FP8 = {"model_type": "gpt_oss", "hidden_size": 40, "intermediate_size": 24,
+               "num_local_experts": 6, "num_experts_per_tok": 4, "swiglu_limit": 7.0,
+               "torch_dtype": "bfloat16",
+               "quantization_config": {"quant_method": "fp8", "fmt": "e4m3",
+                                       "activation_scheme": "dynamic",
+                                       "weight_block_size": [8, 8]}}
+
+
+def _gpt_oss_fp8_tensors(rng, E, H, I):
+    bf16 = lambda a: dtypes.round_to_bf16(np.asarray(a, np.float32))  # noqa: E731
+    q13, s13 = quantize_weights(rng.standard_normal((E, 2 * I, H)) / math.sqrt(H), (8, 8))
+    q2, s2 = quantize_weights(rng.standard_normal((E, H, I)) / math.sqrt(I), (8, 8))
+    return dict(w13=q13, w2=q2, w13_scales=s13, w2_scales=s2,
+                w13_bias=bf16(0.5 * rng.standard_normal((E, 2 * I))),
+                w2_bias=bf16(0.5 * rng.standard_normal((E, H))))
+
+
+#: The bf16 arguments of the gpt-oss FP8 layer (the scales and routing weights are f32).
+_BF16_ARGUMENTS = {"x", "router", "router_bias", "w13_bias", "w2_bias"}
+
+
+def _as_storage(tensors):
+    return {name: dtypes.as_bfloat16(cpu.to_storage(value, "bf16"))
+            if name in _BF16_ARGUMENTS else value for name, value in tensors.items()}
+
+
+@pytest.mark.parametrize("tokens", [1, 13])
+def test_fp8_with_expert_biases_layer(out_dir, rng, tokens):
+    """A gpt-oss config with an fp8 quantization_config: the biases come after w2 and
+    the scales after them; the biases are added after the FP8 product."""
+    artifact = aot.compile(GPT_OSS_FP8, name="fp8_gpt_oss", out_dir=out_dir / f"gpt_oss_{tokens}")
+    spec = artifact.manifest["layer"]
+    assert spec["weight_quant"] == "fp8_e4m3" and spec["expert_bias"]
+    layer = artifact.load()
+    assert [t["name"] for t in layer.inputs] == [
+        "x", "router", "w13", "w2", "router_bias", "w13_bias", "w2_bias", "w13_scales",
+        "w2_scales"]
+    H, I, E = 40, 24, 6
+    tensors = _gpt_oss_fp8_tensors(rng, E, H, I)
+    x = dtypes.round_to_bf16(rng.standard_normal((tokens, H)).astype(np.float32))
+    router = dtypes.round_to_bf16((rng.standard_normal((E, H)) / math.sqrt(H)).astype(np.float32))
+    router_bias = dtypes.round_to_bf16((0.1 * rng.standard_normal(E)).astype(np.float32))
+    inputs = _as_storage(dict(tensors, x=x, router=router, router_bias=router_bias))
+    y = layer(*[inputs[t["name"]] for t in layer.inputs])
+    want = ref.layer(x, router, tensors["w13"], tensors["w2"], **ref.layer_kwargs(spec),
+                     router_bias=router_bias, w13_bias=tensors["w13_bias"],
+                     w2_bias=tensors["w2_bias"],
+                     weight_quant=dict(block=(8, 8), activation="dynamic"),
+                     w13_scales=tensors["w13_scales"], w2_scales=tensors["w2_scales"])
+    err = relative_error(np.asarray(y, dtype=np.float64), want)
+    assert err <= FP8_TOL, f"T={tokens}: relative error {err:.3g}"
+    # The biases are in the result: without them the oracle is far from it.
+    no_bias = ref.layer(x, router, tensors["w13"], tensors["w2"], **ref.layer_kwargs(spec),
+                        router_bias=router_bias,
+                        weight_quant=dict(block=(8, 8), activation="dynamic"),
+                        w13_scales=tensors["w13_scales"], w2_scales=tensors["w2_scales"])
+    assert relative_error(np.asarray(y, dtype=np.float64), no_bias) > 10 * FP8_TOL
+
+
+def test_fp8_with_expert_biases_experts_entry(out_dir, rng):
+    """The experts entry of the same config, with all tokens on one expert and experts
+    without tokens."""
+    artifact = aot.compile(GPT_OSS_FP8, name="fp8_gpt_oss_experts",
+                           out_dir=out_dir / "gpt_oss_experts", entry="experts")
+    spec = artifact.manifest["layer"]
+    layer = artifact.load()
+    assert [t["name"] for t in layer.inputs] == [
+        "x", "topk_ids", "topk_weights", "w13", "w2", "w13_bias", "w2_bias", "w13_scales",
+        "w2_scales"]
+    H, I, E, k, T = 40, 24, 6, 4, 7
+    tensors = _gpt_oss_fp8_tensors(rng, E, H, I)
+    x = dtypes.round_to_bf16(rng.standard_normal((T, H)).astype(np.float32))
+    # Expert 2 serves every token; experts 4 and 5 serve none.
+    ids = np.stack([np.concatenate([[2], rng.permutation([0, 1, 3])]) for _ in range(T)])
+    ids = ids.astype(np.int32)
+    weights = rng.random((T, k)).astype(np.float32)
+    inputs = _as_storage(dict(tensors, x=x, topk_ids=ids, topk_weights=weights))
+    y = layer(*[inputs[t["name"]] for t in layer.inputs])
+    quant = dict(block=(8, 8), activation="dynamic")
+    rows, offsets = ref.dispatch(ids, num_experts=E)
+    glu = dict(layout=spec["glu_layout"], alpha=spec["alpha"], limit=spec["limit"])
+    h = ref.grouped_matmul(ref.permute(x, rows, k), tensors["w13"], offsets,
+                           bias=tensors["w13_bias"], weight_quant=quant,
+                           rhs_scales=tensors["w13_scales"])
+    a = ref.glu(h, spec["activation"], **glu)
+    want = ref.combine(ref.grouped_matmul(a, tensors["w2"], offsets, bias=tensors["w2_bias"],
+                                          weight_quant=quant, rhs_scales=tensors["w2_scales"]),
+                       rows, weights)
+    err = relative_error(np.asarray(y, dtype=np.float64), want)
+    assert err <= FP8_TOL, err

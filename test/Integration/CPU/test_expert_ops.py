@@ -70,13 +70,14 @@ def test_permute_dynamic(compile_ir, rng):
 def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32",
                         rhs_dtype=None, out_dtype="f32", rhs_layout=None, gather=False, row_scale=False, epilogue=None,
                         capacity=None, rhs_scale=1.0, dynamic=False, tokens=None,
-                        hot=None, **glu_attrs):
+                        hot=None, bias=None, **glu_attrs):
     M_static = None if dynamic else T * k
     module = compile_ir(irgen.grouped_matmul_ir(
         M_static, K, N, E, dtype=dtype, rhs_dtype=rhs_dtype, out_dtype=out_dtype,
         rhs_layout=rhs_layout,
         gather=gather, row_scale=row_scale, T=None if dynamic else T,
-        k=k if (gather or row_scale) else None, epilogue=epilogue, **glu_attrs), pipeline)
+        k=k if (gather or row_scale) else None, epilogue=epilogue, bias=bias, **glu_attrs),
+        pipeline)
     for t in tokens or [T]:
         M = t * k
         if gather or row_scale:
@@ -96,14 +97,21 @@ def _run_grouped_matmul(compile_ir, rng, pipeline, *, T, k, E, K, N, dtype="f32"
             inputs.append(rows)
         if row_scale:
             inputs.append(scales)
+        biases = None
+        if bias is not None:
+            biases = normal(rng, (E, N), bias, scale=rhs_scale)
+            if bias == "f16":
+                biases = biases.astype(np.float16).astype(np.float32)
+            inputs.append(storage(biases, bias))
         width = N // 2 if epilogue else N
         (out,) = call(module, "grouped_matmul", inputs, [((M, width), out_dtype)])
         want = ref.grouped_matmul(
             lhs, rhs, offsets, rhs_layout=rhs_layout or "nk", rows=rows, gather=gather, k=k,
-            row_scale=scales if row_scale else None, epilogue=epilogue, **glu_attrs)
+            row_scale=scales if row_scale else None, bias=biases, epilogue=epilogue,
+            **glu_attrs)
         what = (f"grouped_matmul T={t} k={k} E={E} K={K} N={N} {dtype}({rhs_dtype})->{out_dtype} "
                 f"rhs_layout={rhs_layout} gather={gather} row_scale={row_scale} "
-                f"epilogue={epilogue} {glu_attrs} pipeline={pipeline} offsets={offsets.tolist()}")
+                f"epilogue={epilogue} bias={bias} {glu_attrs} pipeline={pipeline} offsets={offsets.tolist()}")
         assert_close(cpu.from_storage(out, out_dtype), want,
                      "bf16" if "bf16" in (dtype, rhs_dtype, out_dtype) else "f32", what)
 
@@ -186,6 +194,40 @@ GMM_CASES = [
                                         alpha=1.25, limit=2.0, rhs_scale=3.0)),
     ("epilogue_bf16_out", dict(T=16, k=2, E=8, K=24, N=16, epilogue="gelu", dtype="bf16",
                                out_dtype="bf16", rhs_scale=2.0)),
+    # A bias [E, N] (gpt-oss's gate_up_proj_bias and down_proj_bias) in every kernel:
+    # before the GLU (in the weight columns' order) and before the row scale.
+    ("bias_nk_plain_odd_sizes", dict(T=11, k=1, E=5, K=13, N=7, bias="f32")),
+    ("bias_nk_gpt_oss_gate_up", dict(T=13, k=4, E=8, K=24, N=30, gather=True,
+                                     epilogue="swiglu_oai", glu_layout="interleaved",
+                                     rhs_scale=4.0, bias="bf16", dtype="bf16")),
+    ("bias_nk_down_row_scale", dict(T=13, k=4, E=8, K=15, N=24, gather=True, row_scale=True,
+                                    capacity=5, bias="f16")),
+    ("bias_nk_one_token", dict(T=1, k=4, E=8, K=16, N=12, gather=True, row_scale=True,
+                               epilogue="swiglu_oai", glu_layout="interleaved", bias="f32")),
+    ("bias_nk_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=1, bias="f32")),
+    ("bias_kn_partial_panels", dict(T=45, k=1, E=2, K=24, N=300, rhs_layout="kn",
+                                    bias="f32")),
+    ("bias_kn_interleaved", dict(T=20, k=2, E=4, K=19, N=80, rhs_layout="kn", dtype="bf16",
+                                 gather=True, row_scale=True, epilogue="swiglu_oai",
+                                 glu_layout="interleaved", rhs_scale=4.0, bias="bf16")),
+    ("bias_kn_concatenated", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="kn", gather=True,
+                                  row_scale=True, epilogue="silu", rhs_scale=2.0,
+                                  bias="f32")),
+    ("bias_kn_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, rhs_layout="kn",
+                                            hot=4, gather=True, row_scale=True,
+                                            epilogue="swiglu_oai",
+                                            glu_layout="interleaved", bias="f32")),
+    ("bias_panels_interleaved", dict(T=20, k=2, E=4, K=19, N=96, rhs_layout="panels",
+                                     epilogue="swiglu_oai", glu_layout="interleaved",
+                                     rhs_scale=4.0, bias="f32")),
+    ("bias_panels_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels",
+                                   gather=True, row_scale=True, epilogue="gelu",
+                                   bias="bf16")),
+    ("bias_vnni_interleaved", dict(T=20, k=2, E=4, K=20, N=96, rhs_layout="panels_vnni",
+                                   dtype="bf16", out_dtype="bf16", epilogue="swiglu_oai",
+                                   glu_layout="interleaved", rhs_scale=4.0, bias="bf16")),
+    ("bias_vnni_plain", dict(T=45, k=1, E=2, K=24, N=304, rhs_layout="panels_vnni",
+                             dtype="bf16", bias="f32")),
 ]
 
 

@@ -152,6 +152,47 @@ def test_all_to_all_matches_unpartitioned(compile_ir, rng, case):
     assert all(np.array_equal(a, b) for a, b in zip(outputs, again))
 
 
+@pytest.mark.parametrize("ranks, sizes", [(2, [9, 4]), (4, [1, 6, 0, 3])])
+def test_all_to_all_gpt_oss_biases(compile_ir, rng, ranks, sizes):
+    # gpt-oss's experts (interleaved swiglu_oai, gate/up and down biases) split over
+    # ranks: each rank holds its experts' rows of the biases too.
+    E, H, I, k = 8, 16, 12, 4
+    total = sum(sizes)
+    x = normal(rng, (total, H), scale=2.0)
+    w13 = normal(rng, (E, 2 * I, H), scale=0.5)
+    w2 = normal(rng, (E, H, I), scale=0.25)
+    b13 = normal(rng, (E, 2 * I), scale=0.5)
+    b2 = normal(rng, (E, H), scale=0.5)
+    ids = np.stack([rng.permutation(E)[:k] for _ in range(total)]).astype(np.int32)
+    ids = ids.reshape(total, k)
+    weights = rng.random((total, k)).astype(np.float32)
+    rows, offsets = ref.dispatch(ids, num_experts=E)
+    h = ref.grouped_matmul(ref.permute(x, rows, k), w13, offsets, bias=b13)
+    ys = ref.grouped_matmul(ref.glu(h, "swiglu_oai", "interleaved"), w2, offsets, bias=b2)
+    want = ref.combine(ys, rows, weights)
+
+    L = ep.local_experts(E, ranks)
+    local = compile_ir(irgen.experts_ir(None, H, E, I, 1, dtype="f32", num_local_experts=L,
+                                        activation="swiglu_oai", glu_layout="interleaved",
+                                        expert_bias=True))
+    combine = compile_ir(irgen.combine_ir(None, H, None, k, prescaled=True))
+
+    def experts(rank, xs, row_ids, row_weights):
+        owned = ep.owned_experts(E, ranks, rank)
+        if len(xs) == 0:
+            return np.zeros((0, H), dtype=np.float32)
+        return call(local, "experts",
+                    [xs, w13[owned], w2[owned], b13[owned], b2[owned], row_ids, row_weights,
+                     ep.expert_map(E, ranks, rank)], [((len(xs), H), "f32")])[0]
+
+    def combined(ys, order, w):
+        return call(combine, "combine", [ys, order, w], [((len(w), H), "f32")])[0]
+
+    outputs = ep.run_ranks_in_sequence(_partition_tokens(x, ids, weights, sizes), E, experts,
+                                       combined)
+    assert_close(np.concatenate(outputs), want, "f32", f"gpt-oss over {ranks} ranks")
+
+
 def test_plan_orders_selections_by_rank_stably():
     ids = np.array([[5, 0], [2, 7], [1, 4]], dtype=np.int32)
     plan = ep.plan_sends(ids, num_experts=8, ranks=2)

@@ -87,7 +87,8 @@ def oracle(layer, tensors):
 
     as64 = {name: t.float().numpy().astype(np.float64) for name, t in tensors.items()}
     spec = layer.manifest["layer"]
-    extra = {name: as64[name] for name in ("bias", "shared_w13", "shared_w2", "shared_gate")
+    extra = {name: as64[name] for name in ("bias", "router_bias", "w13_bias", "w2_bias",
+                                           "shared_w13", "shared_w2", "shared_gate")
              if name in as64}
     return reference.layer(as64["x"], as64["router"], as64["w13"], as64["w2"], **extra,
                            **reference.layer_kwargs(spec))

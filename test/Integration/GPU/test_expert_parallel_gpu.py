@@ -8,6 +8,8 @@ with pytest, or as `python3 test/Integration/GPU/test_expert_parallel_gpu.py`.
   (`moe_mlir.expert_parallel.run_ranks_in_sequence`) with the compiled local-expert
   and combine kernels, the all-to-all done by slicing. Uniform routing, every token
   on rank 0's experts (the other ranks receive nothing), and ranks with one token.
+- gpt-oss's experts (interleaved swiglu_oai, gate/up and down biases) over P = 2 and
+  4 ranks in sequence, each rank holding its experts' rows of the biases.
 - More rows than CUDA launches blocks along y (65535), as one rank receives at
   deepseek-v3's T = 16384.
 - Two GPUs: `python/benchmarks/expert_parallel.py --check-only` under torchrun, with
@@ -95,6 +97,60 @@ def test_ranks_in_sequence_match_unpartitioned():
             failures.append((ranks, sizes, "rows reached ranks without the experts"))
         if not (err <= BF16_BOUND and vs_one <= BF16_BOUND and torch.equal(y_ep, again)):
             failures.append((ranks, sizes, skewed, err, vs_one))
+    assert not failures, failures
+
+
+def test_ranks_in_sequence_gpt_oss_biases():
+    entries = artifacts()
+    from moe_mlir import expert_parallel as ep
+    from moe_mlir.gpu import GpuModule
+
+    combine = GpuModule(ARTIFACTS / entries["ep-small-combine"]["library"])
+    failures = []
+    for ranks, sizes in [(2, [37, 29]), (4, [20, 1, 0, 13]), (2, [1, 1])]:
+        entry = entries[f"ep-gpt-oss-of{ranks}"]
+        H, I, E, k = (entry[key] for key in ("H", "I", "E", "k"))
+        local = GpuModule(ARTIFACTS / entry["library"])
+        weights = torch_reference.make_weights(H, I, E, seed=23)
+        gen = torch.Generator(device="cuda")
+        gen.manual_seed(29 + ranks)
+        biases = {name: (0.5 * torch.randn(E, n, generator=gen, device="cuda")).bfloat16()
+                  for name, n in (("w13_bias", 2 * I), ("w2_bias", H))}
+        T = sum(sizes)
+        tokens = torch_reference.make_tokens(T, H, E, k, seed=T + 31 * ranks)
+        x, ids, w = tokens["x"], tokens["ids"], tokens["weights"]
+
+        def experts(rank, xs, row_ids, row_weights):
+            owned = ep.owned_experts(E, ranks, rank)
+            ys = torch.full_like(xs, float("nan"))
+            if xs.shape[0]:
+                mapping = torch.from_numpy(ep.expert_map(E, ranks, rank)).cuda()
+                local.call("experts", [xs, weights["w13"][owned].contiguous(),
+                                       weights["w2"][owned].contiguous(),
+                                       biases["w13_bias"][owned].contiguous(),
+                                       biases["w2_bias"][owned].contiguous(),
+                                       row_ids.contiguous(), row_weights.contiguous(),
+                                       mapping], [ys])
+            return ys
+
+        def combined(ys, order, row_weights):
+            out = torch.full((row_weights.shape[0], H), float("nan"), dtype=ys.dtype,
+                             device="cuda")
+            if row_weights.shape[0]:
+                combine.call("combine", [ys, order, row_weights], [out])
+            return out
+
+        starts = [sum(sizes[:r]) for r in range(ranks + 1)]
+        inputs = [tuple(t[a:b].contiguous() for t in (x, ids, w))
+                  for a, b in zip(starts[:-1], starts[1:])]
+        y_ep = torch.cat(ep.run_ranks_in_sequence(inputs, E, experts, combined))
+        torch.cuda.synchronize()
+        ref = torch_reference.reference_fp32(x, weights["w13"], weights["w2"], ids, w,
+                                             activation="swiglu_oai", **biases)
+        err = torch_reference.relative_error(y_ep, ref)
+        print(f"  gpt-oss P={ranks} tokens {sizes}: rel err {err:.2e}")
+        if not err <= BF16_BOUND:
+            failures.append((ranks, sizes, err))
     assert not failures, failures
 
 

@@ -8,20 +8,27 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
-#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir::moe {
 
 #define GEN_PASS_DECL_CONVERTMOETOGPUPASS
 #define GEN_PASS_DECL_MOEGPUSELECTKERNELCONFIGPASS
+#define GEN_PASS_DECL_MOEGPUSHAREROWTILESPASS
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h.inc"
+
+/// The patterns of convert-moe-to-gpu: one per moe op that becomes kernels
+/// (and one for element-wise linalg.generic ops), each replacing the op by
+/// the host code that launches them, on tensors of the same types.
+void populateMoEToGPUConversionPatterns(RewritePatternSet &patterns);
 
 /// An NVIDIA chip as `sm_XY` (or `sm_XYa`, its architecture-specific
 /// features such as wgmma) names it.

@@ -140,4 +140,28 @@ def MoEGPUSelectKernelConfigPass
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 
+def MoEGPUShareRowTilesPass
+    : Pass<"moe-gpu-share-row-tiles", "::mlir::ModuleOp"> {
+  let summary = "Shares the inverse rows and the row tiles between a "
+                "layer's GPU kernels";
+  let description = [{
+    Makes the routing state that several kernels of a layer read into SSA
+    values, computed once:
+
+    - a `moe.combine` of the rows of a `moe.dispatch` (over selections of
+      the same shape) reads the dispatch's inverse rows: the dispatch gets
+      its `row_of` result, which its sort writes for free, and the combine
+      its `row_of(...)` operand;
+    - every `moe.grouped_matmul` over routed rows whose `moe.gpu_kernels`
+      are tensor-core kernels reads its row tiles from a `moe.row_tiles` of
+      its offsets and rows, with its kernels' tile rows and threshold.
+      Matmuls over the same rows (a layer's gate/up and down projections)
+      get identical ones, which CSE merges, so the tiles are scheduled once.
+
+    Run it after `moe-gpu-select-kernel-config` and follow it with `cse`.
+    It changes no result.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
 #endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_TD

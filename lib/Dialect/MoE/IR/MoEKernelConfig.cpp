@@ -202,6 +202,34 @@ static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
   return success();
 }
 
+/// The kernels read their row tiles from `op`'s moe.row_tiles, so it must
+/// schedule the tile rows they take, under the same threshold.
+static LogicalResult
+verifyRowTilesForKernels(GroupedMatmulOp op, GroupedMatmulKernelsAttr kernels) {
+  Value tiles = op.getRowTiles();
+  if (!tiles)
+    return success();
+  if (kernels.getSmall().getKernel() == MatmulKernel::simt)
+    return op.emitOpError() << "moe.gpu_kernels: the simt kernel takes no "
+                               "'row_tiles'";
+  auto schedule = tiles.getDefiningOp<RowTilesOp>();
+  if (!schedule)
+    return success(); // The op's verifier reports it.
+  int64_t small = kernels.getSmall().getRows();
+  int64_t large = kernels.getLarge().getRows();
+  int64_t threshold = kernels.getLargeRowsPerExpert();
+  if (schedule.getSmallTileRows() != small ||
+      schedule.getLargeTileRows() != large ||
+      schedule.getLargeRowsPerExpert() != threshold)
+    return op.emitOpError() << "moe.gpu_kernels take tiles of " << small
+                            << " and " << large << " rows from " << threshold
+                            << " rows per expert, but 'row_tiles' schedules "
+                            << schedule.getSmallTileRows() << " and "
+                            << schedule.getLargeTileRows() << " from "
+                            << schedule.getLargeRowsPerExpert();
+  return success();
+}
+
 LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
                                                    NamedAttribute attribute) {
   StringRef name = attribute.getName().getValue();
@@ -218,7 +246,8 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   auto kernels = dyn_cast<GroupedMatmulKernelsAttr>(attribute.getValue());
   if (!kernels)
     return op->emitError() << name << " must be a #moe.grouped_matmul_kernels";
-  return success(
-      succeeded(verifyTileForOp(matmul, "small", kernels.getSmall())) &&
-      succeeded(verifyTileForOp(matmul, "large", kernels.getLarge())));
+  if (failed(verifyTileForOp(matmul, "small", kernels.getSmall())) ||
+      failed(verifyTileForOp(matmul, "large", kernels.getLarge())))
+    return failure();
+  return verifyRowTilesForKernels(matmul, kernels);
 }

@@ -50,9 +50,9 @@ public:
   LogicalResult isStatic(Value value, StringRef name, int64_t dim,
                          StringRef what) {
     if (ShapedType::isDynamic(shape(value)[dim]))
-      return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
-                               << what << ") must be static, got "
-                               << value.getType();
+      return op->emitOpError()
+             << "'" << name << "' dimension " << dim << " (" << what
+             << ") must be static, got " << value.getType();
     return success();
   }
 
@@ -63,9 +63,9 @@ public:
     if (ShapedType::isDynamic(actual) || ShapedType::isDynamic(expected) ||
         actual == expected)
       return success();
-    return op->emitOpError() << "'" << name << "' dimension " << dim << " ("
-                             << what << ") must be " << expected << ", got "
-                             << value.getType();
+    return op->emitOpError()
+           << "'" << name << "' dimension " << dim << " (" << what
+           << ") must be " << expected << ", got " << value.getType();
   }
 
   /// Dimension `dim` of `value` must be even.
@@ -91,13 +91,13 @@ LogicalResult verifyRouting(Operation *op, int64_t numExperts, int64_t k,
                             GroupScore groupScore, SecondExpertPolicy policy,
                             bool renormalize, double epsilon, double scale) {
   if (k < 1 || k > numExperts)
-    return op->emitOpError() << "k = " << k
-                             << " is out of range: expected 1 <= k <= E = "
-                             << numExperts;
+    return op->emitOpError()
+           << "k = " << k
+           << " is out of range: expected 1 <= k <= E = " << numExperts;
   if (nGroup < 1 || numExperts % nGroup != 0)
-    return op->emitOpError() << "n_group = " << nGroup
-                             << " must divide the number of experts E = "
-                             << numExperts;
+    return op->emitOpError()
+           << "n_group = " << nGroup
+           << " must divide the number of experts E = " << numExperts;
   if (topkGroup < 1 || topkGroup > nGroup)
     return op->emitOpError()
            << "topk_group = " << topkGroup
@@ -117,8 +117,8 @@ LogicalResult verifyRouting(Operation *op, int64_t numExperts, int64_t k,
     return op->emitOpError()
            << "second_expert_policy = random needs k = 2 and renormalize";
   if (!(epsilon >= 0.0) || !std::isfinite(epsilon))
-    return op->emitOpError() << "renorm_epsilon = " << epsilon
-                             << " must be finite and >= 0";
+    return op->emitOpError()
+           << "renorm_epsilon = " << epsilon << " must be finite and >= 0";
   if (!std::isfinite(scale))
     return op->emitOpError() << "scale = " << scale << " must be finite";
   return success();
@@ -130,14 +130,13 @@ LogicalResult verifyCapacity(Operation *op, std::optional<uint64_t> capacity,
     return op->emitOpError()
            << "capacity and capacity_factor are mutually exclusive";
   if (capacity && static_cast<int64_t>(*capacity) < 1)
-    return op->emitOpError() << "capacity = "
-                             << static_cast<int64_t>(*capacity)
+    return op->emitOpError() << "capacity = " << static_cast<int64_t>(*capacity)
                              << " must be >= 1";
   if (factor) {
     double f = factor->convertToDouble();
     if (!(f > 0.0) || !std::isfinite(f))
-      return op->emitOpError() << "capacity_factor = " << f
-                               << " must be finite and > 0";
+      return op->emitOpError()
+             << "capacity_factor = " << f << " must be finite and > 0";
   }
   return success();
 }
@@ -158,6 +157,30 @@ LogicalResult verifyGluWidth(Operation *op, StringRef name, int64_t width) {
   return success();
 }
 
+/// An optional Linear bias `[rows, columns]` (`[E, N]` of a grouped matmul,
+/// `[E, 2I]` and `[E, H]` of a layer's experts) or, with `columns` < 0, a
+/// vector `[rows]`: static, f32/bf16/f16, added in f32.
+LogicalResult verifyLinearBias(TensorChecker &c, Value bias, StringRef name,
+                               int64_t rows, StringRef rowsWhat,
+                               int64_t columns = -1,
+                               StringRef columnsWhat = "") {
+  if (!bias)
+    return success();
+  if (columns < 0)
+    return success(succeeded(c.tensor(
+                       bias, name, 1, isMatmulFloat,
+                       ("1-D f32/bf16/f16 tensor [" + rowsWhat + "]").str())) &&
+                   succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
+                   succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)));
+  std::string form =
+      ("2-D f32/bf16/f16 tensor [" + rowsWhat + ", " + columnsWhat + "]").str();
+  return success(succeeded(c.tensor(bias, name, 2, isMatmulFloat, form)) &&
+                 succeeded(c.isStatic(bias, name, 0, rowsWhat)) &&
+                 succeeded(c.isStatic(bias, name, 1, columnsWhat)) &&
+                 succeeded(c.dimIs(bias, name, 0, rows, rowsWhat)) &&
+                 succeeded(c.dimIs(bias, name, 1, columns, columnsWhat)));
+}
+
 /// Destination-style ops return their `init` operand's type.
 LogicalResult verifyResultMatchesInit(Operation *op, Value result, Value init) {
   if (result.getType() != init.getType())
@@ -174,16 +197,16 @@ LogicalResult verifyResultMatchesInit(Operation *op, Value result, Value init) {
 
 LogicalResult RouteOp::verify() {
   TensorChecker c(*this);
-  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+  if (failed(
+          c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
       failed(c.isStatic(getLogits(), "logits", 1, "E")))
     return failure();
   int64_t tokens = c.shape(getLogits())[0];
   int64_t numExperts = c.shape(getLogits())[1];
-  if (failed(verifyRouting(*this, numExperts, getK(), getNGroup(),
-                           getTopkGroup(), getGroupScore(),
-                           getSecondExpertPolicy(), getRenormalize(),
-                           getRenormEpsilon().convertToDouble(),
-                           getScale().convertToDouble())))
+  if (failed(verifyRouting(
+          *this, numExperts, getK(), getNGroup(), getTopkGroup(),
+          getGroupScore(), getSecondExpertPolicy(), getRenormalize(),
+          getRenormEpsilon().convertToDouble(), getScale().convertToDouble())))
     return failure();
   if (getBias() &&
       (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
@@ -206,7 +229,8 @@ LogicalResult RouteOp::verify() {
 
 LogicalResult ExpertChoiceOp::verify() {
   TensorChecker c(*this);
-  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+  if (failed(
+          c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
       failed(c.isStatic(getLogits(), "logits", 1, "E")))
     return failure();
   int64_t tokens = c.shape(getLogits())[0];
@@ -258,8 +282,8 @@ LogicalResult DispatchOp::verify() {
        failed(c.isStatic(getExpertMap(), "expert_map", 0, "E")) ||
        failed(c.dimIs(getExpertMap(), "expert_map", 0, numExperts, "E"))))
     return failure();
-  int64_t numRows = ShapedType::isDynamic(tokens) ? ShapedType::kDynamic
-                                                  : tokens * k;
+  int64_t numRows =
+      ShapedType::isDynamic(tokens) ? ShapedType::kDynamic : tokens * k;
   if (failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [T * k]")) ||
       failed(c.dimIs(getRows(), "rows", 0, numRows, "T * k")) ||
       failed(c.tensor(getOffsets(), "offsets", 1, isI32,
@@ -273,6 +297,35 @@ LogicalResult DispatchOp::verify() {
   if (c.shape(getOffsets())[0] < 2)
     return emitOpError() << "'offsets' must have at least 2 entries, got "
                          << getOffsets().getType();
+  if (getRowOf() &&
+      (failed(c.tensor(getRowOf(), "row_of", 1, isI32,
+                       "1-D i32 tensor [T * k]")) ||
+       failed(c.dimIs(getRowOf(), "row_of", 0, numRows, "T * k"))))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RowTilesOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RowTilesOp::verify() {
+  TensorChecker c(*this);
+  if (failed(c.tensor(getOffsets(), "offsets", 1, isI32,
+                      "1-D i32 tensor [E + 1]")) ||
+      failed(c.isStatic(getOffsets(), "offsets", 0, "E + 1")) ||
+      failed(c.tensor(getRows(), "rows", 1, isI32, "1-D i32 tensor [M]")) ||
+      failed(c.tensor(getTiles(), "tiles", 1, isI32,
+                      "1-D i32 tensor [1 + 2 * tiles]")))
+    return failure();
+  if (c.shape(getOffsets())[0] < 2)
+    return emitOpError() << "'offsets' must have at least 2 entries, got "
+                         << getOffsets().getType();
+  // The tile count depends on the routed rows only through M; a static size
+  // would have to be the bound for this M, so only a dynamic one is taken.
+  if (!ShapedType::isDynamic(c.shape(getTiles())[0]))
+    return emitOpError() << "'tiles' must have a dynamic size, got "
+                         << getTiles().getType();
   return success();
 }
 
@@ -316,8 +369,7 @@ WeightShape mlir::moe::weightShape(RankedTensorType type, RhsLayout layout) {
 /// Checks that `weights` is a static tensor of E experts' [N, K] matrices in
 /// `layout` and returns its shape; `name` is the operand's name.
 static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
-                                            StringRef name,
-                                            RhsLayout layout) {
+                                            StringRef name, RhsLayout layout) {
   StringRef dims[4][4] = {{"E", "N", "K"},
                           {"E", "K", "N"},
                           {"E", "N / P", "K", "P"},
@@ -367,7 +419,8 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "'offsets' must have length E + 1 = "
                          << numExperts + 1 << " for the " << numExperts
                          << " experts of 'rhs', got " << getOffsets().getType();
-  if (failed(verifyWeightQuantOperands(
+  if (failed(verifyLinearBias(c, getBias(), "bias", numExperts, "E", n, "N")) ||
+      failed(verifyWeightQuantOperands(
           *this, getWeightQuantAttr(), *rhsShape, getRhs(), "rhs",
           getRhsScales(), "rhs_scales", getLhsScales(), "lhs_scales")))
     return failure();
@@ -377,8 +430,7 @@ LogicalResult GroupedMatmulOp::verify() {
   if (getRowScale() && !getRows())
     return emitOpError() << "'row_scale' needs the 'rows' operand";
   if (getRows() && !getGather() && !getRowScale())
-    return emitOpError()
-           << "'rows' is used only with 'gather' or 'row_scale'";
+    return emitOpError() << "'rows' is used only with 'gather' or 'row_scale'";
   if (getK() < 1)
     return emitOpError() << "k = " << getK() << " must be >= 1";
   int64_t numRows = c.shape(getLhs())[0];
@@ -387,7 +439,8 @@ LogicalResult GroupedMatmulOp::verify() {
       return failure();
     if (getGather())
       numRows = c.shape(getRows())[0];
-    else if (failed(c.dimIs(getRows(), "rows", 0, numRows, "M, the rows of 'lhs'")))
+    else if (failed(c.dimIs(getRows(), "rows", 0, numRows,
+                            "M, the rows of 'lhs'")))
       return failure();
   }
   if (getRowScale() &&
@@ -395,6 +448,13 @@ LogicalResult GroupedMatmulOp::verify() {
                        "2-D f32 tensor [T, k]")) ||
        failed(c.dimIs(getRowScale(), "row_scale", 1, getK(), "k"))))
     return failure();
+  if (Value tiles = getRowTiles()) {
+    auto schedule = tiles.getDefiningOp<RowTilesOp>();
+    if (!schedule || schedule.getOffsets() != getOffsets() ||
+        schedule.getRows() != getRows())
+      return emitOpError() << "'row_tiles' must be a moe.row_tiles of this "
+                              "op's 'offsets' and 'rows'";
+  }
 
   int64_t width = n;
   if (auto epilogue = getEpilogue()) {
@@ -452,6 +512,15 @@ LogicalResult CombineOp::verify() {
       failed(c.dimIs(getInit(), "init", 0, c.shape(getWeights())[0], "T")) ||
       failed(c.dimIs(getInit(), "init", 1, c.shape(getYs())[1], "H")))
     return failure();
+  int64_t selections =
+      ShapedType::isDynamic(c.shape(getWeights())[0])
+          ? ShapedType::kDynamic
+          : c.shape(getWeights())[0] * c.shape(getWeights())[1];
+  if (getRowOf() &&
+      (failed(c.tensor(getRowOf(), "row_of", 1, isI32,
+                       "1-D i32 tensor [T * k]")) ||
+       failed(c.dimIs(getRowOf(), "row_of", 0, selections, "T * k"))))
+    return failure();
   return verifyResultMatchesInit(*this, getResult(), getInit());
 }
 
@@ -507,6 +576,13 @@ LogicalResult LayerOp::verify() {
       (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
        failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))
     return failure();
+  if (failed(verifyLinearBias(c, getRouterBias(), "router_bias", numExperts,
+                              "E")) ||
+      failed(verifyLinearBias(c, getW13Bias(), "w13_bias", numExperts, "E",
+                              2 * inter, "2I")) ||
+      failed(verifyLinearBias(c, getW2Bias(), "w2_bias", numExperts, "E",
+                              hidden, "H")))
+    return failure();
   if (static_cast<bool>(getSharedW13()) != static_cast<bool>(getSharedW2()))
     return emitOpError() << "'shared_w13' and 'shared_w2' go together";
   if (getSharedGate() && !getSharedW13())
@@ -516,8 +592,8 @@ LogicalResult LayerOp::verify() {
                         "2-D f32/bf16/f16 tensor [2Is, H]")) ||
         failed(c.isStatic(getSharedW13(), "shared_w13", 0, "2Is")) ||
         failed(c.dimIs(getSharedW13(), "shared_w13", 1, hidden, "H")) ||
-        failed(verifyGluWidth(*this, "shared_w13",
-                              c.shape(getSharedW13())[0])) ||
+        failed(
+            verifyGluWidth(*this, "shared_w13", c.shape(getSharedW13())[0])) ||
         failed(c.tensor(getSharedW2(), "shared_w2", 2, isMatmulFloat,
                         "2-D f32/bf16/f16 tensor [H, Is]")) ||
         failed(c.dimIs(getSharedW2(), "shared_w2", 0, hidden, "H")) ||
@@ -555,14 +631,15 @@ LogicalResult LayerOp::verify() {
 static LogicalResult verifyScalarLoss(Operation *op, Value loss) {
   auto type = dyn_cast<RankedTensorType>(loss.getType());
   if (!type || type.getRank() != 0 || !type.getElementType().isF32())
-    return op->emitOpError() << "'loss' must be a 0-D f32 tensor, got "
-                             << loss.getType();
+    return op->emitOpError()
+           << "'loss' must be a 0-D f32 tensor, got " << loss.getType();
   return success();
 }
 
 LogicalResult AuxLossOp::verify() {
   TensorChecker c(*this);
-  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
+  if (failed(
+          c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")) ||
       failed(c.isStatic(getLogits(), "logits", 1, "E")) ||
       failed(c.tensor(getIds(), "ids", 2, isI32, "2-D i32 tensor [T, k]")) ||
       failed(c.dimIs(getIds(), "ids", 0, c.shape(getLogits())[0], "T")))
@@ -572,7 +649,8 @@ LogicalResult AuxLossOp::verify() {
 
 LogicalResult ZLossOp::verify() {
   TensorChecker c(*this);
-  if (failed(c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")))
+  if (failed(
+          c.tensor(getLogits(), "logits", 2, isF32, "2-D f32 tensor [T, E]")))
     return failure();
   return verifyScalarLoss(*this, getLoss());
 }

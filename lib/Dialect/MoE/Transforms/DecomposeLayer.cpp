@@ -28,9 +28,11 @@ RankedTensorType tensorType(ArrayRef<OpFoldResult> sizes, Type elementType) {
   return RankedTensorType::get(shape, elementType);
 }
 
-/// lhs [T, K] . rhs[N, K]^T in f32, as a grouped matmul with one expert
-/// owning every row, so dense projections share the grouped kernels.
-Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs) {
+/// lhs [T, K] . rhs[N, K]^T (+ bias [N], if given) in f32, as a grouped
+/// matmul with one expert owning every row, so dense projections share the
+/// grouped kernels.
+Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs,
+                  Value bias = Value()) {
   auto rhsType = cast<RankedTensorType>(rhs.getType());
   int64_t n = rhsType.getDimSize(0), k = rhsType.getDimSize(1);
   Value weights = b.create<tensor::ExpandShapeOp>(
@@ -42,10 +44,18 @@ Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs) {
   Value offsets = b.create<tensor::FromElementsOp>(
       RankedTensorType::get({2}, b.getI32Type()),
       ValueRange{b.i32(0), b.fromIndex(tokens, b.getI32Type())});
+  if (bias) {
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    bias = b.create<tensor::ExpandShapeOp>(
+        RankedTensorType::get({1, n}, biasType.getElementType()), bias,
+        SmallVector<ReassociationIndices>{{0, 1}},
+        SmallVector<OpFoldResult>{b.getIndexAttr(1), b.getIndexAttr(n)});
+  }
   SmallVector<OpFoldResult> sizes = {b.dimSize(lhs, 0), b.getIndexAttr(n)};
   return b
       .create<GroupedMatmulOp>(tensorType(sizes, b.getF32Type()), lhs, weights,
-                               offsets, b.empty(sizes, b.getF32Type()))
+                               offsets, b.empty(sizes, b.getF32Type()),
+                               RhsLayout::nk, bias)
       .getResult();
 }
 
@@ -59,8 +69,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Type i32 = b.getI32Type();
     Value x = op.getX();
     int64_t k = op.getK();
-    int64_t numExperts = cast<RankedTensorType>(op.getRouter().getType())
-                             .getDimSize(0);
+    int64_t numExperts =
+        cast<RankedTensorType>(op.getRouter().getType()).getDimSize(0);
     int64_t inter = weightShape(cast<RankedTensorType>(op.getW13().getType()),
                                 op.getWeightLayout())
                         .columns /
@@ -69,8 +79,9 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     OpFoldResult hidden = b.dimSize(x, 1);
     OpFoldResult kSize = b.getIndexAttr(k);
 
-    // Routing in f32, whatever the activations' type.
-    Value logits = denseMatmul(b, x, op.getRouter());
+    // Routing in f32, whatever the activations' type; gpt-oss's router is
+    // a Linear with a bias.
+    Value logits = denseMatmul(b, x, op.getRouter(), op.getRouterBias());
     auto route = b.create<RouteOp>(
         tensorType({tokens, kSize}, f32), tensorType({tokens, kSize}, i32),
         logits, op.getBias(), op.getKAttr(), op.getScoringAttr(),
@@ -83,8 +94,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       numRows = b.getIndexAttr(*staticTokens * k);
     auto rowsType = tensorType({numRows}, i32);
     auto dispatch = b.create<DispatchOp>(
-        rowsType, RankedTensorType::get({numExperts + 1}, i32),
-        route.getIds(), route.getWeights(), /*expert_map=*/Value(),
+        rowsType, RankedTensorType::get({numExperts + 1}, i32), route.getIds(),
+        route.getWeights(), /*expert_map=*/Value(),
         b.getI64IntegerAttr(numExperts), op.getCapacityAttr(),
         op.getCapacityFactorAttr(), op.getDropPolicyAttr());
     Value rows = dispatch.getRows();
@@ -97,12 +108,12 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     auto h13 = b.create<GroupedMatmulOp>(
         tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs, op.getW13(),
         dispatch.getOffsets(), b.empty({m, b.getIndexAttr(2 * inter)}, f32),
-        op.getWeightLayout());
+        op.getWeightLayout(), op.getW13Bias());
     quantize(h13, op, op.getW13Scales(), op.getW13InputScales());
     Value act = glu(b, op, h13.getResult(), m, inter);
     auto h2 = b.create<GroupedMatmulOp>(
         tensorType({m, hidden}, f32), act, op.getW2(), dispatch.getOffsets(),
-        b.empty({m, hidden}, f32), op.getWeightLayout());
+        b.empty({m, hidden}, f32), op.getWeightLayout(), op.getW2Bias());
     quantize(h2, op, op.getW2Scales(), op.getW2InputScales());
     Value ys = h2.getResult();
 
@@ -113,10 +124,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                                  .getResult());
       return success();
     }
-    Value routed = b.create<CombineOp>(tensorType({tokens, hidden}, f32), ys,
-                                       rows, route.getWeights(),
-                                       b.empty({tokens, hidden}, f32))
-                       .getResult();
+    Value routed =
+        b.create<CombineOp>(tensorType({tokens, hidden}, f32), ys, rows,
+                            route.getWeights(), b.empty({tokens, hidden}, f32))
+            .getResult();
     Value shared = sharedExpert(b, op, tokens);
     Value result =
         b.generic({routed, shared}, {init}, 2, {{0, 1}, {0, 1}, {0, 1}}, {},
@@ -144,8 +155,8 @@ private:
   }
 
   /// moe.glu with the layer's activation attributes, in f32.
-  static Value glu(StructuredBuilder &b, LayerOp op, Value h,
-                   OpFoldResult rows, int64_t width) {
+  static Value glu(StructuredBuilder &b, LayerOp op, Value h, OpFoldResult rows,
+                   int64_t width) {
     OpFoldResult widthSize = b.getIndexAttr(width);
     Type f32 = b.getF32Type();
     return b

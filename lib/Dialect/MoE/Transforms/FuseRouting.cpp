@@ -17,16 +17,19 @@ using namespace mlir::moe;
 namespace {
 
 /// A grouped matmul with the same operands and attributes as `op`, except
-/// for the ones `update` changes, producing `resultType` into `init`.
+/// for the ones `update` changes, producing `resultType` into `init`. A bias
+/// is added before the epilogue and the row scale, so every fold below keeps
+/// it as it is. A `row_tiles` schedule is not kept: it belongs to the old
+/// rows.
 GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             Value lhs, Value rows, Value rowScale, Value init,
                             function_ref<void(GroupedMatmulOp)> update) {
   auto fused = GroupedMatmulOp::create(
       rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
-      rows, rowScale, op.getRhsScales(), op.getLhsScales(), init,
-      op.getRhsLayoutAttr(), op.getGatherAttr(), op.getKAttr(),
-      op.getEpilogueAttr(), op.getWeightQuantAttr(), op.getGluLayoutAttr(),
-      op.getAlphaAttr(), op.getLimitAttr());
+      rows, rowScale, op.getBias(), op.getRhsScales(), op.getLhsScales(),
+      /*row_tiles=*/Value(), init, op.getRhsLayoutAttr(), op.getGatherAttr(),
+      op.getKAttr(), op.getEpilogueAttr(), op.getWeightQuantAttr(),
+      op.getGluLayoutAttr(), op.getAlphaAttr(), op.getLimitAttr());
   update(fused);
   return fused;
 }
@@ -40,12 +43,11 @@ struct FoldPermuteIntoGather : OpRewritePattern<GroupedMatmulOp> {
     auto permute = op.getLhs().getDefiningOp<PermuteOp>();
     if (!permute || op.getGather() || op.getRows())
       return rewriter.notifyMatchFailure(op, "lhs is not a plain permute");
-    auto fused = cloneMatmul(
-        rewriter, op, permute.getX(), permute.getRows(), Value(), op.getInit(),
-        [&](GroupedMatmulOp m) {
-          m.setGather(true);
-          m.setK(permute.getK());
-        });
+    auto fused = cloneMatmul(rewriter, op, permute.getX(), permute.getRows(),
+                             Value(), op.getInit(), [&](GroupedMatmulOp m) {
+                               m.setGather(true);
+                               m.setK(permute.getK());
+                             });
     rewriter.replaceOp(op, fused.getResult());
     return success();
   }
@@ -61,15 +63,15 @@ struct FoldGluIntoEpilogue : OpRewritePattern<GluOp> {
     if (!matmul || matmul.getEpilogue() || matmul.getRowScale() ||
         !matmul->hasOneUse())
       return rewriter.notifyMatchFailure(glu, "input is not a plain matmul");
-    auto fused = cloneMatmul(
-        rewriter, matmul, matmul.getLhs(), matmul.getRows(), Value(),
-        glu.getInit(), [&](GroupedMatmulOp m) {
-          m.setEpilogueAttr(
-              ActivationAttr::get(rewriter.getContext(), glu.getActivation()));
-          m.setGluLayoutAttr(glu.getGluLayoutAttr());
-          m.setAlphaAttr(glu.getAlphaAttr());
-          m.setLimitAttr(glu.getLimitAttr());
-        });
+    auto fused =
+        cloneMatmul(rewriter, matmul, matmul.getLhs(), matmul.getRows(),
+                    Value(), glu.getInit(), [&](GroupedMatmulOp m) {
+                      m.setEpilogueAttr(ActivationAttr::get(
+                          rewriter.getContext(), glu.getActivation()));
+                      m.setGluLayoutAttr(glu.getGluLayoutAttr());
+                      m.setAlphaAttr(glu.getAlphaAttr());
+                      m.setLimitAttr(glu.getLimitAttr());
+                    });
     rewriter.replaceOp(glu, fused.getResult());
     rewriter.eraseOp(matmul);
     return success();
@@ -93,10 +95,10 @@ struct FoldWeightsIntoRowScale : OpRewritePattern<CombineOp> {
         cast<RankedTensorType>(combine.getWeights().getType()).getDimSize(1);
     if (matmul.getGather() && static_cast<int64_t>(matmul.getK()) != k)
       return rewriter.notifyMatchFailure(combine, "k differs");
-    auto fused = cloneMatmul(rewriter, matmul, matmul.getLhs(),
-                             combine.getRows(), combine.getWeights(),
-                             matmul.getInit(),
-                             [&](GroupedMatmulOp m) { m.setK(k); });
+    auto fused =
+        cloneMatmul(rewriter, matmul, matmul.getLhs(), combine.getRows(),
+                    combine.getWeights(), matmul.getInit(),
+                    [&](GroupedMatmulOp m) { m.setK(k); });
     rewriter.modifyOpInPlace(combine, [&] {
       combine.getYsMutable().assign(fused.getResult());
       combine.setPrescaled(true);

@@ -42,3 +42,25 @@ func.func @deepseek_like(%x: tensor<4x16xbf16>, %router: tensor<8x16xbf16>, %w13
        renormalize, renorm_epsilon = 1.0e-20 : f64, scale = 2.5 : f64} -> tensor<4x16xbf16>
   return %y : tensor<4x16xbf16>
 }
+
+// gpt-oss: the router bias goes to the router matmul as a [1, E] bias, the
+// expert biases to the two grouped matmuls; the selection bias stays absent.
+// CHECK-LABEL: func.func @gpt_oss_like
+// CHECK-SAME: %[[BR:[^:]*]]: tensor<8xbf16>, %[[B13:[^:]*]]: tensor<8x24xbf16>, %[[B2:[^:]*]]: tensor<8x16xbf16>
+// CHECK: %[[BR2:.*]] = tensor.expand_shape %[[BR]] {{\[\[}}0, 1]] output_shape [1, 8] : tensor<8xbf16> into tensor<1x8xbf16>
+// CHECK: %[[LOGITS:.*]] = moe.grouped_matmul ins({{.*}} : tensor<?x16xbf16>, tensor<1x8x16xbf16>, tensor<2xi32>) bias(%[[BR2]] : tensor<1x8xbf16>) {{.*}} -> tensor<?x8xf32>
+// CHECK: moe.route %[[LOGITS]] {k = 4 : i64, scoring = #moe.scoring<softmax_topk>}
+// CHECK: %[[H:.*]] = moe.grouped_matmul ins({{.*}} : tensor<?x16xf32>, tensor<8x24x16xbf16>, tensor<9xi32>) bias(%[[B13]] : tensor<8x24xbf16>)
+// CHECK: moe.glu ins(%[[H]] : tensor<?x24xf32>) {{.*}}activation = #moe.activation<swiglu_oai>{{.*}}glu_layout = #moe.glu_layout<interleaved>
+// CHECK: moe.grouped_matmul ins({{.*}} : tensor<?x12xf32>, tensor<8x16x12xbf16>, tensor<9xi32>) bias(%[[B2]] : tensor<8x16xbf16>)
+// CHECK: moe.combine
+func.func @gpt_oss_like(%x: tensor<?x16xbf16>, %router: tensor<8x16xbf16>, %w13: tensor<8x24x16xbf16>, %w2: tensor<8x16x12xbf16>,
+                        %br: tensor<8xbf16>, %b13: tensor<8x24xbf16>, %b2: tensor<8x16xbf16>,
+                        %init: tensor<?x16xbf16>) -> tensor<?x16xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x16xbf16>, tensor<8x16xbf16>, tensor<8x24x16xbf16>, tensor<8x16x12xbf16>)
+      router_bias(%br : tensor<8xbf16>) w13_bias(%b13 : tensor<8x24xbf16>) w2_bias(%b2 : tensor<8x16xbf16>)
+      outs(%init : tensor<?x16xbf16>)
+      {k = 4 : i64, scoring = #moe.scoring<softmax_topk>, activation = #moe.activation<swiglu_oai>,
+       glu_layout = #moe.glu_layout<interleaved>} -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}

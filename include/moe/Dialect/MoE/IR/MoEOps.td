@@ -137,10 +137,17 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments]> {
       device): only local experts get rows, and `offsets` has one entry per
       local expert plus one.
     - Ids outside `[0, E)` (such as a dropped GShard selection) get no row.
+    - The optional third result `row_of` `[T * k]` is the inverse of `rows`:
+      `row_of[t * k + j]` is the row r with `rows[r] = t * k + j`, or -1 for
+      a selection without a row. A `moe.combine` of the same rows takes it
+      (`row_of(...)`) instead of inverting `rows` itself; the GPU kernels
+      write it while they sort.
 
     ```mlir
     %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64}
         : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+    %rows2, %offsets2, %row_of = moe.dispatch %ids {num_experts = 8 : i64}
+        : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>, tensor<?xi32>
     ```
   }];
   let arguments = !con((ins AnyRankedTensor:$ids,
@@ -148,11 +155,63 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments]> {
                             Optional<AnyRankedTensor>:$expert_map,
                             ConfinedAttr<I64Attr, [IntPositive]>:$num_experts),
                        MoE_CapacityArgs);
-  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets);
+  let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
+                      Optional<AnyRankedTensor>:$row_of);
   let assemblyFormat = [{
     $ids (`weights` `(` $weights^ `:` type($weights) `)`)?
     (`expert_map` `(` $expert_map^ `:` type($expert_map) `)`)? attr-dict
     `:` type($ids) `->` type($rows) `,` type($offsets)
+    (`,` type($row_of)^)?
+  }];
+  let builders = [
+    // Without the inverse rows.
+    OpBuilder<(ins "::mlir::Type":$rows, "::mlir::Type":$offsets,
+                   "::mlir::Value":$ids, "::mlir::Value":$weights,
+                   "::mlir::Value":$expertMap, "::mlir::IntegerAttr":$numExperts,
+                   "::mlir::IntegerAttr":$capacity,
+                   "::mlir::FloatAttr":$capacityFactor,
+                   "::mlir::moe::DropPolicyAttr":$dropPolicy), [{
+      build($_builder, $_state, rows, offsets, /*row_of=*/::mlir::Type(), ids,
+            weights, expertMap, numExperts, capacity, capacityFactor,
+            dropPolicy);
+    }]>
+  ];
+  let hasVerifier = 1;
+}
+
+def MoE_RowTilesOp : MoE_Op<"row_tiles", [Pure]> {
+  let summary = "the schedule of row tiles of grouped matmuls on the GPU";
+  let description = [{
+    The row tiles that the GPU kernels of grouped matmuls over `rows` `[M]`
+    and `offsets` `[E + 1]` take their work from. Each kernel picks its tile
+    rows on the host from the average rows per expert: `large_tile_rows`
+    where `M / E >= large_rows_per_expert`, else `small_tile_rows` (the
+    `moe.gpu_kernels` of the matmuls that read it, which must name the same
+    tile rows and threshold). The result `[1 + 2 * tiles]` holds the number
+    of tiles, then each tile's expert and first row as a pair, for up to
+    `tiles = ceil(M / R) + min(E, M) + 1` tiles of R = min(small_tile_rows,
+    large_tile_rows) rows: tile t covers rows `[first, min(first + R', end
+    of its expert))` of its expert, for the picked tile rows R'.
+
+    `moe-gpu-share-row-tiles` adds it before the first grouped matmul over a
+    set of routed rows and hands it to each of them (`row_tiles(...)`), so
+    that a layer's two matmuls schedule their tiles once; two of them over
+    the same rows and tile sizes are one after CSE.
+
+    ```mlir
+    %tiles = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+        large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+        : tensor<9xi32>, tensor<?xi32> -> tensor<?xi32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$offsets, AnyRankedTensor:$rows,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$small_tile_rows,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$large_tile_rows,
+                       ConfinedAttr<I64Attr, [IntNonNegative]>:$large_rows_per_expert);
+  let results = (outs AnyRankedTensor:$tiles);
+  let assemblyFormat = [{
+    $offsets `,` $rows attr-dict `:` type($offsets) `,` type($rows) `->`
+      type($tiles)
   }];
   let hasVerifier = 1;
 }
@@ -211,6 +270,19 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     - `row_scale(%weights)`: row r is multiplied by `weights[rows[r] / k,
       rows[r] % k]` after the epilogue (routing weights in the epilogue).
 
+    `bias(%b)` (`[E, N]`, f32, bf16 or f16, indexed by the output column n
+    of `W[e]` whatever `rhs_layout` is): row r of expert e becomes
+    `lhs[r] . W[e]^T + b[e]`, added to the f32 accumulator before the GLU
+    epilogue and before the row scale (gpt-oss's `gate_up_proj_bias`, in
+    its interleaved order, and `down_proj_bias`, which the routing weight
+    then scales with the rest of the expert's output). Rows in no expert's
+    range stay zero.
+
+    `row_tiles(%tiles)`, from a `moe.row_tiles` of the same `offsets` and
+    `rows`, is the schedule of row tiles that the GPU kernels take their work
+    from; grouped matmuls over the same routed rows share it. It does not
+    change the result, and the CPU lowerings do not read it.
+
     Quantized weights (`weight_quant = #moe.weight_quant<...>`, docs/
     quantization.md): `rhs` holds `f8E4M3FN` values and `rhs_scales(%s)`
     their f32 scales `[E, ceil(N / bn), ceil(K / bk)]`; the weight is
@@ -237,8 +309,10 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
                             AnyRankedTensor:$offsets,
                             Optional<AnyRankedTensor>:$rows,
                             Optional<AnyRankedTensor>:$row_scale,
+                            Optional<AnyRankedTensor>:$bias,
                             Optional<AnyRankedTensor>:$rhs_scales,
                             Optional<AnyRankedTensor>:$lhs_scales,
+                            Optional<AnyRankedTensor>:$row_tiles,
                             AnyRankedTensor:$init,
                             DefaultValuedAttr<MoE_RhsLayoutAttr,
                                 "::mlir::moe::RhsLayout::nk">:$rhs_layout,
@@ -253,23 +327,25 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
       type($offsets) `)`
     (`rows` `(` $rows^ `:` type($rows) `)`)?
     (`row_scale` `(` $row_scale^ `:` type($row_scale) `)`)?
+    (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`rhs_scales` `(` $rhs_scales^ `:` type($rhs_scales) `)`)?
     (`lhs_scales` `(` $lhs_scales^ `:` type($lhs_scales) `)`)?
+    (`row_tiles` `(` $row_tiles^ `:` type($row_tiles) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
   let builders = [
-    // The unfused form: no gather, epilogue or row scale.
+    // The unfused form: no gather, epilogue or row scale; a bias if given.
     OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$lhs,
                    "::mlir::Value":$rhs, "::mlir::Value":$offsets,
                    "::mlir::Value":$init,
                    CArg<"::mlir::moe::RhsLayout",
-                        "::mlir::moe::RhsLayout::nk">:$rhsLayout), [{
+                        "::mlir::moe::RhsLayout::nk">:$rhsLayout,
+                   CArg<"::mlir::Value", "{}">:$bias), [{
       build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
-            /*row_scale=*/Value(),
+            /*row_scale=*/Value(), bias,
             /*rhs_scales=*/Value(), /*lhs_scales=*/Value(),
-            init, rhsLayout, /*gather=*/false,
-            /*k=*/1, /*epilogue=*/nullptr,
-            /*weight_quant=*/nullptr,
+            /*row_tiles=*/Value(), init, rhsLayout, /*gather=*/false,
+            /*k=*/1, /*epilogue=*/nullptr, /*weight_quant=*/nullptr,
             GluLayout::concatenated,
             ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
     }]>
@@ -312,6 +388,9 @@ def MoE_CombineOp : MoE_DpsOp<"combine"> {
     With `prescaled` the rows already carry their routing weights (the
     `row_scale` epilogue of the grouped matmul that produced them), so they
     are summed unweighted; `weights` still gives T and k.
+    `row_of(%row_of)` `[T * k]` is the inverse of `rows`, as `moe.dispatch`
+    returns it: where it is given, the combine reads each selection's row
+    there instead of inverting `rows`.
 
     ```mlir
     %y = moe.combine ins(%ys, %rows, %w
@@ -320,14 +399,25 @@ def MoE_CombineOp : MoE_DpsOp<"combine"> {
     ```
   }];
   let arguments = (ins AnyRankedTensor:$ys, AnyRankedTensor:$rows,
-                       AnyRankedTensor:$weights, AnyRankedTensor:$init,
-                       UnitAttr:$prescaled);
+                       AnyRankedTensor:$weights,
+                       Optional<AnyRankedTensor>:$row_of,
+                       AnyRankedTensor:$init, UnitAttr:$prescaled);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     `ins` `(` $ys `,` $rows `,` $weights `:` type($ys) `,` type($rows) `,`
       type($weights) `)`
+    (`row_of` `(` $row_of^ `:` type($row_of) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
+  let builders = [
+    // Without the inverse rows.
+    OpBuilder<(ins "::mlir::Type":$result, "::mlir::Value":$ys,
+                   "::mlir::Value":$rows, "::mlir::Value":$weights,
+                   "::mlir::Value":$init, CArg<"bool", "false">:$prescaled), [{
+      build($_builder, $_state, result, ys, rows, weights, /*row_of=*/Value(),
+            init, prescaled);
+    }]>
+  ];
   let hasVerifier = 1;
 }
 
@@ -348,6 +438,17 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     (`[E, 2I / P, H, P]` and `[E, H / P, I, P]` for `panels`,
     `[E, 2I / P, H / 2, 2P]` and `[E, H / P, I / 2, 2P]` for `panels_vnni`); the shared
     expert stays in the Linear layout.
+
+    `bias` is the selection bias of `moe.route` (DeepSeek-V3's correction
+    bias: it picks experts, never weights them). The Linear biases of gpt-oss
+    are separate operands, each optional:
+    - `router_bias` `[E]`: the router logits are `x . router^T +
+      router_bias` (gpt-oss's `router.bias`), before any scoring;
+    - `w13_bias` `[E, 2I]`: added to the gate/up projection before the
+      activation, in the `glu_layout` order (`experts.gate_up_proj_bias`);
+    - `w2_bias` `[E, H]`: added to the down projection, before the routing
+      weight scales the expert's output (`experts.down_proj_bias`).
+    Biases are f32, bf16 or f16 and are added in f32.
 
     With `weight_quant`, `w13` and `w2` hold quantized weights and
     `scales(%s13, %s2)` their scales (`[E, ceil(2I / bn), ceil(H / bk)]`
@@ -372,10 +473,27 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
         outs(%init : tensor<?x64xf32>) {k = 2 : i64, renormalize}
         -> tensor<?x64xf32>
     ```
+
+    gpt-oss (router and expert biases, interleaved gate/up, clamped SwiGLU):
+
+    ```mlir
+    %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xbf16>,
+        tensor<8x64xbf16>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>)
+        router_bias(%br : tensor<8xbf16>)
+        w13_bias(%b13 : tensor<8x256xbf16>) w2_bias(%b2 : tensor<8x64xbf16>)
+        outs(%init : tensor<?x64xbf16>)
+        {k = 4 : i64, scoring = #moe.scoring<softmax_topk>,
+         activation = #moe.activation<swiglu_oai>,
+         glu_layout = #moe.glu_layout<interleaved>}
+        -> tensor<?x64xbf16>
+    ```
   }];
   let arguments = !con((ins AnyRankedTensor:$x, AnyRankedTensor:$router,
                             AnyRankedTensor:$w13, AnyRankedTensor:$w2,
                             Optional<AnyRankedTensor>:$bias,
+                            Optional<AnyRankedTensor>:$router_bias,
+                            Optional<AnyRankedTensor>:$w13_bias,
+                            Optional<AnyRankedTensor>:$w2_bias,
                             Optional<AnyRankedTensor>:$shared_w13,
                             Optional<AnyRankedTensor>:$shared_w2,
                             Optional<AnyRankedTensor>:$shared_gate,
@@ -396,6 +514,9 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     `ins` `(` $x `,` $router `,` $w13 `,` $w2 `:` type($x) `,` type($router)
       `,` type($w13) `,` type($w2) `)`
     (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`router_bias` `(` $router_bias^ `:` type($router_bias) `)`)?
+    (`w13_bias` `(` $w13_bias^ `:` type($w13_bias) `)`)?
+    (`w2_bias` `(` $w2_bias^ `:` type($w2_bias) `)`)?
     (`shared` `(` $shared_w13^ `,` $shared_w2 `:` type($shared_w13) `,`
       type($shared_w2) `)`)?
     (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?

@@ -1,0 +1,98 @@
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
+// RUN:   --moe-gpu-share-row-tiles --cse --split-input-file | FileCheck %s
+// The pass alone, before CSE: one moe.row_tiles per tensor-core matmul.
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
+// RUN:   --moe-gpu-share-row-tiles --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=NOCSE
+// The result is valid IR that lowers, and running the pass twice changes
+// nothing.
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
+// RUN:   --moe-gpu-share-row-tiles --cse --moe-gpu-share-row-tiles \
+// RUN:   --split-input-file | FileCheck %s
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=LOWERED
+
+// The dispatch gains its inverse rows, which the combine of its rows reads;
+// the two projections over the same rows read one schedule of row tiles,
+// whose tile rows and threshold are those of their moe.gpu_kernels.
+// CHECK-LABEL: func.func @experts
+// CHECK:         %[[ROWS:.*]], %[[OFFSETS:.*]], %[[ROW_OF:.*]] = moe.dispatch {{.*}} -> tensor<?xi32>, tensor<5xi32>, tensor<?xi32>
+// CHECK:         %[[TILES:.*]] = moe.row_tiles %[[OFFSETS]], %[[ROWS]] {large_rows_per_expert = 64 : i64, large_tile_rows = 128 : i64, small_tile_rows = 16 : i64}
+// CHECK-NOT:     moe.row_tiles
+// CHECK:         moe.grouped_matmul {{.*}} rows(%[[ROWS]] : tensor<?xi32>) row_tiles(%[[TILES]] : tensor<?xi32>)
+// CHECK:         moe.grouped_matmul {{.*}} rows(%[[ROWS]] : tensor<?xi32>) row_scale({{.*}}) row_tiles(%[[TILES]] : tensor<?xi32>)
+// CHECK:         moe.combine {{.*}} row_of(%[[ROW_OF]] : tensor<?xi32>)
+// NOCSE-LABEL:   func.func @experts
+// NOCSE-COUNT-2: moe.row_tiles
+// LOWERED-LABEL: func.func @experts
+// LOWERED-NOT:   = moe.{{[a-z_]+}} 
+// LOWERED:       return
+func.func @experts(%x: tensor<?x64xbf16>, %w13: tensor<4x96x64xbf16>,
+                   %w2: tensor<4x64x48xbf16>, %ids: tensor<?x2xi32>,
+                   %w: tensor<?x2xf32>) -> tensor<?x64xbf16> {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x64xbf16>
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+      {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %i0 = tensor.empty(%m) : tensor<?x48xf32>
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x64xbf16>,
+      tensor<4x96x64xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      outs(%i0 : tensor<?x48xf32>) {epilogue = #moe.activation<silu>, gather,
+      k = 2 : i64} -> tensor<?x48xf32>
+  %i1 = tensor.empty(%m) : tensor<?x64xf32>
+  %ys = moe.grouped_matmul ins(%h, %w2, %offsets : tensor<?x48xf32>,
+      tensor<4x64x48xbf16>, tensor<5xi32>) rows(%rows : tensor<?xi32>)
+      row_scale(%w : tensor<?x2xf32>) outs(%i1 : tensor<?x64xf32>)
+      {k = 2 : i64} -> tensor<?x64xf32>
+  %i2 = tensor.empty(%t) : tensor<?x64xbf16>
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x64xf32>, tensor<?xi32>,
+      tensor<?x2xf32>) outs(%i2 : tensor<?x64xbf16>) {prescaled}
+      -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// -----
+
+// A matmul without routed rows, and one on the simt kernel (f32 weights),
+// take no row tiles.
+// CHECK-LABEL: func.func @unrouted
+// CHECK-NOT:     moe.row_tiles
+// CHECK-NOT:     row_tiles(
+// CHECK:         return
+func.func @unrouted(%x: tensor<?x16xbf16>, %w: tensor<2x32x16xbf16>,
+                    %x32: tensor<?x13xf32>, %w32: tensor<2x7x13xf32>,
+                    %offsets: tensor<3xi32>, %rows: tensor<?xi32>)
+    -> (tensor<?x32xf32>, tensor<?x7xf32>) {
+  %c0 = arith.constant 0 : index
+  %t = tensor.dim %x, %c0 : tensor<?x16xbf16>
+  %i0 = tensor.empty(%t) : tensor<?x32xf32>
+  %a = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x16xbf16>,
+      tensor<2x32x16xbf16>, tensor<3xi32>) outs(%i0 : tensor<?x32xf32>)
+      -> tensor<?x32xf32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %i1 = tensor.empty(%m) : tensor<?x7xf32>
+  %b = moe.grouped_matmul ins(%x32, %w32, %offsets : tensor<?x13xf32>,
+      tensor<2x7x13xf32>, tensor<3xi32>) rows(%rows : tensor<?xi32>)
+      outs(%i1 : tensor<?x7xf32>) {gather, k = 1 : i64} -> tensor<?x7xf32>
+  return %a, %b : tensor<?x32xf32>, tensor<?x7xf32>
+}
+
+// -----
+
+// A combine of other selections than the dispatch sorted (here k = 1 of a
+// k = 2 dispatch's rows) keeps inverting its rows itself.
+// CHECK-LABEL: func.func @other_selections
+// CHECK:         moe.dispatch {{.*}} -> tensor<?xi32>, tensor<5xi32>{{$}}
+// CHECK-NOT:     row_of(
+// CHECK:         return
+func.func @other_selections(%ids: tensor<8x2xi32>, %ys: tensor<?x16xf32>,
+                            %w: tensor<16x1xf32>) -> tensor<16x16xf32> {
+  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %init = tensor.empty() : tensor<16x16xf32>
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x16xf32>, tensor<?xi32>,
+      tensor<16x1xf32>) outs(%init : tensor<16x16xf32>) -> tensor<16x16xf32>
+  return %y : tensor<16x16xf32>
+}
