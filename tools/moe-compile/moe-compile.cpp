@@ -13,11 +13,11 @@
 #include "CPUKernels.h"
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
-#include "moe/Pipelines/CUDATarget.h"
 #include "moe/Compiler/HFConfig.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/InitAll.h"
+#include "moe/Pipelines/CUDATarget.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Runtime/moe_runtime.h"
 
@@ -69,7 +69,8 @@ namespace {
 
 cl::OptionCategory category("moe-compile options");
 
-cl::opt<std::string> inputFile(cl::Positional, cl::desc("[input.mlir | config.json]"),
+cl::opt<std::string> inputFile(cl::Positional,
+                               cl::desc("[input.mlir | config.json]"),
                                cl::init(""), cl::cat(category));
 cl::opt<std::string> configFile("config",
                                 cl::desc("A model's Hugging Face config.json "
@@ -108,16 +109,19 @@ cl::list<std::string> emit("emit",
 cl::opt<std::string> outputDir("o", cl::desc("Output directory"),
                                cl::value_desc("dir"), cl::init("."),
                                cl::cat(category));
-cl::opt<std::string> layerName(
-    "name", cl::desc("Name of the layer in symbols and files (moe_<name>_*)"),
-    cl::init("layer"), cl::cat(category));
-cl::opt<std::string> functionName(
-    "function", cl::desc("The function to export when the input is IR "
-                         "(default: its only public function)"),
-    cl::init(""), cl::cat(category));
-cl::opt<std::string> cudaFeatures(
-    "cuda-features", cl::desc("PTX features of --target=cuda (default +ptx80)"),
-    cl::init("+ptx80"), cl::cat(category));
+cl::opt<std::string>
+    layerName("name",
+              cl::desc("Name of the layer in symbols and files (moe_<name>_*)"),
+              cl::init("layer"), cl::cat(category));
+cl::opt<std::string>
+    functionName("function",
+                 cl::desc("The function to export when the input is IR "
+                          "(default: its only public function)"),
+                 cl::init(""), cl::cat(category));
+cl::opt<std::string>
+    cudaFeatures("cuda-features",
+                 cl::desc("PTX features of --target=cuda (default +ptx80)"),
+                 cl::init("+ptx80"), cl::cat(category));
 cl::opt<int64_t> maxTokens("max-tokens",
                            cl::desc("Largest num_tokens the ABI accepts"),
                            cl::init(1 << 20), cl::cat(category));
@@ -138,8 +142,8 @@ std::string clangPath() {
 bool run(ArrayRef<std::string> args) {
   SmallVector<StringRef> refs(args.begin(), args.end());
   std::string message;
-  int status = sys::ExecuteAndWait(args.front(), refs, std::nullopt, {}, 0, 0,
-                                   &message);
+  int status =
+      sys::ExecuteAndWait(args.front(), refs, std::nullopt, {}, 0, 0, &message);
   if (status != 0) {
     errs() << "moe-compile: error: " << sys::path::filename(args.front())
            << " failed" << (message.empty() ? "" : ": " + message) << "\n";
@@ -188,8 +192,8 @@ LogicalResult lowerForCUDA(ModuleOp module, StringRef chipName,
   options.chip = chipName.str();
   options.features = cudaFeatures.getValue();
   options.format = format.str();
-  if (failed(buildMoELowerToNVVMPipeline(
-          pm, options, [&](const Twine &message) {
+  if (failed(
+          buildMoELowerToNVVMPipeline(pm, options, [&](const Twine &message) {
             return emitError(module.getLoc()) << message;
           })))
     return failure();
@@ -339,7 +343,8 @@ int main(int argc, char **argv) {
       Expected<LayerSpec> fromConfig =
           layerSpecFromHFConfigText(inputBuffer->getBuffer());
       if (!fromConfig)
-        return fail(formatv("{0}: {1}", input, toString(fromConfig.takeError())));
+        return fail(
+            formatv("{0}: {1}", input, toString(fromConfig.takeError())));
       spec = std::move(*fromConfig);
     } else if (!layerSettings.getNumOccurrences()) {
       return fail("no input: give IR, a config.json or --layer (see --help)");
@@ -477,8 +482,7 @@ int main(int argc, char **argv) {
     return 1;
   if (outputs.count("ptx") && !writeFile(outPath(base + ".ptx"), ptx))
     return 1;
-  if (outputs.count("fatbin") &&
-      !writeFile(outPath(base + ".fatbin"), fatbin))
+  if (outputs.count("fatbin") && !writeFile(outPath(base + ".fatbin"), fatbin))
     return 1;
   // CUDA host code is a few launches: it is built for any x86-64, so the
   // artifact runs on whichever host holds the GPU.
@@ -533,8 +537,8 @@ int main(int argc, char **argv) {
       if (!sys::fs::exists(runtime))
         return fail("the CUDA runtime archive " + runtime +
                     " does not exist (set MOE_MLIR_CUDA_RUNTIME)");
-      link.insert(link.end(), {runtime, "-lstdc++", "-ldl",
-                               "-lpthread", "-lm"});
+      link.insert(link.end(),
+                  {runtime, "-lstdc++", "-ldl", "-lpthread", "-lm"});
     } else {
       // libomp is found beside the library first, so an artifact shipped
       // with its libomp runs where LLVM is not installed.
@@ -555,9 +559,9 @@ int main(int argc, char **argv) {
   }
   if (outputs.count("manifest")) {
     json::Object manifest{
-        {"abi_version", formatv("{0}.{1}", MOE_ABI_VERSION_MAJOR,
-                                MOE_ABI_VERSION_MINOR)
-                            .str()},
+        {"abi_version",
+         formatv("{0}.{1}", MOE_ABI_VERSION_MAJOR, MOE_ABI_VERSION_MINOR)
+             .str()},
         {"name", layerName.getValue()},
         {"prefix", abi->prefix},
         {"function", abi->symbol},

@@ -24,6 +24,9 @@ using namespace mlir::moe::gpu_lowering;
 Replacements gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op,
                                               GroupedMatmulOp::Adaptor operands,
                                               KernelBuilder &b) {
+  if (op.getWeightQuantAttr())
+    return op.emitOpError()
+           << "quantized weights (weight_quant) have no GPU lowering yet";
   RhsLayout layout = op.getRhsLayout();
   if (layout == RhsLayout::panels || layout == RhsLayout::panels_vnni)
     return op.emitOpError() << "weights in the " << stringifyRhsLayout(layout)

@@ -72,6 +72,10 @@ struct MoEGPUSelectKernelConfigPass
       return signalPassFailure();
     GpuChip target = *parseGpuChip(chip);
     WalkResult result = getOperation().walk([&](GroupedMatmulOp op) {
+      // Quantized matmuls have no GPU kernel to configure; the lowering
+      // refuses them with a diagnostic.
+      if (op.getWeightQuantAttr())
+        return WalkResult::advance();
       return failed(select(op, target)) ? WalkResult::interrupt()
                                         : WalkResult::advance();
     });

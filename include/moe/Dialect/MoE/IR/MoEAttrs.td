@@ -24,6 +24,56 @@ def MoE_MatmulKernelAttr : MoE_EnumAttr<MoE_MatmulKernel, "matmul_kernel">;
 def MoE_SharedLayoutAttr : MoE_EnumAttr<MoE_SharedLayout, "shared_layout">;
 
 //===----------------------------------------------------------------------===//
+// Quantized weights
+//===----------------------------------------------------------------------===//
+
+def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
+  let mnemonic = "weight_quant";
+  let summary = "how a grouped matmul's weights and activations are quantized";
+  let description = [{
+    The quantization of a `moe.grouped_matmul`'s (or a `moe.layer`'s)
+    expert weights, with the scales as explicit operands:
+
+    - `format`: the weights' element format. `fp8_e4m3`: `f8E4M3FN`
+      weights `W[e, n, k]` with f32 scales `S[e, ceil(N / bn),
+      ceil(K / bk)]`; the weight is `W[e, n, k] * S[e, n / bn, k / bk]`
+      (the checkpoint's `weight_scale_inv`).
+    - `block = [bn, bk]`: the block of weights that shares a scale. A block
+      size at least the dimension makes one block across it: `[1, K]` is
+      per-channel, `[N, K]` per-tensor.
+    - `activation`: how the matmul's input rows are quantized before the
+      product. `dynamic`: each row (after the gather) in groups of `bk`
+      along K, scale `amax(|a|) / 448` in f32 (1 for an all-zero group);
+      `static`: one f32 scale for the whole tensor (the `lhs_scales`
+      operand, `[1]`). Either way `a / scale` (f32) is clamped to
+      `[-448, 448]`, rounded to the nearest `e4m3` value (ties to even) and
+      multiplied by the scale again; `none`: the input is used as it is.
+
+    The products accumulate in f32.
+
+    Example: `#moe.weight_quant<format = fp8_e4m3, block = [128, 128],
+    activation = dynamic>`
+  }];
+  let parameters = (ins
+    EnumParameter<MoE_WeightFormat>:$format,
+    ArrayRefParameter<"int64_t">:$block,
+    EnumParameter<MoE_ActivationQuant>:$activation
+  );
+  let assemblyFormat = [{
+    `<` `format` `=` $format `,` `block` `=` `[` $block `]` `,`
+    `activation` `=` $activation `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The block's extent along N (bn) and along K (bk).
+    int64_t getBlockN() const { return getBlock()[0]; }
+    int64_t getBlockK() const { return getBlock()[1]; }
+    /// The element type of weights in this format.
+    ::mlir::Type getWeightElementType() const;
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // GPU kernel configurations
 //===----------------------------------------------------------------------===//
 

@@ -64,6 +64,22 @@ def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights",
   let genSpecializedAttr = 0;
 }
 
+def MoE_WeightFormat : I32EnumAttr<"WeightFormat",
+    "element format of quantized expert weights", [
+    I32EnumAttrCase<"fp8_e4m3", 0>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_ActivationQuant : I32EnumAttr<"ActivationQuant",
+    "how a quantized grouped matmul quantizes its activations", [
+    I32EnumAttrCase<"none", 0>,
+    I32EnumAttrCase<"dynamic", 1>,
+    I32EnumAttrCase<"static_", 2, "static">]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
 def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
     "the GPU kernel that computes a grouped matmul's tiles", [
     I32EnumAttrCase<"simt", 0>,
