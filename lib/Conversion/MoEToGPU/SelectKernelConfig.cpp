@@ -178,9 +178,12 @@ struct MoEGPUSelectKernelConfigPass
     small.columns = 64;
     small.k = 32;
     small.unroll = unroll;
+    // 32 rows: twice the decode tile's, and with a GLU (gate and up tiles
+    // in every warp) the same 64 columns, so the sums, partial sums and
+    // fragments of 4 steps fit the registers without spilling.
     Tile large = small;
     large.rows = 32;
-    large.columns = 128;
+    large.columns = op.getEpilogue() ? 64 : 128;
     int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert) : 32;
     if (failed(checkPtx(op, MatmulKernel::mma_sync_fp8)))
       return failure();

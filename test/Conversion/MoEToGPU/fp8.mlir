@@ -10,9 +10,10 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, dynamic activations, a GLU epilogue and a
-// bias: 4 steps of 32 per K block.
+// bias: 4 steps of 32 per K block; the 32-row tile has 64 output columns
+// with a GLU (128 without).
 // SELECT-LABEL: func.func @gate_up
-// SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>
+// SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = mma_sync_fp8, rows = 32, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>
 // LOWER-LABEL: func.func @gate_up
 // The activations: one thread per row and K block, the amax of the block,
 // its scale and the e4m3 bytes.
