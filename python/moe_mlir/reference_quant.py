@@ -12,8 +12,12 @@ given float32 scale. ``a / scale`` (float32) is clamped to [-448, 448] and round
 nearest e4m3 value (ties to even); the product uses ``q * scale`` exactly (float64).
 """
 
-import ml_dtypes
 import numpy as np
+
+try:  # exact e4m3 values; the numpy forms below give the same ones without it
+    import ml_dtypes
+except ImportError:  # e.g. a GPU machine with torch and numpy only
+    ml_dtypes = None
 
 __all__ = [
     "E4M3_MAX",
@@ -36,12 +40,27 @@ def _block(block, N, K):
     return min(int(block[0]), N), min(int(block[1]), K)
 
 
+def _e4m3_table():
+    """The float64 value of each e4m3 byte: sign, 4 exponent bits (bias 7), 3 mantissa
+    bits; exponent 0 is subnormal (m * 2^-9); 0x7F and 0xFF are NaN."""
+    byte = np.arange(256)
+    exponent, mantissa = (byte >> 3) & 0xF, byte & 7
+    magnitude = np.where(exponent == 0, mantissa * 2.0 ** -9,
+                         (1 + mantissa / 8.0) * 2.0 ** (exponent - 7.0))
+    values = np.where(byte & 0x80, -magnitude, magnitude)
+    values[(byte & 0x7F) == 0x7F] = np.nan
+    return values
+
+
+E4M3_TABLE = _e4m3_table()
+
+
 def e4m3_values(w):
     """The exact float64 values of e4m3 weights (a float8_e4m3fn array, or its uint8 bits)."""
     w = np.asarray(w)
     if w.dtype == np.uint8:
-        w = w.view(ml_dtypes.float8_e4m3fn)
-    if w.dtype != ml_dtypes.float8_e4m3fn:
+        return E4M3_TABLE[w]
+    if ml_dtypes is None or w.dtype != ml_dtypes.float8_e4m3fn:
         raise ValueError(f"FP8 weights must be float8_e4m3fn (or their uint8 bits), got {w.dtype}")
     return w.astype(np.float64)
 
@@ -63,7 +82,7 @@ def dequantize_weights(w, scales, block):
     if scales.shape != expected or scales.dtype != np.float32:
         raise ValueError(f"scales must be float32 {expected} for weights {W.shape} and block "
                          f"{list(block)}, got {scales.dtype} {scales.shape}")
-    bn, bk = int(block[0]), int(block[1])
+    bn, bk = _block(block, N, K)  # a block past a dimension spans it
     S = scales.astype(np.float64)
     S = np.repeat(np.repeat(S, bn, axis=1)[:, :N], bk, axis=2)[:, :, :K]
     return W * S
@@ -72,7 +91,20 @@ def dequantize_weights(w, scales, block):
 def _to_e4m3(y):
     """float32 y clamped to [-448, 448], rounded to e4m3 (ties to even), as float64."""
     y = np.clip(y, np.float32(-E4M3_MAX), np.float32(E4M3_MAX))
+    if ml_dtypes is None:
+        return _round_e4m3(y)
     return y.astype(ml_dtypes.float8_e4m3fn).astype(np.float64)
+
+
+def _round_e4m3(y):
+    """float32 y in [-448, 448] rounded to e4m3, ties to even, without ml_dtypes: y over
+    the spacing of the e4m3 values around it (2^(e - 3) for its exponent e, 2^-9 below
+    2^-6) rounded to an integer (numpy's rint: ties to even), times the spacing; exact
+    in float64."""
+    y = np.asarray(y, dtype=np.float64)
+    _, exponent = np.frexp(np.abs(y))  # |y| = f * 2^exponent, f in [0.5, 1)
+    spacing = np.exp2(np.maximum(exponent - 1, -6) - 3.0)
+    return np.rint(y / spacing) * spacing
 
 
 def quantize_activations(a, block_k, activation="dynamic", static_scale=None):
@@ -116,5 +148,8 @@ def quantize_weights(w, block):
     amax = padded.reshape(E, gn, bn, gk, bk).max(axis=(2, 4)).astype(np.float32)
     scales = np.where(amax == 0, np.float32(1), amax / np.float32(E4M3_MAX)).astype(np.float32)
     full = np.repeat(np.repeat(scales, bn, axis=1)[:, :N], bk, axis=2)[:, :, :K]
+    if ml_dtypes is None:
+        raise ImportError("quantize_weights returns float8_e4m3fn arrays: it needs the "
+                          "ml_dtypes package (pip install ml_dtypes)")
     q = np.clip(w / full, -E4M3_MAX, E4M3_MAX).astype(ml_dtypes.float8_e4m3fn)
     return q, scales

@@ -67,3 +67,19 @@ def test_quantize_weights_round_trip_and_grouped_matmul():
     xq = rq.quantize_activations(x, 16)
     want = np.concatenate([xq[0:2] @ deq[0].T, xq[2:7] @ deq[2].T])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_numpy_forms_match_ml_dtypes():
+    """Without ml_dtypes (a GPU machine with torch and numpy only) the oracle decodes
+    bytes with its table and rounds with numpy: the same values as ml_dtypes."""
+    codes = np.arange(256, dtype=np.uint8)
+    want = codes.view(ml_dtypes.float8_e4m3fn).astype(np.float64)
+    np.testing.assert_array_equal(rq.E4M3_TABLE, want)  # NaN where ml_dtypes has NaN
+    rng = np.random.default_rng()
+    finite = want[np.isfinite(want)]
+    midpoints = (np.sort(np.unique(finite))[1:] + np.sort(np.unique(finite))[:-1]) / 2
+    y = np.concatenate([rng.standard_normal(20000) * 10.0 ** rng.integers(-4, 3, 20000),
+                        finite, midpoints, [0.0, -0.0, 448.0, -448.0]]).astype(np.float32)
+    y = np.clip(y, -448, 448)
+    np.testing.assert_array_equal(
+        rq._round_e4m3(y), y.astype(ml_dtypes.float8_e4m3fn).astype(np.float64))

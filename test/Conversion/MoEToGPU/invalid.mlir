@@ -40,14 +40,3 @@ func.func @unselected(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %offsets
       outs(%init : tensor<?x128xbf16>) -> tensor<?x128xbf16>
   return %y : tensor<?x128xbf16>
 }
-
-// -----
-
-func.func @fp8_grouped_matmul(%x: tensor<?x64xbf16>, %w: tensor<8x32x64xf8E4M3FN>, %o: tensor<9xi32>,
-                              %s: tensor<8x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{quantized weights (weight_quant) have no GPU lowering yet}}
-  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<8x32x64xf8E4M3FN>, tensor<9xi32>)
-      rhs_scales(%s : tensor<8x1x1xf32>) outs(%init : tensor<?x32xf32>)
-      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = none>} -> tensor<?x32xf32>
-  return %h : tensor<?x32xf32>
-}

@@ -93,6 +93,7 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     | `mma_sync` | 16, 32, 48 or 64 | (4 / split_k) warps x a multiple of 8 | 32 | 1 | none, none |
     | `mma_sync_staged` | 128 | 128 (64) | 32 | 2 to 6 | padded, padded |
     | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
+    | `mma_sync_fp8` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 32 | 1 | none, none |
 
     - `simt`: one thread per output element (f32 weights, the `kn` layout,
       K not a multiple of 8).
@@ -107,6 +108,12 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
       multiplies.
     - `wgmma_warp_specialized`: the same with a third warpgroup that issues
       the copies, stages handed over through full and empty mbarriers.
+    - `mma_sync_fp8`: FP8 weights (`weight_quant`, sm_89 and newer, PTX ISA
+      8.4): the activations quantized to e4m3 by a kernel of their own, then
+      4 warps load `mma.sync.m16n8k32` e4m3 fragments from global memory,
+      `unroll` steps of 32 K in flight (a divisor of the steps of one K
+      block), summing each K block in f32 before scaling it into the
+      accumulators.
 
     `tile_group` row tiles sweep each column block of the weights together
     (the staged kernels). `inline_constants`: the kernel sees the host's

@@ -86,7 +86,8 @@ def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
     I32EnumAttrCase<"mma_sync", 1>,
     I32EnumAttrCase<"mma_sync_staged", 2>,
     I32EnumAttrCase<"wgmma", 3>,
-    I32EnumAttrCase<"wgmma_warp_specialized", 4>]> {
+    I32EnumAttrCase<"wgmma_warp_specialized", 4>,
+    I32EnumAttrCase<"mma_sync_fp8", 5>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }
