@@ -183,18 +183,58 @@ Error readDtype(const ConfigReader &reader, LayerSpec &spec, bool &found) {
   return Error::success();
 }
 
-/// Quantized checkpoints need kernels for their weight format; compiling
-/// the layer as if the weights were floats would be silently wrong.
-Error refuseQuantization(const ConfigReader &reader) {
+/// quantization_config: FP8 checkpoints (`quant_method: fp8`, e4m3, with
+/// `weight_block_size` [bn, bk] for block scales, or per-tensor scales
+/// without it) become an FP8 layer; any other method or format is refused
+/// by name, never compiled as float weights.
+Error readQuantization(const ConfigReader &reader, LayerSpec &spec) {
   if (!reader.has("quantization_config"))
     return Error::success();
-  const json::Value &value = *reader.object.get("quantization_config");
-  std::string method;
-  if (const json::Object *object = value.getAsObject())
-    if (std::optional<StringRef> name = object->getString("quant_method"))
-      method = formatv(" (quant_method '{0}')", *name).str();
-  return fail(formatv("{0}{1}: quantized expert weights are not supported",
-                      reader.key("quantization_config"), method));
+  std::string key = reader.key("quantization_config");
+  const json::Object *object =
+      reader.object.get("quantization_config")->getAsObject();
+  if (!object)
+    return fail(formatv("{0} must be an object", key));
+  std::optional<StringRef> method = object->getString("quant_method");
+  if (!method || *method != "fp8")
+    return fail(formatv(
+        "{0} (quant_method '{1}'): this quantization is not supported (only "
+        "quant_method 'fp8' with fmt 'e4m3' is)",
+        key, method ? *method : StringRef("missing")));
+  std::optional<StringRef> fmt = object->getString("fmt");
+  if (object->get("fmt") && (!fmt || *fmt != "e4m3"))
+    return fail(formatv("{0}: fmt {1} is not supported (only 'e4m3')", key,
+                        describe(*object->get("fmt"))));
+  std::optional<StringRef> scheme = object->getString("activation_scheme");
+  if (object->get("activation_scheme") &&
+      (!scheme || (*scheme != "dynamic" && *scheme != "static")))
+    return fail(formatv("{0}: activation_scheme {1} is not supported "
+                        "(dynamic or static)",
+                        key, describe(*object->get("activation_scheme"))));
+  spec.weightQuant = "fp8_e4m3";
+  spec.origins["weight_quant"] = key;
+  spec.activationQuant = scheme ? scheme->str() : "dynamic";
+  spec.origins["activation_quant"] = key;
+  spec.origins["weight_block"] = key + " weight_block_size";
+  const json::Value *block = object->get("weight_block_size");
+  if (!block || block->kind() == json::Value::Null) {
+    // No block: one scale per tensor.
+    spec.blockN = spec.blockK = kLayerWholeBlock;
+    return Error::success();
+  }
+  const json::Array *sizes = block->getAsArray();
+  std::optional<int64_t> bn, bk;
+  if (sizes && sizes->size() == 2) {
+    bn = (*sizes)[0].getAsInteger();
+    bk = (*sizes)[1].getAsInteger();
+  }
+  if (!bn || !bk || *bn < 1 || *bk < 1)
+    return fail(formatv("{0}: weight_block_size must be [bn, bk], two "
+                        "positive integers",
+                        key));
+  spec.blockN = *bn;
+  spec.blockK = *bk;
+  return Error::success();
 }
 
 /// hidden_act, mapped onto the dialect's activations (Hugging Face's names
@@ -393,7 +433,7 @@ Expected<LayerSpec> mlir::moe::layerSpecFromHFConfig(const json::Value &value) {
     return fail("the config must be a JSON object, got " + describe(value));
   LayerSpec spec;
   ConfigReader outer(*config, "", spec);
-  if (Error e = refuseQuantization(outer))
+  if (Error e = readQuantization(outer, spec))
     return std::move(e);
   // Multimodal MoE models (Qwen3-VL-MoE) keep their language model's
   // settings in text_config; the outer dtype applies where it has none.
@@ -405,7 +445,7 @@ Expected<LayerSpec> mlir::moe::layerSpecFromHFConfig(const json::Value &value) {
                           outer.key("text_config"),
                           describe(*config->get("text_config"))));
     nested.emplace(*text, "text_config.", spec);
-    if (Error e = refuseQuantization(*nested))
+    if (Error e = readQuantization(*nested, spec))
       return std::move(e);
   }
   ConfigReader &reader = nested ? *nested : outer;

@@ -37,6 +37,60 @@ RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
   return RankedTensorType::get({e, n, k}, element);
 }
 
+/// The layer's #moe.weight_quant, or null for float weights.
+WeightQuantAttr weightQuant(Builder &b, const LayerSpec &spec) {
+  if (spec.weightQuant != "fp8_e4m3")
+    return nullptr;
+  ActivationQuant activation = spec.activationQuant == "static"
+                                   ? ActivationQuant::static_
+                                   : ActivationQuant::dynamic;
+  return WeightQuantAttr::get(b.getContext(), WeightFormat::fp8_e4m3,
+                              {spec.blockN, spec.blockK}, activation);
+}
+
+/// The FP8 arguments after the others: w13_scales, w2_scales and, for
+/// static activations, w13_input_scale and w2_input_scale.
+void appendScaleTypes(Builder &b, const LayerSpec &spec, WeightQuantAttr quant,
+                      SmallVectorImpl<Type> &argTypes) {
+  if (!quant)
+    return;
+  int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
+  for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
+    argTypes.push_back(RankedTensorType::get(
+        weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getF32Type()));
+  if (quant.getActivation() == ActivationQuant::static_)
+    argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
+}
+
+/// The FP8 arguments from `first` on (null values without `quant`).
+struct QuantOperands {
+  Value w13, w2, w13Input, w2Input;
+};
+QuantOperands quantOperands(WeightQuantAttr quant, ValueRange args,
+                            unsigned first) {
+  QuantOperands result;
+  if (!quant)
+    return result;
+  result.w13 = args[first];
+  result.w2 = args[first + 1];
+  if (quant.getActivation() == ActivationQuant::static_) {
+    result.w13Input = args[first + 2];
+    result.w2Input = args[first + 3];
+  }
+  return result;
+}
+
+/// Gives an expert matmul the layer's quantization and its scales.
+void quantize(GroupedMatmulOp matmul, WeightQuantAttr quant, Value scales,
+              Value inputScale) {
+  if (!quant)
+    return;
+  matmul.setWeightQuantAttr(quant);
+  matmul.getRhsScalesMutable().assign(scales);
+  if (inputScale)
+    matmul.getLhsScalesMutable().assign(inputScale);
+}
+
 /// A tensor.empty of `shape` whose dynamic sizes are those of `dynamic`.
 Value empty(OpBuilder &b, Location loc, ArrayRef<int64_t> shape, Type element,
             ValueRange dynamic) {
@@ -94,12 +148,15 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   auto xType = RankedTensorType::get({dyn, H}, dt);
   auto idsType = RankedTensorType::get({dyn, k}, i32);
   auto weightsType = RankedTensorType::get({dyn, k}, f32);
+  WeightQuantAttr quant = weightQuant(b, spec);
+  Type wt = quant ? quant.getWeightElementType() : dt;
   SmallVector<Type> argTypes = {xType, idsType, weightsType,
-                                weightType(spec, 2 * I, H, dt),
-                                weightType(spec, H, I, dt)};
+                                weightType(spec, 2 * I, H, wt),
+                                weightType(spec, H, I, wt)};
   if (spec.expertBias)
     argTypes.append({RankedTensorType::get({E, 2 * I}, dt),
                      RankedTensorType::get({E, H}, dt)});
+  appendScaleTypes(b, spec, quant, argTypes);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
   Block *entry = func.addEntryBlock();
@@ -108,10 +165,12 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
         weights = entry->getArgument(2), w13 = entry->getArgument(3),
         w2 = entry->getArgument(4);
   Value w13Bias, w2Bias;
+  unsigned next = 5;
   if (spec.expertBias) {
-    w13Bias = entry->getArgument(5);
-    w2Bias = entry->getArgument(6);
+    w13Bias = entry->getArgument(next++);
+    w2Bias = entry->getArgument(next++);
   }
+  QuantOperands scales = quantOperands(quant, entry->getArguments(), next);
 
   // The weights go to the dispatch as well: drop_policy = score ranks an
   // overflowing expert's selections by them.
@@ -137,19 +196,21 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
       PermuteOp::create(b, loc, rowsOf(H), x, rows,
                         empty(b, loc, {dyn, H}, f32, m), b.getI64IntegerAttr(k))
           .getResult();
-  Value h = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
-                                    empty(b, loc, {dyn, 2 * I}, f32, m),
-                                    settings->weightLayout, w13Bias)
-                .getResult();
+  auto h13 = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
+                                     empty(b, loc, {dyn, 2 * I}, f32, m),
+                                     settings->weightLayout, w13Bias);
+  quantize(h13, quant, scales.w13, scales.w13Input);
+  Value h = h13.getResult();
   Value act =
       GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
                     settings->activation, settings->gluLayout,
                     llvm::APFloat(spec.alpha), llvm::APFloat(spec.limit))
           .getResult();
-  Value ys = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
-                                     empty(b, loc, {dyn, H}, f32, m),
-                                     settings->weightLayout, w2Bias)
-                 .getResult();
+  auto h2 = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
+                                    empty(b, loc, {dyn, H}, f32, m),
+                                    settings->weightLayout, w2Bias);
+  quantize(h2, quant, scales.w2, scales.w2Input);
+  Value ys = h2.getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
   Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
                               empty(b, loc, {dyn, H}, dt, tokens))
@@ -177,9 +238,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
   Type dt = elementType(b, spec.dtype);
   auto xType = RankedTensorType::get({ShapedType::kDynamic, H}, dt);
+  WeightQuantAttr quant = weightQuant(b, spec);
+  Type wt = quant ? quant.getWeightElementType() : dt;
   SmallVector<Type> argTypes = {xType, RankedTensorType::get({E, H}, dt),
-                                weightType(spec, 2 * I, H, dt),
-                                weightType(spec, H, I, dt)};
+                                weightType(spec, 2 * I, H, wt),
+                                weightType(spec, H, I, wt)};
   if (spec.bias)
     argTypes.push_back(RankedTensorType::get({E}, b.getF32Type()));
   if (spec.routerBias)
@@ -194,6 +257,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       argTypes.push_back(RankedTensorType::get({1, H}, dt));
   }
+  appendScaleTypes(b, spec, quant, argTypes);
   auto func =
       func::FuncOp::create(b, loc, name, b.getFunctionType(argTypes, {xType}));
   Block *entry = func.addEntryBlock();
@@ -215,6 +279,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       sharedGate = args[next++];
   }
+  QuantOperands scales = quantOperands(quant, args, next);
 
   Value tokens = tensor::DimOp::create(b, loc, args[0], 0);
   Value init =
@@ -226,11 +291,12 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  : FloatAttr();
   auto layer = LayerOp::create(
       b, loc, xType, args[0], args[1], args[2], args[3], bias, routerBias,
-      w13Bias, w2Bias, sharedW13, sharedW2, sharedGate, init, spec.k, *scoring,
-      spec.nGroup, spec.topkGroup, *groupScore, spec.renormalize,
+      w13Bias, w2Bias, sharedW13, sharedW2, sharedGate, scales.w13, scales.w2,
+      scales.w13Input, scales.w2Input, init, spec.k, *scoring, spec.nGroup,
+      spec.topkGroup, *groupScore, spec.renormalize,
       llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
       SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
-      settings->dropPolicy, settings->activation, settings->weightLayout,
+      settings->dropPolicy, settings->activation, settings->weightLayout, quant,
       settings->gluLayout, llvm::APFloat(spec.alpha),
       llvm::APFloat(spec.limit));
   func::ReturnOp::create(b, loc, layer.getResult());

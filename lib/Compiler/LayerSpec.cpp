@@ -95,6 +95,62 @@ private:
   const LayerSpec &spec;
 };
 
+/// `weight_block`: `BNxBK` (two positive integers), `per_channel` ([1,
+/// whole]) or `per_tensor` ([whole, whole]).
+Error parseWeightBlock(StringRef text, LayerSpec &spec) {
+  if (text == "per_channel") {
+    spec.blockN = 1;
+    spec.blockK = kLayerWholeBlock;
+    return Error::success();
+  }
+  if (text == "per_tensor") {
+    spec.blockN = spec.blockK = kLayerWholeBlock;
+    return Error::success();
+  }
+  auto [n, k] = text.split('x');
+  int64_t bn = 0, bk = 0;
+  if (n.getAsInteger(10, bn) || k.getAsInteger(10, bk) || bn < 1 || bk < 1)
+    return fail(formatv("--layer weight_block: '{0}' is not BNxBK (two "
+                        "positive integers, e.g. 128x128), per_channel or "
+                        "per_tensor",
+                        text));
+  spec.blockN = bn;
+  spec.blockK = bk;
+  return Error::success();
+}
+
+/// The FP8 settings: a known format and activation scheme, the nk layout
+/// (the CPU kernels dequantize that one), a block inside the limits, and
+/// w13's gate and up halves each a whole number of blocks along N (their
+/// checkpoint scales are stacked as they are).
+Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
+  if (Error e =
+          check.oneOf("weight_quant", spec.weightQuant, {"none", "fp8_e4m3"}))
+    return e;
+  if (spec.weightQuant == "none")
+    return Error::success();
+  if (Error e = check.oneOf("activation_quant", spec.activationQuant,
+                            {"dynamic", "static"}))
+    return e;
+  if (spec.weightLayout != "nk")
+    return fail(formatv("{0}: weight_quant {1} needs weight_layout nk, got {2} "
+                        "({3})",
+                        spec.origin("weight_quant"), spec.weightQuant,
+                        spec.weightLayout, spec.origin("weight_layout")));
+  if (Error e = check.inRange("weight_block", spec.blockN, 1, kLayerWholeBlock))
+    return e;
+  if (Error e = check.inRange("weight_block", spec.blockK, 1, kLayerWholeBlock))
+    return e;
+  int64_t I = spec.intermediate;
+  if (spec.blockN < 2 * I && I % spec.blockN != 0)
+    return fail(formatv("{0}: the block along N ({1}) must divide "
+                        "intermediate ({2}, {3}) so that the gate and up "
+                        "halves of w13 hold whole blocks",
+                        spec.origin("weight_block"), spec.blockN, I,
+                        spec.origin("intermediate")));
+  return Error::success();
+}
+
 } // namespace
 
 std::string LayerSpec::origin(StringRef field) const {
@@ -197,7 +253,15 @@ Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
       error = text(spec.dropPolicy);
     else if (key == "weight_layout")
       error = text(spec.weightLayout);
-    else
+    else if (key == "weight_quant")
+      error = text(spec.weightQuant);
+    else if (key == "activation_quant")
+      error = text(spec.activationQuant);
+    else if (key == "weight_block") {
+      std::string block;
+      if (!(error = text(block)))
+        error = parseWeightBlock(block, spec);
+    } else
       return fail(formatv("--layer: unknown setting '{0}'", key));
     if (error)
       return error;
@@ -304,6 +368,8 @@ Error mlir::moe::validateLayerSpec(const LayerSpec &spec) {
                         spec.hidden, spec.origin("hidden"),
                         2 * spec.intermediate, spec.origin("intermediate"),
                         kLayerPanelWidth));
+  if (Error e = validateWeightQuant(spec, check))
+    return e;
   if (spec.sharedGate && spec.sharedIntermediate == 0)
     return fail(formatv("{0}: shared_gate needs shared_intermediate > 0",
                         spec.origin("shared_gate")));
@@ -323,6 +389,11 @@ SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
     if (spec.sharedGate)
       names.push_back("shared_gate");
   }
+  if (spec.weightQuant != "none") {
+    names.append({"w13_scales", "w2_scales"});
+    if (spec.activationQuant == "static")
+      names.append({"w13_input_scale", "w2_input_scale"});
+  }
   return names;
 }
 
@@ -332,6 +403,11 @@ mlir::moe::expertsArgumentNames(const LayerSpec &spec) {
                                     "w2"};
   if (spec.expertBias)
     names.append({"w13_bias", "w2_bias"});
+  if (spec.weightQuant != "none") {
+    names.append({"w13_scales", "w2_scales"});
+    if (spec.activationQuant == "static")
+      names.append({"w13_input_scale", "w2_input_scale"});
+  }
   return names;
 }
 
@@ -361,7 +437,12 @@ json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
       {"shared_gate", spec.sharedGate},
       {"drop_policy", spec.dropPolicy},
       {"weight_layout", spec.weightLayout},
+      {"weight_quant", spec.weightQuant},
   };
+  if (spec.weightQuant != "none") {
+    layer["weight_block"] = json::Array{spec.blockN, spec.blockK};
+    layer["activation_quant"] = spec.activationQuant;
+  }
   if (spec.capacity)
     layer["capacity"] = *spec.capacity;
   if (spec.capacityFactor)

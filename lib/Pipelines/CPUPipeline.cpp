@@ -49,6 +49,9 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   if (options.fuseRouting)
     pm.addPass(createMoEFuseRoutingPass());
   if (options.vectorize) {
+    // The kernels dequantize FP8 weights; the quantized A rows are computed
+    // once before them.
+    pm.addPass(createMoEQuantizeActivationsPass());
     ConvertMoEToVectorPassOptions kernel;
     kernel.vectorWidth = options.vectorWidth;
     kernel.panelRowBlock = options.panelRowBlock;

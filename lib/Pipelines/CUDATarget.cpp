@@ -28,6 +28,16 @@ static unsigned ptxVersion(StringRef feature) {
   return version;
 }
 
+unsigned mlir::moe::requestedPTXVersion(StringRef features) {
+  SmallVector<StringRef> items;
+  features.split(items, ',', /*MaxSplit=*/-1, /*KeepEmpty=*/false);
+  unsigned requested = 0;
+  for (StringRef item : items)
+    if (item.consume_front("+"))
+      requested = std::max(requested, ptxVersion(item));
+  return requested;
+}
+
 Error mlir::moe::checkCUDATarget(StringRef chip, StringRef features,
                                  StringRef chipOption,
                                  StringRef featuresOption) {

@@ -51,11 +51,16 @@ LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
   // checked by the pass itself; the chip is the pipeline's, for both.
   std::unique_ptr<Pass> select = createMoEGPUSelectKernelConfigPass();
   StringRef kernelConfig = options.kernelConfig;
-  if (kernelConfig.contains("chip"))
+  if (kernelConfig.contains("chip") || kernelConfig.contains("ptx"))
     return errorHandler("moe-lower-to-nvvm-pipeline: kernel-config takes no "
-                        "chip: the pipeline's chip option sets it");
+                        "chip or ptx: the pipeline's chip and features "
+                        "options set them");
+  // The PTX version, so that a kernel that needs a newer one (the FP8
+  // kernel's e4m3 mma.sync) is refused at its op.
+  unsigned ptx = requestedPTXVersion(options.features);
   if (failed(select->initializeOptions(
-          (kernelConfig + " chip=" + options.chip).str(), errorHandler)))
+          (kernelConfig + " chip=" + options.chip + " ptx=" + Twine(ptx)).str(),
+          errorHandler)))
     return failure();
 
   pm.addPass(createMoEDecomposeLayerPass());

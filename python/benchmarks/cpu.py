@@ -1,5 +1,7 @@
 """The CPU benchmark grid of BENCHMARKS.md: one MoE layer (SwiGLU experts, no
-shared expert) per shape and token count, fp32 and bf16 weights.
+shared expert) per shape and token count, fp32 and bf16 weights, and FP8 weights
+(``--dtypes fp8``: e4m3 with [128, 128] block scales and dynamic activation
+quantization, bf16 activations; docs/quantization.md).
 
 In one run it measures the machine's ceilings (``cpu_ceilings``: the best
 read-only streaming rate of all threads, a 1 GiB copy, the f32 matmul rate and
@@ -15,6 +17,13 @@ cold caches. The table is printed last; ``--json`` also writes the ceilings
 and the rows (python/benchmarks/plot_fractions.py plots them). A point above
 1.0 of its floor means a ceiling is understated: the script lists it and
 exits with status 1.
+
+FP8 rows: the weights are quantized from bf16 weights as a checkpoint is; the kernel
+reads them in the nk layout and dequantizes them into f32 FMAs, so the floor counts 1
+byte per weight plus the scales and the f32 matmul rate; the check is against the FP8
+oracle (``moe_mlir.reference_quant``, same activation quantization) with the bound
+2e-2, and the error against the unquantized bf16 layer is printed beside it. The
+peers run on the dequantized weights (numpy in f32, torch in bf16).
 
 The experts' weights are packed once into ``--weight-layout`` before anything is timed,
 as a model loader would. The default is the CPU kernel's layout for each dtype
@@ -46,6 +55,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import cpu_ceilings  # noqa: E402
 from moe_mlir import cpu, dtypes, irgen, pack, reference, roofline  # noqa: E402
+from moe_mlir import reference_quant  # noqa: E402
 
 SHAPES = {  # name: (H, I, E, k, largest T)
     "qwen3-30b-a3b": (2048, 768, 128, 8, 512),
@@ -54,7 +64,9 @@ SHAPES = {  # name: (H, I, E, k, largest T)
 }
 TOKENS = (1, 16, 128, 512)
 #: The CPU kernel's weight layout for each dtype.
-PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni"}
+PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni", "fp8": "nk"}
+#: The FP8 rows' quantization: DeepSeek-V3's.
+FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 
 try:
     import torch
@@ -91,13 +103,26 @@ def median_time(fn, repeats: int, cold: bool = True) -> float:
     return statistics.median(times)
 
 
+#: The matmul ceiling each weight dtype's kernel computes at: FP8 weights are
+#: dequantized into f32 FMAs, so they run at the f32 rate.
+MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32"}
+
+
+def weight_bytes_per_weight(dtype: str) -> float:
+    """Stored bytes per weight: FP8 is one byte plus one f32 scale per block."""
+    if dtype == "fp8":
+        bn, bk = FP8_QUANT["block"]
+        return 1 + 4 / (bn * bk)
+    return roofline.WEIGHT_BYTES[dtype]
+
+
 def add_floors(rows, ceilings) -> None:
     """Each row's roofline floor and fraction against ``ceilings``; None
     where the row's dtype has no matmul ceiling (bf16 without torch)."""
     for r in rows:
         try:
             floor = roofline.floor(r["flops"], r["weight_bytes"], r["activation_bytes"],
-                                   ceilings, r["dtype"])
+                                   ceilings, MATMUL_DTYPE[r["dtype"]])
         except roofline.CeilingError:
             r.update(floor=None, fraction=None, bound=None, compute_floor=None,
                      memory_floor=None)
@@ -153,6 +178,36 @@ def oracle(x, router, w13, w2, k):
     return y, ids, clear
 
 
+def quantize_per_expert(w, block):
+    """FP8 weights (uint8 bits) and scales of float32 ``w`` [E, N, K], one expert at a
+    time, and the dequantized weights as float32 (what the peers multiply by)."""
+    E, N, K = w.shape
+    q = np.empty((E, N, K), dtype=np.uint8)
+    scales = np.empty(reference_quant.weight_scale_shape(w.shape, block), dtype=np.float32)
+    deq = np.empty_like(w)
+    for e in range(E):
+        qe, se = reference_quant.quantize_weights(w[e:e + 1], block)
+        q[e], scales[e] = qe[0].view(np.uint8), se[0]
+        deq[e] = reference_quant.dequantize_weights(qe, se, block)[0]
+    return q, scales, deq
+
+
+def fp8_oracle(x, router, deq13, deq2, k, block_k):
+    """The FP8 layer's oracle: :func:`oracle`'s routing, with the activations of both
+    matmuls quantized as the kernel does (weights given dequantized, exact in fp64)."""
+    x64 = x.astype(np.float64)
+    logits = x64 @ router.astype(np.float64).T
+    weights, ids = reference.route(logits, k=k, scoring="softmax", renormalize=True)
+    xq = reference_quant.quantize_activations(x64, block_k)
+    y = np.zeros_like(x64)
+    for e in np.unique(ids):
+        tok, slot = np.nonzero(ids == e)
+        a = reference.glu(xq[tok] @ deq13[e].astype(np.float64).T)
+        aq = reference_quant.quantize_activations(a, block_k)
+        y[tok] += weights[tok, slot, None] * (aq @ deq2[e].astype(np.float64).T)
+    return y
+
+
 def numpy_peer(x, router, w13, w2, k, I):
     """The HF-style per-expert loop in numpy (OpenBLAS), routing included."""
     logits = x @ router.T
@@ -187,8 +242,11 @@ def torch_peer(x, router, w13, w2, k, I):
 
 def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     H, I, E, k, largest = SHAPES[name]
-    ir = irgen.layer_ir(None, H, E, I, k, dtype=dtype, name="layer",
-                        weight_layout=layout, scoring="softmax", renormalize=True)
+    fp8 = dtype == "fp8"
+    act = "bf16" if fp8 else dtype  # the activations' dtype
+    ir = irgen.layer_ir(None, H, E, I, k, dtype=act, name="layer",
+                        weight_layout="nk" if fp8 else layout, scoring="softmax",
+                        renormalize=True, weight_quant=FP8_QUANT if fp8 else None)
     start = time.perf_counter()
     cpu.lower_to_llvm_dialect(ir)
     pipeline_s = time.perf_counter() - start  # moe-lower-to-cpu-pipeline alone
@@ -196,14 +254,24 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     module = cpu.compile_module(ir, workdir)
     compile_s = time.perf_counter() - start  # pipeline, LLVM, clang -O2, link
 
-    router = random_weights(rng, (E, H), H, dtype)
-    w13 = random_weights(rng, (E, 2 * I, H), H, dtype)
-    w2 = random_weights(rng, (E, H, I), I, dtype)
-    args_w = [cpu.to_storage(router, dtype)] + [storage_per_expert(a, dtype, layout)
-                                                for a in (w13, w2)]
+    router = random_weights(rng, (E, H), H, act)
+    w13 = random_weights(rng, (E, 2 * I, H), H, act)
+    w2 = random_weights(rng, (E, H, I), I, act)
+    unquantized = None
+    if fp8:
+        # The bf16 weights become the checkpoint's FP8 weights; the peers and the
+        # routing oracle use their dequantized values from here on.
+        q13, s13, deq13 = quantize_per_expert(w13, FP8_QUANT["block"])
+        q2, s2, deq2 = quantize_per_expert(w2, FP8_QUANT["block"])
+        unquantized = (w13, w2)
+        w13, w2 = deq13, deq2
+        args_w = [cpu.to_storage(router, act), q13, q2, s13, s2]
+    else:
+        args_w = [cpu.to_storage(router, dtype)] + [storage_per_expert(a, dtype, layout)
+                                                    for a in (w13, w2)]
     tw = None
     if torch is not None:
-        tdt = torch.bfloat16 if dtype == "bf16" else torch.float32
+        tdt = torch.bfloat16 if act == "bf16" else torch.float32
         tw = [torch.from_numpy(a).to(tdt) for a in (router, w13, w2)]
 
     rows = []
@@ -211,16 +279,21 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         if T > largest:
             continue
         x = rng.standard_normal((T, H), dtype=np.float32)
-        if dtype == "bf16":
+        if act == "bf16":
             x = dtypes.round_to_bf16(x)
-        xs = cpu.to_storage(x, dtype)
-        spec = [cpu.TensorSpec((T, H), dtype)]
+        xs = cpu.to_storage(x, act)
+        spec = [cpu.TensorSpec((T, H), act)]
         call = lambda: module.call("layer", [xs] + args_w, spec)  # noqa: E731
         (y,) = call()
+        got = cpu.from_storage(y, act)
         y_ref, ids, clear = oracle(x, router, w13, w2, k)
-        err = float(np.abs(cpu.from_storage(y, dtype) - y_ref)[clear].max()
-                    / np.abs(y_ref).max())
-        tolerance = 1e-2 if dtype == "bf16" else 1e-5
+        vs_unquantized = None
+        if fp8:
+            y_ref = fp8_oracle(x, router, w13, w2, k, FP8_QUANT["block"][1])
+            y_bf16 = oracle(x, router, *unquantized, k)[0]
+            vs_unquantized = float(np.abs(got - y_bf16)[clear].max() / np.abs(y_bf16).max())
+        err = float(np.abs(got - y_ref)[clear].max() / np.abs(y_ref).max())
+        tolerance = {"bf16": 1e-2, "fp8": 2e-2}.get(dtype, 1e-5)
         if not err <= tolerance:
             raise SystemExit(f"{name} {dtype} T={T}: error {err:.2e} above {tolerance}")
         ours = median_time(call, repeats)
@@ -234,9 +307,11 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         rows.append(dict(
             shape=name, dtype=dtype, T=T, hit=hit, ours=ours, numpy=numpy_s, torch=torch_s,
             flops=roofline.layer_flops(T, H, I, k),
-            weight_bytes=roofline.layer_weight_bytes(hit, H, I, roofline.WEIGHT_BYTES[dtype]),
+            weight_bytes=roofline.layer_weight_bytes(hit, H, I,
+                                                     weight_bytes_per_weight(dtype)),
             activation_bytes=2 * T * H * 4,  # x read and y written, f32
-            err=err, ties=int((~clear).sum()), pipeline=pipeline_s, compile=compile_s))
+            err=err, ties=int((~clear).sum()), pipeline=pipeline_s, compile=compile_s,
+            vs_unquantized=vs_unquantized))
         print(f"  {name} {dtype} T={T}: ours {_ms(ours)} ms, numpy {_ms(numpy_s)} ms, "
               f"torch {_ms(torch_s)} ms", flush=True)
     return rows
@@ -265,14 +340,16 @@ def print_table(rows, ceilings, details, layout) -> None:
         print(f"torch column: {TORCH_MISSING}")
     print(f"{'shape':<15}{'dtype':>5}{'T':>5}{'hit':>5}{'bound':>8}{'floor ms':>10}"
           f"{'ours ms':>10}{'of floor':>9}{'numpy ms':>10}{'torch ms':>10}{'x torch':>8}"
-          f"{'max err':>9}{'ties':>5}{'pipeline s':>11}{'build s':>8}")
+          f"{'max err':>9}{'ties':>5}{'pipeline s':>11}{'build s':>8}{'err vs bf16':>12}")
     for r in rows:
         fraction = f"{r['fraction']:9.2f}" if r["fraction"] is not None else f"{'-':>9}"
         vs_torch = f"{r['torch'] / r['ours']:8.2f}" if r["torch"] else f"{'-':>8}"
         print(f"{r['shape']:<15}{r['dtype']:>5}{r['T']:>5}{r['hit']:>5}{r['bound'] or '-':>8}"
               f"{_ms(r['floor'], 10)}{_ms(r['ours'], 10)}{fraction}"
               f"{_ms(r['numpy'], 10)}{_ms(r['torch'], 10)}{vs_torch}{r['err']:9.1e}"
-              f"{r['ties']:5d}{r['pipeline']:11.2f}{r['compile']:8.2f}")
+              f"{r['ties']:5d}{r['pipeline']:11.2f}{r['compile']:8.2f}"
+              + (f"{r['vs_unquantized']:12.1e}" if r.get("vs_unquantized") is not None
+                 else f"{'-':>12}"))
 
 
 def main() -> int:

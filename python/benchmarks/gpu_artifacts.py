@@ -31,6 +31,9 @@ from moe_mlir.benchmark_shapes import BENCHMARK_SHAPES  # noqa: E402
 EDGE_SHAPES = {
     "edge-tail": (72, 40, 8, 2),
     "edge-plain": (100, 36, 4, 2),
+    # More experts than a block has threads: the dispatch and the row-tile
+    # schedule scan the experts' counts in runs of two per thread.
+    "edge-experts": (64, 32, 300, 4),
 }
 
 #: Kernel choices (moe-gpu-select-kernel-config options, which the pipeline

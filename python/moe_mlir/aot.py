@@ -36,13 +36,18 @@ import numpy as np
 
 from . import cpu, dtypes
 
-_STORAGE = {"f32": np.float32, "bf16": np.uint16, "f16": np.float16, "i32": np.int32}
+# f8E4M3FN (FP8 weights) travel as their uint8 bits; ml_dtypes.float8_e4m3fn
+# arrays are viewed as such.
+_STORAGE = {"f32": np.float32, "bf16": np.uint16, "f16": np.float16, "i32": np.int32,
+            "f8E4M3FN": np.uint8}
 
 
 def _dtype_name(spec: dict) -> str:
     """The numpy dtypes a manifest tensor takes, for error messages."""
     if spec["dtype"] == "bf16":
         return "ml_dtypes.bfloat16 or uint16 (bf16 bits)"
+    if spec["dtype"] == "f8E4M3FN":
+        return "ml_dtypes.float8_e4m3fn or uint8 (e4m3 bits)"
     return np.dtype(_STORAGE[spec["dtype"]]).name
 
 
@@ -284,7 +289,10 @@ class Layer:
         them too. Ids outside ``[0, E)`` select nothing. No tokens at all give
         an empty output without a call into the library. bf16 tensors are
         ``ml_dtypes.bfloat16`` arrays or uint16 bits; bf16 outputs are
-        bfloat16 when a bf16 input was, uint16 bits otherwise."""
+        bfloat16 when a bf16 input was, uint16 bits otherwise. FP8 weights
+        (f8E4M3FN) are ``ml_dtypes.float8_e4m3fn`` arrays or uint8 bits, with
+        their f32 scales (``w13_scales``, ``w2_scales``) as the manifest
+        lists them."""
         if self.target == "cuda":
             return self._call_cuda(*inputs)
         self._check_count(inputs)
@@ -296,6 +304,8 @@ class Layer:
         for spec, array in zip(self.inputs, given):
             if self.per_token(spec):
                 array = array.reshape((tokens,) + tuple(spec["shape"][1:]))
+            if spec["dtype"] == "f8E4M3FN":
+                array = dtypes.fp8_bits(array)
             array = np.ascontiguousarray(array)
             want = self.shape(spec, tokens)
             is_bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(array)

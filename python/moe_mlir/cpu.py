@@ -31,8 +31,11 @@ INSTALLED_DIR = pathlib.Path(__file__).resolve().parent / "_native"
 
 # numpy storage for each MLIR element type; bf16 travels as raw uint16 bits
 # (ml_dtypes.bfloat16 arrays are viewed as such, see ``dtypes``).
+# f8E4M3FN travels as its uint8 bits (ml_dtypes.float8_e4m3fn arrays are
+# viewed as such).
 _STORAGE = {"f32": np.float32, "f64": np.float64, "bf16": np.uint16,
-            "f16": np.float16, "i32": np.int32, "i64": np.int64}
+            "f16": np.float16, "i32": np.int32, "i64": np.int64,
+            "f8E4M3FN": np.uint8}
 
 
 class CompileError(RuntimeError):
@@ -244,15 +247,17 @@ class CompiledModule:
                                  f"these inputs the function computes {shape} ({want})")
 
     def call(self, name: str, inputs: Sequence[np.ndarray],
-             results: Sequence[TensorSpec]) -> list[np.ndarray]:
+             results: Sequence[TensorSpec], poison: bool = False) -> list[np.ndarray]:
         """Calls ``name`` with ``inputs``; returns freshly allocated results.
 
         bf16 inputs are ``ml_dtypes.bfloat16`` arrays or, the raw form, uint16
         arrays of bf16 bits (see ``dtypes``); bf16 results are bfloat16 when a
         bf16 input was, uint16 bits otherwise. Results are filled in place by
-        the compiled code.
+        the compiled code; with ``poison`` they start as all-ones bytes.
+        f8E4M3FN inputs are ``ml_dtypes.float8_e4m3fn`` arrays or their uint8
+        bits.
         """
-        arrays = [np.ascontiguousarray(a) for a in inputs]
+        arrays = [np.ascontiguousarray(dtypes.fp8_bits(a)) for a in inputs]
         # bf16 results take the form of the bf16 inputs: ml_dtypes.bfloat16
         # when one was, raw uint16 bits otherwise.
         bfloat16_out = any(dtypes.is_bfloat16(a) for a in arrays)
@@ -262,6 +267,11 @@ class CompiledModule:
         self._check_result_sizes(name, arrays, results)
         function = getattr(self._lib, f"_mlir_ciface_{name}")
         outs = [spec.allocate() for spec in results]
+        if poison:
+            # Every byte 0xFF (NaN for floats, -1 for integers): an element the
+            # compiled code does not write shows.
+            for out in outs:
+                out.view(np.uint8).fill(0xFF)
         descriptors = [_descriptor(a) for a in list(arrays) + outs]
         function.restype = None
         function.argtypes = [ctypes.c_void_p] * len(descriptors)

@@ -16,16 +16,27 @@ try:
     import ml_dtypes
 
     BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
+    FLOAT8_E4M3FN = np.dtype(ml_dtypes.float8_e4m3fn)
 except ImportError:  # the raw uint16 form needs nothing beyond numpy
     BFLOAT16 = None
+    FLOAT8_E4M3FN = None
 
-__all__ = ["BFLOAT16", "f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16",
+__all__ = ["BFLOAT16", "FLOAT8_E4M3FN", "fp8_bits", "f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16",
            "is_bfloat16", "bits", "as_bfloat16"]
 
 
 def is_bfloat16(a) -> bool:
     """Whether ``a`` is an ``ml_dtypes.bfloat16`` array."""
     return BFLOAT16 is not None and getattr(a, "dtype", None) == BFLOAT16
+
+
+def fp8_bits(a) -> np.ndarray:
+    """The raw form of f8E4M3FN data: a ``float8_e4m3fn`` array viewed as its
+    ``uint8`` bits (no copy); any other array as it is."""
+    a = np.asarray(a)
+    if FLOAT8_E4M3FN is not None and a.dtype == FLOAT8_E4M3FN:
+        return a.view(np.uint8)
+    return a
 
 
 def bits(a) -> np.ndarray:

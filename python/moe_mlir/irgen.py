@@ -467,7 +467,8 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
              bias: bool = False, shared: Optional[tuple[int, bool]] = None,
              router_bias: bool = False, expert_bias: bool = False,
              name: str = "layer", weight_layout: Optional[str] = None,
-             panel_width: int = pack.PANEL_WIDTH, **attrs) -> str:
+             panel_width: int = pack.PANEL_WIDTH, weight_quant: Optional[dict] = None,
+             **attrs) -> str:
     """``moe.layer``: a whole MoE layer.
 
     ``@name(x [T,H], router [E,H], w13 [E,2I,H], w2 [E,H,I][, bias [E] f32]
@@ -482,6 +483,10 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     intermediate size Is, with a sigmoid gate when ``gated``. ``attrs``: routing
     (:data:`ROUTING_ATTRS`), capacity (:data:`CAPACITY_ATTRS`), ``activation`` and the
     GLU attributes (:data:`GLU_ATTRS`).
+
+    ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")``: FP8 experts
+    (nk layout, f8E4M3FN) with two more last arguments, ``w13_scales`` and
+    ``w2_scales`` (f32, docs/quantization.md).
     """
     dtype = _check_dtype(dtype)
     kinds = {"k": _I64, **ROUTING_ATTRS, **CAPACITY_ATTRS,
@@ -491,9 +496,21 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
     layout = weight_layout or "nk"
+    wdt = dtype
+    if weight_quant is not None:
+        if layout != "nk":
+            raise ValueError("FP8 weights are in the nk layout")
+        bn, bk = (int(b) for b in weight_quant["block"])
+        activation_quant = weight_quant.get("activation", "dynamic")
+        if activation_quant not in ("dynamic", "none"):
+            raise ValueError(f"layer_ir quantizes activations dynamically or not at all, "
+                             f"got {activation_quant!r}")
+        wdt = "f8E4M3FN"
+        entries = entries[:-1] + (f", weight_quant = #moe.weight_quant<format = fp8_e4m3, "
+                                  f"block = [{bn}, {bk}], activation = {activation_quant}>}}")
     types = [x_t, tensor_type([E, H], dtype),
-             tensor_type(list(pack.weight_shape(E, 2 * I, H, layout, panel_width)), dtype),
-             tensor_type(list(pack.weight_shape(E, H, I, layout, panel_width)), dtype)]
+             tensor_type(list(pack.weight_shape(E, 2 * I, H, layout, panel_width)), wdt),
+             tensor_type(list(pack.weight_shape(E, H, I, layout, panel_width)), wdt)]
     x = f.arg("x", x_t)
     values = [x, f.arg("router", types[1]), f.arg("w13", types[2]), f.arg("w2", types[3])]
     extra = ""
@@ -515,6 +532,11 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
         if gated:
             gate_t = tensor_type([1, H], dtype)
             extra += f" shared_gate({f.arg('shared_gate', gate_t)} : {gate_t})"
+    if weight_quant is not None:
+        s13_t = tensor_type([E, -(-2 * I // bn), -(-H // bk)], "f32")
+        s2_t = tensor_type([E, -(-H // bn), -(-I // bk)], "f32")
+        extra += (f" scales({f.arg('w13_scales', s13_t)}, {f.arg('w2_scales', s2_t)} : "
+                  f"{s13_t}, {s2_t})")
     init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.layer ins({', '.join(values)} : {', '.join(types)}){extra} "
                 f"outs({init} : {x_t}){entries} -> {x_t}", "y")
@@ -535,7 +557,8 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
                num_local_experts: Optional[int] = None,
                intermediate_dtype: Optional[str] = None,
                ys_dtype: Optional[str] = None, glu_layout: Optional[str] = None,
-               expert_bias: bool = False) -> str:
+               expert_bias: bool = False,
+               weight_quant: Optional[dict] = None) -> str:
     """The expert half of a layer with the routing given, in fused form.
 
     ``@name(x [T,H], w13 [E,2I,H], w2 [E,H,I], ids [T,k] i32, weights [T,k] f32)
@@ -557,12 +580,28 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     ``expert_bias`` adds gpt-oss's expert biases as arguments after ``w2``:
     ``w13_bias [E,2I]`` before the GLU (``glu_layout``, e.g. interleaved) and
     ``w2_bias [E,H]`` before the routing weight (L experts' under expert parallelism).
+
+    ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")`` makes the
+    weights FP8 (f8E4M3FN, docs/quantization.md) with two more last arguments, their f32
+    scales ``w13_scales [L, ceil(2I/bn), ceil(H/bk)]`` and ``w2_scales [L, ceil(H/bn),
+    ceil(I/bk)]`` (the local experts' under expert parallelism).
     """
     dtype = _check_dtype(dtype)
     L = E if num_local_experts is None else int(num_local_experts)
     f = _Function(name)
     x_t = tensor_type([T, H], dtype)
-    w13_t, w2_t = tensor_type([L, 2 * I, H], dtype), tensor_type([L, H, I], dtype)
+    wdt = dtype
+    quant_attr = ""
+    if weight_quant is not None:
+        bn, bk = (int(b) for b in weight_quant["block"])
+        activation_quant = weight_quant.get("activation", "dynamic")
+        if activation_quant not in ("dynamic", "none"):
+            raise ValueError(f"experts_ir quantizes activations dynamically or not at all, "
+                             f"got {activation_quant!r}")
+        wdt = "f8E4M3FN"
+        quant_attr = (f", weight_quant = #moe.weight_quant<format = fp8_e4m3, "
+                      f"block = [{bn}, {bk}], activation = {activation_quant}>")
+    w13_t, w2_t = tensor_type([L, 2 * I, H], wdt), tensor_type([L, H, I], wdt)
     ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
     x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
     bias13 = bias2 = ""
@@ -575,6 +614,12 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     if num_local_experts is not None:
         map_t = tensor_type([E], "i32")
         mapping = f" expert_map({f.arg('expert_map', map_t)} : {map_t})"
+    scales13 = scales2 = ""
+    if weight_quant is not None:
+        s13_t = tensor_type([L, -(-2 * I // bn), -(-H // bk)], "f32")
+        s2_t = tensor_type([L, -(-H // bn), -(-I // bk)], "f32")
+        scales13 = f"rhs_scales({f.arg('w13_scales', s13_t)} : {s13_t}) "
+        scales2 = f"rhs_scales({f.arg('w2_scales', s2_t)} : {s2_t}) "
     M = _mul(T, k)
     rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([L + 1], "i32")
     rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){mapping} "
@@ -585,13 +630,13 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
     h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}){bias13} outs({h_init} : {h_t}) "
+                f"rows({rows} : {rows_t}){bias13} {scales13}outs({h_init} : {h_t}) "
                 f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
-                f"{_glu_layout_entry(glu_layout)}}} -> {h_t}", "h")
+                f"{_glu_layout_entry(glu_layout)}{quant_attr}}} -> {h_t}", "h")
     ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){bias2} "
-                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64}} -> {ys_t}", "ys")
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){bias2} {scales2}"
+                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
     y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
                 f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")

@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from .reference_quant import dequantize_weights, quantize_activations
+
 __all__ = [
     "rank_order",
     "gshard_uniform",
@@ -458,6 +460,9 @@ def grouped_matmul(
     glu_layout="concatenated",
     alpha=1.702,
     limit=7.0,
+    weight_quant=None,
+    rhs_scales=None,
+    lhs_scales=None,
 ):
     """Per-expert matrix multiply over contiguous row ranges (``moe.grouped_matmul``).
 
@@ -478,12 +483,21 @@ def grouped_matmul(
         and the row scale (gpt-oss's gate_up_proj_bias and down_proj_bias).
       epilogue: None or an activation name: the output becomes
         ``glu(result, epilogue, glu_layout, alpha, limit)``.
+      weight_quant: None, or ``dict(block=(bn, bk), activation="dynamic" | "static" |
+        "none")`` for FP8 weights: rhs is float8_e4m3fn [E, N, K] (nk layout) with
+        ``rhs_scales`` [E, ceil(N / bn), ceil(K / bk)] float32, and A is quantized as
+        :func:`moe_mlir.reference_quant.quantize_activations` says (``lhs_scales``: the
+        one static scale).
 
     Returns:
       [M, N] float64, or [M, N // 2] with an epilogue.
     """
     lhs = _f64(lhs, "lhs", ndim=2)
     _choice(rhs_layout, "rhs_layout", RHS_LAYOUTS)
+    if weight_quant is not None:
+        if rhs_layout != "nk":
+            raise ValueError("FP8 weights are given in the nk layout [E, N, K]")
+        rhs = dequantize_weights(rhs, rhs_scales, weight_quant["block"])
     rhs = _f64(rhs, "rhs", ndim=4 if rhs_layout in ("panels", "panels_vnni") else 3)
     offsets = _int_array(offsets, "offsets", ndim=1)
     if epilogue is not None:
@@ -515,6 +529,9 @@ def grouped_matmul(
     M = A.shape[0]
     if A.shape[1] != K:
         raise ValueError(f"lhs has {A.shape[1]} columns but rhs has reduction size {K}")
+    if weight_quant is not None:
+        A = quantize_activations(A, weight_quant["block"][1],
+                                 weight_quant.get("activation", "dynamic"), lhs_scales)
     if offsets.shape != (E + 1,):
         raise ValueError(f"offsets must have shape ({E + 1},), got {offsets.shape}")
     if offsets[0] < 0 or offsets[-1] > M or np.any(np.diff(offsets) < 0):
@@ -635,6 +652,11 @@ def layer_with_routing(
     capacity=None,
     capacity_factor=None,
     drop_policy="position",
+    weight_quant=None,
+    w13_scales=None,
+    w2_scales=None,
+    w13_input_scale=None,
+    w2_input_scale=None,
     **route_kwargs,
 ):
     """A whole MoE layer (``moe.layer``), also returning the routing decision.
@@ -649,6 +671,12 @@ def layer_with_routing(
     ``glu_layout`` order) and ``w2_bias`` [E, H] to the two projections, before the
     activation and before the routing weight (:func:`grouped_matmul`'s ``bias``).
 
+    FP8 experts: ``weight_quant`` (see :func:`grouped_matmul`) with w13 and w2 in
+    float8_e4m3fn and their scales ``w13_scales`` [E, ceil(2I / bn), ceil(H / bk)] and
+    ``w2_scales`` [E, ceil(H / bn), ceil(I / bk)]; both matmuls quantize their inputs (x,
+    and the GLU output), with ``w13_input_scale`` and ``w2_input_scale`` for ``static``.
+    The expert biases are added in f64 after the quantized product.
+
     Computes logits = x @ router.T (+ router_bias), routes, dispatches (with the capacity
     arguments), permutes, runs the two grouped matmuls around the GLU and combines; then adds
     glu(x @ shared_w13.T) @ shared_w2.T, times sigmoid(x @ shared_gate.T) when gated.
@@ -658,6 +686,9 @@ def layer_with_routing(
     """
     x = _f64(x, "x", ndim=2)
     router = _f64(router, "router", ndim=2)
+    if weight_quant is not None:
+        w13 = dequantize_weights(w13, w13_scales, weight_quant["block"])
+        w2 = dequantize_weights(w2, w2_scales, weight_quant["block"])
     w13 = _f64(w13, "w13", ndim=3)
     w2 = _f64(w2, "w2", ndim=3)
     T, H = x.shape
@@ -693,8 +724,15 @@ def layer_with_routing(
         drop_policy=drop_policy,
     )
     xs = permute(x, rows, k)
+    if weight_quant is not None:
+        # The weights are dequantized above; the matmuls quantize their inputs.
+        xs = quantize_activations(xs, weight_quant["block"][1],
+                                  weight_quant.get("activation", "dynamic"), w13_input_scale)
     h = grouped_matmul(xs, w13, offsets, bias=w13_bias)
     a = glu(h, activation, glu_layout, alpha, limit)
+    if weight_quant is not None:
+        a = quantize_activations(a, weight_quant["block"][1],
+                                 weight_quant.get("activation", "dynamic"), w2_input_scale)
     ys = grouped_matmul(a, w2, offsets, bias=w2_bias)
     y = combine(ys, rows, weights)
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .aot import Layer
 
 TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
-                "i32": torch.int32}
+                "i32": torch.int32, "f8E4M3FN": torch.float8_e4m3fn}
 
 
 def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],

@@ -23,7 +23,7 @@
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmmaa=false}" 2>&1 | FileCheck %s --check-prefix=BADNAME
 // BADNAME: no such option wgmmaa
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={chip=sm_80}" 2>&1 | FileCheck %s --check-prefix=BADCHIPCONFIG
-// BADCHIPCONFIG: kernel-config takes no chip: the pipeline's chip option sets it
+// BADCHIPCONFIG: kernel-config takes no chip or ptx: the pipeline's chip and features options set them
 // The pipeline's own options are checked before any pass meets them, the
 // chip and the PTX features against what LLVM's NVPTX backend knows (which
 // would abort at an unknown chip, ignore an unknown feature, and stop the

@@ -118,10 +118,11 @@ cl::opt<std::string>
                  cl::desc("The function to export when the input is IR "
                           "(default: its only public function)"),
                  cl::init(""), cl::cat(category));
-cl::opt<std::string>
-    cudaFeatures("cuda-features",
-                 cl::desc("PTX features of --target=cuda (default +ptx80)"),
-                 cl::init("+ptx80"), cl::cat(category));
+cl::opt<std::string> cudaFeatures(
+    "cuda-features",
+    cl::desc("PTX features of --target=cuda (default +ptx80; +ptx84 "
+             "for FP8 weights, whose kernel needs it)"),
+    cl::init("+ptx80"), cl::cat(category));
 cl::opt<int64_t> maxTokens("max-tokens",
                            cl::desc("Largest num_tokens the ABI accepts"),
                            cl::init(1 << 20), cl::cat(category));
@@ -393,6 +394,19 @@ int main(int argc, char **argv) {
     return fail(functionName.empty()
                     ? std::string("the module has no public function")
                     : formatv("no public function @{0}", functionName).str());
+  // The FP8 kernel's mma.sync with e4m3 operands is PTX ISA 8.4: the
+  // default for a module with FP8 weights, unless --cuda-features is given.
+  if (cuda && !cudaFeatures.getNumOccurrences()) {
+    bool fp8 = module
+                   ->walk([](Operation *op) {
+                     return op->hasAttr("weight_quant")
+                                ? WalkResult::interrupt()
+                                : WalkResult::advance();
+                   })
+                   .wasInterrupted();
+    if (fp8)
+      cudaFeatures.setValue("+ptx84");
+  }
   Expected<ABIFunction> abi =
       describeABI(func, layerName, argNames, maxTokens, cuda);
   if (!abi)

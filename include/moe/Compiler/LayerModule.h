@@ -20,8 +20,9 @@ namespace mlir::moe {
 
 /// A module with one function `@name` holding the layer as a moe.layer with
 /// a dynamic token count: (x, router, w13, w2[, bias][, router_bias][,
-/// w13_bias, w2_bias][, shared_w13, shared_w2[, shared_gate]]) -> y
-/// (layerArgumentNames); the Linear biases have the layer's dtype. The spec
+/// w13_bias, w2_bias][, shared_w13, shared_w2[, shared_gate]][, w13_scales,
+/// w2_scales[, w13_input_scale, w2_input_scale]]) -> y (layerArgumentNames);
+/// the Linear biases have the layer's dtype, the FP8 scales are f32. The spec
 /// must have passed validateLayerSpec; every op gets `loc`. Returns null, with
 /// the verifier's diagnostics emitted, if the module does not verify.
 OwningOpRef<ModuleOp> buildLayerModule(const LayerSpec &spec,
@@ -30,7 +31,8 @@ OwningOpRef<ModuleOp> buildLayerModule(const LayerSpec &spec,
 /// A module with one function `@name` holding the layer's routed experts
 /// with the routing given, for engines that own the router: (x [T, H],
 /// topk_ids [T, k] i32, topk_weights [T, k] f32, w13, w2[, w13_bias
-/// [E, 2I], w2_bias [E, H]]) -> y [T, H] (expertsArgumentNames), with a
+/// [E, 2I], w2_bias [E, H]][, the FP8 scales as the layer's]) -> y [T, H]
+/// (expertsArgumentNames), with a
 /// dynamic T. It is the expert half of
 /// buildLayerModule's layer, as moe-decompose-layer writes it: dispatch
 /// (with the spec's capacity), permute, the gate/up grouped matmul, the

@@ -1,4 +1,5 @@
-//===- LayerSpec.h - A MoE layer described by its sizes and recipe -*- C++ -*-===//
+//===- LayerSpec.h - A MoE layer described by its sizes and recipe -*- C++
+//-*-===//
 //
 // What moe-compile builds when its input is not IR: a layer from `--layer`
 // settings or from a model's config (HFConfig.h), checked field by field so
@@ -48,6 +49,18 @@ struct LayerSpec {
   /// moe_mlir.pack.to_layout) or panels_vnni ([E, N / 16, K / 2, 32], its
   /// packing of bf16 weights).
   std::string weightLayout = "nk";
+  /// FP8 expert weights (docs/quantization.md): `none` (w13 and w2 in
+  /// `dtype`) or `fp8_e4m3` (f8E4M3FN weights with f32 block scales, the
+  /// arguments w13_scales and w2_scales).
+  std::string weightQuant = "none";
+  /// The scale block [bn, bk] of FP8 weights; a size at least its dimension
+  /// spans it (kLayerWholeBlock: per-channel [1, whole], per-tensor
+  /// [whole, whole]).
+  int64_t blockN = 128, blockK = 128;
+  /// How FP8 layers quantize activations: `dynamic` (per token and group of
+  /// bk) or `static` (one scale per tensor: the arguments w13_input_scale
+  /// and w2_input_scale).
+  std::string activationQuant = "dynamic";
 
   /// Where each field's value came from, keyed by its setting name (`k`,
   /// `n_group`, ...): "config key 'num_experts_per_tok'", "--layer k". A
@@ -58,6 +71,9 @@ struct LayerSpec {
   std::string origin(llvm::StringRef field) const;
 };
 
+/// The block size that spans any dimension of a layer (per-channel and
+/// per-tensor scales).
+constexpr int64_t kLayerWholeBlock = int64_t(1) << 20;
 /// The panel width of the panels and panels_vnni layouts moe-compile emits.
 constexpr int64_t kLayerPanelWidth = 16;
 
@@ -86,11 +102,13 @@ llvm::Error validateLayerSpec(const LayerSpec &spec);
 
 /// The function arguments of the layer's module, in order: x, router, w13,
 /// w2[, bias][, router_bias][, w13_bias, w2_bias][, shared_w13,
-/// shared_w2[, shared_gate]].
+/// shared_w2[, shared_gate]][, w13_scales, w2_scales[, w13_input_scale,
+/// w2_input_scale]].
 llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 
 /// The function arguments of the experts entry's module (buildExpertsModule):
-/// x, topk_ids, topk_weights, w13, w2[, w13_bias, w2_bias].
+/// x, topk_ids, topk_weights, w13, w2[, w13_bias, w2_bias][, w13_scales,
+/// w2_scales[, w13_input_scale, w2_input_scale]].
 llvm::SmallVector<std::string> expertsArgumentNames(const LayerSpec &spec);
 
 /// The layer's sizes, dtype and routing attributes, for the manifest.

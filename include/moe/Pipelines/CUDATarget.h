@@ -21,6 +21,9 @@ namespace mlir::moe {
 /// and `features` a non-empty comma-separated list of +/- NVPTX features
 /// (+ptx80) whose PTX version is at least the chip's. The messages name the
 /// options as `chipOption` and `featuresOption`.
+/// The newest PTX ISA version `features` asks for (+ptx84 -> 84), or 0.
+unsigned requestedPTXVersion(llvm::StringRef features);
+
 llvm::Error checkCUDATarget(llvm::StringRef chip, llvm::StringRef features,
                             llvm::StringRef chipOption = "--chip",
                             llvm::StringRef featuresOption = "--cuda-features");

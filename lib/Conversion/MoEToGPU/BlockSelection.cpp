@@ -41,41 +41,6 @@ Value orderKey(KernelBuilder &b, Value score) {
 
 } // namespace
 
-MemRefType gpu_lowering::selectionScratchType(MLIRContext *context) {
-  auto space =
-      gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
-  return MemRefType::get({kSelectThreads}, IntegerType::get(context, 32),
-                         MemRefLayoutAttrInterface(), space);
-}
-
-std::pair<Value, Value>
-gpu_lowering::blockExclusiveScan(KernelBuilder &b, Value scratch, Value value) {
-  // Hillis-Steele in a loop of log2(kSelectThreads) steps.
-  Value tid = b.threadId();
-  b.store(value, scratch, tid);
-  b.create<gpu::BarrierOp>();
-  int64_t steps = llvm::Log2_64(kSelectThreads);
-  b.forEach(b.index(0), b.index(steps), b.index(1),
-            [&](KernelBuilder &lb, Value step) {
-              Value distance = lb.create<arith::ShLIOp>(lb.index(1), step);
-              Value has = lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
-                                                   tid, distance);
-              Value from = lb.create<arith::SelectOp>(
-                  has, lb.create<arith::SubIOp>(tid, distance), tid);
-              Value add = lb.create<arith::SelectOp>(
-                  has, lb.load(scratch, from), lb.i32(0));
-              lb.create<gpu::BarrierOp>();
-              lb.store(lb.create<arith::AddIOp>(lb.load(scratch, tid), add),
-                       scratch, tid);
-              lb.create<gpu::BarrierOp>();
-            });
-  Value inclusive = b.load(scratch, tid);
-  Value total = b.load(scratch, b.index(kSelectThreads - 1));
-  // Every thread has read the total before the scratch is reused.
-  b.create<gpu::BarrierOp>();
-  return {b.create<arith::SubIOp>(inclusive, value), total};
-}
-
 BlockSelection BlockSelection::select(KernelBuilder &b, Value scratch,
                                       Value from, Value to, Value count,
                                       ScoreFn scoreOf) {

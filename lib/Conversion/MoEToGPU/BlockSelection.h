@@ -13,20 +13,17 @@
 #ifndef MOE_LIB_CONVERSION_MOETOGPU_BLOCKSELECTION_H
 #define MOE_LIB_CONVERSION_MOETOGPU_BLOCKSELECTION_H
 
-#include "KernelBuilder.h"
+#include "BlockScan.h"
 
 namespace mlir::moe::gpu_lowering {
 
 /// Threads of a selecting block: the tile of elements one scan covers.
-constexpr int64_t kSelectThreads = 256;
+constexpr int64_t kSelectThreads = kScanThreads;
 
 /// The workgroup buffer a selecting block needs (kSelectThreads i32).
-MemRefType selectionScratchType(MLIRContext *context);
-
-/// The exclusive prefix sum of each thread's i32 `value` over the block,
-/// and the block's total. Every thread of the block must call it.
-std::pair<Value, Value> blockExclusiveScan(KernelBuilder &b, Value scratch,
-                                           Value value);
+inline MemRefType selectionScratchType(MLIRContext *context) {
+  return scanScratchType(context);
+}
 
 /// The C best of the f32 scores of [from, to). Build it with `select`, then
 /// `sweep` the range. Every thread of the block must call both.

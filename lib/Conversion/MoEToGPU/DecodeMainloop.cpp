@@ -223,23 +223,6 @@ private:
     });
   }
 
-  /// The weight row that B tile u of this warp reads for lane group g.
-  Value weightRow(KernelBuilder &b, Value warpColumn, int64_t u, Value g) {
-    Value base;
-    if (!mm.glu) {
-      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * u));
-    } else if (mm.interleaved) {
-      base = b.create<arith::AddIOp>(
-          b.create<arith::MulIOp>(warpColumn, b.index(2)), b.index(8 * u));
-    } else {
-      // Gate tiles first, then the matching up tiles I columns further.
-      int64_t t = u % outputTiles;
-      int64_t shift = u < outputTiles ? 0 : mm.width;
-      base = b.create<arith::AddIOp>(warpColumn, b.index(8 * t + shift));
-    }
-    return b.create<arith::AddIOp>(base, g);
-  }
-
   Value partials; // workgroup memory of the K parts' sums (splitK > 1)
 };
 

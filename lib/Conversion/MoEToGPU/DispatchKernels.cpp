@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BlockScan.h"
 #include "Lowerings.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -18,8 +19,9 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
-/// Selections per dispatch chunk: one block counts and places them.
-constexpr int64_t kChunk = 256;
+/// Selections per dispatch chunk: one block counts and places them, and
+/// scans the experts' counts.
+constexpr int64_t kChunk = kScanThreads;
 
 Value selectF(KernelBuilder &b, Value condition, Value a, Value c) {
   return b.create<arith::SelectOp>(condition, a, c);
@@ -172,22 +174,18 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                 [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rowOf, f); });
     });
   };
-  // Totals in `counts` become exclusive starts in place, and the offsets.
-  auto scanTotals = [&](KernelBuilder &kb, Value counts) {
+  // Totals in `counts` become exclusive starts in place (a scan by the whole
+  // block, in log2(kChunk) steps whatever the number of experts), and the
+  // offsets.
+  auto scanTotals = [&](KernelBuilder &kb, Value counts, Value scratch) {
+    Value end = scanInPlace(kb, scratch, counts, numLocal);
+    if (counts != offsets.buffer)
+      forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+        eb.store(eb.load(counts, e), offsets.buffer, e);
+      });
     Value first = kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq,
                                            kb.threadId(), kb.index(0));
     kb.ifThen(first, [&](KernelBuilder &tb) {
-      Value end = tb.forLoop(tb.index(0), tb.index(numLocal), tb.index(1),
-                             ValueRange{tb.i32(0)},
-                             [&](KernelBuilder &lb, Value e, ValueRange acc) {
-                               Value total = lb.load(counts, e);
-                               lb.store(acc[0], counts, e);
-                               if (counts != offsets.buffer)
-                                 lb.store(acc[0], offsets.buffer, e);
-                               return SmallVector<Value>{
-                                   lb.create<arith::AddIOp>(acc[0], total)};
-                             })
-                      .front();
       tb.store(end, offsets.buffer, tb.index(numLocal));
     });
   };
@@ -202,7 +200,8 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
       oneChunk,
       [&](KernelBuilder &ob) {
         ob.launch("moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
-                  TypeRange{startsType, chunkExpertsType},
+                  TypeRange{startsType, chunkExpertsType,
+                            scanScratchType(ob.getContext())},
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value starts = shared.front();
                     Value from = kb.index(0);
@@ -212,7 +211,7 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                       eb.store(countOf(eb, e, chunk), starts, e);
                     });
                     kb.create<gpu::BarrierOp>();
-                    scanTotals(kb, starts);
+                    scanTotals(kb, starts, shared[2]);
                     kb.create<gpu::BarrierOp>();
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       placeFrom(eb, e, eb.load(starts, e), chunk);
@@ -235,7 +234,8 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
 
         cb.launch(
             "moe_dispatch_scan", cb.index(1), cb.index(1), kChunk,
-            [&](KernelBuilder &kb) {
+            TypeRange{scanScratchType(cb.getContext())},
+            [&](KernelBuilder &kb, ValueRange shared) {
               // Each step loads kScanBatch chunks' counts before it stores
               // their starts: one load in flight per chunk would make a
               // 65536-token dispatch wait on 2048 loads in turn (32 at a
@@ -274,7 +274,7 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                 eb.store(total, offsets.buffer, e);
               });
               kb.create<gpu::BarrierOp>();
-              scanTotals(kb, offsets.buffer);
+              scanTotals(kb, offsets.buffer, shared.front());
             });
 
         cb.launch("moe_dispatch_place", chunks, cb.index(1), kChunk,

@@ -39,6 +39,12 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
     scale = readBuffer(b, operands.getRowScale());
   if (operands.getBias())
     bias = readBuffer(b, operands.getBias());
+  if ((quant = op.getWeightQuantAttr())) {
+    fp8.emplace(quant, n, reduction);
+    rhsScales = readBuffer(b, operands.getRhsScales());
+    if (operands.getLhsScales())
+      lhsScales = readBuffer(b, operands.getLhsScales());
+  }
   out = allocateLike(b, operands.getInit());
   numRows = b.create<memref::DimOp>(out.buffer, 0);
   if (op.getGather())

@@ -9,7 +9,10 @@
 #ifndef MOE_LIB_CONVERSION_MOETOGPU_GROUPEDMATMUL_H
 #define MOE_LIB_CONVERSION_MOETOGPU_GROUPEDMATMUL_H
 
+#include "Fp8Matmul.h"
 #include "KernelBuilder.h"
+
+#include <optional>
 
 namespace mlir::moe::gpu_lowering {
 
@@ -71,6 +74,12 @@ public:
   Value lhs, rhs, rows, scale, bias, numRows, gatherTokens, scaleTokens;
   OffsetsSource offsets;
   OutputBuffer out;
+  // FP8 weights: the weight_quant attribute, the layout of its K blocks,
+  // the scale operands (lhsScales for static activations), and the
+  // quantized activations (quantizeActivations).
+  WeightQuantAttr quant;
+  std::optional<Fp8Layout> fp8;
+  Value rhsScales, lhsScales, quantLhs, quantScales;
 };
 
 /// The simt kernel (SimtMatmulKernel.cpp): one thread per output element,

@@ -6,7 +6,8 @@
 // queues) and `large` for prefill-sized ones (wide tiles that reuse what
 // they load), which the host picks between from the average rows per
 // expert. Matmuls over the same routed rows (a layer's gate/up and down
-// projections) share one schedule, a moe.row_tiles operand.
+// projections) share one schedule, a moe.row_tiles operand. FP8 weights
+// take the activation quantization kernel, then the mma_sync_fp8 kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,6 +37,10 @@ Replacements gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op,
            << "has no " << MoEDialect::getGpuKernelsAttrName()
            << " attribute: run moe-gpu-select-kernel-config first";
   GroupedMatmul mm(op, operands, b);
+  // FP8 weights: the A rows go to e4m3 first (the verifier has checked that
+  // both kernels are mma_sync_fp8).
+  if (mm.quant)
+    quantizeActivations(b, mm);
   if (kernels.getSmall().getKernel() == MatmulKernel::simt) {
     launchSimtMatmul(b, mm);
     return SmallVector<Value>{mm.out.tensor};

@@ -100,6 +100,8 @@ struct MoEGPUSelectKernelConfigPass
                        int64_t(1) << 31)) ||
         failed(inRange("large-tile-group", largeTileGroup, 1, 64)))
       return failure();
+    if (ptx != 0 && failed(inRange("ptx", ptx, 60, 999)))
+      return failure();
     if (smallSplitK != 1 && smallSplitK != 4)
       return errorHandler(
           "moe-gpu-select-kernel-config: small-split-k must be 1 or 4, got " +
@@ -119,18 +121,94 @@ struct MoEGPUSelectKernelConfigPass
     case MatmulKernel::wgmma:
     case MatmulKernel::wgmma_warp_specialized:
       return target.version == 90 && target.archSpecific;
+    case MatmulKernel::mma_sync_fp8:
+      return target.version >= 89;
     }
     return false;
+  }
+
+  /// mma.sync with e4m3 operands is PTX ISA 8.4: with the `ptx` option
+  /// given, an older one is refused here rather than by ptxas.
+  LogicalResult checkPtx(GroupedMatmulOp op, MatmulKernel kernel) {
+    if (kernel != MatmulKernel::mma_sync_fp8 || ptx == 0 || ptx >= 84)
+      return success();
+    return op.emitOpError()
+           << MoEDialect::getGpuKernelsAttrName()
+           << ": the mma_sync_fp8 kernel needs PTX ISA 8.4 or newer "
+              "(features +ptx84), got ptx = "
+           << static_cast<int64_t>(ptx);
+  }
+
+  /// The FP8 kernels of `op` (weight_quant): mma_sync_fp8 for both tile
+  /// shapes, or a diagnostic where no GPU kernel multiplies its FP8 form.
+  FailureOr<GroupedMatmulKernelsAttr> chooseFp8(GroupedMatmulOp op,
+                                                const GpuChip &target) {
+    WeightQuantAttr quant = op.getWeightQuantAttr();
+    auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+    int64_t reduction = weightShape(rhsType, op.getRhsLayout()).reduction;
+    int64_t blockK = std::min(quant.getBlockK(), reduction);
+    auto refuse = [&]() {
+      return op.emitOpError() << "FP8 weights (weight_quant) on the GPU: ";
+    };
+    if (!runs(target, MatmulKernel::mma_sync_fp8))
+      return refuse() << "mma.sync with e4m3 operands needs sm_89 or newer, "
+                         "got "
+                      << chip;
+    if (quant.getActivation() == ActivationQuant::none)
+      return refuse() << "the mma_sync_fp8 kernel multiplies e4m3 "
+                         "activations: activation = none has no GPU kernel";
+    if (op.getRhsLayout() != RhsLayout::nk || reduction % 8)
+      return refuse() << "the mma_sync_fp8 kernel needs the nk layout and K "
+                         "a multiple of 8, got K = "
+                      << reduction;
+    if (blockK < reduction && blockK % 32)
+      return refuse() << "the mma_sync_fp8 kernel needs K blocks of a "
+                         "multiple of 32 columns (or one block over K), got "
+                         "bk = "
+                      << quant.getBlockK();
+    // The largest unroll up to small-unroll that divides a K block's steps.
+    int64_t steps = llvm::divideCeil(blockK, 32);
+    int64_t unroll = std::min<int64_t>(smallUnroll, steps);
+    while (steps % unroll)
+      --unroll;
+    MLIRContext *ctx = op.getContext();
+    Tile small;
+    small.kernel = MatmulKernel::mma_sync_fp8;
+    small.rows = 16;
+    small.columns = 64;
+    small.k = 32;
+    small.unroll = unroll;
+    // 32 rows: twice the decode tile's, and with a GLU (gate and up tiles
+    // in every warp) the same 64 columns, so the sums, partial sums and
+    // fragments of 4 steps fit the registers without spilling.
+    Tile large = small;
+    large.rows = 32;
+    large.columns = op.getEpilogue() ? 64 : 128;
+    int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert) : 32;
+    if (failed(checkPtx(op, MatmulKernel::mma_sync_fp8)))
+      return failure();
+    return GroupedMatmulKernelsAttr::get(ctx, small.get(ctx), large.get(ctx),
+                                         threshold);
   }
 
   LogicalResult select(GroupedMatmulOp op, const GpuChip &target) {
     StringRef name = MoEDialect::getGpuKernelsAttrName();
     if (auto pinned = op->getAttrOfType<GroupedMatmulKernelsAttr>(name)) {
-      for (MatmulTileAttr tile : {pinned.getSmall(), pinned.getLarge()})
+      for (MatmulTileAttr tile : {pinned.getSmall(), pinned.getLarge()}) {
         if (!runs(target, tile.getKernel()))
           return op.emitOpError()
                  << name << ": the " << stringifyMatmulKernel(tile.getKernel())
                  << " kernel does not run on " << chip;
+        if (failed(checkPtx(op, tile.getKernel())))
+          return failure();
+      }
+      return success();
+    }
+    if (op.getWeightQuantAttr()) {
+      FailureOr<GroupedMatmulKernelsAttr> kernels = chooseFp8(op, target);
+      if (failed(kernels))
+        return failure();
+      op->setAttr(name, *kernels);
       return success();
     }
     op->setAttr(name, choose(op, target));

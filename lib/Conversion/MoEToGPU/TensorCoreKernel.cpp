@@ -27,6 +27,7 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
   config.tileGroup = tile.getTileGroup();
   switch (tile.getKernel()) {
   case MatmulKernel::mma_sync:
+  case MatmulKernel::mma_sync_fp8:
     config.mTiles = tile.getRows() / 16;
     config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;
     break;
@@ -58,6 +59,8 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
   switch (tile.getKernel()) {
   case MatmulKernel::mma_sync:
     return createDecodeKernel(mm, config);
+  case MatmulKernel::mma_sync_fp8:
+    return createFp8DecodeKernel(mm, config);
   case MatmulKernel::mma_sync_staged:
     return createStagedKernel(mm, config, tile.getStages());
   case MatmulKernel::wgmma:
@@ -178,4 +181,21 @@ void TensorCoreKernel::clearRows(KernelBuilder &b, const TileWork &work,
                            cb.store(zero, mm.out.buffer, {r, column});
                          });
             });
+}
+
+Value TensorCoreKernel::weightRow(KernelBuilder &b, Value warpColumn, int64_t u,
+                                  Value g) const {
+  Value base;
+  if (!mm.glu) {
+    base = b.create<arith::AddIOp>(warpColumn, b.index(8 * u));
+  } else if (mm.interleaved) {
+    base = b.create<arith::AddIOp>(
+        b.create<arith::MulIOp>(warpColumn, b.index(2)), b.index(8 * u));
+  } else {
+    // Gate tiles first, then the matching up tiles I columns further.
+    int64_t t = u % outputTiles;
+    int64_t shift = u < outputTiles ? 0 : mm.width;
+    base = b.create<arith::AddIOp>(warpColumn, b.index(8 * t + shift));
+  }
+  return b.create<arith::AddIOp>(base, g);
 }

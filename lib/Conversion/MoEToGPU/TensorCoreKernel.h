@@ -9,6 +9,7 @@
 //   mma_sync                 DecodeMainloop.cpp
 //   mma_sync_staged          StagedMainloop.cpp
 //   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
+//   mma_sync_fp8             Fp8DecodeMainloop.cpp
 //
 //===----------------------------------------------------------------------===//
 
@@ -68,6 +69,9 @@ protected:
                            Value blockColumn) = 0;
 
   int64_t numAcc() const { return config.mTiles * bTiles * 4; }
+  /// The weight row that B tile u of a warp from `warpColumn` reads for
+  /// fragment row `g` (gate tiles, then up tiles, for a GLU).
+  Value weightRow(KernelBuilder &b, Value warpColumn, int64_t u, Value g) const;
   /// K tiles of the staged kernels.
   int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
   static int64_t bytes(MemRefType type) {
@@ -107,6 +111,8 @@ createDecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
 createStagedKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                    int64_t stages);
+std::unique_ptr<TensorCoreKernel>
+createFp8DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
 createWgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                   int64_t stages);

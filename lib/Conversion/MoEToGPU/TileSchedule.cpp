@@ -7,6 +7,7 @@
 
 #include "TileSchedule.h"
 
+#include "BlockScan.h"
 #include "Lowerings.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -61,43 +62,32 @@ void gpu_lowering::scheduleTiles(KernelBuilder &b, const ExpertRows &experts,
                                  const TileSchedule &schedule,
                                  int64_t tileRows) {
   int64_t numExperts = experts.numExperts;
-  Value grid = b.index(llvm::divideCeil(numExperts, kBlockThreads));
+  Value grid = b.index(llvm::divideCeil(numExperts, kScanThreads));
   auto space =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   auto countsType = MemRefType::get({numExperts}, b.getI32Type(),
                                     MemRefLayoutAttrInterface(), space);
   b.launch(
-      "moe_tile_schedule", grid, b.index(1), kBlockThreads,
-      TypeRange{countsType}, [&](KernelBuilder &kb, ValueRange shared) {
-        // Every block first counts every expert's tiles into shared memory,
-        // a strided share per thread: the loads of the offsets go out
-        // together, where a thread summing the experts below it from
-        // global memory would wait on each in turn.
-        Value counts = shared.front();
-        kb.forEach(kb.threadId(), kb.index(numExperts), kb.index(kBlockThreads),
+      "moe_tile_schedule", grid, b.index(1), kScanThreads,
+      TypeRange{countsType, scanScratchType(b.getContext())},
+      [&](KernelBuilder &kb, ValueRange shared) {
+        // Every block counts every expert's tiles into shared memory, a
+        // strided share per thread, and scans them as a block: each
+        // expert's first tile in log2(kScanThreads) steps, where a loop
+        // over the experts below it would take E.
+        Value counts = shared[0];
+        kb.forEach(kb.threadId(), kb.index(numExperts), kb.index(kScanThreads),
                    [&](KernelBuilder &lb, Value j) {
                      Value tiles = expertTiles(lb, experts, j, tileRows).second;
                      lb.store(lb.fromIndex(tiles, lb.getI32Type()), counts, j);
                    });
         kb.create<gpu::BarrierOp>();
-        Value e = kb.globalThreadId(kBlockThreads);
+        Value total = scanInPlace(kb, shared[1], counts, numExperts);
+        Value e = kb.globalThreadId(kScanThreads);
         kb.ifThen(kb.lessThan(e, kb.index(numExperts)), [&](KernelBuilder &tb) {
-          // A loop over all experts (a constant trip count) with the ones
-          // below e selected, so the shared-memory reads can overlap.
-          Value before =
-              tb.forLoop(tb.index(0), tb.index(numExperts), tb.index(1),
-                         ValueRange{tb.index(0)},
-                         [&](KernelBuilder &lb, Value j, ValueRange acc) {
-                           Value tiles = lb.toIndex(lb.load(counts, j));
-                           Value below = lb.lessThan(j, e);
-                           Value added =
-                               lb.create<arith::AddIOp>(acc[0], tiles);
-                           return SmallVector<Value>{lb.create<arith::SelectOp>(
-                               below, added, acc[0])};
-                         })
-                  .front();
-          Value firstRow = expertTiles(tb, experts, e, tileRows).first;
-          Value tiles = tb.toIndex(tb.load(counts, e));
+          Value before = tb.toIndex(tb.load(counts, e));
+          std::pair<Value, Value> range = expertTiles(tb, experts, e, tileRows);
+          Value firstRow = range.first, tiles = range.second;
           Value expert = tb.fromIndex(e, tb.getI32Type());
           tb.forEach(
               tb.index(0), tiles, tb.index(1), [&](KernelBuilder &lb, Value t) {
@@ -109,13 +99,11 @@ void gpu_lowering::scheduleTiles(KernelBuilder &b, const ExpertRows &experts,
                 lb.store(lb.fromIndex(start, lb.getI32Type()), schedule.buffer,
                          startSlot);
               });
-          Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e,
-                                                tb.index(numExperts - 1));
-          tb.ifThen(last, [&](KernelBuilder &lb) {
-            Value total = lb.create<arith::AddIOp>(before, tiles);
-            lb.store(lb.fromIndex(total, lb.getI32Type()), schedule.buffer,
-                     lb.index(0));
-          });
+        });
+        Value first =
+            kb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, e, kb.index(0));
+        kb.ifThen(first, [&](KernelBuilder &tb) {
+          tb.store(total, schedule.buffer, tb.index(0));
         });
       });
 }

@@ -11,6 +11,7 @@
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Utils/Activation.h"
+#include "moe/Dialect/MoE/Utils/Quantization.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
 
@@ -121,6 +122,11 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     StructuredBuilder b(op.getLoc(), rewriter);
     Value init = op.getInit();
     Value lhs = op.getLhs(), rhs = op.getRhs(), offsets = op.getOffsets();
+    // Quantized: the A rows as the e4m3 values (times their scales) that
+    // the product uses; the weights are dequantized element by element.
+    WeightQuantAttr quant = op.getWeightQuantAttr();
+    if (quant && quant.getActivation() != ActivationQuant::none)
+      lhs = quantizeActivations(b, lhs, quant, op.getLhsScales());
     if (op.getRhsLayout() == RhsLayout::panels)
       rhs = unpackPanels(b, rhs);
     else if (op.getRhsLayout() == RhsLayout::panels_vnni)
@@ -206,8 +212,19 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
                SmallVector<Value> at = {safe, col, red};
                if (kn)
                  at = {safe, red, col};
-               Value w = nb.castFloat(nb.create<tensor::ExtractOp>(rhs, at),
-                                      nb.getF32Type());
+               Value w = nb.create<tensor::ExtractOp>(rhs, at);
+               if (quant) {
+                 Value scale = nb.create<tensor::ExtractOp>(
+                     op.getRhsScales(),
+                     ValueRange{safe,
+                                nb.create<arith::DivUIOp>(
+                                    col, nb.index(quant.getBlockN())),
+                                nb.create<arith::DivUIOp>(
+                                    red, nb.index(quant.getBlockK()))});
+                 w = nb.create<arith::MulFOp>(decodeE4M3(nb, w), scale);
+               } else {
+                 w = nb.castFloat(w, nb.getF32Type());
+               }
                Value product = nb.create<arith::MulFOp>(a, w);
                Value sum = nb.create<arith::AddFOp>(args.back(), product);
                return Body{nb.create<arith::SelectOp>(valid, sum, args.back())};

@@ -85,6 +85,18 @@ private:
         });
   }
 
+  /// FP8 weights W[e, row, k ..< k + vw] (decoded) times their block's
+  /// scale: the vector lies in one block along K (quantizedKernelApplies).
+  Value dequantize(StructuredBuilder &sb, WeightQuantAttr quant, Value w,
+                   Value expert, Value row, Value k) {
+    Value scale = sb.create<tensor::ExtractOp>(
+        op.getRhsScales(),
+        ValueRange{expert,
+                   sb.create<arith::DivUIOp>(row, sb.index(quant.getBlockN())),
+                   sb.create<arith::DivUIOp>(k, sb.index(quant.getBlockK()))});
+    return sb.create<arith::MulFOp>(
+        w, sb.create<vector::BroadcastOp>(w.getType(), scale));
+  }
 
   /// The f32 results of output columns `cols` for every row of the block,
   /// column-major: result[c * rows + i].
@@ -120,9 +132,13 @@ private:
     auto step = [&](StructuredBuilder &sb, Value k, ValueRange accs,
                     bool inBounds) {
       SmallVector<Value> weights;
-      for (Value row : weightRows)
-        weights.push_back(loadF32(sb, op.getRhs(), {expert, row, k},
-                                  shape.vectorWidth, inBounds));
+      for (Value row : weightRows) {
+        Value w = loadF32(sb, op.getRhs(), {expert, row, k}, shape.vectorWidth,
+                          inBounds);
+        if (WeightQuantAttr quant = op.getWeightQuantAttr())
+          w = dequantize(sb, quant, w, expert, row, k);
+        weights.push_back(w);
+      }
       SmallVector<Value> next(accs.begin(), accs.end());
       for (int64_t i = 0; i < rows; ++i) {
         Value a = loadF32(sb, op.getLhs(), {blockRows[i].aRow, k},
@@ -179,6 +195,30 @@ private:
 };
 
 } // namespace
+
+bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
+                                       std::string &why) {
+  WeightQuantAttr quant = op.getWeightQuantAttr();
+  if (!quant)
+    return true;
+  if (quant.getActivation() != ActivationQuant::none) {
+    why = "the activation quantization is not explicit (run "
+          "moe-quantize-activations first)";
+    return false;
+  }
+  if (op.getRhsLayout() != RhsLayout::nk) {
+    why = "quantized weights are dequantized by the nk kernel only";
+    return false;
+  }
+  WeightShape weights = weightShape(
+      cast<RankedTensorType>(op.getRhs().getType()), op.getRhsLayout());
+  int64_t bk = quant.getBlockK();
+  if (bk % shape.vectorWidth != 0 && bk < weights.reduction) {
+    why = "the scale block along K is not a multiple of the vector width";
+    return false;
+  }
+  return true;
+}
 
 Value mlir::moe::buildDotProductKernel(GroupedMatmulOp op,
                                        StructuredBuilder &b,

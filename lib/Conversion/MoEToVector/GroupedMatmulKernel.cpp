@@ -2,6 +2,8 @@
 
 #include "GroupedMatmulKernel.h"
 
+#include "moe/Dialect/MoE/Utils/Quantization.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -134,6 +136,8 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
                                               ArrayRef<bool>{inBounds});
   if (element.isF32())
     return v;
+  if (isQuantizedElementType(element))
+    return decodeE4M3(nb, v);
   return nb.create<arith::ExtFOp>(VectorType::get({width}, nb.getF32Type()),
                                   v);
 }

@@ -97,6 +97,14 @@ private:
   Value clampedOffset(Value i, Value numRows, Value lower);
 };
 
+/// Whether the kernels cover `op`'s weight quantization (always for
+/// unquantized weights): FP8 weights in the nk layout, activations already
+/// quantized (moe-quantize-activations), and a scale block along K that
+/// is a multiple of the vector width or spans K, so that every weight
+/// vector has one scale. Otherwise `why` says what is missing.
+bool quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
+                            std::string &why);
+
 /// The result of `op` (nk weights) computed by DotProductKernel.
 Value buildDotProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                             KernelShape shape);

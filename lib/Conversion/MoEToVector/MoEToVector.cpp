@@ -43,6 +43,10 @@ struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
 
   LogicalResult matchAndRewrite(GroupedMatmulOp op,
                                 PatternRewriter &rewriter) const override {
+    std::string why;
+    if (!quantizedKernelApplies(op, shape, why))
+      return rewriter.notifyMatchFailure(
+          op, why + "; left to the reference lowering");
     StructuredBuilder b(op.getLoc(), rewriter);
     Value result;
     if (op.getRhsLayout() == RhsLayout::nk)

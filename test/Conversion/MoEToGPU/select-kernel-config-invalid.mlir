@@ -17,3 +17,29 @@ func.func @wgmma_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offs
         large_rows_per_expert = 8>} -> tensor<?x256xbf16>
   return %y : tensor<?x256xbf16>
 }
+
+// -----
+
+func.func @fp8_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
+                       %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{FP8 weights (weight_quant) on the GPU: mma.sync with e4m3 operands needs sm_89 or newer, got sm_80}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+func.func @pinned_fp8_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
+                              %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the mma_sync_fp8 kernel does not run on sm_80}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}

@@ -465,7 +465,7 @@ func.func @layer_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x3
 // -----
 
 func.func @layer_panels_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x1x16x16xf32>, %init: tensor<4x16xf32>) {
-  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16 tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
+  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x1x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<4x16xf32>
   return
 }
@@ -563,6 +563,126 @@ func.func @aux_loss_result(%l: tensor<4x8xf32>, %ids: tensor<4x2xi32>) {
 func.func @z_loss_logits(%l: tensor<4x8xf16>) {
   // expected-error @+1 {{'logits' must be a 2-D f32 tensor [T, E], got 'tensor<4x8xf16>'}}
   %z = moe.z_loss %l : tensor<4x8xf16> -> tensor<f32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_block(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %s: tensor<8x2x1xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant block must be [bn, bk] with both >= 1, got [16, 0]}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 0], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @fp8_without_weight_quant(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' has element type 'f8E4M3FN', which needs a 'weight_quant' attribute and its scales}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) outs(%init : tensor<4x32xf32>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @rhs_scales_without_weight_quant(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xbf16>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xf32>) {
+  // expected-error @+1 {{'rhs_scales' is used only with 'weight_quant'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xbf16>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) outs(%init : tensor<4x32xf32>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @lhs_scales_without_weight_quant(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xbf16>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<1xf32>) {
+  // expected-error @+1 {{'lhs_scales' is used only with 'weight_quant'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xbf16>, tensor<9xi32>) lhs_scales(%s : tensor<1xf32>) outs(%init : tensor<4x32xf32>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_rhs_type(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xbf16>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xf32>) {
+  // expected-error @+1 {{'rhs' must hold 'f8E4M3FN' weights for weight_quant format fp8_e4m3, got 'tensor<8x32x16xbf16>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xbf16>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_no_rhs_scales(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant needs the 'rhs_scales' operand, a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 2, 1] for 'rhs'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_rhs_scales_shape(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x2xf32>) {
+  // expected-error @+1 {{'rhs_scales' must be a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 2, 1] for 'rhs' and block = [16, 16], got 'tensor<8x2x2xf32>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_rhs_scales_type(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xbf16>) {
+  // expected-error @+1 {{'rhs_scales' must be a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 2, 1] for 'rhs' and block = [16, 16], got 'tensor<8x2x1xbf16>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xbf16>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_static_no_lhs_scales(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xf32>) {
+  // expected-error @+1 {{activation = static needs the 'lhs_scales' operand, a 1-D f32 tensor [1] (one scale for the tensor)}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_dynamic_lhs_scales(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xf32>, %si: tensor<1xf32>) {
+  // expected-error @+1 {{'lhs_scales' is used only with activation = static}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) lhs_scales(%si : tensor<1xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_quant_lhs_scales_shape(%x: tensor<4x16xbf16>, %w: tensor<8x32x16xf8E4M3FN>, %o: tensor<9xi32>, %init: tensor<4x32xf32>, %s: tensor<8x2x1xf32>, %si: tensor<8xf32>) {
+  // expected-error @+1 {{'lhs_scales' must be a 1-D f32 tensor [1], got 'tensor<8xf32>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1xf32>) lhs_scales(%si : tensor<8xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @layer_w13_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf16>, %w13: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x16xf8E4M3FN>, %s13: tensor<8x1x1xf32>, %s2: tensor<8x1x1xf32>, %init: tensor<4x16xbf16>) {
+  // expected-error @+1 {{'w13_scales' must be a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 2, 1] for 'w13' and block = [16, 16], got 'tensor<8x1x1xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x1x1xf32>, tensor<8x1x1xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x16xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_w2_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf16>, %w13: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x16xf8E4M3FN>, %s13: tensor<8x2x1xf32>, %s2: tensor<8x2x1xf32>, %init: tensor<4x16xbf16>) {
+  // expected-error @+1 {{'w2_scales' must be a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 1, 1] for 'w2' and block = [16, 16], got 'tensor<8x2x1xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x2x1xf32>, tensor<8x2x1xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = dynamic>} -> tensor<4x16xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_w13_input_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf16>, %w13: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x16xf8E4M3FN>, %s13: tensor<8x2x1xf32>, %s2: tensor<8x1x1xf32>, %init: tensor<4x16xbf16>, %i13: tensor<8xf32>, %i2: tensor<1xf32>) {
+  // expected-error @+1 {{'w13_input_scales' must be a 1-D f32 tensor [1], got 'tensor<8xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x2x1xf32>, tensor<8x1x1xf32>) input_scales(%i13, %i2 : tensor<8xf32>, tensor<1xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x16xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_w2_input_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf16>, %w13: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x16xf8E4M3FN>, %s13: tensor<8x2x1xf32>, %s2: tensor<8x1x1xf32>, %init: tensor<4x16xbf16>, %i13: tensor<1xf32>, %i2: tensor<2xf32>) {
+  // expected-error @+1 {{'w2_input_scales' must be a 1-D f32 tensor [1], got 'tensor<2xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x2x1xf32>, tensor<8x1x1xf32>) input_scales(%i13, %i2 : tensor<1xf32>, tensor<2xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x16xbf16>
   return
 }
 

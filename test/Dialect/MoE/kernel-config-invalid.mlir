@@ -141,3 +141,81 @@ func.func @row_tiles_simt(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offse
         large_rows_per_expert = 64>} -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
+
+// -----
+
+// expected-error @+1 {{the mma_sync_fp8 kernel's columns are 4 warps of a multiple of 8 columns, got 48}}
+func.func private @fp8_columns() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 48, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_fp8 kernel's rows are 16-row MMA tiles, got 24}}
+func.func private @fp8_rows() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 24, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_fp8 kernel needs split_k = 1, got 4}}
+func.func private @fp8_split() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// FP8 weights with another kernel pinned.
+func.func @fp8_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
+                                %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 kernel, got mma_sync for the small kernel}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// FP8 weights with the simt kernel pinned.
+func.func @fp8_weights_simt(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
+                            %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 kernel, got simt for the small kernel}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = simt, rows = 1, columns = 128, k = 1, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// The FP8 kernel on bf16 weights.
+func.func @fp8_kernel_bf16_weights(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xbf16>, %o: tensor<5xi32>,
+                                   %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_fp8 needs FP8 weights (weight_quant)}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x32xf32>)
+      {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// An unroll that does not divide the 2 steps of a K block (K = 64).
+func.func @fp8_unroll(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
+                      %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_fp8 needs unroll to divide the 2 steps of 32 of a K block, got 3}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 3, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}

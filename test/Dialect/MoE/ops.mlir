@@ -100,6 +100,47 @@ func.func @grouped_matmul_fused(%x: tensor<16x64xbf16>, %w13: tensor<8x64x256xbf
   return %h : tensor<32x128xf32>
 }
 
+// CHECK-LABEL: func.func @grouped_matmul_fp8
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x256xbf16>, tensor<8x512x256xf8E4M3FN>, tensor<9xi32>) rhs_scales(%{{.*}} : tensor<8x4x2xf32>) outs(%{{.*}} : tensor<?x512xf32>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>
+func.func @grouped_matmul_fp8(%xs: tensor<?x256xbf16>, %w13: tensor<8x512x256xf8E4M3FN>, %offsets: tensor<9xi32>, %s: tensor<8x4x2xf32>, %init: tensor<?x512xf32>) -> tensor<?x512xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w13, %offsets
+      : tensor<?x256xbf16>, tensor<8x512x256xf8E4M3FN>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x4x2xf32>)
+      outs(%init : tensor<?x512xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3,
+       block = [128, 128], activation = dynamic>} -> tensor<?x512xf32>
+  return %h : tensor<?x512xf32>
+}
+
+// Per-channel weight scales (bk spans K) and a static activation scale.
+// CHECK-LABEL: func.func @grouped_matmul_fp8_static
+// CHECK: rhs_scales(%{{.*}} : tensor<8x96x1xf32>) lhs_scales(%{{.*}} : tensor<1xf32>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [1, 4096], activation = static>
+func.func @grouped_matmul_fp8_static(%xs: tensor<?x64xbf16>, %w: tensor<8x96x64xf8E4M3FN>, %offsets: tensor<9xi32>, %s: tensor<8x96x1xf32>, %si: tensor<1xf32>, %init: tensor<?x96xf32>) -> tensor<?x96xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w, %offsets
+      : tensor<?x64xbf16>, tensor<8x96x64xf8E4M3FN>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x96x1xf32>) lhs_scales(%si : tensor<1xf32>)
+      outs(%init : tensor<?x96xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3,
+       block = [1, 4096], activation = static>} -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
+
+// CHECK-LABEL: func.func @layer_fp8
+// CHECK: moe.layer {{.*}} scales(%{{.*}}, %{{.*}} : tensor<8x4x2xf32>, tensor<8x2x2xf32>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>
+func.func @layer_fp8(%x: tensor<?x256xbf16>, %router: tensor<8x256xbf16>, %w13: tensor<8x512x256xf8E4M3FN>, %w2: tensor<8x256x256xf8E4M3FN>, %s13: tensor<8x4x2xf32>, %s2: tensor<8x2x2xf32>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x256xbf16>,
+      tensor<8x256xbf16>, tensor<8x512x256xf8E4M3FN>,
+      tensor<8x256x256xf8E4M3FN>)
+      scales(%s13, %s2 : tensor<8x4x2xf32>, tensor<8x2x2xf32>)
+      outs(%init : tensor<?x256xbf16>) {k = 2 : i64, renormalize,
+      weight_quant = #moe.weight_quant<format = fp8_e4m3,
+      block = [128, 128], activation = dynamic>} -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}
+
 // CHECK-LABEL: func.func @layer_panels
 // CHECK: moe.layer {{.*}} tensor<8x4x64x16xf32>, tensor<8x4x32x16xf32>
 // CHECK-SAME: weight_layout = #moe.rhs_layout<panels>
@@ -225,4 +266,26 @@ func.func @routing_state(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>, %w: tenso
   %y = moe.combine ins(%ys, %rows, %wt : tensor<16x32xf32>, tensor<16xi32>, tensor<8x2xf32>)
       row_of(%row_of : tensor<16xi32>) outs(%yinit : tensor<8x32xf32>) -> tensor<8x32xf32>
   return %y : tensor<8x32xf32>
+}
+
+// Every optional operand of the grouped matmul at once, in their order: a bias,
+// FP8 scales (static activations) and a shared schedule of row tiles.
+// CHECK-LABEL: func.func @grouped_matmul_bias_fp8_row_tiles
+// CHECK: moe.grouped_matmul {{.*}} rows(%{{.*}} : tensor<16xi32>) bias(%{{.*}} : tensor<4x32xbf16>) rhs_scales(%{{.*}} : tensor<4x2x2xf32>) lhs_scales(%{{.*}} : tensor<1xf32>) row_tiles(%{{.*}} : tensor<?xi32>) outs(%{{.*}} : tensor<16x32xf32>)
+func.func @grouped_matmul_bias_fp8_row_tiles(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>,
+    %w: tensor<4x32x32xf8E4M3FN>, %b: tensor<4x32xbf16>, %s: tensor<4x2x2xf32>,
+    %si: tensor<1xf32>, %init: tensor<16x32xf32>) -> tensor<16x32xf32> {
+  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>
+  %tiles = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64,
+      large_tile_rows = 128 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<5xi32>, tensor<16xi32> -> tensor<?xi32>
+  %ys = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x32xbf16>, tensor<4x32x32xf8E4M3FN>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) bias(%b : tensor<4x32xbf16>)
+      rhs_scales(%s : tensor<4x2x2xf32>) lhs_scales(%si : tensor<1xf32>)
+      row_tiles(%tiles : tensor<?xi32>)
+      outs(%init : tensor<16x32xf32>) {gather, k = 2 : i64,
+      weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>}
+      -> tensor<16x32xf32>
+  return %ys : tensor<16x32xf32>
 }

@@ -107,7 +107,7 @@ def _same_experts(T, E, k):
 def test_experts_edge_cases():
     entries = artifacts()
     failures = []
-    for name in ("edge-tail", "edge-plain", "qwen3-30b-a3b"):
+    for name in ("edge-tail", "edge-plain", "edge-experts", "qwen3-30b-a3b"):
         for label, T, ids_fn, misaligned in (
                 ("T=1", 1, None, False), ("T=7", 7, None, False),
                 ("T=333", 333, None, False),

@@ -76,6 +76,11 @@ def MoEGPUSelectKernelConfigPass
     and the options below:
 
     - f32 weights, the `kn` layout, or K not a multiple of 8: `simt`.
+    - FP8 weights (`weight_quant`): `mma_sync_fp8` for both shapes, 16 and
+      32 rows, from 32 rows per expert, on sm_89 and newer with quantized
+      activations (dynamic or static); elsewhere, or with `activation =
+      none`, an error at the op. It needs PTX ISA 8.4: with `ptx` given
+      (the pipeline passes its features' version), an older one is refused.
     - `small`: `mma_sync` with 16-row tiles, `small-unroll` K steps in
       flight, and `small-split-k` warps sharing the columns where K is at
       least `small-split-k-from`.
@@ -101,6 +106,9 @@ def MoEGPUSelectKernelConfigPass
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_90a\"",
            "the GPU the kernels are for (sm_80, sm_89, sm_90, sm_90a, ...)">,
+    Option<"ptx", "ptx", "int64_t", /*default=*/"0",
+           "the PTX ISA version the kernels are compiled for, e.g. 84 for "
+           "8.4 (0: not checked); the FP8 kernel needs 84 or newer">,
     Option<"largeRowsPerExpert", "large-rows-per-expert", "int64_t",
            /*default=*/"0",
            "average rows per expert from which the prefill kernel runs (0: "

@@ -110,6 +110,28 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
         succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
         succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
   }
+  case MatmulKernel::mma_sync_fp8: {
+    if (failed(e.within("rows", rows, 16, 64)))
+      return failure();
+    if (rows % 16)
+      return emitError() << "the mma_sync_fp8 kernel's rows are 16-row MMA "
+                            "tiles, got "
+                         << rows;
+    if (failed(e.within("columns", columns, 32, 256)))
+      return failure();
+    if (columns % 32)
+      return emitError() << "the mma_sync_fp8 kernel's columns are 4 warps "
+                            "of a multiple of 8 columns, got "
+                         << columns;
+    return success(
+        succeeded(e.equals("k", k, 32)) &&
+        succeeded(e.equals("stages", stages, 1)) &&
+        succeeded(e.within("unroll", unroll, 1, 16)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.equals("tile_group", tileGroup, 1)) &&
+        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+  }
   case MatmulKernel::mma_sync_staged:
     if (columns != 64 && columns != 128)
       return emitError() << "the mma_sync_staged kernel's columns are 128 "
@@ -165,9 +187,49 @@ GroupedMatmulKernelsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
 
 /// Whether `op` can run `tile` at all: its operand types, weight layout,
 /// K and GLU form against what the kernel reads and stores.
+/// Whether `op` can run the mma_sync_fp8 `tile`: FP8 weights in the nk
+/// layout, quantized activations, K a multiple of 8 (8-byte fragment loads),
+/// K blocks of whole 32-wide steps and `unroll` dividing a block's steps.
+static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
+                                        MatmulTileAttr tile) {
+  auto fail = [&]() {
+    return op.emitOpError()
+           << "moe.gpu_kernels: the " << slot << " kernel mma_sync_fp8 ";
+  };
+  WeightQuantAttr quant = op.getWeightQuantAttr();
+  if (!quant)
+    return fail() << "needs FP8 weights (weight_quant)";
+  if (quant.getActivation() == ActivationQuant::none)
+    return fail() << "multiplies e4m3 activations: it needs activation = "
+                     "dynamic or static, got none";
+  if (op.getRhsLayout() != RhsLayout::nk)
+    return fail() << "needs the weights in the nk layout";
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  int64_t reduction = weightShape(rhsType, op.getRhsLayout()).reduction;
+  if (reduction % 8)
+    return fail() << "needs K a multiple of 8, got " << reduction;
+  int64_t blockK = std::min(quant.getBlockK(), reduction);
+  if (blockK < reduction && blockK % 32)
+    return fail() << "needs K blocks of a multiple of 32 columns (or one "
+                     "block over K), got bk = "
+                  << quant.getBlockK() << " for K = " << reduction;
+  int64_t steps = llvm::divideCeil(blockK, 32);
+  if (steps % tile.getUnroll())
+    return fail() << "needs unroll to divide the " << steps
+                  << " steps of 32 of a K block, got " << tile.getUnroll();
+  return success();
+}
+
 static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
                                      MatmulTileAttr tile) {
   MatmulKernel kernel = tile.getKernel();
+  if (kernel == MatmulKernel::mma_sync_fp8)
+    return verifyFp8TileForOp(op, slot, tile);
+  if (op.getWeightQuantAttr())
+    return op.emitOpError()
+           << "moe.gpu_kernels: FP8 weights (weight_quant) take the "
+              "mma_sync_fp8 kernel, got "
+           << stringifyMatmulKernel(kernel) << " for the " << slot << " kernel";
   if (!isTensorCore(kernel))
     return success();
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());

@@ -22,6 +22,11 @@ bool isF32(Type t) { return t.isF32(); }
 bool isI32(Type t) { return t.isSignlessInteger(32); }
 /// Element types the matmul-like ops accept; they accumulate in f32.
 bool isMatmulFloat(Type t) { return t.isF32() || t.isBF16() || t.isF16(); }
+/// Element types of weight operands: the matmul floats, and the quantized
+/// formats, whose scales and attribute verifyWeightQuantOperands checks.
+bool isWeightElement(Type t) {
+  return isMatmulFloat(t) || isQuantizedElementType(t);
+}
 
 /// Checks shapes and element types of one op's tensors and reports the first
 /// mismatch with the operand's name and the expected form.
@@ -369,14 +374,15 @@ static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
                           {"E", "K", "N"},
                           {"E", "N / P", "K", "P"},
                           {"E", "N / P", "K / 2", "2P"}};
-  StringRef described[4] = {"3-D f32/bf16/f16 tensor [E, N, K]",
-                            "3-D f32/bf16/f16 tensor [E, K, N]",
-                            "4-D f32/bf16/f16 tensor [E, N / P, K, P]",
-                            "4-D f32/bf16/f16 tensor [E, N / P, K / 2, 2P]"};
+  StringRef described[4] = {
+      "3-D f32/bf16/f16/f8E4M3FN tensor [E, N, K]",
+      "3-D f32/bf16/f16/f8E4M3FN tensor [E, K, N]",
+      "4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K, P]",
+      "4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K / 2, 2P]"};
   auto index = static_cast<unsigned>(layout);
   bool panels = layout == RhsLayout::panels || layout == RhsLayout::panels_vnni;
   int64_t rank = panels ? 4 : 3;
-  if (failed(c.tensor(weights, name, rank, isMatmulFloat, described[index])))
+  if (failed(c.tensor(weights, name, rank, isWeightElement, described[index])))
     return failure();
   for (int64_t d = 0; d < rank; ++d)
     if (failed(c.isStatic(weights, name, d, dims[index][d])))
@@ -413,7 +419,10 @@ LogicalResult GroupedMatmulOp::verify() {
     return emitOpError() << "'offsets' must have length E + 1 = "
                          << numExperts + 1 << " for the " << numExperts
                          << " experts of 'rhs', got " << getOffsets().getType();
-  if (failed(verifyLinearBias(c, getBias(), "bias", numExperts, "E", n, "N")))
+  if (failed(verifyLinearBias(c, getBias(), "bias", numExperts, "E", n, "N")) ||
+      failed(verifyWeightQuantOperands(
+          *this, getWeightQuantAttr(), *rhsShape, getRhs(), "rhs",
+          getRhsScales(), "rhs_scales", getLhsScales(), "lhs_scales")))
     return failure();
 
   if (getGather() && !getRows())
@@ -556,6 +565,13 @@ LogicalResult LayerOp::verify() {
                          << " experts' [H = " << hidden << ", I = " << inter
                          << "] weights in the " << layout << " layout, got "
                          << getW2().getType();
+  if (failed(verifyWeightQuantOperands(
+          *this, getWeightQuantAttr(), *w13, getW13(), "w13", getW13Scales(),
+          "w13_scales", getW13InputScales(), "w13_input_scales")) ||
+      failed(verifyWeightQuantOperands(
+          *this, getWeightQuantAttr(), *w2, getW2(), "w2", getW2Scales(),
+          "w2_scales", getW2InputScales(), "w2_input_scales")))
+    return failure();
   if (getBias() &&
       (failed(c.tensor(getBias(), "bias", 1, isF32, "1-D f32 tensor [E]")) ||
        failed(c.dimIs(getBias(), "bias", 0, numExperts, "E"))))

@@ -69,8 +69,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Type i32 = b.getI32Type();
     Value x = op.getX();
     int64_t k = op.getK();
-    int64_t numExperts = cast<RankedTensorType>(op.getRouter().getType())
-                             .getDimSize(0);
+    int64_t numExperts =
+        cast<RankedTensorType>(op.getRouter().getType()).getDimSize(0);
     int64_t inter = weightShape(cast<RankedTensorType>(op.getW13().getType()),
                                 op.getWeightLayout())
                         .columns /
@@ -94,8 +94,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
       numRows = b.getIndexAttr(*staticTokens * k);
     auto rowsType = tensorType({numRows}, i32);
     auto dispatch = b.create<DispatchOp>(
-        rowsType, RankedTensorType::get({numExperts + 1}, i32),
-        route.getIds(), route.getWeights(), /*expert_map=*/Value(),
+        rowsType, RankedTensorType::get({numExperts + 1}, i32), route.getIds(),
+        route.getWeights(), /*expert_map=*/Value(),
         b.getI64IntegerAttr(numExperts), op.getCapacityAttr(),
         op.getCapacityFactorAttr(), op.getDropPolicyAttr());
     Value rows = dispatch.getRows();
@@ -105,18 +105,17 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
     Value xs = b.create<PermuteOp>(tensorType({m, hidden}, f32), x, rows,
                                    b.empty({m, hidden}, f32), op.getKAttr())
                    .getResult();
-    Value h = b.create<GroupedMatmulOp>(
-                   tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs,
-                   op.getW13(), dispatch.getOffsets(),
-                   b.empty({m, b.getIndexAttr(2 * inter)}, f32),
-                   op.getWeightLayout(), op.getW13Bias())
-                  .getResult();
-    Value act = glu(b, op, h, m, inter);
-    Value ys = b.create<GroupedMatmulOp>(tensorType({m, hidden}, f32), act,
-                                         op.getW2(), dispatch.getOffsets(),
-                                         b.empty({m, hidden}, f32),
-                                         op.getWeightLayout(), op.getW2Bias())
-                   .getResult();
+    auto h13 = b.create<GroupedMatmulOp>(
+        tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs, op.getW13(),
+        dispatch.getOffsets(), b.empty({m, b.getIndexAttr(2 * inter)}, f32),
+        op.getWeightLayout(), op.getW13Bias());
+    quantize(h13, op, op.getW13Scales(), op.getW13InputScales());
+    Value act = glu(b, op, h13.getResult(), m, inter);
+    auto h2 = b.create<GroupedMatmulOp>(
+        tensorType({m, hidden}, f32), act, op.getW2(), dispatch.getOffsets(),
+        b.empty({m, hidden}, f32), op.getWeightLayout(), op.getW2Bias());
+    quantize(h2, op, op.getW2Scales(), op.getW2InputScales());
+    Value ys = h2.getResult();
 
     Value init = op.getInit();
     if (!op.getSharedW13()) {
@@ -125,10 +124,10 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
                                  .getResult());
       return success();
     }
-    Value routed = b.create<CombineOp>(tensorType({tokens, hidden}, f32), ys,
-                                       rows, route.getWeights(),
-                                       b.empty({tokens, hidden}, f32))
-                       .getResult();
+    Value routed =
+        b.create<CombineOp>(tensorType({tokens, hidden}, f32), ys, rows,
+                            route.getWeights(), b.empty({tokens, hidden}, f32))
+            .getResult();
     Value shared = sharedExpert(b, op, tokens);
     Value result =
         b.generic({routed, shared}, {init}, 2, {{0, 1}, {0, 1}, {0, 1}}, {},
@@ -143,9 +142,21 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
   }
 
 private:
+  /// Gives `matmul` the layer's weight quantization: its attribute and one
+  /// weight's scales (no-op for an unquantized layer).
+  static void quantize(GroupedMatmulOp matmul, LayerOp op, Value scales,
+                       Value inputScales) {
+    if (!op.getWeightQuantAttr())
+      return;
+    matmul.setWeightQuantAttr(op.getWeightQuantAttr());
+    matmul.getRhsScalesMutable().assign(scales);
+    if (inputScales)
+      matmul.getLhsScalesMutable().assign(inputScales);
+  }
+
   /// moe.glu with the layer's activation attributes, in f32.
-  static Value glu(StructuredBuilder &b, LayerOp op, Value h,
-                   OpFoldResult rows, int64_t width) {
+  static Value glu(StructuredBuilder &b, LayerOp op, Value h, OpFoldResult rows,
+                   int64_t width) {
     OpFoldResult widthSize = b.getIndexAttr(width);
     Type f32 = b.getF32Type();
     return b

@@ -26,9 +26,9 @@ GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
                             function_ref<void(GroupedMatmulOp)> update) {
   auto fused = GroupedMatmulOp::create(
       rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
-      rows, rowScale, op.getBias(), /*row_tiles=*/Value(), init,
-      op.getRhsLayoutAttr(),
-      op.getGatherAttr(), op.getKAttr(), op.getEpilogueAttr(),
+      rows, rowScale, op.getBias(), op.getRhsScales(), op.getLhsScales(),
+      /*row_tiles=*/Value(), init, op.getRhsLayoutAttr(), op.getGatherAttr(),
+      op.getKAttr(), op.getEpilogueAttr(), op.getWeightQuantAttr(),
       op.getGluLayoutAttr(), op.getAlphaAttr(), op.getLimitAttr());
   update(fused);
   return fused;

@@ -24,6 +24,56 @@ def MoE_MatmulKernelAttr : MoE_EnumAttr<MoE_MatmulKernel, "matmul_kernel">;
 def MoE_SharedLayoutAttr : MoE_EnumAttr<MoE_SharedLayout, "shared_layout">;
 
 //===----------------------------------------------------------------------===//
+// Quantized weights
+//===----------------------------------------------------------------------===//
+
+def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
+  let mnemonic = "weight_quant";
+  let summary = "how a grouped matmul's weights and activations are quantized";
+  let description = [{
+    The quantization of a `moe.grouped_matmul`'s (or a `moe.layer`'s)
+    expert weights, with the scales as explicit operands:
+
+    - `format`: the weights' element format. `fp8_e4m3`: `f8E4M3FN`
+      weights `W[e, n, k]` with f32 scales `S[e, ceil(N / bn),
+      ceil(K / bk)]`; the weight is `W[e, n, k] * S[e, n / bn, k / bk]`
+      (the checkpoint's `weight_scale_inv`).
+    - `block = [bn, bk]`: the block of weights that shares a scale. A block
+      size at least the dimension makes one block across it: `[1, K]` is
+      per-channel, `[N, K]` per-tensor.
+    - `activation`: how the matmul's input rows are quantized before the
+      product. `dynamic`: each row (after the gather) in groups of `bk`
+      along K, scale `amax(|a|) / 448` in f32 (1 for an all-zero group);
+      `static`: one f32 scale for the whole tensor (the `lhs_scales`
+      operand, `[1]`). Either way `a / scale` (f32) is clamped to
+      `[-448, 448]`, rounded to the nearest `e4m3` value (ties to even) and
+      multiplied by the scale again; `none`: the input is used as it is.
+
+    The products accumulate in f32.
+
+    Example: `#moe.weight_quant<format = fp8_e4m3, block = [128, 128],
+    activation = dynamic>`
+  }];
+  let parameters = (ins
+    EnumParameter<MoE_WeightFormat>:$format,
+    ArrayRefParameter<"int64_t">:$block,
+    EnumParameter<MoE_ActivationQuant>:$activation
+  );
+  let assemblyFormat = [{
+    `<` `format` `=` $format `,` `block` `=` `[` $block `]` `,`
+    `activation` `=` $activation `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The block's extent along N (bn) and along K (bk).
+    int64_t getBlockN() const { return getBlock()[0]; }
+    int64_t getBlockK() const { return getBlock()[1]; }
+    /// The element type of weights in this format.
+    ::mlir::Type getWeightElementType() const;
+  }];
+}
+
+//===----------------------------------------------------------------------===//
 // GPU kernel configurations
 //===----------------------------------------------------------------------===//
 
@@ -43,6 +93,7 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     | `mma_sync` | 16, 32, 48 or 64 | (4 / split_k) warps x a multiple of 8 | 32 | 1 | none, none |
     | `mma_sync_staged` | 128 | 128 (64) | 32 | 2 to 6 | padded, padded |
     | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
+    | `mma_sync_fp8` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 32 | 1 | none, none |
 
     - `simt`: one thread per output element (f32 weights, the `kn` layout,
       K not a multiple of 8).
@@ -57,6 +108,12 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
       multiplies.
     - `wgmma_warp_specialized`: the same with a third warpgroup that issues
       the copies, stages handed over through full and empty mbarriers.
+    - `mma_sync_fp8`: FP8 weights (`weight_quant`, sm_89 and newer, PTX ISA
+      8.4): the activations quantized to e4m3 by a kernel of their own, then
+      4 warps load `mma.sync.m16n8k32` e4m3 fragments from global memory,
+      `unroll` steps of 32 K in flight (a divisor of the steps of one K
+      block), summing each K block in f32 before scaling it into the
+      accumulators.
 
     `tile_group` row tiles sweep each column block of the weights together
     (the staged kernels). `inline_constants`: the kernel sees the host's

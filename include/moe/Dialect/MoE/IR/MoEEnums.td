@@ -64,13 +64,30 @@ def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights",
   let genSpecializedAttr = 0;
 }
 
+def MoE_WeightFormat : I32EnumAttr<"WeightFormat",
+    "element format of quantized expert weights", [
+    I32EnumAttrCase<"fp8_e4m3", 0>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
+def MoE_ActivationQuant : I32EnumAttr<"ActivationQuant",
+    "how a quantized grouped matmul quantizes its activations", [
+    I32EnumAttrCase<"none", 0>,
+    I32EnumAttrCase<"dynamic", 1>,
+    I32EnumAttrCase<"static_", 2, "static">]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+
 def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
     "the GPU kernel that computes a grouped matmul's tiles", [
     I32EnumAttrCase<"simt", 0>,
     I32EnumAttrCase<"mma_sync", 1>,
     I32EnumAttrCase<"mma_sync_staged", 2>,
     I32EnumAttrCase<"wgmma", 3>,
-    I32EnumAttrCase<"wgmma_warp_specialized", 4>]> {
+    I32EnumAttrCase<"wgmma_warp_specialized", 4>,
+    I32EnumAttrCase<"mma_sync_fp8", 5>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }

@@ -29,6 +29,25 @@ struct WeightShape {
 /// (panels_vnni).
 WeightShape weightShape(RankedTensorType type, RhsLayout layout);
 
+/// Whether `type` is the element type of a quantized weight format
+/// (f8E4M3FN), which only a `weight_quant` op may hold.
+bool isQuantizedElementType(Type type);
+
+/// [E, ceil(N / bn), ceil(K / bk)]: the shape of the scales of `weights`
+/// quantized as `quant` says.
+SmallVector<int64_t> weightScaleShape(WeightQuantAttr quant,
+                                      const WeightShape &weights);
+
+/// Checks the quantization of one weight operand: its element type against
+/// `quant` (or, without `quant`, that it is not quantized and has no
+/// scales), the shape of `scales`, and `inputScales` ([1], activation =
+/// static only). Each name is the operand's, for the diagnostics.
+LogicalResult verifyWeightQuantOperands(Operation *op, WeightQuantAttr quant,
+                                        const WeightShape &shape, Value weights,
+                                        StringRef weightsName, Value scales,
+                                        StringRef scalesName, Value inputScales,
+                                        StringRef inputScalesName);
+
 } // namespace mlir::moe
 
 #endif // MOE_DIALECT_MOE_IR_MOEOPS_H

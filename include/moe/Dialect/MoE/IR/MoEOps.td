@@ -283,6 +283,22 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     from; grouped matmuls over the same routed rows share it. It does not
     change the result, and the CPU lowerings do not read it.
 
+    Quantized weights (`weight_quant = #moe.weight_quant<...>`, docs/
+    quantization.md): `rhs` holds `f8E4M3FN` values and `rhs_scales(%s)`
+    their f32 scales `[E, ceil(N / bn), ceil(K / bk)]`; the weight is
+    `rhs[e, n, k] * s[e, n / bn, k / bk]`. Each A row is quantized to e4m3
+    before the product (in groups of `bk` for `activation = dynamic`; by
+    `lhs_scales(%si)` `[1]`, one f32 scale for the tensor, for `static`).
+
+    ```mlir
+    %h = moe.grouped_matmul ins(%xs, %w13, %offsets
+        : tensor<?x256xbf16>, tensor<8x512x256xf8E4M3FN>, tensor<9xi32>)
+        rhs_scales(%s : tensor<8x4x2xf32>)
+        outs(%init : tensor<?x512xf32>)
+        {weight_quant = #moe.weight_quant<format = fp8_e4m3,
+         block = [128, 128], activation = dynamic>} -> tensor<?x512xf32>
+    ```
+
     ```mlir
     %h = moe.grouped_matmul ins(%xs, %w13, %offsets
         : tensor<32x64xf32>, tensor<8x256x64xf32>, tensor<9xi32>)
@@ -294,13 +310,16 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
                             Optional<AnyRankedTensor>:$rows,
                             Optional<AnyRankedTensor>:$row_scale,
                             Optional<AnyRankedTensor>:$bias,
+                            Optional<AnyRankedTensor>:$rhs_scales,
+                            Optional<AnyRankedTensor>:$lhs_scales,
                             Optional<AnyRankedTensor>:$row_tiles,
                             AnyRankedTensor:$init,
                             DefaultValuedAttr<MoE_RhsLayoutAttr,
                                 "::mlir::moe::RhsLayout::nk">:$rhs_layout,
                             UnitAttr:$gather,
                             DefaultValuedAttr<I64Attr, "1">:$k,
-                            OptionalAttr<MoE_ActivationAttr>:$epilogue),
+                            OptionalAttr<MoE_ActivationAttr>:$epilogue,
+                            OptionalAttr<MoE_WeightQuantAttr>:$weight_quant),
                        MoE_GluArgs);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
@@ -309,6 +328,8 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     (`rows` `(` $rows^ `:` type($rows) `)`)?
     (`row_scale` `(` $row_scale^ `:` type($row_scale) `)`)?
     (`bias` `(` $bias^ `:` type($bias) `)`)?
+    (`rhs_scales` `(` $rhs_scales^ `:` type($rhs_scales) `)`)?
+    (`lhs_scales` `(` $lhs_scales^ `:` type($lhs_scales) `)`)?
     (`row_tiles` `(` $row_tiles^ `:` type($row_tiles) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
@@ -321,9 +342,11 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
                         "::mlir::moe::RhsLayout::nk">:$rhsLayout,
                    CArg<"::mlir::Value", "{}">:$bias), [{
       build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
-            /*row_scale=*/Value(), bias, /*row_tiles=*/Value(), init,
-            rhsLayout, /*gather=*/false,
-            /*k=*/1, /*epilogue=*/nullptr, GluLayout::concatenated,
+            /*row_scale=*/Value(), bias,
+            /*rhs_scales=*/Value(), /*lhs_scales=*/Value(),
+            /*row_tiles=*/Value(), init, rhsLayout, /*gather=*/false,
+            /*k=*/1, /*epilogue=*/nullptr, /*weight_quant=*/nullptr,
+            GluLayout::concatenated,
             ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
     }]>
   ];
@@ -427,6 +450,23 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
       weight scales the expert's output (`experts.down_proj_bias`).
     Biases are f32, bf16 or f16 and are added in f32.
 
+    With `weight_quant`, `w13` and `w2` hold quantized weights and
+    `scales(%s13, %s2)` their scales (`[E, ceil(2I / bn), ceil(H / bk)]`
+    and `[E, ceil(H / bn), ceil(I / bk)]`); `activation = static` takes
+    `input_scales(%i13, %i2)`, each `[1]`. Both grouped matmuls quantize
+    their inputs (x, and the GLU output). The shared expert is not
+    quantized.
+
+    ```mlir
+    %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x256xbf16>,
+        tensor<8x256xbf16>, tensor<8x512x256xf8E4M3FN>,
+        tensor<8x256x256xf8E4M3FN>)
+        scales(%s13, %s2 : tensor<8x4x2xf32>, tensor<8x2x2xf32>)
+        outs(%init : tensor<?x256xbf16>) {k = 2 : i64, renormalize,
+        weight_quant = #moe.weight_quant<format = fp8_e4m3,
+        block = [128, 128], activation = dynamic>} -> tensor<?x256xbf16>
+    ```
+
     ```mlir
     %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xf32>,
         tensor<8x64xf32>, tensor<8x256x64xf32>, tensor<8x64x128xf32>)
@@ -457,12 +497,17 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
                             Optional<AnyRankedTensor>:$shared_w13,
                             Optional<AnyRankedTensor>:$shared_w2,
                             Optional<AnyRankedTensor>:$shared_gate,
+                            Optional<AnyRankedTensor>:$w13_scales,
+                            Optional<AnyRankedTensor>:$w2_scales,
+                            Optional<AnyRankedTensor>:$w13_input_scales,
+                            Optional<AnyRankedTensor>:$w2_input_scales,
                             AnyRankedTensor:$init),
                        MoE_RoutingArgs, MoE_CapacityArgs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
                                 "::mlir::moe::Activation::silu">:$activation,
                             DefaultValuedAttr<MoE_RhsLayoutAttr,
-                                "::mlir::moe::RhsLayout::nk">:$weight_layout),
+                                "::mlir::moe::RhsLayout::nk">:$weight_layout,
+                            OptionalAttr<MoE_WeightQuantAttr>:$weight_quant),
                        MoE_GluArgs);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
@@ -475,6 +520,10 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
     (`shared` `(` $shared_w13^ `,` $shared_w2 `:` type($shared_w13) `,`
       type($shared_w2) `)`)?
     (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
+    (`scales` `(` $w13_scales^ `,` $w2_scales `:` type($w13_scales) `,`
+      type($w2_scales) `)`)?
+    (`input_scales` `(` $w13_input_scales^ `,` $w2_input_scales `:`
+      type($w13_input_scales) `,` type($w2_input_scales) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
   let hasVerifier = 1;

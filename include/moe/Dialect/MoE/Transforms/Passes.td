@@ -73,6 +73,43 @@ def MoEFuseRoutingPass : Pass<"moe-fuse-routing"> {
   }];
 }
 
+def MoEQuantizeActivationsPass : Pass<"moe-quantize-activations"> {
+  let summary = "Makes the activation quantization of FP8 grouped matmuls explicit";
+  let description = [{
+    A `moe.grouped_matmul` whose `weight_quant` quantizes its activations
+    (`activation = dynamic` or `static`) gets, as its A operand, the
+    quantized rows as the f32 values the product uses (each e4m3 value times
+    its scale, computed by linalg.generic ops: the group amax, the scales,
+    the rounding), and `activation = none`, so the matmul kernels only
+    dequantize weights. The result is unchanged: the quantization is
+    exactly the one the op specifies (docs/quantization.md).
+
+    Before:
+    ```mlir
+    %h = moe.grouped_matmul ins(%xs, %w13, %offsets : ...)
+        rhs_scales(%s : tensor<8x4x2xf32>) outs(...)
+        {weight_quant = #moe.weight_quant<format = fp8_e4m3,
+         block = [128, 128], activation = dynamic>} -> ...
+    ```
+    After:
+    ```mlir
+    %amax = linalg.generic ... // [M, ceil(K / 128)]
+    %scales = linalg.generic ... // amax / 448, or 1
+    %xq = linalg.generic ... // round_e4m3(x / scale) * scale
+    %h = moe.grouped_matmul ins(%xq, %w13, %offsets : ...)
+        rhs_scales(%s : tensor<8x4x2xf32>) outs(...)
+        {weight_quant = #moe.weight_quant<format = fp8_e4m3,
+         block = [128, 128], activation = none>} -> ...
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 def MoELowerStridedCopiesPass : Pass<"moe-lower-strided-copies"> {
   let summary = "Turns memref.copy between non-contiguous buffers into linalg.copy";
   let description = [{

@@ -1,0 +1,43 @@
+//===- Fp8Matmul.h - What the FP8 grouped matmul kernels share --*- C++ -*-===//
+//
+// An FP8 grouped matmul (`weight_quant`, f8E4M3FN weights with f32 block
+// scales) runs two kernels: the activation quantization
+// (Fp8ActivationQuant.cpp), which writes the A rows as e4m3 bytes and their
+// per-block scales, and the mma_sync_fp8 main loop (Fp8DecodeMainloop.cpp),
+// which multiplies them with the weights block by block of K.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_MOETOGPU_FP8MATMUL_H
+#define MOE_LIB_CONVERSION_MOETOGPU_FP8MATMUL_H
+
+#include "KernelBuilder.h"
+
+namespace mlir::moe::gpu_lowering {
+
+class GroupedMatmul;
+
+/// K per mma.sync.m16n8k32 step of the FP8 kernel.
+constexpr int64_t kFp8StepK = 32;
+
+/// The K blocks of an FP8 matmul and the quantized activations' layout.
+struct Fp8Layout {
+  Fp8Layout(WeightQuantAttr quant, int64_t n, int64_t reduction);
+
+  int64_t blockN, blockK; // the scale blocks, clamped to N and K
+  int64_t kBlocks;        // ceil(K / blockK): scales per row
+  int64_t stepsPerBlock;  // 32-wide K steps of one block
+  // Bytes per quantized row: every block's steps, the padding zeroed. A
+  // block starts at kb * blockK, so blockK must be a multiple of 32 where
+  // there are several blocks (the kernel's verifier checks it).
+  int64_t stride;
+};
+
+/// Launches the activation quantization of `mm`'s A operand (its lhs rows
+/// as they are, before any gather) and sets mm.quantLhs ([rows, stride]
+/// e4m3 bytes) and mm.quantScales ([rows, kBlocks] f32).
+void quantizeActivations(KernelBuilder &b, GroupedMatmul &mm);
+
+} // namespace mlir::moe::gpu_lowering
+
+#endif // MOE_LIB_CONVERSION_MOETOGPU_FP8MATMUL_H

@@ -1,0 +1,280 @@
+"""FP8 layers on the GPU: moe-compile's CUDA artifacts of FP8 configs
+(utils/build-gpu-artifacts.sh, Inputs/fp8: a DeepSeek-like layer with
+[128, 128] blocks, a Qwen3-like one, a Qwen3-like one with per-tensor weight
+scales and static activation scales, and odd sizes whose K and N blocks are
+ragged: H = 200 with [128, 128] and [32, 32] blocks), each through the C ABI
+with the output poisoned first, against the FP8 oracle in fp64
+(moe_mlir.reference with weight_quant: exact e4m3 weights, the activations
+quantized as the kernels do): 1 token, 7, 300 and 2048 tokens; the experts
+entries with every selection on one expert (the others get no rows) and with
+the ids given at random; and one timing line per shape. The bound is 2e-2
+(max |y - ref| / max |ref|); the error against the unquantized layer (the
+float weights the FP8 ones were made from) is printed beside it. Tokens
+whose routing a near-tie decides are left out. Skips without a GPU or the
+artifacts.
+
+Run with pytest, or as `python3 test/Integration/GPU/test_fp8_gpu.py`.
+"""
+
+import os
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "python"))
+ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
+AOT = ARTIFACTS / "aot"
+#: The FP8 layers of Inputs/fp8, and the ones built with an experts entry too.
+LAYERS = ("deepseek_fp8", "qwen3_fp8", "qwen3_fp8_static", "odd_fp8", "odd32_fp8")
+EXPERTS = ("qwen3_fp8_experts", "odd_fp8_experts", "odd32_fp8_experts")
+
+from standalone import run_tests, skip  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+import numpy as np  # noqa: E402
+
+#: max |y - ref| / max |ref| against the FP8 oracle (the same quantization).
+FP8_BOUND = 2e-2
+
+_layers = {}
+
+
+def load(name):
+    if torch is None or not torch.cuda.is_available():
+        skip("needs torch with a CUDA GPU")
+    if torch.cuda.get_device_capability() < (8, 9):
+        skip("the FP8 kernel needs sm_89 or newer")
+    if not (AOT / f"libmoe_{name}.so").exists():
+        skip("needs artifacts/gpu/aot with the FP8 layers (bash utils/build-gpu-artifacts.sh)")
+    from moe_mlir import aot
+
+    if name not in _layers:
+        _layers[name] = aot.Artifact(AOT, name).load()
+    return _layers[name]
+
+
+def bf16(values):
+    """float64 values rounded to bf16, as float64 (what the kernels see)."""
+    return torch.from_numpy(np.asarray(values, np.float32)).bfloat16().double().numpy()
+
+
+def quantize(w, block):
+    """FP8 weights of float64 w [E, N, K] as a checkpoint makes them: per block,
+    scale = amax / 448 (1 for a zero block), w / scale rounded to e4m3 (torch's
+    conversion, ties to even). Returns (float8_e4m3fn tensor, float32 scales)."""
+    E, N, K = w.shape
+    bn, bk = min(block[0], N), min(block[1], K)
+    gn, gk = -(-N // bn), -(-K // bk)
+    padded = np.zeros((E, gn * bn, gk * bk))
+    padded[:, :N, :K] = np.abs(w)
+    amax = padded.reshape(E, gn, bn, gk, bk).max(axis=(2, 4)).astype(np.float32)
+    scales = np.where(amax == 0, np.float32(1), amax / np.float32(448)).astype(np.float32)
+    full = np.repeat(np.repeat(scales, bn, axis=1)[:, :N], bk, axis=2)[:, :, :K]
+    q = torch.from_numpy(np.clip(w / full, -448, 448)).float().to(torch.float8_e4m3fn)
+    return q, scales
+
+
+def draw(layer, tokens, seed):
+    """Random inputs by manifest name (CPU tensors of its dtypes), the float
+    weights the FP8 ones were made from, and the oracle's FP8 arguments."""
+    from moe_mlir.torch_tensors import TORCH_DTYPES
+
+    spec = layer.manifest["layer"]
+    block = spec["weight_block"]
+    rng = np.random.default_rng(seed)
+    tensors, unquantized, quant = {}, {}, {}
+    for t in layer.inputs:
+        name, shape = t["name"], layer.shape(t, tokens)
+        if name in ("w13", "w2"):
+            w = rng.standard_normal(shape) * shape[-1] ** -0.5
+            q, scales = quantize(w, block)
+            tensors[name], unquantized[name] = q, w
+            quant[f"{name}_scales"] = scales
+        elif name.endswith("_scales"):
+            continue  # made with the weights
+        elif name == "w13_input_scale":
+            tensors[name] = torch.tensor([5.0 / 448], dtype=torch.float32)
+        elif name == "w2_input_scale":
+            tensors[name] = torch.tensor([2.0 / 448], dtype=torch.float32)
+        elif name in ("topk_ids", "topk_weights"):
+            continue  # the experts entries' routing is given by the caller
+        else:
+            scale = {"x": 1.0, "bias": 0.1}.get(name, shape[-1] ** -0.5)
+            values = bf16(rng.standard_normal(shape) * scale).astype(np.float32)
+            tensors[name] = torch.from_numpy(values).to(TORCH_DTYPES[t["dtype"]])
+    for name, scales in quant.items():
+        tensors[name] = torch.from_numpy(scales)
+    return tensors, unquantized
+
+
+def fp8_arguments(layer, tensors):
+    spec = layer.manifest["layer"]
+    args = dict(weight_quant=dict(block=tuple(spec["weight_block"]),
+                                  activation=spec["activation_quant"]),
+                w13_scales=tensors["w13_scales"].numpy(), w2_scales=tensors["w2_scales"].numpy())
+    for name in ("w13_input_scale", "w2_input_scale"):
+        if name in tensors:
+            args[name] = tensors[name].numpy()
+    return args
+
+
+def e4m3_bits(q):
+    return q.view(torch.uint8).numpy()
+
+
+def as64(tensor):
+    return tensor.float().numpy().astype(np.float64)
+
+
+def oracle(layer, tensors, unquantized=None):
+    """y and the tokens whose routing no near-tie decides; with `unquantized`
+    (the float weights), the unquantized layer's y instead of the FP8 one's."""
+    from moe_mlir import reference
+
+    spec = layer.manifest["layer"]
+    extra = {name: as64(tensors[name]) for name in ("bias", "shared_w13", "shared_w2",
+                                                    "shared_gate") if name in tensors}
+    kwargs = reference.layer_kwargs(spec)
+    x, router = as64(tensors["x"]), as64(tensors["router"])
+    if unquantized is None:
+        y, _, ids = reference.layer_with_routing(
+            x, router, e4m3_bits(tensors["w13"]), e4m3_bits(tensors["w2"]), **extra, **kwargs,
+            **fp8_arguments(layer, tensors))
+    else:
+        y, _, ids = reference.layer_with_routing(x, router, unquantized["w13"],
+                                                 unquantized["w2"], **extra, **kwargs)
+    # A token is decided when small perturbations of its logits keep its experts.
+    route = {key: kwargs[key] for key in ("k", "scoring", "n_group", "topk_group",
+                                          "group_score", "renormalize", "renorm_epsilon",
+                                          "scale") if key in kwargs}
+    logits = x @ router.T
+    rng = np.random.default_rng(0)
+    decided = np.ones(len(x), dtype=bool)
+    for _ in range(3):
+        noisy = logits + rng.uniform(-1e-4, 1e-4, logits.shape) * max(1.0, np.abs(logits).max())
+        _, other = reference.route(noisy, extra.get("bias"), **route)
+        decided &= (np.sort(other, axis=1) == np.sort(ids, axis=1)).all(axis=1)
+    return y, decided
+
+
+def relative_error(got, want, rows=None):
+    got = got.float().cpu().numpy().astype(np.float64)
+    if np.isnan(got).any():
+        return float("inf")
+    if rows is not None:
+        got, want = got[rows], want[rows]
+    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def poisoned_call(layer, args, tokens):
+    """Runs the ABI into an output filled with NaN: every element must be written."""
+    hidden = layer.outputs[0]["shape"][1]
+    y = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16, device="cuda")
+    size = layer.workspace_size(tokens)
+    workspace = torch.empty(max(size, 1), dtype=torch.uint8, device="cuda")
+    layer.forward_pointers([a.data_ptr() for a in args] + [y.data_ptr()], tokens,
+                           workspace.data_ptr(), size, torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    return y
+
+
+def milliseconds(fn, repeats=20):
+    """Median of `repeats` timed calls after a warm-up, in ms (CUDA events)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return float(np.median(times))
+
+
+def test_fp8_layers_match_oracle():
+    failures = []
+    for name in LAYERS:
+        layer = load(name)
+        for tokens in (1, 7, 300, 2048):
+            tensors, unquantized = draw(layer, tokens, seed=tokens)
+            args = [tensors[t["name"]].cuda() for t in layer.inputs]
+            want, rows = oracle(layer, tensors)
+            assert rows.mean() > 0.9, f"{name}: too many near-ties ({(~rows).sum()} tokens)"
+            y = poisoned_call(layer, args, tokens)
+            error = relative_error(y, want, rows)
+            vs_float = relative_error(y, oracle(layer, tensors, unquantized)[0], rows)
+            print(f"  {name:18s} T={tokens:5d} rel err vs FP8 oracle {error:.2e} "
+                  f"(vs the unquantized layer {vs_float:.2e})", flush=True)
+            if not error <= FP8_BOUND:
+                failures.append((name, tokens, error))
+    assert not failures, failures
+
+
+def experts_oracle(layer, tensors, x, ids, weights):
+    from moe_mlir import reference as ref
+
+    spec = layer.manifest["layer"]
+    k, E = spec["k"], spec["experts"]
+    fp8 = fp8_arguments(layer, tensors)
+    quant = fp8["weight_quant"]
+    rows, offsets = ref.dispatch(ids, weights, num_experts=E)
+    h = ref.grouped_matmul(ref.permute(x, rows, k), e4m3_bits(tensors["w13"]), offsets,
+                           weight_quant=quant, rhs_scales=fp8["w13_scales"],
+                           lhs_scales=fp8.get("w13_input_scale"))
+    a = ref.glu(h, spec["activation"], spec["glu_layout"], spec["alpha"], spec["limit"])
+    ys = ref.grouped_matmul(a, e4m3_bits(tensors["w2"]), offsets, weight_quant=quant,
+                            rhs_scales=fp8["w2_scales"], lhs_scales=fp8.get("w2_input_scale"))
+    return ref.combine(ys, rows, weights)
+
+
+def test_fp8_experts_entries():
+    """The routing given: every selection on the last expert (one expert takes
+    every row, the others none), and random distinct ids."""
+    failures = []
+    for name in EXPERTS:
+        layer = load(name)
+        spec = layer.manifest["layer"]
+        k, E, H = spec["k"], spec["experts"], spec["hidden"]
+        for tokens in (1, 33, 1024):
+            tensors, _ = draw(layer, tokens, seed=100 + tokens)
+            x = as64(tensors["x"])
+            rng = np.random.default_rng(tokens)
+            weights = rng.random((tokens, k)).astype(np.float32)
+            for label, ids in (
+                    ("one expert", np.full((tokens, k), E - 1, dtype=np.int32)),
+                    ("random", np.stack([rng.choice(E, k, replace=False)
+                                         for _ in range(tokens)]).astype(np.int32))):
+                named = dict(tensors, topk_ids=torch.from_numpy(ids),
+                             topk_weights=torch.from_numpy(weights))
+                args = [named[t["name"]].cuda() for t in layer.inputs]
+                y = poisoned_call(layer, args, tokens)
+                error = relative_error(y, experts_oracle(layer, tensors, x, ids, weights))
+                print(f"  {name:20s} T={tokens:5d} {label:10s} rel err {error:.2e}",
+                      flush=True)
+                if not error <= FP8_BOUND:
+                    failures.append((name, tokens, label, error))
+            assert y.shape == (tokens, H)
+    assert not failures, failures
+
+
+def test_fp8_timing():
+    """One timing line per shape (not a bound: the numbers are for the notes)."""
+    for name in LAYERS:
+        layer = load(name)
+        for tokens in (1, 2048):
+            tensors, _ = draw(layer, tokens, seed=tokens)
+            args = [tensors[t["name"]].cuda() for t in layer.inputs]
+            ms = milliseconds(lambda: layer(*args))
+            spec = layer.manifest["layer"]
+            print(f"  timing {name:18s} H={spec['hidden']} I={spec['intermediate']} "
+                  f"E={spec['experts']} k={spec['k']} T={tokens:5d}: {ms:.3f} ms", flush=True)
+            assert ms > 0
+
+
+if __name__ == "__main__":
+    run_tests(dict(globals()))

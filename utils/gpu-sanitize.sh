@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every lowered GPU kernel (test/Integration/GPU/sanitize_kernels.py: each
+# at two sizes, checked against its reference) under each compute-sanitizer
+# tool, on a machine with an NVIDIA GPU and the CUDA toolkit. Only the
+# project's kernels (names starting with moe_) are instrumented; torch's own
+# kernels run plainly. torch's caching allocator is off, so every tensor is an
+# allocation of its own whose bounds memcheck knows, and what is freed goes
+# back to the device (leaks are not checked: torch keeps its context to exit). Each tool's log goes to $MOE_SANITIZE_LOGS (default
+# sanitize-logs/), and the script prints one line per tool and exits non-zero
+# if any tool reports an error or a check fails.
+#
+#   bash utils/build-gpu-artifacts.sh          # here: the artifacts
+#   bash utils/gpu-sanitize.sh [tool ...]      # there: memcheck racecheck initcheck synccheck
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+logs=${MOE_SANITIZE_LOGS:-sanitize-logs}
+mkdir -p "$logs"
+sanitizer=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
+if [ ! -x "$sanitizer" ]; then
+  echo "gpu-sanitize: compute-sanitizer not found (PATH or \$CUDA_HOME/bin)" >&2
+  exit 2
+fi
+tools=("$@")
+[ ${#tools[@]} -eq 0 ] && tools=(memcheck racecheck initcheck synccheck)
+status=0
+for tool in "${tools[@]}"; do
+  case "$tool" in
+    memcheck|racecheck|initcheck|synccheck) ;;
+    *) echo "gpu-sanitize: unknown tool '$tool' (memcheck, racecheck, initcheck, synccheck)" >&2
+       exit 2 ;;
+  esac
+  extra=()
+  [ "$tool" = racecheck ] && extra=(--racecheck-report all)
+  start=$(date +%s)
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" "${extra[@]}" --kernel-name kns=moe_ --error-exitcode 99 \
+    --print-limit 20 python3 "$root/test/Integration/GPU/sanitize_kernels.py" \
+    > "$logs/$tool.log" 2>&1
+  rc=$?
+  summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$logs/$tool.log" | tail -2 | tr '\n' ' ')
+  checks="$(grep -c '^PASS' "$logs/$tool.log") passed, $(grep -c '^FAIL' "$logs/$tool.log") failed"
+  echo "$tool: exit $rc, $checks, $(( $(date +%s) - start )) s; $summary"
+  [ $rc -ne 0 ] && status=1
+done
+exit $status
