@@ -465,7 +465,7 @@ func.func @layer_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x3
 // -----
 
 func.func @layer_panels_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x1x16x16xf32>, %init: tensor<4x16xf32>) {
-  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
+  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x1x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<4x16xf32>
   return
 }
