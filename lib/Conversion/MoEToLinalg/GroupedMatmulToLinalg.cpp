@@ -12,9 +12,9 @@
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/Quantization.h"
-#include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+#include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"

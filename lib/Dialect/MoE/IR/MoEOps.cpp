@@ -410,6 +410,14 @@ LogicalResult GroupedMatmulOp::verify() {
                          << stringifyWeightFormat(quant.getFormat())
                          << " needs rhs_layout = nk, got "
                          << stringifyRhsLayout(getRhsLayout());
+  // The storage type first: the packed formats' K is twice the stored one.
+  if (quant && c.shape(getRhs()).size() == 3 &&
+      cast<RankedTensorType>(getRhs().getType()).getElementType() !=
+          quant.getWeightElementType())
+    return emitOpError() << "'rhs' must hold " << quant.getWeightElementType()
+                         << " weights for weight_quant format "
+                         << stringifyWeightFormat(quant.getFormat()) << ", got "
+                         << getRhs().getType();
   *rhsShape = logicalWeightShape(quant, *rhsShape);
   int64_t numExperts = rhsShape->experts;
   int64_t n = rhsShape->columns;

@@ -164,13 +164,16 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
            << shape.reduction << " of '" << weightsName << "', got ["
            << quant.getBlock() << "]";
   SmallVector<int64_t> scaleShape = weightScaleShape(quant, shape);
-  Type scaleElement = quant.getScaleElementType();
+  // The scale type unquoted, as in "a 3-D f32 tensor".
+  std::string scaleElement;
+  llvm::raw_string_ostream scaleElementOs(scaleElement);
+  scaleElementOs << quant.getScaleElementType();
   if (!scales)
     return op->emitOpError()
            << "weight_quant needs the '" << scalesName << "' operand, a 3-D "
            << scaleElement << " tensor [E, ceil(N / bn), ceil(K / bk)] = "
            << shapeString(scaleShape) << " for '" << weightsName << "'";
-  if (!isTensorOf(scales, scaleElement, scaleShape))
+  if (!isTensorOf(scales, quant.getScaleElementType(), scaleShape))
     return op->emitOpError()
            << "'" << scalesName << "' must be a 3-D " << scaleElement
            << " tensor [E, ceil(N / bn), ceil(K / bk)] = "

@@ -79,8 +79,8 @@ Value mlir::moe::dequantizeWeights(StructuredBuilder &b, WeightQuantAttr quant,
             if (perElement == 2) {
               // The low nibble holds the even k, the high nibble the odd k.
               Value word = nb.create<arith::ExtUIOp>(nb.getI32Type(), byte);
-              Value odd = nb.fromIndex(
-                  nb.create<arith::AndIOp>(k, nb.index(1)), nb.getI32Type());
+              Value odd = nb.fromIndex(nb.create<arith::AndIOp>(k, nb.index(1)),
+                                       nb.getI32Type());
               Value shift = nb.create<arith::MulIOp>(odd, nb.i32(4));
               code = nb.create<arith::AndIOp>(
                   nb.create<arith::ShRUIOp>(word, shift), nb.i32(15));

@@ -53,11 +53,13 @@ SmallVector<int64_t> weightScaleShape(WeightQuantAttr quant,
 /// scales), the shape of `scales`, `inputScales` ([1], activation =
 /// static only) and `zeroPoints` (int4 only). `shape` is the logical shape
 /// (logicalWeightShape). Each name is the operand's, for the diagnostics.
-LogicalResult verifyWeightQuantOperands(
-    Operation *op, WeightQuantAttr quant, const WeightShape &shape,
-    Value weights, StringRef weightsName, Value scales, StringRef scalesName,
-    Value inputScales, StringRef inputScalesName, Value zeroPoints = {},
-    StringRef zeroPointsName = {});
+LogicalResult verifyWeightQuantOperands(Operation *op, WeightQuantAttr quant,
+                                        const WeightShape &shape, Value weights,
+                                        StringRef weightsName, Value scales,
+                                        StringRef scalesName, Value inputScales,
+                                        StringRef inputScalesName,
+                                        Value zeroPoints = {},
+                                        StringRef zeroPointsName = {});
 
 } // namespace mlir::moe
 
