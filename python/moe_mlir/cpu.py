@@ -32,10 +32,11 @@ INSTALLED_DIR = pathlib.Path(__file__).resolve().parent / "_native"
 # numpy storage for each MLIR element type; bf16 travels as raw uint16 bits
 # (ml_dtypes.bfloat16 arrays are viewed as such, see ``dtypes``).
 # f8E4M3FN travels as its uint8 bits (ml_dtypes.float8_e4m3fn arrays are
-# viewed as such).
+# viewed as such); f8E8M0FNU scales as their uint8 bits, and i8 (int8 and the
+# packed 4-bit weight formats) as int8.
 _STORAGE = {"f32": np.float32, "f64": np.float64, "bf16": np.uint16,
             "f16": np.float16, "i32": np.int32, "i64": np.int64,
-            "f8E4M3FN": np.uint8}
+            "f8E4M3FN": np.uint8, "f8E8M0FNU": np.uint8, "i8": np.int8}
 
 
 class CompileError(RuntimeError):

@@ -150,6 +150,12 @@ struct MoEGPUSelectKernelConfigPass
     auto refuse = [&]() {
       return op.emitOpError() << "FP8 weights (weight_quant) on the GPU: ";
     };
+    if (quant.getFormat() != WeightFormat::fp8_e4m3)
+      return op.emitOpError()
+             << "weight_quant format "
+             << stringifyWeightFormat(quant.getFormat())
+             << " has no GPU kernel yet (the GPU's quantized kernels take "
+                "fp8_e4m3 weights)";
     if (!runs(target, MatmulKernel::mma_sync_fp8))
       return refuse() << "mma.sync with e4m3 operands needs sm_89 or newer, "
                          "got "

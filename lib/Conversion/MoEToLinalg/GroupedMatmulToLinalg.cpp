@@ -14,6 +14,7 @@
 #include "moe/Dialect/MoE/Utils/Quantization.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
 #include "moe/Dialect/MoE/Utils/StructuredBuilder.h"
+#include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -127,6 +128,13 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     WeightQuantAttr quant = op.getWeightQuantAttr();
     if (quant && quant.getActivation() != ActivationQuant::none)
       lhs = quantizeActivations(b, lhs, quant, op.getLhsScales());
+    // The weight-only formats are dequantized into f32 weights first; FP8
+    // weights are decoded in the product's body.
+    if (quant && quant.getFormat() != WeightFormat::fp8_e4m3) {
+      rhs = dequantizeWeights(b, quant, rhs, op.getRhsScales(),
+                              op.getRhsZeroPoints());
+      quant = nullptr;
+    }
     if (op.getRhsLayout() == RhsLayout::panels)
       rhs = unpackPanels(b, rhs);
     else if (op.getRhsLayout() == RhsLayout::panels_vnni)

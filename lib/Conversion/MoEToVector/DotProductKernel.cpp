@@ -201,6 +201,13 @@ bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant)
     return true;
+  if (quant.getFormat() != WeightFormat::fp8_e4m3) {
+    why = ("weight_quant format " +
+           stringifyWeightFormat(quant.getFormat()) +
+           " has no vector kernel yet")
+              .str();
+    return false;
+  }
   if (quant.getActivation() != ActivationQuant::none) {
     why = "the activation quantization is not explicit (run "
           "moe-quantize-activations first)";

@@ -136,7 +136,7 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
                                               ArrayRef<bool>{inBounds});
   if (element.isF32())
     return v;
-  if (isQuantizedElementType(element))
+  if (isa<Float8E4M3FNType>(element))
     return decodeE4M3(nb, v);
   return nb.create<arith::ExtFOp>(VectorType::get({width}, nb.getF32Type()),
                                   v);

@@ -465,7 +465,7 @@ func.func @layer_w2(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x3
 // -----
 
 func.func @layer_panels_rank(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>, %w13: tensor<8x32x16xf32>, %w2: tensor<8x1x16x16xf32>, %init: tensor<4x16xf32>) {
-  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
+  // expected-error @+1 {{'w13' must be a 4-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, N / P, K, P], got 'tensor<8x32x16xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xf32>, tensor<8x16xf32>, tensor<8x32x16xf32>, tensor<8x1x16x16xf32>) outs(%init : tensor<4x16xf32>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>} -> tensor<4x16xf32>
   return
 }
@@ -683,6 +683,125 @@ func.func @layer_w13_input_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xb
 func.func @layer_w2_input_scales_shape(%x: tensor<4x16xbf16>, %r: tensor<8x16xbf16>, %w13: tensor<8x32x16xf8E4M3FN>, %w2: tensor<8x16x16xf8E4M3FN>, %s13: tensor<8x2x1xf32>, %s2: tensor<8x1x1xf32>, %init: tensor<4x16xbf16>, %i13: tensor<1xf32>, %i2: tensor<2xf32>) {
   // expected-error @+1 {{'w2_input_scales' must be a 1-D f32 tensor [1], got 'tensor<2xf32>'}}
   %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x16xbf16>, tensor<8x16xbf16>, tensor<8x32x16xf8E4M3FN>, tensor<8x16x16xf8E4M3FN>) scales(%s13, %s2 : tensor<8x2x1xf32>, tensor<8x1x1xf32>) input_scales(%i13, %i2 : tensor<1xf32>, tensor<2xf32>) outs(%init : tensor<4x16xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [16, 16], activation = static>} -> tensor<4x16xbf16>
+  return
+}
+
+// -----
+
+func.func @weight_only_activation(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format int4 is weight-only: activation must be none, got dynamic}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = dynamic>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_only_block_n(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x16x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format int4 has one scale per output row and group: block must be [1, bk], got [2, 32]}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x16x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [2, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @mxfp4_block(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x4xf8E8M0FNU>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format mxfp4 has one scale per 32 K: block must be [1, 32], got [1, 16]}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x4xf8E8M0FNU>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 16], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @int4_group(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format int4 groups 32, 64 or 128 K: block must be [1, 32], [1, 64] or [1, 128], got [1, 48]}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [1, 48], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @int4_rhs_type(%x: tensor<4x64xbf16>, %w: tensor<8x32x64xbf16>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' must hold 'i8' weights for weight_quant format int4, got 'tensor<8x32x64xbf16>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x64xbf16>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @int4_packed_reduction(%x: tensor<4x64xbf16>, %w: tensor<8x32x64xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' has reduction size K = 128, which must equal K, the width of 'lhs', 64}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x64xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @mxfp4_k_multiple(%x: tensor<4x48xbf16>, %w: tensor<8x32x24xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf8E8M0FNU>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' has K = 48, which must be a multiple of the mxfp4 block of 32}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x48xbf16>, tensor<8x32x24xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf8E8M0FNU>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @int8_per_channel(%x: tensor<4x64xbf16>, %w: tensor<8x32x64xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format int8 is per-channel: block must be [1, bk] with bk >= K = 64 of 'rhs', got [1, 32]}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x64xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int8, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @mxfp4_scales_type(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs_scales' must be a 3-D f8E8M0FNU tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 32, 2] for 'rhs' and block = [1, 32], got 'tensor<8x32x2xf32>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @zero_points_format(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf8E8M0FNU>, %init: tensor<4x32xf32>, %z: tensor<8x32x2xi8>) {
+  // expected-error @+1 {{'rhs_zero_points' is used only with weight_quant format int4, got format mxfp4}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf8E8M0FNU>) rhs_zero_points(%z : tensor<8x32x2xi8>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @zero_points_shape(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>, %z: tensor<8x32x2xi32>) {
+  // expected-error @+1 {{'rhs_zero_points' must be a 3-D i8 tensor [E, N, ceil(K / g)] = [8, 32, 2] for 'rhs' and block = [1, 32], got 'tensor<8x32x2xi32>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) rhs_zero_points(%z : tensor<8x32x2xi32>) outs(%init : tensor<4x32xf32>) {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @weight_only_layout(%x: tensor<4x64xbf16>, %w: tensor<8x64x16xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{weight_quant format int4 needs rhs_layout = nk, got kn}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x64x16xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<kn>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+// -----
+
+func.func @i8_without_weight_quant(%x: tensor<4x64xbf16>, %w: tensor<8x32x64xi8>, %o: tensor<9xi32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' has element type 'i8', which needs a 'weight_quant' attribute and its scales}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x64xi8>, tensor<9xi32>) outs(%init : tensor<4x32xf32>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @zero_points_without_weight_quant(%x: tensor<4x64xbf16>, %w: tensor<8x32x64xbf16>, %o: tensor<9xi32>, %z: tensor<8x32x2xi8>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs_zero_points' is used only with 'weight_quant'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x32x64xbf16>, tensor<9xi32>) rhs_zero_points(%z : tensor<8x32x2xi8>) outs(%init : tensor<4x32xf32>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @layer_weight_only_format(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{weight_quant format int4 is supported on moe.grouped_matmul only, not on the layer}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
   return
 }
 

@@ -127,6 +127,63 @@ func.func @grouped_matmul_fp8_static(%xs: tensor<?x64xbf16>, %w: tensor<8x96x64x
   return %h : tensor<?x96xf32>
 }
 
+// MXFP4 (gpt-oss): two e2m1 codes per i8 along K, one e8m0 scale per 32 K.
+// CHECK-LABEL: func.func @grouped_matmul_mxfp4
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xbf16>, tensor<8x96x32xi8>, tensor<9xi32>) rhs_scales(%{{.*}} : tensor<8x96x2xf8E8M0FNU>) outs(%{{.*}} : tensor<?x96xf32>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>
+func.func @grouped_matmul_mxfp4(%xs: tensor<?x64xbf16>, %w: tensor<8x96x32xi8>, %offsets: tensor<9xi32>, %s: tensor<8x96x2xf8E8M0FNU>, %init: tensor<?x96xf32>) -> tensor<?x96xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w, %offsets
+      : tensor<?x64xbf16>, tensor<8x96x32xi8>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x96x2xf8E8M0FNU>)
+      outs(%init : tensor<?x96xf32>)
+      {weight_quant = #moe.weight_quant<format = mxfp4,
+       block = [1, 32], activation = none>} -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
+
+// int4 group-wise with zero points (asymmetric), group 128.
+// CHECK-LABEL: func.func @grouped_matmul_int4
+// CHECK: rhs_scales(%{{.*}} : tensor<8x512x2xf32>) rhs_zero_points(%{{.*}} : tensor<8x512x2xi8>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = int4, block = [1, 128], activation = none>
+func.func @grouped_matmul_int4(%xs: tensor<?x256xbf16>, %w: tensor<8x512x128xi8>, %offsets: tensor<9xi32>, %s: tensor<8x512x2xf32>, %z: tensor<8x512x2xi8>, %init: tensor<?x512xf32>) -> tensor<?x512xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w, %offsets
+      : tensor<?x256xbf16>, tensor<8x512x128xi8>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x512x2xf32>)
+      rhs_zero_points(%z : tensor<8x512x2xi8>)
+      outs(%init : tensor<?x512xf32>)
+      {weight_quant = #moe.weight_quant<format = int4,
+       block = [1, 128], activation = none>} -> tensor<?x512xf32>
+  return %h : tensor<?x512xf32>
+}
+
+// int4 symmetric (no zero points: z = 8), group 32, K not a multiple of it.
+// CHECK-LABEL: func.func @grouped_matmul_int4_symmetric
+// CHECK: rhs_scales(%{{.*}} : tensor<8x16x3xf32>) outs(
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>
+func.func @grouped_matmul_int4_symmetric(%xs: tensor<?x80xf32>, %w: tensor<8x16x40xi8>, %offsets: tensor<9xi32>, %s: tensor<8x16x3xf32>, %init: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w, %offsets
+      : tensor<?x80xf32>, tensor<8x16x40xi8>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x16x3xf32>)
+      outs(%init : tensor<?x16xf32>)
+      {weight_quant = #moe.weight_quant<format = int4,
+       block = [1, 32], activation = none>} -> tensor<?x16xf32>
+  return %h : tensor<?x16xf32>
+}
+
+// int8 per-channel: one scale per output row.
+// CHECK-LABEL: func.func @grouped_matmul_int8
+// CHECK: tensor<8x96x64xi8>, tensor<9xi32>) rhs_scales(%{{.*}} : tensor<8x96x1xf32>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = int8, block = [1, 64], activation = none>
+func.func @grouped_matmul_int8(%xs: tensor<?x64xbf16>, %w: tensor<8x96x64xi8>, %offsets: tensor<9xi32>, %s: tensor<8x96x1xf32>, %init: tensor<?x96xf32>) -> tensor<?x96xf32> {
+  %h = moe.grouped_matmul ins(%xs, %w, %offsets
+      : tensor<?x64xbf16>, tensor<8x96x64xi8>, tensor<9xi32>)
+      rhs_scales(%s : tensor<8x96x1xf32>)
+      outs(%init : tensor<?x96xf32>)
+      {weight_quant = #moe.weight_quant<format = int8,
+       block = [1, 64], activation = none>} -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
+
 // CHECK-LABEL: func.func @layer_fp8
 // CHECK: moe.layer {{.*}} scales(%{{.*}}, %{{.*}} : tensor<8x4x2xf32>, tensor<8x2x2xf32>)
 // CHECK-SAME: weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>

@@ -375,10 +375,10 @@ static FailureOr<WeightShape> verifyWeights(TensorChecker &c, Value weights,
                           {"E", "N / P", "K", "P"},
                           {"E", "N / P", "K / 2", "2P"}};
   StringRef described[4] = {
-      "3-D f32/bf16/f16/f8E4M3FN tensor [E, N, K]",
-      "3-D f32/bf16/f16/f8E4M3FN tensor [E, K, N]",
-      "4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K, P]",
-      "4-D f32/bf16/f16/f8E4M3FN tensor [E, N / P, K / 2, 2P]"};
+      "3-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, N, K]",
+      "3-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, K, N]",
+      "4-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, N / P, K, P]",
+      "4-D f32/bf16/f16/f8E4M3FN/i8 tensor [E, N / P, K / 2, 2P]"};
   auto index = static_cast<unsigned>(layout);
   bool panels = layout == RhsLayout::panels || layout == RhsLayout::panels_vnni;
   int64_t rank = panels ? 4 : 3;
@@ -403,6 +403,22 @@ LogicalResult GroupedMatmulOp::verify() {
       verifyWeights(c, getRhs(), "rhs", getRhsLayout());
   if (failed(rhsShape))
     return failure();
+  WeightQuantAttr quant = getWeightQuantAttr();
+  if (quant && quant.getFormat() != WeightFormat::fp8_e4m3 &&
+      getRhsLayout() != RhsLayout::nk)
+    return emitOpError() << "weight_quant format "
+                         << stringifyWeightFormat(quant.getFormat())
+                         << " needs rhs_layout = nk, got "
+                         << stringifyRhsLayout(getRhsLayout());
+  // The storage type first: the packed formats' K is twice the stored one.
+  if (quant && c.shape(getRhs()).size() == 3 &&
+      cast<RankedTensorType>(getRhs().getType()).getElementType() !=
+          quant.getWeightElementType())
+    return emitOpError() << "'rhs' must hold " << quant.getWeightElementType()
+                         << " weights for weight_quant format "
+                         << stringifyWeightFormat(quant.getFormat()) << ", got "
+                         << getRhs().getType();
+  *rhsShape = logicalWeightShape(quant, *rhsShape);
   int64_t numExperts = rhsShape->experts;
   int64_t n = rhsShape->columns;
   int64_t reduction = c.shape(getLhs())[1];
@@ -422,7 +438,8 @@ LogicalResult GroupedMatmulOp::verify() {
   if (failed(verifyLinearBias(c, getBias(), "bias", numExperts, "E", n, "N")) ||
       failed(verifyWeightQuantOperands(
           *this, getWeightQuantAttr(), *rhsShape, getRhs(), "rhs",
-          getRhsScales(), "rhs_scales", getLhsScales(), "lhs_scales")))
+          getRhsScales(), "rhs_scales", getLhsScales(), "lhs_scales",
+          getRhsZeroPoints(), "rhs_zero_points")))
     return failure();
 
   if (getGather() && !getRows())
@@ -542,6 +559,12 @@ LogicalResult LayerOp::verify() {
   int64_t numExperts = c.shape(getRouter())[0];
   if (failed(c.dimIs(getRouter(), "router", 1, hidden, "H")))
     return failure();
+  if (WeightQuantAttr quant = getWeightQuantAttr();
+      quant && quant.getFormat() != WeightFormat::fp8_e4m3)
+    return emitOpError() << "weight_quant format "
+                         << stringifyWeightFormat(quant.getFormat())
+                         << " is supported on moe.grouped_matmul only, not "
+                            "on the layer";
   StringRef layout = stringifyRhsLayout(getWeightLayout());
   FailureOr<WeightShape> w13 =
       verifyWeights(c, getW13(), "w13", getWeightLayout());

@@ -27,7 +27,7 @@ GroupedMatmulOp cloneMatmul(PatternRewriter &rewriter, GroupedMatmulOp op,
   auto fused = GroupedMatmulOp::create(
       rewriter, op.getLoc(), init.getType(), lhs, op.getRhs(), op.getOffsets(),
       rows, rowScale, op.getBias(), op.getRhsScales(), op.getLhsScales(),
-      /*row_tiles=*/Value(), init, op.getRhsLayoutAttr(), op.getGatherAttr(),
+      op.getRhsZeroPoints(), /*row_tiles=*/Value(), init, op.getRhsLayoutAttr(), op.getGatherAttr(),
       op.getKAttr(), op.getEpilogueAttr(), op.getWeightQuantAttr(),
       op.getGluLayoutAttr(), op.getAlphaAttr(), op.getLimitAttr());
   update(fused);

@@ -38,6 +38,17 @@ def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
       weights `W[e, n, k]` with f32 scales `S[e, ceil(N / bn),
       ceil(K / bk)]`; the weight is `W[e, n, k] * S[e, n / bn, k / bk]`
       (the checkpoint's `weight_scale_inv`).
+    - `mxfp4` (OCP Microscaling, gpt-oss): `f4E2M1FN` values packed two per
+      byte along K in `i8` weights `[E, N, K / 2]` (the low nibble holds the
+      even k), one `f8E8M0FNU` scale per 32 consecutive K (`block = [1,
+      32]`); the weight is `fp4 * 2^(scale - 127)`.
+    - `int4` (group-wise, AWQ/GPTQ): `q` in `[0, 15]` packed two per byte
+      along K in `i8` weights `[E, N, K / 2]` (the low nibble first), f32
+      scales and, optionally, `i8` zero points `[E, N, ceil(K / g)]` for
+      `block = [1, g]`, g in {32, 64, 128}; the weight is `(q - z) * s`,
+      `z = 8` without zero points (symmetric).
+    - `int8` (per-channel, weight-only): `i8` weights `[E, N, K]` in
+      `[-127, 127]`, one f32 scale per output row (`block = [1, K]`).
     - `block = [bn, bk]`: the block of weights that shares a scale. A block
       size at least the dimension makes one block across it: `[1, K]` is
       per-channel, `[N, K]` per-tensor.
@@ -51,8 +62,12 @@ def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
 
     The products accumulate in f32.
 
+    The weight-only formats (`mxfp4`, `int4`, `int8`) take `activation =
+    none` and the `nk` layout.
+
     Example: `#moe.weight_quant<format = fp8_e4m3, block = [128, 128],
-    activation = dynamic>`
+    activation = dynamic>`, `#moe.weight_quant<format = int4, block = [1,
+    128], activation = none>`
   }];
   let parameters = (ins
     EnumParameter<MoE_WeightFormat>:$format,
@@ -68,8 +83,16 @@ def MoE_WeightQuantAttr : AttrDef<MoE_Dialect, "WeightQuant"> {
     /// The block's extent along N (bn) and along K (bk).
     int64_t getBlockN() const { return getBlock()[0]; }
     int64_t getBlockK() const { return getBlock()[1]; }
-    /// The element type of weights in this format.
+    /// The element type of weights in this format (the storage type of
+    /// the packed 4-bit formats).
     ::mlir::Type getWeightElementType() const;
+    /// The element type of the scales: f8E8M0FNU for mxfp4, else f32.
+    ::mlir::Type getScaleElementType() const;
+    /// How many weights one stored element holds along K (2 for the
+    /// packed 4-bit formats, else 1).
+    int64_t getWeightsPerElement() const;
+    /// Whether the weights may come with zero points (int4).
+    bool allowsZeroPoints() const;
   }];
 }
 

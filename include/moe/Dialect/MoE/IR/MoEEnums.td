@@ -66,7 +66,10 @@ def MoE_RhsLayout : I32EnumAttr<"RhsLayout", "layout of grouped matmul weights",
 
 def MoE_WeightFormat : I32EnumAttr<"WeightFormat",
     "element format of quantized expert weights", [
-    I32EnumAttrCase<"fp8_e4m3", 0>]> {
+    I32EnumAttrCase<"fp8_e4m3", 0>,
+    I32EnumAttrCase<"mxfp4", 1>,
+    I32EnumAttrCase<"int4", 2>,
+    I32EnumAttrCase<"int8", 3>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }

@@ -30,8 +30,18 @@ struct WeightShape {
 WeightShape weightShape(RankedTensorType type, RhsLayout layout);
 
 /// Whether `type` is the element type of a quantized weight format
-/// (f8E4M3FN), which only a `weight_quant` op may hold.
+/// (f8E4M3FN; i8 for int8 and the packed 4-bit formats), which only a
+/// `weight_quant` op may hold.
 bool isQuantizedElementType(Type type);
+
+/// Whether `format` packs two 4-bit weights per stored byte along K (mxfp4,
+/// int4).
+bool isPackedWeightFormat(WeightFormat format);
+
+/// The shape of the weights `stored` describes, in weights rather than
+/// stored elements: K doubles for the packed 4-bit formats.
+WeightShape logicalWeightShape(WeightQuantAttr quant,
+                               const WeightShape &stored);
 
 /// [E, ceil(N / bn), ceil(K / bk)]: the shape of the scales of `weights`
 /// quantized as `quant` says.
@@ -40,13 +50,16 @@ SmallVector<int64_t> weightScaleShape(WeightQuantAttr quant,
 
 /// Checks the quantization of one weight operand: its element type against
 /// `quant` (or, without `quant`, that it is not quantized and has no
-/// scales), the shape of `scales`, and `inputScales` ([1], activation =
-/// static only). Each name is the operand's, for the diagnostics.
+/// scales), the shape of `scales`, `inputScales` ([1], activation =
+/// static only) and `zeroPoints` (int4 only). `shape` is the logical shape
+/// (logicalWeightShape). Each name is the operand's, for the diagnostics.
 LogicalResult verifyWeightQuantOperands(Operation *op, WeightQuantAttr quant,
                                         const WeightShape &shape, Value weights,
                                         StringRef weightsName, Value scales,
                                         StringRef scalesName, Value inputScales,
-                                        StringRef inputScalesName);
+                                        StringRef inputScalesName,
+                                        Value zeroPoints = {},
+                                        StringRef zeroPointsName = {});
 
 } // namespace mlir::moe
 

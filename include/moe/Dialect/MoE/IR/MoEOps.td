@@ -289,6 +289,21 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     `rhs[e, n, k] * s[e, n / bn, k / bk]`. Each A row is quantized to e4m3
     before the product (in groups of `bk` for `activation = dynamic`; by
     `lhs_scales(%si)` `[1]`, one f32 scale for the tensor, for `static`).
+    The weight-only formats read `rhs` as `i8` (the `nk` layout): `mxfp4`
+    and `int4` pack two 4-bit weights per byte along K (`[E, N, K / 2]`,
+    the low nibble holds the even k), `int8` holds one; `mxfp4` scales are
+    `f8E8M0FNU`, and `int4` takes optional `rhs_zero_points(%z)`, i8 `[E, N,
+    ceil(K / g)]` (without them the zero point is 8).
+
+    ```mlir
+    %h = moe.grouped_matmul ins(%xs, %w13, %offsets
+        : tensor<?x256xbf16>, tensor<8x512x128xi8>, tensor<9xi32>)
+        rhs_scales(%s : tensor<8x512x2xf32>)
+        rhs_zero_points(%z : tensor<8x512x2xi8>)
+        outs(%init : tensor<?x512xf32>)
+        {weight_quant = #moe.weight_quant<format = int4,
+         block = [1, 128], activation = none>} -> tensor<?x512xf32>
+    ```
 
     ```mlir
     %h = moe.grouped_matmul ins(%xs, %w13, %offsets
@@ -312,6 +327,7 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
                             Optional<AnyRankedTensor>:$bias,
                             Optional<AnyRankedTensor>:$rhs_scales,
                             Optional<AnyRankedTensor>:$lhs_scales,
+                            Optional<AnyRankedTensor>:$rhs_zero_points,
                             Optional<AnyRankedTensor>:$row_tiles,
                             AnyRankedTensor:$init,
                             DefaultValuedAttr<MoE_RhsLayoutAttr,
@@ -330,6 +346,7 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
     (`bias` `(` $bias^ `:` type($bias) `)`)?
     (`rhs_scales` `(` $rhs_scales^ `:` type($rhs_scales) `)`)?
     (`lhs_scales` `(` $lhs_scales^ `:` type($lhs_scales) `)`)?
+    (`rhs_zero_points` `(` $rhs_zero_points^ `:` type($rhs_zero_points) `)`)?
     (`row_tiles` `(` $row_tiles^ `:` type($row_tiles) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
@@ -344,7 +361,7 @@ def MoE_GroupedMatmulOp : MoE_DpsOp<"grouped_matmul", [AttrSizedOperandSegments]
       build($_builder, $_state, result, lhs, rhs, offsets, /*rows=*/Value(),
             /*row_scale=*/Value(), bias,
             /*rhs_scales=*/Value(), /*lhs_scales=*/Value(),
-            /*row_tiles=*/Value(), init, rhsLayout, /*gather=*/false,
+            /*rhs_zero_points=*/Value(), /*row_tiles=*/Value(), init, rhsLayout, /*gather=*/false,
             /*k=*/1, /*epilogue=*/nullptr, /*weight_quant=*/nullptr,
             GluLayout::concatenated,
             ::llvm::APFloat(1.702), ::llvm::APFloat(7.0));
