@@ -14,8 +14,8 @@
 // checked by that pass: 0 loads in flight, an empty tile group or an
 // unknown option stop the pipeline before it runs.
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-unroll=2}" | FileCheck %s --check-prefixes=CHECK,WGMMA
-// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-unroll=0}" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
-// BADUNROLL: moe-gpu-select-kernel-config: small-unroll must be in [1, 16], got 0
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-unroll=17}" 2>&1 | FileCheck %s --check-prefix=BADUNROLL
+// BADUNROLL: moe-gpu-select-kernel-config: small-unroll must be in [0, 16], got 17
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={large-tile-group=0}" 2>&1 | FileCheck %s --check-prefix=BADGROUP
 // BADGROUP: moe-gpu-select-kernel-config: large-tile-group must be in [1, 64], got 0
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={small-split-k-from=0}" 2>&1 | FileCheck %s --check-prefix=BADFROM

@@ -9,8 +9,10 @@
 // rows (gathered through `rows`) and weight rows and feeds them to two
 // mma.sync.m16n8k16 steps with f32 accumulators; K is permuted the same way
 // for A and B inside each step, which leaves the dot products unchanged and
-// lets every load be 16 bytes wide. `unroll` steps of loads are issued
-// before their MMAs, so enough bytes are in flight to stream the weights.
+// lets every load be 16 bytes wide. A group of `unroll` steps' loads is
+// issued before their MMAs, and with stages = 2 the next group's loads go
+// out before this group's MMAs, so enough bytes stay in flight to stream
+// the weights.
 //
 //===----------------------------------------------------------------------===//
 
@@ -103,37 +105,42 @@ private:
     SmallVector<Value> init(numAcc(), b.f32(0.0));
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
 
-    // Main loop: `unroll` wide steps per iteration, loads first.
+    // Main loop: `unroll` wide steps per iteration, loads first. A group's
+    // fragments are, per step, the A rows' then the weight rows'.
     int64_t fullK = mm.reduction - mm.reduction % kStepK;
     int64_t unrolledK = fullK - fullK % (kStepK * config.unroll);
     Value laneK = b.create<arith::MulIOp>(c, b.index(8));
-    auto wideSteps = [&](KernelBuilder &lb, Value k0, int64_t steps,
-                         ValueRange acc) {
-      SmallVector<SmallVector<Value>> aFrags, bFrags;
+    int64_t perStep = aRows.size() + bRows.size();
+    auto loadSteps = [&](KernelBuilder &lb, Value k0, int64_t steps) {
+      SmallVector<Value> frags;
       for (int64_t s = 0; s < steps; ++s) {
         Value k = lb.create<arith::AddIOp>(
             k0, lb.create<arith::AddIOp>(laneK, lb.index(s * kStepK)));
-        SmallVector<Value> aStep, bStep;
         for (const Operand &row : aRows)
-          aStep.push_back(
+          frags.push_back(
               fragments.wideLoad(lb, mm.lhs, {}, row, k, mm.lhsType));
         for (const Operand &row : bRows)
-          bStep.push_back(
+          frags.push_back(
               fragments.wideLoad(lb, mm.rhs, {expert}, row, k, mm.rhsElement));
-        aFrags.push_back(aStep);
-        bFrags.push_back(bStep);
       }
+      return frags;
+    };
+    auto mmaSteps = [&](KernelBuilder &lb, ArrayRef<Value> frags, int64_t steps,
+                        ValueRange acc) {
       SmallVector<Value> next(acc);
-      for (int64_t s = 0; s < steps; ++s)
+      for (int64_t s = 0; s < steps; ++s) {
+        ArrayRef<Value> aFrags = frags.slice(s * perStep, aRows.size());
+        ArrayRef<Value> bFrags =
+            frags.slice(s * perStep + aRows.size(), bRows.size());
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t i = 0; i < config.mTiles; ++i) {
-            Value lo = aFrags[s][2 * i], hi = aFrags[s][2 * i + 1];
+            Value lo = aFrags[2 * i], hi = aFrags[2 * i + 1];
             SmallVector<Value> a = {fragments.element(lb, lo, 2 * half),
                                     fragments.element(lb, hi, 2 * half),
                                     fragments.element(lb, lo, 2 * half + 1),
                                     fragments.element(lb, hi, 2 * half + 1)};
             for (int64_t u = 0; u < bTiles; ++u) {
-              Value bw = bFrags[s][u];
+              Value bw = bFrags[u];
               SmallVector<Value> bFrag = {
                   fragments.element(lb, bw, 2 * half),
                   fragments.element(lb, bw, 2 * half + 1)};
@@ -141,7 +148,12 @@ private:
               fragments.mma(lb, a, bFrag, slot);
             }
           }
+      }
       return next;
+    };
+    auto wideSteps = [&](KernelBuilder &lb, Value k0, int64_t steps,
+                         ValueRange acc) {
+      return mmaSteps(lb, loadSteps(lb, k0, steps), steps, acc);
     };
     // Part p takes unrolled steps [p * U / splitK, (p + 1) * U / splitK);
     // the last part also takes the single steps and the tail.
@@ -154,11 +166,41 @@ private:
     };
     Value kBegin = partStart(part);
     Value kEnd = partStart(b.create<arith::AddIOp>(part, b.index(1)));
-    SmallVector<Value> acc =
-        b.forLoop(kBegin, kEnd, b.index(unrolledStep), init,
-                  [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-                    return wideSteps(lb, k0, config.unroll, iter);
-                  });
+    SmallVector<Value> acc;
+    if (config.registerStages == 1 || steps == 0) {
+      acc = b.forLoop(kBegin, kEnd, b.index(unrolledStep), init,
+                      [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+                        return wideSteps(lb, k0, config.unroll, iter);
+                      });
+    } else {
+      // Two groups in registers: each iteration issues the next group's
+      // loads, then multiplies the group loaded one iteration before, so a
+      // warp's loads stay in flight across the MMAs and the loop's latency
+      // is paid once rather than once per group. After a part's last
+      // group, its last is loaded again (cached, in bounds) and not used;
+      // an empty part loads the last group of K the same way.
+      Value lastGroup = b.index(unrolledK - unrolledStep);
+      auto clamp = [&](KernelBuilder &lb, Value k0) {
+        return lb.minIndex(k0, lastGroup);
+      };
+      SmallVector<Value> iters(init);
+      llvm::append_range(iters, loadSteps(b, clamp(b, kBegin), config.unroll));
+      int64_t numAccs = init.size();
+      SmallVector<Value> results = b.forLoop(
+          kBegin, kEnd, b.index(unrolledStep), iters,
+          [&](KernelBuilder &lb, Value k0, ValueRange iter) {
+            Value kNext = lb.create<arith::AddIOp>(k0, lb.index(unrolledStep));
+            Value more = lb.lessThan(kNext, kEnd);
+            SmallVector<Value> next = loadSteps(
+                lb, lb.create<arith::SelectOp>(more, kNext, k0), config.unroll);
+            SmallVector<Value> current(iter.drop_front(numAccs));
+            SmallVector<Value> out =
+                mmaSteps(lb, current, config.unroll, iter.take_front(numAccs));
+            llvm::append_range(out, next);
+            return out;
+          });
+      acc.assign(results.begin(), results.begin() + numAccs);
+    }
     if (unrolledK < fullK) {
       Value from = b.create<arith::SelectOp>(lastPart, b.index(unrolledK),
                                              b.index(fullK));

@@ -141,6 +141,9 @@ struct TensorCoreConfig {
   int64_t mTiles;      // 16-row MMA tiles per warp (rows per block tile)
   int64_t warpColumns; // output columns per warp, a multiple of 8
   int64_t unroll;      // k16 steps whose loads are issued together
+  // mma_sync: groups of `unroll` steps in flight in registers; with 2, each
+  // group's loads are issued before the previous group's MMAs.
+  int64_t registerStages = 1;
   // Warps that share the same columns and split K, their sums added through
   // shared memory: 1, or kWarpsPerBlock.
   int64_t splitK;

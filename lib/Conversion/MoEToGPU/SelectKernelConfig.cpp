@@ -95,7 +95,8 @@ struct MoEGPUSelectKernelConfigPass
                           chip + "'");
     if (failed(inRange("large-rows-per-expert", largeRowsPerExpert, 0,
                        int64_t(1) << 31)) ||
-        failed(inRange("small-unroll", smallUnroll, 1, 16)) ||
+        failed(inRange("small-unroll", smallUnroll, 0, 16)) ||
+        failed(inRange("small-stages", smallStages, 1, 2)) ||
         failed(inRange("small-split-k-from", smallSplitKFrom, 1,
                        int64_t(1) << 31)) ||
         failed(inRange("large-tile-group", largeTileGroup, 1, 64)))
@@ -172,9 +173,11 @@ struct MoEGPUSelectKernelConfigPass
                          "multiple of 32 columns (or one block over K), got "
                          "bk = "
                       << quant.getBlockK();
-    // The largest unroll up to small-unroll that divides a K block's steps.
+    // The largest unroll up to small-unroll (8 if not given) that divides a
+    // K block's steps.
     int64_t steps = llvm::divideCeil(blockK, 32);
-    int64_t unroll = std::min<int64_t>(smallUnroll, steps);
+    int64_t unroll =
+        std::min<int64_t>(smallUnroll ? int64_t(smallUnroll) : 8, steps);
     while (steps % unroll)
       --unroll;
     MLIRContext *ctx = op.getContext();
@@ -221,6 +224,19 @@ struct MoEGPUSelectKernelConfigPass
     return success();
   }
 
+  /// The decode kernel's K steps per group where small-unroll is not given,
+  /// from the K of one warp's part. With two groups in registers, 4 steps
+  /// keep the most bytes in flight where a part is long (at least 32 steps);
+  /// on shorter parts a group of 2 needs fewer registers, so more blocks fit
+  /// an SM. On an H100 (gpu_kernel_times.py, two groups): Qwen3's gate/up
+  /// at T = 1 (16 steps a part) 28.7 us with 2 steps against 32.1 with 4;
+  /// DeepSeek-V3's (56 steps) 167.6 us with 4 against 176.8 with 2. Qwen3's
+  /// down at T = 32 (24 steps) takes 118.5 us with 2, against 172.8 with
+  /// one group of 8.
+  static int64_t decodeUnroll(int64_t partK) {
+    return partK >= 32 * 32 ? 4 : 2;
+  }
+
   GroupedMatmulKernelsAttr choose(GroupedMatmulOp op, const GpuChip &target) {
     MLIRContext *ctx = op.getContext();
     auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
@@ -255,10 +271,12 @@ struct MoEGPUSelectKernelConfigPass
     small.kernel = MatmulKernel::mma_sync;
     small.rows = 16;
     small.k = 32;
-    small.unroll = smallUnroll;
+    small.stages = smallStages;
     small.splitK =
         weights.reduction >= smallSplitKFrom ? int64_t(smallSplitK) : 1;
     small.columns = 4 / small.splitK * 16;
+    small.unroll = smallUnroll ? int64_t(smallUnroll)
+                               : decodeUnroll(weights.reduction / small.splitK);
 
     Tile large;
     // cp.async copies bytes: the activations have the weights' type, or

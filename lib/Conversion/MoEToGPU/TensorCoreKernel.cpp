@@ -27,6 +27,8 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
   config.tileGroup = tile.getTileGroup();
   switch (tile.getKernel()) {
   case MatmulKernel::mma_sync:
+    config.registerStages = tile.getStages();
+    [[fallthrough]];
   case MatmulKernel::mma_sync_fp8:
     config.mTiles = tile.getRows() / 16;
     config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;

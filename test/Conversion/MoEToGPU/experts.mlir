@@ -15,6 +15,12 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-split-k-from=32" \
 // RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=SPLITFROM
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-unroll=2" \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=STAGES
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-unroll=2 small-stages=1" \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   | FileCheck %s --check-prefix=ONEGROUP
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the
 // gathered gate/up matmul with its GLU epilogue and the down matmul with the
@@ -112,6 +118,26 @@
 // and sum their quarters of K through shared memory.
 // SPLITFROM-LABEL: func.func @experts
 // SPLITFROM:       gpu.launch blocks({{.*}}) in (%{{.*}} = %c3, {{.*}} function(@moe_grouped_matmul_small) workgroup(
+
+// With two groups in flight (small-stages = 2, the default) the decode
+// kernel's K loop carries the next group's fragments (2 steps of 2 A rows
+// and 4 weight rows here, for the GLU's gate and up tiles) beside the 16
+// accumulators: each iteration loads the next group, then multiplies the
+// one loaded before.
+// STAGES-LABEL: func.func @experts
+// STAGES:       function(@moe_grouped_matmul_small)
+// STAGES:         scf.for {{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>) {
+// STAGES:           vector.load
+// STAGES-NOT:       scf.yield
+// STAGES:           nvvm.mma.sync
+// STAGES:           scf.yield
+// With one group (small-stages = 1) the loop carries the accumulators alone.
+// ONEGROUP-LABEL: func.func @experts
+// ONEGROUP:       function(@moe_grouped_matmul_small)
+// ONEGROUP:         scf.for {{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// ONEGROUP:           vector.load
+// ONEGROUP:           nvvm.mma.sync
+// ONEGROUP:           scf.yield
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.

@@ -6,7 +6,9 @@
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=large-tile-group=65 2>&1 | FileCheck %s --check-prefix=GROUP
 // GROUP: error: moe-gpu-select-kernel-config: large-tile-group must be in [1, 64], got 65
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-unroll=-1 2>&1 | FileCheck %s --check-prefix=UNROLL
-// UNROLL: error: moe-gpu-select-kernel-config: small-unroll must be in [1, 16], got -1
+// UNROLL: error: moe-gpu-select-kernel-config: small-unroll must be in [0, 16], got -1
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-stages=3 2>&1 | FileCheck %s --check-prefix=STAGES
+// STAGES: error: moe-gpu-select-kernel-config: small-stages must be in [1, 2], got 3
 
 func.func @wgmma_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
   // expected-error @+1 {{moe.gpu_kernels: the wgmma_warp_specialized kernel does not run on sm_80}}

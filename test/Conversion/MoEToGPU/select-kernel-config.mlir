@@ -4,20 +4,21 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config --split-input-file | FileCheck %s --check-prefix=SM90A
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --split-input-file | FileCheck %s --check-prefix=SM80
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_90 --split-input-file | FileCheck %s --check-prefix=SM80
-// RUN: moe-opt %s --moe-gpu-select-kernel-config="small-split-k=1 wgmma-producer=false wgmma-swizzled-a=false large-tile-group=2 large-rows-per-expert=32" --split-input-file | FileCheck %s --check-prefix=OPTIONS
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="small-split-k=1 small-stages=1 wgmma-producer=false wgmma-swizzled-a=false large-tile-group=2 large-rows-per-expert=32" --split-input-file | FileCheck %s --check-prefix=OPTIONS
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false large-staged=false" --split-input-file | FileCheck %s --check-prefix=UNSTAGED
 
 // A gate/up projection with a GLU epilogue, K = 2048: the decode kernel's 4
-// warps share 16 columns and split K; the prefill kernel on sm_90a is the
+// warps share 16 columns and split K, two groups of 2 steps in flight (a
+// warp's part is 16 steps; 4 with small-split-k=1, 64 steps); the prefill kernel on sm_90a is the
 // warp-specialized wgmma kernel, 128 output columns (256 weight rows) a
 // block, and runs from 8 rows per expert; elsewhere the staged mma.sync
 // kernel (64 output columns) from 64.
 // SM90A-LABEL: func.func @gate_up
-// SM90A: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 1, unroll = 8, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = wgmma_warp_specialized, rows = 128, columns = 128, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>, large_rows_per_expert = 8>
+// SM90A: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 2, unroll = 2, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = wgmma_warp_specialized, rows = 128, columns = 128, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>, large_rows_per_expert = 8>
 // SM80-LABEL: func.func @gate_up
 // SM80: large = <kernel = mma_sync_staged, rows = 128, columns = 64, k = 32, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = padded, b_layout = padded, inline_constants = true>, large_rows_per_expert = 64>
 // OPTIONS-LABEL: func.func @gate_up
-// OPTIONS: small = <kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1,
+// OPTIONS: small = <kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1,
 // OPTIONS-SAME: large = <kernel = wgmma, rows = 128, columns = 128, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 2, a_layout = k_chunk_major, b_layout = swizzle_128b, inline_constants = true>, large_rows_per_expert = 32>
 // UNSTAGED-LABEL: func.func @gate_up
 // UNSTAGED: large = <kernel = mma_sync, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = true>, large_rows_per_expert = 64>
@@ -30,10 +31,11 @@ func.func @gate_up(%x: tensor<?x2048xbf16>, %w13: tensor<8x512x2048xbf16>, %offs
 // -----
 
 // A down projection (no GLU) with K = 768, below small-split-k-from: each
-// decode warp takes all of K over its own 16 columns (64 a block); the
+// decode warp takes all of K (24 steps, two groups of 2 in flight) over its
+// own 16 columns (64 a block); the
 // wgmma block covers 256 output columns.
 // SM90A-LABEL: func.func @down
-// SM90A: small = <kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1,
+// SM90A: small = <kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 2, unroll = 2, split_k = 1,
 // SM90A-SAME: large = <kernel = wgmma_warp_specialized, rows = 128, columns = 256,
 // SM80-LABEL: func.func @down
 // SM80: large = <kernel = mma_sync_staged, rows = 128, columns = 128,

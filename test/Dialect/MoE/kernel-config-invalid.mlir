@@ -7,6 +7,11 @@ func.func private @stages() attributes {t = #moe.matmul_tile<kernel = wgmma, row
 
 // -----
 
+// expected-error @+1 {{the mma_sync kernel needs stages in [1, 2], got 3}}
+func.func private @decode_stages() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 3, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
 // expected-error @+1 {{the mma_sync kernel's rows are 16-row MMA tiles, got 24}}
 func.func private @rows() attributes {t = #moe.matmul_tile<kernel = mma_sync, rows = 24, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
 

@@ -81,8 +81,8 @@ def MoEGPUSelectKernelConfigPass
       activations (dynamic or static); elsewhere, or with `activation =
       none`, an error at the op. It needs PTX ISA 8.4: with `ptx` given
       (the pipeline passes its features' version), an older one is refused.
-    - `small`: `mma_sync` with 16-row tiles, `small-unroll` K steps in
-      flight, and `small-split-k` warps sharing the columns where K is at
+    - `small`: `mma_sync` with 16-row tiles, `small-stages` groups of
+      `small-unroll` K steps in flight, and `small-split-k` warps sharing the columns where K is at
       least `small-split-k-from`.
     - `large`: on sm_90a with `wgmma` and activations of the weights' type,
       `wgmma_warp_specialized` (or `wgmma` without `wgmma-producer`), the A
@@ -113,9 +113,14 @@ def MoEGPUSelectKernelConfigPass
            /*default=*/"0",
            "average rows per expert from which the prefill kernel runs (0: "
            "the chip's, 8 where the prefill kernel is wgmma, else 64)">,
-    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"8",
+    Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"0",
            "32-wide K steps whose loads the decode kernel issues together "
-           "(1 to 16)">,
+           "(1 to 16; 0: 4 where a warp's part of K has at least 32 steps, "
+           "else 2, and 8 for the FP8 kernel)">,
+    Option<"smallStages", "small-stages", "int64_t", /*default=*/"2",
+           "groups of small-unroll K steps the decode kernel keeps in flight "
+           "in registers (1 or 2: with 2, each group's loads are issued "
+           "before the previous group's MMAs)">,
     Option<"smallSplitK", "small-split-k", "int64_t", /*default=*/"4",
            "warps of a decode block that split K, summing through shared "
            "memory (1: each warp has its own columns; 4: the block's 4 "

@@ -102,9 +102,11 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "the mma_sync kernel's columns are 4 / split_k "
                             "warps of 8 to 64 columns (a multiple of 8), got "
                          << columns << " with split_k = " << splitK;
+    // stages: groups of `unroll` K steps whose loads are in flight in
+    // registers (2: the next group's loads go out before this group's MMAs).
     return success(
         succeeded(e.equals("k", k, 32)) &&
-        succeeded(e.equals("stages", stages, 1)) &&
+        succeeded(e.within("stages", stages, 1, 2)) &&
         succeeded(e.within("unroll", unroll, 1, 16)) &&
         succeeded(e.equals("tile_group", tileGroup, 1)) &&
         succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
