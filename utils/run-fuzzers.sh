@@ -68,6 +68,19 @@ for path in sorted((root / "test").glob("**/Inputs/**/*")):
             m += 1
 print(f"seeds: {n} IR cases, {m} configs")
 PY
+# The pipeline targets read their input as the generator's choices: no test
+# file is one. Their seeds are 64 fixed pseudo-random inputs of 256 bytes,
+# long enough that every field of the layer and the options is drawn from
+# them (libFuzzer would otherwise start from inputs of a few bytes, which
+# leave most fields at their first choice).
+mkdir -p "$seeds/pipeline"
+python3 - "$seeds/pipeline" <<'PY'
+import pathlib, random, sys
+out = pathlib.Path(sys.argv[1])
+generator = random.Random(19)
+for i in range(64):
+    (out / f"{i:02d}.bin").write_bytes(bytes(generator.randrange(256) for _ in range(256)))
+PY
 
 # Leak checking is off (the IR target keeps one context for every input);
 # manual poisoning too: Debian's LLVM and MLIR libraries are not instrumented
@@ -81,12 +94,12 @@ for target in $targets; do
   kind=${target#moe-}; kind=${kind%-fuzzer}
   out=$build/fuzz/$target
   mkdir -p "$out/corpus"
-  # The pipeline targets read a few hundred bytes of layer and options (no
-  # test file is such an input: they start from libFuzzer's own), and one
-  # input lowers a whole layer: a minute is a hang there.
+  # The pipeline targets read a few hundred bytes of layer and options, at
+  # full length from the start (-len_control=0), and one input lowers a
+  # whole layer: a minute is a hang there.
   case $kind in
-    ir|config) seed_dirs=("$seeds/$kind"); timeout=10; max_len=16384 ;;
-    *) seed_dirs=(); timeout=60; max_len=512 ;;
+    ir|config) seed_dirs=("$seeds/$kind"); timeout=10; max_len=16384; len_control=100 ;;
+    *) seed_dirs=("$seeds/pipeline"); timeout=60; max_len=512; len_control=0 ;;
   esac
   echo "== $target: $seconds s"
   # -rss_limit_mb: a module that needs more memory than this is a finding.
@@ -95,7 +108,8 @@ for target in $targets; do
   set +e
   (cd "$out" && "$build/bin/$target" "$out/corpus" "${seed_dirs[@]}" \
       -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
-      -max_len="$max_len" -jobs="$jobs" -workers="$jobs" \
+      -max_len="$max_len" -len_control="$len_control" \
+      -jobs="$jobs" -workers="$jobs" \
       -artifact_prefix="$out/" -print_final_stats=1) 2>&1 | tee "$out/log.txt" \
     | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|==moe-.*FINDING|  moe-compile|SUMMARY|.*crash-|.*timeout-)"
   fuzzer_status=${PIPESTATUS[0]}

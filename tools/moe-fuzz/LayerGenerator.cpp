@@ -191,10 +191,19 @@ void mlir::moe::fuzz::reportFinding(llvm::StringRef target,
 OwningOpRef<ModuleOp> mlir::moe::fuzz::buildGeneratedModule(
     llvm::StringRef target, const GeneratedLayer &layer, MLIRContext &context,
     const DiagnosticLog &diagnostics) {
+  // MOE_FUZZ_PRINT_LAYERS=1 prints each input's layer, to see what a corpus
+  // covers (build-fuzz/bin/<target> -runs=0 <corpus>).
+  static const bool print = std::getenv("MOE_FUZZ_PRINT_LAYERS") != nullptr;
   if (llvm::Error e = validateLayerSpec(layer.spec)) {
-    llvm::consumeError(std::move(e));
+    std::string message = llvm::toString(std::move(e));
+    if (print)
+      llvm::errs() << "layer (not valid: " << message
+                   << "): " << layerSettings(layer.spec) << "\n";
     return nullptr;
   }
+  if (print)
+    llvm::errs() << "layer" << (layer.expertsEntry ? " (experts)" : "") << ": "
+                 << layerSettings(layer.spec) << "\n";
   Location loc = FileLineColLoc::get(&context, "--layer", 0, 0);
   OwningOpRef<ModuleOp> module =
       layer.expertsEntry ? buildExpertsModule(layer.spec, "layer", loc)
