@@ -48,7 +48,7 @@ static MLIRContext &context() {
 /// Pipeline options drawn from the input, each in the range its pass
 /// accepts; the vectorized kernel's own only with vectorize. Returns them
 /// as the pipeline's option string too, for the report.
-static std::string pickOptions(FuzzedDataProvider &data,
+static std::string pickOptions(FuzzedDataProvider &data, const LayerSpec &spec,
                                CPUPipelineOptions &options) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -67,8 +67,12 @@ static std::string pickOptions(FuzzedDataProvider &data,
            "skylake-avx512", "cooperlake", "sapphirerapids", "znver4"})));
   set(options.vectorize, data.ConsumeBool());
   if (options.vectorize) {
-    set(options.vectorWidth, int64_t(1)
-                                 << data.ConsumeIntegralInRange<int>(0, 6));
+    // A width of 1 with expert biases over kn or panel weights is an open
+    // finding (test/Pipelines/cpu-pipeline-width1-bias.mlir, XFAIL), left
+    // out so that a campaign goes past it; widths of 2 to 64 are drawn then.
+    bool knownFailure = spec.expertBias && spec.weightLayout != "nk";
+    set(options.vectorWidth,
+        int64_t(1) << data.ConsumeIntegralInRange<int>(knownFailure, 6));
     set(options.panelRowBlock, data.ConsumeIntegralInRange<int64_t>(1, 32));
     set(options.panelColumnTile, data.ConsumeIntegralInRange<int64_t>(1, 512));
     set(options.prefetchDistance, data.ConsumeIntegralInRange<int64_t>(0, 64));
@@ -80,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider provider(data, size);
   GeneratedLayer layer = generateLayer(provider);
   CPUPipelineOptions options;
-  std::string optionText = pickOptions(provider, options);
+  std::string optionText = pickOptions(provider, layer.spec, options);
   std::string flags = "(moe-lower-to-cpu-pipeline options:" + optionText + ")";
 
   MLIRContext &ctx = context();
