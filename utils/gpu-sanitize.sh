@@ -5,9 +5,13 @@
 # project's kernels (names starting with moe_) are instrumented; torch's own
 # kernels run plainly. torch's caching allocator is off, so every tensor is an
 # allocation of its own whose bounds memcheck knows, and what is freed goes
-# back to the device (leaks are not checked: torch keeps its context to exit). Each tool's log goes to $MOE_SANITIZE_LOGS (default
-# sanitize-logs/), and the script prints one line per tool and exits non-zero
-# if any tool reports an error or a check fails.
+# back to the device (leaks are not checked: torch keeps its context to exit).
+# Each pass of the file (`sanitize_kernels.py --list`) runs in a process of its
+# own. Each tool's log goes to $MOE_SANITIZE_LOGS (default sanitize-logs/), and
+# the script prints one line per tool (its passes' PASS/FAIL/SKIP counts and the
+# tool's summaries, counted) and exits non-zero if any tool reports an error or
+# a check fails. MOE_SANITIZE_WEIGHT_BUDGET caps the expert weights of one
+# experts case (bytes, default 4 GiB; see sanitize_kernels.py).
 #
 #   bash utils/build-gpu-artifacts.sh          # here: the artifacts
 #   bash utils/gpu-sanitize.sh [tool ...]      # there: memcheck racecheck initcheck synccheck
@@ -18,6 +22,12 @@ mkdir -p "$logs"
 sanitizer=$(command -v compute-sanitizer || echo "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer")
 if [ ! -x "$sanitizer" ]; then
   echo "gpu-sanitize: compute-sanitizer not found (PATH or \$CUDA_HOME/bin)" >&2
+  exit 2
+fi
+script="$root/test/Integration/GPU/sanitize_kernels.py"
+mapfile -t passes < <(python3 "$script" --list)
+if [ ${#passes[@]} -eq 0 ]; then
+  echo "gpu-sanitize: $script lists no passes" >&2
   exit 2
 fi
 tools=("$@")
@@ -32,12 +42,19 @@ for tool in "${tools[@]}"; do
   extra=()
   [ "$tool" = racecheck ] && extra=(--racecheck-report all)
   start=$(date +%s)
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" "${extra[@]}" --kernel-name kns=moe_ --error-exitcode 99 \
-    --print-limit 20 python3 "$root/test/Integration/GPU/sanitize_kernels.py" \
-    > "$logs/$tool.log" 2>&1
-  rc=$?
-  summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$logs/$tool.log" | tail -2 | tr '\n' ' ')
-  checks="$(grep -c '^PASS' "$logs/$tool.log") passed, $(grep -c '^FAIL' "$logs/$tool.log") failed"
+  : > "$logs/$tool.log"
+  rc=0
+  # One process per pass: what a pass holds on the device (modules,
+  # workspaces, a failed case's tensors) cannot starve the next one.
+  for pass in "${passes[@]}"; do
+    echo "== $pass" >> "$logs/$tool.log"
+    PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$sanitizer" --tool "$tool" "${extra[@]}" --kernel-name kns=moe_ --error-exitcode 99 \
+      --print-limit 20 python3 "$script" "$pass" >> "$logs/$tool.log" 2>&1
+    pass_rc=$?
+    [ $pass_rc -ne 0 ] && rc=$pass_rc
+  done
+  summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$logs/$tool.log" | sort | uniq -c | tr -s ' \n' ' ')
+  checks="$(grep -c '^PASS' "$logs/$tool.log") passed, $(grep -c '^FAIL' "$logs/$tool.log") failed, $(grep -c '^SKIP' "$logs/$tool.log") skipped"
   echo "$tool: exit $rc, $checks, $(( $(date +%s) - start )) s; $summary"
   [ $rc -ne 0 ] && status=1
 done

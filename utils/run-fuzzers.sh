@@ -5,9 +5,14 @@
 # Usage: utils/run-fuzzers.sh [seconds per target]   (default 60)
 #   MOE_FUZZ_BUILD   build directory (default build-fuzz)
 #   MOE_FUZZ_JOBS    fuzzing processes per target (default 1)
+#   MOE_FUZZ_TARGETS the targets to run (default: all four)
 # Targets: moe-ir-fuzzer (the IR parser and verifier), moe-config-fuzzer
-# (moe-compile's config reader). A finding is written to
-# $MOE_FUZZ_BUILD/fuzz/<target>/crash-* and the script exits non-zero.
+# (moe-compile's config reader), moe-cpu-pipeline-fuzzer (valid layers drawn
+# from the input through moe-lower-to-cpu-pipeline and LLVM IR),
+# moe-gpu-lowering-fuzzer (the same through moe-lower-to-nvvm-pipeline to
+# PTX). A finding is written to $MOE_FUZZ_BUILD/fuzz/<target>/crash-* (the
+# pipeline targets print the moe-compile --layer command that repeats it)
+# and the script exits non-zero.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOE_FUZZ_BUILD:-$root/build-fuzz}
@@ -20,8 +25,7 @@ if [ ! -f "$build/build.ninja" ]; then
     -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_C_COMPILER="$llvm/bin/clang" \
     -DCMAKE_CXX_COMPILER="$llvm/bin/clang++" \
-    -DCMAKE_C_COMPILER_LAUNCHER=ccache \
-    -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    -DMOE_MLIR_CCACHE=ON \
     -DLLVM_USE_LINKER=lld \
     -DMLIR_DIR="$llvm/lib/cmake/mlir" \
     -DLLVM_EXTERNAL_LIT="$llvm/bin/lit" \
@@ -29,8 +33,17 @@ if [ ! -f "$build/build.ninja" ]; then
     -DLLVM_USE_SANITIZE_COVERAGE=ON \
     -DMOE_MLIR_ENABLE_FUZZERS=ON
 fi
+all_targets="moe-ir-fuzzer moe-config-fuzzer moe-cpu-pipeline-fuzzer moe-gpu-lowering-fuzzer"
+targets=${MOE_FUZZ_TARGETS:-$all_targets}
+for target in $targets; do
+  case " $all_targets " in
+    *" $target "*) ;;
+    *) echo "run-fuzzers: unknown target '$target' ($all_targets)" >&2; exit 2 ;;
+  esac
+done
 # Only the fuzzers and the libraries they link.
-ninja -C "$build" -j "${MOE_MLIR_JOBS:-2}" moe-ir-fuzzer moe-config-fuzzer
+# shellcheck disable=SC2086
+ninja -C "$build" -j "${MOE_MLIR_JOBS:-2}" $targets
 
 # Seeds: every test case of moe IR (split at "// -----") and every config.
 seeds=$build/fuzz/seeds
@@ -55,6 +68,19 @@ for path in sorted((root / "test").glob("**/Inputs/**/*")):
             m += 1
 print(f"seeds: {n} IR cases, {m} configs")
 PY
+# The pipeline targets read their input as the generator's choices: no test
+# file is one. Their seeds are 64 fixed pseudo-random inputs of 256 bytes,
+# long enough that every field of the layer and the options is drawn from
+# them (libFuzzer would otherwise start from inputs of a few bytes, which
+# leave most fields at their first choice).
+mkdir -p "$seeds/pipeline"
+python3 - "$seeds/pipeline" <<'PY'
+import pathlib, random, sys
+out = pathlib.Path(sys.argv[1])
+generator = random.Random(19)
+for i in range(64):
+    (out / f"{i:02d}.bin").write_bytes(bytes(generator.randrange(256) for _ in range(256)))
+PY
 
 # Leak checking is off (the IR target keeps one context for every input);
 # manual poisoning too: Debian's LLVM and MLIR libraries are not instrumented
@@ -64,20 +90,28 @@ export ASAN_OPTIONS=detect_leaks=0:allow_user_poisoning=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 status=0
-for target in moe-ir-fuzzer moe-config-fuzzer; do
+for target in $targets; do
   kind=${target#moe-}; kind=${kind%-fuzzer}
   out=$build/fuzz/$target
   mkdir -p "$out/corpus"
+  # The pipeline targets read a few hundred bytes of layer and options, at
+  # full length from the start (-len_control=0), and one input lowers a
+  # whole layer: a minute is a hang there.
+  case $kind in
+    ir|config) seed_dirs=("$seeds/$kind"); timeout=10; max_len=16384; len_control=100 ;;
+    *) seed_dirs=("$seeds/pipeline"); timeout=60; max_len=512; len_control=0 ;;
+  esac
   echo "== $target: $seconds s"
   # -rss_limit_mb: a module that needs more memory than this is a finding.
   # With -jobs, libFuzzer writes fuzz-<job>.log files into the current
   # folder: run from the target's own.
   set +e
-  (cd "$out" && "$build/bin/$target" "$out/corpus" "$seeds/$kind" \
-      -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-      -max_len=16384 -jobs="$jobs" -workers="$jobs" \
+  (cd "$out" && "$build/bin/$target" "$out/corpus" "${seed_dirs[@]}" \
+      -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
+      -max_len="$max_len" -len_control="$len_control" \
+      -jobs="$jobs" -workers="$jobs" \
       -artifact_prefix="$out/" -print_final_stats=1) 2>&1 | tee "$out/log.txt" \
-    | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|SUMMARY|.*crash-|.*timeout-)"
+    | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|==moe-.*FINDING|  moe-compile|SUMMARY|.*crash-|.*timeout-)"
   fuzzer_status=${PIPESTATUS[0]}
   set -e
   # The fuzzer's own status: one that could not start, or stopped on a

@@ -38,9 +38,24 @@ std::string describe(const json::Value &value) {
   return "a JSON value";
 }
 
+/// The keys the layer reads for which Hugging Face writes null to mean
+/// "not set", and the models' code reads it so: torch_dtype and dtype (the
+/// default dtype, float32), quantization_config (not quantized) and
+/// DeepSeek's n_shared_experts (`if config.n_shared_experts is not None`:
+/// no shared expert). Any other key the layer reads is refused when null:
+/// the models' code would fail on it or read None as a value (n_group in a
+/// view, norm_topk_prob as false), and taking our default instead would
+/// describe another model.
+bool nullMeansUnset(StringRef name) {
+  return llvm::is_contained(
+      {"torch_dtype", "dtype", "quantization_config", "n_shared_experts"},
+      name);
+}
+
 /// Typed access to the fields of one config object. A field that is absent
-/// or null takes its default; a field of another type is an error naming
-/// its key (with the `text_config.` prefix where the object is nested).
+/// (or null, where nullMeansUnset) takes its default; a field of another
+/// type, null included, is an error naming its key (with the
+/// `text_config.` prefix where the object is nested).
 class ConfigReader {
 public:
   ConfigReader(const json::Object &object, StringRef prefix, LayerSpec &spec)
@@ -50,9 +65,12 @@ public:
     return formatv("config key '{0}{1}'", prefix, name).str();
   }
 
+  /// Whether the config gives `name`: present, and not a null that means
+  /// "not set".
   bool has(StringRef name) const {
     const json::Value *value = object.get(name);
-    return value && value->kind() != json::Value::Null;
+    return value &&
+           !(value->kind() == json::Value::Null && nullMeansUnset(name));
   }
 
   Expected<std::optional<int64_t>> integer(StringRef name) const {

@@ -102,6 +102,9 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
     pm.addPass(createMoEApproximateMathPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
+  // math-to-libm calls a vector's erf (GELU without approximate-math) lane
+  // by lane, through vector.extract and vector.insert: those go to LLVM too.
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());

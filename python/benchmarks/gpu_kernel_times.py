@@ -79,10 +79,8 @@ def main() -> None:
         H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
-            inputs = gpu_peers.make_inputs(T, H, I, E, k, seed=int(time.time()) % 100000)
-            operands = gpu_peers.experts_operands(inputs)
-            y = torch.empty_like(inputs["x"])
-            workspace = module.workspace("experts", operands)
+            inputs, operands, y, workspace = gpu_peers.experts_call(
+                module, entry, T, seed=int(time.time()) % 100000)
             replay = captured(
                 lambda: module.call("experts", operands, [y], workspace=workspace))
             graph_ms = gpu_peers.time_ms(replay)

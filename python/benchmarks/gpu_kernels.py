@@ -64,10 +64,7 @@ def main() -> None:
         H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
-            inputs = gpu_peers.make_inputs(T, H, I, E, k, seed=T)
-            operands = gpu_peers.experts_operands(inputs)
-            y = torch.empty_like(inputs["x"])
-            workspace = module.workspace("experts", operands)
+            inputs, operands, y, workspace = gpu_peers.experts_call(module, entry, T, seed=T)
             times = kernel_times(module, operands, y, workspace)
             # The gate/up GEMM is the first grouped matmul launched, the down
             # projection the second (a "_0" suffix on the second kernel).

@@ -158,6 +158,20 @@ def artifact_entries(directory) -> dict:
     return {entry["name"]: entry for entry in json.loads(index.read_text())}
 
 
+def experts_call(module: Any, entry: dict, T: int, seed: int,
+                 poison: bool = False) -> tuple[dict, list, torch.Tensor, torch.Tensor]:
+    """What a call of an artifact's ``experts`` function on ``T`` random tokens
+    of its shape needs: the inputs (:func:`make_inputs`), its operands in order,
+    an output (filled with NaN where ``poison``, so every element must be
+    written) and ``module``'s workspace for them."""
+    torch = _torch()
+    inputs = make_inputs(T, entry["H"], entry["I"], entry["E"], entry["k"], seed=seed)
+    operands = experts_operands(inputs)
+    y = (torch.full_like(inputs["x"], float("nan")) if poison
+         else torch.empty_like(inputs["x"]))
+    return inputs, operands, y, module.workspace("experts", operands)
+
+
 def rotation_count(set_bytes: int, budget_bytes: int,
                    l2_bytes: int = L2_BYTES) -> int:
     """How many weight copies to cycle through so that consecutive timed calls

@@ -165,3 +165,30 @@ def test_input_sizes_the_ops_tie_must_agree(compile_ir, rng):
     with pytest.raises(ValueError, match="the rows of row_scale and of lhs must be equal"):
         matmul.call("grouped_matmul", [x, w, offsets, routed, np.ones((1, K), np.float32)],
                     [spec((T * K, I), "f32")])
+
+
+def test_input_sizes_tied_in_a_called_function_are_checked(compile_ir):
+    """The ops of the functions a public function calls are checked as its own
+    (@<name>__check_sizes inlines them): weights shorter than ids given to a
+    function whose callee dispatches made the dispatch read past them, with no
+    ValueError, since only the caller's own body was looked at."""
+    ir = """module {
+  func.func private @offsets_of(%ids: tensor<?x2xi32>, %weights: tensor<?x2xf32>) -> tensor<5xi32> {
+    %rows, %offsets = moe.dispatch %ids weights(%weights : tensor<?x2xf32>) {num_experts = 4 : i64, capacity = 2 : i64, drop_policy = #moe.drop_policy<score>} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+    return %offsets : tensor<5xi32>
+  }
+  func.func @calls(%ids: tensor<?x2xi32>, %weights: tensor<?x2xf32>) -> tensor<5xi32> {
+    %offsets = func.call @offsets_of(%ids, %weights) : (tensor<?x2xi32>, tensor<?x2xf32>) -> tensor<5xi32>
+    return %offsets : tensor<5xi32>
+  }
+}
+"""
+    module = compile_ir(ir)
+    ids = np.zeros((T, K), np.int32)
+    ids[:, 1] = 1
+    with pytest.raises(ValueError, match=re.escape(
+            "@calls: input sizes disagree ((4, 2), (1, 2)): moe.dispatch") + ".*" +
+            re.escape("the rows of weights and of ids must be equal")):
+        module.call("calls", [ids, np.ones((1, K), np.float32)], [spec((E + 1,), "i32")])
+    [offsets] = module.call("calls", [ids, np.ones((T, K), np.float32)], [spec((E + 1,), "i32")])
+    assert offsets.tolist() == [0, 2, 4, 4, 4]

@@ -47,13 +47,24 @@ def artifact_index(directory):
     return {entry["name"]: entry for entry in json.loads(index.read_text())}
 
 
-def run_tests(namespace):
-    """Runs the test_* functions of a module's namespace; exits non-zero on a failure."""
+def run_tests(namespace, only=()):
+    """Runs the test_* functions of a module's namespace (those named in
+    `only`, where given; `--list` in it prints their names instead); exits
+    non-zero on a failure or on a name that is no test."""
     global pytest
     pytest = None  # skips become RuntimeError("skipped: ...")
+    tests = {name: test for name, test in namespace.items()
+             if name.startswith("test_") and callable(test)}
+    if "--list" in only:
+        print("\n".join(tests))
+        sys.exit(0)
+    unknown = [name for name in only if name not in tests]
+    if unknown:
+        print(f"FAIL no such test: {', '.join(unknown)}", flush=True)
+        sys.exit(1)
     failures = 0
-    for name, test in list(namespace.items()):
-        if not (name.startswith("test_") and callable(test)):
+    for name, test in tests.items():
+        if only and name not in only:
             continue
         try:
             test()

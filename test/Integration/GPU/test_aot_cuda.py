@@ -18,25 +18,17 @@ Run with pytest, or as `python3 test/Integration/GPU/test_aot_cuda.py`.
 
 import ctypes
 import json
-import os
 import pathlib
 import shutil
-import sys
 import tempfile
 import threading
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
-AOT = ARTIFACTS / "aot"
 FAMILIES = ("mixtral", "qwen3_moe", "olmoe", "deepseek_v3", "gpt_oss")
 
+from abi_checks import poisoned_call, relative_error  # noqa: E402
+from device_artifacts import AOT, load_layer as load, require_gpu, torch  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    torch = None
 
 import numpy as np  # noqa: E402
 
@@ -48,22 +40,12 @@ STATUS = {"NULL_POINTER": 1, "MISALIGNED": 2, "BAD_NUM_TOKENS": 3,
 
 
 def artifact(family):
-    if torch is None or not torch.cuda.is_available():
-        skip("needs torch with a CUDA GPU")
+    require_gpu()
     if not (AOT / f"libmoe_{family}.so").exists():
         skip("needs artifacts/gpu/aot (bash utils/build-gpu-artifacts.sh)")
     from moe_mlir import aot
 
     return aot.Artifact(AOT, family)
-
-
-_layers = {}
-
-
-def load(family):
-    if family not in _layers:
-        _layers[family] = artifact(family).load()
-    return _layers[family]
 
 
 def draw_inputs(layer, tokens, seed):
@@ -92,24 +74,6 @@ def oracle(layer, tensors):
              if name in as64}
     return reference.layer(as64["x"], as64["router"], as64["w13"], as64["w2"], **extra,
                            **reference.layer_kwargs(spec))
-
-
-def relative_error(got, want):
-    got = got.float().cpu().numpy().astype(np.float64)
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
-
-
-def poisoned_call(layer, args, tokens):
-    """Runs the ABI on an output filled with NaN, so every element must be written."""
-    hidden = layer.outputs[0]["shape"][1]
-    y = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16, device="cuda")
-    size = layer.workspace_size(tokens)
-    workspace = torch.empty(max(size, 1), dtype=torch.uint8, device="cuda")
-    layer.forward_pointers([a.data_ptr() for a in args] + [y.data_ptr()], tokens,
-                           workspace.data_ptr(), size,
-                           torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
-    return y
 
 
 def test_families_match_oracle():

@@ -29,7 +29,6 @@ def gpu_ready():
         (ARTIFACTS / "libvector_add.so").exists()
 
 
-
 def runtime(path):
     lib = ctypes.CDLL(str(path))
     lib.moeCudaTakeStatus.restype = ctypes.c_int

@@ -17,27 +17,17 @@ with pytest, or as `python3 test/Integration/GPU/test_expert_parallel_gpu.py`.
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
+
+from device_artifacts import ARTIFACTS, ROOT, artifact_index as artifacts, torch  # noqa: E402
+from standalone import run_tests, skip  # noqa: E402
 
 from moe_mlir import torch_reference  # noqa: E402
-from standalone import artifact_index, run_tests, skip  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    torch = None
 
 BF16_BOUND = 2e-2
-
-
-def artifacts():
-    return artifact_index(ARTIFACTS)
 
 
 def test_ranks_in_sequence_match_unpartitioned():

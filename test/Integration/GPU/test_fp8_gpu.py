@@ -16,45 +16,27 @@ artifacts.
 Run with pytest, or as `python3 test/Integration/GPU/test_fp8_gpu.py`.
 """
 
-import os
-import pathlib
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
-AOT = ARTIFACTS / "aot"
 #: The FP8 layers of Inputs/fp8, and the ones built with an experts entry too.
 LAYERS = ("deepseek_fp8", "qwen3_fp8", "qwen3_fp8_static", "odd_fp8", "odd32_fp8")
 EXPERTS = ("qwen3_fp8_experts", "odd_fp8_experts", "odd32_fp8_experts")
 
+from abi_checks import poisoned_call, relative_error  # noqa: E402
+from device_artifacts import load_layer, require_gpu, torch  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    torch = None
 
 import numpy as np  # noqa: E402
 
 #: max |y - ref| / max |ref| against the FP8 oracle (the same quantization).
 FP8_BOUND = 2e-2
 
-_layers = {}
-
-
 def load(name):
-    if torch is None or not torch.cuda.is_available():
-        skip("needs torch with a CUDA GPU")
+    require_gpu()
     if torch.cuda.get_device_capability() < (8, 9):
         skip("the FP8 kernel needs sm_89 or newer")
-    if not (AOT / f"libmoe_{name}.so").exists():
-        skip("needs artifacts/gpu/aot with the FP8 layers (bash utils/build-gpu-artifacts.sh)")
-    from moe_mlir import aot
-
-    if name not in _layers:
-        _layers[name] = aot.Artifact(AOT, name).load()
-    return _layers[name]
+    return load_layer(name, "needs artifacts/gpu/aot with the FP8 layers "
+                            "(bash utils/build-gpu-artifacts.sh)")
 
 
 def bf16(values):
@@ -159,27 +141,6 @@ def oracle(layer, tensors, unquantized=None):
         _, other = reference.route(noisy, extra.get("bias"), **route)
         decided &= (np.sort(other, axis=1) == np.sort(ids, axis=1)).all(axis=1)
     return y, decided
-
-
-def relative_error(got, want, rows=None):
-    got = got.float().cpu().numpy().astype(np.float64)
-    if np.isnan(got).any():
-        return float("inf")
-    if rows is not None:
-        got, want = got[rows], want[rows]
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
-
-
-def poisoned_call(layer, args, tokens):
-    """Runs the ABI into an output filled with NaN: every element must be written."""
-    hidden = layer.outputs[0]["shape"][1]
-    y = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16, device="cuda")
-    size = layer.workspace_size(tokens)
-    workspace = torch.empty(max(size, 1), dtype=torch.uint8, device="cuda")
-    layer.forward_pointers([a.data_ptr() for a in args] + [y.data_ptr()], tokens,
-                           workspace.data_ptr(), size, torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
-    return y
 
 
 def milliseconds(fn, repeats=20):

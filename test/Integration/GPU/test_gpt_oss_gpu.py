@@ -15,21 +15,11 @@ fp32 oracle with biases. Skips without a GPU or the artifacts.
 Run with pytest, or as `python3 test/Integration/GPU/test_gpt_oss_gpu.py`.
 """
 
-import os
-import pathlib
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
-AOT = ARTIFACTS / "aot"
+from abi_checks import poisoned_call, relative_error  # noqa: E402
+from device_artifacts import ARTIFACTS, artifact_index, load_layer as load, torch  # noqa: E402
+from standalone import run_tests  # noqa: E402
 
-from standalone import artifact_index, run_tests, skip  # noqa: E402
-
-try:
-    import torch
-except ImportError:
-    torch = None
 
 import numpy as np  # noqa: E402
 
@@ -38,21 +28,6 @@ BF16_BOUND = 2e-2
 #: Tokens whose k-th and (k+1)-th router logits are closer than this (float64)
 #: have no routing the f32 router must reproduce; they are left out.
 TIE_GAP = 1e-3
-
-_layers = {}
-
-
-def load(name):
-    if torch is None or not torch.cuda.is_available():
-        skip("needs torch with a CUDA GPU")
-    if not (AOT / f"libmoe_{name}.so").exists():
-        skip("needs artifacts/gpu/aot (bash utils/build-gpu-artifacts.sh)")
-    from moe_mlir import aot
-
-    if name not in _layers:
-        _layers[name] = aot.Artifact(AOT, name).load()
-    return _layers[name]
-
 
 def bf16(values):
     """float64 values rounded to bf16, as float64 (what the kernels see)."""
@@ -94,26 +69,6 @@ def decided(x, ckpt, k):
     if k == logits.shape[1]:
         return np.ones(len(x), dtype=bool)
     return logits[:, k - 1] - logits[:, k] > TIE_GAP
-
-
-def relative_error(got, want, rows):
-    got = got.float().cpu().numpy().astype(np.float64)
-    if np.isnan(got).any():
-        return float("inf")
-    got, want = got[rows], want[rows]
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
-
-
-def poisoned_call(layer, args, tokens):
-    """Runs the ABI into an output filled with NaN: every element must be written."""
-    hidden = layer.outputs[0]["shape"][1]
-    y = torch.full((tokens, hidden), float("nan"), dtype=torch.bfloat16, device="cuda")
-    size = layer.workspace_size(tokens)
-    workspace = torch.empty(max(size, 1), dtype=torch.uint8, device="cuda")
-    layer.forward_pointers([a.data_ptr() for a in args] + [y.data_ptr()], tokens,
-                           workspace.data_ptr(), size, torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
-    return y
 
 
 def check_layer(name, tokens, seed, boost=()):
@@ -206,7 +161,7 @@ def test_experts_kernels_under_each_pipeline_option():
     from moe_mlir import torch_reference
     from moe_mlir.gpu import GpuModule
 
-    entries = [e for e in artifact_index(ARTIFACTS).values()
+    entries = [e for e in artifact_index().values()
                if e["kind"] == "experts-gpt-oss"]
     assert entries, "artifacts/gpu has no gpt-oss-experts kernels"
     failures = []

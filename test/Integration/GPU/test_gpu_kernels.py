@@ -16,43 +16,19 @@ or on a machine without pytest as `python3 test/Integration/GPU/test_gpu_kernels
 - Whole bf16 layers per recipe against the oracle.
 """
 
-import os
-import pathlib
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
+from device_artifacts import artifact_index as artifacts, torch  # noqa: E402
+from device_artifacts import load_module as load  # noqa: E402
+from standalone import run_tests, skip  # noqa: E402
 
 from moe_mlir import torch_reference  # noqa: E402
-from standalone import artifact_index, run_tests, skip  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    torch = None
 
 import numpy as np  # noqa: E402
 
 #: Relative error bound (max |y - ref| / max |ref|) for bf16 outputs.
 BF16_BOUND = 2e-2
 TOKENS = (1, 32, 512, 4096, 16384)
-
-
-
-def artifacts():
-    return artifact_index(ARTIFACTS)
-
-
-_modules = {}
-
-
-def load(entry):
-    from moe_mlir.gpu import GpuModule
-
-    if entry["name"] not in _modules:
-        _modules[entry["name"]] = GpuModule(ARTIFACTS / entry["library"])
-    return _modules[entry["name"]]
 
 
 def run_experts(entry, x, w13, w2, ids, weights, misaligned=False):

@@ -22,44 +22,18 @@ Every output is poisoned first (NaN, or -7 for integers), so each element
 must be written.
 """
 
-import os
-import pathlib
-import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "python"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
-
-from standalone import artifact_index, run_tests, skip  # noqa: E402
+from device_artifacts import entries_of, torch  # noqa: E402
+from device_artifacts import load_module as load  # noqa: E402
+from standalone import run_tests  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-try:
-    import torch
-except ImportError:
-    torch = None
 
 #: Relative error bound (max |y - ref| / max |ref|) for bf16 layer outputs.
 BF16_BOUND = 2e-2
 #: Poison for integer outputs: no kernel writes it.
 POISON = -7
-
-_modules = {}
-
-
-def entries_of(kind):
-    entries = [e for e in artifact_index(ARTIFACTS).values() if e["kind"] == kind]
-    if not entries:
-        skip(f"no '{kind}' artifacts (rebuild artifacts/gpu)")
-    return entries
-
-
-def load(entry):
-    from moe_mlir.gpu import GpuModule
-
-    if entry["name"] not in _modules:
-        _modules[entry["name"]] = GpuModule(ARTIFACTS / entry["library"])
-    return _modules[entry["name"]]
 
 
 def cuda(array):

@@ -12,9 +12,14 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/SmallPtrSet.h"
+
+#include <functional>
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEEXPORTRESULTSIZESPASS
@@ -84,6 +89,100 @@ void collectRelations(Operation *op, SmallVectorImpl<SizeRelation> &out) {
   }
 }
 
+/// Whether `r` ties sizes that are not both static: the verifier checks
+/// static ones, the rest only a check at the call can.
+bool needsCallCheck(const SizeRelation &r) {
+  auto lhs = cast<ShapedType>(r.lhs.getType());
+  auto rhs = cast<ShapedType>(r.rhs.getType());
+  return lhs.isDynamicDim(r.lhsDim) || rhs.isDynamicDim(r.rhsDim);
+}
+
+/// Inlines into the body of `func` (one block) the calls at its top level
+/// of the module's single-block functions, and the calls those bring, so
+/// that the callees' moe ops tie sizes of values in scope at the return.
+/// Fails, with a diagnostic, on recursion (more than `kMaxInlinedCalls`).
+LogicalResult inlineCalls(func::FuncOp func, SymbolTable &symbols) {
+  constexpr int64_t kMaxInlinedCalls = 1024;
+  int64_t inlined = 0;
+  Block &body = func.getBody().front();
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (Operation &op : llvm::make_early_inc_range(body)) {
+      auto call = dyn_cast<func::CallOp>(op);
+      if (!call)
+        continue;
+      auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+      if (!callee || callee.isExternal() || !callee.getBody().hasOneBlock())
+        continue;
+      if (++inlined > kMaxInlinedCalls)
+        return call.emitError()
+               << "moe-export-result-sizes: more than " << kMaxInlinedCalls
+               << " calls to inline (a recursive call?): the sizes its moe "
+                  "ops tie cannot be checked before the call";
+      IRMapping mapping;
+      Block &calleeBody = callee.getBody().front();
+      mapping.map(calleeBody.getArguments(), call.getOperands());
+      OpBuilder b(call);
+      for (Operation &calleeOp : calleeBody.without_terminator())
+        b.clone(calleeOp, mapping);
+      for (auto [result, returned] : llvm::zip(
+               call.getResults(), calleeBody.getTerminator()->getOperands()))
+        result.replaceAllUsesWith(mapping.lookupOrDefault(returned));
+      call.erase();
+      changed = true;
+    }
+  }
+  return success();
+}
+
+/// Fails, naming the op, where a moe op of `func` (after inlineCalls) ties
+/// sizes that a check before the call cannot see: its operands are defined
+/// in a nested region (a loop body), or it is reached through a call that
+/// could not be inlined (one in a nested region, or of a function of
+/// several blocks), or `func` itself has several blocks. A call that could read
+/// past an input is refused rather than left unchecked.
+LogicalResult refuseUncheckedRelations(func::FuncOp func,
+                                       SymbolTable &symbols) {
+  bool singleBlock = func.getBody().hasOneBlock();
+  llvm::SmallPtrSet<Operation *, 8> visited;
+  std::function<LogicalResult(Operation *, bool)> check =
+      [&](Operation *root, bool inCallee) -> LogicalResult {
+    WalkResult result = root->walk([&](Operation *op) {
+      bool nested = inCallee || op->getParentOp() != root || !singleBlock;
+      SmallVector<SizeRelation> relations;
+      if (nested)
+        collectRelations(op, relations);
+      for (const SizeRelation &r : relations) {
+        if (!needsCallCheck(r))
+          continue;
+        InFlightDiagnostic diag =
+            op->emitError()
+            << "moe-export-result-sizes: " << r.what << " must agree, but "
+            << (inCallee      ? "the op is reached through a call that "
+                                "cannot be inlined"
+                : singleBlock ? "the op is in a nested region"
+                              : "the function has several blocks")
+            << ", so they cannot be checked before the call";
+        diag.attachNote(func.getLoc())
+            << "in @" << func.getSymName() << ", a public function";
+        return WalkResult::interrupt();
+      }
+      auto call = dyn_cast<func::CallOp>(op);
+      if (!call)
+        return WalkResult::advance();
+      auto callee = symbols.lookup<func::FuncOp>(call.getCallee());
+      if (!callee || callee.isExternal() ||
+          !visited.insert(callee.getOperation()).second)
+        return WalkResult::advance();
+      return failed(check(callee.getOperation(), /*inCallee=*/true))
+                 ? WalkResult::interrupt()
+                 : WalkResult::advance();
+    });
+    return failure(result.wasInterrupted());
+  };
+  return check(func.getOperation(), /*inCallee=*/false);
+}
+
 struct MoEExportResultSizesPass
     : moe::impl::MoEExportResultSizesPassBase<MoEExportResultSizesPass> {
   void runOnOperation() override {
@@ -116,17 +215,25 @@ struct MoEExportResultSizesPass
     if (symbols.lookup(name))
       return func.emitError()
              << "moe-export-result-sizes: @" << name << " already exists";
-    if (!func.getBody().hasOneBlock())
-      return success();
     func::FuncOp check = func.clone();
+    // The ops of the body itself, and of the functions it calls once
+    // inlined: their operands are in scope at the return. Ops whose
+    // operands are not (in a loop body, say) are refused.
+    auto eraseCheck = llvm::make_scope_exit([&] {
+      if (check)
+        check.erase();
+    });
+    if ((check.getBody().hasOneBlock() &&
+         failed(inlineCalls(check, symbols))) ||
+        failed(refuseUncheckedRelations(check, symbols)))
+      return failure();
+    if (!check.getBody().hasOneBlock())
+      return success(); // no relation to check (refused otherwise)
     SmallVector<SizeRelation> relations;
-    // Ops of the body itself: their operands are in scope at the return.
     for (Operation &op : check.getBody().front())
       collectRelations(&op, relations);
-    if (relations.empty()) {
-      check.erase();
+    if (relations.empty())
       return success();
-    }
     auto resultType =
         RankedTensorType::get({1}, IntegerType::get(&getContext(), 32));
     check.setSymName(name);
@@ -164,12 +271,14 @@ struct MoEExportResultSizesPass
       descriptions.push_back(b.getStringAttr(r.what));
     check->setAttr("moe.size_relations", b.getArrayAttr(descriptions));
     symbols.insert(check);
+    func::FuncOp inserted = check;
+    check = nullptr; // the module owns it now
     RewritePatternSet patterns(&getContext());
     tensor::DimOp::getCanonicalizationPatterns(patterns, &getContext());
     tensor::EmptyOp::getCanonicalizationPatterns(patterns, &getContext());
     arith::CmpIOp::getCanonicalizationPatterns(patterns, &getContext());
     arith::SelectOp::getCanonicalizationPatterns(patterns, &getContext());
-    return applyPatternsGreedily(check, std::move(patterns));
+    return applyPatternsGreedily(inserted, std::move(patterns));
   }
 
   LogicalResult exportSizes(func::FuncOp func, SymbolTable &symbols) {

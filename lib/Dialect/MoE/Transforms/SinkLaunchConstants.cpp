@@ -9,6 +9,8 @@
 #include "mlir/Dialect/GPU/Utils/GPUUtils.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOESINKLAUNCHCONSTANTSPASS
@@ -37,11 +39,17 @@ struct MoESinkLaunchConstantsPass
   using Base::Base;
 
   void runOnOperation() override {
+    // The launch names `kernels` matched, so that a name matching none (a
+    // misspelt or renamed kernel) is an error, not a launch silently left
+    // with its constants as parameters.
+    llvm::StringSet<> launchNames;
     WalkResult result = getOperation()->walk([&](gpu::LaunchOp launch) {
+      std::optional<StringRef> name = launch.getFunction();
+      if (name)
+        launchNames.insert(*name);
       if (markedOnly &&
           !launch->hasAttr(moe::MoEDialect::getInlineConstantsAttrName()))
         return WalkResult::advance();
-      std::optional<StringRef> name = launch.getFunction();
       if (!kernels.empty() &&
           (!name || !llvm::is_contained(kernels, name->str())))
         return WalkResult::advance();
@@ -50,7 +58,18 @@ struct MoESinkLaunchConstantsPass
                  : WalkResult::advance();
     });
     if (result.wasInterrupted())
+      return signalPassFailure();
+    SmallVector<std::string> unknown;
+    for (const std::string &kernel : kernels)
+      if (!launchNames.contains(kernel))
+        unknown.push_back("'" + kernel + "'");
+    if (!unknown.empty()) {
+      getOperation()->emitError()
+          << "moe-sink-launch-constants: kernels names "
+          << llvm::join(unknown, ", ")
+          << ", which no gpu.launch in the module has as its function";
       signalPassFailure();
+    }
   }
 };
 

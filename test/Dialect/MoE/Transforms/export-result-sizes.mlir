@@ -80,3 +80,65 @@ func.func @clash__result_sizes(%x: tensor<?x8xf32>) -> tensor<1xi64> {
   %c = arith.constant dense<0> : tensor<1xi64>
   return %c : tensor<1xi64>
 }
+
+// -----
+
+// The ops of the functions a public function calls, through any depth of
+// calls, are checked as its own: the callee is inlined into the check, and
+// the relation names the op where it is.
+// CHECK-LABEL: func.func @calls_dispatch__check_sizes(
+// CHECK-SAME:      %[[IDS:.*]]: tensor<?x2xi32>, %[[W:.*]]: tensor<?x2xf32>) -> tensor<1xi32>
+// CHECK-SAME:      attributes {moe.size_relations = ["moe.dispatch at {{.*}}export-result-sizes.mlir:[[# @LINE + 14]]:{{[0-9]+}}: the rows of weights and of ids"]}
+// CHECK-NOT:     call
+// CHECK-DAG:     %[[A:.*]] = tensor.dim %[[W]]
+// CHECK-DAG:     %[[B:.*]] = tensor.dim %[[IDS]]
+// CHECK:         arith.cmpi ne, %[[A]], %[[B]] : index
+func.func @calls_dispatch(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<9xi32> {
+  %offsets = func.call @outer(%ids, %w) : (tensor<?x2xi32>, tensor<?x2xf32>) -> tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}
+func.func private @outer(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<9xi32> {
+  %offsets = func.call @inner(%w, %ids) : (tensor<?x2xf32>, tensor<?x2xi32>) -> tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}
+func.func private @inner(%w: tensor<?x2xf32>, %ids: tensor<?x2xi32>) -> tensor<9xi32> {
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+      {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}
+
+// -----
+
+// Sizes tied by an op whose operands are not in scope at the return (in a
+// loop body) cannot be checked before the call: refused, not left out.
+// expected-note @+1 {{in @in_loop, a public function}}
+func.func @in_loop(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>, %n: index) -> tensor<9xi32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %zero = arith.constant dense<0> : tensor<9xi32>
+  %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %zero) -> tensor<9xi32> {
+    // expected-error @+1 {{moe-export-result-sizes: moe.dispatch at}}
+    %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+        {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
+        : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+    scf.yield %offsets : tensor<9xi32>
+  }
+  return %r : tensor<9xi32>
+}
+
+// -----
+
+// So are those of a function that calls itself (it cannot be inlined).
+func.func @recursive(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<9xi32> {
+  %offsets = func.call @again(%ids, %w) : (tensor<?x2xi32>, tensor<?x2xf32>) -> tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}
+func.func private @again(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tensor<9xi32> {
+  // expected-error @+1 {{more than 1024 calls to inline}}
+  %unused = func.call @again(%ids, %w) : (tensor<?x2xi32>, tensor<?x2xf32>) -> tensor<9xi32>
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>)
+      {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
+  return %offsets : tensor<9xi32>
+}

@@ -218,7 +218,8 @@ def MoESinkLaunchConstantsPass : Pass<"moe-sink-launch-constants"> {
     becomes a launch body that defines its own `%c4`.
 
     `kernels` limits it to launches of those kernel names (the launch's
-    `function`); empty, the default, means every launch. With
+    `function`); empty, the default, means every launch. A name that no
+    launch in the module has is an error. With
     `marked-only`, it takes only the launches marked
     `moe.inline_constants` (the GPU lowering marks the kernels whose
     `#moe.matmul_tile` asks for it).
