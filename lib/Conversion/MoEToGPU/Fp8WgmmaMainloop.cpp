@@ -181,9 +181,13 @@ private:
 
   /// 8-row B tiles per weight-scale load: the most consecutive tiles (within
   /// the gate or the up half of a GLU's tiles) whose rows always lie in one
-  /// scale block of bn rows, whatever the block column.
+  /// scale block of bn rows, whatever the block column; 0 where an 8-row
+  /// tile may straddle two blocks (bn, or the up rows' offset, the GLU
+  /// width, not a multiple of 8), and each column takes its own scale.
   int64_t tilesPerScale() const {
     bool halves = mm.glu && !mm.interleaved;
+    if (layout.blockN % 8 || (halves && mm.width % 8))
+      return 0;
     int64_t group = halves ? outputTiles : bTiles;
     while (group > 1 &&
            (layout.blockN % (8 * group) || (halves && mm.width % (8 * group))))
@@ -206,15 +210,27 @@ private:
       scaleRows.push_back(
           cb.create<arith::SelectOp>(exists, source, cb.index(0)));
     }
-    // The scale block (n / bn) of each group of B tiles, clamped to N.
+    // The scale block (n / bn, n clamped to N) of each group of B tiles, or
+    // of each of the thread's columns 2c and 2c + 1 of every tile.
     int64_t group = tilesPerScale();
     SmallVector<Value> scaleBlocks;
-    for (int64_t u = 0; u < bTiles; u += group) {
-      Value n = cb.minIndex(weightRow(cb, blockColumn, u, cb.index(0)),
+    auto scaleBlock = [&](int64_t u, Value g) {
+      Value n = cb.minIndex(weightRow(cb, blockColumn, u, g),
                             cb.index(mm.n - 1));
       scaleBlocks.push_back(
           cb.create<arith::DivUIOp>(n, cb.index(layout.blockN)));
+    };
+    Value pairColumn = cb.create<arith::MulIOp>(at.c, cb.index(2));
+    for (int64_t u = 0; u < bTiles; u += std::max<int64_t>(group, 1)) {
+      if (group)
+        scaleBlock(u, cb.index(0));
+      else
+        for (int64_t q = 0; q < 2; ++q)
+          scaleBlock(u, cb.create<arith::AddIOp>(pairColumn, cb.index(q)));
     }
+    auto scaleIndex = [&](int64_t u, int64_t q) {
+      return group ? u / group : 2 * u + q;
+    };
     int64_t values = weightRows / 2;
     SmallVector<Value> zeros(values, cb.f32(0.0));
     SmallVector<Value> acc = cb.forLoop(
@@ -240,11 +256,19 @@ private:
           barriers.release(lb, stage);
           // Promotion: acc += partial * sa[row] * sw[weight block].
           SmallVector<Value> next(iter);
+          // sa * sw, once per row and weight scale.
+          SmallVector<Value> scales(2 * weightScales.size());
+          auto scaleOf = [&](int64_t half, int64_t index) {
+            Value &scale = scales[2 * index + half];
+            if (!scale)
+              scale = lb.create<arith::MulFOp>(rowScales[half],
+                                               weightScales[index]);
+            return scale;
+          };
           for (int64_t u = 0; u < bTiles; ++u)
             for (int64_t half = 0; half < 2; ++half) {
-              Value scale = lb.create<arith::MulFOp>(rowScales[half],
-                                                     weightScales[u / group]);
               for (int64_t q = 0; q < 2; ++q) {
+                Value scale = scaleOf(half, scaleIndex(u, q));
                 int64_t i = 4 * u + 2 * half + q;
                 Value sum = lb.create<LLVM::ExtractValueOp>(
                     partial, ArrayRef<int64_t>{i});

@@ -26,9 +26,12 @@
 // LOWER:         nvgpu.tma.async.load
 // LOWER:         nvgpu.device_async_copy {{.*}} : memref<?x512xi8> to memref<4x128x128xi8, #gpu.address_space<workgroup>>
 // LOWER:         nvvm.cp.async.mbarrier.arrive
-// The consumers: the scales first, then four k32 steps, the first from zero.
-// LOWER:         memref.load {{.*}} : memref<?x4xf32>
-// LOWER:         memref.load {{.*}} : memref<8x4x4xf32>
+// The consumers: the scales first (the two rows', and one weight scale for
+// the 8 gate tiles and one for the 8 up tiles), then four k32 steps, the
+// first from zero.
+// LOWER-COUNT-2: memref.load {{.*}} : memref<?x4xf32>
+// LOWER-COUNT-2: memref.load {{.*}} : memref<8x4x4xf32>
+// LOWER-NOT:     memref.load
 // LOWER:         nvvm.wgmma.fence.aligned
 // LOWER:         nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 32>, D[<f32>, <zero>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
 // LOWER-COUNT-3: nvvm.wgmma.mma_async {{.*}} <m = 64, n = 128, k = 32>, D[<f32>, <one>], A[<e4m3>, <one>, <row>], B[<e4m3>, <one>, <col>]
@@ -72,9 +75,16 @@ func.func @down_ragged_n(%a: tensor<?x384xbf16>, %w: tensor<4x200x384xf8E4M3FN>,
 // -----
 
 // One K block over K = 208 (per-channel scales): a multiple of 16, the
-// last K tile partial.
+// last K tile partial; each of a thread's 32 columns takes its own weight
+// scale.
 // SELECT-LABEL: func.func @per_channel_k208
 // SELECT: large = <kernel = wgmma_fp8, rows = 128, columns = 128, k = 128,
+// LOWER-LABEL: func.func @per_channel_k208
+// LOWER:       function(@moe_grouped_matmul_large)
+// LOWER-COUNT-2: memref.load {{.*}} : memref<?x1xf32>
+// LOWER-COUNT-32: memref.load {{.*}} : memref<4x96x1xf32>
+// LOWER-NOT:     memref.load
+// LOWER:         nvvm.wgmma.fence.aligned
 func.func @per_channel_k208(%x: tensor<?x208xbf16>, %w: tensor<4x96x208xf8E4M3FN>, %offsets: tensor<5xi32>,
                             %s: tensor<4x96x1xf32>, %init: tensor<?x96xf32>) -> tensor<?x96xf32> {
   %h = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x208xbf16>, tensor<4x96x208xf8E4M3FN>, tensor<5xi32>)

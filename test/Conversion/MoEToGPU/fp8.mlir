@@ -17,12 +17,14 @@
 // SELECT-LABEL: func.func @gate_up
 // SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = mma_sync_fp8, rows = 32, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>
 // LOWER-LABEL: func.func @gate_up
-// The activations: one thread per row and K block, the amax of the block,
-// its scale and the e4m3 bytes.
+// The activations: one warp per row and K block, the amax of the block
+// (each lane's, then the warp's by a butterfly of shuffles), its scale and
+// the e4m3 bytes.
 // LOWER:       memref.alloc({{.*}}) : memref<?x512xi8>
 // LOWER:       memref.alloc({{.*}}) : memref<?x4xf32>
 // LOWER:       function(@moe_fp8_quantize_activations)
 // LOWER:         arith.maximumf
+// LOWER-COUNT-5: gpu.shuffle  xor
 // LOWER:         arith.divf
 // LOWER:         math.roundeven
 // LOWER:         arith.trunci {{.*}} : i32 to i8

@@ -2,7 +2,7 @@
 (utils/build-gpu-artifacts.sh, Inputs/fp8: a DeepSeek-like layer with
 [128, 128] blocks, a Qwen3-like one, a Qwen3-like one with per-tensor weight
 scales and static activation scales, and odd sizes whose K and N blocks are
-ragged: H = 200 with [128, 128] and [32, 32] blocks, and H = 336, I = 176
+ragged: H = 200 with [128, 128] and [32, 32] blocks, and H = 336, I = 128
 with [128, 128] blocks), each through the C ABI with the output poisoned
 first, against the FP8 oracle in fp64 (moe_mlir.reference with weight_quant:
 exact e4m3 weights, the activations quantized as the kernels do): 1 token,
@@ -11,9 +11,10 @@ one expert (the others get no rows) and with the ids given at random; and
 one timing line per shape. On sm_90a the prefill points (from 32 rows per
 expert) run the wgmma_fp8 kernel wherever K is a multiple of 16 and the K
 blocks are whole 128-wide K tiles: both matmuls of deepseek_fp8, qwen3_fp8,
-qwen3_fp8_static and ragged_fp8 (ragged N and K: GLU width 176, N = 336,
-K = 336 and 176), the down projection of odd_fp8 (N = 200); the others
-keep mma_sync_fp8. The bound is 2e-2
+qwen3_fp8_static and ragged_fp8 (K = 336 for the gate/up projection, its
+last K tile and K block partial; N = 336 for the down one, its last scale
+block partial), the down projection of odd_fp8 (N = 200); the others keep
+mma_sync_fp8. The bound is 2e-2
 (max |y - ref| / max |ref|); the error against the unquantized layer (the
 float weights the FP8 ones were made from) is printed beside it. Tokens
 whose routing a near-tie decides are left out. Skips without a GPU or the
