@@ -53,14 +53,15 @@ odd="$root/test/Integration/GPU/Inputs/gpt_oss/gpt_oss_odd.json"
 # FP8 layers (test_fp8_gpu.py): a DeepSeek-like layer with [128, 128] blocks,
 # Qwen3-like ones with block and with per-tensor scales (static activations),
 # and odd sizes whose K and N blocks are ragged (H = 200 with [128, 128] and
-# [32, 32] blocks); the experts entries of three of them. moe-compile builds
-# them with +ptx84, which the e4m3 mma.sync needs.
+# [32, 32] blocks, H = 336 and I = 128 with [128, 128] blocks); the experts
+# entries of four of them. moe-compile builds them with +ptx84, which the
+# e4m3 mma.sync needs.
 for config in "$root"/test/Integration/GPU/Inputs/fp8/*.json; do
   name=$(basename "$config" .json)
   "$root/build/bin/moe-compile" --target=cuda "$config" --name="$name" \
     --emit=so,header,manifest -o "$out/aot"
 done
-for name in qwen3_fp8 odd_fp8 odd32_fp8; do
+for name in qwen3_fp8 odd_fp8 odd32_fp8 ragged_fp8; do
   "$root/build/bin/moe-compile" --target=cuda \
     "$root/test/Integration/GPU/Inputs/fp8/$name.json" --entry=experts \
     --name="${name}_experts" --emit=so,header,manifest -o "$out/aot"

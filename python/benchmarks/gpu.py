@@ -14,6 +14,11 @@ At decode sizes ours and the torch._grouped_mm pipeline are also timed as a
 replayed CUDA graph ("graph ms"), as decode loops run them.
 
     python3 python/benchmarks/gpu.py [--shapes qwen3-30b-a3b ...] [--tokens 1 32 ...]
+
+With ``--fp8``, the FP8 rows instead (gpu_fp8.py: block-scaled e4m3 weights,
+checked against the FP8 oracle, beside our bf16 layer and torch's FP8 and
+dequantizing peers; the floor at FP8 bytes and the FP8 matmul rate measured
+in the same run).
 """
 
 from __future__ import annotations
@@ -69,10 +74,14 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES))
     parser.add_argument("--tokens", nargs="*", type=int, default=list(TOKENS))
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--fp8", action="store_true",
+                        help="the FP8 rows (the <shape>@fp8 artifacts) instead of bf16")
     args = parser.parse_args()
 
     entries = gpu_peers.artifact_entries(ARTIFACTS)
     ceilings = gpu_peers.measure_ceilings()
+    if args.fp8:
+        return main_fp8(args, entries, ceilings)
     print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
     rows = []
     for name in args.shapes:
@@ -128,12 +137,57 @@ def main() -> None:
     print(gpu_peers.format_table(rows, COLUMNS))
 
 
+def main_fp8(args, entries: dict, ceilings: dict) -> None:
+    """The FP8 rows: each shape's <shape>@fp8 layer beside its bf16 one."""
+    import torch
+
+    import gpu_fp8
+    from moe_mlir.gpu import GpuModule
+
+    ceilings["fp8_tflops"], ceilings["fp8_variants_tflops"] = gpu_fp8.measure_fp8_tflops()
+    if ceilings["fp8_tflops"] is None:
+        raise SystemExit(f"no FP8 matmul ceiling: {ceilings['fp8_variants_tflops']}")
+    print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
+    rows = []
+    for name in args.shapes:
+        fp8_entry = entries.get(f"{name}@fp8")
+        if fp8_entry is None:
+            raise SystemExit(f"no {name}@fp8 artifact in {ARTIFACTS} "
+                             "(bash utils/build-gpu-artifacts.sh)")
+        fp8_module = GpuModule(ARTIFACTS / fp8_entry["library"])
+        bf16_module = GpuModule(ARTIFACTS / entries[name]["library"])
+        for T in args.tokens:
+            row = gpu_fp8.point(name, T, fp8_entry, fp8_module, bf16_module, ceilings)
+            rows.append(row)
+            print(gpu_peers.format_table([row], gpu_fp8.COLUMNS).splitlines()[-1], flush=True)
+            if not row["rel_err"] <= gpu_fp8.FP8_BOUND:
+                print(f"  {name} T={T}: error {row['rel_err']:.2e} against the FP8 oracle "
+                      f"is above {gpu_fp8.FP8_BOUND}", flush=True)
+            torch.cuda.empty_cache()
+        del fp8_module, bf16_module
+    for peer, why in gpu_fp8.peer_errors().items():
+        print(f"{peer} peer unavailable: {why}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(dict(
+            benchmark="gpu-fp8", device=torch.cuda.get_device_name(), ceilings=ceilings,
+            rows=rows)))
+    print()
+    print(f"ceilings: {describe_ceilings(ceilings)}; times in ms (median); "
+          "errors: max |y - ref| / max |ref| against the FP8 oracle")
+    if above := roofline.above_floor(rows):
+        print("above 1.0 of the floor (a ceiling understates this card): "
+              + ", ".join(f"{r['shape']} T={r['T']}" for r in above))
+    print(gpu_peers.format_table(rows, gpu_fp8.COLUMNS))
+
+
 def describe_ceilings(ceilings: dict) -> str:
     reads = ", ".join(f"{name} {tbps:.2f}"
                       for name, tbps in ceilings["read_variants_tbps"].items())
     return (f"read {ceilings['read_tbps']:.2f} TB/s (the weights'; best of {reads}), "
             f"copy {ceilings['copy_tbps']:.2f} TB/s (read + write; the activations'), "
-            f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s")
+            f"bf16 matmul {ceilings['bf16_tflops']:.0f} TFLOP/s"
+            + (f", FP8 matmul {ceilings['fp8_tflops']:.0f} TFLOP/s (torch._scaled_mm)"
+               if ceilings.get("fp8_tflops") else ""))
 
 
 COLUMNS = [("shape", "shape"), ("T", "T"), ("hit", "hit"), ("floor", "floor ms"),

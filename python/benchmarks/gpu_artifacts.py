@@ -45,6 +45,11 @@ EDGE_SHAPES = {
 ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
                    "wgmma-swizzled-a=false"]
 
+#: FP8 expert halves of the benchmark shapes (gpu.py --fp8): the checkpoints' blocks
+#: of DeepSeek-V3 and Qwen3-FP8, dynamic activations. The e4m3 MMA needs PTX ISA 8.4.
+FP8_QUANT = dict(block=(128, 128), activation="dynamic")
+FP8_FEATURES = "+ptx84"
+
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {
     "mixtral": (128, 8, 96),
@@ -116,9 +121,10 @@ def slug(name: str) -> str:
 def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     entries = []
 
-    def add(name: str, ir: str, function: str, pipeline_extra: str = "", **info):
+    def add(name: str, ir: str, function: str, pipeline_extra: str = "",
+            features: str = gpu.DEFAULT_FEATURES, **info):
         start = time.perf_counter()
-        library = gpu.compile_shared_object(ir, out, name=slug(name),
+        library = gpu.compile_shared_object(ir, out, name=slug(name), features=features,
                                             pipeline_extra=pipeline_extra)
         seconds = time.perf_counter() - start
         entries.append(dict(name=name, library=library.name, function=function,
@@ -132,6 +138,11 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
         add(f"{name}@f16", irgen.experts_ir(None, H, E, I, k, name="experts", dtype="f16"),
             "experts", kind="experts-f16", dtype="f16", H=H, I=I, E=E, k=k)
+    for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+        add(f"{name}@fp8", irgen.experts_ir(None, H, E, I, k, name="experts",
+                                            weight_quant=FP8_QUANT),
+            "experts", features=FP8_FEATURES, kind="experts-fp8", H=H, I=I, E=E, k=k,
+            block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
     # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=false'`).

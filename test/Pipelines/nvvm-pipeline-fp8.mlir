@@ -1,10 +1,12 @@
 // An FP8 layer (DeepSeek's [128, 128] blocks, dynamic activations) through
 // the whole GPU pipeline down to PTX: both grouped matmuls quantize their
-// inputs and multiply with the e4m3 mma.sync, which needs PTX ISA 8.4 (the
-// features of the run); an older PTX version is refused at the op, and so
-// is a chip before sm_89.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=isa" | FileCheck %s
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_89 features=+ptx84 format=isa" | FileCheck %s
+// inputs and multiply with the e4m3 mma.sync for decode, which needs PTX
+// ISA 8.4 (the features of the run), and for prefill with the e4m3 wgmma
+// on sm_90a (its weights by TMA, its A rows by cp.async), the e4m3 mma.sync
+// on sm_89; an older PTX version is refused at the op, and so is a chip
+// before sm_89.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=isa" | FileCheck %s --check-prefixes=CHECK,SM90A
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_89 features=+ptx84 format=isa" | FileCheck %s --check-prefixes=CHECK,SM89
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" 2>&1 | FileCheck %s --check-prefix=PTX80
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx84 format=isa" 2>&1 | FileCheck %s --check-prefix=SM80
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=bin" | FileCheck %s --check-prefix=BIN %}
@@ -18,12 +20,21 @@
 // CHECK-SAME: .entry moe_fp8_quantize_activations(
 // CHECK-SAME: cvt.rni.f32.f32
 // CHECK-SAME: .entry moe_grouped_matmul_large_0(
-// CHECK-SAME: mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
+// SM90A-SAME: cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes
+// SM90A-SAME: cp.async.cg.shared.global
+// SM90A-SAME: cp.async.mbarrier.arrive.noinc.shared.b64
+// SM90A-SAME: wgmma.fence.sync.aligned
+// SM90A-SAME: wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3
+// SM90A-SAME: wgmma.commit_group.sync.aligned
+// SM90A-SAME: wgmma.wait_group.sync.aligned \090;
+// SM90A-SAME: fma.rn.f32
+// SM89-SAME:  mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small_0(
 // CHECK-SAME: mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
 // CHECK-SAME: .entry moe_fp8_quantize_activations_0(
 // CHECK-SAME: .entry moe_grouped_matmul_large_1(
-// CHECK-SAME: mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
+// SM90A-SAME: wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3
+// SM89-SAME:  mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small_1(
 // CHECK-SAME: mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32
 // PTX80: error: 'moe.grouped_matmul' op moe.gpu_kernels: the mma_sync_fp8 kernel needs PTX ISA 8.4 or newer (features +ptx84), got ptx = 80

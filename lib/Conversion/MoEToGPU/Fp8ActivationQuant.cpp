@@ -2,13 +2,16 @@
 //
 // The activation quantization of an FP8 grouped matmul (docs/quantization.md,
 // DeepSeek's act_quant) as a kernel of its own, run before the matmul: one
-// thread per row and K block of bk columns. `dynamic`: scale = amax(|a|) /
-// 448 over the block (1 for an all-zero block); `static`: the one scale of
-// `lhs_scales`. Each a / scale (an f32 division, as the oracle's) is rounded
-// to the nearest e4m3 value, ties to even, after clamping to [-448, 448]
-// (roundToE4M3, the reference lowering's and CPU kernels' own rounding) and
-// stored as its e4m3 byte; the scale goes to [rows, K blocks]. Rows are
-// padded with zeros to whole 32-wide K steps of the matmul.
+// warp per row and K block of bk columns, lane l taking the block's columns
+// l, l + 32, ..., so that each step of the warp reads and writes
+// consecutive columns. `dynamic`: scale = amax(|a|) / 448 over the block (1
+// for an all-zero block), the lanes' maxima combined by a butterfly of
+// shuffles; `static`: the one scale of `lhs_scales`. Each a / scale (an f32
+// division, as the oracle's) is rounded to the nearest e4m3 value, ties to
+// even, after clamping to [-448, 448] (roundToE4M3, the reference lowering's
+// and CPU kernels' own rounding) and stored as its e4m3 byte; the scale goes to
+// [rows, K blocks]. Rows are padded with zeros to whole 32-wide K steps of the
+// matmul.
 //
 //===----------------------------------------------------------------------===//
 
@@ -78,25 +81,33 @@ void gpu_lowering::quantizeActivations(KernelBuilder &b, GroupedMatmul &mm) {
           .buffer;
   bool dynamic = mm.quant.getActivation() == ActivationQuant::dynamic;
   Value work = b.create<arith::MulIOp>(rows, b.index(layout.kBlocks));
+  int64_t warpsPerBlock = kBlockThreads / kWarpSize;
   b.launch(
-      "moe_fp8_quantize_activations", b.ceilDiv(work, kBlockThreads),
+      "moe_fp8_quantize_activations", b.ceilDiv(work, warpsPerBlock),
       b.index(1), kBlockThreads, [&](KernelBuilder &kb) {
         Value t = kb.globalThreadId(kBlockThreads);
-        kb.ifThen(kb.lessThan(t, work), [&](KernelBuilder &tb) {
-          Value row = tb.create<arith::DivUIOp>(t, tb.index(layout.kBlocks));
-          Value block = tb.create<arith::RemUIOp>(t, tb.index(layout.kBlocks));
+        // One (row, K block) per warp: the branch is the whole warp's, so
+        // every lane takes part in the shuffles.
+        Value item = kb.create<arith::DivUIOp>(t, kb.index(kWarpSize));
+        Value lane = kb.create<arith::RemUIOp>(t, kb.index(kWarpSize));
+        kb.ifThen(kb.lessThan(item, work), [&](KernelBuilder &tb) {
+          Value row = tb.create<arith::DivUIOp>(item, tb.index(layout.kBlocks));
+          Value block =
+              tb.create<arith::RemUIOp>(item, tb.index(layout.kBlocks));
           Value begin =
               tb.create<arith::MulIOp>(block, tb.index(layout.blockK));
           Value end = tb.minIndex(
               tb.create<arith::AddIOp>(begin, tb.index(layout.blockK)),
               tb.index(mm.reduction));
+          Value first = tb.create<arith::AddIOp>(begin, lane);
+          Value step = tb.index(kWarpSize);
           auto element = [&](KernelBuilder &eb, Value k) {
             return eb.castFloat(eb.load(mm.lhs, {row, k}), eb.getF32Type());
           };
           Value scale;
           if (dynamic) {
             Value amax =
-                tb.forLoop(begin, end, tb.index(1), {tb.f32(0.0)},
+                tb.forLoop(first, end, step, {tb.f32(0.0)},
                            [&](KernelBuilder &lb, Value k,
                                ValueRange iter) -> SmallVector<Value> {
                              Value magnitude =
@@ -105,6 +116,16 @@ void gpu_lowering::quantizeActivations(KernelBuilder &b, GroupedMatmul &mm) {
                                                                   magnitude)};
                            })
                     .front();
+            Type i32 = tb.getI32Type();
+            for (int64_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
+              Value other =
+                  tb.create<gpu::ShuffleOp>(
+                        amax, tb.create<arith::ConstantIntOp>(i32, offset),
+                        tb.create<arith::ConstantIntOp>(i32, kWarpSize),
+                        gpu::ShuffleMode::XOR)
+                      .getShuffleResult();
+              amax = tb.create<arith::MaximumFOp>(amax, other);
+            }
             Value zero = tb.create<arith::CmpFOp>(arith::CmpFPredicate::OEQ,
                                                   amax, tb.f32(0.0));
             scale = tb.create<arith::SelectOp>(
@@ -113,23 +134,26 @@ void gpu_lowering::quantizeActivations(KernelBuilder &b, GroupedMatmul &mm) {
           } else {
             scale = tb.load(mm.lhsScales, {tb.index(0)});
           }
-          tb.store(scale, mm.quantScales, {row, block});
+          tb.ifThen(tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, lane,
+                                             tb.index(0)),
+                    [&](KernelBuilder &sb) {
+                      sb.store(scale, mm.quantScales, {row, block});
+                    });
           // The last block also zeroes the padding up to the stride.
           Value last = tb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, block,
                                                 tb.index(layout.kBlocks - 1));
           Value storeEnd =
               tb.create<arith::SelectOp>(last, tb.index(layout.stride), end);
-          tb.forEach(
-              begin, storeEnd, tb.index(1), [&](KernelBuilder &sb, Value k) {
-                Value inside = sb.lessThan(k, sb.index(mm.reduction));
-                Value safe = sb.create<arith::SelectOp>(inside, k, sb.index(0));
-                Value q = roundToE4M3(
-                    sb, sb.create<arith::DivFOp>(element(sb, safe), scale));
-                Value byte = sb.create<arith::SelectOp>(
-                    inside, encodeE4M3(sb, q),
-                    sb.create<arith::ConstantIntOp>(sb.getI8Type(), 0));
-                sb.store(byte, mm.quantLhs, {row, k});
-              });
+          tb.forEach(first, storeEnd, step, [&](KernelBuilder &sb, Value k) {
+            Value inside = sb.lessThan(k, sb.index(mm.reduction));
+            Value safe = sb.create<arith::SelectOp>(inside, k, sb.index(0));
+            Value q = roundToE4M3(
+                sb, sb.create<arith::DivFOp>(element(sb, safe), scale));
+            Value byte = sb.create<arith::SelectOp>(
+                inside, encodeE4M3(sb, q),
+                sb.create<arith::ConstantIntOp>(sb.getI8Type(), 0));
+            sb.store(byte, mm.quantLhs, {row, k});
+          });
         });
       });
 }

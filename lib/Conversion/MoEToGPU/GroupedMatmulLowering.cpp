@@ -7,7 +7,8 @@
 // they load), which the host picks between from the average rows per
 // expert. Matmuls over the same routed rows (a layer's gate/up and down
 // projections) share one schedule, a moe.row_tiles operand. FP8 weights
-// take the activation quantization kernel, then the mma_sync_fp8 kernels.
+// take the activation quantization kernel, then the mma_sync_fp8 or
+// wgmma_fp8 kernels.
 //
 //===----------------------------------------------------------------------===//
 
@@ -38,7 +39,7 @@ Replacements gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op,
            << " attribute: run moe-gpu-select-kernel-config first";
   GroupedMatmul mm(op, operands, b);
   // FP8 weights: the A rows go to e4m3 first (the verifier has checked that
-  // both kernels are mma_sync_fp8).
+  // both kernels are FP8 ones).
   if (mm.quant)
     quantizeActivations(b, mm);
   if (kernels.getSmall().getKernel() == MatmulKernel::simt) {

@@ -121,6 +121,7 @@ struct MoEGPUSelectKernelConfigPass
       return target.version >= 80;
     case MatmulKernel::wgmma:
     case MatmulKernel::wgmma_warp_specialized:
+    case MatmulKernel::wgmma_fp8:
       return target.version == 90 && target.archSpecific;
     case MatmulKernel::mma_sync_fp8:
       return target.version >= 89;
@@ -140,8 +141,11 @@ struct MoEGPUSelectKernelConfigPass
            << static_cast<int64_t>(ptx);
   }
 
-  /// The FP8 kernels of `op` (weight_quant): mma_sync_fp8 for both tile
-  /// shapes, or a diagnostic where no GPU kernel multiplies its FP8 form.
+  /// The FP8 kernels of `op` (weight_quant): mma_sync_fp8 for decode, and
+  /// for prefill wgmma_fp8 on sm_90a (with `wgmma`) where K and its blocks
+  /// allow (K a multiple of 16, K blocks of whole 128-wide K tiles), else
+  /// mma_sync_fp8 again; or a diagnostic where no GPU kernel multiplies its
+  /// FP8 form.
   FailureOr<GroupedMatmulKernelsAttr> chooseFp8(GroupedMatmulOp op,
                                                 const GpuChip &target) {
     WeightQuantAttr quant = op.getWeightQuantAttr();
@@ -193,6 +197,23 @@ struct MoEGPUSelectKernelConfigPass
     Tile large = small;
     large.rows = 32;
     large.columns = op.getEpilogue() ? 64 : 128;
+    bool wgmmaTiles =
+        reduction % 16 == 0 && (blockK == reduction || blockK % 128 == 0);
+    if (wgmma && runs(target, MatmulKernel::wgmma_fp8) && wgmmaTiles) {
+      // 128 rows by 128 weight rows: the f32 partial sums and accumulators
+      // of a consumer thread take 128 registers, as the bf16 kernel's 256
+      // weight rows of accumulators do.
+      large.kernel = MatmulKernel::wgmma_fp8;
+      large.rows = 128;
+      large.k = 128;
+      large.stages = 4;
+      large.unroll = 1;
+      large.tileGroup = largeTileGroup;
+      large.a = large.b = SharedLayout::swizzle_128b;
+      large.inlineConstants = true;
+    }
+    // From 32 rows per expert, where the mma_sync_fp8 kernel's 32-row
+    // tiles start; not yet measured for the wgmma_fp8 tile.
     int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert) : 32;
     if (failed(checkPtx(op, MatmulKernel::mma_sync_fp8)))
       return failure();

@@ -55,13 +55,13 @@ static Value descriptor(KernelBuilder &b, Value smem, Value offset,
 
 Value gpu_lowering::wgmmaDescriptor(KernelBuilder &b, SharedLayout layout,
                                     Value smem, Value stage, int64_t step,
-                                    int64_t rows, Value firstRow,
-                                    int64_t tileK) {
+                                    int64_t rows, Value firstRow, int64_t tileK,
+                                    int64_t elementBytes) {
   if (layout == SharedLayout::swizzle_128b) {
     // 128-byte rows in 8-row atoms 1024 bytes apart, a K step 32 bytes into
     // each row; swizzled K-major layouts ignore the leading offset (set to
     // 1).
-    int64_t rowBytes = tileK * 2;
+    int64_t rowBytes = tileK * elementBytes;
     Value offset = b.create<arith::AddIOp>(
         b.create<arith::MulIOp>(stage, b.index(rows * rowBytes)),
         b.create<arith::AddIOp>(
@@ -70,7 +70,8 @@ Value gpu_lowering::wgmmaDescriptor(KernelBuilder &b, SharedLayout layout,
     return descriptor(b, smem, offset, 16, kSwizzleAtomBytes,
                       /*swizzleMode=*/1);
   }
-  assert(layout == SharedLayout::k_chunk_major && "no wgmma layout");
+  assert(layout == SharedLayout::k_chunk_major && elementBytes == 2 &&
+         "no wgmma layout");
   // K chunks `rows * 16` bytes apart, 8-row groups 128.
   int64_t chunkBytes = rows * 16; // one chunk of 8 K over all rows
   Value offset = b.create<arith::AddIOp>(

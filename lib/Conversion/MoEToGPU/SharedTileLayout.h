@@ -32,12 +32,13 @@ constexpr int64_t kSwizzleAtomBytes = 1024;
 SmallVector<Value> chunkIndices(KernelBuilder &b, SharedLayout layout,
                                 Value stage, Value row, Value k, int64_t count);
 
-/// The wgmma matrix descriptor of the 16-wide K step `step` of `stage` of a
-/// 2-byte-element tile of `rows` rows and `tileK` K in `smem`, in `layout`
-/// (swizzle_128b or k_chunk_major), from row `firstRow` (a multiple of 8).
+/// The wgmma matrix descriptor of the 32-byte K step `step` (16 elements of
+/// 2 bytes, or 32 of 1) of `stage` of a tile of `rows` rows and `tileK` K of
+/// `elementBytes` in `smem`, in `layout` (swizzle_128b, or k_chunk_major
+/// for 2-byte elements), from row `firstRow` (a multiple of 8).
 Value wgmmaDescriptor(KernelBuilder &b, SharedLayout layout, Value smem,
                       Value stage, int64_t step, int64_t rows, Value firstRow,
-                      int64_t tileK);
+                      int64_t tileK, int64_t elementBytes = 2);
 
 } // namespace mlir::moe::gpu_lowering
 

@@ -38,6 +38,7 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
     config.mTiles = kStagedMTiles;
     config.warpColumns = tile.getColumns() / kStagedWarpsN;
     break;
+  case MatmulKernel::wgmma_fp8:
   case MatmulKernel::wgmma_warp_specialized:
     config.wgmmaProducer = true;
     [[fallthrough]];
@@ -68,6 +69,8 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
   case MatmulKernel::wgmma:
   case MatmulKernel::wgmma_warp_specialized:
     return createWgmmaKernel(mm, config, tile.getStages());
+  case MatmulKernel::wgmma_fp8:
+    return createFp8WgmmaKernel(mm, config, tile.getStages());
   case MatmulKernel::simt:
     break;
   }

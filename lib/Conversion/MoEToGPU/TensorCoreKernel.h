@@ -10,6 +10,7 @@
 //   mma_sync_staged          StagedMainloop.cpp
 //   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
 //   mma_sync_fp8             Fp8DecodeMainloop.cpp
+//   wgmma_fp8                Fp8WgmmaMainloop.cpp
 //
 //===----------------------------------------------------------------------===//
 
@@ -116,6 +117,9 @@ createFp8DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
 createWgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                   int64_t stages);
+std::unique_ptr<TensorCoreKernel>
+createFp8WgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
+                     int64_t stages);
 
 } // namespace mlir::moe::gpu_lowering
 

@@ -19,7 +19,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "SharedTileLayout.h"
-#include "StagedMainloop.h"
+#include "WgmmaKernelBase.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -39,11 +39,11 @@ using gpu_lowering::kWarpSize;
 /// Weight rows per TMA box.
 constexpr int64_t kTmaBoxRows = 128;
 
-class WgmmaKernel final : public StagedKernel {
+class WgmmaKernel final : public WgmmaKernelBase {
 public:
   WgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
               int64_t stages)
-      : StagedKernel(mm, config, stages) {
+      : WgmmaKernelBase(mm, config, stages) {
     stagedRows = kWgmmaWarpgroups * kWgmmaRows;
     weightRows = kWgmmaWeightRows;
     tileK = kWgmmaTileK;
@@ -70,28 +70,11 @@ private:
     // The swizzled weight stages start at a multiple of the atom size,
     // found in the kernel: room for the shift that takes.
     dynamicBytes = kSwizzleAtomBytes + bytes(lhsTile) + bytes(rhsTile);
-    weightMap = createWeightMap(b);
+    weightMap = createWeightMap(b, mm.rhs, mm.rhsElement, kTmaBoxRows);
   }
 
   void bindSharedMemory(KernelBuilder &kb, ValueRange) override {
-    auto space = gpu::AddressSpaceAttr::get(kb.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    dynamicShared = kb.create<gpu::DynamicSharedMemoryOp>(
-        MemRefType::get({ShapedType::kDynamic}, kb.getIntegerType(8),
-                        MemRefLayoutAttrInterface(), space));
-    Value address =
-        kb.create<memref::ExtractAlignedPointerAsIndexOp>(dynamicShared);
-    Value atom = kb.index(kSwizzleAtomBytes);
-    rhsShift = kb.create<arith::RemUIOp>(
-        kb.create<arith::SubIOp>(atom,
-                                 kb.create<arith::RemUIOp>(address, atom)),
-        atom);
-    stagedRhs = kb.create<memref::ViewOp>(rhsTile, dynamicShared, rhsShift,
-                                          ValueRange{});
-    stagedLhs = kb.create<memref::ViewOp>(
-        lhsTile, dynamicShared,
-        kb.create<arith::AddIOp>(rhsShift, kb.index(bytes(rhsTile))),
-        ValueRange{});
+    bindStages(kb);
   }
 
   void computeTile(KernelBuilder &b, const TileWork &work,
@@ -103,69 +86,13 @@ private:
   /// that issues them.
   SmallVector<Copy> planWeightCopies(KernelBuilder &b, Value blockColumn,
                                      Value tid, int64_t) override {
-    boxRows.clear();
-    for (int64_t box = 0; box < weightRows / kTmaBoxRows; ++box)
-      boxRows.push_back(weightBoxRow(b, blockColumn, box));
-    issuer = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, tid, b.index(0));
+    planWeightBoxes(b, blockColumn, tid);
     return {};
   }
 
   void issueWeightTile(KernelBuilder &b, Value tile, Value stage,
                        Value expert) override {
-    loadWeightTile(b, tile, stage, expert, boxRows, issuer);
-  }
-
-  /// The first weight row of TMA box `box` of the block's B tile (rows past
-  /// N read as zeros; gate rows past the GLU width read up rows, whose
-  /// columns are never stored).
-  Value weightBoxRow(KernelBuilder &b, Value blockColumn, int64_t box) {
-    if (mm.glu && !mm.interleaved)
-      return box == 0 ? blockColumn
-                      : b.create<arith::AddIOp>(blockColumn, b.index(mm.width));
-    Value first = mm.interleaved
-                      ? b.create<arith::MulIOp>(blockColumn, b.index(2))
-                      : blockColumn;
-    return b.create<arith::AddIOp>(first, b.index(box * kTmaBoxRows));
-  }
-
-  /// The host's TMA descriptor of the weights [E, N, K]: boxes of one
-  /// expert's 128 rows x 64 K, 128-byte swizzled, zeros past the edges.
-  Value createWeightMap(KernelBuilder &b) {
-    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    boxType = MemRefType::get({1, kTmaBoxRows, tileK}, mm.rhsElement,
-                              MemRefLayoutAttrInterface(), space);
-    auto mapType = nvgpu::TensorMapDescriptorType::get(
-        b.getContext(), boxType, nvgpu::TensorMapSwizzleKind::SWIZZLE_128B,
-        nvgpu::TensorMapL2PromoKind::L2PROMO_256B,
-        nvgpu::TensorMapOOBKind::OOB_ZERO,
-        nvgpu::TensorMapInterleaveKind::INTERLEAVE_NONE);
-    Value unranked = b.create<memref::CastOp>(
-        UnrankedMemRefType::get(mm.rhsElement, Attribute()), mm.rhs);
-    return b.create<nvgpu::TmaCreateDescriptorOp>(
-        mapType, unranked,
-        ValueRange{b.index(1), b.index(kTmaBoxRows), b.index(tileK)});
-  }
-
-  /// Thread 0 issues the TMA boxes of K tile `tile` of `expert`'s weights
-  /// into `stage`, announcing their bytes on the stage's mbarrier.
-  void loadWeightTile(KernelBuilder &b, Value tile, Value stage, Value expert,
-                      ArrayRef<Value> boxRows, Value issuer) {
-    int64_t boxBytes = bytes(boxType);
-    barriers.expectBytes(b, boxBytes * boxRows.size(), stage, issuer);
-    Value k0 = b.create<arith::MulIOp>(tile, b.index(tileK));
-    int64_t stageBytes = weightRows * tileK * 2;
-    for (auto [box, row] : llvm::enumerate(boxRows)) {
-      Value offset = b.create<arith::AddIOp>(
-          rhsShift, b.create<arith::AddIOp>(
-                        b.create<arith::MulIOp>(stage, b.index(stageBytes)),
-                        b.index(box * boxBytes)));
-      Value dst = b.create<memref::ViewOp>(boxType, dynamicShared, offset,
-                                           ValueRange{});
-      b.create<nvgpu::TmaAsyncLoadOp>(dst, barriers.full, weightMap,
-                                      ValueRange{k0, row, expert}, stage,
-                                      Value(), issuer);
-    }
+    loadWeightTile(b, tile, stage, expert);
   }
 
   /// The prefill kernel on sm_90a: two warpgroups per block tile, K tiles
@@ -298,18 +225,6 @@ private:
     storeWgmmaTile(cb, work, blockColumn, acc, at, firstRow, &rows);
   }
 
-  /// `value` (i32) as lane 0 of the warp holds it, which ptxas knows is the
-  /// same in all of the warp's lanes: a branch on it around wgmmas is then
-  /// not a divergent path, on which ptxas would serialize them.
-  static Value fromLane0(KernelBuilder &b, Value value) {
-    Type i32 = b.getI32Type();
-    return b
-        .create<gpu::ShuffleOp>(value, b.create<arith::ConstantIntOp>(i32, 0),
-                                b.create<arith::ConstantIntOp>(i32, kWarpSize),
-                                gpu::ShuffleMode::IDX)
-        .getShuffleResult();
-  }
-
   /// Issues the warpgroup's multiplications of the K tile in `stage` onto
   /// the accumulators `d`, then waits until at most this group is in
   /// flight.
@@ -334,59 +249,6 @@ private:
     b.create<NVVM::WgmmaWaitGroupSyncOp>(1);
     return d;
   }
-
-  /// The output rows of a consumer thread's accumulators: warp w of its
-  /// warpgroup holds rows 16w + g (+ 8) of every 8-column tile, as mma.sync.
-  /// With `prefetch`, their routing weights too, loaded before the K loop
-  /// so that the store does not wait on them (where the store takes them
-  /// per row: the paired stores of a row-scaled output).
-  struct WgmmaRows {
-    SmallVector<Value> rows, valid, factors;
-  };
-  WgmmaRows wgmmaRows(KernelBuilder &b, const TileWork &work,
-                      const ThreadPosition &at, Value firstRow, bool prefetch) {
-    Value warpInGroup = b.create<arith::RemUIOp>(
-        at.warp, b.index(kWarpgroupThreads / kWarpSize));
-    WgmmaRows out;
-    bool perRow = mm.scale && mm.storesPairs();
-    for (int64_t half = 0; half < 2; ++half) {
-      Value r = b.create<arith::AddIOp>(
-          work.start,
-          b.create<arith::AddIOp>(
-              b.create<arith::AddIOp>(
-                  firstRow, b.create<arith::MulIOp>(warpInGroup, b.index(16))),
-              b.create<arith::AddIOp>(at.g, b.index(8 * half))));
-      Value valid = b.lessThan(r, work.end);
-      out.rows.push_back(r);
-      out.valid.push_back(valid);
-      if (prefetch && perRow)
-        out.factors.push_back(
-            mm.rowScale(b, b.create<arith::SelectOp>(valid, r, work.start)));
-    }
-    return out;
-  }
-
-  /// The epilogue of a consumer warpgroup's 64 rows.
-  void storeWgmmaTile(KernelBuilder &b, const TileWork &work, Value blockColumn,
-                      Value acc, const ThreadPosition &at, Value firstRow,
-                      const WgmmaRows *known = nullptr) {
-    SmallVector<Value> values;
-    for (int64_t q = 0; q < weightRows / 2; ++q)
-      values.push_back(
-          b.create<LLVM::ExtractValueOp>(acc, ArrayRef<int64_t>{q}));
-    auto accIndex = [&](int64_t, int64_t u) { return u * 4; };
-    WgmmaRows rows =
-        known ? *known : wgmmaRows(b, work, at, firstRow, /*prefetch=*/false);
-    storeTile(b, values, accIndex, rows.rows, rows.valid, blockColumn, at.c,
-              work.expert, rows.factors);
-  }
-
-  // The weights' TMA descriptor (host), the box type, the block's dynamic
-  // shared memory and the weight stages' byte shift in it, and the boxes'
-  // first rows and issuing thread.
-  Value weightMap, dynamicShared, rhsShift, issuer;
-  MemRefType boxType;
-  SmallVector<Value> boxRows;
 };
 
 } // namespace

@@ -1,13 +1,15 @@
 // FP8 grouped matmuls (weight_quant) on the GPU: moe-gpu-select-kernel-config
-// gives both tile shapes the mma_sync_fp8 kernel (unroll: the largest divisor
-// of a K block's 32-wide steps up to small-unroll), on sm_89 and sm_90a; and
-// convert-moe-to-gpu launches the activation quantization (e4m3 bytes and
-// their f32 scales per row and K block), then the kernel, whose MMA is the
-// e4m3 mma.sync as inline PTX, each K block's sums scaled into the f32
-// accumulators before the epilogue (bias, GLU, routing weight).
-// RUN: moe-opt %s --moe-gpu-select-kernel-config --split-input-file | FileCheck %s --check-prefix=SELECT
+// gives both tile shapes the mma_sync_fp8 kernel on sm_89 (unroll: the
+// largest divisor of a K block's 32-wide steps up to small-unroll), and the
+// small one on sm_90a, or the large one where wgmma_fp8 refuses the op
+// (fp8-wgmma.mlir); and convert-moe-to-gpu launches the activation
+// quantization (e4m3 bytes and their f32 scales per row and K block), then
+// the kernel, whose MMA is the e4m3 mma.sync as inline PTX, each K block's
+// sums scaled into the f32 accumulators before the epilogue (bias, GLU,
+// routing weight).
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false" --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, dynamic activations, a GLU epilogue and a
 // bias: 4 steps of 32 per K block; the 32-row tile has 64 output columns
@@ -15,12 +17,14 @@
 // SELECT-LABEL: func.func @gate_up
 // SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = mma_sync_fp8, rows = 32, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>
 // LOWER-LABEL: func.func @gate_up
-// The activations: one thread per row and K block, the amax of the block,
-// its scale and the e4m3 bytes.
+// The activations: one warp per row and K block, the amax of the block
+// (each lane's, then the warp's by a butterfly of shuffles), its scale and
+// the e4m3 bytes.
 // LOWER:       memref.alloc({{.*}}) : memref<?x512xi8>
 // LOWER:       memref.alloc({{.*}}) : memref<?x4xf32>
 // LOWER:       function(@moe_fp8_quantize_activations)
 // LOWER:         arith.maximumf
+// LOWER-COUNT-5: gpu.shuffle  xor
 // LOWER:         arith.divf
 // LOWER:         math.roundeven
 // LOWER:         arith.trunci {{.*}} : i32 to i8

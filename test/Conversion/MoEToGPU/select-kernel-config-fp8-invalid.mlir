@@ -63,3 +63,19 @@ func.func @int4_weights(%x: tensor<?x256xbf16>, %w: tensor<8x512x128xi8>, %o: te
       {weight_quant = #moe.weight_quant<format = int4, block = [1, 128], activation = none>} -> tensor<?x512xf32>
   return %h : tensor<?x512xf32>
 }
+
+// -----
+
+// The FP8 wgmma kernel pinned for a chip without wgmma.
+func.func @wgmma_fp8_on_sm89(%x: tensor<?x256xbf16>, %w: tensor<4x32x256xf8E4M3FN>, %o: tensor<5xi32>,
+                             %s: tensor<4x1x2xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the wgmma_fp8 kernel does not run on sm_89}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x256xbf16>, tensor<4x32x256xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x2xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}

@@ -167,7 +167,7 @@ func.func private @fp8_split() attributes {t = #moe.matmul_tile<kernel = mma_syn
 // FP8 weights with another kernel pinned.
 func.func @fp8_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
                                 %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 kernel, got mma_sync for the small kernel}}
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 or wgmma_fp8 kernels, got mma_sync for the small kernel}}
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
       rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
       {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
@@ -183,7 +183,7 @@ func.func @fp8_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3
 // FP8 weights with the simt kernel pinned.
 func.func @fp8_weights_simt(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
                             %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 kernel, got simt for the small kernel}}
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 or wgmma_fp8 kernels, got simt for the small kernel}}
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
       rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
       {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
@@ -221,6 +221,90 @@ func.func @fp8_unroll(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: t
        moe.gpu_kernels = #moe.grouped_matmul_kernels<
         small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 3, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
         large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// expected-error @+1 {{the wgmma_fp8 kernel's columns are 128 (64 with a GLU epilogue), got 256}}
+func.func private @wgmma_fp8_columns() attributes {t = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 256, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>}
+
+// -----
+
+// expected-error @+1 {{the wgmma_fp8 kernel needs k = 128, got 64}}
+func.func private @wgmma_fp8_k() attributes {t = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>}
+
+// -----
+
+// expected-error @+1 {{the wgmma_fp8 kernel needs stages in [2, 6], got 7}}
+func.func private @wgmma_fp8_stages() attributes {t = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 7, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>}
+
+// -----
+
+// expected-error @+1 {{the wgmma_fp8 kernel needs a_layout in {swizzle_128b}, got k_chunk_major}}
+func.func private @wgmma_fp8_a_layout() attributes {t = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = k_chunk_major, b_layout = swizzle_128b, inline_constants = true>}
+
+// -----
+
+// The FP8 wgmma kernel on bf16 weights.
+func.func @wgmma_fp8_bf16_weights(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xbf16>, %o: tensor<5xi32>,
+                                  %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma_fp8 needs FP8 weights (weight_quant)}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x32xf32>)
+      {moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 1, unroll = 2, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// K = 200: the weights' TMA rows must be 16-byte multiples.
+func.func @wgmma_fp8_k200(%x: tensor<?x200xbf16>, %w: tensor<4x32x200xf8E4M3FN>, %o: tensor<5xi32>,
+                          %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma_fp8 needs K a multiple of 16, got 200}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x200xbf16>, tensor<4x32x200xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [256, 256], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// K blocks of 64 columns: a 128-wide K tile would take two blocks' scales.
+func.func @wgmma_fp8_block64(%x: tensor<?x256xbf16>, %w: tensor<4x32x256xf8E4M3FN>, %o: tensor<5xi32>,
+                             %s: tensor<4x1x4xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma_fp8 needs K blocks of a multiple of 128 columns (or one block over K), got bk = 64 for K = 256}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x256xbf16>, tensor<4x32x256xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x4xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [64, 64], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// A GLU epilogue: 64 output columns a block.
+func.func @wgmma_fp8_glu_columns(%x: tensor<?x256xbf16>, %w: tensor<4x64x256xf8E4M3FN>, %o: tensor<5xi32>,
+                                 %s: tensor<4x1x2xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel wgmma_fp8 has 128 weight rows a block: 64 output columns with a GLU epilogue, got 128}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x256xbf16>, tensor<4x64x256xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x2xf32>) outs(%init : tensor<?x32xf32>)
+      {epilogue = #moe.activation<silu>,
+       weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = wgmma_fp8, rows = 128, columns = 128, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>,
         large_rows_per_expert = 32>} -> tensor<?x32xf32>
   return %h : tensor<?x32xf32>
 }

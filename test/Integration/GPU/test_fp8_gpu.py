@@ -2,12 +2,19 @@
 (utils/build-gpu-artifacts.sh, Inputs/fp8: a DeepSeek-like layer with
 [128, 128] blocks, a Qwen3-like one, a Qwen3-like one with per-tensor weight
 scales and static activation scales, and odd sizes whose K and N blocks are
-ragged: H = 200 with [128, 128] and [32, 32] blocks), each through the C ABI
-with the output poisoned first, against the FP8 oracle in fp64
-(moe_mlir.reference with weight_quant: exact e4m3 weights, the activations
-quantized as the kernels do): 1 token, 7, 300 and 2048 tokens; the experts
-entries with every selection on one expert (the others get no rows) and with
-the ids given at random; and one timing line per shape. The bound is 2e-2
+ragged: H = 200 with [128, 128] and [32, 32] blocks, and H = 336, I = 128
+with [128, 128] blocks), each through the C ABI with the output poisoned
+first, against the FP8 oracle in fp64 (moe_mlir.reference with weight_quant:
+exact e4m3 weights, the activations quantized as the kernels do): 1 token,
+7, 300, 2048 and 4096 tokens; the experts entries with every selection on
+one expert (the others get no rows) and with the ids given at random; and
+one timing line per shape. On sm_90a the prefill points (from 32 rows per
+expert) run the wgmma_fp8 kernel wherever K is a multiple of 16 and the K
+blocks are whole 128-wide K tiles: both matmuls of deepseek_fp8, qwen3_fp8,
+qwen3_fp8_static and ragged_fp8 (K = 336 for the gate/up projection, its
+last K tile and K block partial; N = 336 for the down one, its last scale
+block partial), the down projection of odd_fp8 (N = 200); the others keep
+mma_sync_fp8. The bound is 2e-2
 (max |y - ref| / max |ref|); the error against the unquantized layer (the
 float weights the FP8 ones were made from) is printed beside it. Tokens
 whose routing a near-tie decides are left out. Skips without a GPU or the
@@ -18,8 +25,9 @@ Run with pytest, or as `python3 test/Integration/GPU/test_fp8_gpu.py`.
 
 
 #: The FP8 layers of Inputs/fp8, and the ones built with an experts entry too.
-LAYERS = ("deepseek_fp8", "qwen3_fp8", "qwen3_fp8_static", "odd_fp8", "odd32_fp8")
-EXPERTS = ("qwen3_fp8_experts", "odd_fp8_experts", "odd32_fp8_experts")
+LAYERS = ("deepseek_fp8", "qwen3_fp8", "qwen3_fp8_static", "odd_fp8", "odd32_fp8",
+          "ragged_fp8")
+EXPERTS = ("qwen3_fp8_experts", "odd_fp8_experts", "odd32_fp8_experts", "ragged_fp8_experts")
 
 from abi_checks import poisoned_call, relative_error  # noqa: E402
 from device_artifacts import load_layer, require_gpu, torch  # noqa: E402
@@ -161,7 +169,7 @@ def test_fp8_layers_match_oracle():
     failures = []
     for name in LAYERS:
         layer = load(name)
-        for tokens in (1, 7, 300, 2048):
+        for tokens in (1, 7, 300, 2048, 4096):
             tensors, unquantized = draw(layer, tokens, seed=tokens)
             args = [tensors[t["name"]].cuda() for t in layer.inputs]
             want, rows = oracle(layer, tensors)
@@ -201,7 +209,7 @@ def test_fp8_experts_entries():
         layer = load(name)
         spec = layer.manifest["layer"]
         k, E, H = spec["k"], spec["experts"], spec["hidden"]
-        for tokens in (1, 33, 1024):
+        for tokens in (1, 33, 1024, 4096):
             tensors, _ = draw(layer, tokens, seed=100 + tokens)
             x = as64(tensors["x"])
             rng = np.random.default_rng(tokens)

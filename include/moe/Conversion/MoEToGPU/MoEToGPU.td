@@ -76,14 +76,18 @@ def MoEGPUSelectKernelConfigPass
     and the options below:
 
     - f32 weights, the `kn` layout, or K not a multiple of 8: `simt`.
-    - FP8 weights (`weight_quant`): `mma_sync_fp8` for both shapes, 16 and
-      32 rows, from 32 rows per expert, on sm_89 and newer with quantized
+    - FP8 weights (`weight_quant`): `mma_sync_fp8` with 16-row tiles, and
+      from 32 rows per expert `wgmma_fp8` (128 x 128, K tiles of 128) on
+      sm_90a with `wgmma` where K is a multiple of 16 and the K blocks are
+      whole K tiles (bk a multiple of 128, or one block over K), else
+      `mma_sync_fp8` with 32-row tiles; on sm_89 and newer with quantized
       activations (dynamic or static); elsewhere, or with `activation =
-      none`, an error at the op. It needs PTX ISA 8.4: with `ptx` given
-      (the pipeline passes its features' version), an older one is refused.
+      none`, an error at the op. mma_sync_fp8 needs PTX ISA 8.4: with `ptx`
+      given (the pipeline passes its features' version), an older one is
+      refused.
     - `small`: `mma_sync` with 16-row tiles, `small-stages` groups of
-      `small-unroll` K steps in flight, and `small-split-k` warps sharing the columns where K is at
-      least `small-split-k-from`.
+      `small-unroll` K steps in flight, and `small-split-k` warps sharing
+      the columns where K is at least `small-split-k-from`.
     - `large`: on sm_90a with `wgmma` and activations of the weights' type,
       `wgmma_warp_specialized` (or `wgmma` without `wgmma-producer`), the A
       tile in the 128-byte swizzle (`k_chunk_major` without

@@ -134,6 +134,23 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
         succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
         succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
   }
+  case MatmulKernel::wgmma_fp8:
+    if (columns != 64 && columns != 128)
+      return emitError() << "the wgmma_fp8 kernel's columns are 128 (64 with "
+                            "a GLU epilogue), got "
+                         << columns;
+    // Stages of 32 KiB (128 x 128 bytes of A and of weights) in the 227 KiB
+    // of an sm_90 block.
+    return success(
+        succeeded(e.equals("rows", rows, 128)) &&
+        succeeded(e.equals("k", k, 128)) &&
+        succeeded(e.within("stages", stages, 2, 6)) &&
+        succeeded(e.equals("unroll", unroll, 1)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
+        succeeded(
+            e.layout("a_layout", aLayout, {SharedLayout::swizzle_128b})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
   case MatmulKernel::mma_sync_staged:
     if (columns != 64 && columns != 128)
       return emitError() << "the mma_sync_staged kernel's columns are 128 "
@@ -187,16 +204,18 @@ GroupedMatmulKernelsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
-/// Whether `op` can run `tile` at all: its operand types, weight layout,
-/// K and GLU form against what the kernel reads and stores.
-/// Whether `op` can run the mma_sync_fp8 `tile`: FP8 weights in the nk
-/// layout, quantized activations, K a multiple of 8 (8-byte fragment loads),
-/// K blocks of whole 32-wide steps and `unroll` dividing a block's steps.
+/// Whether `op` can run the FP8 `tile`: FP8 weights in the nk layout,
+/// quantized activations; for mma_sync_fp8, K a multiple of 8 (8-byte
+/// fragment loads), K blocks of whole 32-wide steps and `unroll` dividing a
+/// block's steps; for wgmma_fp8, K a multiple of 16 (the weights' TMA rows
+/// are 16-byte aligned), K blocks of whole 128-wide K tiles (each tile's
+/// partial sums take one scale) and the block's weight rows.
 static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
                                         MatmulTileAttr tile) {
+  StringRef kernel = stringifyMatmulKernel(tile.getKernel());
   auto fail = [&]() {
     return op.emitOpError()
-           << "moe.gpu_kernels: the " << slot << " kernel mma_sync_fp8 ";
+           << "moe.gpu_kernels: the " << slot << " kernel " << kernel << " ";
   };
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant)
@@ -208,9 +227,24 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
     return fail() << "needs the weights in the nk layout";
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
   int64_t reduction = weightShape(rhsType, op.getRhsLayout()).reduction;
+  int64_t blockK = std::min(quant.getBlockK(), reduction);
+  if (tile.getKernel() == MatmulKernel::wgmma_fp8) {
+    if (reduction % 16)
+      return fail() << "needs K a multiple of 16, got " << reduction;
+    if (blockK < reduction && blockK % 128)
+      return fail() << "needs K blocks of a multiple of 128 columns (or one "
+                       "block over K), got bk = "
+                    << quant.getBlockK() << " for K = " << reduction;
+    int64_t columns = op.getEpilogue() ? 64 : 128;
+    if (tile.getColumns() != columns)
+      return fail() << "has 128 weight rows a block: " << columns
+                    << " output columns "
+                    << (op.getEpilogue() ? "with" : "without")
+                    << " a GLU epilogue, got " << tile.getColumns();
+    return success();
+  }
   if (reduction % 8)
     return fail() << "needs K a multiple of 8, got " << reduction;
-  int64_t blockK = std::min(quant.getBlockK(), reduction);
   if (blockK < reduction && blockK % 32)
     return fail() << "needs K blocks of a multiple of 32 columns (or one "
                      "block over K), got bk = "
@@ -225,12 +259,12 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
 static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
                                      MatmulTileAttr tile) {
   MatmulKernel kernel = tile.getKernel();
-  if (kernel == MatmulKernel::mma_sync_fp8)
+  if (kernel == MatmulKernel::mma_sync_fp8 || kernel == MatmulKernel::wgmma_fp8)
     return verifyFp8TileForOp(op, slot, tile);
   if (op.getWeightQuantAttr())
     return op.emitOpError()
            << "moe.gpu_kernels: FP8 weights (weight_quant) take the "
-              "mma_sync_fp8 kernel, got "
+              "mma_sync_fp8 or wgmma_fp8 kernels, got "
            << stringifyMatmulKernel(kernel) << " for the " << slot << " kernel";
   if (!isTensorCore(kernel))
     return success();

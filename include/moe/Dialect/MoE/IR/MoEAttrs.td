@@ -117,6 +117,7 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     | `mma_sync_staged` | 128 | 128 (64) | 32 | 2 to 6 | padded, padded |
     | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
     | `mma_sync_fp8` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 32 | 1 | none, none |
+    | `wgmma_fp8` | 128 | 128 (64) | 128 | 2 to 6 | swizzle_128b, swizzle_128b |
 
     - `simt`: one thread per output element (f32 weights, the `kn` layout,
       K not a multiple of 8).
@@ -137,6 +138,14 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
       `unroll` steps of 32 K in flight (a divisor of the steps of one K
       block), summing each K block in f32 before scaling it into the
       accumulators.
+    - `wgmma_fp8`: FP8 weights on sm_90a (prefill; K blocks of a multiple
+      of 128 columns, or one over K): the activations quantized to e4m3 by
+      a kernel of their own; a producer warpgroup brings the weights by TMA
+      and the quantized A rows by cp.async, both in the 128-byte swizzle,
+      in K tiles of 128; two consumer warpgroups multiply each with four
+      `wgmma.mma_async.m64n128k32` e4m3 into f32 partial sums per K tile and
+      scale them into the f32 accumulators with the rows' and the weight
+      block's scales.
 
     `tile_group` row tiles sweep each column block of the weights together
     (the staged kernels). `inline_constants`: the kernel sees the host's
