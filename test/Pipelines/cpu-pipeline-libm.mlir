@@ -6,9 +6,9 @@
 // RUN: moe-opt %s --moe-lower-to-cpu-pipeline="approximate-math=false target-cpu=haswell vector-width=64" | FileCheck %s
 
 // CHECK: llvm.func @erff(f32) -> f32
-// CHECK-NOT: vector.
+// CHECK-NOT: = vector.
 // CHECK: llvm.call @erff(%{{.*}}) : (f32) -> f32
-// CHECK-NOT: vector.
+// CHECK-NOT: = vector.
 func.func @gelu(%x: tensor<?x16xf32>, %router: tensor<4x16xf32>, %w13: tensor<4x16x16xf32>, %w2: tensor<4x16x8xf32>) -> tensor<?x16xf32> {
   %c0 = arith.constant 0 : index
   %t = tensor.dim %x, %c0 : tensor<?x16xf32>
