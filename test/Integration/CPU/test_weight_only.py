@@ -22,7 +22,6 @@ from harness import assert_close, random_offsets
 from moe_mlir import cpu
 from moe_mlir import reference as ref
 from moe_mlir import reference_lowbit as lb
-from moe_mlir import weight_only_ir
 
 #: The pipelines whose vector kernels decode the weight-only formats (conftest.PIPELINES).
 KERNEL_PIPELINES = ["default", "width8", "avx2"]
