@@ -89,8 +89,8 @@ func.func @int4_asymmetric(%x: tensor<?x80xf32>, %w: tensor<3x20x40xi8>, %o: ten
 // CHECK: %[[Q:.*]] = vector.transfer_read %{{.*}} : tensor<4x24x40xi8>, vector<{{16|8}}xi8>
 // CHECK: arith.sitofp %[[Q]] : vector<{{16|8}}xi8> to vector<{{16|8}}xf32>
 // CHECK: vector.fma
-// CHECK: %[[SUM:.*]] = vector.reduction <add>
 // CHECK: %[[ROW_SCALE:.*]] = tensor.extract %{{.*}} : tensor<4x24x1xf32>
+// CHECK: %[[SUM:.*]] = vector.reduction <add>
 // CHECK: arith.mulf %[[SUM]], %[[ROW_SCALE]] : f32
 // CHECK: } {moe.weight_decode = "int8_row_scale"}
 // LLVM: llvm.func @int8

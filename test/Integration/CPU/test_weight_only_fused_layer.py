@@ -13,7 +13,7 @@ from moe_mlir import reference as ref
 from moe_mlir import reference_lowbit as lb
 from moe_mlir import weight_only_ir
 
-H, I, E, K_TOP = 64, 48, 6, 2
+H, I, E, K_TOP = 96, 64, 6, 2
 
 
 def _weights(rng, fmt, N, K, group, zero_points):
