@@ -25,6 +25,12 @@ oracle (``moe_mlir.reference_quant``, same activation quantization) with the bou
 2e-2, and the error against the unquantized bf16 layer is printed beside it. The
 peers run on the dequantized weights (numpy in f32, torch in bf16).
 
+Weight-only rows (``--dtypes mxfp4,int4,int8``, cpu_weight_only.py): bf16 activations,
+the weights in the nk layout as stored, dequantized in registers into f32 FMAs; the floor
+counts the stored bytes (codes, scales and zero points: 4.25 bits per weight for MXFP4,
+4.31 for int4 g128 with zero points, 8 for int8) and the f32 matmul rate. The peers run
+on the dequantized weights (numpy in f32, torch in bf16).
+
 The experts' weights are packed once into ``--weight-layout`` before anything is timed,
 as a model loader would. The default is the CPU kernel's layout for each dtype
 (``panels`` for fp32, ``panels_vnni`` for bf16; see moe_mlir.pack); ``nk`` times the
@@ -54,6 +60,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import cpu_ceilings  # noqa: E402
+import cpu_weight_only  # noqa: E402
 from moe_mlir import cpu, dtypes, irgen, pack, reference, roofline  # noqa: E402
 from moe_mlir import reference_quant  # noqa: E402
 
@@ -64,7 +71,9 @@ SHAPES = {  # name: (H, I, E, k, largest T)
 }
 TOKENS = (1, 16, 128, 512)
 #: The CPU kernel's weight layout for each dtype.
-PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni", "fp8": "nk"}
+PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni", "fp8": "nk", "mxfp4": "nk",
+                 "int4": "nk", "int8": "nk"}
+WEIGHT_ONLY = ("mxfp4", "int4", "int8")
 #: The FP8 rows' quantization: DeepSeek-V3's.
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 
@@ -105,11 +114,15 @@ def median_time(fn, repeats: int, cold: bool = True) -> float:
 
 #: The matmul ceiling each weight dtype's kernel computes at: FP8 weights are
 #: dequantized into f32 FMAs, so they run at the f32 rate.
-MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32"}
+MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32", "mxfp4": "f32", "int4": "f32",
+                "int8": "f32"}
 
 
-def weight_bytes_per_weight(dtype: str) -> float:
-    """Stored bytes per weight: FP8 is one byte plus one f32 scale per block."""
+def weight_bytes_per_weight(dtype: str, K: int) -> float:
+    """Stored bytes per weight: FP8 is one byte plus one f32 scale per block; the
+    weight-only formats count their scales and zero points (rows of K weights)."""
+    if dtype in WEIGHT_ONLY:
+        return cpu_weight_only.bytes_per_weight(dtype, K)
     if dtype == "fp8":
         bn, bk = FP8_QUANT["block"]
         return 1 + 4 / (bn * bk)
@@ -243,10 +256,14 @@ def torch_peer(x, router, w13, w2, k, I):
 def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     H, I, E, k, largest = SHAPES[name]
     fp8 = dtype == "fp8"
-    act = "bf16" if fp8 else dtype  # the activations' dtype
-    ir = irgen.layer_ir(None, H, E, I, k, dtype=act, name="layer",
-                        weight_layout="nk" if fp8 else layout, scoring="softmax",
-                        renormalize=True, weight_quant=FP8_QUANT if fp8 else None)
+    weight_only = dtype in WEIGHT_ONLY
+    act = "bf16" if fp8 or weight_only else dtype  # the activations' dtype
+    if weight_only:
+        ir = cpu_weight_only.layer_ir(dtype, H, E, I, k)
+    else:
+        ir = irgen.layer_ir(None, H, E, I, k, dtype=act, name="layer",
+                            weight_layout="nk" if fp8 else layout, scoring="softmax",
+                            renormalize=True, weight_quant=FP8_QUANT if fp8 else None)
     start = time.perf_counter()
     cpu.lower_to_llvm_dialect(ir)
     pipeline_s = time.perf_counter() - start  # moe-lower-to-cpu-pipeline alone
@@ -255,9 +272,15 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     compile_s = time.perf_counter() - start  # pipeline, LLVM, clang -O2, link
 
     router = random_weights(rng, (E, H), H, act)
-    w13 = random_weights(rng, (E, 2 * I, H), H, act)
-    w2 = random_weights(rng, (E, H, I), I, act)
     unquantized = None
+    if weight_only:
+        # The stored codes and scales; the peers and the oracle use their values.
+        q13, w13 = cpu_weight_only.random_weights(rng, dtype, E, 2 * I, H)
+        q2, w2 = cpu_weight_only.random_weights(rng, dtype, E, H, I)
+        args_w = cpu_weight_only.kernel_arguments(cpu.to_storage(router, act), q13, q2)
+    else:
+        w13 = random_weights(rng, (E, 2 * I, H), H, act)
+        w2 = random_weights(rng, (E, H, I), I, act)
     if fp8:
         # The bf16 weights become the checkpoint's FP8 weights; the peers and the
         # routing oracle use their dequantized values from here on.
@@ -266,7 +289,7 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         unquantized = (w13, w2)
         w13, w2 = deq13, deq2
         args_w = [cpu.to_storage(router, act), q13, q2, s13, s2]
-    else:
+    elif not weight_only:
         args_w = [cpu.to_storage(router, dtype)] + [storage_per_expert(a, dtype, layout)
                                                     for a in (w13, w2)]
     tw = None
@@ -293,7 +316,7 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
             y_bf16 = oracle(x, router, *unquantized, k)[0]
             vs_unquantized = float(np.abs(got - y_bf16)[clear].max() / np.abs(y_bf16).max())
         err = float(np.abs(got - y_ref)[clear].max() / np.abs(y_ref).max())
-        tolerance = {"bf16": 1e-2, "fp8": 2e-2}.get(dtype, 1e-5)
+        tolerance = {"bf16": 1e-2, "fp8": 2e-2}.get(act if weight_only else dtype, 1e-5)
         if not err <= tolerance:
             raise SystemExit(f"{name} {dtype} T={T}: error {err:.2e} above {tolerance}")
         ours = median_time(call, repeats)
@@ -307,8 +330,8 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         rows.append(dict(
             shape=name, dtype=dtype, T=T, hit=hit, ours=ours, numpy=numpy_s, torch=torch_s,
             flops=roofline.layer_flops(T, H, I, k),
-            weight_bytes=roofline.layer_weight_bytes(hit, H, I,
-                                                     weight_bytes_per_weight(dtype)),
+            weight_bytes=(hit * 2 * I * H * weight_bytes_per_weight(dtype, H)
+                          + hit * H * I * weight_bytes_per_weight(dtype, I)),
             activation_bytes=2 * T * H * 4,  # x read and y written, f32
             err=err, ties=int((~clear).sum()), pipeline=pipeline_s, compile=compile_s,
             vs_unquantized=vs_unquantized))

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GroupedMatmulKernel.h"
+#include "WeightOnlySteps.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
@@ -36,26 +37,42 @@ SmallVector<int64_t> blocks(int64_t block) {
 class DotProductKernel : public GroupedMatmulKernel {
 public:
   DotProductKernel(GroupedMatmulOp op, StructuredBuilder &b, KernelShape shape)
-      : GroupedMatmulKernel(op, b, shape, shape.columnTile) {}
+      : GroupedMatmulKernel(op, b, shape, shape.columnTile) {
+    WeightQuantAttr quant = op.getWeightQuantAttr();
+    if (quant && isWeightOnlyFormat(quant.getFormat())) {
+      weightOnly.emplace(op, shape);
+      // The packed formats store K / 2 bytes per row: K is lhs's.
+      reduction = cast<RankedTensorType>(op.getLhs().getType()).getDimSize(1);
+    }
+  }
+
+  /// How the weights are decoded (the moe.weight_decode attribute), or
+  /// empty for float weights.
+  StringRef decodeName() {
+    if (weightOnly)
+      return weightOnly->decodeName();
+    if (op.getWeightQuantAttr())
+      return "fp8_e4m3_integer_ops";
+    return "";
+  }
 
 protected:
   Value computeTile(StructuredBuilder &tb, Value expert, Value lo,
                     Value rowCount, Value col0, Value colCount,
                     Value tile) override {
-    return blockedLoop(tb, rowCount, blocks(shape.rowBlock), tile,
-                       [&](StructuredBuilder &nb, Value block,
-                           int64_t blockRows, Value iter) {
-                         return computeBlock(nb, expert, lo, block, blockRows,
-                                             col0, colCount, iter);
-                       });
+    return blockedLoop(
+        tb, rowCount, blocks(shape.rowBlock), tile,
+        [&](StructuredBuilder &nb, Value block, int64_t blockRows, Value iter) {
+          return computeBlock(nb, expert, lo, block, blockRows, col0, colCount,
+                              iter);
+        });
   }
 
 private:
   /// Computes rows [block, block + rows) of the tile for every column:
   /// blocks of columnBlock columns, then the remaining columns one by one.
-  Value computeBlock(StructuredBuilder &nb, Value expert, Value lo,
-                     Value block, int64_t rows, Value col0, Value colCount,
-                     Value tile) {
+  Value computeBlock(StructuredBuilder &nb, Value expert, Value lo, Value block,
+                     int64_t rows, Value col0, Value colCount, Value tile) {
     SmallVector<BlockRow> blockRows;
     for (int64_t i = 0; i < rows; ++i) {
       Value local = nb.create<arith::AddIOp>(block, nb.index(i));
@@ -63,8 +80,7 @@ private:
     }
     return blockedLoop(
         nb, colCount, blocks(shape.columnBlock), tile,
-        [&](StructuredBuilder &cb, Value column, int64_t columns,
-            Value iter) {
+        [&](StructuredBuilder &cb, Value column, int64_t columns, Value iter) {
           SmallVector<Value> localColumns, cols;
           for (int64_t c = 0; c < columns; ++c) {
             localColumns.push_back(
@@ -128,33 +144,44 @@ private:
         DenseElementsAttr::get(accType, cb.getF32FloatAttr(0.0f)));
     SmallVector<Value> init(groups * rows, zeroAcc);
 
-    // acc[g * rows + i] += A[row_i, k:] * W[expert, weightRows[g], k:].
+    // acc[g * rows + i] += A[row_i, k:] * W[expert, weightRows[g], k:], one
+    // step of `kStep` k: one vector each, or two for the 4-bit formats.
+    int64_t kStep = weightOnly ? weightOnly->kPerStep() : vw;
     auto step = [&](StructuredBuilder &sb, Value k, ValueRange accs,
                     bool inBounds) {
-      SmallVector<Value> weights;
+      SmallVector<SmallVector<Value>> weights;
       for (Value row : weightRows) {
+        if (weightOnly) {
+          weights.push_back(weightOnly->weights(sb, expert, row, k, inBounds));
+          continue;
+        }
         Value w = loadF32(sb, op.getRhs(), {expert, row, k}, shape.vectorWidth,
                           inBounds);
         if (WeightQuantAttr quant = op.getWeightQuantAttr())
           w = dequantize(sb, quant, w, expert, row, k);
-        weights.push_back(w);
+        weights.push_back({w});
       }
       SmallVector<Value> next(accs.begin(), accs.end());
       for (int64_t i = 0; i < rows; ++i) {
-        Value a = loadF32(sb, op.getLhs(), {blockRows[i].aRow, k},
-                          shape.vectorWidth, inBounds);
+        SmallVector<Value> a =
+            weightOnly ? weightOnly->activations(sb, op.getLhs(),
+                                                 blockRows[i].aRow, k, inBounds)
+                       : SmallVector<Value>{
+                             loadF32(sb, op.getLhs(), {blockRows[i].aRow, k},
+                                     shape.vectorWidth, inBounds)};
         for (int64_t g = 0; g < groups; ++g)
-          next[g * rows + i] =
-              sb.create<vector::FMAOp>(a, weights[g], accs[g * rows + i]);
+          for (auto [aPart, wPart] : llvm::zip_equal(a, weights[g]))
+            next[g * rows + i] =
+                sb.create<vector::FMAOp>(aPart, wPart, next[g * rows + i]);
       }
       return next;
     };
 
-    int64_t mainEnd = reduction / vw * vw;
+    int64_t mainEnd = reduction / kStep * kStep;
     SmallVector<Value> accs = init;
     if (mainEnd > 0) {
       auto loop = cb.create<scf::ForOp>(
-          cb.index(0), cb.index(mainEnd), cb.index(vw), init,
+          cb.index(0), cb.index(mainEnd), cb.index(kStep), init,
           [&](OpBuilder &nested, Location loc, Value k, ValueRange iter) {
             StructuredBuilder sb(loc, nested);
             sb.create<scf::YieldOp>(step(sb, k, iter, /*inBounds=*/true));
@@ -164,10 +191,18 @@ private:
     if (mainEnd < reduction)
       accs = step(cb, cb.index(mainEnd), accs, /*inBounds=*/false);
 
-    auto reduce = [&](Value acc) -> Value {
-      return cb.create<vector::ReductionOp>(
-          vector::CombiningKind::ADD, acc, Value(),
-          arith::FastMathFlags::reassoc);
+    // int8 weights: the row's scale multiplies the sum, not every weight.
+    SmallVector<Value> rowFactors;
+    for (Value row : weightRows)
+      rowFactors.push_back(weightOnly ? weightOnly->rowFactor(cb, expert, row)
+                                      : Value());
+    auto reduce = [&](Value acc, int64_t g) -> Value {
+      Value sum = cb.create<vector::ReductionOp>(vector::CombiningKind::ADD,
+                                                 acc, Value(),
+                                                 arith::FastMathFlags::reassoc);
+      if (rowFactors[g])
+        sum = cb.create<arith::MulFOp>(sum, rowFactors[g]);
+      return sum;
     };
     // One bias element per weight row, shared by the block's rows.
     SmallVector<Value> biasTerms;
@@ -179,19 +214,22 @@ private:
     int64_t perColumn = glu ? 2 : 1;
     for (int64_t c = 0; c < columns; ++c)
       for (int64_t i = 0; i < rows; ++i) {
-        Value value = addBias(cb, reduce(accs[(c * perColumn) * rows + i]),
-                              biasTerms[c * perColumn]);
+        int64_t gate = c * perColumn;
+        Value value =
+            addBias(cb, reduce(accs[gate * rows + i], gate), biasTerms[gate]);
         if (glu)
           value = gluActivation(
               cb, value,
-              addBias(cb, reduce(accs[(c * perColumn + 1) * rows + i]),
-                      biasTerms[c * perColumn + 1]),
+              addBias(cb, reduce(accs[(gate + 1) * rows + i], gate + 1),
+                      biasTerms[gate + 1]),
               *op.getEpilogue(), alpha, limit);
         results.push_back(weighted(cb, blockRows[i].scale, value));
       }
     return results;
   }
 
+  /// The weight-only format's steps, for mxfp4, int4 and int8 weights.
+  std::optional<WeightOnlySteps> weightOnly;
 };
 
 } // namespace
@@ -201,13 +239,8 @@ bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant)
     return true;
-  if (quant.getFormat() != WeightFormat::fp8_e4m3) {
-    why = ("weight_quant format " +
-           stringifyWeightFormat(quant.getFormat()) +
-           " has no vector kernel yet")
-              .str();
-    return false;
-  }
+  if (isWeightOnlyFormat(quant.getFormat()))
+    return WeightOnlySteps::applies(op, shape, why);
   if (quant.getActivation() != ActivationQuant::none) {
     why = "the activation quantization is not explicit (run "
           "moe-quantize-activations first)";
@@ -227,8 +260,15 @@ bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
   return true;
 }
 
-Value mlir::moe::buildDotProductKernel(GroupedMatmulOp op,
-                                       StructuredBuilder &b,
+Value mlir::moe::buildDotProductKernel(GroupedMatmulOp op, StructuredBuilder &b,
                                        KernelShape shape) {
-  return DotProductKernel(op, b, shape).build();
+  DotProductKernel kernel(op, b, shape);
+  Value result = kernel.build();
+  // The decoding of quantized weights is a decision of the kernel: recorded
+  // on its scf.forall.
+  StringRef decode = kernel.decodeName();
+  if (!decode.empty())
+    result.getDefiningOp()->setAttr("moe.weight_decode",
+                                    b.getStringAttr(decode));
+  return result;
 }

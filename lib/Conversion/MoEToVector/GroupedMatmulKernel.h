@@ -35,6 +35,8 @@ struct KernelShape {
   int64_t prefetchDistance;
   // panels_vnni weights: vdpbf16ps (AVX512_BF16) for the k-pairs.
   bool bf16DotProduct;
+  // 4-bit weights: a 16-entry f32 table looked up with vpermps (AVX-512F).
+  bool tablePermute;
 };
 
 /// One routed row of a block: where its A row is read and its scale.
@@ -61,6 +63,10 @@ public:
   /// computed in place.
   Value build();
 
+  /// `width` elements of `source` at [indices..., k], extended to f32.
+  static Value loadF32(StructuredBuilder &b, Value source,
+                       ArrayRef<Value> indices, int64_t width, bool inBounds);
+
 protected:
   /// Computes rows [0, rowCount) of expert `expert` (global rows from `lo`)
   /// and output columns [col0, col0 + colCount) into `tile`.
@@ -70,10 +76,6 @@ protected:
 
   /// Where global row `row` reads its A row, and its scale.
   BlockRow blockRow(StructuredBuilder &b, Value row);
-
-  /// `width` elements of `source` at [indices..., k], extended to f32.
-  Value loadF32(StructuredBuilder &b, Value source, ArrayRef<Value> indices,
-                int64_t width, bool inBounds);
 
   /// The op's bias[expert, column] as f32, or with `width` > 1 the vector of
   /// the columns from `column` (0 past N where `inBounds` is false); null
@@ -101,7 +103,9 @@ private:
 /// unquantized weights): FP8 weights in the nk layout, activations already
 /// quantized (moe-quantize-activations), and a scale block along K that
 /// is a multiple of the vector width or spans K, so that every weight
-/// vector has one scale. Otherwise `why` says what is missing.
+/// vector has one scale; or weight-only mxfp4, int4 and int8 weights in
+/// the nk layout (WeightOnlySteps.h says when). Otherwise `why` says what
+/// is missing.
 bool quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
                             std::string &why);
 

@@ -25,14 +25,18 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moe;
 
-FailureOr<bool> mlir::moe::hasAVX512BF16(StringRef cpu) {
+FailureOr<bool> mlir::moe::hasX86Feature(StringRef cpu, StringRef feature) {
   if (cpu == "native")
-    return llvm::sys::getHostCPUFeatures().lookup("avx512bf16");
+    return llvm::sys::getHostCPUFeatures().lookup(feature);
   if (llvm::X86::parseArchX86(cpu, /*Only64Bit=*/true) == llvm::X86::CK_None)
     return failure();
   SmallVector<StringRef> features;
   llvm::X86::getFeaturesForCPU(cpu, features);
-  return llvm::is_contained(features, "avx512bf16");
+  return llvm::is_contained(features, feature);
+}
+
+FailureOr<bool> mlir::moe::hasAVX512BF16(StringRef cpu) {
+  return hasX86Feature(cpu, "avx512bf16");
 }
 
 namespace {
@@ -104,11 +108,13 @@ struct ConvertMoEToVectorPass
           << "' (an LLVM x86-64 CPU name such as skylake-avx512, or native)";
       return signalPassFailure();
     }
+    // The target-cpu is known to LLVM here (checked above).
+    bool avx512 = *hasX86Feature(targetCpu, "avx512f");
     RewritePatternSet patterns(&getContext());
     patterns.add<VectorizeGroupedMatmul>(
         &getContext(), KernelShape{vectorWidth, rowBlock, columnBlock,
                                    columnTile, panelRowBlock, panelColumnTile,
-                                   prefetchDistance, *bf16DotProduct});
+                                   prefetchDistance, *bf16DotProduct, avx512});
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

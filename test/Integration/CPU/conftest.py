@@ -48,15 +48,18 @@ def pytest_collection_modifyitems(config, items):
 #: Variants of the CPU pipeline that tests of the grouped matmul and of whole layers run
 #: under: the default (fused routing, vectorized OpenMP grouped matmul), the reference
 #: linalg lowering of every op, the vectorized kernel without routing fusion, the
-#: vectorized kernel at AVX2 width (its remainder handling differs), and the kernel for
+#: vectorized kernel at AVX2 width (its remainder handling differs), the kernel for
 #: an AVX-512 CPU without AVX512_BF16 (panels_vnni pairs split into two FMAs instead of
-#: vdpbf16ps). Each entry is the moe-opt flag without its leading "--".
+#: vdpbf16ps), and the kernels' choices for an AVX2 CPU (4-bit weights decoded with
+#: integer ops instead of table permutes). Each entry is the moe-opt flag without its leading "--".
 PIPELINES = {
     "default": cpu.DEFAULT_PIPELINE,
     "reference": "moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false threads=false",
     "unfused": "moe-lower-to-cpu-pipeline=fuse-routing=false",
     "width8": "moe-lower-to-cpu-pipeline=vector-width=8",
     "no_bf16_dot": "moe-lower-to-cpu-pipeline=target-cpu=skylake-avx512",
+    # The kernels' choices for an AVX2 CPU (x86-64-v3; compiled for the host).
+    "avx2": "moe-lower-to-cpu-pipeline=target-cpu=x86-64-v3",
 }
 
 

@@ -19,6 +19,11 @@ namespace mlir::moe {
 #define GEN_PASS_REGISTRATION
 #include "moe/Conversion/MoEToVector/MoEToVector.h.inc"
 
+/// Whether `cpu` (an LLVM x86 CPU name, or native for the host) has the
+/// LLVM x86 feature `feature` (e.g. avx512f); fails for a name LLVM does
+/// not know.
+FailureOr<bool> hasX86Feature(StringRef cpu, StringRef feature);
+
 /// Whether `cpu` (an LLVM x86 CPU name, or native for the host) has
 /// AVX512_BF16; fails for a name LLVM does not know.
 FailureOr<bool> hasAVX512BF16(StringRef cpu);

@@ -43,6 +43,21 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       tensor cores take them); otherwise each weight word splits into its
       two bf16 as f32 by a shift and a mask, for two FMAs per vector.
 
+    - quantized weights (`#moe.weight_quant`) in the `nk` layout are
+      dequantized in registers before the f32 FMAs, and the scf.forall's
+      `moe.weight_decode` attribute says how: FP8 (`fp8_e4m3_integer_ops`,
+      activations quantized beforehand by `moe-quantize-activations`) with
+      integer ops; int8 (`int8_row_scale`) converted to f32, the row's scale
+      multiplying the sum; mxfp4 and int4 two nibbles per byte, a step of
+      2 x `vector-width` k in one scale group, the even and odd k as two
+      vectors (the activations split by two shuffles to match), decoded
+      through a 16-entry table per step with vpermps
+      (`mxfp4_table_permute`, `int4_table_permute`: `vector-width` 16 and
+      an AVX-512 `target-cpu`) or with integer ops (`mxfp4_integer_ops`,
+      `int4_integer_ops`: every other target, AVX2 included). A step that
+      would span two scale groups (`vector-width` above 16) is left to the
+      reference lowering.
+
     Other bf16 and f16 weights and activations are extended to f32 in
     registers.
     Rows in no expert's range stay zero. Each output element is reduced by
@@ -68,7 +83,8 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
            "panels and kn weights: weight rows prefetched ahead (0: none)">,
     Option<"targetCpu", "target-cpu", "std::string", /*default=*/"\"native\"",
            "the CPU the code is for (an LLVM x86 CPU name; native: the "
-           "host): decides whether panels_vnni weights use AVX512_BF16">,
+           "host): decides whether panels_vnni weights use AVX512_BF16 "
+           "and 4-bit weights AVX-512 vpermps tables">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -344,6 +344,23 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << name << " must be an array of strings";
     return success();
   }
+  // What convert-moe-to-vector records on a kernel's scf.forall: how it
+  // decodes quantized weights (docs/quantization.md, "Lowering").
+  if (name == "moe.weight_decode") {
+    auto decode = dyn_cast<StringAttr>(attribute.getValue());
+    if (!decode ||
+        !llvm::is_contained({"fp8_e4m3_integer_ops", "mxfp4_table_permute",
+                             "mxfp4_integer_ops", "int4_table_permute",
+                             "int4_integer_ops", "int8_row_scale"},
+                            decode.getValue()))
+      return op->emitError()
+             << name
+             << " must be one of \"fp8_e4m3_integer_ops\", "
+                "\"mxfp4_table_permute\", \"mxfp4_integer_ops\", "
+                "\"int4_table_permute\", \"int4_integer_ops\", "
+                "\"int8_row_scale\"";
+    return success();
+  }
   if (name != getGpuKernelsAttrName())
     return op->emitError() << "unknown moe dialect attribute " << name;
   auto matmul = dyn_cast<GroupedMatmulOp>(op);

@@ -16,7 +16,8 @@
 
 namespace mlir::moe {
 
-/// The f32 value of an f4E2M1FN code in the low 4 bits of an i32 scalar.
+/// The f32 value of an f4E2M1FN code in the low 4 bits of an i32 scalar, or
+/// of each lane of an i32 vector (the bits above are ignored).
 Value decodeE2M1(StructuredBuilder &b, Value code);
 
 /// 2^(s - 127) as f32 for an f8E8M0FNU scalar `s` (s = 0 gives 2^-127, an
