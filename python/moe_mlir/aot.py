@@ -327,13 +327,14 @@ class Layer:
         for spec, array in zip(self.inputs, given):
             if self.per_token(spec):
                 array = array.reshape((tokens,) + tuple(spec["shape"][1:]))
+            given_dtype = array.dtype.name
             array = np.ascontiguousarray(_as_bytes(array, spec["dtype"]))
             want = self.shape(spec, tokens)
             is_bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(array)
             if array.shape != want or (array.dtype != _STORAGE[spec["dtype"]]
                                        and not is_bfloat16):
                 raise ValueError(f"'{spec['name']}' must be {want} {_dtype_name(spec)}, "
-                                 f"got {array.shape} {array.dtype.name}")
+                                 f"got {array.shape} {given_dtype}")
             if is_bfloat16:
                 array, bfloat16 = dtypes.bits(array), True
             arrays.append(array)
