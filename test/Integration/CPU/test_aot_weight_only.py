@@ -100,7 +100,7 @@ def _mixtral_experts(rng, E, H, I, fmt, group=None, zero_points=False, method=No
     w13 = pack_lowbit.concat_gate_up(loaded["w1"], loaded["w3"])
     w2 = loaded["w2"]
     args = dict(w13=w13[0], w2=w2[0], w13_scales=w13[1], w2_scales=w2[1])
-    if w13[2] is not None:
+    if len(w13) > 2 and w13[2] is not None:
         args.update(w13_zero_points=w13[2], w2_zero_points=w2[2])
     W13 = np.concatenate([weights["w1"], weights["w3"]], axis=1)
     return args, W13, weights["w2"]
