@@ -189,9 +189,13 @@ Expected<ABIFunction> mlir::moe::describeABI(func::FuncOp func, StringRef name,
       t.elementType = "i32", t.elementBytes = 4;
     else if (isa<Float8E4M3FNType>(element))
       t.elementType = "f8E4M3FN", t.elementBytes = 1;
+    else if (isa<Float8E8M0FNUType>(element))
+      t.elementType = "f8E8M0FNU", t.elementBytes = 1;
+    else if (element.isSignlessInteger(8))
+      t.elementType = "i8", t.elementBytes = 1;
     else
       return fail(formatv("@{0}: {1} has element type {2}; the C ABI passes "
-                          "f32, bf16, f16, f8E4M3FN and i32",
+                          "f32, bf16, f16, f8E4M3FN, f8E8M0FNU, i8 and i32",
                           abi.symbol, tensorName, element));
     abi.tensors.push_back(std::move(t));
     return Error::success();

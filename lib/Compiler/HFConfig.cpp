@@ -2,6 +2,8 @@
 
 #include "moe/Compiler/HFConfig.h"
 
+#include "HFQuantization.h"
+
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MathExtras.h"
@@ -13,29 +15,6 @@ namespace {
 
 Error fail(const Twine &message) {
   return createStringError(inconvertibleErrorCode(), message);
-}
-
-/// A JSON value in a few words, for "got ..." in diagnostics.
-std::string describe(const json::Value &value) {
-  switch (value.kind()) {
-  case json::Value::Null:
-    return "null";
-  case json::Value::Boolean:
-    return *value.getAsBoolean() ? "true" : "false";
-  case json::Value::Number:
-    return formatv("{0}", value).str();
-  case json::Value::String: {
-    StringRef text = *value.getAsString();
-    return formatv("the string \"{0}{1}\"", text.take_front(40),
-                   text.size() > 40 ? "..." : "")
-        .str();
-  }
-  case json::Value::Array:
-    return "an array";
-  case json::Value::Object:
-    return "an object";
-  }
-  return "a JSON value";
 }
 
 /// The keys the layer reads for which Hugging Face writes null to mean
@@ -148,7 +127,7 @@ private:
   Error typeError(StringRef name, StringRef expected,
                   const json::Value &got) const {
     return fail(formatv("{0} must be {1}, got {2}", key(name), expected,
-                        describe(got)));
+                        describeConfigValue(got)));
   }
 };
 
@@ -198,60 +177,6 @@ Error readDtype(const ConfigReader &reader, LayerSpec &spec, bool &found) {
                         chosenKey, *chosen));
   spec.dtype = dtype.str();
   spec.origins["dtype"] = chosenKey;
-  return Error::success();
-}
-
-/// quantization_config: FP8 checkpoints (`quant_method: fp8`, e4m3, with
-/// `weight_block_size` [bn, bk] for block scales, or per-tensor scales
-/// without it) become an FP8 layer; any other method or format is refused
-/// by name, never compiled as float weights.
-Error readQuantization(const ConfigReader &reader, LayerSpec &spec) {
-  if (!reader.has("quantization_config"))
-    return Error::success();
-  std::string key = reader.key("quantization_config");
-  const json::Object *object =
-      reader.object.get("quantization_config")->getAsObject();
-  if (!object)
-    return fail(formatv("{0} must be an object", key));
-  std::optional<StringRef> method = object->getString("quant_method");
-  if (!method || *method != "fp8")
-    return fail(formatv(
-        "{0} (quant_method '{1}'): this quantization is not supported (only "
-        "quant_method 'fp8' with fmt 'e4m3' is)",
-        key, method ? *method : StringRef("missing")));
-  std::optional<StringRef> fmt = object->getString("fmt");
-  if (object->get("fmt") && (!fmt || *fmt != "e4m3"))
-    return fail(formatv("{0}: fmt {1} is not supported (only 'e4m3')", key,
-                        describe(*object->get("fmt"))));
-  std::optional<StringRef> scheme = object->getString("activation_scheme");
-  if (object->get("activation_scheme") &&
-      (!scheme || (*scheme != "dynamic" && *scheme != "static")))
-    return fail(formatv("{0}: activation_scheme {1} is not supported "
-                        "(dynamic or static)",
-                        key, describe(*object->get("activation_scheme"))));
-  spec.weightQuant = "fp8_e4m3";
-  spec.origins["weight_quant"] = key;
-  spec.activationQuant = scheme ? scheme->str() : "dynamic";
-  spec.origins["activation_quant"] = key;
-  spec.origins["weight_block"] = key + " weight_block_size";
-  const json::Value *block = object->get("weight_block_size");
-  if (!block || block->kind() == json::Value::Null) {
-    // No block: one scale per tensor.
-    spec.blockN = spec.blockK = kLayerWholeBlock;
-    return Error::success();
-  }
-  const json::Array *sizes = block->getAsArray();
-  std::optional<int64_t> bn, bk;
-  if (sizes && sizes->size() == 2) {
-    bn = (*sizes)[0].getAsInteger();
-    bk = (*sizes)[1].getAsInteger();
-  }
-  if (!bn || !bk || *bn < 1 || *bk < 1)
-    return fail(formatv("{0}: weight_block_size must be [bn, bk], two "
-                        "positive integers",
-                        key));
-  spec.blockN = *bn;
-  spec.blockK = *bk;
   return Error::success();
 }
 
@@ -445,13 +370,37 @@ Error checkDepth(StringRef text) {
 
 } // namespace
 
+/// A JSON value in a few words, for "got ..." in diagnostics.
+std::string mlir::moe::describeConfigValue(const json::Value &value) {
+  switch (value.kind()) {
+  case json::Value::Null:
+    return "null";
+  case json::Value::Boolean:
+    return *value.getAsBoolean() ? "true" : "false";
+  case json::Value::Number:
+    return formatv("{0}", value).str();
+  case json::Value::String: {
+    StringRef text = *value.getAsString();
+    return formatv("the string \"{0}{1}\"", text.take_front(40),
+                   text.size() > 40 ? "..." : "")
+        .str();
+  }
+  case json::Value::Array:
+    return "an array";
+  case json::Value::Object:
+    return "an object";
+  }
+  return "a JSON value";
+}
+
 Expected<LayerSpec> mlir::moe::layerSpecFromHFConfig(const json::Value &value) {
   const json::Object *config = value.getAsObject();
   if (!config)
-    return fail("the config must be a JSON object, got " + describe(value));
+    return fail("the config must be a JSON object, got " +
+                describeConfigValue(value));
   LayerSpec spec;
   ConfigReader outer(*config, "", spec);
-  if (Error e = readQuantization(outer, spec))
+  if (Error e = readQuantizationConfig(*config, "", spec))
     return std::move(e);
   // Multimodal MoE models (Qwen3-VL-MoE) keep their language model's
   // settings in text_config; the outer dtype applies where it has none.
@@ -461,9 +410,9 @@ Expected<LayerSpec> mlir::moe::layerSpecFromHFConfig(const json::Value &value) {
     if (!text)
       return fail(formatv("{0} must be an object, got {1}",
                           outer.key("text_config"),
-                          describe(*config->get("text_config"))));
+                          describeConfigValue(*config->get("text_config"))));
     nested.emplace(*text, "text_config.", spec);
-    if (Error e = readQuantization(*nested, spec))
+    if (Error e = readQuantizationConfig(*text, "text_config.", spec))
       return std::move(e);
   }
   ConfigReader &reader = nested ? *nested : outer;

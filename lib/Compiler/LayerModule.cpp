@@ -24,10 +24,17 @@ Type elementType(Builder &b, llvm::StringRef dtype) {
   return b.getF32Type();
 }
 
-/// E experts' [N, K] weights in the spec's layout.
+/// E experts' [N, K] weights in the spec's layout, as the function takes
+/// them: mxfp4 weights as gpt-oss stores its `*_blocks`, [E, N, K / 32, 16]
+/// (weightOperand views them as [E, N, K / 2]), the other packed 4-bit
+/// weights as [E, N, K / 2] bytes.
 RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
                             Type element) {
   int64_t e = spec.experts, p = kLayerPanelWidth;
+  if (spec.weightQuant == "mxfp4")
+    return RankedTensorType::get({e, n, k / 32, 16}, element);
+  if (spec.weightQuant == "int4")
+    return RankedTensorType::get({e, n, k / 2}, element);
   if (spec.weightLayout == "kn")
     return RankedTensorType::get({e, k, n}, element);
   if (spec.weightLayout == "panels")
@@ -37,58 +44,93 @@ RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
   return RankedTensorType::get({e, n, k}, element);
 }
 
-/// The layer's #moe.weight_quant, or null for float weights.
-WeightQuantAttr weightQuant(Builder &b, const LayerSpec &spec) {
-  if (spec.weightQuant != "fp8_e4m3")
-    return nullptr;
-  ActivationQuant activation = spec.activationQuant == "static"
-                                   ? ActivationQuant::static_
-                                   : ActivationQuant::dynamic;
-  return WeightQuantAttr::get(b.getContext(), WeightFormat::fp8_e4m3,
-                              {spec.blockN, spec.blockK}, activation);
+/// The weights operand of an expert matmul: the argument itself, or
+/// gpt-oss's [E, N, K / 32, 16] blocks as the [E, N, K / 2] bytes they are.
+Value weightOperand(OpBuilder &b, Location loc, const LayerSpec &spec,
+                    Value argument) {
+  if (spec.weightQuant != "mxfp4")
+    return argument;
+  auto type = cast<RankedTensorType>(argument.getType());
+  ArrayRef<int64_t> shape = type.getShape();
+  return tensor::CollapseShapeOp::create(
+      b, loc,
+      RankedTensorType::get({shape[0], shape[1], shape[2] * shape[3]},
+                            type.getElementType()),
+      argument, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
 }
 
-/// The FP8 arguments after the others: w13_scales, w2_scales and, for
-/// static activations, w13_input_scale and w2_input_scale.
+/// The layer's #moe.weight_quant, or null for float weights.
+WeightQuantAttr weightQuant(Builder &b, const LayerSpec &spec) {
+  MLIRContext *ctx = b.getContext();
+  if (spec.weightQuant == "fp8_e4m3") {
+    ActivationQuant activation = spec.activationQuant == "static"
+                                     ? ActivationQuant::static_
+                                     : ActivationQuant::dynamic;
+    return WeightQuantAttr::get(ctx, WeightFormat::fp8_e4m3,
+                                {spec.blockN, spec.blockK}, activation);
+  }
+  std::optional<WeightFormat> format = symbolizeWeightFormat(spec.weightQuant);
+  if (!format)
+    return nullptr;
+  auto [bn, bk] = effectiveBlock(spec);
+  return WeightQuantAttr::get(ctx, *format, {bn, bk}, ActivationQuant::none);
+}
+
+/// The quantization arguments after the others: w13_scales, w2_scales;
+/// for static FP8 activations w13_input_scale and w2_input_scale; for
+/// asymmetric int4 w13_zero_points and w2_zero_points.
 void appendScaleTypes(Builder &b, const LayerSpec &spec, WeightQuantAttr quant,
                       SmallVectorImpl<Type> &argTypes) {
   if (!quant)
     return;
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
   for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
-    argTypes.push_back(RankedTensorType::get(
-        weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getF32Type()));
+    argTypes.push_back(
+        RankedTensorType::get(weightScaleShape(quant, WeightShape{E, n, k, 0}),
+                              quant.getScaleElementType()));
   if (quant.getActivation() == ActivationQuant::static_)
     argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
+  if (spec.zeroPoints)
+    for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
+      argTypes.push_back(RankedTensorType::get(
+          weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getI8Type()));
 }
 
-/// The FP8 arguments from `first` on (null values without `quant`).
+/// The quantization arguments from `first` on (null values without
+/// `quant`).
 struct QuantOperands {
-  Value w13, w2, w13Input, w2Input;
+  Value w13, w2, w13Input, w2Input, w13Zero, w2Zero;
 };
-QuantOperands quantOperands(WeightQuantAttr quant, ValueRange args,
-                            unsigned first) {
+QuantOperands quantOperands(const LayerSpec &spec, WeightQuantAttr quant,
+                            ValueRange args, unsigned first) {
   QuantOperands result;
   if (!quant)
     return result;
-  result.w13 = args[first];
-  result.w2 = args[first + 1];
+  result.w13 = args[first++];
+  result.w2 = args[first++];
   if (quant.getActivation() == ActivationQuant::static_) {
-    result.w13Input = args[first + 2];
-    result.w2Input = args[first + 3];
+    result.w13Input = args[first++];
+    result.w2Input = args[first++];
+  }
+  if (spec.zeroPoints) {
+    result.w13Zero = args[first++];
+    result.w2Zero = args[first++];
   }
   return result;
 }
 
-/// Gives an expert matmul the layer's quantization and its scales.
+/// Gives an expert matmul the layer's quantization, its scales and zero
+/// points.
 void quantize(GroupedMatmulOp matmul, WeightQuantAttr quant, Value scales,
-              Value inputScale) {
+              Value inputScale, Value zeroPoints) {
   if (!quant)
     return;
   matmul.setWeightQuantAttr(quant);
   matmul.getRhsScalesMutable().assign(scales);
   if (inputScale)
     matmul.getLhsScalesMutable().assign(inputScale);
+  if (zeroPoints)
+    matmul.getRhsZeroPointsMutable().assign(zeroPoints);
 }
 
 /// A tensor.empty of `shape` whose dynamic sizes are those of `dynamic`.
@@ -162,15 +204,17 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   Block *entry = func.addEntryBlock();
   b.setInsertionPointToStart(entry);
   Value x = entry->getArgument(0), ids = entry->getArgument(1),
-        weights = entry->getArgument(2), w13 = entry->getArgument(3),
-        w2 = entry->getArgument(4);
+        weights = entry->getArgument(2),
+        w13 = weightOperand(b, loc, spec, entry->getArgument(3)),
+        w2 = weightOperand(b, loc, spec, entry->getArgument(4));
   Value w13Bias, w2Bias;
   unsigned next = 5;
   if (spec.expertBias) {
     w13Bias = entry->getArgument(next++);
     w2Bias = entry->getArgument(next++);
   }
-  QuantOperands scales = quantOperands(quant, entry->getArguments(), next);
+  QuantOperands scales =
+      quantOperands(spec, quant, entry->getArguments(), next);
 
   // The weights go to the dispatch as well: drop_policy = score ranks an
   // overflowing expert's selections by them.
@@ -199,7 +243,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   auto h13 = GroupedMatmulOp::create(b, loc, rowsOf(2 * I), xs, w13, offsets,
                                      empty(b, loc, {dyn, 2 * I}, f32, m),
                                      settings->weightLayout, w13Bias);
-  quantize(h13, quant, scales.w13, scales.w13Input);
+  quantize(h13, quant, scales.w13, scales.w13Input, scales.w13Zero);
   Value h = h13.getResult();
   Value act =
       GluOp::create(b, loc, rowsOf(I), h, empty(b, loc, {dyn, I}, f32, m),
@@ -209,7 +253,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildExpertsModule(const LayerSpec &spec,
   auto h2 = GroupedMatmulOp::create(b, loc, rowsOf(H), act, w2, offsets,
                                     empty(b, loc, {dyn, H}, f32, m),
                                     settings->weightLayout, w2Bias);
-  quantize(h2, quant, scales.w2, scales.w2Input);
+  quantize(h2, quant, scales.w2, scales.w2Input, scales.w2Zero);
   Value ys = h2.getResult();
   Value tokens = tensor::DimOp::create(b, loc, x, 0);
   Value y = CombineOp::create(b, loc, xType, ys, rows, weights,
@@ -279,7 +323,7 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
     if (spec.sharedGate)
       sharedGate = args[next++];
   }
-  QuantOperands scales = quantOperands(quant, args, next);
+  QuantOperands scales = quantOperands(spec, quant, args, next);
 
   Value tokens = tensor::DimOp::create(b, loc, args[0], 0);
   Value init =
@@ -290,10 +334,11 @@ OwningOpRef<ModuleOp> mlir::moe::buildLayerModule(const LayerSpec &spec,
                                  ? b.getF64FloatAttr(*spec.capacityFactor)
                                  : FloatAttr();
   auto layer = LayerOp::create(
-      b, loc, xType, args[0], args[1], args[2], args[3], bias, routerBias,
-      w13Bias, w2Bias, sharedW13, sharedW2, sharedGate, scales.w13, scales.w2,
-      scales.w13Input, scales.w2Input, init, spec.k, *scoring, spec.nGroup,
-      spec.topkGroup, *groupScore, spec.renormalize,
+      b, loc, xType, args[0], args[1], weightOperand(b, loc, spec, args[2]),
+      weightOperand(b, loc, spec, args[3]), bias, routerBias, w13Bias, w2Bias,
+      sharedW13, sharedW2, sharedGate, scales.w13, scales.w2, scales.w13Input,
+      scales.w2Input, scales.w13Zero, scales.w2Zero, init, spec.k, *scoring,
+      spec.nGroup, spec.topkGroup, *groupScore, spec.renormalize,
       llvm::APFloat(spec.renormEpsilon), llvm::APFloat(spec.scale),
       SecondExpertPolicy::all, /*seed=*/0, capacity, capacityFactor,
       settings->dropPolicy, settings->activation, settings->weightLayout, quant,

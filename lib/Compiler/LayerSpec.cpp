@@ -119,24 +119,85 @@ Error parseWeightBlock(StringRef text, LayerSpec &spec) {
   return Error::success();
 }
 
-/// The FP8 settings: a known format and activation scheme, the nk layout
-/// (the CPU kernels dequantize that one), a block inside the limits, and
-/// w13's gate and up halves each a whole number of blocks along N (their
-/// checkpoint scales are stacked as they are).
+/// The weight-only formats' settings: the nk layout, sizes the packing
+/// and the scale blocks divide, a block only where the format has a choice
+/// (int4's group size), zero points only for int4, no activation scheme.
+Error validateWeightOnly(const LayerSpec &spec) {
+  StringRef format = spec.weightQuant;
+  int64_t H = spec.hidden, I = spec.intermediate;
+  if (spec.origins.count("activation_quant"))
+    return fail(formatv("{0}: activation_quant applies to fp8_e4m3 weights; "
+                        "weight_quant {1} is weight-only ({2})",
+                        spec.origin("activation_quant"), format,
+                        spec.origin("weight_quant")));
+  if (spec.zeroPoints && format != "int4")
+    return fail(formatv("{0}: zero_points apply to int4 weights, not to "
+                        "weight_quant {1} ({2})",
+                        spec.origin("zero_points"), format,
+                        spec.origin("weight_quant")));
+  bool hasBlock = spec.origins.count("weight_block");
+  if (format == "mxfp4") {
+    if (hasBlock && (spec.blockN != 1 || spec.blockK != 32))
+      return fail(formatv("{0}: mxfp4 has one scale per 32 K: weight_block "
+                          "must be 1x32, got {1}x{2}",
+                          spec.origin("weight_block"), spec.blockN,
+                          spec.blockK));
+    if (H % 32 || I % 32)
+      return fail(formatv("{0}: weight_quant mxfp4 needs hidden ({1}, {2}) "
+                          "and intermediate ({3}, {4}) to be multiples of 32, "
+                          "the scale block",
+                          spec.origin("weight_quant"), H, spec.origin("hidden"),
+                          I, spec.origin("intermediate")));
+  } else if (format == "int4") {
+    if (hasBlock &&
+        (spec.blockN != 1 ||
+         (spec.blockK != 32 && spec.blockK != 64 && spec.blockK != 128)))
+      return fail(formatv("{0}: int4 groups 32, 64 or 128 K: weight_block "
+                          "must be 1x32, 1x64 or 1x128, got {1}x{2}",
+                          spec.origin("weight_block"), spec.blockN,
+                          spec.blockK));
+    if (H % 2 || I % 2)
+      return fail(formatv("{0}: weight_quant int4 packs two weights per byte "
+                          "along K: hidden ({1}, {2}) and intermediate ({3}, "
+                          "{4}) must be even",
+                          spec.origin("weight_quant"), H, spec.origin("hidden"),
+                          I, spec.origin("intermediate")));
+  } else if (hasBlock && (spec.blockN != 1 || spec.blockK < std::max(H, I))) {
+    return fail(formatv("{0}: int8 is per-channel: weight_block must be "
+                        "per_channel, got {1}x{2}",
+                        spec.origin("weight_block"), spec.blockN, spec.blockK));
+  }
+  return Error::success();
+}
+
+/// The quantization settings: a known format; FP8's activation scheme,
+/// the nk layout (the CPU kernels dequantize that one), a block inside the
+/// limits, and w13's gate and up halves each a whole number of blocks along
+/// N (their checkpoint scales are stacked as they are).
 Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
-  if (Error e =
-          check.oneOf("weight_quant", spec.weightQuant, {"none", "fp8_e4m3"}))
+  if (Error e = check.oneOf("weight_quant", spec.weightQuant,
+                            {"none", "fp8_e4m3", "mxfp4", "int4", "int8"}))
     return e;
-  if (spec.weightQuant == "none")
+  if (spec.weightQuant == "none") {
+    if (spec.zeroPoints)
+      return fail(formatv("{0}: zero_points need weight_quant int4",
+                          spec.origin("zero_points")));
     return Error::success();
-  if (Error e = check.oneOf("activation_quant", spec.activationQuant,
-                            {"dynamic", "static"}))
-    return e;
+  }
   if (spec.weightLayout != "nk")
     return fail(formatv("{0}: weight_quant {1} needs weight_layout nk, got {2} "
                         "({3})",
                         spec.origin("weight_quant"), spec.weightQuant,
                         spec.weightLayout, spec.origin("weight_layout")));
+  if (spec.weightQuant != "fp8_e4m3")
+    return validateWeightOnly(spec);
+  if (spec.zeroPoints)
+    return fail(formatv("{0}: zero_points apply to int4 weights, not to "
+                        "weight_quant fp8_e4m3",
+                        spec.origin("zero_points")));
+  if (Error e = check.oneOf("activation_quant", spec.activationQuant,
+                            {"dynamic", "static"}))
+    return e;
   if (Error e = check.inRange("weight_block", spec.blockN, 1, kLayerWholeBlock))
     return e;
   if (Error e = check.inRange("weight_block", spec.blockK, 1, kLayerWholeBlock))
@@ -239,6 +300,8 @@ Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
       error = boolean(spec.expertBias);
     else if (key == "shared_gate")
       error = boolean(spec.sharedGate);
+    else if (key == "zero_points")
+      error = boolean(spec.zeroPoints);
     else if (key == "dtype")
       error = text(spec.dtype);
     else if (key == "scoring")
@@ -376,6 +439,28 @@ Error mlir::moe::validateLayerSpec(const LayerSpec &spec) {
   return Error::success();
 }
 
+std::pair<int64_t, int64_t> mlir::moe::effectiveBlock(const LayerSpec &spec) {
+  if (spec.weightQuant == "mxfp4")
+    return {1, 32};
+  if (spec.weightQuant == "int4")
+    return {1, spec.blockK};
+  if (spec.weightQuant == "int8")
+    return {1, kLayerWholeBlock};
+  return {spec.blockN, spec.blockK};
+}
+
+/// The scales (and input scales, zero points) after the other arguments.
+static void appendQuantArgumentNames(const LayerSpec &spec,
+                                     SmallVectorImpl<std::string> &names) {
+  if (spec.weightQuant == "none")
+    return;
+  names.append({"w13_scales", "w2_scales"});
+  if (spec.weightQuant == "fp8_e4m3" && spec.activationQuant == "static")
+    names.append({"w13_input_scale", "w2_input_scale"});
+  if (spec.zeroPoints)
+    names.append({"w13_zero_points", "w2_zero_points"});
+}
+
 SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
   SmallVector<std::string> names = {"x", "router", "w13", "w2"};
   if (spec.bias)
@@ -389,11 +474,7 @@ SmallVector<std::string> mlir::moe::layerArgumentNames(const LayerSpec &spec) {
     if (spec.sharedGate)
       names.push_back("shared_gate");
   }
-  if (spec.weightQuant != "none") {
-    names.append({"w13_scales", "w2_scales"});
-    if (spec.activationQuant == "static")
-      names.append({"w13_input_scale", "w2_input_scale"});
-  }
+  appendQuantArgumentNames(spec, names);
   return names;
 }
 
@@ -403,11 +484,7 @@ mlir::moe::expertsArgumentNames(const LayerSpec &spec) {
                                     "w2"};
   if (spec.expertBias)
     names.append({"w13_bias", "w2_bias"});
-  if (spec.weightQuant != "none") {
-    names.append({"w13_scales", "w2_scales"});
-    if (spec.activationQuant == "static")
-      names.append({"w13_input_scale", "w2_input_scale"});
-  }
+  appendQuantArgumentNames(spec, names);
   return names;
 }
 
@@ -440,9 +517,16 @@ json::Object mlir::moe::layerToJSON(const LayerSpec &spec) {
       {"weight_quant", spec.weightQuant},
   };
   if (spec.weightQuant != "none") {
-    layer["weight_block"] = json::Array{spec.blockN, spec.blockK};
-    layer["activation_quant"] = spec.activationQuant;
+    auto [bn, bk] = effectiveBlock(spec);
+    layer["weight_block"] = json::Array{bn, bk};
+    layer["activation_quant"] =
+        spec.weightQuant == "fp8_e4m3" ? spec.activationQuant : "none";
+    layer["zero_points"] = spec.zeroPoints;
   }
+  if (!spec.quantMethod.empty())
+    layer["quant_method"] = spec.quantMethod;
+  if (!spec.checkpointFormat.empty())
+    layer["checkpoint_format"] = spec.checkpointFormat;
   if (spec.capacity)
     layer["capacity"] = *spec.capacity;
   if (spec.capacityFactor)

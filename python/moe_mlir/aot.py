@@ -36,10 +36,12 @@ import numpy as np
 
 from . import cpu, dtypes
 
-# f8E4M3FN (FP8 weights) travel as their uint8 bits; ml_dtypes.float8_e4m3fn
-# arrays are viewed as such.
+# f8E4M3FN (FP8 weights) and f8E8M0FNU (MXFP4 scales) travel as their uint8
+# bits; ml_dtypes.float8_e4m3fn and float8_e8m0fnu arrays are viewed as such.
+# i8 tensors (int8 weights, packed 4-bit bytes, zero points) are bytes: uint8
+# arrays (gpt-oss stores its blocks so) are viewed as int8.
 _STORAGE = {"f32": np.float32, "bf16": np.uint16, "f16": np.float16, "i32": np.int32,
-            "f8E4M3FN": np.uint8}
+            "f8E4M3FN": np.uint8, "f8E8M0FNU": np.uint8, "i8": np.int8}
 
 
 def _dtype_name(spec: dict) -> str:
@@ -48,7 +50,24 @@ def _dtype_name(spec: dict) -> str:
         return "ml_dtypes.bfloat16 or uint16 (bf16 bits)"
     if spec["dtype"] == "f8E4M3FN":
         return "ml_dtypes.float8_e4m3fn or uint8 (e4m3 bits)"
+    if spec["dtype"] == "f8E8M0FNU":
+        return "ml_dtypes.float8_e8m0fnu or uint8 (e8m0 bits)"
+    if spec["dtype"] == "i8":
+        return "int8 or uint8 (bytes)"
     return np.dtype(_STORAGE[spec["dtype"]]).name
+
+
+def _as_bytes(array: np.ndarray, dtype: str) -> np.ndarray:
+    """The storage view of a one-byte tensor given in one of the dtypes it
+    takes; other arrays unchanged (the dtype check follows)."""
+    if dtype == "f8E4M3FN":
+        return dtypes.fp8_bits(array)
+    if (dtype == "f8E8M0FNU" and dtypes.FLOAT8_E8M0FNU is not None
+            and array.dtype == dtypes.FLOAT8_E8M0FNU):
+        return array.view(np.uint8)
+    if dtype == "i8" and array.dtype == np.uint8:
+        return array.view(np.int8)
+    return array
 
 
 class MoEError(RuntimeError):
@@ -292,7 +311,11 @@ class Layer:
         bfloat16 when a bf16 input was, uint16 bits otherwise. FP8 weights
         (f8E4M3FN) are ``ml_dtypes.float8_e4m3fn`` arrays or uint8 bits, with
         their f32 scales (``w13_scales``, ``w2_scales``) as the manifest
-        lists them."""
+        lists them. Weight-only layers take their i8 tensors (packed 4-bit
+        or int8 weights, zero points) as int8 or uint8 arrays and MXFP4's
+        e8m0 scales (f8E8M0FNU) as uint8 bits or
+        ``ml_dtypes.float8_e8m0fnu`` (``moe_mlir.pack_lowbit`` converts
+        GPTQ, AWQ and compressed-tensors tensors)."""
         if self.target == "cuda":
             return self._call_cuda(*inputs)
         self._check_count(inputs)
@@ -304,15 +327,14 @@ class Layer:
         for spec, array in zip(self.inputs, given):
             if self.per_token(spec):
                 array = array.reshape((tokens,) + tuple(spec["shape"][1:]))
-            if spec["dtype"] == "f8E4M3FN":
-                array = dtypes.fp8_bits(array)
-            array = np.ascontiguousarray(array)
+            given_dtype = array.dtype.name
+            array = np.ascontiguousarray(_as_bytes(array, spec["dtype"]))
             want = self.shape(spec, tokens)
             is_bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(array)
             if array.shape != want or (array.dtype != _STORAGE[spec["dtype"]]
                                        and not is_bfloat16):
                 raise ValueError(f"'{spec['name']}' must be {want} {_dtype_name(spec)}, "
-                                 f"got {array.shape} {array.dtype.name}")
+                                 f"got {array.shape} {given_dtype}")
             if is_bfloat16:
                 array, bfloat16 = dtypes.bits(array), True
             arrays.append(array)

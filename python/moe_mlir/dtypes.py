@@ -17,11 +17,15 @@ try:
 
     BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
     FLOAT8_E4M3FN = np.dtype(ml_dtypes.float8_e4m3fn)
+    # MXFP4's scales; older ml_dtypes releases lack the type.
+    FLOAT8_E8M0FNU = (np.dtype(ml_dtypes.float8_e8m0fnu)
+                      if hasattr(ml_dtypes, "float8_e8m0fnu") else None)
 except ImportError:  # the raw uint16 form needs nothing beyond numpy
     BFLOAT16 = None
     FLOAT8_E4M3FN = None
+    FLOAT8_E8M0FNU = None
 
-__all__ = ["BFLOAT16", "FLOAT8_E4M3FN", "fp8_bits", "f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16",
+__all__ = ["BFLOAT16", "FLOAT8_E4M3FN", "FLOAT8_E8M0FNU", "fp8_bits", "f32_to_bf16_bits", "bf16_bits_to_f32", "round_to_bf16",
            "is_bfloat16", "bits", "as_bfloat16"]
 
 

@@ -14,7 +14,16 @@ if TYPE_CHECKING:
     from .aot import Layer
 
 TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16,
-                "i32": torch.int32, "f8E4M3FN": torch.float8_e4m3fn}
+                "i32": torch.int32, "f8E4M3FN": torch.float8_e4m3fn, "i8": torch.int8,
+                "f8E8M0FNU": torch.uint8}
+
+#: The torch dtypes each manifest dtype takes: its own, and for the one-byte
+#: tensors the dtypes checkpoints store them in (gpt-oss's blocks and scales
+#: are uint8).
+ACCEPTED_DTYPES = {name: (dtype,) for name, dtype in TORCH_DTYPES.items()}
+ACCEPTED_DTYPES["i8"] = (torch.int8, torch.uint8)
+ACCEPTED_DTYPES["f8E8M0FNU"] = tuple(
+    d for d in (torch.uint8, getattr(torch, "float8_e8m0fnu", None)) if d is not None)
 
 
 def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
@@ -32,9 +41,10 @@ def check_tensors(layer: Layer, tensors: Sequence[torch.Tensor],
         if tensor.device.type != device_type:
             raise ValueError(f"'{spec['name']}' must be a {device_type.upper()} tensor "
                              f"for this {layer.target} artifact, got {tensor.device}")
-        want = TORCH_DTYPES[spec["dtype"]]
-        if tensor.dtype != want:
-            raise ValueError(f"'{spec['name']}' must be {want}, got {tensor.dtype}")
+        want = ACCEPTED_DTYPES[spec["dtype"]]
+        if tensor.dtype not in want:
+            raise ValueError(f"'{spec['name']}' must be "
+                             f"{' or '.join(str(d) for d in want)}, got {tensor.dtype}")
         if tensor.device != tensors[0].device:
             raise ValueError(f"'{spec['name']}' is on {tensor.device}, the others on "
                              f"{tensors[0].device}")

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "CPUKernels.h"
+#include "CUDAKernels.h"
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
 #include "moe/Compiler/HFConfig.h"
@@ -83,7 +84,9 @@ cl::opt<std::string> layerSettings(
              "renorm_epsilon, scale, bias, router_bias, expert_bias, "
              "activation, glu_layout, alpha, limit, shared_intermediate, "
              "shared_gate, capacity, capacity_factor, drop_policy, "
-             "weight_layout (they override a config's values)"),
+             "weight_layout, weight_quant (none, fp8_e4m3, mxfp4, int4, int8), "
+             "weight_block, activation_quant, zero_points (they override a "
+             "config's values)"),
     cl::value_desc("settings"), cl::cat(category));
 cl::opt<std::string> entry(
     "entry",
@@ -163,67 +166,6 @@ bool writeFile(StringRef path, StringRef contents) {
   file->os() << contents;
   file->keep();
   return true;
-}
-
-/// The runtime archive CUDA artifacts link in: MOE_MLIR_CUDA_RUNTIME, else
-/// lib/libmoe_cuda_runtime.a beside this executable's bin/. Both the build
-/// tree and an installed package (moe_mlir/_native/) are laid out so, and
-/// neither path is compiled in, so a moved or installed tool still finds it.
-std::string cudaRuntimeArchive() {
-  if (const char *path = std::getenv("MOE_MLIR_CUDA_RUNTIME"))
-    return path;
-  std::string self = sys::fs::getMainExecutable(
-      nullptr, reinterpret_cast<void *>(&cudaRuntimeArchive));
-  SmallString<256> path(sys::path::parent_path(sys::path::parent_path(self)));
-  sys::path::append(path, "lib", "libmoe_cuda_runtime.a");
-  return std::string(path);
-}
-
-/// Lowers `module` through moe-lower-to-nvvm-pipeline, its kernels serialized
-/// as `format` (fatbin or isa, i.e. PTX).
-LogicalResult lowerForCUDA(ModuleOp module, StringRef chipName,
-                           StringRef format) {
-  // ptxas and fatbinary come from the CUDA toolkit the NVVM target finds
-  // through CUDA_HOME.
-  if (!std::getenv("CUDA_HOME") && !std::getenv("CUDA_ROOT") &&
-      !std::getenv("CUDA_PATH"))
-    setenv("CUDA_HOME", "/usr/local/cuda", /*overwrite=*/0);
-  PassManager pm = PassManager::on<ModuleOp>(module.getContext());
-  NVVMPipelineOptions options;
-  options.chip = chipName.str();
-  options.features = cudaFeatures.getValue();
-  options.format = format.str();
-  if (failed(
-          buildMoELowerToNVVMPipeline(pm, options, [&](const Twine &message) {
-            return emitError(module.getLoc()) << message;
-          })))
-    return failure();
-  return pm.run(module);
-}
-
-/// The serialized kernels of a module lowered for CUDA.
-FailureOr<std::string> kernelImage(ModuleOp module) {
-  std::string image;
-  module.walk([&](gpu::BinaryOp binary) {
-    for (mlir::Attribute object : binary.getObjects())
-      if (auto gpuObject = dyn_cast<gpu::ObjectAttr>(object))
-        image = gpuObject.getObject().str();
-  });
-  if (image.empty())
-    return failure();
-  return image;
-}
-
-/// Lowers `module` for CUDA with its kernels serialized as `format` and
-/// returns them; a failure has been reported when it returns one.
-FailureOr<std::string> lowerKernelsForCUDA(ModuleOp module, StringRef chipName,
-                                           StringRef format) {
-  if (failed(lowerForCUDA(module, chipName, format)))
-    return failure();
-  FailureOr<std::string> image = kernelImage(module);
-  if (failed(image))
-    fail("the lowering produced no GPU kernels");
-  return image;
 }
 
 std::string sha256(StringRef text) {
@@ -433,7 +375,8 @@ int main(int argc, char **argv) {
   std::string ptx;
   if (outputs.count("ptx")) {
     OwningOpRef<ModuleOp> clone = module->clone();
-    FailureOr<std::string> image = lowerKernelsForCUDA(*clone, chipName, "isa");
+    FailureOr<std::string> image =
+        lowerKernelsForCUDA(*clone, chipName, cudaFeatures, "isa");
     if (failed(image))
       return 1;
     ptx = *image;
@@ -458,7 +401,7 @@ int main(int argc, char **argv) {
   std::string fatbin, llvmIR;
   if (lowerHost && cuda) {
     FailureOr<std::string> image =
-        lowerKernelsForCUDA(*module, chipName, "fatbin");
+        lowerKernelsForCUDA(*module, chipName, cudaFeatures, "fatbin");
     if (failed(image))
       return 1;
     fatbin = *image;

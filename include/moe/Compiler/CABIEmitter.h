@@ -25,14 +25,14 @@ namespace mlir::moe {
 struct ABITensor {
   std::string name;
   std::vector<int64_t> shape; // -1 where the size is the token count
-  std::string elementType;    // f32, bf16, f16, i32
+  std::string elementType;    // f32, bf16, f16, f8E4M3FN, f8E8M0FNU, i8, i32
   int64_t elementBytes;
   bool isResult;
 };
 
 struct ABIFunction {
-  std::string symbol;   // the MLIR function
-  std::string prefix;   // moe_<name>
+  std::string symbol; // the MLIR function
+  std::string prefix; // moe_<name>
   int64_t maxTokens;
   std::vector<ABITensor> tensors;
   // CUDA artifacts take device pointers and a stream, and their compiled
@@ -61,8 +61,7 @@ struct ABIFunction {
 
 /// The ABI of `func`; fails for argument or result types it cannot pass
 /// (non-tensor values, element types without a C storage type).
-llvm::Expected<ABIFunction> describeABI(func::FuncOp func,
-                                        llvm::StringRef name,
+llvm::Expected<ABIFunction> describeABI(func::FuncOp func, llvm::StringRef name,
                                         ArrayRef<std::string> argNames,
                                         int64_t maxTokens, bool cuda);
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace mlir::moe {
 
@@ -49,14 +50,24 @@ struct LayerSpec {
   /// moe_mlir.pack.to_layout) or panels_vnni ([E, N / 16, K / 2, 32], its
   /// packing of bf16 weights).
   std::string weightLayout = "nk";
-  /// FP8 expert weights (docs/quantization.md): `none` (w13 and w2 in
-  /// `dtype`) or `fp8_e4m3` (f8E4M3FN weights with f32 block scales, the
-  /// arguments w13_scales and w2_scales).
+  /// Quantized expert weights (docs/quantization.md): `none` (w13 and w2
+  /// in `dtype`), `fp8_e4m3` (f8E4M3FN weights with f32 block scales, the
+  /// arguments w13_scales and w2_scales), or a weight-only format: `mxfp4`
+  /// (gpt-oss's blocks and e8m0 scales), `int4` (group-wise, f32 scales and
+  /// optional zero points) or `int8` (per-channel f32 scales).
   std::string weightQuant = "none";
   /// The scale block [bn, bk] of FP8 weights; a size at least its dimension
   /// spans it (kLayerWholeBlock: per-channel [1, whole], per-tensor
-  /// [whole, whole]).
+  /// [whole, whole]). int4 takes [1, g], g the group size (effectiveBlock).
   int64_t blockN = 128, blockK = 128;
+  /// Asymmetric int4: the arguments w13_zero_points and w2_zero_points.
+  bool zeroPoints = false;
+  /// The checkpoint format the quantized tensors come from, for the
+  /// manifest and the packing functions: the config's quant_method (fp8,
+  /// mxfp4, awq, gptq, compressed-tensors), and GPTQ's checkpoint_format
+  /// (gptq, whose stored zero points are z - 1, or gptq_v2). Empty for
+  /// --layer settings.
+  std::string quantMethod, checkpointFormat;
   /// How FP8 layers quantize activations: `dynamic` (per token and group of
   /// bk) or `static` (one scale per tensor: the arguments w13_input_scale
   /// and w2_input_scale).
@@ -100,15 +111,21 @@ llvm::Error applyLayerSettings(LayerSpec &spec, llvm::StringRef settings);
 /// the module built from a valid spec always verifies.
 llvm::Error validateLayerSpec(const LayerSpec &spec);
 
+/// The block [bn, bk] that shares one scale in the layer's weight
+/// quantization: the spec's for fp8_e4m3, [1, 32] for mxfp4, [1, g] for
+/// int4, [1, kLayerWholeBlock] (per-channel) for int8.
+std::pair<int64_t, int64_t> effectiveBlock(const LayerSpec &spec);
+
 /// The function arguments of the layer's module, in order: x, router, w13,
 /// w2[, bias][, router_bias][, w13_bias, w2_bias][, shared_w13,
 /// shared_w2[, shared_gate]][, w13_scales, w2_scales[, w13_input_scale,
-/// w2_input_scale]].
+/// w2_input_scale][, w13_zero_points, w2_zero_points]].
 llvm::SmallVector<std::string> layerArgumentNames(const LayerSpec &spec);
 
 /// The function arguments of the experts entry's module (buildExpertsModule):
 /// x, topk_ids, topk_weights, w13, w2[, w13_bias, w2_bias][, w13_scales,
-/// w2_scales[, w13_input_scale, w2_input_scale]].
+/// w2_scales[, w13_input_scale, w2_input_scale][, w13_zero_points,
+/// w2_zero_points]].
 llvm::SmallVector<std::string> expertsArgumentNames(const LayerSpec &spec);
 
 /// The layer's sizes, dtype and routing attributes, for the manifest.

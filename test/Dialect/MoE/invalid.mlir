@@ -799,9 +799,97 @@ func.func @zero_points_without_weight_quant(%x: tensor<4x64xbf16>, %w: tensor<8x
 
 // -----
 
-func.func @layer_weight_only_format(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
-  // expected-error @+1 {{weight_quant format int4 is supported on moe.grouped_matmul only, not on the layer}}
-  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+func.func @layer_weight_only_layout(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x4x32x16xi8>, %w2: tensor<8x4x16x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{weight_quant format int4 needs weight_layout = nk, got panels}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x4x32x16xi8>, tensor<8x4x16x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_weight_only_storage(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xbf16>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13' must hold 'i8' weights for weight_quant format int4, got 'tensor<8x64x32xbf16>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xbf16>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_int4_packed_hidden(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x64xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13' must hold E = 8 experts' [2I, H = 64] weights in the nk layout, got 'tensor<8x64x64xi8>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x64xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_int4_packed_intermediate(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x32xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w2' must hold E = 8 experts' [H = 64, I = 32] weights in the nk layout, got 'tensor<8x64x32xi8>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x32xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_int4_w2_scales(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x2xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w2_scales' must be a 3-D f32 tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 64, 1] for 'w2' and block = [1, 32], got 'tensor<8x64x2xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x2xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_int4_zero_points_shape(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %z13: tensor<8x64x2xi8>, %z2: tensor<8x64x2xi8>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w2_zero_points' must be a 3-D i8 tensor [E, N, ceil(K / g)] = [8, 64, 1] for 'w2' and block = [1, 32], got 'tensor<8x64x2xi8>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) zero_points(%z13, %z2 : tensor<8x64x2xi8>, tensor<8x64x2xi8>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_mxfp4_zero_points(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf8E8M0FNU>, %s2: tensor<8x64x1xf8E8M0FNU>, %z13: tensor<8x64x2xi8>, %z2: tensor<8x64x1xi8>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13_zero_points' is used only with weight_quant format int4, got format mxfp4}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf8E8M0FNU>, tensor<8x64x1xf8E8M0FNU>) zero_points(%z13, %z2 : tensor<8x64x2xi8>, tensor<8x64x1xi8>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_mxfp4_scale_type(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13_scales' must be a 3-D f8E8M0FNU tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 64, 2] for 'w13' and block = [1, 32], got 'tensor<8x64x2xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_mxfp4_scales_missing(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{weight_quant needs the 'w13_scales' operand, a 3-D f8E8M0FNU tensor [E, ceil(N / bn), ceil(K / bk)] = [8, 64, 2] for 'w13'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_int8_block(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x64xi8>, %w2: tensor<8x64x32xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{weight_quant format int8 is per-channel: block must be [1, bk] with bk >= K = 64 of 'w13', got [1, 48]}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x64xi8>, tensor<8x64x32xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = int8, block = [1, 48], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_mxfp4_intermediate(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x32x32xi8>, %w2: tensor<8x64x8xi8>, %s13: tensor<8x32x2xf8E8M0FNU>, %s2: tensor<8x64x1xf8E8M0FNU>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w2' has K = 16, which must be a multiple of the mxfp4 block of 32}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x32x32xi8>, tensor<8x64x8xi8>) scales(%s13, %s2 : tensor<8x32x2xf8E8M0FNU>, tensor<8x64x1xf8E8M0FNU>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_zero_points_together(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x64x32xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %z13: tensor<8x64x2xi8>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13_zero_points' and 'w2_zero_points' go together}}
+  %y = "moe.layer"(%x, %r, %w13, %w2, %s13, %s2, %z13, %init) <{k = 2 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0, 1>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>}> : (tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x64x32xi8>, tensor<8x64x16xi8>, tensor<8x64x2xf32>, tensor<8x64x1xf32>, tensor<8x64x2xi8>, tensor<4x64xbf16>) -> tensor<4x64xbf16>
   return
 }
 

@@ -198,6 +198,50 @@ func.func @layer_fp8(%x: tensor<?x256xbf16>, %router: tensor<8x256xbf16>, %w13: 
   return %y : tensor<?x256xbf16>
 }
 
+// CHECK-LABEL: func.func @layer_int4
+// CHECK: moe.layer {{.*}} tensor<8x512x128xi8>, tensor<8x256x128xi8>) scales(%{{.*}}, %{{.*}} : tensor<8x512x2xf32>, tensor<8x256x2xf32>) zero_points(%{{.*}}, %{{.*}} : tensor<8x512x2xi8>, tensor<8x256x2xi8>)
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = int4, block = [1, 128], activation = none>
+func.func @layer_int4(%x: tensor<?x256xbf16>, %router: tensor<8x256xbf16>, %w13: tensor<8x512x128xi8>, %w2: tensor<8x256x128xi8>, %s13: tensor<8x512x2xf32>, %s2: tensor<8x256x2xf32>, %z13: tensor<8x512x2xi8>, %z2: tensor<8x256x2xi8>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x256xbf16>,
+      tensor<8x256xbf16>, tensor<8x512x128xi8>, tensor<8x256x128xi8>)
+      scales(%s13, %s2 : tensor<8x512x2xf32>, tensor<8x256x2xf32>)
+      zero_points(%z13, %z2 : tensor<8x512x2xi8>, tensor<8x256x2xi8>)
+      outs(%init : tensor<?x256xbf16>) {k = 2 : i64, renormalize,
+      weight_quant = #moe.weight_quant<format = int4, block = [1, 128],
+      activation = none>} -> tensor<?x256xbf16>
+  return %y : tensor<?x256xbf16>
+}
+
+// gpt-oss with MXFP4 experts: e8m0 scales, biases, interleaved gate/up.
+// CHECK-LABEL: func.func @layer_mxfp4_gpt_oss
+// CHECK: moe.layer {{.*}} tensor<8x128x32xi8>, tensor<8x64x32xi8>) router_bias(%{{.*}} : tensor<8xbf16>) w13_bias(%{{.*}} : tensor<8x128xbf16>) w2_bias(%{{.*}} : tensor<8x64xbf16>) scales(%{{.*}}, %{{.*}} : tensor<8x128x2xf8E8M0FNU>, tensor<8x64x2xf8E8M0FNU>) outs
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>
+func.func @layer_mxfp4_gpt_oss(%x: tensor<?x64xbf16>, %router: tensor<8x64xbf16>, %w13: tensor<8x128x32xi8>, %w2: tensor<8x64x32xi8>, %br: tensor<8xbf16>, %b13: tensor<8x128xbf16>, %b2: tensor<8x64xbf16>, %s13: tensor<8x128x2xf8E8M0FNU>, %s2: tensor<8x64x2xf8E8M0FNU>, %init: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x64xbf16>,
+      tensor<8x64xbf16>, tensor<8x128x32xi8>, tensor<8x64x32xi8>)
+      router_bias(%br : tensor<8xbf16>)
+      w13_bias(%b13 : tensor<8x128xbf16>) w2_bias(%b2 : tensor<8x64xbf16>)
+      scales(%s13, %s2 : tensor<8x128x2xf8E8M0FNU>, tensor<8x64x2xf8E8M0FNU>)
+      outs(%init : tensor<?x64xbf16>)
+      {k = 4 : i64, scoring = #moe.scoring<softmax_topk>,
+       activation = #moe.activation<swiglu_oai>,
+       glu_layout = #moe.glu_layout<interleaved>,
+       weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32],
+       activation = none>} -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
+// CHECK-LABEL: func.func @layer_int8
+// CHECK: moe.layer {{.*}} scales(%{{.*}}, %{{.*}} : tensor<4x64x1xf32>, tensor<4x32x1xf32>) outs
+// CHECK-SAME: weight_quant = #moe.weight_quant<format = int8, block = [1, 64], activation = none>
+func.func @layer_int8(%x: tensor<?x32xf32>, %router: tensor<4x32xf32>, %w13: tensor<4x64x32xi8>, %w2: tensor<4x32x32xi8>, %s13: tensor<4x64x1xf32>, %s2: tensor<4x32x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x32xf32>, tensor<4x32xf32>, tensor<4x64x32xi8>, tensor<4x32x32xi8>)
+      scales(%s13, %s2 : tensor<4x64x1xf32>, tensor<4x32x1xf32>)
+      outs(%init : tensor<?x32xf32>) {k = 1 : i64,
+      weight_quant = #moe.weight_quant<format = int8, block = [1, 64], activation = none>} -> tensor<?x32xf32>
+  return %y : tensor<?x32xf32>
+}
+
 // CHECK-LABEL: func.func @layer_panels
 // CHECK: moe.layer {{.*}} tensor<8x4x64x16xf32>, tensor<8x4x32x16xf32>
 // CHECK-SAME: weight_layout = #moe.rhs_layout<panels>

@@ -120,9 +120,9 @@ def test_fp8_torch_op(out_dir, rng):
 
 
 @pytest.mark.parametrize("config,message", [
-    (dict(BASE, quantization_config={"quant_method": "awq", "bits": 4}),
-     "config key 'quantization_config' (quant_method 'awq'): this quantization is not "
-     "supported (only quant_method 'fp8' with fmt 'e4m3' is)"),
+    (dict(BASE, quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True}),
+     "config key 'quantization_config' (quant_method 'bitsandbytes'): this quantization is "
+     "not supported (quant_method fp8, mxfp4, awq, gptq or compressed-tensors)"),
     (_fp8(fmt="e5m2"), "config key 'quantization_config': fmt the string \"e5m2\" is not "
      "supported (only 'e4m3')"),
     (_fp8(activation_scheme="per_token"), "activation_scheme the string \"per_token\" is "

@@ -109,12 +109,14 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         tensorType({m, b.getIndexAttr(2 * inter)}, f32), xs, op.getW13(),
         dispatch.getOffsets(), b.empty({m, b.getIndexAttr(2 * inter)}, f32),
         op.getWeightLayout(), op.getW13Bias());
-    quantize(h13, op, op.getW13Scales(), op.getW13InputScales());
+    quantize(h13, op, op.getW13Scales(), op.getW13InputScales(),
+             op.getW13ZeroPoints());
     Value act = glu(b, op, h13.getResult(), m, inter);
     auto h2 = b.create<GroupedMatmulOp>(
         tensorType({m, hidden}, f32), act, op.getW2(), dispatch.getOffsets(),
         b.empty({m, hidden}, f32), op.getWeightLayout(), op.getW2Bias());
-    quantize(h2, op, op.getW2Scales(), op.getW2InputScales());
+    quantize(h2, op, op.getW2Scales(), op.getW2InputScales(),
+             op.getW2ZeroPoints());
     Value ys = h2.getResult();
 
     Value init = op.getInit();
@@ -143,15 +145,17 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
 
 private:
   /// Gives `matmul` the layer's weight quantization: its attribute and one
-  /// weight's scales (no-op for an unquantized layer).
+  /// weight's scales and zero points (no-op for an unquantized layer).
   static void quantize(GroupedMatmulOp matmul, LayerOp op, Value scales,
-                       Value inputScales) {
+                       Value inputScales, Value zeroPoints) {
     if (!op.getWeightQuantAttr())
       return;
     matmul.setWeightQuantAttr(op.getWeightQuantAttr());
     matmul.getRhsScalesMutable().assign(scales);
     if (inputScales)
       matmul.getLhsScalesMutable().assign(inputScales);
+    if (zeroPoints)
+      matmul.getRhsZeroPointsMutable().assign(zeroPoints);
   }
 
   /// moe.glu with the layer's activation attributes, in f32.

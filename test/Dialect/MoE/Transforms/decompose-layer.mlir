@@ -64,3 +64,18 @@ func.func @gpt_oss_like(%x: tensor<?x16xbf16>, %router: tensor<8x16xbf16>, %w13:
        glu_layout = #moe.glu_layout<interleaved>} -> tensor<?x16xbf16>
   return %y : tensor<?x16xbf16>
 }
+
+// Weight-only int4: each expert matmul gets the layer's attribute, its
+// projection's scales and zero points; the activations stay as they are.
+// CHECK-LABEL: func.func @int4_layer
+// CHECK-SAME: %[[W13:[^:]*]]: tensor<8x24x8xi8>, %[[W2:[^:]*]]: tensor<8x16x6xi8>, %[[S13:[^:]*]]: tensor<8x24x1xf32>, %[[S2:[^:]*]]: tensor<8x16x1xf32>, %[[Z13:[^:]*]]: tensor<8x24x1xi8>, %[[Z2:[^:]*]]: tensor<8x16x1xi8>
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %[[W13]], %{{.*}} : {{.*}}) rhs_scales(%[[S13]] : tensor<8x24x1xf32>) rhs_zero_points(%[[Z13]] : tensor<8x24x1xi8>) {{.*}}weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %[[W2]], %{{.*}} : {{.*}}) rhs_scales(%[[S2]] : tensor<8x16x1xf32>) rhs_zero_points(%[[Z2]] : tensor<8x16x1xi8>) {{.*}}weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>
+func.func @int4_layer(%x: tensor<?x16xf32>, %router: tensor<8x16xf32>, %w13: tensor<8x24x8xi8>, %w2: tensor<8x16x6xi8>, %s13: tensor<8x24x1xf32>, %s2: tensor<8x16x1xf32>, %z13: tensor<8x24x1xi8>, %z2: tensor<8x16x1xi8>, %init: tensor<?x16xf32>) -> tensor<?x16xf32> {
+  %y = moe.layer ins(%x, %router, %w13, %w2 : tensor<?x16xf32>, tensor<8x16xf32>, tensor<8x24x8xi8>, tensor<8x16x6xi8>)
+      scales(%s13, %s2 : tensor<8x24x1xf32>, tensor<8x16x1xf32>)
+      zero_points(%z13, %z2 : tensor<8x24x1xi8>, tensor<8x16x1xi8>)
+      outs(%init : tensor<?x16xf32>) {k = 2 : i64, renormalize,
+      weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

@@ -518,6 +518,8 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
                             Optional<AnyRankedTensor>:$w2_scales,
                             Optional<AnyRankedTensor>:$w13_input_scales,
                             Optional<AnyRankedTensor>:$w2_input_scales,
+                            Optional<AnyRankedTensor>:$w13_zero_points,
+                            Optional<AnyRankedTensor>:$w2_zero_points,
                             AnyRankedTensor:$init),
                        MoE_RoutingArgs, MoE_CapacityArgs,
                        (ins DefaultValuedAttr<MoE_ActivationAttr,
@@ -541,6 +543,8 @@ def MoE_LayerOp : MoE_DpsOp<"layer", [AttrSizedOperandSegments]> {
       type($w2_scales) `)`)?
     (`input_scales` `(` $w13_input_scales^ `,` $w2_input_scales `:`
       type($w13_input_scales) `,` type($w2_input_scales) `)`)?
+    (`zero_points` `(` $w13_zero_points^ `,` $w2_zero_points `:`
+      type($w13_zero_points) `,` type($w2_zero_points) `)`)?
     `outs` `(` $init `:` type($init) `)` attr-dict `->` type($result)
   }];
   let hasVerifier = 1;
