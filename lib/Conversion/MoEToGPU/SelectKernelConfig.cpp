@@ -199,7 +199,8 @@ struct MoEGPUSelectKernelConfigPass
     large.columns = op.getEpilogue() ? 64 : 128;
     bool wgmmaTiles =
         reduction % 16 == 0 && (blockK == reduction || blockK % 128 == 0);
-    if (wgmma && runs(target, MatmulKernel::wgmma_fp8) && wgmmaTiles) {
+    if (wgmma && wgmmaFp8 && runs(target, MatmulKernel::wgmma_fp8) &&
+        wgmmaTiles) {
       // 128 rows by 128 weight rows: the f32 partial sums and accumulators
       // of a consumer thread take 128 registers, as the bf16 kernel's 256
       // weight rows of accumulators do.

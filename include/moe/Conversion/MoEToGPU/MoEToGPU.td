@@ -78,7 +78,7 @@ def MoEGPUSelectKernelConfigPass
     - f32 weights, the `kn` layout, or K not a multiple of 8: `simt`.
     - FP8 weights (`weight_quant`): `mma_sync_fp8` with 16-row tiles, and
       from 32 rows per expert `wgmma_fp8` (128 x 128, K tiles of 128) on
-      sm_90a with `wgmma` where K is a multiple of 16 and the K blocks are
+      sm_90a with `wgmma` and `wgmma-fp8` where K is a multiple of 16 and the K blocks are
       whole K tiles (bk a multiple of 128, or one block over K), else
       `mma_sync_fp8` with 32-row tiles; on sm_89 and newer with quantized
       activations (dynamic or static); elsewhere, or with `activation =
@@ -137,6 +137,10 @@ def MoEGPUSelectKernelConfigPass
            "prefill kernel: 128 x 128 block tiles staged through shared "
            "memory with cp.async and read with ldmatrix (false: warps load "
            "their fragments from global memory)">,
+    Option<"wgmmaFp8", "wgmma-fp8", "bool", /*default=*/"false",
+           "FP8 prefill kernel: wgmma_fp8 (e4m3 wgmma.mma_async, TMA weights, "
+           "per-K-block promotion) for the large tile on sm_90a; off until "
+           "it has been checked on a GPU (false: mma_sync_fp8 32-row tiles)">,
     Option<"wgmma", "wgmma", "bool", /*default=*/"true",
            "prefill kernel: wgmma.mma_async (two warpgroups per 128 x 256 "
            "tile, the weights brought by TMA) where the chip has it (sm_90a) "
