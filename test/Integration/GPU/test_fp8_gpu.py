@@ -8,8 +8,9 @@ first, against the FP8 oracle in fp64 (moe_mlir.reference with weight_quant:
 exact e4m3 weights, the activations quantized as the kernels do): 1 token,
 7, 300, 2048 and 4096 tokens; the experts entries with every selection on
 one expert (the others get no rows) and with the ids given at random; and
-one timing line per shape. On sm_90a the prefill points (from 32 rows per
-expert) run the wgmma_fp8 kernel wherever K is a multiple of 16 and the K
+one timing line per shape. The prefill points (from 32 rows per expert)
+run mma_sync_fp8; with wgmma-fp8=true in the pipeline that built the
+artifacts, on sm_90a, they run the wgmma_fp8 kernel wherever K is a multiple of 16 and the K
 blocks are whole 128-wide K tiles: both matmuls of deepseek_fp8, qwen3_fp8,
 qwen3_fp8_static and ragged_fp8 (K = 336 for the gate/up projection, its
 last K tile and K block partial; N = 336 for the down one, its last scale
