@@ -11,15 +11,14 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-/// `type` (a scalar or a vector) with `element` as its element type.
-static Type withElement(Type type, Type element) {
+Type mlir::moe::withElementType(Type type, Type element) {
   if (auto vector = dyn_cast<VectorType>(type))
     return vector.clone(element);
   return element;
 }
 
-/// An integer or float constant shaped like `like` (scalar or vector).
-static Value splat(StructuredBuilder &b, Type like, TypedAttr scalar) {
+Value mlir::moe::splatConstant(StructuredBuilder &b, Type like,
+                               TypedAttr scalar) {
   if (auto vector = dyn_cast<VectorType>(like))
     return b.create<arith::ConstantOp>(
         DenseElementsAttr::get(vector.clone(scalar.getType()), scalar));
@@ -28,13 +27,14 @@ static Value splat(StructuredBuilder &b, Type like, TypedAttr scalar) {
 
 Value mlir::moe::decodeE4M3(StructuredBuilder &b, Value bits) {
   Type type = bits.getType();
-  Type i32 = withElement(type, b.getI32Type());
-  Type f32 = withElement(type, b.getF32Type());
+  Type i32 = withElementType(type, b.getI32Type());
+  Type f32 = withElementType(type, b.getF32Type());
   auto i32Const = [&](int64_t value) {
-    return splat(b, i32, b.getI32IntegerAttr(static_cast<int32_t>(value)));
+    return splatConstant(b, i32,
+                         b.getI32IntegerAttr(static_cast<int32_t>(value)));
   };
   Value byte =
-      b.create<arith::BitcastOp>(withElement(type, b.getI8Type()), bits);
+      b.create<arith::BitcastOp>(withElementType(type, b.getI8Type()), bits);
   Value word = b.create<arith::ExtUIOp>(i32, byte);
   // Sign to bit 31; exponent and mantissa (7 bits) to the top of the f32
   // exponent and mantissa fields, so the f32 read from the word is the e4m3
@@ -44,25 +44,27 @@ Value mlir::moe::decodeE4M3(StructuredBuilder &b, Value bits) {
       b.create<arith::AndIOp>(word, i32Const(0x80)), i32Const(24));
   Value shifted = b.create<arith::OrIOp>(
       sign, b.create<arith::ShLIOp>(magnitude, i32Const(20)));
-  Value value =
-      b.create<arith::MulFOp>(b.create<arith::BitcastOp>(f32, shifted),
-                              splat(b, f32, b.getF32FloatAttr(0x1p120f)));
+  Value value = b.create<arith::MulFOp>(
+      b.create<arith::BitcastOp>(f32, shifted),
+      splatConstant(b, f32, b.getF32FloatAttr(0x1p120f)));
   Value isNaN = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, magnitude,
                                         i32Const(0x7F));
-  Value nan =
-      splat(b, f32, b.getF32FloatAttr(std::numeric_limits<float>::quiet_NaN()));
+  Value nan = splatConstant(
+      b, f32, b.getF32FloatAttr(std::numeric_limits<float>::quiet_NaN()));
   return b.create<arith::SelectOp>(isNaN, nan, value);
 }
 
 Value mlir::moe::roundToE4M3(StructuredBuilder &b, Value x) {
   Type f32 = x.getType();
-  Type i32 = withElement(f32, b.getI32Type());
+  Type i32 = withElementType(f32, b.getI32Type());
   auto i32Const = [&](int64_t value) {
-    return splat(b, i32, b.getI32IntegerAttr(static_cast<int32_t>(value)));
+    return splatConstant(b, i32,
+                         b.getI32IntegerAttr(static_cast<int32_t>(value)));
   };
   Value clamped = b.create<arith::MaximumFOp>(
-      b.create<arith::MinimumFOp>(x, splat(b, f32, b.getF32FloatAttr(448.0f))),
-      splat(b, f32, b.getF32FloatAttr(-448.0f)));
+      b.create<arith::MinimumFOp>(
+          x, splatConstant(b, f32, b.getF32FloatAttr(448.0f))),
+      splatConstant(b, f32, b.getF32FloatAttr(-448.0f)));
   // The spacing of e4m3 values around x is 2^(e - 3) for x's exponent e,
   // and 2^-9 (the subnormal spacing) below 2^-6: x / spacing rounded to an
   // integer, ties to even, times the spacing. Every step is exact in f32.

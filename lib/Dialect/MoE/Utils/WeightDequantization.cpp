@@ -1,6 +1,7 @@
 //===- WeightDequantization.cpp - Weight-only formats as f32 --------------===//
 
 #include "moe/Dialect/MoE/Utils/WeightDequantization.h"
+#include "moe/Dialect/MoE/Utils/Quantization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -8,26 +9,12 @@
 using namespace mlir;
 using namespace mlir::moe;
 
-/// `type` (a scalar or a vector) with `element` as its element type.
-static Type withElement(Type type, Type element) {
-  if (auto vector = dyn_cast<VectorType>(type))
-    return vector.clone(element);
-  return element;
-}
-
-/// An integer or float constant shaped like `like` (scalar or vector).
-static Value splat(StructuredBuilder &b, Type like, TypedAttr scalar) {
-  if (auto vector = dyn_cast<VectorType>(like))
-    return b.create<arith::ConstantOp>(
-        DenseElementsAttr::get(vector.clone(scalar.getType()), scalar));
-  return b.create<arith::ConstantOp>(scalar);
-}
-
 Value mlir::moe::decodeE2M1(StructuredBuilder &b, Value code) {
   Type i32Type = code.getType();
-  Type f32 = withElement(i32Type, b.getF32Type());
+  Type f32 = withElementType(i32Type, b.getF32Type());
   auto i32 = [&](int64_t v) {
-    return splat(b, i32Type, b.getI32IntegerAttr(static_cast<int32_t>(v)));
+    return splatConstant(b, i32Type,
+                         b.getI32IntegerAttr(static_cast<int32_t>(v)));
   };
   // e2m1: sign (bit 3), exponent (bits 1..2, bias 1), mantissa (bit 0).
   // Normal codes (exponent e > 0) are 2^(e - 1) * (1 + m / 2): the f32 with
@@ -43,7 +30,7 @@ Value mlir::moe::decodeE2M1(StructuredBuilder &b, Value code) {
   Value normal = b.create<arith::BitcastOp>(f32, normalBits);
   Value subnormal =
       b.create<arith::MulFOp>(b.create<arith::UIToFPOp>(f32, mantissa),
-                              splat(b, f32, b.getF32FloatAttr(0.5f)));
+                              splatConstant(b, f32, b.getF32FloatAttr(0.5f)));
   Value isNormal =
       b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, exponent, i32(0));
   Value value = b.create<arith::SelectOp>(isNormal, normal, subnormal);

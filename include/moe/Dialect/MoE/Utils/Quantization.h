@@ -16,6 +16,12 @@
 
 namespace mlir::moe {
 
+/// `type` (a scalar or a vector) with `element` as its element type.
+Type withElementType(Type type, Type element);
+
+/// An integer or float constant shaped like `like` (scalar or vector).
+Value splatConstant(StructuredBuilder &b, Type like, TypedAttr scalar);
+
 /// The largest finite f8E4M3FN value.
 constexpr double kE4M3Max = 448.0;
 
