@@ -39,7 +39,20 @@ validateOptions(const NVVMPipelineOptions &options,
   if (options.optLevel < 0 || options.optLevel > 3)
     return fail("opt-level must be in [0, 3], got " +
                 Twine(static_cast<int>(options.optLevel)));
+  // griddepcontrol is an sm_90 instruction: asked for below, it would stop
+  // ptxas, or run as nothing on a chip that launches in order anyway.
+  std::optional<GpuChip> chip = parseGpuChip(options.chip);
+  if (options.pdl.hasValue() && options.pdl && chip && chip->version < 90)
+    return fail("pdl=true needs sm_90 or newer (griddepcontrol), chip is '" +
+                options.chip + "'");
   return success();
+}
+
+bool mlir::moe::usesProgrammaticLaunch(const NVVMPipelineOptions &options) {
+  if (options.pdl.hasValue())
+    return options.pdl;
+  std::optional<GpuChip> chip = parseGpuChip(options.chip);
+  return chip && chip->version >= 90;
 }
 
 LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
@@ -96,6 +109,10 @@ LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
   MoESinkLaunchConstantsPassOptions sink;
   sink.markedOnly = true;
   pm.addPass(createMoESinkLaunchConstantsPass(sink));
+  // After the constants are in the bodies, so that the wait lands after the
+  // index arithmetic on them.
+  if (usesProgrammaticLaunch(options))
+    pm.addPass(createMoEGPUProgrammaticLaunchPass());
   pm.addPass(createGpuKernelOutliningPass());
 
   gpu::GPUToNVVMPipelineOptions nvvm;

@@ -34,14 +34,16 @@ constexpr CUresult kOutOfMemory = 2;
 constexpr int kPointerAttributeMemoryType = 2;
 constexpr int kFuncAttributeMaxDynamicSharedBytes = 8;
 constexpr int kLaunchAttributeClusterDimension = 4;
+constexpr int kLaunchAttributeProgrammaticStreamSerialization = 6;
 constexpr int kStaticSharedLimit = 48 * 1024;
 constexpr unsigned kStreamNonBlocking = 1;
 constexpr unsigned kEventDisableTiming = 2;
 constexpr int kStatusDeviceError = 6;
 constexpr int kStatusOutOfMemory = 7;
 
-/// cuda.h's launch configuration for cuLaunchKernelEx, with the one
-/// attribute the runtime sets (the cluster shape), laid out as in CUDA 12.
+/// cuda.h's launch configuration for cuLaunchKernelEx, with the
+/// attributes the runtime sets (the cluster shape, programmatic stream
+/// serialization), laid out as in CUDA 12.
 struct LaunchAttribute {
   int id;
   char pad[4];
@@ -50,6 +52,7 @@ struct LaunchAttribute {
     struct {
       unsigned x, y, z;
     } clusterDim;
+    int programmaticStreamSerializationAllowed;
   } value;
 };
 static_assert(sizeof(LaunchAttribute) == 72, "CUlaunchAttribute layout");
@@ -120,6 +123,10 @@ extern thread_local int defaultDevice;
 // enqueues work (and can be captured in a CUDA graph).
 extern thread_local bool useCallerStream;
 extern thread_local void *callerStream;
+// Set by moeCudaNextLaunchProgrammatic(): the thread's next launch may start
+// before the kernel ahead of it on the stream has finished (the kernel waits
+// for it with griddepcontrol.wait). Every launch takes and clears it.
+extern thread_local bool nextLaunchProgrammatic;
 
 /// Records the thread's first failure (a later one is dropped until
 /// moeCudaTakeStatus() clears it) with `what` failed and why.

@@ -66,11 +66,57 @@ MOE_EXPORT void *mgpuModuleGetFunction(void *handle, const char *name) {
   return function;
 }
 
+MOE_EXPORT void moeCudaNextLaunchProgrammatic(void) {
+  nextLaunchProgrammatic = true;
+}
+
+namespace {
+
+/// Launches through cuLaunchKernelEx with `attributes`, failing as a status
+/// where the driver predates it (CUDA 12).
+void launchEx(Scope &scope, const char *what, void *function, intptr_t gridX,
+              intptr_t gridY, intptr_t gridZ, intptr_t blockX, intptr_t blockY,
+              intptr_t blockZ, int32_t smem, void *stream, void **params,
+              void **extra, LaunchAttribute *attributes,
+              unsigned numAttributes) {
+  if (!driver().cuLaunchKernelEx) {
+    fail(kStatusDeviceError, what,
+         "the driver has no cuLaunchKernelEx (CUDA 12 or later is needed for "
+         "clusters and programmatic dependent launch; compile with pdl=false "
+         "for older drivers)");
+    return;
+  }
+  LaunchConfig config{static_cast<unsigned>(gridX),
+                      static_cast<unsigned>(gridY),
+                      static_cast<unsigned>(gridZ),
+                      static_cast<unsigned>(blockX),
+                      static_cast<unsigned>(blockY),
+                      static_cast<unsigned>(blockZ),
+                      static_cast<unsigned>(smem),
+                      stream,
+                      attributes,
+                      numAttributes};
+  scope.check(driver().cuLaunchKernelEx(&config, function, params, extra));
+}
+
+/// The attribute that lets a launch start before the kernel ahead of it on
+/// the stream has finished.
+LaunchAttribute programmaticSerialization() {
+  LaunchAttribute attribute{};
+  attribute.id = kLaunchAttributeProgrammaticStreamSerialization;
+  attribute.value.programmaticStreamSerializationAllowed = 1;
+  return attribute;
+}
+
+} // namespace
+
 MOE_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
                                  intptr_t gridZ, intptr_t blockX,
                                  intptr_t blockY, intptr_t blockZ, int32_t smem,
                                  void *stream, void **params, void **extra,
                                  size_t /*paramsCount*/) {
+  // Taken first, so that a launch that returns early clears it too.
+  bool programmatic = std::exchange(nextLaunchProgrammatic, false);
   Scope scope("mgpuLaunchKernel");
   if (!scope.ok())
     return;
@@ -78,6 +124,12 @@ MOE_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     return;
   if (!allowSharedMemory(scope, function, smem))
     return;
+  if (programmatic) {
+    LaunchAttribute attribute = programmaticSerialization();
+    launchEx(scope, "mgpuLaunchKernel", function, gridX, gridY, gridZ, blockX,
+             blockY, blockZ, smem, stream, params, extra, &attribute, 1);
+    return;
+  }
   scope.check(driver().cuLaunchKernel(function, gridX, gridY, gridZ, blockX,
                                       blockY, blockZ, smem, stream, params,
                                       extra));
@@ -89,16 +141,12 @@ mgpuLaunchClusterKernel(void *function, intptr_t clusterX, intptr_t clusterY,
                         intptr_t gridZ, intptr_t blockX, intptr_t blockY,
                         intptr_t blockZ, int32_t smem, void *stream,
                         void **params, void **extra, size_t /*paramsCount*/) {
+  bool programmatic = std::exchange(nextLaunchProgrammatic, false);
   Scope scope("mgpuLaunchClusterKernel");
   if (!scope.ok())
     return;
   if (gridX <= 0 || gridY <= 0 || gridZ <= 0)
     return;
-  if (!driver().cuLaunchKernelEx) {
-    fail(kStatusDeviceError, "mgpuLaunchClusterKernel",
-         "the driver has no cuLaunchKernelEx (CUDA 12 or later needed)");
-    return;
-  }
   if (clusterX <= 0 || clusterY <= 0 || clusterZ <= 0 || gridX % clusterX ||
       gridY % clusterY || gridZ % clusterZ) {
     fail(kStatusDeviceError, "mgpuLaunchClusterKernel",
@@ -107,20 +155,14 @@ mgpuLaunchClusterKernel(void *function, intptr_t clusterX, intptr_t clusterY,
   }
   if (!allowSharedMemory(scope, function, smem))
     return;
-  LaunchAttribute cluster{};
-  cluster.id = kLaunchAttributeClusterDimension;
-  cluster.value.clusterDim = {static_cast<unsigned>(clusterX),
-                              static_cast<unsigned>(clusterY),
-                              static_cast<unsigned>(clusterZ)};
-  LaunchConfig config{static_cast<unsigned>(gridX),
-                      static_cast<unsigned>(gridY),
-                      static_cast<unsigned>(gridZ),
-                      static_cast<unsigned>(blockX),
-                      static_cast<unsigned>(blockY),
-                      static_cast<unsigned>(blockZ),
-                      static_cast<unsigned>(smem),
-                      stream,
-                      &cluster,
-                      1};
-  scope.check(driver().cuLaunchKernelEx(&config, function, params, extra));
+  LaunchAttribute attributes[2] = {};
+  attributes[0].id = kLaunchAttributeClusterDimension;
+  attributes[0].value.clusterDim = {static_cast<unsigned>(clusterX),
+                                    static_cast<unsigned>(clusterY),
+                                    static_cast<unsigned>(clusterZ)};
+  if (programmatic)
+    attributes[1] = programmaticSerialization();
+  launchEx(scope, "mgpuLaunchClusterKernel", function, gridX, gridY, gridZ,
+           blockX, blockY, blockZ, smem, stream, params, extra, attributes,
+           programmatic ? 2 : 1);
 }

@@ -34,6 +34,7 @@ thread_local char threadMessage[320] = "";
 thread_local int defaultDevice = 0;
 thread_local bool useCallerStream = false;
 thread_local void *callerStream = nullptr;
+thread_local bool nextLaunchProgrammatic = false;
 } // namespace moe::cuda_runtime
 
 void moe::cuda_runtime::fail(int status, const char *what, const char *detail) {

@@ -42,8 +42,26 @@ EDGE_SHAPES = {
 #: the staged mma.sync prefill kernel (the default on chips without wgmma),
 #: the wgmma kernel without its producer warpgroup, and with its A tile
 #: unswizzled.
+#: pdl=false (a moe-lower-to-nvvm-pipeline option) launches every kernel
+#: in stream order, without programmatic dependent launch.
 ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
-                   "wgmma-swizzled-a=false"]
+                   "wgmma-swizzled-a=false", "pdl=false"]
+
+#: The options a variant may give that are moe-lower-to-nvvm-pipeline's own;
+#: every other one goes to its kernel-config (moe-gpu-select-kernel-config).
+PIPELINE_VARIANT_OPTIONS = ("pdl", "fuse-routing")
+
+
+def variant_pipeline_extra(options: str) -> str:
+    """The pipeline options of a variant (``"pdl=false small-unroll=4"``):
+    its pipeline options as they are, the others as its kernel-config."""
+    own, kernel_config = [], []
+    for option in options.split():
+        name = option.split("=", 1)[0]
+        (own if name in PIPELINE_VARIANT_OPTIONS else kernel_config).append(option)
+    if kernel_config:
+        own.append("kernel-config={" + " ".join(kernel_config) + "}")
+    return " ".join(own)
 
 #: FP8 expert halves of the benchmark shapes (gpu.py --fp8): the checkpoints' blocks
 #: of DeepSeek-V3 and Qwen3-FP8, dynamic activations. The e4m3 MMA needs PTX ISA 8.4.
@@ -155,14 +173,14 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         shapes = dict(BENCHMARK_SHAPES, **{"edge-tail": EDGE_SHAPES["edge-tail"]})
         for name, (H, I, E, k) in shapes.items():
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
-                "experts", pipeline_extra=f"kernel-config={{{options}}}",
+                "experts", pipeline_extra=variant_pipeline_extra(options),
                 kind="experts-variant", H=H, I=I, E=E, k=k)
     H, I, E, k = GPT_OSS_EXPERTS
     for options in [None] + list(dict.fromkeys(ALWAYS_VARIANTS + variants)):
         add("gpt-oss-experts" + (f"@{options}" if options else ""),
             irgen.experts_ir(None, H, E, I, k, name="experts", activation="swiglu_oai",
                              glu_layout="interleaved", expert_bias=True),
-            "experts", pipeline_extra=f"kernel-config={{{options}}}" if options else "",
+            "experts", pipeline_extra=variant_pipeline_extra(options) if options else "",
             kind="experts-gpt-oss", H=H, I=I, E=E, k=k)
     H, I, E, k = EP_SMALL
     add("ep-small", irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
@@ -249,8 +267,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "gpu"))
     parser.add_argument("--variant", action="append", default=[],
-                        help="moe-gpu-select-kernel-config options (e.g. small-split-k=1) "
-                             "to build the benchmark shapes with as well")
+                        help="moe-gpu-select-kernel-config options (e.g. small-split-k=1), "
+                             "or the pipeline's own (pdl=false), to build the benchmark "
+                             "shapes with as well")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

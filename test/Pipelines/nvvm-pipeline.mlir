@@ -5,9 +5,20 @@
 // for ldmatrix and mma.sync on sm_80 or with wgmma=false), every kernel sits
 // in one module, and the host function takes its result and a workspace as
 // arguments, with a size query beside it.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA,PDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED,NOPDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED,PDL
+// Programmatic dependent launch (pdl) is on by default from sm_90: every
+// kernel waits for the one ahead (griddepcontrol.wait) and lets the next
+// start (launch_dependents), and the host asks the runtime for a
+// programmatic launch right before each. pdl=false launches in stream
+// order; pdl=true before sm_90 is refused, as is a value that is no bool.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa pdl=false" | FileCheck %s --check-prefixes=CHECK,WGMMA,NOPDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_90 format=isa pdl=true kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,STAGED,PDL
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 pdl=true" 2>&1 | FileCheck %s --check-prefix=BADPDLCHIP
+// BADPDLCHIP: moe-lower-to-nvvm-pipeline: pdl=true needs sm_90 or newer (griddepcontrol), chip is 'sm_80'
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="pdl=maybe" 2>&1 | FileCheck %s --check-prefix=BADPDL
+// BADPDL: 'maybe' is invalid value for boolean argument
 // The wgmma option picks wgmma where the chip has it (sm_90a), the staged
 // mma.sync kernel elsewhere (sm_80 above). The kernel choices are the
 // options of moe-gpu-select-kernel-config, forwarded as kernel-config and
@@ -47,6 +58,9 @@
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
 // CHECK:     llvm.func @experts(
+// PDL:       llvm.call @moeCudaNextLaunchProgrammatic() : () -> ()
+// PDL-NEXT:  gpu.launch_func @moe_kernels::@moe_dispatch_block
+// NOPDL-NOT: moeCudaNextLaunchProgrammatic
 // CHECK:     gpu.launch_func @moe_kernels::@moe_dispatch_count
 // CHECK:     llvm.func @_mlir_ciface_experts(
 // CHECK:     gpu.binary @moe_kernels
@@ -55,6 +69,9 @@
 // SM80-SAME: chip = "sm_80"
 // SM80-SAME: .target sm_80
 // CHECK-SAME: .entry moe_dispatch_count
+// PDL-SAME:  griddepcontrol.launch_dependents
+// PDL-SAME:  griddepcontrol.wait
+// NOPDL-NOT: griddepcontrol
 // CHECK-SAME: .entry moe_grouped_matmul_large(
 // WGMMA-SAME: mbarrier.init.shared.b64
 // WGMMA-SAME: cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes
@@ -71,6 +88,8 @@
 // CHECK-SAME: .entry moe_grouped_matmul_small
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_combine
+// PDL-SAME:  griddepcontrol.launch_dependents
+// PDL-SAME:  griddepcontrol.wait
 // CHECK:     llvm.func @experts_workspace_size({{.*}}) -> i64
 // BIN:       gpu.binary @moe_kernels  [#gpu.object<#nvvm.target<O = 3, chip = "sm_90a", features = "+ptx80">, properties = {ISAToBinaryTimeInMs
 

@@ -77,6 +77,11 @@ static std::string pickOptions(FuzzedDataProvider &data,
   set(options.optLevel, data.ConsumeIntegralInRange<int>(0, 3));
   set(options.fuseRouting, data.ConsumeBool());
   set(options.cInterface, data.ConsumeBool());
+  // Programmatic dependent launch where the chip has griddepcontrol (sm_90);
+  // left to its default (by the chip) otherwise.
+  if (llvm::StringRef(options.chip.getValue()).starts_with("sm_90") &&
+      data.ConsumeBool())
+    set(options.pdl, data.ConsumeBool());
   std::string kernelConfig;
   llvm::raw_string_ostream config(kernelConfig);
   if (data.ConsumeBool())

@@ -107,6 +107,14 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Run moe-fuse-routing: gather, GLU and routing weights "
                      "in the grouped matmuls"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> pdl{
+      *this, "pdl",
+      llvm::cl::desc("Programmatic dependent launch: each kernel may start "
+                     "while the one before it runs, waiting with "
+                     "griddepcontrol.wait before it touches memory "
+                     "(moe-gpu-programmatic-launch). Default: on for sm_90 "
+                     "and newer chips, off below, where true is refused"),
+      llvm::cl::init(false)};
   PassOptions::Option<std::string> kernelConfig{
       *this, "kernel-config",
       llvm::cl::desc("Options of moe-gpu-select-kernel-config, which picks "
@@ -121,10 +129,15 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
 /// kernels, bufferization, workspace binding, outlining, NVVM, serialization.
 /// Fails, through `errorHandler`, on options out of their range: a chip that
 /// is not an sm_XY name, features that are not +ptxNN, an unknown format,
-/// an opt-level outside [0, 3], or a kernel-config its pass refuses.
+/// an opt-level outside [0, 3], pdl=true on a chip before sm_90, or a
+/// kernel-config its pass refuses.
 LogicalResult buildMoELowerToNVVMPipeline(
     OpPassManager &pm, const NVVMPipelineOptions &options,
     function_ref<LogicalResult(const Twine &)> errorHandler);
+
+/// Whether `options` launch the kernels programmatically: `pdl` where it is
+/// given, else whether the chip is sm_90 or newer.
+bool usesProgrammaticLaunch(const NVVMPipelineOptions &options);
 
 /// Registers every pipeline of the project with the pass registry.
 void registerMoEPipelines();

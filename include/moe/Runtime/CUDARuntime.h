@@ -1,9 +1,11 @@
-//===- CUDARuntime.h - The project's CUDA runtime for lowered host code -*- C++ -*-===//
+//===- CUDARuntime.h - The project's CUDA runtime for lowered host code -*- C++
+//-*-===//
 //
 // libmoe_cuda_runtime.so implements the host entry points that MLIR's GPU
 // lowering (gpu-to-llvm) calls: mgpuModuleLoad, mgpuLaunchKernel and
 // mgpuLaunchClusterKernel (thread-block clusters, cuLaunchKernelEx; launches
-// past 48 KiB of shared memory ask for it first), streams, events, memory,
+// past 48 KiB of shared memory ask for it first; programmatic dependent
+// launch after moeCudaNextLaunchProgrammatic), streams, events, memory,
 // and mgpuTensorMapEncodeTiledMemref (TMA tensor maps, what
 // nvgpu.tma.create.descriptor lowers to; each is allocated in device memory
 // and kept, so create them outside loops and graph captures). It is written
@@ -49,6 +51,15 @@ int moeCudaIsDevicePointer(const void *pointer);
 /// of its own and is waited for.
 void moeCudaSetStream(void *stream);
 void moeCudaClearStream(void);
+
+/// Makes this thread's next kernel launch (mgpuLaunchKernel or
+/// mgpuLaunchClusterKernel) a programmatic dependent launch: through
+/// cuLaunchKernelEx with programmatic stream serialization, so the kernel
+/// may start while the one ahead of it on the stream still runs, and must
+/// wait for it with griddepcontrol.wait (sm_90). Lowered code calls it
+/// before each launch marked moe.programmatic_launch. A driver without
+/// cuLaunchKernelEx makes that launch fail as a status.
+void moeCudaNextLaunchProgrammatic(void);
 
 #ifdef __cplusplus
 }

@@ -247,16 +247,20 @@ struct MoEGPUSelectKernelConfigPass
   }
 
   /// The decode kernel's K steps per group where small-unroll is not given,
-  /// from the K of one warp's part. With two groups in registers, 4 steps
-  /// keep the most bytes in flight where a part is long (at least 32 steps);
-  /// on shorter parts a group of 2 needs fewer registers, so more blocks fit
-  /// an SM. On an H100 (gpu_kernel_times.py, two groups): Qwen3's gate/up
-  /// at T = 1 (16 steps a part) 28.7 us with 2 steps against 32.1 with 4;
-  /// DeepSeek-V3's (56 steps) 167.6 us with 4 against 176.8 with 2. Qwen3's
-  /// down at T = 32 (24 steps) takes 118.5 us with 2, against 172.8 with
-  /// one group of 8.
-  static int64_t decodeUnroll(int64_t partK) {
-    return partK >= 32 * 32 ? 4 : 2;
+  /// from the K of one warp's part and the weights' N. With two groups in
+  /// registers, 4 steps keep the most bytes in flight where a part is long
+  /// (at least 32 steps) or the weights are wide (N of 4096 or more: at
+  /// least 256 blocks of 16 columns per row tile, several waves of a grid
+  /// that streams more than it waits); on short parts of narrow weights, a
+  /// group of 2 needs fewer registers and shortens each block's chain. On an
+  /// H100 (gpu_kernel_times.py, two groups, docs/benchmarks.md): Qwen3's
+  /// gate/up at T = 1 (16 steps a part, N 1536) 28.7 us with 2 steps
+  /// against 32.1 with 4; DeepSeek-V3's down (16 steps, N 7168) 83.6 us
+  /// with 4 against 88.7 with 2, and its gate/up (56 steps) 167.6 with 4
+  /// against 177.7 with 2. Qwen3's down at T = 32 (24 steps, N 2048) takes
+  /// 118.5 us with 2, against 172.8 with one group of 8.
+  static int64_t decodeUnroll(int64_t partK, int64_t columns) {
+    return partK >= 32 * 32 || columns >= 4096 ? 4 : 2;
   }
 
   GroupedMatmulKernelsAttr choose(GroupedMatmulOp op, const GpuChip &target) {
@@ -298,7 +302,8 @@ struct MoEGPUSelectKernelConfigPass
         weights.reduction >= smallSplitKFrom ? int64_t(smallSplitK) : 1;
     small.columns = 4 / small.splitK * 16;
     small.unroll = smallUnroll ? int64_t(smallUnroll)
-                               : decodeUnroll(weights.reduction / small.splitK);
+                               : decodeUnroll(weights.reduction / small.splitK,
+                                              weights.columns);
 
     Tile large;
     // cp.async copies bytes: the activations have the weights' type, or

@@ -47,6 +47,43 @@ func.func @down(%x: tensor<?x768xbf16>, %w2: tensor<8x2048x768xbf16>, %offsets: 
 
 // -----
 
+// The decode kernel's group size where small-unroll is not given: 4 steps
+// where a warp's part of K has at least 32 steps or the weights have N >=
+// 4096, else 2. DeepSeek-V3's down projection (K 2048 split over 4 warps:
+// 16 steps a part, N 7168) takes 4; Qwen3-30B-A3B's gate/up (16 steps a
+// part, N 1536) keeps 2, as does a narrow down projection whose part is
+// 16 steps (N 2048); DeepSeek-V3's gate/up (56 steps a part) takes 4.
+// SM90A-LABEL: func.func @deepseek_v3_down
+// SM90A: small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 2, unroll = 4, split_k = 4,
+// SM90A-LABEL: func.func @qwen3_gate_up
+// SM90A: small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 2, unroll = 2, split_k = 4,
+// SM90A-LABEL: func.func @narrow_down
+// SM90A: small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 2, unroll = 2, split_k = 4,
+// SM90A-LABEL: func.func @deepseek_v3_gate_up
+// SM90A: small = <kernel = mma_sync, rows = 16, columns = 16, k = 32, stages = 2, unroll = 4, split_k = 4,
+func.func @deepseek_v3_down(%x: tensor<?x2048xbf16>, %w2: tensor<4x7168x2048xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x7168xbf16>) -> tensor<?x7168xbf16> {
+  %y = moe.grouped_matmul ins(%x, %w2, %offsets : tensor<?x2048xbf16>, tensor<4x7168x2048xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x7168xbf16>) -> tensor<?x7168xbf16>
+  return %y : tensor<?x7168xbf16>
+}
+func.func @qwen3_gate_up(%x: tensor<?x2048xbf16>, %w13: tensor<4x1536x2048xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x768xbf16>) -> tensor<?x768xbf16> {
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x2048xbf16>, tensor<4x1536x2048xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x768xbf16>) {epilogue = #moe.activation<silu>} -> tensor<?x768xbf16>
+  return %h : tensor<?x768xbf16>
+}
+func.func @narrow_down(%x: tensor<?x2048xbf16>, %w2: tensor<4x2048x2048xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x2048xbf16>) -> tensor<?x2048xbf16> {
+  %y = moe.grouped_matmul ins(%x, %w2, %offsets : tensor<?x2048xbf16>, tensor<4x2048x2048xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x2048xbf16>) -> tensor<?x2048xbf16>
+  return %y : tensor<?x2048xbf16>
+}
+func.func @deepseek_v3_gate_up(%x: tensor<?x7168xbf16>, %w13: tensor<4x4096x7168xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x2048xbf16>) -> tensor<?x2048xbf16> {
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x7168xbf16>, tensor<4x4096x7168xbf16>, tensor<5xi32>)
+      outs(%init : tensor<?x2048xbf16>) {epilogue = #moe.activation<silu>} -> tensor<?x2048xbf16>
+  return %h : tensor<?x2048xbf16>
+}
+
+// -----
+
 // f32 activations against bf16 weights: cp.async copies them as they are and
 // the staged kernel rounds them when read; wgmma needs the weights' type.
 // SM90A-LABEL: func.func @f32_activations

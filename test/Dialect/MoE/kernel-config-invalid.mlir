@@ -119,6 +119,16 @@ func.func private @inline() attributes {moe.inline_constants = 1 : i64}
 
 // -----
 
+// expected-error @+1 {{moe.programmatic_launch must be a unit attribute}}
+func.func private @programmatic() attributes {moe.programmatic_launch = 1 : i64}
+
+// -----
+
+// expected-error @+1 {{moe.programmatic_launch marks a gpu.launch, not a 'func.func'}}
+func.func private @programmatic_func() attributes {moe.programmatic_launch}
+
+// -----
+
 func.func @row_tiles_mismatch(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %offsets: tensor<5xi32>, %rows: tensor<?xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
   %t = moe.row_tiles %offsets, %rows {small_tile_rows = 16 : i64, large_tile_rows = 64 : i64, large_rows_per_expert = 8 : i64}
       : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>

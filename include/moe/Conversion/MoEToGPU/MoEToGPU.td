@@ -119,8 +119,8 @@ def MoEGPUSelectKernelConfigPass
            "the chip's, 8 where the prefill kernel is wgmma, else 64)">,
     Option<"smallUnroll", "small-unroll", "int64_t", /*default=*/"0",
            "32-wide K steps whose loads the decode kernel issues together "
-           "(1 to 16; 0: 4 where a warp's part of K has at least 32 steps, "
-           "else 2, and 8 for the FP8 kernel)">,
+           "(1 to 16; 0: 4 where a warp's part of K has at least 32 steps "
+           "or the weights have N >= 4096, else 2, and 8 for the FP8 kernel)">,
     Option<"smallStages", "small-stages", "int64_t", /*default=*/"2",
            "groups of small-unroll K steps the decode kernel keeps in flight "
            "in registers (1 or 2: with 2, each group's loads are issued "
@@ -183,6 +183,57 @@ def MoEGPUShareRowTilesPass
     It changes no result.
   }];
   let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
+def MoEGPUProgrammaticLaunchPass
+    : Pass<"moe-gpu-programmatic-launch", "::mlir::ModuleOp"> {
+  let summary = "Launches each kernel with programmatic dependent launch "
+                "(sm_90), its prologue overlapping the kernel before";
+  let description = [{
+    Marks every `gpu.launch` `moe.programmatic_launch` and makes it safe to
+    start before the kernel ahead of it on the stream has finished:
+
+    - the body starts with `nvvm.griddepcontrol launch_dependents`, so the
+      kernel after it may be scheduled as soon as every block of this one
+      runs;
+    - `nvvm.griddepcontrol wait` precedes the body's first operation that
+      touches memory (loads, stores, barriers, anything with a memory
+      effect, or a region that holds one): the index arithmetic before it
+      overlaps the kernel ahead, and nothing the kernels ahead write (or
+      read) is touched before they have finished and their writes are
+      visible;
+    - on the host, `llvm.call @moeCudaNextLaunchProgrammatic()` right
+      before the launch asks the runtime to launch it through
+      `cuLaunchKernelEx` with programmatic stream serialization.
+
+    Every thread reaches the wait (it sits in the body's entry block), so a
+    thread that returns early touches no memory. A kernel launched this way
+    after one that never issues `launch_dependents` (another library's)
+    starts when that one finishes, as without the attribute.
+    `griddepcontrol` needs sm_90 and PTX ISA 7.8: `moe-lower-to-nvvm-pipeline`
+    runs this pass with `pdl=true` (its default on sm_90 and newer) and
+    refuses `pdl=true` on older chips.
+
+    ```mlir
+    gpu.launch blocks(...) threads(...) {
+      %t = gpu.thread_id x
+      %v = memref.load %in[%t] : memref<?xf32>
+    ```
+    becomes
+    ```mlir
+    llvm.call @moeCudaNextLaunchProgrammatic() : () -> ()
+    gpu.launch blocks(...) threads(...) {
+      nvvm.griddepcontrol launch_dependents
+      %t = gpu.thread_id x
+      nvvm.griddepcontrol wait
+      %v = memref.load %in[%t] : memref<?xf32>
+    } {moe.programmatic_launch}
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::LLVM::LLVMDialect",
+    "::mlir::NVVM::NVVMDialect",
+  ];
 }
 
 #endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_TD

@@ -336,6 +336,16 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << name << " must be a unit attribute";
     return success();
   }
+  // moe-gpu-programmatic-launch's mark: the launch's body waits with
+  // griddepcontrol.wait, which only a kernel launch can do.
+  if (name == getProgrammaticLaunchAttrName()) {
+    if (!isa<UnitAttr>(attribute.getValue()))
+      return op->emitError() << name << " must be a unit attribute";
+    if (op->getName().getStringRef() != "gpu.launch")
+      return op->emitError() << name << " marks a gpu.launch, not a '"
+                             << op->getName() << "'";
+    return success();
+  }
   // What moe-export-result-sizes records on a @<f>__check_sizes function:
   // the size relation each of its failure codes names.
   if (name == "moe.size_relations") {

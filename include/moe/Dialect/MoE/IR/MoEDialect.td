@@ -35,6 +35,12 @@ def MoE_Dialect : Dialect {
     static llvm::StringRef getInlineConstantsAttrName() {
       return "moe.inline_constants";
     }
+    /// The unit attribute on a gpu.launch that the host launches with
+    /// programmatic dependent launch (sm_90): its body waits for the kernels
+    /// before it with griddepcontrol.wait.
+    static llvm::StringRef getProgrammaticLaunchAttrName() {
+      return "moe.programmatic_launch";
+    }
   }];
   let dependentDialects = ["::mlir::tensor::TensorDialect"];
 }
