@@ -118,7 +118,8 @@ private:
       int64_t rowBytes = mm.reduction * mm.lhsType.getIntOrFloatBitWidth() / 8;
       Value v = b.create<vector::LoadOp>(
           type, mm.lhs, ValueRange{row.row, k}, false,
-          llvm::MaybeAlign(rowAlignment(rowBytes, std::min<int64_t>(bytes, 16))));
+          llvm::MaybeAlign(
+              rowAlignment(rowBytes, std::min<int64_t>(bytes, 16))));
       return b.create<arith::SelectOp>(row.valid, v, zero);
     }
     SmallVector<Value> elements;
@@ -135,11 +136,11 @@ private:
     if (!limit)
       limit = mm.reduction;
     Value column = b.create<arith::AddIOp>(k, b.index(e));
-    Value inside = b.create<arith::AndIOp>(
-        row.valid, b.lessThan(column, b.index(limit)));
+    Value inside =
+        b.create<arith::AndIOp>(row.valid, b.lessThan(column, b.index(limit)));
     SmallVector<Value> indices(prefix);
-    indices.append({row.row, b.create<arith::SelectOp>(inside, column,
-                                                       b.index(0))});
+    indices.append(
+        {row.row, b.create<arith::SelectOp>(inside, column, b.index(0))});
     Value x = b.load(memref, indices);
     Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(x.getType()));
     return b.create<arith::SelectOp>(inside, x, zero);
@@ -243,9 +244,10 @@ private:
     auto words4 = VectorType::get({4}, i32);
     auto pairs = VectorType::get({kChunkK}, b.getBF16Type());
     if (!fourBit()) {
-      Value chunk = b.create<vector::ExtractStridedSliceOp>(
-          bytes, ArrayRef<int64_t>{j * kChunkK}, ArrayRef<int64_t>{kChunkK},
-          ArrayRef<int64_t>{1});
+      SmallVector<int64_t> positions;
+      for (int64_t e = 0; e < kChunkK; ++e)
+        positions.push_back(j * kChunkK + e);
+      Value chunk = b.create<vector::ShuffleOp>(bytes, bytes, positions);
       auto words8 = VectorType::get({kChunkK}, i32);
       Value u = b.create<arith::ExtUIOp>(words8, chunk);
       Value bits = b.create<arith::OrIOp>(
@@ -262,9 +264,9 @@ private:
     Value words = b.create<vector::BitCastOp>(words4, bytes);
     Value word = b.create<vector::ExtractOp>(words, ArrayRef<int64_t>{j});
     // Word i of x: codes i and i + 4 of the chunk at bits 0..3 and 16..19.
-    Value x = b.create<arith::ShRUIOp>(
-        b.create<vector::BroadcastOp>(words4, word),
-        constantVector(b, words4, {0, 4, 8, 12}));
+    Value x =
+        b.create<arith::ShRUIOp>(b.create<vector::BroadcastOp>(words4, word),
+                                 constantVector(b, words4, {0, 4, 8, 12}));
     Value weights;
     if (format == WeightFormat::mxfp4) {
       Value magnitude = b.create<arith::ShLIOp>(
@@ -275,11 +277,10 @@ private:
           splatI32(b, 4, 12));
       Value scaled = b.create<vector::BitCastOp>(
           pairs, b.create<arith::OrIOp>(magnitude, sign));
-      Value up = b.create<arith::ConstantOp>(
-          DenseElementsAttr::get(pairs, b.getFloatAttr(b.getBF16Type(),
-                                                       std::ldexp(1.0, 126))));
-      weights = b.create<arith::MulFOp>(b.create<arith::MulFOp>(scaled, up),
-                                        scale);
+      Value up = b.create<arith::ConstantOp>(DenseElementsAttr::get(
+          pairs, b.getFloatAttr(b.getBF16Type(), std::ldexp(1.0, 126))));
+      weights =
+          b.create<arith::MulFOp>(b.create<arith::MulFOp>(scaled, up), scale);
     } else {
       Value biased = b.create<arith::OrIOp>(
           b.create<arith::AndIOp>(x, splatI32(b, 4, 0x000F000F)),
@@ -327,11 +328,10 @@ private:
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t i = 0; i < config.mTiles; ++i) {
             Value lo = a[2 * i], hi = a[2 * i + 1];
-            SmallVector<Value> aFrag = {
-                fragments.element(b, lo, 2 * half),
-                fragments.element(b, hi, 2 * half),
-                fragments.element(b, lo, 2 * half + 1),
-                fragments.element(b, hi, 2 * half + 1)};
+            SmallVector<Value> aFrag = {fragments.element(b, lo, 2 * half),
+                                        fragments.element(b, hi, 2 * half),
+                                        fragments.element(b, lo, 2 * half + 1),
+                                        fragments.element(b, hi, 2 * half + 1)};
             for (int64_t u = 0; u < bTiles; ++u) {
               SmallVector<Value> bFrag = {
                   fragments.element(b, w[u], 2 * half),
@@ -376,10 +376,9 @@ private:
       SmallVector<Value> values;
       for (int64_t s = 0; s < steps; ++s)
         llvm::append_range(
-            values,
-            loadStep(lb, expert,
-                     lb.create<arith::AddIOp>(k0, lb.index(s * stepK)),
-                     laneStart, aRows, bRows, masked));
+            values, loadStep(lb, expert,
+                             lb.create<arith::AddIOp>(k0, lb.index(s * stepK)),
+                             laneStart, aRows, bRows, masked));
       return values;
     };
 
@@ -404,8 +403,8 @@ private:
                 load(lb, lb.create<arith::SelectOp>(more, kNext, k0),
                      config.unroll, false);
             SmallVector<Value> current(iter.drop_front(numAccs));
-            SmallVector<Value> out = mmaSteps(lb, current, config.unroll,
-                                              iter.take_front(numAccs));
+            SmallVector<Value> out =
+                mmaSteps(lb, current, config.unroll, iter.take_front(numAccs));
             llvm::append_range(out, next);
             return out;
           });
@@ -433,9 +432,9 @@ private:
         for (int64_t q = 0; q < 2; ++q) {
           Value n = weightRow(b, warpColumn, u,
                               b.create<arith::AddIOp>(pairColumn, b.index(q)));
-          Value scale = b.load(mm.rhsScales,
-                               {expert, b.minIndex(n, b.index(mm.n - 1)),
-                                b.index(0)});
+          Value scale =
+              b.load(mm.rhsScales,
+                     {expert, b.minIndex(n, b.index(mm.n - 1)), b.index(0)});
           for (int64_t i = 0; i < config.mTiles; ++i)
             for (int64_t half = 0; half < 2; ++half) {
               Value &slot = acc[accIndex(i, u) + 2 * half + q];

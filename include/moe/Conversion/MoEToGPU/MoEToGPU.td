@@ -89,7 +89,7 @@ def MoEGPUSelectKernelConfigPass
       `mma_sync_wonly` for both shapes (16-row tiles, `small-stages`
       groups of `small-unroll` steps in flight, for decode; 32-row tiles
       from 32 rows per expert), on sm_80 and newer with bf16 or f32
-      activations and the nk layout; elsewhere an error at the op that names the reason.
+      activations; elsewhere an error at the op that names the reason.
     - `small`: `mma_sync` with 16-row tiles, `small-stages` groups of
       `small-unroll` K steps in flight, and `small-split-k` warps sharing
       the columns where K is at least `small-split-k-from`.

@@ -288,21 +288,20 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
 }
 
 /// Whether `op` can run the weight-only `tile` (mma_sync_wonly): mxfp4,
-/// int4 or int8 weights in the nk layout, bf16 or f32 activations (the MMA
-/// is bf16), and the tile's k the format's step (16 bytes per lane and
+/// int4 or int8 weights (the dialect keeps them nk), bf16 or f32 activations
+/// (the MMA is bf16), and the tile's k the format's step (16 bytes per lane and
 /// weight row, 4 lanes along K).
 static LogicalResult verifyWeightOnlyTileForOp(GroupedMatmulOp op,
                                                StringRef slot,
                                                MatmulTileAttr tile) {
   auto fail = [&]() {
-    return op.emitOpError() << "moe.gpu_kernels: the " << slot
-                            << " kernel mma_sync_wonly ";
+    return op.emitOpError()
+           << "moe.gpu_kernels: the " << slot << " kernel mma_sync_wonly ";
   };
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant || quant.getFormat() == WeightFormat::fp8_e4m3)
     return fail() << "needs weight-only weights (weight_quant format mxfp4, "
                      "int4 or int8)";
-  // The dialect keeps these formats in the nk layout.
   Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
   if (!(lhs.isBF16() || lhs.isF32()))
     return fail() << "multiplies in bf16: it needs bf16 or f32 activations, "
