@@ -19,6 +19,11 @@ With ``--fp8``, the FP8 rows instead (gpu_fp8.py: block-scaled e4m3 weights,
 checked against the FP8 oracle, beside our bf16 layer and torch's FP8 and
 dequantizing peers; the floor at FP8 bytes and the FP8 matmul rate measured
 in the same run).
+
+With ``--weight-only [mxfp4 int4 int8]``, the weight-only rows instead
+(gpu_weight_only.py: the ``<shape>@<format>`` layers beside our bf16 layer and
+dequantize-then-torch._grouped_mm; the floor at the quantized bytes, scales and
+zero points included).
 """
 
 from __future__ import annotations
@@ -76,12 +81,17 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--fp8", action="store_true",
                         help="the FP8 rows (the <shape>@fp8 artifacts) instead of bf16")
+    parser.add_argument("--weight-only", nargs="*", metavar="FORMAT",
+                        help="the weight-only rows (the <shape>@<format> artifacts) of "
+                             "these formats (all without a list) instead of bf16")
     args = parser.parse_args()
 
     entries = gpu_peers.artifact_entries(ARTIFACTS)
     ceilings = gpu_peers.measure_ceilings()
     if args.fp8:
         return main_fp8(args, entries, ceilings)
+    if args.weight_only is not None:
+        return main_weight_only(args, entries, ceilings)
     print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
     rows = []
     for name in args.shapes:
@@ -178,6 +188,56 @@ def main_fp8(args, entries: dict, ceilings: dict) -> None:
         print("above 1.0 of the floor (a ceiling understates this card): "
               + ", ".join(f"{r['shape']} T={r['T']}" for r in above))
     print(gpu_peers.format_table(rows, gpu_fp8.COLUMNS))
+
+
+def main_weight_only(args, entries: dict, ceilings: dict) -> None:
+    """The weight-only rows: each shape's <shape>@<format> layers beside its bf16
+    one."""
+    import torch
+
+    import gpu_weight_only
+    from moe_mlir.gpu import GpuModule
+
+    formats = args.weight_only or list(gpu_weight_only.FORMATS)
+    unknown = [f for f in formats if f not in gpu_weight_only.FORMATS]
+    if unknown:
+        raise SystemExit(f"unknown weight-only formats {unknown}; known: "
+                         f"{', '.join(gpu_weight_only.FORMATS)}")
+    print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
+    rows = []
+    for name in args.shapes:
+        bf16_module = GpuModule(ARTIFACTS / entries[name]["library"])
+        for fmt in formats:
+            entry = entries.get(f"{name}@{fmt}")
+            if entry is None:
+                raise SystemExit(f"no {name}@{fmt} artifact in {ARTIFACTS} "
+                                 "(bash utils/build-gpu-artifacts.sh)")
+            module = GpuModule(ARTIFACTS / entry["library"])
+            for T in args.tokens:
+                row = gpu_weight_only.point(name, T, entry, module, bf16_module, ceilings)
+                rows.append(row)
+                print(gpu_peers.format_table([row], gpu_weight_only.COLUMNS).splitlines()[-1],
+                      flush=True)
+                if not row["rel_err"] <= gpu_weight_only.BOUND:
+                    print(f"  {name}@{fmt} T={T}: error {row['rel_err']:.2e} is above "
+                          f"{gpu_weight_only.BOUND}", flush=True)
+                torch.cuda.empty_cache()
+            del module
+        del bf16_module
+    for peer, why in gpu_weight_only.peer_errors().items():
+        print(f"{peer} peer unavailable: {why}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(dict(
+            benchmark="gpu-weight-only", device=torch.cuda.get_device_name(),
+            ceilings=ceilings, rows=rows)))
+    print()
+    print(f"ceilings: {describe_ceilings(ceilings)}; times in ms (median); floors at the "
+          "quantized bytes; errors: max |y - ref| / max |ref| against fp32 on the "
+          "dequantized weights")
+    if above := roofline.above_floor(rows):
+        print("above 1.0 of the floor (a ceiling understates this card): "
+              + ", ".join(f"{r['shape']} T={r['T']}" for r in above))
+    print(gpu_peers.format_table(rows, gpu_weight_only.COLUMNS))
 
 
 def describe_ceilings(ceilings: dict) -> str:

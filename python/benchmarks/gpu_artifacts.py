@@ -68,6 +68,23 @@ def variant_pipeline_extra(options: str) -> str:
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 FP8_FEATURES = "+ptx84"
 
+#: Weight-only expert halves (gpu.py --weight-only, test_weight_only_gpu.py): each
+#: format with its checkpoints' group (gpt-oss's mxfp4 blocks of 32, AWQ/GPTQ's int4
+#: groups of 128 with zero points, per-channel int8), at the benchmark shapes and at
+#: edge shapes: K and N not multiples of the tiles (the K tail's element-wise loads),
+#: and K of one group.
+WEIGHT_ONLY_QUANT = {
+    "mxfp4": dict(format="mxfp4", group=32),
+    "int4": dict(format="int4", group=128, zero_points=True),
+    "int8": dict(format="int8"),
+}
+#: Per format: name -> (H, I, E, k). mxfp4's K is whole blocks of 32, int4's even.
+WEIGHT_ONLY_EDGES = {
+    "mxfp4": {"wonly-mxfp4-tail": (224, 96, 8, 2), "wonly-mxfp4-group": (32, 32, 4, 2)},
+    "int4": {"wonly-int4-tail": (200, 136, 8, 2), "wonly-int4-group": (128, 128, 4, 2)},
+    "int8": {"wonly-int8-tail": (200, 72, 8, 2)},
+}
+
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {
     "mixtral": (128, 8, 96),
@@ -161,6 +178,12 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
                                             weight_quant=FP8_QUANT),
             "experts", features=FP8_FEATURES, kind="experts-fp8", H=H, I=I, E=E, k=k,
             block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+    for fmt, quant in WEIGHT_ONLY_QUANT.items():
+        shapes = {f"{name}@{fmt}": dims for name, dims in BENCHMARK_SHAPES.items()}
+        shapes.update(WEIGHT_ONLY_EDGES[fmt])
+        for name, (H, I, E, k) in shapes.items():
+            add(name, irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=quant),
+                "experts", kind="experts-weight-only", H=H, I=I, E=E, k=k, **quant)
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
     # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=false'`).

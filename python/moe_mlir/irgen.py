@@ -179,7 +179,18 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     weights FP8 (f8E4M3FN, docs/quantization.md) with two more last arguments, their f32
     scales ``w13_scales [L, ceil(2I/bn), ceil(H/bk)]`` and ``w2_scales [L, ceil(H/bn),
     ceil(I/bk)]`` (the local experts' under expert parallelism).
+
+    ``weight_quant=dict(format="mxfp4" | "int4" | "int8", group=g, zero_points=bool)``
+    makes them weight-only (docs/quantization.md, "Weight-only formats"): i8 weights
+    ``[L, N, K / 2]`` (4-bit) or ``[L, N, K]`` (int8), then the last arguments
+    ``w13_scales [L, 2I, ceil(H/g)]`` and ``w2_scales [L, H, ceil(I/g)]`` (uint8 e8m0
+    bits for mxfp4, f32 otherwise; ``[L, N, 1]`` for int8) and, for int4 with
+    ``zero_points``, ``w13_zero_points`` and ``w2_zero_points`` (i8, the scales' shape).
     """
+    if weight_quant is not None and "format" in weight_quant:
+        return _weight_only_experts_ir(T, H, E, I, k, dtype=dtype, name=name,
+                                       activation=activation, glu_layout=glu_layout,
+                                       **weight_quant)
     dtype = _check_dtype(dtype)
     L = E if num_local_experts is None else int(num_local_experts)
     f = _Function(name)
@@ -280,3 +291,60 @@ def model_layer_ir(model: str, T: Dim, H: int, E: int, I: int, *, dtype: str = "
         shared = (int(shared_intermediate), MODEL_SHARED_EXPERT[model])
     return layer_ir(T, H, E, I, attrs.pop("k"), dtype=dtype, shared=shared, name=name,
                     **attrs)
+
+
+def _weight_only_experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str,
+                            name: str, activation: str, glu_layout: Optional[str],
+                            format: str, group: int = 32,
+                            zero_points: bool = False) -> str:
+    """:func:`experts_ir` with weight-only weights (its ``weight_quant`` with a
+    ``format``)."""
+    if format not in ("mxfp4", "int4", "int8"):
+        raise ValueError(f"unknown weight-only format {format!r}")
+    if zero_points and format != "int4":
+        raise ValueError("zero points are int4's only")
+    dtype = _check_dtype(dtype)
+    packed = format != "int8"
+    per_byte = 2 if packed else 1
+    # int8 is per channel: one group spanning each matmul's K.
+    block = max(H, I) if format == "int8" else int(group)
+    scale_dtype = "f8E8M0FNU" if format == "mxfp4" else "f32"
+    quant_attr = (f", weight_quant = #moe.weight_quant<format = {format}, "
+                  f"block = [1, {block}], activation = none>")
+    f = _Function(name)
+    x_t = tensor_type([T, H], dtype)
+    w13_t = tensor_type([E, 2 * I, H // per_byte], "i8")
+    w2_t = tensor_type([E, H, I // per_byte], "i8")
+    ids_t, w_t = tensor_type([T, k], "i32"), tensor_type([T, k], "f32")
+    x, w13, w2 = f.arg("x", x_t), f.arg("w13", w13_t), f.arg("w2", w2_t)
+    ids, weights = f.arg("ids", ids_t), f.arg("weights", w_t)
+    groups = (lambda K: 1) if format == "int8" else (lambda K: -(-K // block))
+    s13_t = tensor_type([E, 2 * I, groups(H)], scale_dtype)
+    s2_t = tensor_type([E, H, groups(I)], scale_dtype)
+    operands13 = f" rhs_scales({f.arg('w13_scales', s13_t)} : {s13_t})"
+    operands2 = f" rhs_scales({f.arg('w2_scales', s2_t)} : {s2_t})"
+    if zero_points:
+        z13_t = tensor_type([E, 2 * I, groups(H)], "i8")
+        z2_t = tensor_type([E, H, groups(I)], "i8")
+        operands13 += f" rhs_zero_points({f.arg('w13_zero_points', z13_t)} : {z13_t})"
+        operands2 += f" rhs_zero_points({f.arg('w2_zero_points', z2_t)} : {z2_t})"
+    M = _mul(T, k)
+    rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([E + 1], "i32")
+    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}) "
+                         f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
+                         "rows", "offsets")
+    h_t, ys_t = tensor_type([M, I], dtype), tensor_type([M, H], dtype)
+    h_init = f.empty([M, I], dtype, [(rows, rows_t, 0)])
+    (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
+                f"rows({rows} : {rows_t}){operands13} outs({h_init} : {h_t}) "
+                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
+                f"{_glu_layout_entry(glu_layout)}{quant_attr}}} -> {h_t}", "h")
+    ys_init = f.empty([M, H], dtype, [(rows, rows_t, 0)])
+    (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){operands2} "
+                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
+    y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
+    (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
+                f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")
+    f.ret((y, x_t))
+    return f.module()

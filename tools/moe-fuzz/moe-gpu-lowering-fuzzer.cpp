@@ -41,6 +41,8 @@ static constexpr llvm::StringLiteral kRefusals[] = {
     "(the CPU kernel's packing) have no GPU lowering",
     // FP8 weights whose block or chip no GPU kernel multiplies.
     "FP8 weights (weight_quant) on the GPU",
+    // Weight-only weights on a chip before sm_80 or with f16 activations.
+    ") on the GPU: the mma_sync_wonly kernel",
     // The FP8 kernel on a PTX ISA older than 8.4.
     "the mma_sync_fp8 kernel needs PTX ISA 8.4 or newer",
 };

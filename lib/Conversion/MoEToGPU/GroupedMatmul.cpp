@@ -40,10 +40,13 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
   if (operands.getBias())
     bias = readBuffer(b, operands.getBias());
   if ((quant = op.getWeightQuantAttr())) {
-    fp8.emplace(quant, n, reduction);
+    if (quant.getFormat() == WeightFormat::fp8_e4m3)
+      fp8.emplace(quant, n, reduction);
     rhsScales = readBuffer(b, operands.getRhsScales());
     if (operands.getLhsScales())
       lhsScales = readBuffer(b, operands.getLhsScales());
+    if (operands.getRhsZeroPoints())
+      rhsZeroPoints = readBuffer(b, operands.getRhsZeroPoints());
   }
   out = allocateLike(b, operands.getInit());
   numRows = b.create<memref::DimOp>(out.buffer, 0);

@@ -74,12 +74,13 @@ public:
   Value lhs, rhs, rows, scale, bias, numRows, gatherTokens, scaleTokens;
   OffsetsSource offsets;
   OutputBuffer out;
-  // FP8 weights: the weight_quant attribute, the layout of its K blocks,
-  // the scale operands (lhsScales for static activations), and the
-  // quantized activations (quantizeActivations).
+  // Quantized weights: the weight_quant attribute, the scale operands
+  // (lhsScales for static activations, rhsZeroPoints for asymmetric int4);
+  // for FP8, the layout of its K blocks and the quantized activations
+  // (quantizeActivations).
   WeightQuantAttr quant;
   std::optional<Fp8Layout> fp8;
-  Value rhsScales, lhsScales, quantLhs, quantScales;
+  Value rhsScales, lhsScales, rhsZeroPoints, quantLhs, quantScales;
 };
 
 /// The simt kernel (SimtMatmulKernel.cpp): one thread per output element,

@@ -8,7 +8,8 @@
 // expert. Matmuls over the same routed rows (a layer's gate/up and down
 // projections) share one schedule, a moe.row_tiles operand. FP8 weights
 // take the activation quantization kernel, then the mma_sync_fp8 or
-// wgmma_fp8 kernels.
+// wgmma_fp8 kernels; weight-only weights (mxfp4, int4, int8) the
+// mma_sync_wonly kernel.
 //
 //===----------------------------------------------------------------------===//
 
@@ -40,7 +41,7 @@ Replacements gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op,
   GroupedMatmul mm(op, operands, b);
   // FP8 weights: the A rows go to e4m3 first (the verifier has checked that
   // both kernels are FP8 ones).
-  if (mm.quant)
+  if (mm.fp8)
     quantizeActivations(b, mm);
   if (kernels.getSmall().getKernel() == MatmulKernel::simt) {
     launchSimtMatmul(b, mm);

@@ -118,6 +118,7 @@ struct MoEGPUSelectKernelConfigPass
       return true;
     case MatmulKernel::mma_sync:
     case MatmulKernel::mma_sync_staged:
+    case MatmulKernel::mma_sync_wonly:
       return target.version >= 80;
     case MatmulKernel::wgmma:
     case MatmulKernel::wgmma_warp_specialized:
@@ -155,12 +156,6 @@ struct MoEGPUSelectKernelConfigPass
     auto refuse = [&]() {
       return op.emitOpError() << "FP8 weights (weight_quant) on the GPU: ";
     };
-    if (quant.getFormat() != WeightFormat::fp8_e4m3)
-      return op.emitOpError()
-             << "weight_quant format "
-             << stringifyWeightFormat(quant.getFormat())
-             << " has no GPU kernel yet (the GPU's quantized kernels take "
-                "fp8_e4m3 weights)";
     if (!runs(target, MatmulKernel::mma_sync_fp8))
       return refuse() << "mma.sync with e4m3 operands needs sm_89 or newer, "
                          "got "
@@ -222,6 +217,52 @@ struct MoEGPUSelectKernelConfigPass
                                          threshold);
   }
 
+  /// The weight-only kernels of `op` (weight_quant format mxfp4, int4 or
+  /// int8): mma_sync_wonly for both shapes, 16-row tiles with the decode
+  /// kernel's register stages for decode and 32-row tiles for prefill; or
+  /// a diagnostic naming what the kernel cannot take.
+  FailureOr<GroupedMatmulKernelsAttr> chooseWeightOnly(GroupedMatmulOp op,
+                                                       const GpuChip &target) {
+    WeightQuantAttr quant = op.getWeightQuantAttr();
+    Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+    auto refuse = [&]() {
+      return op.emitOpError()
+             << "weight-only weights (weight_quant format "
+             << stringifyWeightFormat(quant.getFormat()) << ") on the GPU: ";
+    };
+    if (!runs(target, MatmulKernel::mma_sync_wonly))
+      return refuse() << "the mma_sync_wonly kernel's bf16 mma.sync needs "
+                         "sm_80 or newer, got "
+                      << chip;
+    // The dialect keeps these formats in the nk layout.
+    if (!(lhs.isBF16() || lhs.isF32()))
+      return refuse() << "the mma_sync_wonly kernel multiplies in bf16: it "
+                         "needs bf16 or f32 activations, got "
+                      << lhs;
+    // A lane's 32 weights of a step share one scale: the dialect's groups
+    // (mxfp4's 32, int4's 32, 64 and 128) start at multiples of 32 of K.
+    MLIRContext *ctx = op.getContext();
+    Tile small;
+    small.kernel = MatmulKernel::mma_sync_wonly;
+    small.rows = 16;
+    small.columns = 64;
+    small.k = 64 * quant.getWeightsPerElement();
+    small.stages = smallStages;
+    // One step of 4-bit weights is 128 of K, whose activations (64 words a
+    // lane for two rows, both register groups) already fill the registers
+    // that the bf16 decode kernel's 4 steps take; int8's step is 64.
+    small.unroll = smallUnroll ? int64_t(smallUnroll)
+                               : (quant.getWeightsPerElement() == 2 ? 1 : 2);
+    Tile large = small;
+    large.rows = 32;
+    large.columns = op.getEpilogue() ? 64 : 128;
+    large.stages = 1;
+    large.unroll = 1;
+    int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert) : 32;
+    return GroupedMatmulKernelsAttr::get(ctx, small.get(ctx), large.get(ctx),
+                                         threshold);
+  }
+
   LogicalResult select(GroupedMatmulOp op, const GpuChip &target) {
     StringRef name = MoEDialect::getGpuKernelsAttrName();
     if (auto pinned = op->getAttrOfType<GroupedMatmulKernelsAttr>(name)) {
@@ -235,8 +276,11 @@ struct MoEGPUSelectKernelConfigPass
       }
       return success();
     }
-    if (op.getWeightQuantAttr()) {
-      FailureOr<GroupedMatmulKernelsAttr> kernels = chooseFp8(op, target);
+    if (WeightQuantAttr quant = op.getWeightQuantAttr()) {
+      FailureOr<GroupedMatmulKernelsAttr> kernels =
+          quant.getFormat() == WeightFormat::fp8_e4m3
+              ? chooseFp8(op, target)
+              : chooseWeightOnly(op, target);
       if (failed(kernels))
         return failure();
       op->setAttr(name, *kernels);

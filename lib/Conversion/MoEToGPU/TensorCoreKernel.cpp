@@ -27,6 +27,7 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
   config.tileGroup = tile.getTileGroup();
   switch (tile.getKernel()) {
   case MatmulKernel::mma_sync:
+  case MatmulKernel::mma_sync_wonly:
     config.registerStages = tile.getStages();
     [[fallthrough]];
   case MatmulKernel::mma_sync_fp8:
@@ -64,6 +65,8 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
     return createDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_fp8:
     return createFp8DecodeKernel(mm, config);
+  case MatmulKernel::mma_sync_wonly:
+    return createWeightOnlyDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_staged:
     return createStagedKernel(mm, config, tile.getStages());
   case MatmulKernel::wgmma:
@@ -79,7 +82,12 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
 
 TensorCoreKernel::TensorCoreKernel(const GroupedMatmul &mm,
                                    const TensorCoreConfig &config)
-    : mm(mm), config(config), fragments(mm.rhsElement, mm.reduction) {
+    : mm(mm), config(config),
+      // Weight-only weights (i8 storage) are dequantized to bf16 pairs.
+      fragments(mm.rhsElement.isInteger(8)
+                    ? Type(BFloat16Type::get(mm.rhsElement.getContext()))
+                    : mm.rhsElement,
+                mm.reduction) {
   outputTiles = config.warpColumns / 8;
   bTiles = mm.glu ? 2 * outputTiles : outputTiles;
 }

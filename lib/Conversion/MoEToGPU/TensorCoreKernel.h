@@ -11,6 +11,7 @@
 //   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
 //   mma_sync_fp8             Fp8DecodeMainloop.cpp
 //   wgmma_fp8                Fp8WgmmaMainloop.cpp
+//   mma_sync_wonly           WeightOnlyDecodeMainloop.cpp
 //
 //===----------------------------------------------------------------------===//
 
@@ -114,6 +115,9 @@ createStagedKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                    int64_t stages);
 std::unique_ptr<TensorCoreKernel>
 createFp8DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
+std::unique_ptr<TensorCoreKernel>
+createWeightOnlyDecodeKernel(const GroupedMatmul &mm,
+                             const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
 createWgmmaKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                   int64_t stages);

@@ -54,18 +54,6 @@ func.func @ptx_version(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: 
 
 // -----
 
-// Weight-only formats have no GPU kernel yet: an error that names the format.
-func.func @int4_weights(%x: tensor<?x256xbf16>, %w: tensor<8x512x128xi8>, %o: tensor<9xi32>,
-                        %s: tensor<8x512x2xf32>, %init: tensor<?x512xf32>) -> tensor<?x512xf32> {
-  // expected-error @+1 {{weight_quant format int4 has no GPU kernel yet (the GPU's quantized kernels take fp8_e4m3 weights)}}
-  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x256xbf16>, tensor<8x512x128xi8>, tensor<9xi32>)
-      rhs_scales(%s : tensor<8x512x2xf32>) outs(%init : tensor<?x512xf32>)
-      {weight_quant = #moe.weight_quant<format = int4, block = [1, 128], activation = none>} -> tensor<?x512xf32>
-  return %h : tensor<?x512xf32>
-}
-
-// -----
-
 // The FP8 wgmma kernel pinned for a chip without wgmma.
 func.func @wgmma_fp8_on_sm89(%x: tensor<?x256xbf16>, %w: tensor<4x32x256xf8E4M3FN>, %o: tensor<5xi32>,
                              %s: tensor<4x1x2xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {

@@ -318,3 +318,92 @@ func.func @wgmma_fp8_glu_columns(%x: tensor<?x256xbf16>, %w: tensor<4x64x256xf8E
         large_rows_per_expert = 32>} -> tensor<?x32xf32>
   return %h : tensor<?x32xf32>
 }
+
+// -----
+
+// expected-error @+1 {{the mma_sync_wonly kernel's rows are 16-row MMA tiles, got 24}}
+func.func private @wonly_rows() attributes {t = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 24, columns = 64, k = 128, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_wonly kernel's columns are 4 warps of a multiple of 8 columns, got 48}}
+func.func private @wonly_columns() attributes {t = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 48, k = 128, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_wonly kernel's k is 128 (4-bit weights) or 64 (int8), got 32}}
+func.func private @wonly_k() attributes {t = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 32, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_wonly kernel needs stages in [1, 2], got 3}}
+func.func private @wonly_stages() attributes {t = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 128, stages = 3, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// Weight-only weights with the bf16 kernel pinned.
+func.func @wonly_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf32>,
+    %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: weight-only weights (weight_quant format int4) take the mma_sync_wonly kernel, got mma_sync for the small kernel}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf32>)
+      outs(%init : tensor<?x64xf32>)
+      {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
+  return %h : tensor<?x64xf32>
+}
+
+// -----
+
+// The weight-only kernel on bf16 weights.
+func.func @wonly_kernel_bf16_weights(%x: tensor<?x64xbf16>, %w: tensor<8x64x64xbf16>, %o: tensor<9xi32>,
+    %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_wonly needs weight-only weights (weight_quant format mxfp4, int4 or int8)}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<8x64x64xbf16>, tensor<9xi32>)
+      outs(%init : tensor<?x64xf32>)
+      {moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 128, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
+  return %h : tensor<?x64xf32>
+}
+
+// -----
+
+// mxfp4 weights with int8's step.
+func.func @wonly_k_of_int8(%x: tensor<?x64xbf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf8E8M0FNU>,
+    %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_wonly needs k = 128 for weight_quant format mxfp4 (16 bytes of weights per lane and weight row), got 64}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf8E8M0FNU>)
+      outs(%init : tensor<?x64xf32>)
+      {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 64, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
+  return %h : tensor<?x64xf32>
+}
+
+// -----
+
+// f16 activations: the MMA is bf16.
+func.func @wonly_f16_activations(%x: tensor<?x64xf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf32>,
+    %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_wonly multiplies in bf16: it needs bf16 or f32 activations, got 'f16'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf32>)
+      outs(%init : tensor<?x64xf32>)
+      {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 128, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
+  return %h : tensor<?x64xf32>
+}
+
+// -----
+
+// The FP8 kernel on int4 weights.
+func.func @fp8_kernel_int4_weights(%x: tensor<?x64xbf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf32>,
+    %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_fp8 needs FP8 weights (weight_quant format fp8_e4m3), got format int4}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf32>)
+      outs(%init : tensor<?x64xf32>)
+      {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
+  return %h : tensor<?x64xf32>
+}

@@ -85,6 +85,11 @@ def MoEGPUSelectKernelConfigPass
       none`, an error at the op. mma_sync_fp8 needs PTX ISA 8.4: with `ptx`
       given (the pipeline passes its features' version), an older one is
       refused.
+    - Weight-only weights (`weight_quant` format `mxfp4`, `int4`, `int8`):
+      `mma_sync_wonly` for both shapes (16-row tiles, `small-stages`
+      groups of `small-unroll` steps in flight, for decode; 32-row tiles
+      from 32 rows per expert), on sm_80 and newer with bf16 or f32
+      activations; elsewhere an error at the op that names the reason.
     - `small`: `mma_sync` with 16-row tiles, `small-stages` groups of
       `small-unroll` K steps in flight, and `small-split-k` warps sharing
       the columns where K is at least `small-split-k-from`.

@@ -134,6 +134,33 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
         succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
         succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
   }
+  case MatmulKernel::mma_sync_wonly: {
+    if (failed(e.within("rows", rows, 16, 64)))
+      return failure();
+    if (rows % 16)
+      return emitError() << "the mma_sync_wonly kernel's rows are 16-row MMA "
+                            "tiles, got "
+                         << rows;
+    if (failed(e.within("columns", columns, 32, 256)))
+      return failure();
+    if (columns % 32)
+      return emitError() << "the mma_sync_wonly kernel's columns are 4 warps "
+                            "of a multiple of 8 columns, got "
+                         << columns;
+    // k: 16 bytes of weights per lane and weight row, 4 lanes along K: 128
+    // for the 4-bit formats, 64 for int8 (the op's verifier checks which).
+    if (k != 64 && k != 128)
+      return emitError() << "the mma_sync_wonly kernel's k is 128 (4-bit "
+                            "weights) or 64 (int8), got "
+                         << k;
+    return success(
+        succeeded(e.within("stages", stages, 1, 2)) &&
+        succeeded(e.within("unroll", unroll, 1, 16)) &&
+        succeeded(e.equals("split_k", splitK, 1)) &&
+        succeeded(e.equals("tile_group", tileGroup, 1)) &&
+        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
+        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+  }
   case MatmulKernel::wgmma_fp8:
     if (columns != 64 && columns != 128)
       return emitError() << "the wgmma_fp8 kernel's columns are 128 (64 with "
@@ -220,6 +247,10 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant)
     return fail() << "needs FP8 weights (weight_quant)";
+  if (quant.getFormat() != WeightFormat::fp8_e4m3)
+    return fail() << "needs FP8 weights (weight_quant format fp8_e4m3), got "
+                     "format "
+                  << stringifyWeightFormat(quant.getFormat());
   if (quant.getActivation() == ActivationQuant::none)
     return fail() << "multiplies e4m3 activations: it needs activation = "
                      "dynamic or static, got none";
@@ -256,12 +287,50 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
   return success();
 }
 
+/// Whether `op` can run the weight-only `tile` (mma_sync_wonly): mxfp4,
+/// int4 or int8 weights (the dialect keeps them nk), bf16 or f32 activations
+/// (the MMA is bf16), and the tile's k the format's step (16 bytes per lane and
+/// weight row, 4 lanes along K).
+static LogicalResult verifyWeightOnlyTileForOp(GroupedMatmulOp op,
+                                               StringRef slot,
+                                               MatmulTileAttr tile) {
+  auto fail = [&]() {
+    return op.emitOpError()
+           << "moe.gpu_kernels: the " << slot << " kernel mma_sync_wonly ";
+  };
+  WeightQuantAttr quant = op.getWeightQuantAttr();
+  if (!quant || quant.getFormat() == WeightFormat::fp8_e4m3)
+    return fail() << "needs weight-only weights (weight_quant format mxfp4, "
+                     "int4 or int8)";
+  Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
+  if (!(lhs.isBF16() || lhs.isF32()))
+    return fail() << "multiplies in bf16: it needs bf16 or f32 activations, "
+                     "got "
+                  << lhs;
+  int64_t stepK = 64 * quant.getWeightsPerElement();
+  if (tile.getK() != stepK)
+    return fail() << "needs k = " << stepK << " for weight_quant format "
+                  << stringifyWeightFormat(quant.getFormat())
+                  << " (16 bytes of weights per lane and weight row), got "
+                  << tile.getK();
+  return success();
+}
+
 static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
                                      MatmulTileAttr tile) {
   MatmulKernel kernel = tile.getKernel();
   if (kernel == MatmulKernel::mma_sync_fp8 || kernel == MatmulKernel::wgmma_fp8)
     return verifyFp8TileForOp(op, slot, tile);
-  if (op.getWeightQuantAttr())
+  if (kernel == MatmulKernel::mma_sync_wonly)
+    return verifyWeightOnlyTileForOp(op, slot, tile);
+  WeightQuantAttr quant = op.getWeightQuantAttr();
+  if (quant && quant.getFormat() != WeightFormat::fp8_e4m3)
+    return op.emitOpError()
+           << "moe.gpu_kernels: weight-only weights (weight_quant format "
+           << stringifyWeightFormat(quant.getFormat())
+           << ") take the mma_sync_wonly kernel, got "
+           << stringifyMatmulKernel(kernel) << " for the " << slot << " kernel";
+  if (quant)
     return op.emitOpError()
            << "moe.gpu_kernels: FP8 weights (weight_quant) take the "
               "mma_sync_fp8 or wgmma_fp8 kernels, got "

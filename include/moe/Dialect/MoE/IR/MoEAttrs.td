@@ -118,6 +118,7 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
     | `mma_sync_fp8` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 32 | 1 | none, none |
     | `wgmma_fp8` | 128 | 128 (64) | 128 | 2 to 6 | swizzle_128b, swizzle_128b |
+    | `mma_sync_wonly` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 128 (4-bit), 64 (int8) | 1 or 2 | none, none |
 
     - `simt`: one thread per output element (f32 weights, the `kn` layout,
       K not a multiple of 8).
@@ -146,6 +147,13 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
       `wgmma.mma_async.m64n128k32` e4m3 into f32 partial sums per K tile and
       scale them into the f32 accumulators with the rows' and the weight
       block's scales.
+    - `mma_sync_wonly`: weight-only weights (`weight_quant` format
+      `mxfp4`, `int4` or `int8`; sm_80 and newer): 4 warps load the packed
+      weights from global memory, 16 bytes per lane and weight row for a
+      step of `k` (128 for the 4-bit formats, 64 for int8), dequantize them
+      in registers into bf16 pairs and feed `mma.sync.m16n8k16` bf16 with
+      f32 accumulators; `stages = 2` issues the next group's loads before
+      this group's MMAs.
 
     `tile_group` row tiles sweep each column block of the weights together
     (the staged kernels). `inline_constants`: the kernel sees the host's

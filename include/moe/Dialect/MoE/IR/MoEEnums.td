@@ -91,7 +91,8 @@ def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
     I32EnumAttrCase<"wgmma", 3>,
     I32EnumAttrCase<"wgmma_warp_specialized", 4>,
     I32EnumAttrCase<"mma_sync_fp8", 5>,
-    I32EnumAttrCase<"wgmma_fp8", 6>]> {
+    I32EnumAttrCase<"wgmma_fp8", 6>,
+    I32EnumAttrCase<"mma_sync_wonly", 7>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }
