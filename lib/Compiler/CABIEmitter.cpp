@@ -44,9 +44,9 @@ static std::vector<PackedWeights> packedWeights(const ABIFunction &abi) {
     if (t.name == "w13" || t.name == "w2")
       return true;
     return layout == "panels" && t.shape.size() == 4 &&
-           llvm::is_contained({"w13_scales", "w2_scales", "w13_zero_points",
-                               "w2_zero_points"},
-                              t.name);
+           llvm::is_contained(
+               {"w13_scales", "w2_scales", "w13_zero_points", "w2_zero_points"},
+               t.name);
   };
   for (const ABITensor &t : abi.tensors) {
     if (t.isResult || !isPacked(t))

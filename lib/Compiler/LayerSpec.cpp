@@ -171,8 +171,8 @@ Error validateWeightOnly(const LayerSpec &spec) {
 }
 
 /// The quantization settings: a known format; FP8's activation scheme,
-/// the nk or panels layout (the CPU kernels dequantize those), a block inside the
-/// limits, and w13's gate and up halves each a whole number of blocks along
+/// the nk or panels layout (the CPU kernels dequantize those), a block inside
+/// the limits, and w13's gate and up halves each a whole number of blocks along
 /// N (their checkpoint scales are stacked as they are).
 Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
   if (Error e = check.oneOf("weight_quant", spec.weightQuant,

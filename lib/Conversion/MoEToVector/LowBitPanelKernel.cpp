@@ -69,8 +69,7 @@ enum class PanelDecode {
 
 class LowBitPanelKernel : public GroupedMatmulKernel {
 public:
-  LowBitPanelKernel(GroupedMatmulOp op, StructuredBuilder &b,
-                    KernelShape shape)
+  LowBitPanelKernel(GroupedMatmulOp op, StructuredBuilder &b, KernelShape shape)
       : GroupedMatmulKernel(op, b, shape, tileColumns(op, shape)),
         quant(op.getWeightQuantAttr()), format(quant.getFormat()),
         vw(shape.vectorWidth), packed(isPackedWeightFormat(format)),
@@ -89,9 +88,8 @@ public:
       return PanelDecode::Int8Convert;
     if (format == WeightFormat::fp8_e4m3)
       return PanelDecode::Fp8AsF16;
-    bool bf16Lhs = cast<RankedTensorType>(op.getLhs().getType())
-                       .getElementType()
-                       .isBF16();
+    bool bf16Lhs =
+        cast<RankedTensorType>(op.getLhs().getType()).getElementType().isBF16();
     if (bf16Lhs && shape.bf16DotProduct && shape.vectorWidth == 16)
       return PanelDecode::Bf16TableDot;
     if (shape.tablePermute && shape.vectorWidth == 16)
@@ -128,20 +126,20 @@ protected:
         colCount, tb.create<arith::RemUIOp>(colCount, tb.index(stepColumns)));
     auto steps = [&](Value from, Value to, bool inBounds, Value init) {
       return tb
-          .create<scf::ForOp>(
-              from, to, tb.index(stepColumns), ValueRange{init},
-              [&](OpBuilder &nested, Location loc, Value local,
-                  ValueRange iter) {
-                StructuredBuilder pb(loc, nested);
-                Value updated = blockedLoop(
-                    pb, rowCount, rowBlocks, iter[0],
-                    [&](StructuredBuilder &rb, Value start, int64_t rows,
-                        Value inner) {
-                      return microkernel(rb, expert, lo, start, rows, col0,
-                                         local, inBounds, inner);
-                    });
-                pb.create<scf::YieldOp>(updated);
-              })
+          .create<scf::ForOp>(from, to, tb.index(stepColumns), ValueRange{init},
+                              [&](OpBuilder &nested, Location loc, Value local,
+                                  ValueRange iter) {
+                                StructuredBuilder pb(loc, nested);
+                                Value updated = blockedLoop(
+                                    pb, rowCount, rowBlocks, iter[0],
+                                    [&](StructuredBuilder &rb, Value start,
+                                        int64_t rows, Value inner) {
+                                      return microkernel(rb, expert, lo, start,
+                                                         rows, col0, local,
+                                                         inBounds, inner);
+                                    });
+                                pb.create<scf::YieldOp>(updated);
+                              })
           .getResult(0);
     };
     tile = steps(tb.index(0), full, /*inBounds=*/true, tile);
@@ -150,8 +148,8 @@ protected:
 
 private:
   static int64_t tileColumns(GroupedMatmulOp op, KernelShape shape) {
-    int64_t step = shape.vectorWidth * kVectorsPerStep /
-                   (op.getEpilogue() ? 2 : 1);
+    int64_t step =
+        shape.vectorWidth * kVectorsPerStep / (op.getEpilogue() ? 2 : 1);
     return llvm::alignTo(shape.panelColumnTile, step);
   }
 
@@ -165,21 +163,18 @@ private:
   /// that the lanes past N (masked off in the result) stay in the weights.
   WeightVector locate(StructuredBuilder &lb, Value column) {
     column = lb.create<arith::MinUIOp>(column, lb.index(n - vw));
-    return {column,
-            lb.create<arith::DivUIOp>(column, lb.index(panelWidth)),
+    return {column, lb.create<arith::DivUIOp>(column, lb.index(panelWidth)),
             lb.create<arith::RemUIOp>(column, lb.index(panelWidth))};
   }
 
-  VectorType f32Vector() {
-    return VectorType::get({vw}, b.getF32Type());
-  }
+  VectorType f32Vector() { return VectorType::get({vw}, b.getF32Type()); }
 
   Value splat(StructuredBuilder &sb, Type type, int64_t value) {
     auto vector = cast<VectorType>(type);
     Type element = vector.getElementType();
     if (isa<FloatType>(element))
-      return splatConstant(sb, type,
-                           sb.getFloatAttr(element, static_cast<double>(value)));
+      return splatConstant(
+          sb, type, sb.getFloatAttr(element, static_cast<double>(value)));
     return splatConstant(sb, type, sb.getIntegerAttr(element, value));
   }
 
@@ -199,10 +194,10 @@ private:
       // decoding's 2^-8.
       Value s = gb.create<tensor::ExtractOp>(
           op.getRhsScales(),
-          ValueRange{expert,
-                     gb.create<arith::DivUIOp>(at.column,
-                                               gb.index(quant.getBlockN())),
-                     group});
+          ValueRange{
+              expert,
+              gb.create<arith::DivUIOp>(at.column, gb.index(quant.getBlockN())),
+              group});
       s = gb.create<arith::MulFOp>(s, gb.f32(256.0));
       return {gb.create<vector::BroadcastOp>(f32Vector(), s), Value()};
     }
@@ -225,8 +220,8 @@ private:
     Value zero;
     if (Value zeroPoints = op.getRhsZeroPoints()) {
       Value pad = gb.create<arith::ConstantOp>(gb.getI8IntegerAttr(0));
-      Value z = gb.create<vector::TransferReadOp>(
-          i8Vector, zeroPoints, indices, pad, ArrayRef<bool>{true});
+      Value z = gb.create<vector::TransferReadOp>(i8Vector, zeroPoints, indices,
+                                                  pad, ArrayRef<bool>{true});
       if (decode == PanelDecode::Bf16TableDot) {
         // 16 - z in both words of each lane: the table index c + 16 - z of
         // (c - z) lies in [1, 31].
@@ -235,8 +230,8 @@ private:
         zero = gb.create<vector::BitCastOp>(
             VectorType::get({2 * vw}, gb.getI16Type()),
             gb.create<arith::OrIOp>(
-                offset, gb.create<arith::ShLIOp>(offset,
-                                                 splat(gb, i32Vector, 16))));
+                offset,
+                gb.create<arith::ShLIOp>(offset, splat(gb, i32Vector, 16))));
       } else {
         zero = gb.create<arith::SIToFPOp>(f32Vector(), z);
       }
@@ -270,8 +265,8 @@ private:
     for (int64_t lane = 0; lane < indexType.getNumElements(); ++lane) {
       Value code = lb.create<vector::ExtractOp>(indices, lane);
       Value position = lb.create<arith::IndexCastUIOp>(lb.getIndexType(), code);
-      lanes.push_back(
-          lb.create<vector::ExtractOp>(table, ArrayRef<OpFoldResult>{position}));
+      lanes.push_back(lb.create<vector::ExtractOp>(
+          table, ArrayRef<OpFoldResult>{position}));
     }
     return lb.create<vector::FromElementsOp>(
         VectorType::get({indexType.getNumElements()},
@@ -297,10 +292,10 @@ private:
       values.push_back(value);
     }
     auto tableType = VectorType::get({32}, lb.getBF16Type());
-    Value table = lb.create<arith::ConstantOp>(
-        DenseElementsAttr::get(tableType, values));
-    return lb.create<vector::BitCastOp>(
-        VectorType::get({32}, lb.getI16Type()), table);
+    Value table =
+        lb.create<arith::ConstantOp>(DenseElementsAttr::get(tableType, values));
+    return lb.create<vector::BitCastOp>(VectorType::get({32}, lb.getI16Type()),
+                                        table);
   }
 
   /// The 16 f32 a code indexes in the F32Table decoding: e2m1 values, or
@@ -344,8 +339,8 @@ private:
                           Value table, ValueRange partials) {
     auto i8Vector = VectorType::get({vw}, sb.getI8Type());
     auto i32Vector = VectorType::get({vw}, sb.getI32Type());
-    Type element = cast<RankedTensorType>(op.getRhs().getType())
-                       .getElementType();
+    Type element =
+        cast<RankedTensorType>(op.getRhs().getType()).getElementType();
     Value pad = sb.create<arith::ConstantOp>(sb.getZeroAttr(element));
     SmallVector<Value> next(partials.begin(), partials.end());
     int64_t numVectors = vectors.size();
@@ -376,16 +371,17 @@ private:
         Value both = sb.create<arith::OrIOp>(
             x, sb.create<arith::ShLIOp>(x, splat(sb, i32Vector, 12)));
         Value index = sb.create<vector::BitCastOp>(
-            wordsType, sb.create<arith::AndIOp>(
-                           both, splat(sb, i32Vector, 0x000F000F)));
+            wordsType,
+            sb.create<arith::AndIOp>(both, splat(sb, i32Vector, 0x000F000F)));
         if (terms[j].zero)
           index = sb.create<arith::AddIOp>(index, terms[j].zero);
-        w.push_back(sb.create<vector::BitCastOp>(pairsType,
-                                                 lookUp(sb, table, index)));
+        w.push_back(
+            sb.create<vector::BitCastOp>(pairsType, lookUp(sb, table, index)));
       }
       auto twoType = VectorType::get({2}, sb.getBF16Type());
       auto wordType = VectorType::get({1}, sb.getI32Type());
-      Value zero = sb.create<arith::ConstantOp>(sb.getZeroAttr(sb.getBF16Type()));
+      Value zero =
+          sb.create<arith::ConstantOp>(sb.getZeroAttr(sb.getBF16Type()));
       for (auto [i, row] : llvm::enumerate(rows)) {
         // The row's two bf16 at k0 as one word, broadcast to every lane.
         Value two = sb.create<vector::TransferReadOp>(
@@ -452,27 +448,26 @@ private:
                     Value tile) {
     SmallVector<BlockRow> blockRows;
     for (int64_t i = 0; i < rows; ++i)
-      blockRows.push_back(blockRow(
-          mb, mb.create<arith::AddIOp>(
-                  lo, mb.create<arith::AddIOp>(start, mb.index(i)))));
+      blockRows.push_back(
+          blockRow(mb, mb.create<arith::AddIOp>(
+                           lo, mb.create<arith::AddIOp>(start, mb.index(i)))));
 
     // The weight columns of the step's vectors: consecutive vectors of a
     // plain projection; the gate vectors then the up vectors of a GLU.
     Value column = mb.create<arith::AddIOp>(col0, local);
     SmallVector<Value> columns;
-    bool interleaved =
-        glu && op.getGluLayout() == GluLayout::interleaved;
+    bool interleaved = glu && op.getGluLayout() == GluLayout::interleaved;
     for (int64_t j = 0; j < kVectorsPerStep; ++j) {
       if (!glu || interleaved) {
-        Value first = interleaved ? mb.create<arith::MulIOp>(column,
-                                                             mb.index(2))
-                                  : column;
+        Value first = interleaved
+                          ? mb.create<arith::MulIOp>(column, mb.index(2))
+                          : column;
         columns.push_back(mb.create<arith::AddIOp>(first, mb.index(j * vw)));
         continue;
       }
       int64_t half = kVectorsPerStep / 2;
-      Value base = j < half ? column
-                            : mb.create<arith::AddIOp>(column, mb.index(width));
+      Value base =
+          j < half ? column : mb.create<arith::AddIOp>(column, mb.index(width));
       columns.push_back(
           mb.create<arith::AddIOp>(base, mb.index((j % half) * vw)));
     }
@@ -506,8 +501,8 @@ private:
           first, last, gb.index(1), init,
           [&](OpBuilder &nested, Location loc, Value s, ValueRange partials) {
             StructuredBuilder sb(loc, nested);
-            sb.create<scf::YieldOp>(step(sb, blockRows, vectors, terms,
-                                         expert, s, table, partials));
+            sb.create<scf::YieldOp>(step(sb, blockRows, vectors, terms, expert,
+                                         s, table, partials));
           });
       SmallVector<Value> next;
       for (int64_t i = 0; i < rows; ++i)
@@ -564,8 +559,8 @@ private:
             }
             gate = eb.create<vector::ShuffleOp>(values[2 * j],
                                                 values[2 * j + 1], even);
-            up = eb.create<vector::ShuffleOp>(values[2 * j],
-                                              values[2 * j + 1], odd);
+            up = eb.create<vector::ShuffleOp>(values[2 * j], values[2 * j + 1],
+                                              odd);
           }
           outputs.push_back(gluActivation(eb, gate, up, *op.getEpilogue(),
                                           op.getAlpha().convertToDouble(),
@@ -576,11 +571,10 @@ private:
         Value out = weighted(eb, scale, value);
         if (!outType.isF32())
           out = eb.create<arith::TruncFOp>(VectorType::get({vw}, outType), out);
-        Value outColumn =
-            eb.create<arith::AddIOp>(local, eb.index(j * vw));
-        tile = eb.create<vector::TransferWriteOp>(
-                     out, tile, ValueRange{outRow, outColumn},
-                     ArrayRef<bool>{inBounds})
+        Value outColumn = eb.create<arith::AddIOp>(local, eb.index(j * vw));
+        tile = eb.create<vector::TransferWriteOp>(out, tile,
+                                                  ValueRange{outRow, outColumn},
+                                                  ArrayRef<bool>{inBounds})
                    .getResult();
       }
     }

@@ -94,8 +94,7 @@ WeightShape mlir::moe::logicalWeightShape(WeightQuantAttr quant,
 
 bool mlir::moe::hasPanelScales(WeightQuantAttr quant,
                                const WeightShape &weights) {
-  return weights.panelWidth > 0 &&
-         quant.getFormat() != WeightFormat::fp8_e4m3;
+  return weights.panelWidth > 0 && quant.getFormat() != WeightFormat::fp8_e4m3;
 }
 
 SmallVector<int64_t> mlir::moe::weightScaleShape(WeightQuantAttr quant,
@@ -194,10 +193,9 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
   if (!isTensorOf(scales, quant.getScaleElementType(), scaleShape))
     return op->emitOpError()
            << "'" << scalesName << "' must be a " << scaleForm << scaleElement
-           << " tensor " << scaleDims << " = "
-           << shapeString(scaleShape) << " for '" << weightsName
-           << "' and block = [" << quant.getBlock() << "], got "
-           << scales.getType();
+           << " tensor " << scaleDims << " = " << shapeString(scaleShape)
+           << " for '" << weightsName << "' and block = [" << quant.getBlock()
+           << "], got " << scales.getType();
   if (zeroPoints && !quant.allowsZeroPoints())
     return op->emitOpError() << "'" << zeroPointsName
                              << "' is used only with weight_quant format "
@@ -207,11 +205,10 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
       !isTensorOf(zeroPoints, IntegerType::get(op->getContext(), 8),
                   scaleShape))
     return op->emitOpError()
-           << "'" << zeroPointsName
-           << "' must be a " << scaleForm << "i8 tensor " << zeroDims << " = "
-           << shapeString(scaleShape) << " for '" << weightsName
-           << "' and block = [" << quant.getBlock() << "], got "
-           << zeroPoints.getType();
+           << "'" << zeroPointsName << "' must be a " << scaleForm
+           << "i8 tensor " << zeroDims << " = " << shapeString(scaleShape)
+           << " for '" << weightsName << "' and block = [" << quant.getBlock()
+           << "], got " << zeroPoints.getType();
   bool isStatic = quant.getActivation() == ActivationQuant::static_;
   if (isStatic && !inputScales)
     return op->emitOpError()

@@ -171,7 +171,7 @@ checks::verifyQuantizedWeights(TensorChecker &c, Operation *op, Value weights,
            << stringifyRhsLayout(layout);
   // The storage type first: the packed formats' K is twice the stored one.
   if (cast<RankedTensorType>(weights.getType()).getElementType() !=
-          quant.getWeightElementType())
+      quant.getWeightElementType())
     return op->emitOpError()
            << "'" << name << "' must hold " << quant.getWeightElementType()
            << " weights for weight_quant format "
