@@ -15,6 +15,7 @@
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinTypes.h"
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/raw_ostream.h"
@@ -38,8 +39,18 @@ static std::vector<PackedWeights> packedWeights(const ABIFunction &abi) {
   StringRef layout = abi.weightLayout;
   if (layout.empty() || layout == "nk")
     return packed;
+  // Quantized weights in panels bring their scales and zero points along
+  // (4-D like them; FP8's block scales stay 3-D and as they are).
+  auto isPacked = [&](const ABITensor &t) {
+    if (t.name == "w13" || t.name == "w2")
+      return true;
+    return layout == "panels" && t.shape.size() == 4 &&
+           llvm::is_contained(
+               {"w13_scales", "w2_scales", "w13_zero_points", "w2_zero_points"},
+               t.name);
+  };
   for (const ABITensor &t : abi.tensors) {
-    if (t.isResult || (t.name != "w13" && t.name != "w2"))
+    if (t.isResult || !isPacked(t))
       continue;
     ArrayRef<int64_t> s = t.shape;
     if (layout == "kn")

@@ -31,6 +31,11 @@ Type elementType(Builder &b, llvm::StringRef dtype) {
 RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
                             Type element) {
   int64_t e = spec.experts, p = kLayerPanelWidth;
+  // Quantized panels hold the stored bytes: K / 2 of them for 4-bit codes.
+  if (spec.weightQuant != "none" && spec.weightLayout == "panels") {
+    bool packed = spec.weightQuant == "mxfp4" || spec.weightQuant == "int4";
+    return RankedTensorType::get({e, n / p, packed ? k / 2 : k, p}, element);
+  }
   if (spec.weightQuant == "mxfp4")
     return RankedTensorType::get({e, n, k / 32, 16}, element);
   if (spec.weightQuant == "int4")
@@ -48,7 +53,7 @@ RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
 /// gpt-oss's [E, N, K / 32, 16] blocks as the [E, N, K / 2] bytes they are.
 Value weightOperand(OpBuilder &b, Location loc, const LayerSpec &spec,
                     Value argument) {
-  if (spec.weightQuant != "mxfp4")
+  if (spec.weightQuant != "mxfp4" || spec.weightLayout == "panels")
     return argument;
   auto type = cast<RankedTensorType>(argument.getType());
   ArrayRef<int64_t> shape = type.getShape();
@@ -84,16 +89,18 @@ void appendScaleTypes(Builder &b, const LayerSpec &spec, WeightQuantAttr quant,
   if (!quant)
     return;
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
+  // In panels the weight-only formats' scales and zero points are panels too.
+  int64_t p = spec.weightLayout == "panels" ? kLayerPanelWidth : 0;
   for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
     argTypes.push_back(
-        RankedTensorType::get(weightScaleShape(quant, WeightShape{E, n, k, 0}),
+        RankedTensorType::get(weightScaleShape(quant, WeightShape{E, n, k, p}),
                               quant.getScaleElementType()));
   if (quant.getActivation() == ActivationQuant::static_)
     argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
   if (spec.zeroPoints)
     for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
       argTypes.push_back(RankedTensorType::get(
-          weightScaleShape(quant, WeightShape{E, n, k, 0}), b.getI8Type()));
+          weightScaleShape(quant, WeightShape{E, n, k, p}), b.getI8Type()));
 }
 
 /// The quantization arguments from `first` on (null values without

@@ -171,8 +171,8 @@ Error validateWeightOnly(const LayerSpec &spec) {
 }
 
 /// The quantization settings: a known format; FP8's activation scheme,
-/// the nk layout (the CPU kernels dequantize that one), a block inside the
-/// limits, and w13's gate and up halves each a whole number of blocks along
+/// the nk or panels layout (the CPU kernels dequantize those), a block inside
+/// the limits, and w13's gate and up halves each a whole number of blocks along
 /// N (their checkpoint scales are stacked as they are).
 Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
   if (Error e = check.oneOf("weight_quant", spec.weightQuant,
@@ -184,9 +184,9 @@ Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
                           spec.origin("zero_points")));
     return Error::success();
   }
-  if (spec.weightLayout != "nk")
-    return fail(formatv("{0}: weight_quant {1} needs weight_layout nk, got {2} "
-                        "({3})",
+  if (spec.weightLayout != "nk" && spec.weightLayout != "panels")
+    return fail(formatv("{0}: weight_quant {1} needs weight_layout nk or "
+                        "panels, got {2} ({3})",
                         spec.origin("weight_quant"), spec.weightQuant,
                         spec.weightLayout, spec.origin("weight_layout")));
   if (spec.weightQuant != "fp8_e4m3")

@@ -19,22 +19,25 @@ and the rows (python/benchmarks/plot_fractions.py plots them). A point above
 exits with status 1.
 
 FP8 rows: the weights are quantized from bf16 weights as a checkpoint is; the kernel
-reads them in the nk layout and dequantizes them into f32 FMAs, so the floor counts 1
+reads them in the panels layout (64-wide panels of e4m3 bytes, the block scales as
+stored) and decodes them into f32 FMAs, so the floor counts 1
 byte per weight plus the scales and the f32 matmul rate; the check is against the FP8
 oracle (``moe_mlir.reference_quant``, same activation quantization) with the bound
 2e-2, and the error against the unquantized bf16 layer is printed beside it. The
 peers run on the dequantized weights (numpy in f32, torch in bf16).
 
 Weight-only rows (``--dtypes mxfp4,int4,int8``, cpu_weight_only.py): bf16 activations,
-the weights in the nk layout as stored, dequantized in registers into f32 FMAs; the floor
+the weights packed into the panels layout (``pack.quantized_to_panels``; ``nk`` is the
+layout as stored), decoded in registers (bf16 tables into ``vdpbf16ps`` for the 4-bit
+formats' bf16 activations where the host has AVX512_BF16, f32 FMAs otherwise); the floor
 counts the stored bytes (codes, scales and zero points: 4.25 bits per weight for MXFP4,
 4.31 for int4 g128 with zero points, 8 for int8) and the f32 matmul rate. The peers run
 on the dequantized weights (numpy in f32, torch in bf16).
 
 The experts' weights are packed once into ``--weight-layout`` before anything is timed,
 as a model loader would. The default is the CPU kernel's layout for each dtype
-(``panels`` for fp32, ``panels_vnni`` for bf16; see moe_mlir.pack); ``nk`` times the
-kernel on the PyTorch Linear layout instead.
+(``panels`` for fp32 and the quantized dtypes, ``panels_vnni`` for bf16; see
+moe_mlir.pack); ``nk`` times the kernel on the PyTorch Linear layout instead.
 
     python3 python/benchmarks/cpu.py [--shapes qwen3-30b-a3b,...] [--tokens 1,16]
                                      [--weight-layout panels|panels_vnni|nk|kn]
@@ -71,8 +74,8 @@ SHAPES = {  # name: (H, I, E, k, largest T)
 }
 TOKENS = (1, 16, 128, 512)
 #: The CPU kernel's weight layout for each dtype.
-PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni", "fp8": "nk", "mxfp4": "nk",
-                 "int4": "nk", "int8": "nk"}
+PACKED_LAYOUT = {"f32": "panels", "bf16": "panels_vnni", "fp8": "panels",
+                 "mxfp4": "panels", "int4": "panels", "int8": "panels"}
 WEIGHT_ONLY = ("mxfp4", "int4", "int8")
 #: The FP8 rows' quantization: DeepSeek-V3's.
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
@@ -258,11 +261,13 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
     fp8 = dtype == "fp8"
     weight_only = dtype in WEIGHT_ONLY
     act = "bf16" if fp8 or weight_only else dtype  # the activations' dtype
+    quantized_panels = cpu_weight_only.panel_width(H, I)
     if weight_only:
-        ir = cpu_weight_only.layer_ir(dtype, H, E, I, k)
+        ir = cpu_weight_only.layer_ir(dtype, H, E, I, k, layout)
     else:
         ir = irgen.layer_ir(None, H, E, I, k, dtype=act, name="layer",
-                            weight_layout="nk" if fp8 else layout, scoring="softmax",
+                            weight_layout=layout, scoring="softmax",
+                            panel_width=quantized_panels if fp8 else pack.PANEL_WIDTH,
                             renormalize=True, weight_quant=FP8_QUANT if fp8 else None)
     start = time.perf_counter()
     cpu.lower_to_llvm_dialect(ir)
@@ -277,6 +282,8 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         # The stored codes and scales; the peers and the oracle use their values.
         q13, w13 = cpu_weight_only.random_weights(rng, dtype, E, 2 * I, H)
         q2, w2 = cpu_weight_only.random_weights(rng, dtype, E, H, I)
+        q13, q2 = (cpu_weight_only.to_layout(dtype, q, layout, quantized_panels)
+                   for q in (q13, q2))
         args_w = cpu_weight_only.kernel_arguments(cpu.to_storage(router, act), q13, q2)
     else:
         w13 = random_weights(rng, (E, 2 * I, H), H, act)
@@ -288,6 +295,8 @@ def run_shape(name, dtype, tokens, repeats, workdir, rng, layout):
         q2, s2, deq2 = quantize_per_expert(w2, FP8_QUANT["block"])
         unquantized = (w13, w2)
         w13, w2 = deq13, deq2
+        if layout == "panels":
+            q13, q2 = (pack.to_layout(q, "panels", quantized_panels) for q in (q13, q2))
         args_w = [cpu.to_storage(router, act), q13, q2, s13, s2]
     elif not weight_only:
         args_w = [cpu.to_storage(router, dtype)] + [storage_per_expert(a, dtype, layout)
@@ -383,7 +392,8 @@ def main() -> int:
     parser.add_argument("--tokens", default=",".join(map(str, TOKENS)))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--weight-layout", choices=reference.RHS_LAYOUTS,
-                        help="default: panels for f32, panels_vnni for bf16")
+                        help="default: panels for f32 and the quantized dtypes, panels_vnni "
+                        "for bf16")
     parser.add_argument("--json", type=pathlib.Path,
                         help="also write the machine, the ceilings and the rows here")
     opts = parser.parse_args()

@@ -4,8 +4,9 @@ The experts hold fresh random codes and scales as a checkpoint stores them (gpt-
 MXFP4 with e8m0 scales per 32 k; AWQ-style int4 with f32 scales and i8 zero points per
 128 k; int8 with one f32 scale per output row), scaled so the weights have about the
 spread of N(0, 1/fan_in). The layer is ``moe_mlir.weight_only_ir.layer_ir`` with bf16
-activations; the kernel reads the weights in the nk layout as stored and dequantizes
-them in registers into f32 FMAs. The oracle and the peers use the dequantized weights
+activations; the weights are packed once into the panels layout
+(``moe_mlir.pack.quantized_to_panels``; ``nk`` keeps them as stored), whose kernel
+decodes each weight vector once per stored row and block of routed rows. The oracle and the peers use the dequantized weights
 (exact in f32 for MXFP4, rounded once to f32 for int4 and int8): numpy in f32 and torch
 in bf16, dequantized once as a loader would (dequantize-then-bf16), not per call.
 """
@@ -16,6 +17,7 @@ import math
 
 import numpy as np
 
+from moe_mlir import pack
 from moe_mlir import reference_lowbit as lb
 from moe_mlir import weight_only_ir
 
@@ -34,9 +36,24 @@ def bytes_per_weight(fmt: str, K: int) -> float:
     return 1 + 4 / K  # int8: the codes, one f32 scale per row
 
 
-def layer_ir(fmt: str, H: int, E: int, I: int, k: int) -> str:
+def panel_width(H: int, I: int) -> int:
+    """The panel width of both projections (w13's N = 2I, w2's N = H)."""
+    return min(pack.quantized_panel_width(2 * I), pack.quantized_panel_width(H))
+
+
+def layer_ir(fmt: str, H: int, E: int, I: int, k: int, layout: str = "panels") -> str:
     return weight_only_ir.layer_ir(None, H, E, I, k, fmt, group=GROUP[fmt] or 32,
-                                   zero_points=ZERO_POINTS[fmt], dtype="bf16")
+                                   zero_points=ZERO_POINTS[fmt], dtype="bf16",
+                                   layout=layout, panel_width=panel_width(H, I))
+
+
+def to_layout(fmt: str, inputs, layout: str, P: int):
+    """The kernel inputs of :func:`random_weights` in ``layout`` (nk: as they are)."""
+    if layout == "nk":
+        return inputs
+    zeros = inputs[2] if len(inputs) > 2 else None
+    packed = pack.quantized_to_panels(fmt, inputs[0], inputs[1], zeros, panel_width=P)
+    return [t for t in packed if t is not None]
 
 
 def random_weights(rng, fmt: str, E: int, N: int, K: int):

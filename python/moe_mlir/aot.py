@@ -224,7 +224,10 @@ class Layer:
         """``moe_<name>_pack_<tensor>``: the expert weights ``name`` ("w13" or
         "w2") packed by the library from their Linear layout [E, N, K] (numpy,
         bf16 as uint16 bits), for a layer compiled with a packed
-        ``weight_layout``. bf16 weights are ``ml_dtypes.bfloat16`` (packed
+        ``weight_layout``. Quantized layers in ``panels`` pack their weights
+        as stored ([E, N, K / 2] bytes for mxfp4 and int4, gpt-oss's blocks
+        viewed so) and, for the weight-only formats, ``w13_scales``,
+        ``w2_scales`` and the zero points ([E, N, G]) the same way. bf16 weights are ``ml_dtypes.bfloat16`` (packed
         alike) or uint16 bits (packed as bits)."""
         symbol = f"{self.manifest['prefix']}_pack_{name}"
         if symbol not in self.manifest.get("symbols", []):
@@ -234,7 +237,15 @@ class Layer:
         layer = self.manifest["layer"]
         H, I, E = layer["hidden"], layer["intermediate"], layer["experts"]
         want = (E, 2 * I, H) if name == "w13" else (E, H, I)
-        source = np.ascontiguousarray(linear)
+        shape = spec["shape"]
+        if layer.get("weight_layout") == "panels":
+            # [E, N / P, Ks, P] from [E, N, Ks]: quantized weights as stored (K / 2
+            # bytes of 4-bit codes), their scales and zero points [E, N, G].
+            want = (shape[0], shape[1] * shape[3], shape[2])
+        source = np.ascontiguousarray(_as_bytes(np.asarray(linear), spec["dtype"]))
+        if layer.get("weight_layout") == "panels" and source.ndim == 4 and name in ("w13", "w2"):
+            # gpt-oss's mxfp4 *_blocks [E, N, K / 32, 16] are the [E, N, K / 2] bytes.
+            source = source.reshape(source.shape[0], source.shape[1], -1)
         bfloat16 = spec["dtype"] == "bf16" and dtypes.is_bfloat16(source)
         if bfloat16:
             source = dtypes.bits(source)

@@ -79,8 +79,8 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     GLU attributes (:data:`GLU_ATTRS`).
 
     ``weight_quant=dict(block=(bn, bk), activation="dynamic" | "none")``: FP8 experts
-    (nk layout, f8E4M3FN) with two more last arguments, ``w13_scales`` and
-    ``w2_scales`` (f32, docs/quantization.md).
+    (nk or panels layout, f8E4M3FN; ``pack.quantized_to_panels``) with two more last
+    arguments, ``w13_scales`` and ``w2_scales`` (f32, docs/quantization.md).
     """
     dtype = _check_dtype(dtype)
     kinds = {"k": _I64, **ROUTING_ATTRS, **CAPACITY_ATTRS,
@@ -92,8 +92,8 @@ def layer_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "f32",
     layout = weight_layout or "nk"
     wdt = dtype
     if weight_quant is not None:
-        if layout != "nk":
-            raise ValueError("FP8 weights are in the nk layout")
+        if layout not in ("nk", "panels"):
+            raise ValueError(f"FP8 weights are in the nk or panels layout, got {layout!r}")
         bn, bk = (int(b) for b in weight_quant["block"])
         activation_quant = weight_quant.get("activation", "dynamic")
         if activation_quant not in ("dynamic", "none"):

@@ -13,6 +13,14 @@ index k):
   VNNI order that ``vdpbf16ps`` multiplies). This is the CPU kernel's layout for bf16
   weights; K must be even.
 
+Quantized weights (``#moe.weight_quant``) go into ``"panels"`` as they are stored
+(:func:`quantized_to_panels`): the bytes of the nk layout ([E, N, K / 2] for mxfp4 and
+int4, whose byte j of a column holds k = 2j and 2j + 1, [E, N, K] for int8 and FP8) as
+[E, N / P, Ks, P] panels, so that one 64-byte row of a 64-wide 4-bit panel is the k-pair
+of 64 columns; the weight-only formats' scales and zero points [E, N, G] follow into [E,
+N / P, G, P] panels, FP8's block scales stay as they are. P is the widest of
+QUANTIZED_PANEL_WIDTHS that divides N.
+
 Packing is a one-time step on the weights, done when a model is loaded, never per call:
 
     w13_packed = pack.to_layout(w13, "panels")   # [E, 2I, H] -> [E, 2I/16, H, 16]
@@ -90,3 +98,45 @@ def from_layout(weights, layout: str) -> np.ndarray:
         return (w.reshape(E, panels, pairs, P, 2).transpose(0, 1, 3, 2, 4)
                 .reshape(E, panels * P, pairs * 2))
     raise ValueError(f"unknown weight layout {layout!r}; expected one of {RHS_LAYOUTS}")
+
+
+#: The panel widths of quantized weights, widest first: a row of a 64-wide panel of
+#: 4-bit codes is one 64-byte line holding the k-pair of 64 columns.
+QUANTIZED_PANEL_WIDTHS = (64, 32, 16)
+
+
+def quantized_panel_width(N: int) -> int:
+    """The panel width of quantized weights with N output columns: the widest of
+    QUANTIZED_PANEL_WIDTHS that divides N."""
+    for width in QUANTIZED_PANEL_WIDTHS:
+        if N % width == 0:
+            return width
+    raise ValueError(f"quantized weights in panels need N = {N} to be a multiple of "
+                     f"{QUANTIZED_PANEL_WIDTHS[-1]}")
+
+
+def quantized_to_panels(fmt: str, weights, scales, zero_points=None,
+                        panel_width: int | None = None):
+    """(weights, scales, zero_points) of E experts in ``fmt`` (``mxfp4``, ``int4``,
+    ``int8`` or ``fp8_e4m3``) from the nk layout as stored into the panels layout (see
+    the module docstring); ``zero_points`` stays None when it is None."""
+    w = np.asarray(weights)
+    if w.ndim != 3:
+        raise ValueError(f"{fmt} weights must be [E, N, Ks], got shape {w.shape}")
+    P = panel_width or quantized_panel_width(w.shape[1])
+    packed = to_layout(w, "panels", P)
+    if fmt == "fp8_e4m3":
+        if zero_points is not None:
+            raise ValueError("FP8 weights have no zero points")
+        return packed, scales, None
+    if fmt not in ("mxfp4", "int4", "int8"):
+        raise ValueError(f"unknown quantized format {fmt!r}")
+
+    def follow(t, name):
+        t = np.asarray(t)
+        if t.ndim != 3 or t.shape[:2] != w.shape[:2]:
+            raise ValueError(f"{name} must be [E, N, G] = {w.shape[:2]} x G, got {t.shape}")
+        return to_layout(t, "panels", P)
+
+    return (packed, follow(scales, "scales"),
+            None if zero_points is None else follow(zero_points, "zero_points"))

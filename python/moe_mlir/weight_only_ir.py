@@ -17,7 +17,9 @@ Intermediates are f32, as in the decomposed ``moe.layer``.
 [, w13_zero_points, w2_zero_points]) -> y [T,H]``: the weights in the nk layout as
 stored by the format (K / 2 bytes per row for mxfp4 and int4), the scales ``[E, N,
 ceil(K / g)]`` (uint8 e8m0 bits for mxfp4, f32 otherwise; ``[E, N, 1]`` for int8),
-int4 zero points (i8) with the scales' shape when ``zero_points``.
+int4 zero points (i8) with the scales' shape when ``zero_points``. With
+``layout="panels"`` all of them are in panels of ``panel_width`` columns (``[E, N / P,
+Ks, P]`` and ``[E, N / P, G, P]``, ``moe_mlir.pack.quantized_to_panels``).
 """
 
 from __future__ import annotations
@@ -26,18 +28,30 @@ from typing import Optional
 
 from .irgen import tensor_type
 
-__all__ = ["FORMATS", "layer_ir", "scale_shape"]
+__all__ = ["FORMATS", "layer_ir", "scale_shape", "weight_shape"]
 
 #: The weight-only formats and their scale group along K (int4: the default group,
 #: overridable; int8: one group spanning K).
 FORMATS = ("mxfp4", "int4", "int8")
 
 
-def scale_shape(fmt: str, E: int, N: int, K: int, group: int) -> tuple[int, int, int]:
-    """The scales' (and int4 zero points') shape of ``[E, N, K]`` weights."""
-    if fmt == "int8":
-        return (E, N, 1)
-    return (E, N, -(-K // group))
+def scale_shape(fmt: str, E: int, N: int, K: int, group: int,
+                panel_width: Optional[int] = None) -> tuple[int, ...]:
+    """The scales' (and int4 zero points') shape of ``[E, N, K]`` weights, in panels of
+    ``panel_width`` columns when given."""
+    G = 1 if fmt == "int8" else -(-K // group)
+    if panel_width:
+        return (E, N // panel_width, G, panel_width)
+    return (E, N, G)
+
+
+def weight_shape(fmt: str, E: int, N: int, K: int,
+                 panel_width: Optional[int] = None) -> tuple[int, ...]:
+    """The stored weights' shape: K / 2 bytes per column for the 4-bit formats."""
+    Ks = K // 2 if fmt in ("mxfp4", "int4") else K
+    if panel_width:
+        return (E, N // panel_width, Ks, panel_width)
+    return (E, N, Ks)
 
 
 def _block(fmt: str, K: int, group: int) -> int:
@@ -46,27 +60,28 @@ def _block(fmt: str, K: int, group: int) -> int:
 
 def layer_ir(T: Optional[int], H: int, E: int, I: int, k: int, fmt: str, *,
              group: int = 32, zero_points: bool = False, dtype: str = "bf16",
-             name: str = "layer") -> str:
+             name: str = "layer", layout: str = "nk", panel_width: int = 64) -> str:
     """The layer in ``fmt`` (see the module docstring); ``T=None`` is dynamic."""
+    if layout not in ("nk", "panels"):
+        raise ValueError(f"weight-only layers take the nk or panels layout, got {layout!r}")
+    P = panel_width if layout == "panels" else None
     if fmt not in FORMATS:
         raise ValueError(f"unknown weight-only format {fmt!r}; known: {', '.join(FORMATS)}")
     if fmt == "mxfp4" and group != 32:
         raise ValueError(f"mxfp4 scales cover 32 k, got group {group}")
     if zero_points and fmt != "int4":
         raise ValueError("zero points are int4's only")
-    packed = fmt in ("mxfp4", "int4")
-    weight_cols = (lambda K: K // 2) if packed else (lambda K: K)
     s_elem = "f8E8M0FNU" if fmt == "mxfp4" else "f32"
     dims = lambda shape: "x".join(str(d) for d in shape)  # noqa: E731
     t = "?" if T is None else str(T)
     x_t = f"tensor<{t}x{H}x{dtype}>"
     router_t = f"tensor<1x{E}x{H}x{dtype}>"
-    w13_t = f"tensor<{E}x{2 * I}x{weight_cols(H)}xi8>"
-    w2_t = f"tensor<{E}x{H}x{weight_cols(I)}xi8>"
-    s13_t = f"tensor<{dims(scale_shape(fmt, E, 2 * I, H, group))}x{s_elem}>"
-    s2_t = f"tensor<{dims(scale_shape(fmt, E, H, I, group))}x{s_elem}>"
-    z13_t = f"tensor<{dims(scale_shape(fmt, E, 2 * I, H, group))}xi8>"
-    z2_t = f"tensor<{dims(scale_shape(fmt, E, H, I, group))}xi8>"
+    w13_t = f"tensor<{dims(weight_shape(fmt, E, 2 * I, H, P))}xi8>"
+    w2_t = f"tensor<{dims(weight_shape(fmt, E, H, I, P))}xi8>"
+    s13_t = f"tensor<{dims(scale_shape(fmt, E, 2 * I, H, group, P))}x{s_elem}>"
+    s2_t = f"tensor<{dims(scale_shape(fmt, E, H, I, group, P))}x{s_elem}>"
+    z13_t = f"tensor<{dims(scale_shape(fmt, E, 2 * I, H, group, P))}xi8>"
+    z2_t = f"tensor<{dims(scale_shape(fmt, E, H, I, group, P))}xi8>"
     args = [f"%x: {x_t}", f"%router: {router_t}", f"%w13: {w13_t}", f"%w2: {w2_t}",
             f"%s13: {s13_t}", f"%s2: {s2_t}"]
     z13 = z2 = ""
@@ -76,7 +91,8 @@ def layer_ir(T: Optional[int], H: int, E: int, I: int, k: int, fmt: str, *,
         z2 = f" rhs_zero_points(%z2 : {z2_t})"
 
     def quant(K: int) -> str:
-        return (f"weight_quant = #moe.weight_quant<format = {fmt}, "
+        rhs_layout = "rhs_layout = #moe.rhs_layout<panels>, " if P else ""
+        return (f"{rhs_layout}weight_quant = #moe.weight_quant<format = {fmt}, "
                 f"block = [1, {_block(fmt, K, group)}], activation = none>")
 
     M = "?" if T is None else str(T * k)

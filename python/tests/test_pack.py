@@ -38,3 +38,35 @@ def test_bf16_bits_pack_like_floats():
 def test_shapes_the_vnni_layout_cannot_hold(N, K, message):
     with pytest.raises(ValueError, match=message):
         pack.weight_shape(1, N, K, "panels_vnni")
+
+
+@pytest.mark.parametrize("N,P", [(128, 64), (96, 32), (48, 16)])
+def test_quantized_panels_hold_the_stored_bytes(N, P):
+    """Weights, scales and zero points of the weight-only formats go into panels of the
+    widest width that divides N, element [e, n // P, j, n % P] = stored [e, n, j]; FP8's
+    block scales stay as they are."""
+    rng = np.random.default_rng(0)
+    E, Ks, G = 3, 20, 4
+    w = rng.integers(-128, 128, size=(E, N, Ks)).astype(np.int8)
+    s = rng.random((E, N, G)).astype(np.float32)
+    z = rng.integers(0, 16, size=(E, N, G)).astype(np.int8)
+    assert pack.quantized_panel_width(N) == P
+    wp, sp, zp = pack.quantized_to_panels("int4", w, s, z)
+    assert wp.shape == (E, N // P, Ks, P) and sp.shape == zp.shape == (E, N // P, G, P)
+    e, n, j, g = 2, N - 3, Ks - 1, G - 2
+    assert wp[e, n // P, j, n % P] == w[e, n, j]
+    assert sp[e, n // P, g, n % P] == s[e, n, g] and zp[e, n // P, g, n % P] == z[e, n, g]
+    assert np.array_equal(pack.from_layout(wp, "panels"), w)
+    fp8, block_scales, none = pack.quantized_to_panels("fp8_e4m3", w.view(np.uint8), s)
+    assert fp8.shape == (E, N // P, Ks, P) and block_scales is s and none is None
+
+
+def test_quantized_panels_refuse_what_they_cannot_hold():
+    w = np.zeros((2, 40, 8), np.int8)
+    with pytest.raises(ValueError, match="N = 40 to be a multiple of 16"):
+        pack.quantized_to_panels("mxfp4", w, np.zeros((2, 40, 1), np.uint8))
+    w = np.zeros((2, 32, 8), np.int8)
+    with pytest.raises(ValueError, match=r"scales must be \[E, N, G\]"):
+        pack.quantized_to_panels("int8", w, np.zeros((2, 16, 1), np.float32))
+    with pytest.raises(ValueError, match="unknown quantized format"):
+        pack.quantized_to_panels("int2", w, np.zeros((2, 32, 1), np.float32))

@@ -130,14 +130,24 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
       lhs = quantizeActivations(b, lhs, quant, op.getLhsScales());
     // The weight-only formats are dequantized into f32 weights first; FP8
     // weights are decoded in the product's body.
+    // In the panels layout their scales and zero points are panels too:
+    // all of them are unpacked to the nk layout first.
+    RhsLayout layout = op.getRhsLayout();
     if (quant && quant.getFormat() != WeightFormat::fp8_e4m3) {
-      rhs = dequantizeWeights(b, quant, rhs, op.getRhsScales(),
-                              op.getRhsZeroPoints());
+      Value scales = op.getRhsScales(), zeroPoints = op.getRhsZeroPoints();
+      if (layout == RhsLayout::panels) {
+        rhs = unpackPanels(b, rhs);
+        scales = unpackPanels(b, scales);
+        if (zeroPoints)
+          zeroPoints = unpackPanels(b, zeroPoints);
+        layout = RhsLayout::nk;
+      }
+      rhs = dequantizeWeights(b, quant, rhs, scales, zeroPoints);
       quant = nullptr;
     }
-    if (op.getRhsLayout() == RhsLayout::panels)
+    if (layout == RhsLayout::panels)
       rhs = unpackPanels(b, rhs);
-    else if (op.getRhsLayout() == RhsLayout::panels_vnni)
+    else if (layout == RhsLayout::panels_vnni)
       rhs = unpackVnniPanels(b, rhs);
     auto rhsType = cast<RankedTensorType>(rhs.getType());
     bool kn = op.getRhsLayout() == RhsLayout::kn;

@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "GroupedMatmulKernel.h"
+#include "LowBitPanelKernel.h"
 #include "WeightOnlySteps.h"
 
 #include "moe/Dialect/MoE/Utils/Activation.h"
@@ -239,6 +240,8 @@ bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
   WeightQuantAttr quant = op.getWeightQuantAttr();
   if (!quant)
     return true;
+  if (op.getRhsLayout() == RhsLayout::panels)
+    return lowBitPanelKernelApplies(op, shape, why);
   if (isWeightOnlyFormat(quant.getFormat()))
     return WeightOnlySteps::applies(op, shape, why);
   if (quant.getActivation() != ActivationQuant::none) {
@@ -247,7 +250,8 @@ bool mlir::moe::quantizedKernelApplies(GroupedMatmulOp op, KernelShape shape,
     return false;
   }
   if (op.getRhsLayout() != RhsLayout::nk) {
-    why = "quantized weights are dequantized by the nk kernel only";
+    why = "quantized weights are dequantized by the nk and panels kernels "
+          "only";
     return false;
   }
   WeightShape weights = weightShape(

@@ -10,7 +10,9 @@
 // - kn (`[E, K, N]`), panels (`[E, N / P, K, P]`) and panels_vnni
 //   (`[E, N / P, K / 2, 2P]`): OuterProductKernel, rank-1 (rank-2 for VNNI
 //   pairs) updates of a block of rows by a panel of weight columns, with a
-//   vectorized epilogue.
+//   vectorized epilogue;
+// - quantized weights in panels: LowBitPanelKernel (LowBitPanelKernel.h),
+//   the same blocks with each weight vector decoded once per stored row.
 //
 //===----------------------------------------------------------------------===//
 

@@ -10,6 +10,7 @@
 #include "moe/Conversion/MoEToVector/MoEToVector.h"
 
 #include "GroupedMatmulKernel.h"
+#include "LowBitPanelKernel.h"
 
 #include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -53,7 +54,9 @@ struct VectorizeGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
           op, why + "; left to the reference lowering");
     StructuredBuilder b(op.getLoc(), rewriter);
     Value result;
-    if (op.getRhsLayout() == RhsLayout::nk)
+    if (op.getWeightQuantAttr() && op.getRhsLayout() == RhsLayout::panels)
+      result = buildLowBitPanelKernel(op, b, shape);
+    else if (op.getRhsLayout() == RhsLayout::nk)
       result = buildDotProductKernel(op, b, shape);
     else if (outerProductKernelApplies(op, shape))
       result = buildOuterProductKernel(op, b, shape);

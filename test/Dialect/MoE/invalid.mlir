@@ -777,7 +777,7 @@ func.func @zero_points_shape(%x: tensor<4x64xbf16>, %w: tensor<8x32x32xi8>, %o: 
 // -----
 
 func.func @weight_only_layout(%x: tensor<4x64xbf16>, %w: tensor<8x64x16xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf32>, %init: tensor<4x32xf32>) {
-  // expected-error @+1 {{weight_quant format int4 needs rhs_layout = nk, got kn}}
+  // expected-error @+1 {{weight_quant format int4 needs rhs_layout = nk or panels, got kn}}
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x64x16xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf32>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<kn>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
   return
 }
@@ -799,9 +799,49 @@ func.func @zero_points_without_weight_quant(%x: tensor<4x64xbf16>, %w: tensor<8x
 
 // -----
 
-func.func @layer_weight_only_layout(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x4x32x16xi8>, %w2: tensor<8x4x16x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
-  // expected-error @+1 {{weight_quant format int4 needs weight_layout = nk, got panels}}
-  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x4x32x16xi8>, tensor<8x4x16x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+func.func @layer_weight_only_layout(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x32x64xi8>, %w2: tensor<8x64x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x64x1xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{weight_quant format int4 needs weight_layout = nk or panels, got kn}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x32x64xi8>, tensor<8x64x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x64x1xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_layout = #moe.rhs_layout<kn>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @layer_weight_only_panel_scales(%x: tensor<4x64xbf16>, %r: tensor<8x64xbf16>, %w13: tensor<8x4x32x16xi8>, %w2: tensor<8x4x16x16xi8>, %s13: tensor<8x64x2xf32>, %s2: tensor<8x4x1x16xf32>, %init: tensor<4x64xbf16>) {
+  // expected-error @+1 {{'w13_scales' must be a 4-D f32 tensor [E, N / P, ceil(K / bk), P] = [8, 4, 2, 16] for 'w13' and block = [1, 32], got 'tensor<8x64x2xf32>'}}
+  %y = moe.layer ins(%x, %r, %w13, %w2 : tensor<4x64xbf16>, tensor<8x64xbf16>, tensor<8x4x32x16xi8>, tensor<8x4x16x16xi8>) scales(%s13, %s2 : tensor<8x64x2xf32>, tensor<8x4x1x16xf32>) outs(%init : tensor<4x64xbf16>) {k = 2 : i64, weight_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x64xbf16>
+  return
+}
+
+// -----
+
+func.func @panels_mxfp4_scales_shape(%x: tensor<4x64xbf16>, %w: tensor<8x2x32x16xi8>, %o: tensor<9xi32>, %s: tensor<8x32x2xf8E8M0FNU>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs_scales' must be a 4-D f8E8M0FNU tensor [E, N / P, ceil(K / bk), P] = [8, 2, 2, 16] for 'rhs' and block = [1, 32], got 'tensor<8x32x2xf8E8M0FNU>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x2x32x16xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x32x2xf8E8M0FNU>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @panels_zero_points_shape(%x: tensor<4x64xbf16>, %w: tensor<8x2x32x16xi8>, %o: tensor<9xi32>, %s: tensor<8x2x2x16xf32>, %z: tensor<8x32x2xi8>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs_zero_points' must be a 4-D i8 tensor [E, N / P, ceil(K / g), P] = [8, 2, 2, 16] for 'rhs' and block = [1, 32], got 'tensor<8x32x2xi8>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x2x32x16xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x2x16xf32>) rhs_zero_points(%z : tensor<8x32x2xi8>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @panels_int4_packed_k(%x: tensor<4x64xbf16>, %w: tensor<8x2x64x16xi8>, %o: tensor<9xi32>, %s: tensor<8x2x4x16xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' has reduction size K = 128, which must equal K, the width of 'lhs', 64}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x2x64x16xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x4x16xf32>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>} -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @panels_int8_storage(%x: tensor<4x64xbf16>, %w: tensor<8x2x64x16xbf16>, %o: tensor<9xi32>, %s: tensor<8x2x1x16xf32>, %init: tensor<4x32xf32>) {
+  // expected-error @+1 {{'rhs' must hold 'i8' weights for weight_quant format int8, got 'tensor<8x2x64x16xbf16>'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<4x64xbf16>, tensor<8x2x64x16xbf16>, tensor<9xi32>) rhs_scales(%s : tensor<8x2x1x16xf32>) outs(%init : tensor<4x32xf32>) {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = int8, block = [1, 64], activation = none>} -> tensor<4x32xf32>
   return
 }
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from harness import assert_close, draw_robust, routing_is_robust
-from moe_mlir import aot, cpu, dtypes, pack_lowbit
+from moe_mlir import aot, cpu, dtypes, pack, pack_lowbit
 from moe_mlir import reference as ref
 from moe_mlir import reference_lowbit as lb
 
@@ -322,3 +322,61 @@ def test_torch_op_int4_and_mxfp4(out_dir, gpt_oss, rng):
     with pytest.raises(ValueError, match="'w13_scales' must be torch.uint8"):
         op(*[as_torch[s["name"]].float() if s["name"] == "w13_scales" else as_torch[s["name"]]
              for s in layer.inputs])
+
+
+@pytest.mark.parametrize("case", [INT4_CASES[0], ("int8_compressed_tensors", "int8", None, False),
+                                  ("gpt_oss_mxfp4", "mxfp4", None, False)],
+                         ids=["gptq_g32_asym", "int8", "gpt_oss_mxfp4"])
+def test_panels_layout(out_dir, rng, case):
+    """``weight_layout: panels``: the manifest's weights, scales and zero points are
+    [E, N / 16, Ks, 16] panels; ``Layer.pack`` writes them from the checkpoint's tensors
+    as ``pack.quantized_to_panels`` does, and the layer matches the oracle."""
+    name, method, group, zero_points = case
+    if method == "mxfp4":
+        config = GPT_OSS
+    elif method == "int8":
+        config = dict(MIXTRAL, quantization_config=INT8_CT)
+    else:
+        config = dict(MIXTRAL, quantization_config={"quant_method": "gptq", "bits": 4,
+                                                    "group_size": group, "desc_act": False,
+                                                    "sym": not zero_points})
+    artifact = aot.compile(config, layer={"weight_layout": "panels"}, name=f"{name}_panels",
+                           out_dir=out_dir / f"{name}_panels")
+    spec = artifact.manifest["layer"]
+    H, I, E = spec["hidden"], spec["intermediate"], spec["experts"]
+    tensors = {t["name"]: t for t in artifact.manifest["tensors"]}
+    per_byte = 1 if method == "int8" else 2
+    assert spec["weight_layout"] == "panels"
+    assert tensors["w13"]["shape"] == [E, 2 * I // 16, H // per_byte, 16]
+    assert tensors["w2_scales"]["shape"][::3] == [E, 16]
+    layer = artifact.load()
+    if method == "mxfp4":
+        args, W = _gpt_oss_tensors(rng, E, H, I)
+        W13, W2 = W["w13"], W["w2"]
+        fmt = "mxfp4"
+    else:
+        fmt = "int8" if method == "int8" else "int4"
+        args, W13, W2 = _mixtral_experts(rng, E, H, I, fmt, group, zero_points, method)
+    packed = dict(args)
+    for w in ("w13", "w2"):
+        stored = np.asarray(args[w]).reshape(E, -1, H // per_byte if w == "w13" else I // per_byte)
+        want = pack.quantized_to_panels(fmt, stored.view(np.int8), args[f"{w}_scales"],
+                                        args.get(f"{w}_zero_points"), panel_width=16)
+        for tensor, expected in zip((w, f"{w}_scales", f"{w}_zero_points"), want):
+            if expected is None:
+                continue
+            packed[tensor] = layer.pack(tensor, args[tensor])
+            assert np.array_equal(packed[tensor].view(np.uint8),
+                                  np.asarray(expected).view(np.uint8)), tensor
+    router = dtypes.round_to_bf16((rng.standard_normal((E, H)) / math.sqrt(H)).astype(np.float32))
+    for T in TOKENS:
+        if method == "mxfp4":
+            x = _route_robust_x(rng, T, H, router, dict(k=4, scoring="softmax_topk"),
+                                args["router_bias"].astype(np.float64))
+            y = _call_layer(layer, _as_inputs(packed, x, router))
+            want = _gpt_oss_oracle(spec, x, router, args, W)
+        else:
+            x = _route_robust_x(rng, T, H, router, dict(k=spec["k"], renormalize=True))
+            y = _call_layer(layer, dict(packed, x=_bf16(x), router=_bf16(router)))
+            want = ref.layer(x, router, W13, W2, **ref.layer_kwargs(spec))
+        assert_close(np.asarray(y, np.float64), want, "bf16", f"{name} panels T={T}")

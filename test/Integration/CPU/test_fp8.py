@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from harness import assert_close, random_offsets, relative_error
-from moe_mlir import cpu, dtypes
+from moe_mlir import cpu, dtypes, irgen, pack
 from moe_mlir import reference as ref
 from moe_mlir.reference_quant import quantize_weights, weight_scale_shape
 
@@ -280,3 +280,35 @@ def test_expert_parallel_fp8(compile_ir, rng, ranks, sizes):
     got = np.concatenate(ep.run_ranks_in_sequence(inputs, E, experts, combined))
     err = relative_error(got, want)
     assert err <= FP8_TOL, f"fp8 expert parallel over {ranks} ranks: relative error {err:.3g}"
+
+
+@pytest.mark.parametrize("case", [LAYER_CASES[2], LAYER_CASES[5], LAYER_CASES[6], LAYER_CASES[7]],
+                         ids=["block_128", "zero_token_row", "all_on_one_expert", "scales_2e-20"])
+def test_layer_fp8_panels(compile_ir, rng, case):
+    """The layer with its FP8 weights packed into panels (``pack.quantized_to_panels``,
+    the block scales as stored): the panels kernel after moe-quantize-activations, at
+    T = 1, 7 and 300 as well as the case's T."""
+    c = dict(case[1])
+    H, I, E, k, block = c["H"], c["I"], c["E"], c["k"], c["block"]
+    P = min(pack.quantized_panel_width(2 * I), pack.quantized_panel_width(H))
+    ir = irgen.layer_ir(None, H, E, I, k, dtype="bf16", weight_layout="panels", panel_width=P,
+                        scoring="softmax", renormalize=True,
+                        weight_quant=dict(block=block, activation="dynamic"))
+    module = compile_ir(ir)
+    for T in sorted({1, 7, 300, c["T"]}):
+        if T <= c.get("zero_row", -1):
+            continue  # too few tokens for the case's all-zero row
+        x, router, w13, s13, w2, s2 = _layer_inputs(rng, dict(c, T=T))
+        packed = [pack.quantized_to_panels("fp8_e4m3", w, s, panel_width=P)[0]
+                  for w, s in ((w13, s13), (w2, s2))]
+        (out,) = module.call("layer", [cpu.to_storage(x, "bf16"), cpu.to_storage(router, "bf16"),
+                                       *packed, s13, s2], [cpu.TensorSpec((T, H), "bf16")],
+                             poison=True)
+        got = cpu.from_storage(out, "bf16")
+        want, _, ids = ref.layer_with_routing(
+            x, router, w13, w2, k=k, renormalize=True,
+            weight_quant=dict(block=block, activation="dynamic"), w13_scales=s13, w2_scales=s2)
+        if "hot" in c:
+            assert np.all(ids == c["hot"]), "the inputs must send every token to one expert"
+        err = relative_error(got, want)
+        assert err <= FP8_TOL, f"fp8 panels layer {case[0]} T={T}: relative error {err:.3g}"

@@ -1,14 +1,16 @@
 """A whole layer with weight-only experts (``moe_mlir.weight_only_ir``: routing, the
 gathered gate/up matmul with the SiLU GLU epilogue, the down matmul with the routing
 weights as row scale, the combine) against the fp64 oracle on the dequantized weights
-(``moe_mlir.reference_lowbit``), bf16 activations as gpt-oss's."""
+(``moe_mlir.reference_lowbit``), bf16 activations as gpt-oss's; the weights in the nk
+layout as stored, or packed into panels (``pack.quantized_to_panels``: the panels
+kernel with its GLU epilogue, gather and row scale)."""
 
 import ml_dtypes
 import numpy as np
 import pytest
 
 from harness import assert_close
-from moe_mlir import cpu
+from moe_mlir import cpu, pack
 from moe_mlir import reference as ref
 from moe_mlir import reference_lowbit as lb
 from moe_mlir import weight_only_ir
@@ -53,15 +55,21 @@ CASES = [("mxfp4", 32, False), ("int4", 32, True), ("int4", 64, False), ("int8",
 
 @pytest.mark.parametrize("fmt,group,zero_points", CASES,
                          ids=[f"{c[0]}_g{c[1]}{'_asym' if c[2] else ''}" for c in CASES])
+@pytest.mark.parametrize("layout", ["nk", "panels"])
 @pytest.mark.parametrize("T", [1, 7, 300])
-def test_weight_only_layer(compile_ir, rng, fmt, group, zero_points, T):
+def test_weight_only_layer(compile_ir, rng, fmt, group, zero_points, T, layout):
+    P = min(pack.quantized_panel_width(2 * I), pack.quantized_panel_width(H))
     ir = weight_only_ir.layer_ir(None, H, E, I, K_TOP, fmt, group=group or 32,
-                                 zero_points=zero_points)
+                                 zero_points=zero_points, layout=layout, panel_width=P)
     module = compile_ir(ir)
     x = rng.standard_normal((T, H)).astype(ml_dtypes.bfloat16)
     router = (rng.standard_normal((E, H)) / 4).astype(ml_dtypes.bfloat16)
     w13, W13 = _weights(rng, fmt, 2 * I, H, group, zero_points)
     w2, W2 = _weights(rng, fmt, H, I, group, zero_points)
+    if layout == "panels":
+        w13, w2 = ([t for t in pack.quantized_to_panels(fmt, *w, *([None] * (3 - len(w))),
+                                                        panel_width=P) if t is not None]
+                   for w in (w13, w2))
     inputs = [x, router.reshape(1, E, H), w13[0], w2[0], w13[1], w2[1]]
     if zero_points:
         inputs += [w13[2], w2[2]]

@@ -15,7 +15,7 @@ import pytest
 
 from harness import assert_close, draw_robust, normal, routing_is_robust, storage
 from lowbit_inputs import quantized_weights
-from moe_mlir import cpu
+from moe_mlir import cpu, pack
 from moe_mlir import reference as ref
 
 
@@ -23,17 +23,24 @@ def _t(shape, element):
     return "tensor<" + "x".join("?" if d is None else str(d) for d in shape) + f"x{element}>"
 
 
-def layer_ir(fmt, H, I, E, k, group, zero_points, dtype, gpt_oss=False, selection_bias=False):
+def layer_ir(fmt, H, I, E, k, group, zero_points, dtype, gpt_oss=False, selection_bias=False,
+             panel_width=None):
     """A function @layer(x, router, w13, w2[, bias][, router_bias, w13_bias, w2_bias],
-    s13, s2[, z13, z2]) -> y around one moe.layer."""
+    s13, s2[, z13, z2]) -> y around one moe.layer; the weights, scales and zero points
+    in panels of ``panel_width`` columns when given."""
     K13, K2 = H, I
     per_byte = 2 if fmt in ("mxfp4", "int4") else 1
     block = {"mxfp4": 32, "int4": group, "int8": max(H, I)}[fmt]
     scale_type = "f8E8M0FNU" if fmt == "mxfp4" else "f32"
-    w13, w2 = _t((E, 2 * I, K13 // per_byte), "i8"), _t((E, H, K2 // per_byte), "i8")
-    s13 = _t((E, 2 * I, -(-K13 // block)), scale_type)
-    s2 = _t((E, H, -(-K2 // block)), scale_type)
-    z13, z2 = _t((E, 2 * I, -(-K13 // block)), "i8"), _t((E, H, -(-K2 // block)), "i8")
+    P = panel_width
+
+    def stored(N, K):  # [E, N, K] or its panels
+        return (E, N // P, K, P) if P else (E, N, K)
+
+    w13, w2 = _t(stored(2 * I, K13 // per_byte), "i8"), _t(stored(H, K2 // per_byte), "i8")
+    s13 = _t(stored(2 * I, -(-K13 // block)), scale_type)
+    s2 = _t(stored(H, -(-K2 // block)), scale_type)
+    z13, z2 = _t(stored(2 * I, -(-K13 // block)), "i8"), _t(stored(H, -(-K2 // block)), "i8")
     x = _t((None, H), dtype)
     args = [("x", x), ("router", _t((E, H), dtype)), ("w13", w13), ("w2", w2)]
     operands = ""
@@ -52,6 +59,8 @@ def layer_ir(fmt, H, I, E, k, group, zero_points, dtype, gpt_oss=False, selectio
         args += [("z13", z13), ("z2", z2)]
         operands += f" zero_points(%z13, %z2 : {z13}, {z2})"
     attrs = [f"k = {k} : i64"]
+    if P:
+        attrs.append("weight_layout = #moe.rhs_layout<panels>")
     if gpt_oss:
         attrs += ["scoring = #moe.scoring<softmax_topk>", "activation = #moe.activation<swiglu_oai>",
                   "glu_layout = #moe.glu_layout<interleaved>"]
@@ -150,3 +159,25 @@ def test_weight_only_layer_one_expert(compile_ir, rng, case):
         values, want = _inputs(rng, one, T, selection_bias=True, hot_expert=hot)
         y = _run(module, names, values, dtype, T, H)
         assert_close(y, want, dtype, f"{case[0]} layer, every token on expert {hot}, T={T}")
+
+
+#: N (2I and H) a multiple of 16 for panels.
+PANEL_CASES = [CASES[0], CASES[2], ("int8", "int8", 48, 32, 8, 2, None, False, "f32", False)]
+
+
+@pytest.mark.parametrize("case", PANEL_CASES, ids=["mxfp4_gpt_oss", "int4", "int8"])
+def test_weight_only_layer_panels(compile_ir, rng, case):
+    """The layer with its weights, scales and zero points packed into panels
+    (``pack.quantized_to_panels``), against the same oracle: the gpt-oss recipe's
+    interleaved GLU and expert biases in the panels kernel's epilogue."""
+    _, fmt, H, I, E, k, group, zero_points, dtype, gpt_oss = case
+    P = min(pack.quantized_panel_width(2 * I), pack.quantized_panel_width(H))
+    ir, names = layer_ir(fmt, H, I, E, k, group, zero_points, dtype, gpt_oss, panel_width=P)
+    module = compile_ir(ir)
+    for T in (1, 7, 300):
+        values, want = _inputs(rng, case, T)
+        for w, s, z in (("w13", "s13", "z13"), ("w2", "s2", "z2")):
+            values[w], values[s], values[z] = pack.quantized_to_panels(
+                fmt, values[w], values[s], values[z], panel_width=P)
+        y = _run(module, names, values, dtype, T, H)
+        assert_close(y, want, dtype, f"{case[0]} layer in panels T={T}")

@@ -57,6 +57,18 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       `int4_integer_ops`: every other target, AVX2 included). A step that
       would span two scale groups (`vector-width` above 16) is left to the
       reference lowering.
+    - quantized weights in the `panels` layout (`[E, N / P, Ks, P]`,
+      `moe_mlir.pack.quantized_to_panels`; the weight-only formats' scales
+      and zero points in panels too): steps of 4 weight vectors (64
+      columns, or 32 with their up halves for a GLU) and blocks of up to 3
+      routed rows; each stored row of a panel is decoded once per row block
+      and feeds every row of it, the scales multiply partial sums once per
+      scale group. `moe.weight_decode`: `mxfp4_panel_bf16_table_dot` and
+      `int4_panel_bf16_table_dot` (bf16 activations and AVX512_BF16: a
+      32-entry bf16 table per word, vpermw, into vdpbf16ps),
+      `*_panel_table_permute` (vpermps f32 tables), `*_panel_integer_ops`
+      (AVX2), `int8_panel_convert`, `fp8_e4m3_panel_f16` (e4m3 bits as f16
+      times 2^-8, vcvtph2ps).
 
     Other bf16 and f16 weights and activations are extended to f32 in
     registers.

@@ -426,18 +426,23 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   // What convert-moe-to-vector records on a kernel's scf.forall: how it
   // decodes quantized weights (docs/quantization.md, "Lowering").
   if (name == "moe.weight_decode") {
+    // The nk kernel's decodings, then the panels kernel's.
+    static constexpr StringLiteral kDecodings[] = {
+        "fp8_e4m3_integer_ops",       "mxfp4_table_permute",
+        "mxfp4_integer_ops",          "int4_table_permute",
+        "int4_integer_ops",           "int8_row_scale",
+        "mxfp4_panel_bf16_table_dot", "int4_panel_bf16_table_dot",
+        "mxfp4_panel_table_permute",  "int4_panel_table_permute",
+        "mxfp4_panel_integer_ops",    "int4_panel_integer_ops",
+        "int8_panel_convert",         "fp8_e4m3_panel_f16"};
     auto decode = dyn_cast<StringAttr>(attribute.getValue());
-    if (!decode ||
-        !llvm::is_contained({"fp8_e4m3_integer_ops", "mxfp4_table_permute",
-                             "mxfp4_integer_ops", "int4_table_permute",
-                             "int4_integer_ops", "int8_row_scale"},
-                            decode.getValue()))
-      return op->emitError()
-             << name
-             << " must be one of \"fp8_e4m3_integer_ops\", "
-                "\"mxfp4_table_permute\", \"mxfp4_integer_ops\", "
-                "\"int4_table_permute\", \"int4_integer_ops\", "
-                "\"int8_row_scale\"";
+    if (!decode || !llvm::is_contained(kDecodings, decode.getValue())) {
+      InFlightDiagnostic diag = op->emitError() << name << " must be one of ";
+      llvm::interleaveComma(kDecodings, diag, [&](StringRef decoding) {
+        diag << "\"" << decoding << "\"";
+      });
+      return diag;
+    }
     return success();
   }
   if (name != getGpuKernelsAttrName())

@@ -92,8 +92,19 @@ WeightShape mlir::moe::logicalWeightShape(WeightQuantAttr quant,
   return shape;
 }
 
+bool mlir::moe::hasPanelScales(WeightQuantAttr quant,
+                               const WeightShape &weights) {
+  return weights.panelWidth > 0 && quant.getFormat() != WeightFormat::fp8_e4m3;
+}
+
 SmallVector<int64_t> mlir::moe::weightScaleShape(WeightQuantAttr quant,
                                                  const WeightShape &weights) {
+  // The weight-only formats' scales (one column each) follow their weights
+  // into panels; FP8's block scales stay as they are.
+  if (hasPanelScales(quant, weights))
+    return {weights.experts, weights.columns / weights.panelWidth,
+            llvm::divideCeilSigned(weights.reduction, quant.getBlockK()),
+            weights.panelWidth};
   return {weights.experts,
           llvm::divideCeilSigned(weights.columns, quant.getBlockN()),
           llvm::divideCeilSigned(weights.reduction, quant.getBlockK())};
@@ -164,22 +175,27 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
            << shape.reduction << " of '" << weightsName << "', got ["
            << quant.getBlock() << "]";
   SmallVector<int64_t> scaleShape = weightScaleShape(quant, shape);
+  bool panels = hasPanelScales(quant, shape);
+  StringRef scaleForm = panels ? "4-D " : "3-D ";
+  StringRef scaleDims = panels ? "[E, N / P, ceil(K / bk), P]"
+                               : "[E, ceil(N / bn), ceil(K / bk)]";
+  StringRef zeroDims =
+      panels ? "[E, N / P, ceil(K / g), P]" : "[E, N, ceil(K / g)]";
   // The scale type unquoted, as in "a 3-D f32 tensor".
   std::string scaleElement;
   llvm::raw_string_ostream scaleElementOs(scaleElement);
   scaleElementOs << quant.getScaleElementType();
   if (!scales)
     return op->emitOpError()
-           << "weight_quant needs the '" << scalesName << "' operand, a 3-D "
-           << scaleElement << " tensor [E, ceil(N / bn), ceil(K / bk)] = "
+           << "weight_quant needs the '" << scalesName << "' operand, a "
+           << scaleForm << scaleElement << " tensor " << scaleDims << " = "
            << shapeString(scaleShape) << " for '" << weightsName << "'";
   if (!isTensorOf(scales, quant.getScaleElementType(), scaleShape))
     return op->emitOpError()
-           << "'" << scalesName << "' must be a 3-D " << scaleElement
-           << " tensor [E, ceil(N / bn), ceil(K / bk)] = "
-           << shapeString(scaleShape) << " for '" << weightsName
-           << "' and block = [" << quant.getBlock() << "], got "
-           << scales.getType();
+           << "'" << scalesName << "' must be a " << scaleForm << scaleElement
+           << " tensor " << scaleDims << " = " << shapeString(scaleShape)
+           << " for '" << weightsName << "' and block = [" << quant.getBlock()
+           << "], got " << scales.getType();
   if (zeroPoints && !quant.allowsZeroPoints())
     return op->emitOpError() << "'" << zeroPointsName
                              << "' is used only with weight_quant format "
@@ -189,11 +205,10 @@ LogicalResult mlir::moe::verifyWeightQuantOperands(
       !isTensorOf(zeroPoints, IntegerType::get(op->getContext(), 8),
                   scaleShape))
     return op->emitOpError()
-           << "'" << zeroPointsName
-           << "' must be a 3-D i8 tensor [E, N, ceil(K / g)] = "
-           << shapeString(scaleShape) << " for '" << weightsName
-           << "' and block = [" << quant.getBlock() << "], got "
-           << zeroPoints.getType();
+           << "'" << zeroPointsName << "' must be a " << scaleForm
+           << "i8 tensor " << zeroDims << " = " << shapeString(scaleShape)
+           << " for '" << weightsName << "' and block = [" << quant.getBlock()
+           << "], got " << zeroPoints.getType();
   bool isStatic = quant.getActivation() == ActivationQuant::static_;
   if (isStatic && !inputScales)
     return op->emitOpError()

@@ -163,15 +163,15 @@ checks::verifyQuantizedWeights(TensorChecker &c, Operation *op, Value weights,
   FailureOr<WeightShape> shape = verifyWeights(c, weights, name, layout);
   if (failed(shape) || !quant)
     return shape;
-  if (quant.getFormat() != WeightFormat::fp8_e4m3 && layout != RhsLayout::nk)
+  if (quant.getFormat() != WeightFormat::fp8_e4m3 && layout != RhsLayout::nk &&
+      layout != RhsLayout::panels)
     return op->emitOpError()
            << "weight_quant format " << stringifyWeightFormat(quant.getFormat())
-           << " needs " << layoutName << " = nk, got "
+           << " needs " << layoutName << " = nk or panels, got "
            << stringifyRhsLayout(layout);
   // The storage type first: the packed formats' K is twice the stored one.
-  if (c.shape(weights).size() == 3 &&
-      cast<RankedTensorType>(weights.getType()).getElementType() !=
-          quant.getWeightElementType())
+  if (cast<RankedTensorType>(weights.getType()).getElementType() !=
+      quant.getWeightElementType())
     return op->emitOpError()
            << "'" << name << "' must hold " << quant.getWeightElementType()
            << " weights for weight_quant format "

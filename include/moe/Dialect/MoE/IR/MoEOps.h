@@ -43,8 +43,13 @@ bool isPackedWeightFormat(WeightFormat format);
 WeightShape logicalWeightShape(WeightQuantAttr quant,
                                const WeightShape &stored);
 
-/// [E, ceil(N / bn), ceil(K / bk)]: the shape of the scales of `weights`
-/// quantized as `quant` says.
+/// Whether the scales (and zero points) of `weights` are in panels like the
+/// weights: the weight-only formats in the panels layout.
+bool hasPanelScales(WeightQuantAttr quant, const WeightShape &weights);
+
+/// [E, ceil(N / bn), ceil(K / bk)], or [E, N / P, ceil(K / bk), P] where
+/// hasPanelScales: the shape of the scales of `weights` quantized as `quant`
+/// says.
 SmallVector<int64_t> weightScaleShape(WeightQuantAttr quant,
                                       const WeightShape &weights);
 
