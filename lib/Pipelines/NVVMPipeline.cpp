@@ -39,8 +39,8 @@ validateOptions(const NVVMPipelineOptions &options,
   if (options.optLevel < 0 || options.optLevel > 3)
     return fail("opt-level must be in [0, 3], got " +
                 Twine(static_cast<int>(options.optLevel)));
-  // griddepcontrol is an sm_90 instruction: asked for below, it would stop
-  // ptxas, or run as nothing on a chip that launches in order anyway.
+  // griddepcontrol is an sm_90 instruction: asked for below, ptxas would
+  // refuse the kernels long after the option was the mistake.
   std::optional<GpuChip> chip = parseGpuChip(options.chip);
   if (options.pdl.hasValue() && options.pdl && chip && chip->version < 90)
     return fail("pdl=true needs sm_90 or newer (griddepcontrol), chip is '" +
