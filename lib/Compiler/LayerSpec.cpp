@@ -240,8 +240,8 @@ Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
     StringRef key = rawKey.trim(), value = rawValue.trim();
     bool flag = !item.contains('=');
     if (!key.empty() && !given.insert(key).second)
-      return fail(formatv("--layer {0}: given twice; give each setting once",
-                          key));
+      return fail(
+          formatv("--layer {0}: given twice; give each setting once", key));
     auto integer = [&](int64_t &field) -> Error {
       // getAsInteger refuses values that do not fit in int64_t.
       if (value.getAsInteger(10, field))
