@@ -6,6 +6,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MathExtras.h"
 
@@ -182,6 +183,13 @@ Error validateWeightQuant(const LayerSpec &spec, SpecChecker &check) {
     if (spec.zeroPoints)
       return fail(formatv("{0}: zero_points need weight_quant int4",
                           spec.origin("zero_points")));
+    // Settings of quantized weights would otherwise be dropped unread.
+    for (StringRef field : {"weight_block", "activation_quant"})
+      if (spec.origins.count(field))
+        return fail(formatv("{0}: {1} applies to quantized weights; "
+                            "weight_quant is none ({2})",
+                            spec.origin(field), field,
+                            spec.origin("weight_quant")));
     return Error::success();
   }
   if (spec.weightLayout != "nk" && spec.weightLayout != "panels")
@@ -224,10 +232,16 @@ std::string LayerSpec::origin(StringRef field) const {
 Error mlir::moe::applyLayerSettings(LayerSpec &spec, StringRef settings) {
   SmallVector<StringRef> items;
   settings.split(items, ',', -1, /*KeepEmpty=*/false);
+  // A setting given twice is a mistake to report, not a choice between two
+  // values (a config's value is the one --layer overrides).
+  llvm::StringSet<> given;
   for (StringRef item : items) {
     auto [rawKey, rawValue] = item.split('=');
     StringRef key = rawKey.trim(), value = rawValue.trim();
     bool flag = !item.contains('=');
+    if (!key.empty() && !given.insert(key).second)
+      return fail(
+          formatv("--layer {0}: given twice; give each setting once", key));
     auto integer = [&](int64_t &field) -> Error {
       // getAsInteger refuses values that do not fit in int64_t.
       if (value.getAsInteger(10, field))

@@ -2,8 +2,9 @@
 
 #include "moe/Pipelines/CUDATarget.h"
 
+#include "moe/Conversion/MoEToGPU/MoEToGPU.h"
+
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/ADT/StringSwitch.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -77,33 +78,30 @@ Error mlir::moe::checkCUDATarget(StringRef chip, StringRef features,
                           "NVPTX feature LLVM knows (the PTX version: +ptx80, "
                           "...)",
                           featuresOption, item));
-    if (item.starts_with("+"))
-      requested = std::max(requested, ptxVersion(name));
+    // The backend reads a PTX version from the features and nothing else
+    // that a build may choose: a chip feature is ignored (the chip is
+    // chipOption's) and so is a version turned off, which would leave the
+    // build at a version nobody asked for.
+    if (item.starts_with("-"))
+      return fail(formatv("{0}: '{1}' turns a feature off, which chooses "
+                          "nothing; give the PTX version to build for, e.g. "
+                          "+ptx80",
+                          featuresOption, item));
+    if (!ptxVersion(name))
+      return fail(formatv("{0}: '{1}' is not a PTX version (+ptx80, ...); "
+                          "the chip is {2}",
+                          featuresOption, item, chipOption));
+    requested = std::max(requested, ptxVersion(name));
   }
 
   // The backend stops the process on a PTX version older than the chip's
-  // (its NVPTXSubtarget check, which the MC layer does not expose): the
-  // first PTX ISA version of each chip, from the PTX ISA's release notes.
-  unsigned minimum = StringSwitch<unsigned>(chip)
-                         .Case("sm_70", 60)
-                         .Case("sm_72", 61)
-                         .Case("sm_75", 63)
-                         .Case("sm_80", 70)
-                         .Case("sm_86", 71)
-                         .Case("sm_87", 74)
-                         .Cases("sm_89", "sm_90", 78)
-                         .Case("sm_90a", 80)
-                         .Cases("sm_100", "sm_100a", "sm_101", "sm_101a", 86)
-                         .Cases("sm_120", "sm_120a", 87)
-                         .Default(0);
-  // A chip LLVM knows but this table does not would reach that check with
+  // (its NVPTXSubtarget check, which the MC layer does not expose). A chip
+  // LLVM knows but the project's table does not would reach that check with
   // no answer here: refused rather than risked.
+  unsigned minimum = minimumPTXVersion(chip);
   if (!minimum)
-    return fail(formatv("{0} '{1}' is not one the project builds for (sm_70, "
-                        "sm_72, sm_75, sm_80, sm_86, sm_87, sm_89, sm_90, "
-                        "sm_90a, sm_100, sm_100a, sm_101, sm_101a, sm_120, "
-                        "sm_120a)",
-                        chipOption, chip));
+    return fail(formatv("{0} '{1}' is not one the project builds for ({2})",
+                        chipOption, chip, join(projectCUDAChips(), ", ")));
   if (requested && requested < minimum)
     return fail(formatv("{0} +ptx{1} is older than {2} '{3}' needs: +ptx{4} "
                         "or newer",

@@ -128,24 +128,16 @@ def scaled_grouped_mm_pipeline(x: Any, w13: Any, s13: Any, w2: Any, s2: Any, ids
         _peer_errors["scaled_grouped_mm"] = "torch._scaled_grouped_mm is not available"
         return None
     try:
-        T, H = x.shape
-        E, I = w2.shape[0], w2.shape[-1]
-        k = ids.shape[1]
-        flat = ids.reshape(-1).long()
-        order = torch.argsort(flat, stable=True)
-        tok = order // k
-        counts = torch.zeros(E, dtype=torch.int64, device=x.device)
-        counts.scatter_add_(0, flat, torch.ones_like(flat))
-        offs = torch.cumsum(counts, 0, dtype=torch.int32)
-        xq, xs = _quantize_per_row(x.index_select(0, tok))
-        h = grouped(xq, w13.transpose(-2, -1), xs, s13, offs=offs, out_dtype=torch.bfloat16)
+        I = w2.shape[-1]
+        rows = gpu_peers.ExpertRows(ids, w2.shape[0])
+        xq, xs = _quantize_per_row(x.index_select(0, rows.token))
+        h = grouped(xq, w13.transpose(-2, -1), xs, s13, offs=rows.offsets,
+                    out_dtype=torch.bfloat16)
         a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
         aq, as_ = _quantize_per_row(a)
-        y = grouped(aq, w2.transpose(-2, -1), as_, s2, offs=offs, out_dtype=torch.bfloat16)
-        scaled = y.float() * weights.reshape(-1).index_select(0, order)[:, None]
-        out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
-        out.index_add_(0, tok, scaled)
-        return out.to(torch.bfloat16)
+        y = grouped(aq, w2.transpose(-2, -1), as_, s2, offs=rows.offsets,
+                    out_dtype=torch.bfloat16)
+        return rows.combine(y, weights, x.shape[0])
     except Exception as exc:  # any refusal only costs this peer its column
         first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
         _peer_errors["scaled_grouped_mm"] = f"{type(exc).__name__}: {first_line}"

@@ -221,6 +221,35 @@ def eager_loop(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
     return out.to(torch.bfloat16)
 
 
+class ExpertRows:
+    """The routed rows of ``ids`` [T, k] sorted by expert, as torch's grouped
+    GEMMs take them (the set-up every grouped-GEMM peer shares): ``order`` (the flat selections t·k + j, stable by expert),
+    ``token`` (each row's token) and ``offsets`` (int32 [E], each expert's end
+    row)."""
+
+    def __init__(self, ids: torch.Tensor, num_experts: int):
+        torch = _torch()
+        k = ids.shape[1]
+        flat = ids.reshape(-1).long()
+        self.order = torch.argsort(flat, stable=True)
+        self.token = self.order // k
+        # scatter_add_ rather than bincount: bincount on CUDA waits for the
+        # host to learn max(ids), a sync the peer should not pay for.
+        counts = torch.zeros(num_experts, dtype=torch.int64, device=ids.device)
+        counts.scatter_add_(0, flat, torch.ones_like(flat))
+        self.offsets = torch.cumsum(counts, 0, dtype=torch.int32)
+
+    def combine(self, y: torch.Tensor, weights: torch.Tensor,
+                tokens: int) -> torch.Tensor:
+        """The rows' outputs ``y`` [rows, H] weighted by their routing weights
+        ([T, k] float32) and summed per token in fp32: [T, H] bf16."""
+        torch = _torch()
+        scaled = y.float() * weights.reshape(-1).index_select(0, self.order)[:, None]
+        out = torch.zeros(tokens, y.shape[1], dtype=torch.float32, device=y.device)
+        out.index_add_(0, self.token, scaled)
+        return out.to(torch.bfloat16)
+
+
 def grouped_mm_pipeline(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
                         ids: torch.Tensor,
                         weights: torch.Tensor) -> torch.Tensor | None:
@@ -235,28 +264,15 @@ def grouped_mm_pipeline(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
         _grouped_mm_error = "torch._grouped_mm is not available"
         return None
     try:
-        T, H = x.shape
-        E, I = w2.shape[0], w2.shape[-1]
-        k = ids.shape[1]
-        flat = ids.reshape(-1).long()
-        order = torch.argsort(flat, stable=True)
-        tok = order // k
-        xs = x.index_select(0, tok)
-        # scatter_add_ rather than bincount: bincount on CUDA waits for the
-        # host to learn max(ids), a sync the peer should not pay for.
-        counts = torch.zeros(E, dtype=torch.int64, device=x.device)
-        counts.scatter_add_(0, flat, torch.ones_like(flat))
-        offs = torch.cumsum(counts, 0, dtype=torch.int32)
+        I = w2.shape[-1]
+        rows = ExpertRows(ids, w2.shape[0])
+        xs = x.index_select(0, rows.token)
         # The transposed weights are column-major views, which
         # torch._grouped_mm accepts as they are; no copy is made.
-        h = grouped_mm(xs, w13.transpose(-2, -1), offs=offs)  # [rows, 2I]
+        h = grouped_mm(xs, w13.transpose(-2, -1), offs=rows.offsets)  # [rows, 2I]
         a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
-        y = grouped_mm(a, w2.transpose(-2, -1), offs=offs)  # [rows, H]
-        w = weights.reshape(-1).index_select(0, order)
-        scaled = y.float() * w[:, None]
-        out = torch.zeros(T, H, dtype=torch.float32, device=x.device)
-        out.index_add_(0, tok, scaled)
-        return out.to(torch.bfloat16)
+        y = grouped_mm(a, w2.transpose(-2, -1), offs=rows.offsets)  # [rows, H]
+        return rows.combine(y, weights, x.shape[0])
     except Exception as exc:  # any refusal only costs this peer its column
         _grouped_mm_error = f"{type(exc).__name__}: {exc}"
         return None

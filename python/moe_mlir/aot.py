@@ -145,6 +145,13 @@ def compile(config: Optional[str | os.PathLike | Mapping] = None, *,
     if entry != "layer" and ir is not None:
         raise ValueError("entry applies to a layer from a config or settings; "
                          "IR exports its own function")
+    # moe-compile takes IR or a config, never both; IR with a config would
+    # otherwise compile the IR and leave the config unread.
+    if ir is not None and config is not None:
+        raise ValueError("give either ir or config, not both")
+    if layer is not None and not isinstance(layer, Mapping):
+        raise ValueError(f"layer must be a mapping of settings, got "
+                         f"{type(layer).__name__}")
     out = pathlib.Path(out_dir or tempfile.mkdtemp(prefix="moe-aot-"))
     out.mkdir(parents=True, exist_ok=True)
     cmd = [str(moe_compile()), f"--name={name}", f"--target={target}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import numbers
 import os
 import pathlib
 import re
@@ -204,6 +205,14 @@ class CompiledModule:
 
     def _check(self, name: str, arrays: Sequence[np.ndarray],
                results: Sequence[TensorSpec]) -> None:
+        for i, spec in enumerate(results):
+            if not isinstance(spec, TensorSpec):
+                raise ValueError(f"@{name} result {i}: expected a TensorSpec, got "
+                                 f"{type(spec).__name__}")
+            if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                       and d >= 0 for d in spec.shape):
+                raise ValueError(f"@{name} result {i}: shape {tuple(spec.shape)} is not "
+                                 f"a tuple of sizes >= 0")
         if self.signatures is None:
             return
         signature = self.signatures.get(name)

@@ -47,6 +47,10 @@
 // BADFEATURES: moe-lower-to-nvvm-pipeline: features is empty; give the PTX version, e.g. +ptx80
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx999" 2>&1 | FileCheck %s --check-prefix=UNKNOWNPTX
 // UNKNOWNPTX: moe-lower-to-nvvm-pipeline: features: '+ptx999' is not +<feature> or -<feature> of an NVPTX feature LLVM knows
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=-ptx80" 2>&1 | FileCheck %s --check-prefix=OFFPTX
+// OFFPTX: moe-lower-to-nvvm-pipeline: features: '-ptx80' turns a feature off, which chooses nothing
+// RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx80,+sm_90a" 2>&1 | FileCheck %s --check-prefix=CHIPFEATURE
+// CHIPFEATURE: moe-lower-to-nvvm-pipeline: features: '+sm_90a' is not a PTX version (+ptx80, ...); the chip is chip
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx60" 2>&1 | FileCheck %s --check-prefix=OLDPTX
 // OLDPTX: moe-lower-to-nvvm-pipeline: features +ptx60 is older than chip 'sm_90a' needs: +ptx80 or newer
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=elf" 2>&1 | FileCheck %s --check-prefix=BADFORMAT

@@ -15,6 +15,7 @@
 #include "moe/Compiler/CABIEmitter.h"
 #include "moe/Compiler/CPUFeatures.h"
 #include "moe/Compiler/HFConfig.h"
+#include "moe/Compiler/IRNesting.h"
 #include "moe/Compiler/LayerModule.h"
 #include "moe/Compiler/LayerSpec.h"
 #include "moe/InitAll.h"
@@ -285,7 +286,16 @@ int main(int argc, char **argv) {
       return fail("--entry picks the function of a layer from a config or "
                   "--layer; IR input exports its own (--function)");
     sourceText = inputBuffer->getBuffer().str();
+    StringRef text = inputBuffer->getBuffer();
     sourceMgr.AddNewSourceBuffer(std::move(inputBuffer), SMLoc());
+    if (std::optional<size_t> at = findExcessiveNesting(text)) {
+      sourceMgr.PrintMessage(
+          SMLoc::getFromPointer(text.data() + *at), SourceMgr::DK_Error,
+          formatv("the IR nests brackets more than {0} deep; refused before "
+                  "parsing, whose recursion would exhaust the stack",
+                  kMaxIRNesting));
+      return 1;
+    }
     module = parseSourceFile<ModuleOp>(sourceMgr, &context);
     if (!module)
       return 1;

@@ -9,14 +9,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FuzzContext.h"
 #include "LayerGenerator.h"
 
-#include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
 
-#include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
@@ -30,25 +28,10 @@ using namespace mlir::moe::fuzz;
 
 static constexpr llvm::StringLiteral kTarget = "moe-cpu-pipeline-fuzzer";
 
-/// One context for every input, as moe-compile builds one.
-static MLIRContext &context() {
-  static MLIRContext *ctx = [] {
-    DialectRegistry registry;
-    registerAllDialects(registry);
-    registerOpenMPDialectTranslation(registry);
-    auto *c = new MLIRContext(registry);
-    c->loadAllAvailableDialects();
-    c->printOpOnDiagnostic(false);
-    c->disableMultithreading();
-    return c;
-  }();
-  return *ctx;
-}
-
 /// Pipeline options drawn from the input, each in the range its pass
 /// accepts; the vectorized kernel's own only with vectorize. Returns them
 /// as the pipeline's option string too, for the report.
-static std::string pickOptions(FuzzedDataProvider &data, const LayerSpec &spec,
+static std::string pickOptions(FuzzedDataProvider &data,
                                CPUPipelineOptions &options) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -67,12 +50,8 @@ static std::string pickOptions(FuzzedDataProvider &data, const LayerSpec &spec,
            "skylake-avx512", "cooperlake", "sapphirerapids", "znver4"})));
   set(options.vectorize, data.ConsumeBool());
   if (options.vectorize) {
-    // A width of 1 with expert biases over kn or panel weights is an open
-    // finding (test/Pipelines/cpu-pipeline-width1-bias.mlir, XFAIL), left
-    // out so that a campaign goes past it; widths of 2 to 64 are drawn then.
-    bool knownFailure = spec.expertBias && spec.weightLayout != "nk";
-    set(options.vectorWidth,
-        int64_t(1) << data.ConsumeIntegralInRange<int>(knownFailure, 6));
+    set(options.vectorWidth, int64_t(1)
+                                 << data.ConsumeIntegralInRange<int>(0, 6));
     set(options.panelRowBlock, data.ConsumeIntegralInRange<int64_t>(1, 32));
     set(options.panelColumnTile, data.ConsumeIntegralInRange<int64_t>(1, 512));
     set(options.prefetchDistance, data.ConsumeIntegralInRange<int64_t>(0, 64));
@@ -84,10 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   FuzzedDataProvider provider(data, size);
   GeneratedLayer layer = generateLayer(provider);
   CPUPipelineOptions options;
-  std::string optionText = pickOptions(provider, layer.spec, options);
+  std::string optionText = pickOptions(provider, options);
   std::string flags = "(moe-lower-to-cpu-pipeline options:" + optionText + ")";
 
-  MLIRContext &ctx = context();
+  MLIRContext &ctx = pipelineContext();
   DiagnosticLog diagnostics(&ctx);
   OwningOpRef<ModuleOp> module =
       buildGeneratedModule(kTarget, layer, ctx, diagnostics);

@@ -10,13 +10,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FuzzContext.h"
 #include "LayerGenerator.h"
 
-#include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LLVMContext.h"
@@ -46,19 +45,6 @@ static constexpr llvm::StringLiteral kRefusals[] = {
     // The FP8 kernel on a PTX ISA older than 8.4.
     "the mma_sync_fp8 kernel needs PTX ISA 8.4 or newer",
 };
-
-static MLIRContext &context() {
-  static MLIRContext *ctx = [] {
-    DialectRegistry registry;
-    registerAllDialects(registry);
-    auto *c = new MLIRContext(registry);
-    c->loadAllAvailableDialects();
-    c->printOpOnDiagnostic(false);
-    c->disableMultithreading();
-    return c;
-  }();
-  return *ctx;
-}
 
 /// Pipeline options drawn from the input, each in its range: the chips
 /// moe-compile is documented for and a PTX version each accepts, an
@@ -121,7 +107,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       "--target=cuda --emit=ptx (moe-lower-to-nvvm-pipeline options:" +
       optionText + ")";
 
-  MLIRContext &ctx = context();
+  MLIRContext &ctx = pipelineContext();
   DiagnosticLog diagnostics(&ctx);
   OwningOpRef<ModuleOp> module =
       buildGeneratedModule(kTarget, layer, ctx, diagnostics);

@@ -1,11 +1,14 @@
 //===- moe-ir-fuzzer.cpp - libFuzzer target: IR parser and verifier -------===//
 //
 // Each input is parsed as a module of the moe dialect and the upstream
-// dialects its tests use, then verified. Errors are expected and swallowed;
-// what the fuzzer looks for is a crash, a sanitizer report or a hang.
+// dialects its tests use, then verified, unless it nests past what the
+// tools parse (they refuse it before parsing). Errors are expected and
+// swallowed; what the fuzzer looks for is a crash, a sanitizer report or a
+// hang.
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Compiler/IRNesting.h"
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -43,13 +46,16 @@ static MLIRContext &context() {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  llvm::StringRef text(reinterpret_cast<const char *>(data), size);
+  // The tools refuse IR nested past the parser's recursion before parsing
+  // it (moe/Compiler/IRNesting.h); so does the target, as they do.
+  if (moe::findExcessiveNesting(text))
+    return 0;
   MLIRContext &ctx = context();
   ScopedDiagnosticHandler quiet(&ctx, [](Diagnostic &) { return success(); });
   llvm::SourceMgr sourceMgr;
   sourceMgr.AddNewSourceBuffer(
-      llvm::MemoryBuffer::getMemBufferCopy(
-          llvm::StringRef(reinterpret_cast<const char *>(data), size), "fuzz"),
-      llvm::SMLoc());
+      llvm::MemoryBuffer::getMemBufferCopy(text, "fuzz"), llvm::SMLoc());
   // parseSourceFile verifies the module after parsing it.
   OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &ctx);
   if (module)

@@ -66,75 +66,26 @@ public:
     weightRows = kFp8WeightRows;
     tileK = kFp8TileK;
     aLayout = bLayout = SharedLayout::swizzle_128b;
+    // The stages hold bytes; the weights' tensor map describes them as bytes
+    // too (createWeightMap).
+    stageElement = IntegerType::get(mm.rhsElement.getContext(), 8);
+    boxRows = kFp8BoxRows;
   }
 
 private:
-  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &,
-                     int64_t &dynamicBytes) override {
-    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    Type i8 = b.getI8Type();
-    lhsTile = MemRefType::get({stages, stagedRows, tileK}, i8,
-                              MemRefLayoutAttrInterface(), space);
-    rhsTile = MemRefType::get({stages, weightRows, tileK}, i8,
-                              MemRefLayoutAttrInterface(), space);
-    // Room for the shift to the first multiple of the swizzle atom.
-    dynamicBytes = kSwizzleAtomBytes + bytes(lhsTile) + bytes(rhsTile);
-    weightMap = createWeightMap(b, mm.rhs, mm.rhsElement, kFp8BoxRows);
-  }
-
-  void bindSharedMemory(KernelBuilder &kb, ValueRange) override {
-    bindStages(kb);
-  }
-
   void computeTile(KernelBuilder &b, const TileWork &work,
                    Value blockColumn) override {
     ThreadPosition at = threadPosition(b);
     Value warpgroup = b.create<arith::DivUIOp>(
         at.warp, b.index(kWarpgroupThreads / kWarpSize));
     Value firstRow = b.create<arith::MulIOp>(warpgroup, b.index(kWgmmaRows));
-    int64_t consumerThreads = kWgmmaWarpgroups * kWarpgroupThreads;
-    // Every consumer thread releases a stage, so that no branch on the lane
-    // sits between the wgmmas (ptxas serializes them on divergent paths).
-    barriers = StageBarriers::create(b, stages,
-                                     /*fullArrivals=*/1 + kWarpgroupThreads,
-                                     /*emptyArrivals=*/consumerThreads);
-    Type i32 = b.getI32Type();
-    Value isProducer = b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::uge,
-        fromLane0(b, b.create<arith::IndexCastOp>(i32, warpgroup)),
-        b.create<arith::ConstantIntOp>(i32, kWgmmaWarpgroups));
-    b.ifThenElse(
-        isProducer,
-        [&](KernelBuilder &pb) {
-          Value tid = pb.create<arith::SubIOp>(pb.threadId(),
-                                               pb.index(consumerThreads));
+    warpSpecialized(
+        b, work, warpgroup, firstRow,
+        [&](KernelBuilder &pb, Value tid) {
           produce(pb, work, blockColumn, tid);
         },
-        [&](KernelBuilder &cb) {
-          // A warpgroup whose 64 rows all lie past the tile's rows multiplies
-          // nothing, but still waits for and releases each stage, so that
-          // its arrivals count towards that stage's round.
-          Value rowsInTile = cb.create<arith::SubIOp>(work.end, work.start);
-          Value idle = cb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
-                                                firstRow, rowsInTile);
-          cb.ifThenElse(
-              cb.create<arith::CmpIOp>(
-                  arith::CmpIPredicate::ne,
-                  fromLane0(cb, cb.create<arith::ExtUIOp>(i32, idle)),
-                  cb.create<arith::ConstantIntOp>(i32, 0)),
-              [&](KernelBuilder &ib) {
-                ib.forEach(ib.index(0), ib.index(kTiles()), ib.index(1),
-                           [&](KernelBuilder &lb, Value tile) {
-                             Value stage = lb.create<arith::RemUIOp>(
-                                 tile, lb.index(stages));
-                             barriers.waitFull(lb, tile, stage);
-                             barriers.release(lb, stage);
-                           });
-              },
-              [&](KernelBuilder &mb) {
-                multiplyAndStore(mb, work, blockColumn, at, firstRow);
-              });
+        [&](KernelBuilder &mb) {
+          multiplyAndStore(mb, work, blockColumn, at, firstRow);
         });
   }
 
@@ -146,16 +97,8 @@ private:
     planWeightBoxes(pb, blockColumn, tid);
     SmallVector<Copy> aCopies = planChunks(
         pb, aLayout, pb.getI8Type(), stagedRows,
-        [&](Value r) {
-          Value aRow = pb.create<arith::AddIOp>(work.start, r);
-          Value inside = pb.lessThan(aRow, work.end);
-          auto [source, exists] = mm.sourceRow(
-              pb, pb.create<arith::SelectOp>(inside, aRow, work.start));
-          Value valid = pb.create<arith::AndIOp>(inside, exists);
-          return Operand{pb.create<arith::SelectOp>(valid, source, pb.index(0)),
-                         valid};
-        },
-        tid, kWarpgroupThreads);
+        [&](Value r) { return gatheredRow(pb, work, r); }, tid,
+        kWarpgroupThreads);
     pb.forEach(pb.index(0), pb.index(kTiles()), pb.index(1),
                [&](KernelBuilder &lb, Value tile) {
                  Value stage =
@@ -215,8 +158,8 @@ private:
     int64_t group = tilesPerScale();
     SmallVector<Value> scaleBlocks;
     auto scaleBlock = [&](int64_t u, Value g) {
-      Value n = cb.minIndex(weightRow(cb, blockColumn, u, g),
-                            cb.index(mm.n - 1));
+      Value n =
+          cb.minIndex(weightRow(cb, blockColumn, u, g), cb.index(mm.n - 1));
       scaleBlocks.push_back(
           cb.create<arith::DivUIOp>(n, cb.index(layout.blockN)));
     };

@@ -13,6 +13,8 @@
 #include "moe/Dialect/MoE/IR/MoEDialect.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 
+#include "llvm/ADT/StringExtras.h"
+
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUSELECTKERNELCONFIGPASS
 #include "moe/Conversion/MoEToGPU/MoEToGPU.h.inc"
@@ -20,18 +22,6 @@ namespace mlir::moe {
 
 using namespace mlir;
 using namespace mlir::moe;
-
-std::optional<GpuChip> mlir::moe::parseGpuChip(StringRef name) {
-  StringRef digits = name;
-  if (!digits.consume_front("sm_"))
-    return std::nullopt;
-  GpuChip chip;
-  chip.archSpecific = digits.consume_back("a");
-  if (digits.empty() || digits.getAsInteger(10, chip.version) ||
-      chip.version < 10 || chip.version > 999)
-    return std::nullopt;
-  return chip;
-}
 
 namespace {
 
@@ -93,6 +83,12 @@ struct MoEGPUSelectKernelConfigPass
       return errorHandler("moe-gpu-select-kernel-config: chip must be an "
                           "sm_XY name (sm_80, sm_90a, ...), got '" +
                           chip + "'");
+    // A well-formed name of no chip (sm_999) would otherwise get the
+    // kernels of whatever its number compares like.
+    if (!minimumPTXVersion(chip))
+      return errorHandler("moe-gpu-select-kernel-config: chip '" + chip +
+                          "' is not one the project builds for (" +
+                          llvm::join(projectCUDAChips(), ", ") + ")");
     if (failed(inRange("large-rows-per-expert", largeRowsPerExpert, 0,
                        int64_t(1) << 31)) ||
         failed(inRange("small-unroll", smallUnroll, 0, 16)) ||

@@ -132,6 +132,16 @@ StagedKernel::planChunks(KernelBuilder &b, SharedLayout layout, Type element,
   return copies;
 }
 
+Operand StagedKernel::gatheredRow(KernelBuilder &b, const TileWork &work,
+                                  Value r) {
+  Value aRow = b.create<arith::AddIOp>(work.start, r);
+  Value inside = b.lessThan(aRow, work.end);
+  auto [source, exists] =
+      mm.sourceRow(b, b.create<arith::SelectOp>(inside, aRow, work.start));
+  Value valid = b.create<arith::AndIOp>(inside, exists);
+  return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)), valid};
+}
+
 SmallVector<StagedKernel::Copy>
 StagedKernel::planWeightCopies(KernelBuilder &b, Value blockColumn, Value tid,
                                int64_t copyThreads) {
@@ -148,16 +158,7 @@ StagedKernel::IssueFn StagedKernel::stagedCopies(KernelBuilder &b,
   Value expert = work.expert;
   SmallVector<Copy> aCopies = planChunks(
       b, aLayout, mm.lhsType, stagedRows,
-      [&](Value r) {
-        Value aRow = b.create<arith::AddIOp>(work.start, r);
-        Value inside = b.lessThan(aRow, work.end);
-        auto [source, exists] = mm.sourceRow(
-            b, b.create<arith::SelectOp>(inside, aRow, work.start));
-        Value valid = b.create<arith::AndIOp>(inside, exists);
-        return Operand{b.create<arith::SelectOp>(valid, source, b.index(0)),
-                       valid};
-      },
-      tid, copyThreads);
+      [&](Value r) { return gatheredRow(b, work, r); }, tid, copyThreads);
   SmallVector<Copy> bCopies =
       planWeightCopies(b, blockColumn, tid, copyThreads);
   return [=](KernelBuilder &ib, Value tile, Value stage) {

@@ -52,6 +52,10 @@ protected:
                                Type element, int64_t rows,
                                function_ref<Operand(Value)> source, Value tid,
                                int64_t copyThreads);
+  /// Row `r` of the block's A tile: the row it gathers (the routed row's
+  /// token, or the row itself) and whether it exists, inside the tile's
+  /// rows and routed; row 0 where it does not.
+  Operand gatheredRow(KernelBuilder &b, const TileWork &work, Value r);
   /// The weight tile's cp.async copies (none where TMA brings it).
   virtual SmallVector<Copy> planWeightCopies(KernelBuilder &b,
                                              Value blockColumn, Value tid,

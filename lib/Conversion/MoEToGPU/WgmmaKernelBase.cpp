@@ -16,7 +16,27 @@ using namespace mlir::moe::gpu_lowering;
 // NVGPUDialect.h has a kWarpSize of its own: this file names
 // gpu_lowering::kWarpSize.
 
-void WgmmaKernelBase::bindStages(KernelBuilder &kb) {
+void WgmmaKernelBase::prepareLaunch(KernelBuilder &b, SmallVector<Type> &,
+                                    int64_t &dynamicBytes) {
+  auto space =
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+  // The swizzled A stages follow the weight stages, so they start at a
+  // multiple of the atom size too.
+  lhsTile =
+      aLayout == SharedLayout::k_chunk_major
+          ? MemRefType::get({stages, tileK / 8, stagedRows, 8}, stageElement,
+                            MemRefLayoutAttrInterface(), space)
+          : MemRefType::get({stages, stagedRows, tileK}, stageElement,
+                            MemRefLayoutAttrInterface(), space);
+  rhsTile = MemRefType::get({stages, weightRows, tileK}, stageElement,
+                            MemRefLayoutAttrInterface(), space);
+  // The swizzled weight stages start at a multiple of the atom size, found
+  // in the kernel: room for the shift that takes.
+  dynamicBytes = kSwizzleAtomBytes + bytes(lhsTile) + bytes(rhsTile);
+  weightMap = createWeightMap(b, mm.rhs, mm.rhsElement);
+}
+
+void WgmmaKernelBase::bindSharedMemory(KernelBuilder &kb, ValueRange) {
   auto space =
       gpu::AddressSpaceAttr::get(kb.getContext(), gpu::AddressSpace::Workgroup);
   dynamicShared = kb.create<gpu::DynamicSharedMemoryOp>(
@@ -37,8 +57,7 @@ void WgmmaKernelBase::bindStages(KernelBuilder &kb) {
 }
 
 Value WgmmaKernelBase::createWeightMap(KernelBuilder &b, Value weights,
-                                       Type element, int64_t rows) {
-  boxRows = rows;
+                                       Type element) {
   auto space =
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
   // CUDA's tensor maps have no FP8 data type, nor does the nvgpu lowering
@@ -120,6 +139,48 @@ Value WgmmaKernelBase::fromLane0(KernelBuilder &b, Value value) {
           b.create<arith::ConstantIntOp>(i32, gpu_lowering::kWarpSize),
           gpu::ShuffleMode::IDX)
       .getShuffleResult();
+}
+
+void WgmmaKernelBase::warpSpecialized(
+    KernelBuilder &b, const TileWork &work, Value warpgroup, Value firstRow,
+    function_ref<void(KernelBuilder &, Value)> produce,
+    function_ref<void(KernelBuilder &)> consume) {
+  int64_t consumerThreads = kWgmmaWarpgroups * kWarpgroupThreads;
+  barriers = StageBarriers::create(b, stages,
+                                   /*fullArrivals=*/1 + kWarpgroupThreads,
+                                   /*emptyArrivals=*/consumerThreads);
+  Type i32 = b.getI32Type();
+  Value isProducer = b.create<arith::CmpIOp>(
+      arith::CmpIPredicate::uge,
+      fromLane0(b, b.create<arith::IndexCastOp>(i32, warpgroup)),
+      b.create<arith::ConstantIntOp>(i32, kWgmmaWarpgroups));
+  b.ifThenElse(
+      isProducer,
+      [&](KernelBuilder &pb) {
+        produce(pb, pb.create<arith::SubIOp>(pb.threadId(),
+                                             pb.index(consumerThreads)));
+      },
+      [&](KernelBuilder &cb) {
+        Value rowsInTile = cb.create<arith::SubIOp>(work.end, work.start);
+        Value idle = cb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
+                                              firstRow, rowsInTile);
+        // Read from lane 0, like the role.
+        cb.ifThenElse(
+            cb.create<arith::CmpIOp>(
+                arith::CmpIPredicate::ne,
+                fromLane0(cb, cb.create<arith::ExtUIOp>(i32, idle)),
+                cb.create<arith::ConstantIntOp>(i32, 0)),
+            [&](KernelBuilder &ib) {
+              ib.forEach(ib.index(0), ib.index(kTiles()), ib.index(1),
+                         [&](KernelBuilder &lb, Value tile) {
+                           Value stage = lb.create<arith::RemUIOp>(
+                               tile, lb.index(stages));
+                           barriers.waitFull(lb, tile, stage);
+                           barriers.release(lb, stage);
+                         });
+            },
+            consume);
+      });
 }
 
 WgmmaKernelBase::WgmmaRows WgmmaKernelBase::wgmmaRows(KernelBuilder &b,

@@ -50,33 +50,11 @@ public:
     aLayout = config.wgmmaSwizzledA ? SharedLayout::swizzle_128b
                                     : SharedLayout::k_chunk_major;
     bLayout = SharedLayout::swizzle_128b;
+    stageElement = mm.rhsElement;
+    boxRows = kTmaBoxRows;
   }
 
 private:
-  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &,
-                     int64_t &dynamicBytes) override {
-    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    // The swizzled A stages follow the weight stages, so they start at a
-    // multiple of the atom size too.
-    lhsTile =
-        aLayout == SharedLayout::swizzle_128b
-            ? MemRefType::get({stages, stagedRows, tileK}, mm.rhsElement,
-                              MemRefLayoutAttrInterface(), space)
-            : MemRefType::get({stages, tileK / 8, stagedRows, 8}, mm.rhsElement,
-                              MemRefLayoutAttrInterface(), space);
-    rhsTile = MemRefType::get({stages, weightRows, tileK}, mm.rhsElement,
-                              MemRefLayoutAttrInterface(), space);
-    // The swizzled weight stages start at a multiple of the atom size,
-    // found in the kernel: room for the shift that takes.
-    dynamicBytes = kSwizzleAtomBytes + bytes(lhsTile) + bytes(rhsTile);
-    weightMap = createWeightMap(b, mm.rhs, mm.rhsElement, kTmaBoxRows);
-  }
-
-  void bindSharedMemory(KernelBuilder &kb, ValueRange) override {
-    bindStages(kb);
-  }
-
   void computeTile(KernelBuilder &b, const TileWork &work,
                    Value blockColumn) override {
     computeWgmma(b, work, blockColumn);
@@ -134,24 +112,10 @@ private:
       storeWgmmaTile(b, work, blockColumn, acc, at, firstRow);
       return;
     }
-    int64_t consumerThreads = kWgmmaWarpgroups * kWarpgroupThreads;
-    // Every consumer thread releases a stage, so that no branch on the lane
-    // sits between the wgmmas (ptxas serializes them on divergent paths).
-    barriers = StageBarriers::create(b, stages,
-                                     /*fullArrivals=*/1 + kWarpgroupThreads,
-                                     /*emptyArrivals=*/consumerThreads);
-    // The two roles branch on the warpgroup index read from lane 0.
-    Type i32 = b.getI32Type();
-    Value isProducer = b.create<arith::CmpIOp>(
-        arith::CmpIPredicate::uge,
-        fromLane0(b, b.create<arith::IndexCastOp>(i32, warpgroup)),
-        b.create<arith::ConstantIntOp>(i32, kWgmmaWarpgroups));
     int64_t numTiles = kTiles();
-    b.ifThenElse(
-        isProducer,
-        [&](KernelBuilder &pb) {
-          Value tid = pb.create<arith::SubIOp>(pb.threadId(),
-                                               pb.index(consumerThreads));
+    warpSpecialized(
+        b, work, warpgroup, firstRow,
+        [&](KernelBuilder &pb, Value tid) {
           IssueFn issue =
               stagedCopies(pb, work, blockColumn, tid, kWarpgroupThreads);
           pb.forEach(pb.index(0), pb.index(numTiles), pb.index(1),
@@ -163,33 +127,8 @@ private:
                        barriers.arriveOnCopies(lb, stage);
                      });
         },
-        [&](KernelBuilder &cb) {
-          // A warpgroup whose 64 rows are all past the tile's rows (the last
-          // tile of an expert) multiplies nothing (on an H200, Qwen3 T = 4096
-          // 0.87 -> 0.81 ms, Mixtral T = 512 1.13 -> 0.95 ms). It still waits
-          // for each stage before releasing it, so that its arrivals count
-          // towards that stage's round and no later one.
-          Value rowsInTile = cb.create<arith::SubIOp>(work.end, work.start);
-          Value idle = cb.create<arith::CmpIOp>(arith::CmpIPredicate::uge,
-                                                firstRow, rowsInTile);
-          // Read from lane 0, like the role.
-          cb.ifThenElse(
-              cb.create<arith::CmpIOp>(
-                  arith::CmpIPredicate::ne,
-                  fromLane0(cb, cb.create<arith::ExtUIOp>(i32, idle)),
-                  cb.create<arith::ConstantIntOp>(i32, 0)),
-              [&](KernelBuilder &ib) {
-                ib.forEach(ib.index(0), ib.index(numTiles), ib.index(1),
-                           [&](KernelBuilder &lb, Value tile) {
-                             Value stage = lb.create<arith::RemUIOp>(
-                                 tile, lb.index(stages));
-                             barriers.waitFull(lb, tile, stage);
-                             barriers.release(lb, stage);
-                           });
-              },
-              [&](KernelBuilder &mb) {
-                multiplyAndStore(mb, work, blockColumn, zero, at, firstRow);
-              });
+        [&](KernelBuilder &mb) {
+          multiplyAndStore(mb, work, blockColumn, zero, at, firstRow);
         });
   }
 

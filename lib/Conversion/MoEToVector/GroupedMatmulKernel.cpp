@@ -143,16 +143,22 @@ Value GroupedMatmulKernel::loadF32(StructuredBuilder &nb, Value source,
 }
 
 Value GroupedMatmulKernel::biasTerm(StructuredBuilder &nb, Value expert,
-                                    Value column, int64_t width,
-                                    bool inBounds) {
+                                    Value column) {
   Value bias = op.getBias();
   if (!bias)
     return Value();
-  if (width > 1)
-    return loadF32(nb, bias, {expert, column}, width, inBounds);
   return nb.castFloat(
       nb.create<tensor::ExtractOp>(bias, ValueRange{expert, column}),
       nb.getF32Type());
+}
+
+Value GroupedMatmulKernel::biasVector(StructuredBuilder &nb, Value expert,
+                                      Value column, int64_t width,
+                                      bool inBounds) {
+  Value bias = op.getBias();
+  if (!bias)
+    return Value();
+  return loadF32(nb, bias, {expert, column}, width, inBounds);
 }
 
 Value GroupedMatmulKernel::addBias(StructuredBuilder &nb, Value value,

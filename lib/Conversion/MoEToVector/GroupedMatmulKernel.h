@@ -79,13 +79,17 @@ protected:
   /// Where global row `row` reads its A row, and its scale.
   BlockRow blockRow(StructuredBuilder &b, Value row);
 
-  /// The op's bias[expert, column] as f32, or with `width` > 1 the vector of
-  /// the columns from `column` (0 past N where `inBounds` is false); null
-  /// without a bias.
-  Value biasTerm(StructuredBuilder &b, Value expert, Value column,
-                 int64_t width = 1, bool inBounds = true);
+  /// The op's bias[expert, column] as an f32 scalar; null without a bias.
+  Value biasTerm(StructuredBuilder &b, Value expert, Value column);
 
-  /// `value` plus `term` (from biasTerm), or `value` where `term` is null.
+  /// The op's bias[expert, column .. column + width) as a vector<width x f32>
+  /// (0 past N where `inBounds` is false), for accumulators of that type
+  /// whatever the width, 1 included; null without a bias.
+  Value biasVector(StructuredBuilder &b, Value expert, Value column,
+                   int64_t width, bool inBounds);
+
+  /// `value` plus `term` (from biasTerm or biasVector, of `value`'s type),
+  /// or `value` where `term` is null.
   static Value addBias(StructuredBuilder &b, Value value, Value term);
 
   GroupedMatmulOp op;

@@ -189,8 +189,8 @@ private:
     // The bias vectors of the two weight vectors, shared by the block's rows;
     // indexed by weight column like the accumulators, they go in before the
     // interleaved halves are split.
-    Value firstBias = biasTerm(mb, expert, first, vw, inBounds);
-    Value secondBias = biasTerm(mb, expert, second, vw, inBounds);
+    Value firstBias = biasVector(mb, expert, first, vw, inBounds);
+    Value secondBias = biasVector(mb, expert, second, vw, inBounds);
     for (int64_t i = 0; i < rows; ++i) {
       Value row = mb.create<arith::AddIOp>(start, mb.index(i));
       Value scale =

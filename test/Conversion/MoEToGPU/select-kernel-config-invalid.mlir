@@ -3,6 +3,8 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --split-input-file --verify-diagnostics
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=chip=sm80 2>&1 | FileCheck %s --check-prefix=CHIP
 // CHIP: error: moe-gpu-select-kernel-config: chip must be an sm_XY name (sm_80, sm_90a, ...), got 'sm80'
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=chip=sm_999 2>&1 | FileCheck %s --check-prefix=NO-CHIP
+// NO-CHIP: error: moe-gpu-select-kernel-config: chip 'sm_999' is not one the project builds for (sm_70, {{.*}}, sm_90a, {{.*}})
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=large-tile-group=65 2>&1 | FileCheck %s --check-prefix=GROUP
 // GROUP: error: moe-gpu-select-kernel-config: large-tile-group must be in [1, 64], got 65
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-unroll=-1 2>&1 | FileCheck %s --check-prefix=UNROLL

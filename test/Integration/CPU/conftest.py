@@ -48,7 +48,8 @@ def pytest_collection_modifyitems(config, items):
 #: Variants of the CPU pipeline that tests of the grouped matmul and of whole layers run
 #: under: the default (fused routing, vectorized OpenMP grouped matmul), the reference
 #: linalg lowering of every op, the vectorized kernel without routing fusion, the
-#: vectorized kernel at AVX2 width (its remainder handling differs), the kernel for
+#: vectorized kernel at AVX2 width (its remainder handling differs) and at one lane
+#: (one-lane accumulators, for the biased grouped matmuls), the kernel for
 #: an AVX-512 CPU without AVX512_BF16 (panels_vnni pairs split into two FMAs instead of
 #: vdpbf16ps), and the kernels' choices for an AVX2 CPU (4-bit weights decoded with
 #: integer ops instead of table permutes). Each entry is the moe-opt flag without its leading "--".
@@ -57,6 +58,8 @@ PIPELINES = {
     "reference": "moe-lower-to-cpu-pipeline=fuse-routing=false vectorize=false threads=false",
     "unfused": "moe-lower-to-cpu-pipeline=fuse-routing=false",
     "width8": "moe-lower-to-cpu-pipeline=vector-width=8",
+    # The narrowest vector the option allows: one-lane accumulators.
+    "width1": "moe-lower-to-cpu-pipeline=vector-width=1",
     "no_bf16_dot": "moe-lower-to-cpu-pipeline=target-cpu=skylake-avx512",
     # The kernels' choices for an AVX2 CPU (x86-64-v3; compiled for the host).
     "avx2": "moe-lower-to-cpu-pipeline=target-cpu=x86-64-v3",

@@ -16,7 +16,7 @@ import pytest
 
 from harness import (CPUINFO_FLAGS, assert_close, cpu_flags, draw_robust, normal,
                      routing_is_robust)
-from moe_mlir import aot, cpu, pack
+from moe_mlir import aot, cpu, irgen, pack
 from moe_mlir import reference as ref
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -282,6 +282,18 @@ def test_empty_chip_is_refused(tmp_path):
     with pytest.raises(cpu.CompileError, match="--chip is empty"):
         aot.compile(layer=dict(hidden=8, intermediate=4, experts=4, k=2), chip="",
                     out_dir=tmp_path)
+
+
+def test_ir_and_config_together_are_refused(tmp_path):
+    """IR with a config compiled the IR and left the config unread."""
+    ir = irgen.layer_ir(None, 8, 4, 4, k=2)
+    with pytest.raises(ValueError, match="give either ir or config, not both"):
+        aot.compile(CONFIGS["mixtral"], ir=ir, out_dir=tmp_path)
+
+
+def test_layer_settings_must_be_a_mapping(tmp_path):
+    with pytest.raises(ValueError, match="layer must be a mapping of settings, got list"):
+        aot.compile(layer=[("hidden", 8), ("intermediate", 4)], out_dir=tmp_path)
 
 
 # hidden_act of each activation the dialect has, as Hugging Face spells it.

@@ -49,6 +49,9 @@ def test_good_call_still_runs(layer, rng):
     ("static size", "input 3: shape (4, 16, 9) does not fit tensor<4x16x8xf32>"),
     ("result shape", "result 0: shape (4, 17) does not fit tensor<?x16xf32>"),
     ("result dtype", "result 0: element type bf16, the function's is f32"),
+    ("result not a spec", "result 0: expected a TensorSpec, got tuple"),
+    ("result size not an integer", "result 0: shape (4.0, 16) is not a tuple of sizes >= 0"),
+    ("negative result size", "result 0: shape (-1, 16) is not a tuple of sizes >= 0"),
 ])
 def test_misuse_raises_value_error(layer, rng, case, message):
     args = inputs(rng)
@@ -73,6 +76,12 @@ def test_misuse_raises_value_error(layer, rng, case, message):
         results = [spec((T, H + 1), "f32")]
     elif case == "result dtype":
         results = [spec((T, H), "bf16")]
+    elif case == "result not a spec":
+        results = [((T, H), "f32")]
+    elif case == "result size not an integer":
+        results = [cpu.TensorSpec((float(T), H), "f32")]
+    elif case == "negative result size":
+        results = [cpu.TensorSpec((-1, H), "f32")]
     with pytest.raises(ValueError, match=re.escape(message)):
         layer.call(name, args, results)
 

@@ -236,6 +236,17 @@ def test_grouped_matmul(compile_ir, rng, matmul_pipeline, case):
     _run_grouped_matmul(compile_ir, rng, matmul_pipeline, **case[1])
 
 
+BIAS_CASES = [case for case in GMM_CASES if case[0].startswith("bias_")]
+
+
+@pytest.mark.parametrize("case", BIAS_CASES, ids=[c[0] for c in BIAS_CASES])
+def test_grouped_matmul_bias_vector_width_1(compile_ir, rng, case):
+    """vector-width=1: the biases go into one-lane accumulators (kn and panel
+    weights) as vector<1xf32>, where a scalar used to fail the lowering
+    (test/Pipelines/cpu-pipeline-width1-bias.mlir)."""
+    _run_grouped_matmul(compile_ir, rng, "width1", **case[1])
+
+
 @pytest.mark.parametrize("rhs_layout", ["nk", "kn"])
 @pytest.mark.parametrize("layout", GLU_LAYOUTS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)

@@ -40,6 +40,12 @@ struct GpuChip {
 /// The chip `name` names, or nullopt if it is not an `sm_XY[a]` name.
 std::optional<GpuChip> parseGpuChip(StringRef name);
 
+/// The first PTX ISA version of CUDA chip `name`, times ten (78 for 7.8),
+/// for each chip the project builds for; 0 for any other name.
+unsigned minimumPTXVersion(StringRef name);
+/// The chips the project builds for, in the order they are listed to users.
+SmallVector<StringRef> projectCUDAChips();
+
 } // namespace mlir::moe
 
 #endif // MOE_CONVERSION_MOETOGPU_MOETOGPU_H

@@ -17,6 +17,24 @@ using namespace mlir::moe;
 
 namespace {
 
+/// A `#moe.matmul_tile`'s parameters.
+struct TileParameters {
+  int64_t rows, columns, k, stages, unroll, splitK, tileGroup;
+  SharedLayout aLayout, bLayout;
+};
+
+/// A closed range of a parameter; lo == hi where a kernel fixes it.
+struct Bounds {
+  int64_t lo, hi;
+};
+
+/// What a kernel allows of its K loop: the K step, the stages, the unroll,
+/// split-K, the tile group and the shared-memory layouts of A and weights.
+struct LoopLimits {
+  Bounds k, stages, unroll, splitK, tileGroup;
+  SmallVector<SharedLayout, 2> aLayouts, bLayouts;
+};
+
 /// The value a kernel fixes for one parameter, or the range it allows.
 struct Expect {
   function_ref<InFlightDiagnostic()> emitError;
@@ -49,6 +67,38 @@ struct Expect {
     });
     return diag << "}, got " << stringifySharedLayout(value);
   }
+  /// `value` = lo where the kernel fixes it (lo == hi), else in [lo, hi].
+  LogicalResult bounded(StringRef name, int64_t value, Bounds range) const {
+    return range.lo == range.hi ? equals(name, value, range.lo)
+                                : within(name, value, range.lo, range.hi);
+  }
+
+  /// The K loop's parameters against `limits`, the first violation reported.
+  LogicalResult loop(const TileParameters &tile,
+                     const LoopLimits &limits) const {
+    return success(
+        succeeded(bounded("k", tile.k, limits.k)) &&
+        succeeded(bounded("stages", tile.stages, limits.stages)) &&
+        succeeded(bounded("unroll", tile.unroll, limits.unroll)) &&
+        succeeded(bounded("split_k", tile.splitK, limits.splitK)) &&
+        succeeded(bounded("tile_group", tile.tileGroup, limits.tileGroup)) &&
+        succeeded(layout("a_layout", tile.aLayout, limits.aLayouts)) &&
+        succeeded(layout("b_layout", tile.bLayout, limits.bLayouts)));
+  }
+
+  /// A kernel of 128-row tiles staged through shared memory (mma_sync_staged,
+  /// wgmma, wgmma_fp8): `fullColumns` output columns a block, half as many
+  /// with a GLU epilogue (the gate and up halves share the weight rows).
+  LogicalResult stagedTile(const TileParameters &tile, int64_t fullColumns,
+                           const LoopLimits &limits) const {
+    if (tile.columns != fullColumns / 2 && tile.columns != fullColumns)
+      return emitError() << "the " << stringifyMatmulKernel(kernel)
+                         << " kernel's columns are " << fullColumns << " ("
+                         << fullColumns / 2 << " with a GLU epilogue), got "
+                         << tile.columns;
+    return success(succeeded(equals("rows", tile.rows, 128)) &&
+                   succeeded(loop(tile, limits)));
+  }
 };
 
 /// Whether `kernel` multiplies with tensor cores.
@@ -68,18 +118,18 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                        int64_t splitK, int64_t tileGroup, SharedLayout aLayout,
                        SharedLayout bLayout, bool inlineConstants) {
   Expect e{emitError, kernel};
+  TileParameters tile{rows,   columns,   k,       stages, unroll,
+                      splitK, tileGroup, aLayout, bLayout};
+  const SmallVector<SharedLayout, 2> none = {SharedLayout::none};
   switch (kernel) {
   case MatmulKernel::simt:
     return success(
         succeeded(e.equals("rows", rows, 1)) &&
         succeeded(e.equals("columns", columns, 128)) &&
-        succeeded(e.equals("k", k, 1)) &&
-        succeeded(e.equals("stages", stages, 1)) &&
-        succeeded(e.equals("unroll", unroll, 1)) &&
-        succeeded(e.equals("split_k", splitK, 1)) &&
-        succeeded(e.equals("tile_group", tileGroup, 1)) &&
-        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+        succeeded(
+            e.loop(tile, {/*k=*/{1, 1}, /*stages=*/{1, 1}, /*unroll=*/{1, 1},
+                          /*split_k=*/{1, 1}, /*tile_group=*/{1, 1},
+                          /*a_layout=*/none, /*b_layout=*/none})));
   case MatmulKernel::mma_sync: {
     if (failed(e.within("rows", rows, 16, 64)))
       return failure();
@@ -104,13 +154,10 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          << columns << " with split_k = " << splitK;
     // stages: groups of `unroll` K steps whose loads are in flight in
     // registers (2: the next group's loads go out before this group's MMAs).
-    return success(
-        succeeded(e.equals("k", k, 32)) &&
-        succeeded(e.within("stages", stages, 1, 2)) &&
-        succeeded(e.within("unroll", unroll, 1, 16)) &&
-        succeeded(e.equals("tile_group", tileGroup, 1)) &&
-        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+    // split_k is 1 or 4, checked above.
+    return e.loop(tile, {/*k=*/{32, 32}, /*stages=*/{1, 2}, /*unroll=*/{1, 16},
+                         /*split_k=*/{1, 4}, /*tile_group=*/{1, 1},
+                         /*a_layout=*/none, /*b_layout=*/none});
   }
   case MatmulKernel::mma_sync_fp8: {
     if (failed(e.within("rows", rows, 16, 64)))
@@ -125,14 +172,9 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "the mma_sync_fp8 kernel's columns are 4 warps "
                             "of a multiple of 8 columns, got "
                          << columns;
-    return success(
-        succeeded(e.equals("k", k, 32)) &&
-        succeeded(e.equals("stages", stages, 1)) &&
-        succeeded(e.within("unroll", unroll, 1, 16)) &&
-        succeeded(e.equals("split_k", splitK, 1)) &&
-        succeeded(e.equals("tile_group", tileGroup, 1)) &&
-        succeeded(e.layout("a_layout", aLayout, {SharedLayout::none})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
+    return e.loop(tile, {/*k=*/{32, 32}, /*stages=*/{1, 1}, /*unroll=*/{1, 16},
+                         /*split_k=*/{1, 1}, /*tile_group=*/{1, 1},
+                         /*a_layout=*/none, /*b_layout=*/none});
   }
   case MatmulKernel::mma_sync_wonly: {
     if (failed(e.within("rows", rows, 16, 64)))
@@ -162,56 +204,29 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
         succeeded(e.layout("b_layout", bLayout, {SharedLayout::none})));
   }
   case MatmulKernel::wgmma_fp8:
-    if (columns != 64 && columns != 128)
-      return emitError() << "the wgmma_fp8 kernel's columns are 128 (64 with "
-                            "a GLU epilogue), got "
-                         << columns;
     // Stages of 32 KiB (128 x 128 bytes of A and of weights) in the 227 KiB
     // of an sm_90 block.
-    return success(
-        succeeded(e.equals("rows", rows, 128)) &&
-        succeeded(e.equals("k", k, 128)) &&
-        succeeded(e.within("stages", stages, 2, 6)) &&
-        succeeded(e.equals("unroll", unroll, 1)) &&
-        succeeded(e.equals("split_k", splitK, 1)) &&
-        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
-        succeeded(
-            e.layout("a_layout", aLayout, {SharedLayout::swizzle_128b})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
+    return e.stagedTile(tile, /*fullColumns=*/128,
+                        {/*k=*/{128, 128}, /*stages=*/{2, 6}, /*unroll=*/{1, 1},
+                         /*split_k=*/{1, 1}, /*tile_group=*/{1, 64},
+                         /*a_layout=*/{SharedLayout::swizzle_128b},
+                         /*b_layout=*/{SharedLayout::swizzle_128b}});
   case MatmulKernel::mma_sync_staged:
-    if (columns != 64 && columns != 128)
-      return emitError() << "the mma_sync_staged kernel's columns are 128 "
-                            "(64 with a GLU epilogue), got "
-                         << columns;
-    return success(
-        succeeded(e.equals("rows", rows, 128)) &&
-        succeeded(e.equals("k", k, 32)) &&
-        succeeded(e.within("stages", stages, 2, 6)) &&
-        succeeded(e.equals("unroll", unroll, 1)) &&
-        succeeded(e.equals("split_k", splitK, 1)) &&
-        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
-        succeeded(e.layout("a_layout", aLayout, {SharedLayout::padded})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::padded})));
+    return e.stagedTile(tile, /*fullColumns=*/128,
+                        {/*k=*/{32, 32}, /*stages=*/{2, 6}, /*unroll=*/{1, 1},
+                         /*split_k=*/{1, 1}, /*tile_group=*/{1, 64},
+                         /*a_layout=*/{SharedLayout::padded},
+                         /*b_layout=*/{SharedLayout::padded}});
   case MatmulKernel::wgmma:
   case MatmulKernel::wgmma_warp_specialized:
-    if (columns != 128 && columns != 256)
-      return emitError() << "the " << stringifyMatmulKernel(kernel)
-                         << " kernel's columns are 256 (128 with a GLU "
-                            "epilogue), got "
-                         << columns;
     // Stages of 48 KiB (a 128 x 64 A tile and a 256 x 64 weight tile, 2
     // bytes an element) in the 227 KiB of an sm_90 block.
-    return success(
-        succeeded(e.equals("rows", rows, 128)) &&
-        succeeded(e.equals("k", k, 64)) &&
-        succeeded(e.within("stages", stages, 2, 4)) &&
-        succeeded(e.equals("unroll", unroll, 1)) &&
-        succeeded(e.equals("split_k", splitK, 1)) &&
-        succeeded(e.within("tile_group", tileGroup, 1, 64)) &&
-        succeeded(e.layout(
-            "a_layout", aLayout,
-            {SharedLayout::swizzle_128b, SharedLayout::k_chunk_major})) &&
-        succeeded(e.layout("b_layout", bLayout, {SharedLayout::swizzle_128b})));
+    return e.stagedTile(
+        tile, /*fullColumns=*/256,
+        {/*k=*/{64, 64}, /*stages=*/{2, 4}, /*unroll=*/{1, 1},
+         /*split_k=*/{1, 1}, /*tile_group=*/{1, 64},
+         /*a_layout=*/{SharedLayout::swizzle_128b, SharedLayout::k_chunk_major},
+         /*b_layout=*/{SharedLayout::swizzle_128b}});
   }
   return emitError() << "unknown matmul kernel";
 }
