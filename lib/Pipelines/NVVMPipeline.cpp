@@ -42,17 +42,14 @@ validateOptions(const NVVMPipelineOptions &options,
   // griddepcontrol is an sm_90 instruction: asked for below, ptxas would
   // refuse the kernels long after the option was the mistake.
   std::optional<GpuChip> chip = parseGpuChip(options.chip);
-  if (options.pdl.hasValue() && options.pdl && chip && chip->version < 90)
+  if (options.pdl && chip && chip->version < 90)
     return fail("pdl=true needs sm_90 or newer (griddepcontrol), chip is '" +
                 options.chip + "'");
   return success();
 }
 
 bool mlir::moe::usesProgrammaticLaunch(const NVVMPipelineOptions &options) {
-  if (options.pdl.hasValue())
-    return options.pdl;
-  std::optional<GpuChip> chip = parseGpuChip(options.chip);
-  return chip && chip->version >= 90;
+  return options.pdl;
 }
 
 LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(

@@ -82,7 +82,7 @@ void launchEx(Scope &scope, const char *what, void *function, intptr_t gridX,
   if (!driver().cuLaunchKernelEx) {
     fail(kStatusDeviceError, what,
          "the driver has no cuLaunchKernelEx (CUDA 12 or later is needed for "
-         "clusters and programmatic dependent launch; compile with pdl=false "
+         "clusters and programmatic dependent launch; compile without pdl "
          "for older drivers)");
     return;
   }

@@ -42,10 +42,10 @@ EDGE_SHAPES = {
 #: the staged mma.sync prefill kernel (the default on chips without wgmma),
 #: the wgmma kernel without its producer warpgroup, and with its A tile
 #: unswizzled.
-#: pdl=false (a moe-lower-to-nvvm-pipeline option) launches every kernel
+#: pdl=true (a moe-lower-to-nvvm-pipeline option, off by default) launches every kernel
 #: in stream order, without programmatic dependent launch.
 ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
-                   "wgmma-swizzled-a=false", "pdl=false"]
+                   "wgmma-swizzled-a=false", "pdl=true"]
 
 #: The options a variant may give that are moe-lower-to-nvvm-pipeline's own;
 #: every other one goes to its kernel-config (moe-gpu-select-kernel-config).
@@ -53,7 +53,7 @@ PIPELINE_VARIANT_OPTIONS = ("pdl", "fuse-routing")
 
 
 def variant_pipeline_extra(options: str) -> str:
-    """The pipeline options of a variant (``"pdl=false small-unroll=4"``):
+    """The pipeline options of a variant (``"pdl=true small-unroll=4"``):
     its pipeline options as they are, the others as its kernel-config."""
     own, kernel_config = [], []
     for option in options.split():
@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "artifacts" / "gpu"))
     parser.add_argument("--variant", action="append", default=[],
                         help="moe-gpu-select-kernel-config options (e.g. small-split-k=1), "
-                             "or the pipeline's own (pdl=false), to build the benchmark "
+                             "or the pipeline's own (pdl=true), to build the benchmark "
                              "shapes with as well")
     args = parser.parse_args()
     out = pathlib.Path(args.out)

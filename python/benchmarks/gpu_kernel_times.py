@@ -8,11 +8,12 @@ call, and each grouped matmul with the weights it must at least read (those
 of the experts hit) and the rate that gives, beside the read-only rate
 measured in the same run. The graph's time per call without the profiler
 heads each table, so the gaps between kernels show as its difference from
-the kernels' sum. Under programmatic dependent launch (the default on
+the kernels' sum. Under programmatic dependent launch (``pdl=true``,
 sm_90) a kernel starts before the one ahead has finished and waits for it,
 so its time includes that wait and the kernels' times overlap: per-kernel
-times are those of the ``<shape>@pdl=false`` artifacts, and the gain of pdl
-is the difference of the two graph times.
+times are those of the default artifacts (stream order), and the gain of
+pdl is the difference of the graph times of ``<shape>`` and
+``<shape>@pdl=true``.
 
     python3 python/benchmarks/gpu_kernel_times.py [--shapes ...] [--tokens 1 32]
 """

@@ -5,15 +5,16 @@
 // for ldmatrix and mma.sync on sm_80 or with wgmma=false), every kernel sits
 // in one module, and the host function takes its result and a workspace as
 // arguments, with a size query beside it.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA,PDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,WGMMA,NOPDL
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,SM80,STAGED,NOPDL
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED,PDL
-// Programmatic dependent launch (pdl) is on by default from sm_90: every
-// kernel waits for the one ahead (griddepcontrol.wait) and lets the next
-// start (launch_dependents), and the host asks the runtime for a
-// programmatic launch right before each. pdl=false launches in stream
-// order; pdl=true before sm_90 is refused, as is a value that is no bool.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa pdl=false" | FileCheck %s --check-prefixes=CHECK,WGMMA,NOPDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,SM90,STAGED,NOPDL
+// Programmatic dependent launch (pdl=true, sm_90 and newer; off by
+// default): every kernel waits for the one ahead (griddepcontrol.wait) and
+// lets the next start (launch_dependents), and the host asks the runtime
+// for a programmatic launch right before each. Without it the kernels
+// launch in stream order; pdl=true before sm_90 is refused, as is a value
+// that is no bool.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa pdl=true" | FileCheck %s --check-prefixes=CHECK,WGMMA,PDL
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_90 format=isa pdl=true kernel-config={wgmma=false}" | FileCheck %s --check-prefixes=CHECK,STAGED,PDL
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 pdl=true" 2>&1 | FileCheck %s --check-prefix=BADPDLCHIP
 // BADPDLCHIP: moe-lower-to-nvvm-pipeline: pdl=true needs sm_90 or newer (griddepcontrol), chip is 'sm_80'

@@ -112,8 +112,8 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
       llvm::cl::desc("Programmatic dependent launch: each kernel may start "
                      "while the one before it runs, waiting with "
                      "griddepcontrol.wait before it touches memory "
-                     "(moe-gpu-programmatic-launch). Default: on for sm_90 "
-                     "and newer chips, off below, where true is refused"),
+                     "(moe-gpu-programmatic-launch). Off by default until it "
+                     "has been checked on a GPU; true needs sm_90 or newer"),
       llvm::cl::init(false)};
   PassOptions::Option<std::string> kernelConfig{
       *this, "kernel-config",
@@ -135,8 +135,7 @@ LogicalResult buildMoELowerToNVVMPipeline(
     OpPassManager &pm, const NVVMPipelineOptions &options,
     function_ref<LogicalResult(const Twine &)> errorHandler);
 
-/// Whether `options` launch the kernels programmatically: `pdl` where it is
-/// given, else whether the chip is sm_90 or newer.
+/// Whether `options` launch the kernels programmatically (`pdl`).
 bool usesProgrammaticLaunch(const NVVMPipelineOptions &options);
 
 /// Registers every pipeline of the project with the pass registry.

@@ -1,9 +1,9 @@
 """Programmatic dependent launch (pdl, sm_90) on a GPU machine.
 
-The default artifacts launch every kernel of a call programmatically: a
+The `<shape>@pdl=true` artifacts launch every kernel of a call programmatically: a
 kernel may start while the one before it runs and waits for it with
-griddepcontrol.wait before it touches memory. The `<shape>@pdl=false`
-artifacts are the same kernels launched in stream order. Both come from
+griddepcontrol.wait before it touches memory. The default artifacts
+are the same kernels launched in stream order. Both come from
 `bash utils/build-gpu-artifacts.sh` (no GPU needed); the checks skip cleanly
 without a GPU. Run them with pytest, or as
 `python3 test/Integration/GPU/test_gpu_programmatic_launch.py`.
@@ -33,12 +33,12 @@ CHAIN = 4
 
 
 def _pair(name):
-    """The default (programmatic) entry of a shape and its pdl=false one."""
+    """The pdl=true (programmatic) entry of a shape and its default one."""
     entries = artifacts()
-    plain = entries.get(f"{name}@pdl=false")
-    if plain is None:
-        skip(f"no {name}@pdl=false artifact (rebuild artifacts/gpu)")
-    return entries[name], plain
+    programmatic = entries.get(f"{name}@pdl=true")
+    if programmatic is None:
+        skip(f"no {name}@pdl=true artifact (rebuild artifacts/gpu)")
+    return programmatic, entries[name]
 
 
 def _inputs(entry, T, seed):
@@ -65,7 +65,7 @@ def test_programmatic_matches_stream_order():
             ref = torch_reference.reference_fp32(*operands)
             error = torch_reference.relative_error(y, ref)
             same = bool(torch.equal(y, y_plain))
-            print(f"  {name:16s} T={T:4d} rel err {error:.2e} bitwise as pdl=false: {same}",
+            print(f"  {name:16s} T={T:4d} rel err {error:.2e} bitwise as stream order: {same}",
                   flush=True)
             if not (same and error <= BF16_BOUND):
                 failures.append((name, T, error, same))
