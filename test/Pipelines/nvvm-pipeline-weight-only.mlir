@@ -15,7 +15,6 @@
 // CHECK-SAME: .entry moe_route(
 // CHECK-NOT:  moe_fp8_quantize_activations
 // CHECK-SAME: .entry moe_grouped_matmul_large_0(
-// CHECK-SAME: ld.global.v4.b32
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small_0(
 // CHECK-SAME: ld.global.v4.b32

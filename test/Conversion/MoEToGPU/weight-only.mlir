@@ -150,7 +150,7 @@ func.func @int8_rows(%x: tensor<?x200xf32>, %w: tensor<4x96x200xi8>, %offsets: t
 // LOWER:         arith.ori {{.*}} : vector<4xi32>
 // LOWER:         arith.subf {{.*}} : vector<8xf16>
 // LOWER:         arith.mulf {{.*}} : vector<8xf16>
-// LOWER:         nvvm.mma.sync {{.*}} multiplicandAPtxType = #nvvm.mma_type<f16>, multiplicandBPtxType = #nvvm.mma_type<f16>
+// LOWER:         nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 func.func @int4_f16(%x: tensor<?x128xf16>, %w: tensor<4x64x64xi8>, %offsets: tensor<5xi32>,
                     %s: tensor<4x64x2xf32>, %z: tensor<4x64x2xi8>, %init: tensor<?x64xf16>) -> tensor<?x64xf16> {
   %h = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x128xf16>, tensor<4x64x64xi8>, tensor<5xi32>)
