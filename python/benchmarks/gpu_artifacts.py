@@ -84,6 +84,10 @@ WEIGHT_ONLY_EDGES = {
     "int4": {"wonly-int4-tail": (200, 136, 8, 2), "wonly-int4-group": (128, 128, 4, 2)},
     "int8": {"wonly-int8-tail": (200, 72, 8, 2)},
 }
+#: f16 activations (AWQ's and GPTQ's checkpoints) with int4 and int8 weights: the
+#: f16 MMA. name -> (format, H, I, E, k).
+WEIGHT_ONLY_F16 = {"wonly-int4-f16-tail": ("int4", 200, 136, 8, 2),
+                   "wonly-int8-f16-tail": ("int8", 200, 72, 8, 2)}
 
 #: Whole layers per model recipe (bf16, small sizes): H, E, I.
 LAYER_MODELS = {
@@ -184,6 +188,11 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         for name, (H, I, E, k) in shapes.items():
             add(name, irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=quant),
                 "experts", kind="experts-weight-only", H=H, I=I, E=E, k=k, **quant)
+    for name, (fmt, H, I, E, k) in WEIGHT_ONLY_F16.items():
+        quant = WEIGHT_ONLY_QUANT[fmt]
+        add(name, irgen.experts_ir(None, H, E, I, k, name="experts", dtype="f16",
+                                   weight_quant=quant),
+            "experts", kind="experts-weight-only", dtype="f16", H=H, I=I, E=E, k=k, **quant)
     # The benchmark shapes (and the K-tail edge) again under other pipeline
     # options: the kernels that are not the default are checked too, and
     # timed beside it (`gpu.py --shapes 'mixtral-8x7b@wgmma=false'`).

@@ -11,12 +11,10 @@
 // RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="format=bin" | FileCheck %s --check-prefix=BIN %}
 
 // CHECK:      llvm.func @int4_layer(
-// CHECK:      llvm.func @mxfp4_layer(
 // CHECK:      gpu.binary @moe_kernels
 // CHECK-SAME: .entry moe_route(
 // CHECK-NOT:  moe_fp8_quantize_activations
 // CHECK-SAME: .entry moe_grouped_matmul_large_0(
-// CHECK-SAME: ld.global.v4.b32
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small_0(
 // CHECK-SAME: ld.global.v4.b32
@@ -25,12 +23,14 @@
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-SAME: .entry moe_grouped_matmul_small_1(
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
-// The MXFP4 layer: the e8m0 scale read as a byte.
-// CHECK-SAME: .entry moe_grouped_matmul_small_2(
+// The MXFP4 layer (its router, with a bias, is _2): the e8m0 scale read as a
+// byte.
+// CHECK-SAME: .entry moe_grouped_matmul_small_3(
 // CHECK-SAME: ld.global.v4.b32
 // CHECK-SAME: ld.global.{{u|b}}8
 // SM90A-SAME: mul.rn.bf16x2
 // CHECK-SAME: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
+// CHECK:      llvm.func @mxfp4_layer(
 // SM75: error: 'moe.grouped_matmul' op weight-only weights (weight_quant format int4) on the GPU: the mma_sync_wonly kernel's bf16 mma.sync needs sm_80 or newer, got sm_75
 // BIN: gpu.binary @moe_kernels
 

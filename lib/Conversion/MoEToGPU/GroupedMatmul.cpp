@@ -18,7 +18,9 @@ GroupedMatmul::GroupedMatmul(GroupedMatmulOp op,
                              KernelBuilder &b)
     : op(op) {
   auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
-  WeightShape weights = weightShape(rhsType, op.getRhsLayout());
+  // K counts weights: two per stored byte for the packed 4-bit formats.
+  WeightShape weights = logicalWeightShape(
+      op.getWeightQuantAttr(), weightShape(rhsType, op.getRhsLayout()));
   numExperts = weights.experts;
   kn = op.getRhsLayout() == RhsLayout::kn;
   reduction = weights.reduction;

@@ -68,6 +68,7 @@ public:
   }
 
   mutable GroupedMatmulOp op;
+  // reduction: K in weights (the packed 4-bit formats store K / 2 bytes).
   int64_t numExperts, n, reduction, width;
   bool kn, glu, interleaved;
   Type outType, lhsType, rhsElement;

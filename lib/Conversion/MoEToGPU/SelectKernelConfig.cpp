@@ -231,9 +231,15 @@ struct MoEGPUSelectKernelConfigPass
                          "sm_80 or newer, got "
                       << chip;
     // The dialect keeps these formats in the nk layout.
-    if (!(lhs.isBF16() || lhs.isF32()))
-      return refuse() << "the mma_sync_wonly kernel multiplies in bf16: it "
-                         "needs bf16 or f32 activations, got "
+    if (!(lhs.isBF16() || lhs.isF16() || lhs.isF32()))
+      return refuse() << "the mma_sync_wonly kernel needs bf16, f16 or f32 "
+                         "activations, got "
+                      << lhs;
+    if (lhs.isF16() && quant.getFormat() == WeightFormat::mxfp4)
+      return refuse() << "the mma_sync_wonly kernel multiplies mxfp4 weights "
+                         "in bf16 (their e8m0 scales span bf16's exponent "
+                         "range, not f16's): it needs bf16 or f32 "
+                         "activations, got "
                       << lhs;
     // A lane's 32 weights of a step share one scale: the dialect's groups
     // (mxfp4's 32, int4's 32, 64 and 128) start at multiples of 32 of K.

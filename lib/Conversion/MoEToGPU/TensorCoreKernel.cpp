@@ -83,10 +83,12 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
 TensorCoreKernel::TensorCoreKernel(const GroupedMatmul &mm,
                                    const TensorCoreConfig &config)
     : mm(mm), config(config),
-      // Weight-only weights (i8 storage) are dequantized to bf16 pairs.
-      fragments(mm.rhsElement.isInteger(8)
-                    ? Type(BFloat16Type::get(mm.rhsElement.getContext()))
-                    : mm.rhsElement,
+      // Weight-only weights (i8 storage) are dequantized to pairs of the
+      // activations' type where it is f16, else bf16.
+      fragments(!mm.rhsElement.isInteger(8) ? mm.rhsElement
+                : mm.lhsType.isF16()
+                    ? mm.lhsType
+                    : Type(BFloat16Type::get(mm.rhsElement.getContext())),
                 mm.reduction) {
   outputTiles = config.warpColumns / 8;
   bTiles = mm.glu ? 2 * outputTiles : outputTiles;

@@ -2,7 +2,9 @@
 //
 // The mma_sync_wonly kernel: weight-only weights (#moe.weight_quant format
 // mxfp4, int4 or int8, docs/quantization.md) against bf16 or f32
-// activations, with bf16 mma.sync.m16n8k16 and f32 accumulators. Blocks of
+// activations, with bf16 mma.sync.m16n8k16 and f32 accumulators (f16
+// activations, AWQ's and GPTQ's, with int4 and int8 weights: the same in
+// f16, the int4 codes ORed into f16 1024.0 = 0x6400). Blocks of
 // 4 warps, each of `16 * mTiles` rows and `warpColumns` output columns, as
 // the mma_sync kernel has. The weights stay packed in global memory: for
 // each step of K (128 for the 4-bit formats, 64 for int8) every lane loads
@@ -197,19 +199,27 @@ private:
     return values;
   }
 
-  /// A bf16 scalar from its bits (an i32 holding 16 of them).
-  static Value bf16FromBits(KernelBuilder &b, Value bits) {
+  /// The MMA's element type (bf16, or f16 with f16 activations) and a
+  /// chunk's 8 of them.
+  Type mmaType() const { return fragments.mmaElement; }
+  VectorType chunkType() const { return VectorType::get({kChunkK}, mmaType()); }
+
+  /// A scalar of the MMA type from its bits (an i32 holding 16 of them).
+  Value fromBits(KernelBuilder &b, Value bits) const {
     Value half = b.create<arith::TruncIOp>(b.getI16Type(), bits);
-    return b.create<arith::BitcastOp>(b.getBF16Type(), half);
+    return b.create<arith::BitcastOp>(mmaType(), half);
   }
 
-  static Value splatBf16(KernelBuilder &b, Value scalar) {
-    return b.create<vector::BroadcastOp>(
-        VectorType::get({kChunkK}, b.getBF16Type()), scalar);
+  Value splat(KernelBuilder &b, Value scalar) const {
+    return b.create<vector::BroadcastOp>(chunkType(), scalar);
   }
+
+  /// The bits of the float whose ulp is 1 and whose low mantissa bits take
+  /// an int4 code: bf16 128.0, f16 1024.0.
+  int32_t int4Base() const { return mmaType().isF16() ? 0x6400 : 0x4300; }
 
   /// What multiplies (and, for int4, is subtracted from) one weight row's
-  /// codes in this step, as splat bf16 vectors: {scale, offset}.
+  /// codes in this step, as splat vectors of the MMA type: {scale, offset}.
   std::pair<Value, Value> groupFactors(KernelBuilder &b, Value scale,
                                        Value zeroPoint) const {
     Type i32 = b.getI32Type();
@@ -224,16 +234,17 @@ private:
       };
       bits = b.create<arith::SelectOp>(is(0), b.i32(0x0040), bits);
       bits = b.create<arith::SelectOp>(is(255), b.i32(0x7FC0), bits);
-      return {splatBf16(b, bf16FromBits(b, bits)), Value()};
+      return {splat(b, fromBits(b, bits)), Value()};
     }
-    Value s = b.create<arith::TruncFOp>(b.getBF16Type(), scale);
-    // 128 + z in bf16 (z = 8 without zero points): the offset of the codes
-    // ORed into 128.0.
+    Value s = b.create<arith::TruncFOp>(mmaType(), scale);
+    // 128 + z in bf16 (1024 + z in f16; z = 8 without zero points): the
+    // offset of the codes ORed into 128.0 (1024.0).
     Value offset =
-        zeroPoint ? b.create<arith::OrIOp>(
-                        b.create<arith::ExtUIOp>(i32, zeroPoint), b.i32(0x4300))
-                  : b.i32(0x4308);
-    return {splatBf16(b, s), splatBf16(b, bf16FromBits(b, offset))};
+        zeroPoint
+            ? b.create<arith::OrIOp>(b.create<arith::ExtUIOp>(i32, zeroPoint),
+                                     b.i32(int4Base()))
+            : b.i32(int4Base() | 8);
+    return {splat(b, s), splat(b, fromBits(b, offset))};
   }
 
   /// Chunk j of one weight row's 16 bytes as 4 bf16 pairs (i32 words), in
@@ -242,7 +253,7 @@ private:
                         Value offset) const {
     Type i32 = b.getI32Type();
     auto words4 = VectorType::get({4}, i32);
-    auto pairs = VectorType::get({kChunkK}, b.getBF16Type());
+    VectorType pairs = chunkType();
     if (!fourBit()) {
       SmallVector<int64_t> positions;
       for (int64_t e = 0; e < kChunkK; ++e)
@@ -284,7 +295,7 @@ private:
     } else {
       Value biased = b.create<arith::OrIOp>(
           b.create<arith::AndIOp>(x, splatI32(b, 4, 0x000F000F)),
-          splatI32(b, 4, 0x43004300));
+          splatI32(b, 4, int4Base() * 0x10001));
       Value q = b.create<vector::BitCastOp>(pairs, biased);
       weights =
           b.create<arith::MulFOp>(b.create<arith::SubFOp>(q, offset), scale);
@@ -294,8 +305,8 @@ private:
 
   /// Chunk activations as 4 bf16 pairs in the weights' order.
   Value activationWords(KernelBuilder &b, Value chunk) const {
-    auto pairs = VectorType::get({kChunkK}, b.getBF16Type());
-    if (mm.lhsType != b.getBF16Type())
+    VectorType pairs = chunkType();
+    if (mm.lhsType != mmaType())
       chunk = b.create<arith::TruncFOp>(pairs, chunk);
     if (fourBit())
       chunk = b.create<vector::ShuffleOp>(

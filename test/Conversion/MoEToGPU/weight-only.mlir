@@ -6,8 +6,9 @@
 // activation kernel: each lane loads 16 bytes of packed weights per weight
 // row and step, dequantizes them in registers into bf16 pairs (the codes
 // shifted and masked into bf16 fields, times the scale; int4 minus its zero
-// point) and multiplies with the bf16 mma.sync; int8's row scale multiplies
-// the sums after the loop.
+// point) and multiplies with the bf16 mma.sync (f16 pairs and the f16 MMA
+// with f16 activations); int8's row scale multiplies the sums after the
+// loop.
 // RUN: moe-opt %s --moe-gpu-select-kernel-config --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
@@ -104,7 +105,8 @@ func.func @int4_tail(%x: tensor<?x80xbf16>, %w: tensor<3x24x40xi8>, %offsets: te
 
 // int8 per channel with f32 activations (rounded to bf16 when read), K =
 // 200: three steps of 64 and a tail of 8. Each byte xor 0x80 in the
-// mantissa of 2^23, minus 2^23 + 128, is q; the row scale multiplies the
+// mantissa of 2^23, minus 2^23 + 128, is q (in natural K order: no
+// permutation of the activations); the row scale multiplies the
 // sums after the loop.
 // SELECT-LABEL: func.func @int8_rows
 // SELECT: small = <kernel = mma_sync_wonly, rows = 16, columns = 64, k = 64, stages = 2, unroll = 2,
@@ -113,7 +115,8 @@ func.func @int4_tail(%x: tensor<?x80xbf16>, %w: tensor<3x24x40xi8>, %offsets: te
 // LOWER:         vector.load {{.*}} : memref<?x200xf32>, vector<8xf32>
 // LOWER:         vector.load {{.*}} : memref<4x96x200xi8>, vector<16xi8>
 // LOWER:         arith.truncf {{.*}} : vector<8xf32> to vector<8xbf16>
-// LOWER-NOT:     vector.shuffle
+// LOWER-NOT:     vector.shuffle {{.*}} [0, 4, 1, 5, 2, 6, 3, 7]
+// LOWER:         vector.shuffle {{.*}} [0, 1, 2, 3, 4, 5, 6, 7] : vector<16xi8>, vector<16xi8>
 // LOWER:         arith.extui {{.*}} : vector<8xi8> to vector<8xi32>
 // LOWER:         arith.xori
 // LOWER:         arith.ori
@@ -128,4 +131,30 @@ func.func @int8_rows(%x: tensor<?x200xf32>, %w: tensor<4x96x200xi8>, %offsets: t
       rhs_scales(%s : tensor<4x96x1xf32>) outs(%init : tensor<?x96xf32>)
       {weight_quant = #moe.weight_quant<format = int8, block = [1, 200], activation = none>} -> tensor<?x96xf32>
   return %h : tensor<?x96xf32>
+}
+
+// -----
+
+// AWQ's f16 activations with int4 weights (groups of 64, zero points): the
+// MMA in f16, the codes ORed into f16 1024.0 (0x6400, whose ulp is 1), minus
+// 1024 + z, times the scale rounded to f16.
+// SELECT-LABEL: func.func @int4_f16
+// SELECT: small = <kernel = mma_sync_wonly, rows = 16, columns = 64, k = 128, stages = 2, unroll = 1,
+// LOWER-LABEL: func.func @int4_f16
+// LOWER:       function(@moe_grouped_matmul_small)
+// LOWER:         vector.load {{.*}} : memref<?x128xf16>, vector<8xf16>
+// LOWER:         vector.load {{.*}} : memref<4x64x64xi8>, vector<16xi8>
+// LOWER:         arith.truncf {{.*}} : f32 to f16
+// LOWER:         arith.constant 25600 : i32
+// LOWER:         arith.bitcast {{.*}} : i16 to f16
+// LOWER:         arith.ori {{.*}} : vector<4xi32>
+// LOWER:         arith.subf {{.*}} : vector<8xf16>
+// LOWER:         arith.mulf {{.*}} : vector<8xf16>
+// LOWER:         nvvm.mma.sync {{.*}} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+func.func @int4_f16(%x: tensor<?x128xf16>, %w: tensor<4x64x64xi8>, %offsets: tensor<5xi32>,
+                    %s: tensor<4x64x2xf32>, %z: tensor<4x64x2xi8>, %init: tensor<?x64xf16>) -> tensor<?x64xf16> {
+  %h = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x128xf16>, tensor<4x64x64xi8>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x64x2xf32>) rhs_zero_points(%z : tensor<4x64x2xi8>) outs(%init : tensor<?x64xf16>)
+      {weight_quant = #moe.weight_quant<format = int4, block = [1, 64], activation = none>} -> tensor<?x64xf16>
+  return %h : tensor<?x64xf16>
 }

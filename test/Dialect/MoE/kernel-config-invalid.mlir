@@ -382,13 +382,13 @@ func.func @wonly_k_of_int8(%x: tensor<?x64xbf16>, %w: tensor<8x64x32xi8>, %o: te
 
 // -----
 
-// f16 activations: the MMA is bf16.
-func.func @wonly_f16_activations(%x: tensor<?x64xf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf32>,
+// mxfp4 weights with f16 activations: mxfp4 is multiplied in bf16.
+func.func @wonly_f16_activations(%x: tensor<?x64xf16>, %w: tensor<8x64x32xi8>, %o: tensor<9xi32>, %s: tensor<8x64x2xf8E8M0FNU>,
     %init: tensor<?x64xf32>) -> tensor<?x64xf32> {
-  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_wonly multiplies in bf16: it needs bf16 or f32 activations, got 'f16'}}
-  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf32>)
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_wonly multiplies mxfp4 weights in bf16: it needs bf16 or f32 activations, got 'f16'}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xf16>, tensor<8x64x32xi8>, tensor<9xi32>) rhs_scales(%s : tensor<8x64x2xf8E8M0FNU>)
       outs(%init : tensor<?x64xf32>)
-      {weight_quant = #moe.weight_quant<format = int4, block = [1, 32], activation = none>,
+      {weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>,
        moe.gpu_kernels = #moe.grouped_matmul_kernels<small = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 16, columns = 64, k = 128, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
         large = #moe.matmul_tile<kernel = mma_sync_wonly, rows = 32, columns = 128, k = 128, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>} -> tensor<?x64xf32>
   return %h : tensor<?x64xf32>

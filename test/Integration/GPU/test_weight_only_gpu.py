@@ -2,7 +2,8 @@
 scales), int4 (groups of 128, asymmetric: a zero point per group) and int8 (one
 scale per output row) weights, lowered with the mma_sync_wonly kernel
 (utils/build-gpu-artifacts.sh: `<shape>@<format>` for every benchmark shape, and
-edge shapes whose K and N are not multiples of the tiles or whose K is one group),
+edge shapes whose K and N are not multiples of the tiles or whose K is one group;
+int4 and int8 also with f16 activations, AWQ's and GPTQ's, which take the f16 MMA),
 against the fp64 oracle (moe_mlir.reference_lowbit's exact dequantization, then
 the expert half in float64) on fresh random codes, scales and tokens.
 
@@ -12,7 +13,7 @@ extreme scales (e8m0 0 and 254 beside codes of magnitude <= 1 and activations of
 2^-118, so every weight and product stays in range; int4 scales of 0 on every
 seventh weight row). The output is poisoned with NaN first, so every element
 must be written. The bound is 2e-2 (max |y - ref| / max |ref|): the kernel rounds
-the dequantized weights and the GLU output to bf16. Skips without a GPU or the
+the dequantized weights and the GLU output to bf16 (f16). Skips without a GPU or the
 artifacts.
 
 Run with pytest, or as `python3 test/Integration/GPU/test_weight_only_gpu.py`.
@@ -90,7 +91,7 @@ def run_case(entry, T, seed, ids=None, extreme=False):
     x = torch.randn((T, H), device="cuda", generator=gen)
     if extreme:
         x = x * 2.0 ** -118
-    x = x.to(torch.bfloat16)
+    x = x.to({"bf16": torch.bfloat16, "f16": torch.float16}[entry.get("dtype", "bf16")])
     if ids is None:
         ids = torch.stack([torch.randperm(E, device="cuda", generator=gen)[:k]
                            for _ in range(T)])

@@ -88,8 +88,8 @@ def MoEGPUSelectKernelConfigPass
     - Weight-only weights (`weight_quant` format `mxfp4`, `int4`, `int8`):
       `mma_sync_wonly` for both shapes (16-row tiles, `small-stages`
       groups of `small-unroll` steps in flight, for decode; 32-row tiles
-      from 32 rows per expert), on sm_80 and newer with bf16 or f32
-      activations; elsewhere an error at the op that names the reason.
+      from 32 rows per expert), on sm_80 and newer with bf16, f16 (int4,
+      int8) or f32 activations; elsewhere an error at the op that names the reason.
     - `small`: `mma_sync` with 16-row tiles, `small-stages` groups of
       `small-unroll` K steps in flight, and `small-split-k` warps sharing
       the columns where K is at least `small-split-k-from`.

@@ -303,9 +303,9 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
 }
 
 /// Whether `op` can run the weight-only `tile` (mma_sync_wonly): mxfp4,
-/// int4 or int8 weights (the dialect keeps them nk), bf16 or f32 activations
-/// (the MMA is bf16), and the tile's k the format's step (16 bytes per lane and
-/// weight row, 4 lanes along K).
+/// int4 or int8 weights (the dialect keeps them nk), bf16, f16 (int4 and int8
+/// only: the MMA is then f16) or f32 activations, and the tile's k the format's
+/// step (16 bytes per lane and weight row, 4 lanes along K).
 static LogicalResult verifyWeightOnlyTileForOp(GroupedMatmulOp op,
                                                StringRef slot,
                                                MatmulTileAttr tile) {
@@ -318,9 +318,11 @@ static LogicalResult verifyWeightOnlyTileForOp(GroupedMatmulOp op,
     return fail() << "needs weight-only weights (weight_quant format mxfp4, "
                      "int4 or int8)";
   Type lhs = cast<RankedTensorType>(op.getLhs().getType()).getElementType();
-  if (!(lhs.isBF16() || lhs.isF32()))
-    return fail() << "multiplies in bf16: it needs bf16 or f32 activations, "
-                     "got "
+  if (!(lhs.isBF16() || lhs.isF16() || lhs.isF32()))
+    return fail() << "needs bf16, f16 or f32 activations, got " << lhs;
+  if (lhs.isF16() && quant.getFormat() == WeightFormat::mxfp4)
+    return fail() << "multiplies mxfp4 weights in bf16: it needs bf16 or f32 "
+                     "activations, got "
                   << lhs;
   int64_t stepK = 64 * quant.getWeightsPerElement();
   if (tile.getK() != stepK)

@@ -151,8 +151,8 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
       `mxfp4`, `int4` or `int8`; sm_80 and newer): 4 warps load the packed
       weights from global memory, 16 bytes per lane and weight row for a
       step of `k` (128 for the 4-bit formats, 64 for int8), dequantize them
-      in registers into bf16 pairs and feed `mma.sync.m16n8k16` bf16 with
-      f32 accumulators; `stages = 2` issues the next group's loads before
+      in registers into bf16 pairs (f16 with f16 activations) and feed
+      `mma.sync.m16n8k16` with f32 accumulators; `stages = 2` issues the next group's loads before
       this group's MMAs.
 
     `tile_group` row tiles sweep each column block of the weights together
