@@ -537,7 +537,7 @@ private:
     int64_t numVectors = columns.size();
     SmallVector<Value> bias;
     for (Value c : columns)
-      bias.push_back(biasTerm(eb, expert, c, vw, inBounds));
+      bias.push_back(biasVector(eb, expert, c, vw, inBounds));
     for (auto [i, row] : llvm::enumerate(blockRows)) {
       Value outRow = eb.create<arith::AddIOp>(start, eb.index(i));
       Value scale = eb.create<vector::BroadcastOp>(f32Vector(), row.scale);
