@@ -102,19 +102,9 @@ private:
                    Value g, Value c) {
     // A rows: for m tile i, rows g and g + 8, read from the quantized rows
     // of their source (the token, with a gather).
-    SmallVector<Operand> aRows;
-    SmallVector<Value> outRows, outValid;
-    for (int64_t i = 0; i < config.mTiles; ++i)
-      for (int64_t half = 0; half < 2; ++half) {
-        Value r = b.create<arith::AddIOp>(
-            work.start, b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half)));
-        Value valid = b.lessThan(r, work.end);
-        Value safe = b.create<arith::SelectOp>(valid, r, work.start);
-        auto [source, exists] = mm.sourceRow(b, safe);
-        aRows.push_back({source, b.create<arith::AndIOp>(valid, exists)});
-        outRows.push_back(r);
-        outValid.push_back(valid);
-      }
+    WarpRows rows = warpRows(b, work, g);
+    ArrayRef<Operand> aRows = rows.a;
+    ArrayRef<Value> outRows = rows.out, outValid = rows.outValid;
     // B rows: the weight row of tile u for lane group g; and the scale
     // block (n / bn) of the accumulator columns 2c and 2c + 1 of tile u.
     SmallVector<Operand> bRows;

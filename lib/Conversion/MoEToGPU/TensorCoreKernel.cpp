@@ -198,6 +198,36 @@ void TensorCoreKernel::clearRows(KernelBuilder &b, const TileWork &work,
             });
 }
 
+TensorCoreKernel::WarpRows TensorCoreKernel::warpRows(KernelBuilder &b,
+                                                      const TileWork &work,
+                                                      Value g) const {
+  WarpRows rows;
+  for (int64_t i = 0; i < config.mTiles; ++i)
+    for (int64_t half = 0; half < 2; ++half) {
+      Value r = b.create<arith::AddIOp>(
+          work.start, b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half)));
+      Value valid = b.lessThan(r, work.end);
+      Value safe = b.create<arith::SelectOp>(valid, r, work.start);
+      auto [source, exists] = mm.sourceRow(b, safe);
+      rows.a.push_back({source, b.create<arith::AndIOp>(valid, exists)});
+      rows.out.push_back(r);
+      rows.outValid.push_back(valid);
+    }
+  return rows;
+}
+
+SmallVector<Operand> TensorCoreKernel::warpWeightRows(KernelBuilder &b,
+                                                      Value warpColumn,
+                                                      Value g) const {
+  SmallVector<Operand> rows;
+  for (int64_t u = 0; u < bTiles; ++u) {
+    Value row = weightRow(b, warpColumn, u, g);
+    Value valid = b.lessThan(row, b.index(mm.n));
+    rows.push_back({b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
+  }
+  return rows;
+}
+
 Value TensorCoreKernel::weightRow(KernelBuilder &b, Value warpColumn, int64_t u,
                                   Value g) const {
   Value base;

@@ -74,6 +74,18 @@ protected:
   /// The weight row that B tile u of a warp from `warpColumn` reads for
   /// fragment row `g` (gate tiles, then up tiles, for a GLU).
   Value weightRow(KernelBuilder &b, Value warpColumn, int64_t u, Value g) const;
+  /// A decode warp's rows: for m tile i, rows g and g + 8 of `work`, as
+  /// A operands (their source row, valid where inside the tile and routed)
+  /// and as output rows (valid where inside the tile).
+  struct WarpRows {
+    SmallVector<Operand> a;
+    SmallVector<Value> out, outValid;
+  };
+  WarpRows warpRows(KernelBuilder &b, const TileWork &work, Value g) const;
+  /// The B operands of a decode warp from `warpColumn` for fragment row
+  /// `g`: weightRow of each B tile, valid below N (row 0 where not).
+  SmallVector<Operand> warpWeightRows(KernelBuilder &b, Value warpColumn,
+                                      Value g) const;
   /// K tiles of the staged kernels.
   int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
   static int64_t bytes(MemRefType type) {

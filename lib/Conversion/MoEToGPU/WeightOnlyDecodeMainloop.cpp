@@ -361,26 +361,10 @@ private:
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
                    Value g, Value c) {
     // A rows: for m tile i, rows g and g + 8.
-    SmallVector<Operand> aRows;
-    SmallVector<Value> outRows, outValid;
-    for (int64_t i = 0; i < config.mTiles; ++i)
-      for (int64_t half = 0; half < 2; ++half) {
-        Value r = b.create<arith::AddIOp>(
-            work.start, b.create<arith::AddIOp>(g, b.index(16 * i + 8 * half)));
-        Value valid = b.lessThan(r, work.end);
-        Value safe = b.create<arith::SelectOp>(valid, r, work.start);
-        auto [source, exists] = mm.sourceRow(b, safe);
-        aRows.push_back({source, b.create<arith::AndIOp>(valid, exists)});
-        outRows.push_back(r);
-        outValid.push_back(valid);
-      }
-    SmallVector<Operand> bRows;
-    for (int64_t u = 0; u < bTiles; ++u) {
-      Value row = weightRow(b, warpColumn, u, g);
-      Value valid = b.lessThan(row, b.index(mm.n));
-      bRows.push_back(
-          {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
-    }
+    WarpRows rows = warpRows(b, work, g);
+    ArrayRef<Operand> aRows = rows.a;
+    ArrayRef<Value> outRows = rows.out, outValid = rows.outValid;
+    SmallVector<Operand> bRows = warpWeightRows(b, warpColumn, g);
     Value expert = work.expert;
     Value laneStart = b.create<arith::MulIOp>(c, b.index(laneK));
     auto load = [&](KernelBuilder &lb, Value k0, int64_t steps, bool masked) {
