@@ -14,6 +14,10 @@
 # pipeline targets print the moe-compile --layer command that repeats it)
 # and the script exits non-zero.
 set -euo pipefail
+if [ ! -x /usr/bin/time ]; then
+  echo "run-fuzzers: /usr/bin/time (Debian's time package) is needed to count CPU time" >&2
+  exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOE_FUZZ_BUILD:-$root/build-fuzz}
 seconds=${1:-60}
@@ -106,7 +110,12 @@ for target in $targets; do
   # With -jobs, libFuzzer writes fuzz-<job>.log files into the current
   # folder: run from the target's own.
   set +e
-  (cd "$out" && "$build/bin/$target" "$out/corpus" "${seed_dirs[@]}" \
+  # GNU time counts the CPU the fuzzing processes got (libFuzzer waits for
+  # its -jobs workers, so theirs is included): at nice 19 on a busy machine
+  # that is less than wall time x jobs, and the CPU time is what a campaign
+  # is measured in. It goes to a ledger beside the corpora.
+  (cd "$out" && /usr/bin/time -f "%U %S %e" -o "$out/cpu.txt" \
+      "$build/bin/$target" "$out/corpus" "${seed_dirs[@]}" \
       -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
       -max_len="$max_len" -len_control="$len_control" \
       -jobs="$jobs" -workers="$jobs" \
@@ -114,6 +123,11 @@ for target in $targets; do
     | grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==ERROR|==moe-.*FINDING|  moe-compile|SUMMARY|.*crash-|.*timeout-)"
   fuzzer_status=${PIPESTATUS[0]}
   set -e
+  read -r user sys wall < <(tail -n 1 "$out/cpu.txt")
+  cpu=$(python3 -c "print(round($user + $sys))")
+  echo "$target: ${cpu} CPU-seconds in ${wall} s of wall time"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$target" "$jobs" "$wall" "$cpu" \
+    >> "$build/fuzz/cpu-ledger.tsv"
   # The fuzzer's own status: one that could not start, or stopped on a
   # finding it wrote nowhere, is a failure too.
   if [ "$fuzzer_status" -ne 0 ]; then

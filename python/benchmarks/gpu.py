@@ -175,7 +175,7 @@ def main_fp8(args, entries: dict, ceilings: dict) -> None:
                       f"is above {gpu_fp8.FP8_BOUND}", flush=True)
             torch.cuda.empty_cache()
         del fp8_module, bf16_module
-    for peer, why in gpu_fp8.peer_errors().items():
+    for peer, why in gpu_peers.peer_errors().items():
         print(f"{peer} peer unavailable: {why}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(dict(
@@ -224,7 +224,7 @@ def main_weight_only(args, entries: dict, ceilings: dict) -> None:
                 torch.cuda.empty_cache()
             del module
         del bf16_module
-    for peer, why in gpu_weight_only.peer_errors().items():
+    for peer, why in gpu_peers.peer_errors().items():
         print(f"{peer} peer unavailable: {why}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(dict(

@@ -33,8 +33,6 @@ from moe_mlir import torch_reference_fp8 as fp8
 #: (docs/quantization.md); a point above it is reported.
 FP8_BOUND = 2e-2
 
-_peer_errors: dict[str, str] = {}
-
 
 def measure_fp8_tflops(n: int = 8192) -> tuple[float | None, dict]:
     """torch._scaled_mm's e4m3 rate (TFLOP/s) on n^3 with per-tensor scales:
@@ -125,7 +123,8 @@ def scaled_grouped_mm_pipeline(x: Any, w13: Any, s13: Any, w2: Any, s2: Any, ids
 
     grouped = getattr(torch, "_scaled_grouped_mm", None)
     if grouped is None:
-        _peer_errors["scaled_grouped_mm"] = "torch._scaled_grouped_mm is not available"
+        gpu_peers.record_peer_error("scaled_grouped_mm",
+                                    "torch._scaled_grouped_mm is not available")
         return None
     try:
         I = w2.shape[-1]
@@ -140,26 +139,17 @@ def scaled_grouped_mm_pipeline(x: Any, w13: Any, s13: Any, w2: Any, s2: Any, ids
         return rows.combine(y, weights, x.shape[0])
     except Exception as exc:  # any refusal only costs this peer its column
         first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
-        _peer_errors["scaled_grouped_mm"] = f"{type(exc).__name__}: {first_line}"
+        gpu_peers.record_peer_error("scaled_grouped_mm", f"{type(exc).__name__}: {first_line}")
         return None
 
 
-def dequant_grouped_mm_pipeline(x: Any, w13: Any, s13: Any, w2: Any, s2: Any, ids: Any,
-                                weights: Any, block: tuple[int, int]) -> Any:
-    """Dequantize the FP8 weights to bf16, then torch._grouped_mm's layer."""
+def dequantized(w13: Any, s13: Any, w2: Any, s2: Any, block: tuple[int, int]) -> tuple:
+    """Both projections' FP8 weights dequantized to bf16 (the dequantizing peer's
+    first step)."""
     import torch
 
-    b13 = fp8.dequantize_weights(w13, s13, block, torch.bfloat16)
-    b2 = fp8.dequantize_weights(w2, s2, block, torch.bfloat16)
-    out = gpu_peers.grouped_mm_pipeline(x, b13, b2, ids, weights)
-    if out is None:
-        _peer_errors["dequant+grouped_mm"] = str(gpu_peers.grouped_mm_error())
-    return out
-
-
-def peer_errors() -> dict[str, str]:
-    """Why a peer column reads as a dash, for the run's log."""
-    return dict(_peer_errors)
+    return (fp8.dequantize_weights(w13, s13, block, torch.bfloat16),
+            fp8.dequantize_weights(w2, s2, block, torch.bfloat16))
 
 
 def _checked_time(fn: Callable[[], Any], ref: Any) -> tuple[float | None, float | None]:
@@ -208,7 +198,8 @@ def point(shape: str, T: int, fp8_entry: dict, fp8_module: Any, bf16_module: Any
     del r13, rs13, r2, rs2
     torch.cuda.empty_cache()
     dequant_error, dequant = _checked_time(
-        lambda: dequant_grouped_mm_pipeline(x, w13, s13, w2, s2, ids, weights, block), ref)
+        lambda: gpu_peers.dequant_grouped_mm_pipeline(
+            x, lambda: dequantized(w13, s13, w2, s2, block), ids, weights), ref)
     hit = gpu_peers.experts_hit(ids)
     floor = floor_ms(T, H, I, k, hit, ceilings, block)
     peers = [t for t in (bf16, scaled, dequant) if t is not None]

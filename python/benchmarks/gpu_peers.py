@@ -31,6 +31,9 @@ L2_BYTES = 50 * 1024 * 1024  # H100 SXM
 NONE_CELL = "\u2014"
 
 _grouped_mm_error: str | None = None
+#: Why a peer column of the quantized tables reads as a dash (the last refusal
+#: of each peer), for the run's log.
+_peer_errors: dict[str, str] = {}
 
 
 def _torch() -> Any:
@@ -281,6 +284,29 @@ def grouped_mm_pipeline(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
 def grouped_mm_error() -> str | None:
     """Why the grouped_mm peer is reported as a dash, for the run's log."""
     return _grouped_mm_error
+
+
+def record_peer_error(peer: str, why: str) -> None:
+    """Notes why ``peer`` refused its inputs (peer_errors() lists them)."""
+    _peer_errors[peer] = why
+
+
+def peer_errors() -> dict[str, str]:
+    """Why a quantized table's peer column reads as a dash, for the run's log."""
+    return dict(_peer_errors)
+
+
+def dequant_grouped_mm_pipeline(x: torch.Tensor, dequantize: Callable[[], tuple],
+                                ids: torch.Tensor,
+                                weights: torch.Tensor) -> torch.Tensor | None:
+    """The quantized layers' dequantizing peer: ``dequantize()`` gives both
+    projections' weights in bf16, then torch._grouped_mm's layer runs on
+    them; None where it refused (peer_errors() says why)."""
+    b13, b2 = dequantize()
+    out = grouped_mm_pipeline(x, b13, b2, ids, weights)
+    if out is None:
+        record_peer_error("dequant+grouped_mm", str(grouped_mm_error()))
+    return out
 
 
 def _cell(value: object) -> tuple[str, bool]:

@@ -32,8 +32,6 @@ from moe_mlir import torch_reference_lowbit as lowbit
 BOUND = 2e-2
 FORMATS = ("mxfp4", "int4", "int8")
 
-_peer_errors: dict[str, str] = {}
-
 
 def projection_bytes(entry: dict, N: int, K: int) -> int:
     """The stored bytes of one expert's [N, K] projection."""
@@ -67,23 +65,14 @@ def operands(x: Any, ids: Any, weights: Any, w13: dict, w2: dict) -> list:
     return args
 
 
-def dequant_grouped_mm_pipeline(entry: dict, x: Any, w13: dict, w2: dict, ids: Any,
-                                weights: Any) -> Any:
-    """Dequantize the weights to bf16, then torch._grouped_mm's layer."""
+def dequantized(entry: dict, w13: dict, w2: dict) -> tuple:
+    """Both projections' weights dequantized to bf16 (the dequantizing peer's
+    first step)."""
     import torch
 
     fmt, group = entry["format"], entry.get("group", 1)
-    b13 = lowbit.dequantize(fmt, w13, group, entry["H"], torch.bfloat16)
-    b2 = lowbit.dequantize(fmt, w2, group, entry["I"], torch.bfloat16)
-    out = gpu_peers.grouped_mm_pipeline(x, b13, b2, ids, weights)
-    if out is None:
-        _peer_errors["dequant+grouped_mm"] = str(gpu_peers.grouped_mm_error())
-    return out
-
-
-def peer_errors() -> dict[str, str]:
-    """Why a peer column reads as a dash, for the run's log."""
-    return dict(_peer_errors)
+    return (lowbit.dequantize(fmt, w13, group, entry["H"], torch.bfloat16),
+            lowbit.dequantize(fmt, w2, group, entry["I"], torch.bfloat16))
 
 
 def point(shape: str, T: int, entry: dict, module: Any, bf16_module: Any,
@@ -121,9 +110,13 @@ def point(shape: str, T: int, entry: dict, module: Any, bf16_module: Any,
     torch.cuda.empty_cache()
     ours = gpu_peers.time_ms(lambda: module.call("experts", args, [y], workspace=workspace))
     dequant = None
-    if dequant_grouped_mm_pipeline(entry, x, w13, w2, ids, weights) is not None:
-        dequant = gpu_peers.time_ms(
-            lambda: dequant_grouped_mm_pipeline(entry, x, w13, w2, ids, weights))
+
+    def peer():
+        return gpu_peers.dequant_grouped_mm_pipeline(
+            x, lambda: dequantized(entry, w13, w2), ids, weights)
+
+    if peer() is not None:
+        dequant = gpu_peers.time_ms(peer)
     hit = gpu_peers.experts_hit(ids)
     floor = floor_ms(T, hit, entry, ceilings)
     peers = [t for t in (bf16, dequant) if t is not None]
