@@ -219,33 +219,51 @@ def experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: str = "bf16",
     if num_local_experts is not None:
         map_t = tensor_type([E], "i32")
         mapping = f" expert_map({f.arg('expert_map', map_t)} : {map_t})"
-    scales13 = scales2 = ""
+    operands13, operands2 = bias13, bias2
     if weight_quant is not None:
         s13_t = tensor_type([L, -(-2 * I // bn), -(-H // bk)], "f32")
         s2_t = tensor_type([L, -(-H // bn), -(-I // bk)], "f32")
-        scales13 = f"rhs_scales({f.arg('w13_scales', s13_t)} : {s13_t}) "
-        scales2 = f"rhs_scales({f.arg('w2_scales', s2_t)} : {s2_t}) "
+        operands13 += f" rhs_scales({f.arg('w13_scales', s13_t)} : {s13_t})"
+        operands2 += f" rhs_scales({f.arg('w2_scales', s2_t)} : {s2_t})"
+    return _expert_chain(
+        f, T, H, I, L, k, {x: x_t, w13: w13_t, w2: w2_t, ids: ids_t, weights: w_t},
+        dispatch_attrs=f"{mapping} {{num_experts = {E} : i64}}", operands13=operands13,
+        operands2=operands2, dtypes=(_check_dtype(intermediate_dtype or dtype),
+                                     _check_dtype(ys_dtype or dtype), dtype),
+        attrs13=f", k = {k} : i64{_glu_layout_entry(glu_layout)}{quant_attr}",
+        attrs2=f", k = {k} : i64{quant_attr}", activation=activation)
+
+
+def _expert_chain(f: _Function, T: Dim, H: int, I: int, L: int, k: int, types: dict, *,
+                  dispatch_attrs: str, operands13: str, operands2: str, dtypes: tuple,
+                  attrs13: str, attrs2: str, activation: str) -> str:
+    """What :func:`experts_ir` writes after the arguments, whatever the weights'
+    format: the dispatch, the gate/up grouped matmul with the gather and GLU
+    epilogue, the down grouped matmul with the routing weights as row scale, the
+    prescaled combine, and the return. ``types`` maps the arguments x, w13, w2,
+    ids, weights (in that order) to their types; ``operands13``/``operands2``
+    are each matmul's optional operands (biases, scales, zero points) and
+    ``dtypes`` the GLU output's, the down projection output's and y's."""
+    (x, x_t), (w13, w13_t), (w2, w2_t), (ids, ids_t), (weights, w_t) = types.items()
+    h_dtype, ys_dtype, y_dtype = dtypes
     M = _mul(T, k)
     rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([L + 1], "i32")
-    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){mapping} "
-                         f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
-                         "rows", "offsets")
-    intermediate_dtype = _check_dtype(intermediate_dtype or dtype)
-    ys_dtype = _check_dtype(ys_dtype or dtype)
-    h_t, ys_t = tensor_type([M, I], intermediate_dtype), tensor_type([M, H], ys_dtype)
-    h_init = f.empty([M, I], intermediate_dtype, [(rows, rows_t, 0)])
+    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}){dispatch_attrs} "
+                         f": {ids_t} -> {rows_t}, {offsets_t}", "rows", "offsets")
+    h_t, ys_t = tensor_type([M, I], h_dtype), tensor_type([M, H], ys_dtype)
+    h_init = f.empty([M, I], h_dtype, [(rows, rows_t, 0)])
     (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}){bias13} {scales13}outs({h_init} : {h_t}) "
-                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
-                f"{_glu_layout_entry(glu_layout)}{quant_attr}}} -> {h_t}", "h")
+                f"rows({rows} : {rows_t}){operands13} outs({h_init} : {h_t}) "
+                f"{{epilogue = #moe.activation<{activation}>, gather{attrs13}}} -> {h_t}", "h")
     ys_init = f.empty([M, H], ys_dtype, [(rows, rows_t, 0)])
     (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){bias2} {scales2}"
-                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
-    y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
+                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){operands2} "
+                 f"outs({ys_init} : {ys_t}) {{{attrs2.lstrip(', ')}}} -> {ys_t}", "ys")
+    y_t = tensor_type([T, H], y_dtype)
+    y_init = f.empty([T, H], y_dtype, [(x, x_t, 0)])
     (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
-                f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")
-    f.ret((y, x_t))
+                f"outs({y_init} : {y_t}) {{prescaled}} -> {y_t}", "y")
+    f.ret((y, y_t))
     return f.module()
 
 
@@ -328,23 +346,9 @@ def _weight_only_experts_ir(T: Dim, H: int, E: int, I: int, k: int, *, dtype: st
         z2_t = tensor_type([E, H, groups(I)], "i8")
         operands13 += f" rhs_zero_points({f.arg('w13_zero_points', z13_t)} : {z13_t})"
         operands2 += f" rhs_zero_points({f.arg('w2_zero_points', z2_t)} : {z2_t})"
-    M = _mul(T, k)
-    rows_t, offsets_t = tensor_type([M], "i32"), tensor_type([E + 1], "i32")
-    rows, offsets = f.op(f"moe.dispatch {ids} weights({weights} : {w_t}) "
-                         f"{{num_experts = {E} : i64}} : {ids_t} -> {rows_t}, {offsets_t}",
-                         "rows", "offsets")
-    h_t, ys_t = tensor_type([M, I], dtype), tensor_type([M, H], dtype)
-    h_init = f.empty([M, I], dtype, [(rows, rows_t, 0)])
-    (h,) = f.op(f"moe.grouped_matmul ins({x}, {w13}, {offsets} : {x_t}, {w13_t}, {offsets_t}) "
-                f"rows({rows} : {rows_t}){operands13} outs({h_init} : {h_t}) "
-                f"{{epilogue = #moe.activation<{activation}>, gather, k = {k} : i64"
-                f"{_glu_layout_entry(glu_layout)}{quant_attr}}} -> {h_t}", "h")
-    ys_init = f.empty([M, H], dtype, [(rows, rows_t, 0)])
-    (ys,) = f.op(f"moe.grouped_matmul ins({h}, {w2}, {offsets} : {h_t}, {w2_t}, {offsets_t}) "
-                 f"rows({rows} : {rows_t}) row_scale({weights} : {w_t}){operands2} "
-                 f"outs({ys_init} : {ys_t}) {{k = {k} : i64{quant_attr}}} -> {ys_t}", "ys")
-    y_init = f.empty([T, H], dtype, [(x, x_t, 0)])
-    (y,) = f.op(f"moe.combine ins({ys}, {rows}, {weights} : {ys_t}, {rows_t}, {w_t}) "
-                f"outs({y_init} : {x_t}) {{prescaled}} -> {x_t}", "y")
-    f.ret((y, x_t))
-    return f.module()
+    return _expert_chain(
+        f, T, H, I, E, k, {x: x_t, w13: w13_t, w2: w2_t, ids: ids_t, weights: w_t},
+        dispatch_attrs=f" {{num_experts = {E} : i64}}", operands13=operands13,
+        operands2=operands2, dtypes=(dtype, dtype, dtype),
+        attrs13=f", k = {k} : i64{_glu_layout_entry(glu_layout)}{quant_attr}",
+        attrs2=f", k = {k} : i64{quant_attr}", activation=activation)
