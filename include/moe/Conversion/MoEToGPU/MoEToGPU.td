@@ -17,10 +17,13 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       picks, bias, expert groups (`sum_top2` or `max`, up to 64 groups),
       renormalization, the GShard second-expert drop and the scale, with
       the reference's tie order.
-    - `moe.dispatch`: a stable counting sort in three kernels over chunks
-      of 256 selections (count, scan, place), honoring the expert map; it
-      also writes each selection's row so the matching combine needs no
-      inversion. With a capacity (`capacity` or `capacity_factor`, either
+    - `moe.dispatch`: a stable counting sort, in one block up to 256
+      selections, else in three kernels over chunks of 256 selections
+      (count, scan, place), honoring the expert map; it also writes each
+      selection's row so the matching combine needs no inversion. Where the
+      op returns `row_tiles`, the one block also writes the row-tile
+      schedule from the experts' starts it holds in shared memory, and the
+      chunked sort is followed by the schedule kernel. With a capacity (`capacity` or `capacity_factor`, either
       drop policy), the sort runs first in priority order (slot-major for
       `position`; as the ids are for `score`, whose keep kernel selects
       each expert's largest weights in one block), a kernel keeps the
