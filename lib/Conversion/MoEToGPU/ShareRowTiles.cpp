@@ -46,7 +46,10 @@ DispatchOp rebuildDispatch(IRRewriter &rewriter, DispatchOp dispatch,
   if (ids.hasStaticShape())
     selections = ids.getDimSize(0) * ids.getDimSize(1);
   auto i32 = rewriter.getI32Type();
-  Type rowOfType = rowOf ? RankedTensorType::get({selections}, i32) : Type();
+  // Results the op had keep their types, so their uses stay valid.
+  Type rowOfType = dispatch.getRowOf() ? dispatch.getRowOf().getType()
+                   : rowOf ? RankedTensorType::get({selections}, i32)
+                           : Type();
   Type tilesType =
       tiles ? RankedTensorType::get({ShapedType::kDynamic}, i32) : Type();
   auto attr = [&](int64_t RowTileShapes::*shape) {

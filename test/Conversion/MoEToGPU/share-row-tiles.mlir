@@ -190,3 +190,24 @@ func.func @capacity_and_expert_choice(%x: tensor<?x64xbf16>, %w: tensor<4x128x64
       -> tensor<8x128xf32>
   return %a, %b : tensor<?x128xf32>, tensor<8x128xf32>
 }
+
+// -----
+
+// A dispatch that returns its inverse rows already keeps their type when it
+// gains the row tiles, so their uses stay valid.
+// CHECK-LABEL: func.func @row_of_kept
+// CHECK:         %{{.*}}, %{{.*}}, %[[ROW_OF:.*]], %[[TILES:.*]] = moe.dispatch {{.*}} : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<?xi32> row_tiles tensor<?xi32>
+// CHECK:         moe.grouped_matmul {{.*}} row_tiles(%[[TILES]] : tensor<?xi32>)
+// CHECK:         return %{{.*}}, %[[ROW_OF]] : tensor<16x128xf32>, tensor<?xi32>
+// LOWERED-LABEL: func.func @row_of_kept
+// LOWERED:       return
+func.func @row_of_kept(%x: tensor<8x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: tensor<8x2xi32>)
+    -> (tensor<16x128xf32>, tensor<?xi32>) {
+  %rows, %offsets, %row_of = moe.dispatch %ids {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<?xi32>
+  %init = tensor.empty() : tensor<16x128xf32>
+  %a = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x64xbf16>, tensor<4x128x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) outs(%init : tensor<16x128xf32>) {gather, k = 2 : i64}
+      -> tensor<16x128xf32>
+  return %a, %row_of : tensor<16x128xf32>, tensor<?xi32>
+}
