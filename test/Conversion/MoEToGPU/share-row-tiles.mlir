@@ -211,3 +211,26 @@ func.func @row_of_kept(%x: tensor<8x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: t
       -> tensor<16x128xf32>
   return %a, %row_of : tensor<16x128xf32>, tensor<?xi32>
 }
+
+// -----
+
+// Under an expert map the dispatch's row tiles cover the local experts (its
+// offsets' 4), as the matmuls over its rows count them.
+// CHECK-LABEL: func.func @local_experts
+// CHECK:         %[[ROWS:.*]], %[[OFFSETS:.*]], %[[TILES:.*]] = moe.dispatch %{{.*}} expert_map(%{{.*}} : tensor<8xi32>) {{.*}} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+// CHECK:         moe.grouped_matmul {{.*}} rows(%[[ROWS]] : tensor<?xi32>) row_tiles(%[[TILES]] : tensor<?xi32>)
+// LOWERED-LABEL:    func.func @local_experts
+// LOWERED-DISPATCH: function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
+// LOWERED:          return
+func.func @local_experts(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: tensor<?x2xi32>,
+                         %map: tensor<8xi32>) -> tensor<?x128xf32> {
+  %c0 = arith.constant 0 : index
+  %rows, %offsets = moe.dispatch %ids expert_map(%map : tensor<8xi32>) {num_experts = 8 : i64}
+      : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %init = tensor.empty(%m) : tensor<?x128xf32>
+  %a = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x128x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) outs(%init : tensor<?x128xf32>) {gather, k = 2 : i64}
+      -> tensor<?x128xf32>
+  return %a : tensor<?x128xf32>
+}
