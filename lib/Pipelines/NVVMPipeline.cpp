@@ -48,6 +48,10 @@ validateOptions(const NVVMPipelineOptions &options,
   return success();
 }
 
+bool mlir::moe::defaultDispatchRowTiles() {
+  return MoEGPUShareRowTilesPassOptions().dispatchRowTiles;
+}
+
 bool mlir::moe::usesProgrammaticLaunch(const NVVMPipelineOptions &options) {
   return options.pdl;
 }
@@ -78,7 +82,9 @@ LogicalResult mlir::moe::buildMoELowerToNVVMPipeline(
     pm.addPass(createMoEFuseRoutingPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(std::move(select));
-  pm.addPass(createMoEGPUShareRowTilesPass());
+  MoEGPUShareRowTilesPassOptions share;
+  share.dispatchRowTiles = options.dispatchRowTiles;
+  pm.addPass(createMoEGPUShareRowTilesPass(share));
   pm.addPass(createCSEPass());
   pm.addPass(createConvertMoEToGPUPass());
   pm.addPass(createCanonicalizerPass());

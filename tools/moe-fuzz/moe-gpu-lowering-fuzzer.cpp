@@ -48,7 +48,8 @@ static constexpr llvm::StringLiteral kRefusals[] = {
 
 /// Pipeline options drawn from the input, each in its range: the chips
 /// moe-compile is documented for and a PTX version each accepts, an
-/// opt-level, and moe-gpu-select-kernel-config's options.
+/// opt-level, moe-gpu-select-kernel-config's options, and whether the
+/// dispatch writes the row tiles.
 static std::string pickOptions(FuzzedDataProvider &data,
                                NVVMPipelineOptions &options) {
   std::string text;
@@ -95,6 +96,8 @@ static std::string pickOptions(FuzzedDataProvider &data,
            << data.ConsumeIntegralInRange<int64_t>(1, 64);
   // The option's value, as the textual pipeline's braces would deliver it.
   set(options.kernelConfig, llvm::StringRef(kernelConfig).trim().str());
+  // Drawn last, so that the inputs drawn before keep their options.
+  set(options.dispatchRowTiles, data.ConsumeBool());
   return text;
 }
 

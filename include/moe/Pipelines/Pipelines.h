@@ -76,6 +76,10 @@ LogicalResult validateCPUPipelineOptions(
     const CPUPipelineOptions &options,
     function_ref<LogicalResult(const Twine &)> errorHandler);
 
+/// The default of moe-gpu-share-row-tiles's dispatch-row-tiles, which the
+/// NVVM pipeline forwards.
+bool defaultDispatchRowTiles();
+
 /// Options of `moe-lower-to-nvvm-pipeline`.
 struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
   PassOptions::Option<std::string> chip{
@@ -115,6 +119,13 @@ struct NVVMPipelineOptions : public PassPipelineOptions<NVVMPipelineOptions> {
                      "(moe-gpu-programmatic-launch). Off by default until it "
                      "has been checked on a GPU; true needs sm_90 or newer"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> dispatchRowTiles{
+      *this, "dispatch-row-tiles",
+      llvm::cl::desc("The dispatch schedules the row tiles of the grouped "
+                     "matmuls over its rows, in its own one-block kernel at "
+                     "decode sizes (moe-gpu-share-row-tiles; false: the "
+                     "schedule is a launch of its own)"),
+      llvm::cl::init(defaultDispatchRowTiles())};
   PassOptions::Option<std::string> kernelConfig{
       *this, "kernel-config",
       llvm::cl::desc("Options of moe-gpu-select-kernel-config, which picks "

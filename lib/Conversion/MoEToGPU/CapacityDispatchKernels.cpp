@@ -140,7 +140,7 @@ Replacements gpu_lowering::lowerCapacityDispatch(DispatchOp op,
   }
   SortedSelections sorted =
       sortByExpert(b, priorityIds, operands.getExpertMap(), op.getNumExperts(),
-                   dynamicRows, offsetsType);
+                   dynamicRows, offsetsType, /*tiles=*/std::nullopt);
   Value rows = readBuffer(b, sorted.rows);
   Value offsets = readBuffer(b, sorted.offsets);
 
@@ -226,9 +226,12 @@ Replacements gpu_lowering::lowerCapacityDispatch(DispatchOp op,
   // 3. The kept selections sorted by expert: the op's results.
   SortedSelections result =
       sortByExpert(b, kept.tensor, operands.getExpertMap(), op.getNumExperts(),
-                   cast<RankedTensorType>(op.getRows().getType()), offsetsType);
+                   cast<RankedTensorType>(op.getRows().getType()), offsetsType,
+                   rowTileShapesOf(op));
   SmallVector<Value> results = {result.rows, result.offsets};
   if (op.getRowOf())
     results.push_back(result.rowOf);
+  if (op.getRowTiles())
+    results.push_back(result.rowTiles);
   return results;
 }

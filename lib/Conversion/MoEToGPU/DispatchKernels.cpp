@@ -3,13 +3,17 @@
 // Dispatch is a stable counting sort: up to one chunk of selections in one
 // block and one launch, beyond it three kernels over chunks of selections
 // (count per chunk and expert, scan, place). It also writes each
-// selection's row, so the matching combine needs no inversion. No atomics:
-// every result is the same run to run.
+// selection's row, so the matching combine needs no inversion, and, where
+// the op returns them, the grouped matmuls' row tiles: the one-block sort
+// from the starts it holds in shared memory, the chunked one by the
+// schedule kernel after it. No atomics: every result is the same run to
+// run.
 //
 //===----------------------------------------------------------------------===//
 
 #include "BlockScan.h"
 #include "Lowerings.h"
+#include "TileSchedule.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 
@@ -54,18 +58,25 @@ Replacements gpu_lowering::lowerDispatch(DispatchOp op,
   SortedSelections sorted = sortByExpert(
       b, operands.getIds(), operands.getExpertMap(), op.getNumExperts(),
       cast<RankedTensorType>(op.getRows().getType()),
-      cast<RankedTensorType>(op.getOffsets().getType()));
+      cast<RankedTensorType>(op.getOffsets().getType()), rowTileShapesOf(op));
   SmallVector<Value> results = {sorted.rows, sorted.offsets};
   if (op.getRowOf())
     results.push_back(sorted.rowOf);
+  if (op.getRowTiles())
+    results.push_back(sorted.rowTiles);
   return results;
 }
 
-SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
-                                            Value expertMapTensor,
-                                            int64_t numExperts,
-                                            RankedTensorType rowsType,
-                                            RankedTensorType offsetsType) {
+std::optional<RowTileShapes> gpu_lowering::rowTileShapesOf(DispatchOp op) {
+  if (!op.getRowTiles())
+    return std::nullopt;
+  return rowTileShapesOver(op.getRowTiles(), op.getOffsets(), op.getRows());
+}
+
+SortedSelections gpu_lowering::sortByExpert(
+    KernelBuilder &b, Value idsTensor, Value expertMapTensor,
+    int64_t numExperts, RankedTensorType rowsType, RankedTensorType offsetsType,
+    std::optional<RowTileShapes> tiles) {
   Value ids = readBuffer(b, idsTensor);
   Value expertMap = expertMapTensor ? readBuffer(b, expertMapTensor) : Value();
   int64_t k = cast<RankedTensorType>(idsTensor.getType()).getDimSize(1);
@@ -176,7 +187,7 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
   };
   // Totals in `counts` become exclusive starts in place (a scan by the whole
   // block, in log2(kChunk) steps whatever the number of experts), and the
-  // offsets.
+  // offsets. Returns the total (i32).
   auto scanTotals = [&](KernelBuilder &kb, Value counts, Value scratch) {
     Value end = scanInPlace(kb, scratch, counts, numLocal);
     if (counts != offsets.buffer)
@@ -188,7 +199,23 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
     kb.ifThen(first, [&](KernelBuilder &tb) {
       tb.store(end, offsets.buffer, tb.index(numLocal));
     });
+    return end;
   };
+
+  // The row tiles' schedule, with the tile rows the host picks from the
+  // rows per expert, as moe.row_tiles would schedule it.
+  std::optional<ExpertRows> sortedExperts;
+  OutputBuffer schedule;
+  Value tileRows;
+  if (tiles) {
+    sortedExperts =
+        ExpertRows{OffsetsSource::fromTensor(b, offsets.tensor),
+                   b.create<memref::DimOp>(rows.buffer, 0), numLocal};
+    schedule =
+        allocateSchedule(b, *sortedExperts,
+                         std::min(tiles->smallTileRows, tiles->largeTileRows));
+    tileRows = pickTileRows(b, *sortedExperts, *tiles);
+  }
 
   // Decode-sized dispatches (one chunk of selections) run in one block, one
   // launch: the counts and starts stay in shared memory.
@@ -196,12 +223,16 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                                            selections, b.index(kChunk));
   auto startsType = MemRefType::get({numLocal}, b.getI32Type(),
                                     MemRefLayoutAttrInterface(), space);
+  SmallVector<Type> blockShared = {startsType, chunkExpertsType,
+                                   scanScratchType(b.getContext())};
+  // With the row tiles, the block also counts each expert's tiles.
+  if (tiles)
+    blockShared.push_back(startsType);
   b.ifThenElse(
       oneChunk,
       [&](KernelBuilder &ob) {
-        ob.launch("moe_dispatch_block", ob.index(1), ob.index(1), kChunk,
-                  TypeRange{startsType, chunkExpertsType,
-                            scanScratchType(ob.getContext())},
+        ob.launch(tiles ? "moe_dispatch_block_row_tiles" : "moe_dispatch_block",
+                  ob.index(1), ob.index(1), kChunk, blockShared,
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value starts = shared.front();
                     Value from = kb.index(0);
@@ -211,12 +242,16 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                       eb.store(countOf(eb, e, chunk), starts, e);
                     });
                     kb.create<gpu::BarrierOp>();
-                    scanTotals(kb, starts, shared[2]);
+                    Value routed = scanTotals(kb, starts, shared[2]);
                     kb.create<gpu::BarrierOp>();
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       placeFrom(eb, e, eb.load(starts, e), chunk);
                     });
                     markUnused(kb, from, selections);
+                    if (tiles)
+                      writeScheduleInBlock(
+                          kb, {starts, routed, numLocal, shared[3], shared[2]},
+                          {schedule.buffer}, tileRows);
                   });
       },
       [&](KernelBuilder &cb) {
@@ -292,7 +327,10 @@ SortedSelections gpu_lowering::sortByExpert(KernelBuilder &b, Value idsTensor,
                     });
                     markUnused(kb, range.first, range.second);
                   });
+        if (tiles)
+          scheduleTilesOfShapes(cb, *sortedExperts, {schedule.buffer}, *tiles);
       });
 
-  return {rows.tensor, offsets.tensor, inverse.tensor};
+  return {rows.tensor, offsets.tensor, inverse.tensor,
+          tiles ? schedule.tensor : Value()};
 }

@@ -6,7 +6,8 @@
 // queues) and `large` for prefill-sized ones (wide tiles that reuse what
 // they load), which the host picks between from the average rows per
 // expert. Matmuls over the same routed rows (a layer's gate/up and down
-// projections) share one schedule, a moe.row_tiles operand. FP8 weights
+// projections) share one schedule, a row_tiles operand (a moe.row_tiles,
+// or the row tiles their dispatch writes). FP8 weights
 // take the activation quantization kernel, then the mma_sync_fp8 or
 // wgmma_fp8 kernels; weight-only weights (mxfp4, int4, int8) the
 // mma_sync_wonly kernel.
@@ -51,9 +52,10 @@ Replacements gpu_lowering::lowerGroupedMatmul(GroupedMatmulOp op,
       TensorCoreKernel::create(mm, kernels.getLarge());
   std::unique_ptr<TensorCoreKernel> small =
       TensorCoreKernel::create(mm, kernels.getSmall());
-  // With a moe.row_tiles (whose tile rows and threshold the dialect checked
-  // against this op's kernels), the tiles were scheduled for the shape the
-  // host picks from the same rows; else each shape schedules its own.
+  // With row tiles (a moe.row_tiles or the dispatch's, whose tile rows and
+  // threshold the dialect checked against this op's kernels), the tiles
+  // were scheduled for the shape the host picks from the same rows; else
+  // each shape schedules its own.
   TileSchedule schedule;
   ExpertRows experts = mm.expertRows();
   bool scheduled = static_cast<bool>(operands.getRowTiles());

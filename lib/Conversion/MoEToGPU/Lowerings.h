@@ -28,14 +28,19 @@ Replacements lowerDispatch(DispatchOp op, DispatchOp::Adaptor operands,
                            KernelBuilder &b);
 /// The stable counting sort of `ids` ([N, k'] i32) by expert under
 /// `expertMap` (or null), shared by both dispatch lowerings: the rows and
-/// offsets of `rowsType` and `offsetsType`, and the inverse rows
-/// (rowOf[t * k' + j] is the row of selection (t, j), or -1).
+/// offsets of `rowsType` and `offsetsType`, the inverse rows
+/// (rowOf[t * k' + j] is the row of selection (t, j), or -1), and, with
+/// `tiles`, the schedule of row tiles over the rows (as moe.row_tiles
+/// writes it), which the one-block sort writes itself.
 struct SortedSelections {
-  Value rows, offsets, rowOf;
+  Value rows, offsets, rowOf, rowTiles;
 };
 SortedSelections sortByExpert(KernelBuilder &b, Value ids, Value expertMap,
                               int64_t numExperts, RankedTensorType rowsType,
-                              RankedTensorType offsetsType);
+                              RankedTensorType offsetsType,
+                              std::optional<RowTileShapes> tiles);
+/// The row-tile shapes of `op`'s `row_tiles` result, where it has one.
+std::optional<RowTileShapes> rowTileShapesOf(DispatchOp op);
 /// A dispatch with a capacity: the uncapped sort in priority order, the
 /// selections past the capacity dropped, and the uncapped sort of the rest.
 Replacements lowerCapacityDispatch(DispatchOp op, DispatchOp::Adaptor operands,

@@ -4,8 +4,10 @@
 // otherwise each rebuild into SSA values they share. A combine of a
 // dispatch's rows reads the inverse rows the dispatch's sort writes
 // (`row_of`), and every tensor-core grouped matmul over routed rows reads
-// its row tiles from a moe.row_tiles of its offsets and rows, which CSE
-// then merges across the matmuls of the same rows.
+// its row tiles from the dispatch of those rows (`row_tiles`, which its
+// one-block sort writes at decode sizes without a launch of its own), or
+// from a moe.row_tiles of its offsets and rows, which CSE then merges
+// across the matmuls of the same rows.
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,26 +29,70 @@ using namespace mlir::moe;
 
 namespace {
 
-/// `dispatch` with its inverse rows as a third result (itself if it has
-/// them already).
-DispatchOp withInverseRows(IRRewriter &rewriter, DispatchOp dispatch) {
-  if (dispatch.getRowOf())
+/// `dispatch` rebuilt to return its inverse rows where `rowOf` says so (or
+/// it returns them already) and the row tiles of `tiles` (or those it
+/// returns already); the results it had keep their uses.
+DispatchOp rebuildDispatch(IRRewriter &rewriter, DispatchOp dispatch,
+                           bool rowOf, std::optional<RowTileShapes> tiles) {
+  rowOf |= static_cast<bool>(dispatch.getRowOf());
+  if (dispatch.getRowTiles())
+    tiles = rowTileShapesOver(dispatch.getRowTiles(), dispatch.getOffsets(),
+                              dispatch.getRows());
+  if (rowOf == static_cast<bool>(dispatch.getRowOf()) &&
+      tiles.has_value() == static_cast<bool>(dispatch.getRowTiles()))
     return dispatch;
   auto ids = cast<RankedTensorType>(dispatch.getIds().getType());
   int64_t selections = ShapedType::kDynamic;
   if (ids.hasStaticShape())
     selections = ids.getDimSize(0) * ids.getDimSize(1);
+  auto i32 = rewriter.getI32Type();
+  // Results the op had keep their types, so their uses stay valid.
+  Type rowOfType = dispatch.getRowOf() ? dispatch.getRowOf().getType()
+                   : rowOf ? RankedTensorType::get({selections}, i32)
+                           : Type();
+  Type tilesType =
+      tiles ? RankedTensorType::get({ShapedType::kDynamic}, i32) : Type();
+  auto attr = [&](int64_t RowTileShapes::*shape) {
+    return tiles ? rewriter.getI64IntegerAttr(*tiles.*shape) : IntegerAttr();
+  };
   rewriter.setInsertionPoint(dispatch);
   auto replacement = DispatchOp::create(
       rewriter, dispatch.getLoc(), dispatch.getRows().getType(),
-      dispatch.getOffsets().getType(),
-      RankedTensorType::get({selections}, rewriter.getI32Type()),
-      dispatch.getIds(), dispatch.getWeights(), dispatch.getExpertMap(),
+      dispatch.getOffsets().getType(), rowOfType, tilesType, dispatch.getIds(),
+      dispatch.getWeights(), dispatch.getExpertMap(),
       dispatch.getNumExpertsAttr(), dispatch.getCapacityAttr(),
-      dispatch.getCapacityFactorAttr(), dispatch.getDropPolicyAttr());
+      dispatch.getCapacityFactorAttr(), dispatch.getDropPolicyAttr(),
+      attr(&RowTileShapes::smallTileRows), attr(&RowTileShapes::largeTileRows),
+      attr(&RowTileShapes::largeRowsPerExpert));
   replacement->setDiscardableAttrs(dispatch->getDiscardableAttrDictionary());
-  rewriter.replaceOp(dispatch, replacement.getResults().take_front(2));
+  rewriter.replaceAllUsesWith(dispatch.getRows(), replacement.getRows());
+  rewriter.replaceAllUsesWith(dispatch.getOffsets(), replacement.getOffsets());
+  if (Value old = dispatch.getRowOf())
+    rewriter.replaceAllUsesWith(old, replacement.getRowOf());
+  if (Value old = dispatch.getRowTiles())
+    rewriter.replaceAllUsesWith(old, replacement.getRowTiles());
+  rewriter.eraseOp(dispatch);
   return replacement;
+}
+
+/// The row tiles of `matmul` from the dispatch that returns its rows and
+/// offsets: its `row_tiles`, added if it has none. Null where the matmul's
+/// rows are no dispatch's, or its dispatch schedules other tile shapes (for
+/// another matmul over the same rows).
+Value tilesFromDispatch(IRRewriter &rewriter, GroupedMatmulOp matmul,
+                        const RowTileShapes &shapes) {
+  auto dispatch = matmul.getRows().getDefiningOp<DispatchOp>();
+  if (!dispatch || dispatch.getRows() != matmul.getRows() ||
+      dispatch.getOffsets() != matmul.getOffsets())
+    return Value();
+  dispatch = rebuildDispatch(rewriter, dispatch, /*rowOf=*/false, shapes);
+  std::optional<RowTileShapes> scheduled = rowTileShapesOver(
+      dispatch.getRowTiles(), dispatch.getOffsets(), dispatch.getRows());
+  if (scheduled->smallTileRows != shapes.smallTileRows ||
+      scheduled->largeTileRows != shapes.largeTileRows ||
+      scheduled->largeRowsPerExpert != shapes.largeRowsPerExpert)
+    return Value();
+  return dispatch.getRowTiles();
 }
 
 /// Whether `combine` reads selections of the same shape [T, k] as
@@ -74,27 +120,42 @@ struct ShareRowTilesPass
       if (!dispatch || combine.getRows() != dispatch.getRows() ||
           !sameSelections(combine, dispatch))
         continue;
-      dispatch = withInverseRows(rewriter, dispatch);
+      dispatch =
+          rebuildDispatch(rewriter, dispatch, /*rowOf=*/true, std::nullopt);
       rewriter.modifyOpInPlace(combine, [&] {
         combine.getRowOfMutable().assign(dispatch.getRowOf());
       });
     }
 
+    SmallVector<GroupedMatmulOp> matmuls;
     getOperation().walk([&](GroupedMatmulOp matmul) {
       auto kernels = matmul->getAttrOfType<GroupedMatmulKernelsAttr>(
           MoEDialect::getGpuKernelsAttrName());
-      if (!kernels || !matmul.getRows() || matmul.getRowTiles() ||
-          kernels.getSmall().getKernel() == MatmulKernel::simt)
-        return;
-      rewriter.setInsertionPoint(matmul);
-      Value tiles = RowTilesOp::create(
-          rewriter, matmul.getLoc(),
-          RankedTensorType::get({ShapedType::kDynamic}, rewriter.getI32Type()),
-          matmul.getOffsets(), matmul.getRows(), kernels.getSmall().getRows(),
-          kernels.getLarge().getRows(), kernels.getLargeRowsPerExpert());
+      if (kernels && matmul.getRows() && !matmul.getRowTiles() &&
+          kernels.getSmall().getKernel() != MatmulKernel::simt)
+        matmuls.push_back(matmul);
+    });
+    for (GroupedMatmulOp matmul : matmuls) {
+      auto kernels = matmul->getAttrOfType<GroupedMatmulKernelsAttr>(
+          MoEDialect::getGpuKernelsAttrName());
+      RowTileShapes shapes{kernels.getSmall().getRows(),
+                           kernels.getLarge().getRows(),
+                           kernels.getLargeRowsPerExpert()};
+      Value tiles;
+      if (dispatchRowTiles)
+        tiles = tilesFromDispatch(rewriter, matmul, shapes);
+      if (!tiles) {
+        rewriter.setInsertionPoint(matmul);
+        tiles = RowTilesOp::create(rewriter, matmul.getLoc(),
+                                   RankedTensorType::get({ShapedType::kDynamic},
+                                                         rewriter.getI32Type()),
+                                   matmul.getOffsets(), matmul.getRows(),
+                                   shapes.smallTileRows, shapes.largeTileRows,
+                                   shapes.largeRowsPerExpert);
+      }
       rewriter.modifyOpInPlace(
           matmul, [&] { matmul.getRowTilesMutable().assign(tiles); });
-    });
+    }
   }
 };
 

@@ -1,7 +1,9 @@
 //===- TileSchedule.cpp - Row tiles of a grouped matmul -------------------===//
 //
-// The schedule kernel, the tile look-up of the tensor-core kernels, and
-// moe.row_tiles, the schedule as a value the matmuls of a layer share.
+// The schedule kernel, the same schedule written by a one-block kernel
+// that holds the experts' starts (the decode-sized dispatch), the tile
+// look-up of the tensor-core kernels, and moe.row_tiles, the schedule as a
+// value the matmuls of a layer share.
 //
 //===----------------------------------------------------------------------===//
 
@@ -108,6 +110,84 @@ void gpu_lowering::scheduleTiles(KernelBuilder &b, const ExpertRows &experts,
       });
 }
 
+void gpu_lowering::scheduleTilesOfShapes(KernelBuilder &b,
+                                         const ExpertRows &experts,
+                                         const TileSchedule &schedule,
+                                         const RowTileShapes &shapes) {
+  b.ifThenElse(
+      takesLargeTiles(b, experts, shapes.largeRowsPerExpert),
+      [&](KernelBuilder &tb) {
+        scheduleTiles(tb, experts, schedule, shapes.largeTileRows);
+      },
+      [&](KernelBuilder &eb) {
+        scheduleTiles(eb, experts, schedule, shapes.smallTileRows);
+      });
+}
+
+Value gpu_lowering::pickTileRows(KernelBuilder &b, const ExpertRows &experts,
+                                 const RowTileShapes &shapes) {
+  return b.create<arith::SelectOp>(
+      takesLargeTiles(b, experts, shapes.largeRowsPerExpert),
+      b.index(shapes.largeTileRows), b.index(shapes.smallTileRows));
+}
+
+void gpu_lowering::writeScheduleInBlock(KernelBuilder &b,
+                                        const BlockExpertStarts &experts,
+                                        const TileSchedule &schedule,
+                                        Value tileRows) {
+  Value rowsPerTile = b.fromIndex(tileRows, b.getI32Type());
+  // Expert e's rows [first, end) and its tiles, ceil((end - first) / rows):
+  // the starts come from counts, so they never decrease and end at routed,
+  // and the schedule kernel's clamps to [0, M] change none of them.
+  auto expertTiles = [&](KernelBuilder &eb, Value e) {
+    Value first = eb.load(experts.starts, e);
+    Value next = eb.create<arith::AddIOp>(e, eb.index(1));
+    Value isLast = eb.create<arith::CmpIOp>(arith::CmpIPredicate::eq, next,
+                                            eb.index(experts.numExperts));
+    Value safeNext = eb.create<arith::SelectOp>(isLast, eb.index(0), next);
+    Value end = eb.create<arith::SelectOp>(isLast, experts.routed,
+                                           eb.load(experts.starts, safeNext));
+    Value rows = eb.create<arith::SubIOp>(end, first);
+    Value tiles = eb.create<arith::DivUIOp>(
+        eb.create<arith::AddIOp>(
+            rows, eb.create<arith::SubIOp>(rowsPerTile, eb.i32(1))),
+        rowsPerTile);
+    return std::make_pair(first, tiles);
+  };
+  auto forExpertsOfThread = [&](function_ref<void(KernelBuilder &, Value)> fn) {
+    b.forEach(b.threadId(), b.index(experts.numExperts), b.index(kScanThreads),
+              fn);
+  };
+  forExpertsOfThread([&](KernelBuilder &eb, Value e) {
+    eb.store(expertTiles(eb, e).second, experts.tileCounts, e);
+  });
+  b.create<gpu::BarrierOp>();
+  // Each expert's first tile, as the schedule kernel's block scan has it.
+  Value total =
+      scanInPlace(b, experts.scratch, experts.tileCounts, experts.numExperts);
+  forExpertsOfThread([&](KernelBuilder &eb, Value e) {
+    Value before = eb.toIndex(eb.load(experts.tileCounts, e));
+    std::pair<Value, Value> range = expertTiles(eb, e);
+    Value first = range.first;
+    Value expert = eb.fromIndex(e, eb.getI32Type());
+    eb.forEach(eb.index(0), eb.toIndex(range.second), eb.index(1),
+               [&](KernelBuilder &lb, Value t) {
+                 auto [expertSlot, startSlot] =
+                     tileSlots(lb, lb.create<arith::AddIOp>(before, t));
+                 Value start = lb.create<arith::AddIOp>(
+                     first, lb.create<arith::MulIOp>(
+                                lb.fromIndex(t, lb.getI32Type()), rowsPerTile));
+                 lb.store(expert, schedule.buffer, expertSlot);
+                 lb.store(start, schedule.buffer, startSlot);
+               });
+  });
+  Value first = b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, b.threadId(),
+                                        b.index(0));
+  b.ifThen(first, [&](KernelBuilder &tb) {
+    tb.store(total, schedule.buffer, tb.index(0));
+  });
+}
+
 TileWork gpu_lowering::lookUpTile(KernelBuilder &b, const ExpertRows &experts,
                                   const TileSchedule &schedule, Value tile,
                                   int64_t tileRows) {
@@ -144,15 +224,11 @@ Replacements gpu_lowering::lowerRowTiles(RowTilesOp op,
       static_cast<int64_t>(
           cast<RankedTensorType>(op.getOffsets().getType()).getDimSize(0)) -
           1};
-  int64_t small = op.getSmallTileRows(), large = op.getLargeTileRows();
-  OutputBuffer schedule = allocateSchedule(b, experts, std::min(small, large));
-  b.ifThenElse(
-      takesLargeTiles(b, experts, op.getLargeRowsPerExpert()),
-      [&](KernelBuilder &tb) {
-        scheduleTiles(tb, experts, {schedule.buffer}, large);
-      },
-      [&](KernelBuilder &eb) {
-        scheduleTiles(eb, experts, {schedule.buffer}, small);
-      });
+  RowTileShapes shapes{static_cast<int64_t>(op.getSmallTileRows()),
+                       static_cast<int64_t>(op.getLargeTileRows()),
+                       static_cast<int64_t>(op.getLargeRowsPerExpert())};
+  OutputBuffer schedule = allocateSchedule(
+      b, experts, std::min(shapes.smallTileRows, shapes.largeTileRows));
+  scheduleTilesOfShapes(b, experts, {schedule.buffer}, shapes);
   return SmallVector<Value>{schedule.tensor};
 }

@@ -43,6 +43,36 @@ void scheduleTiles(KernelBuilder &b, const ExpertRows &experts,
 Value takesLargeTiles(KernelBuilder &b, const ExpertRows &experts,
                       int64_t largeRowsPerExpert);
 
+/// Launches the kernel that writes `schedule` for the tile rows of `shapes`
+/// that the host picks (takesLargeTiles).
+void scheduleTilesOfShapes(KernelBuilder &b, const ExpertRows &experts,
+                           const TileSchedule &schedule,
+                           const RowTileShapes &shapes);
+
+/// The tile rows of `shapes` that the host picks, as an index.
+Value pickTileRows(KernelBuilder &b, const ExpertRows &experts,
+                   const RowTileShapes &shapes);
+
+/// Where the block of a one-block kernel (kScanThreads threads) that has
+/// sorted the rows by expert keeps them: `starts`, each expert's first row
+/// (numExperts i32, workgroup memory visible to the whole block), and
+/// `routed`, the end of the last expert's rows (i32); `tileCounts`
+/// (numExperts i32) and `scratch` (scanScratchType) are workgroup buffers
+/// the schedule may overwrite.
+struct BlockExpertStarts {
+  Value starts, routed;
+  int64_t numExperts;
+  Value tileCounts, scratch;
+};
+
+/// Writes, from inside such a block, the `schedule` the schedule kernel
+/// would write for tiles of `tileRows` (an index) rows, with the same
+/// entries; its per-expert tile counts are scanned by the block, so no
+/// other launch is needed. Every thread of the block must call it, outside
+/// any branch that depends on the thread.
+void writeScheduleInBlock(KernelBuilder &b, const BlockExpertStarts &experts,
+                          const TileSchedule &schedule, Value tileRows);
+
 /// The work of one block: rows [start, end) of `expert`, or, for tiles past
 /// the experts' ones, the unrouted rows [zeroStart, zeroEnd) to clear.
 struct TileWork {

@@ -46,6 +46,17 @@ struct ConvertMoEToLinalgPass
         });
     if (layers.wasInterrupted())
       return signalPassFailure();
+    // The schedule of the GPU kernels' row tiles has no meaning here.
+    WalkResult tiled = root->walk([](DispatchOp dispatch) {
+      if (!dispatch.getRowTiles())
+        return WalkResult::advance();
+      dispatch.emitOpError()
+          << "returns 'row_tiles', the GPU kernels' row-tile "
+             "schedule, which has no linalg lowering";
+      return WalkResult::interrupt();
+    });
+    if (tiled.wasInterrupted())
+      return signalPassFailure();
 
     RewritePatternSet patterns(&getContext());
     populateRouteToLinalgPatterns(patterns);

@@ -4,9 +4,15 @@
 // The dispatch's one-block kernel and the row-tile schedule scan the
 // experts' counts with the whole block (a scratch of one i32 per thread
 // beside the counts), not with one thread walking the experts: 300 experts,
-// more than the block's 256 threads, take runs of two per thread.
+// more than the block's 256 threads, take runs of two per thread. The
+// one-block dispatch, which writes the row tiles too, scans twice: the
+// experts' rows, then their tiles (a second buffer of 300 counts).
 // CHECK-LABEL: func.func @experts
-// CHECK:       threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@moe_kernels) function(@moe_dispatch_block) workgroup(%{{.*}} : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
+// CHECK:       threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@moe_kernels) function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %[[TILES:.*]] : memref<300xi32, #gpu.address_space<workgroup>>)
+// CHECK:         scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c1
+// CHECK:         memref.store %{{.*}}, %[[TILES]][%{{.*}}] : memref<300xi32, #gpu.address_space<workgroup>>
+// CHECK:         scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c1
+// CHECK:         gpu.terminator
 // CHECK:       function(@moe_dispatch_scan) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
 // CHECK:       blocks({{.*}}) in (%{{.*}} = %c2{{.*}}) threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@moe_kernels) function(@moe_tile_schedule) workgroup(%{{.*}} : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
 // The scan's log2(256) = 8 steps, each between two barriers.

@@ -141,26 +141,34 @@
 
 // Up to 256 selections (decode) the dispatch is one block in one launch,
 // its counts and starts in shared memory; beyond, three kernels over chunks.
-// Each block first stages its chunk's experts in shared memory.
+// Each block first stages its chunk's experts in shared memory. The routed
+// rows' tiles (the dispatch's row_tiles) are scheduled once, in large or in
+// small tiles as the host picks from the rows per expert, and both
+// projections read them: by the one-block dispatch itself (tile counts in a
+// fourth shared buffer), else by the schedule kernel after the chunked sort.
 // CHECK-LABEL: func.func @experts
+// CHECK:     %[[SCHEDULE:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
+// CHECK:     %[[TILE_ROWS:.*]] = arith.select %{{.*}}, %c128{{.*}}, %c16{{.*}} : index
 // CHECK:     %[[ONE:.*]] = arith.cmpi ule, %{{.*}}, %c256
 // CHECK:     scf.if %[[ONE]] {
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
 // CHECK:         gpu.barrier
 // CHECK:         gpu.barrier
 // CHECK:         gpu.barrier
+// CHECK:         arith.index_cast %[[TILE_ROWS]] : index to i32
+// CHECK:         memref.store %{{.*}}, %[[SCHEDULE]]
+// CHECK:         gpu.terminator
+// CHECK-NOT:   gpu.launch
 // CHECK:     } else {
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:         gpu.barrier
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_place)
-// CHECK:     }
-// The routed rows' tiles (moe.row_tiles) are scheduled once, in large or in
-// small tiles, and both projections read them.
-// CHECK:     scf.if
-// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
-// CHECK:     } else {
-// CHECK:       gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:       scf.if
+// CHECK:         gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:       } else {
+// CHECK:         gpu.launch {{.*}} function(@moe_tile_schedule)
+// CHECK:       }
 // CHECK:     }
 // The prefill shape stages 128 x 128 tiles of K through 4 stages of dynamic
 // shared memory: read with ldmatrix when the activations have the weights'

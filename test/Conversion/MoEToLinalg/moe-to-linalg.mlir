@@ -95,6 +95,17 @@ func.func @layer_needs_decomposition(%x: tensor<4x16xf32>, %r: tensor<8x16xf32>,
 
 // -----
 
+// The GPU kernels' schedule of row tiles is no value the reference computes.
+func.func @dispatch_row_tiles(%ids: tensor<4x2xi32>) -> tensor<?xi32> {
+  // expected-error @+1 {{returns 'row_tiles', the GPU kernels' row-tile schedule, which has no linalg lowering}}
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 8 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<4x2xi32> -> tensor<8xi32>, tensor<9xi32> row_tiles tensor<?xi32>
+  return %tiles : tensor<?xi32>
+}
+
+// -----
+
 // panels_vnni weights [E, N / P, K / 2, 2P] are unpacked to [E, N, K]: each
 // panel row split into (column, k % 2), the columns moved before the k-pairs.
 // CHECK-LABEL: func.func @grouped_matmul_panels_vnni

@@ -1139,6 +1139,75 @@ func.func @dispatch_row_of_type(%ids: tensor<8x2xi32>) {
 
 // -----
 
+func.func @dispatch_row_tiles_without_shapes(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_tiles' needs small_tile_rows, large_tile_rows and large_rows_per_expert}}
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_shapes_without_row_tiles(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{small_tile_rows, large_tile_rows and large_rows_per_expert describe the 'row_tiles' result, which the op does not return}}
+  %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64,
+      large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_tiles_static(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_tiles' must have a dynamic size, got 'tensor<9xi32>'}}
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_tiles_type(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{'row_tiles' must be a 1-D i32 tensor [1 + 2 * tiles], got 'tensor<?xi64>'}}
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi64>
+  return
+}
+
+// -----
+
+func.func @dispatch_row_tiles_zero_rows(%ids: tensor<8x2xi32>) {
+  // expected-error @+1 {{attribute 'large_tile_rows' failed to satisfy constraint}}
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 0 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+  return
+}
+
+// -----
+
+// The row tiles of one dispatch do not schedule the rows of another.
+func.func @row_tiles_of_other_dispatch(%x: tensor<8x16xbf16>, %w: tensor<4x32x16xbf16>,
+                                       %ids: tensor<8x2xi32>, %other: tensor<8x2xi32>,
+                                       %init: tensor<16x32xf32>) {
+  %rows, %offsets, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+  %rows2, %offsets2 = moe.dispatch %other {num_experts = 4 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>
+  // expected-error @+1 {{'row_tiles' must be a moe.row_tiles of this op's 'offsets' and 'rows', or the 'row_tiles' result of the moe.dispatch that returns them}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets2 : tensor<8x16xbf16>,
+      tensor<4x32x16xbf16>, tensor<5xi32>) rows(%rows2 : tensor<16xi32>)
+      row_tiles(%tiles : tensor<?xi32>) outs(%init : tensor<16x32xf32>)
+      {gather, k = 2 : i64} -> tensor<16x32xf32>
+  return
+}
+
+// -----
+
 func.func @combine_row_of_size(%ys: tensor<?x16xf32>, %rows: tensor<?xi32>,
                                %w: tensor<8x2xf32>, %row_of: tensor<17xi32>) {
   %init = tensor.empty() : tensor<8x16xf32>

@@ -144,6 +144,25 @@ func.func @row_tiles_mismatch(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, 
 
 // -----
 
+// The dispatch's row tiles are checked against the kernels as a moe.row_tiles is.
+func.func @dispatch_row_tiles_mismatch(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: tensor<?x1xi32>) -> tensor<?x128xf32> {
+  %c0 = arith.constant 0 : index
+  %rows, %offsets, %t = moe.dispatch %ids {num_experts = 4 : i64, small_tile_rows = 16 : i64, large_tile_rows = 32 : i64, large_rows_per_expert = 64 : i64}
+      : tensor<?x1xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %init = tensor.empty(%m) : tensor<?x128xf32>
+  // expected-error @+1 {{moe.gpu_kernels take tiles of 16 and 32 rows from 8 rows per expert, but 'row_tiles' schedules 16 and 32 from 64}}
+  %y = moe.grouped_matmul ins(%x, %w, %offsets : tensor<?x64xbf16>, tensor<4x128x64xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<?xi32>) row_tiles(%t : tensor<?xi32>)
+      outs(%init : tensor<?x128xf32>) {gather, k = 1 : i64, moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync, rows = 16, columns = 64, k = 32, stages = 1, unroll = 8, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 8>} -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
 func.func @row_tiles_simt(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offsets: tensor<5xi32>, %rows: tensor<?xi32>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
   %t = moe.row_tiles %offsets, %rows {small_tile_rows = 1 : i64, large_tile_rows = 1 : i64, large_rows_per_expert = 64 : i64}
       : tensor<5xi32>, tensor<?xi32> -> tensor<?xi32>

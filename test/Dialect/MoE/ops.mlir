@@ -369,6 +369,33 @@ func.func @routing_state(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>, %w: tenso
   return %y : tensor<8x32xf32>
 }
 
+// The schedule of row tiles written by the dispatch (moe-gpu-share-row-tiles's
+// dispatch-row-tiles): a row_tiles result, after the inverse rows where the
+// op has both, with its tile shapes as attributes; the matmuls over the
+// dispatch's rows read it.
+// CHECK-LABEL: func.func @dispatch_row_tiles
+// CHECK: %[[ROWS:.*]], %[[OFFSETS:.*]], %[[ROW_OF:.*]], %[[TILES:.*]] = moe.dispatch %{{.*}} {large_rows_per_expert = 8 : i64, large_tile_rows = 128 : i64, num_experts = 4 : i64, small_tile_rows = 16 : i64} : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32> row_tiles tensor<?xi32>
+// CHECK: moe.grouped_matmul ins(%{{.*}}, %{{.*}}, %[[OFFSETS]] : {{.*}}) rows(%[[ROWS]] : tensor<16xi32>) row_tiles(%[[TILES]] : tensor<?xi32>)
+// CHECK: moe.combine {{.*}} row_of(%[[ROW_OF]] : tensor<16xi32>)
+// CHECK: %{{.*}}, %{{.*}}, %[[ONLY:.*]] = moe.dispatch %{{.*}} {large_rows_per_expert = 0 : i64, large_tile_rows = 64 : i64, num_experts = 4 : i64, small_tile_rows = 32 : i64} : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+// CHECK: return %{{.*}}, %[[ONLY]]
+func.func @dispatch_row_tiles(%ids: tensor<8x2xi32>, %x: tensor<8x32xbf16>, %w: tensor<4x32x32xbf16>,
+                              %wt: tensor<8x2xf32>, %init: tensor<16x32xf32>, %yinit: tensor<8x32xf32>)
+    -> (tensor<8x32xf32>, tensor<?xi32>) {
+  %rows, %offsets, %row_of, %tiles = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 16 : i64, large_tile_rows = 128 : i64, large_rows_per_expert = 8 : i64}
+      : tensor<8x2xi32> -> tensor<16xi32>, tensor<5xi32>, tensor<16xi32> row_tiles tensor<?xi32>
+  %ys = moe.grouped_matmul ins(%x, %w, %offsets : tensor<8x32xbf16>, tensor<4x32x32xbf16>, tensor<5xi32>)
+      rows(%rows : tensor<16xi32>) row_tiles(%tiles : tensor<?xi32>)
+      outs(%init : tensor<16x32xf32>) {gather, k = 2 : i64} -> tensor<16x32xf32>
+  %y = moe.combine ins(%ys, %rows, %wt : tensor<16x32xf32>, tensor<16xi32>, tensor<8x2xf32>)
+      row_of(%row_of : tensor<16xi32>) outs(%yinit : tensor<8x32xf32>) -> tensor<8x32xf32>
+  %rows2, %offsets2, %only = moe.dispatch %ids {num_experts = 4 : i64,
+      small_tile_rows = 32 : i64, large_tile_rows = 64 : i64, large_rows_per_expert = 0 : i64}
+      : tensor<8x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
+  return %y, %only : tensor<8x32xf32>, tensor<?xi32>
+}
+
 // Every optional operand of the grouped matmul at once, in their order: a bias,
 // FP8 scales (static activations) and a shared schedule of row tiles.
 // CHECK-LABEL: func.func @grouped_matmul_bias_fp8_row_tiles

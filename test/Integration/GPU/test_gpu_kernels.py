@@ -10,8 +10,12 @@ or on a machine without pytest as `python3 test/Integration/GPU/test_gpu_kernels
   the output poisoned with NaN first so every element must be written.
 - f16 layers at every BENCHMARKS.md shape.
 - Edge cases: T = 1, experts with no tokens, every token on the same experts,
-  and sizes that are not multiples of the tiles (a K tail, and K not a
-  multiple of 8, which takes the plain kernel).
+  every selection on one expert, and sizes that are not multiples of the
+  tiles (a K tail, and K not a multiple of 8, which takes the plain kernel).
+  At decode sizes (T in {1, 7, 32}, at most 256 selections) the dispatch's
+  one block writes the row tiles too; the larger T take the chunked sort
+  and the schedule kernel (test_gpu_decode_dispatch.py compares the two
+  schedules).
 - Routing per model recipe against the numpy fp64 oracle (ids exactly).
 - Whole bf16 layers per recipe against the oracle.
 """
@@ -80,14 +84,26 @@ def _same_experts(T, E, k):
     return torch.arange(k).repeat(T, 1)
 
 
+def _one_expert(T, E, k):
+    # Every selection on expert 0: it holds all T * k rows, the rest none.
+    return torch.zeros(T, k, dtype=torch.int64)
+
+
 def test_experts_edge_cases():
     entries = artifacts()
     failures = []
     for name in ("edge-tail", "edge-plain", "edge-experts", "qwen3-30b-a3b"):
         for label, T, ids_fn, misaligned in (
                 ("T=1", 1, None, False), ("T=7", 7, None, False),
-                ("T=333", 333, None, False),
+                ("T=32", 32, None, False), ("T=333", 333, None, False),
+                ("empty experts, T=1", 1, _half_experts, False),
+                ("empty experts, T=7", 7, _half_experts, False),
+                ("empty experts, T=32", 32, _half_experts, False),
                 ("empty experts", 257, _half_experts, False),
+                ("all on one expert, T=1", 1, _one_expert, False),
+                ("all on one expert, T=7", 7, _one_expert, False),
+                ("all on one expert, T=32", 32, _one_expert, False),
+                ("all on the same experts, T=32", 32, _same_experts, False),
                 ("all on the same experts", 300, _same_experts, False),
                 ("misaligned output", 333, None, True)):
             error = experts_case(entries[name], T, seed=77 + T, ids_fn=ids_fn,

@@ -17,10 +17,13 @@ def ConvertMoEToGPUPass : Pass<"convert-moe-to-gpu", "::mlir::ModuleOp"> {
       picks, bias, expert groups (`sum_top2` or `max`, up to 64 groups),
       renormalization, the GShard second-expert drop and the scale, with
       the reference's tie order.
-    - `moe.dispatch`: a stable counting sort in three kernels over chunks
-      of 256 selections (count, scan, place), honoring the expert map; it
-      also writes each selection's row so the matching combine needs no
-      inversion. With a capacity (`capacity` or `capacity_factor`, either
+    - `moe.dispatch`: a stable counting sort, in one block up to 256
+      selections, else in three kernels over chunks of 256 selections
+      (count, scan, place), honoring the expert map; it also writes each
+      selection's row so the matching combine needs no inversion. Where the
+      op returns `row_tiles`, the one block also writes the row-tile
+      schedule from the experts' starts it holds in shared memory, and the
+      chunked sort is followed by the schedule kernel. With a capacity (`capacity` or `capacity_factor`, either
       drop policy), the sort runs first in priority order (slot-major for
       `position`; as the ids are for `score`, whose keep kernel selects
       each expert's largest weights in one block), a kernel keeps the
@@ -179,14 +182,40 @@ def MoEGPUShareRowTilesPass
       its `row_of` result, which its sort writes for free, and the combine
       its `row_of(...)` operand;
     - every `moe.grouped_matmul` over routed rows whose `moe.gpu_kernels`
-      are tensor-core kernels reads its row tiles from a `moe.row_tiles` of
-      its offsets and rows, with its kernels' tile rows and threshold.
-      Matmuls over the same rows (a layer's gate/up and down projections)
-      get identical ones, which CSE merges, so the tiles are scheduled once.
+      are tensor-core kernels reads its row tiles, with its kernels' tile
+      rows and threshold, from the `moe.dispatch` that returns its rows and
+      offsets (`dispatch-row-tiles`): the dispatch gets a `row_tiles` result
+      and the tile shapes as attributes, and at decode sizes (T * k <= 256)
+      its one-block sort writes the tiles from the per-expert counts it
+      holds, so the schedule takes no launch of its own. Matmuls over the
+      same rows with the same tile shapes (a layer's gate/up and down
+      projections) read the same result. Elsewhere (rows of no dispatch,
+      other tile shapes than the dispatch's, `dispatch-row-tiles=false`)
+      the matmul reads a `moe.row_tiles` of its offsets and rows, scheduled
+      by a kernel of its own; identical ones are merged by CSE.
+
+    ```mlir
+    %rows, %offsets = moe.dispatch %ids {num_experts = 4 : i64} : ...
+    %h = moe.grouped_matmul ins(%x, %w13, %offsets : ...) rows(%rows : ...) ...
+    ```
+    becomes
+    ```mlir
+    %rows, %offsets, %tiles = moe.dispatch %ids {large_rows_per_expert = 8 : i64,
+        large_tile_rows = 128 : i64, num_experts = 4 : i64,
+        small_tile_rows = 16 : i64} : ... row_tiles tensor<?xi32>
+    %h = moe.grouped_matmul ins(%x, %w13, %offsets : ...) rows(%rows : ...)
+        row_tiles(%tiles : tensor<?xi32>) ...
+    ```
 
     Run it after `moe-gpu-select-kernel-config` and follow it with `cse`.
     It changes no result.
   }];
+  let options = [
+    Option<"dispatchRowTiles", "dispatch-row-tiles", "bool", /*default=*/"true",
+           "the dispatch of a matmul's rows schedules its row tiles (a "
+           "row_tiles result), in its own one-block kernel at decode sizes "
+           "(false: a moe.row_tiles, scheduled by a kernel of its own)">,
+  ];
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
 

@@ -68,13 +68,11 @@ LogicalResult GroupedMatmulOp::verify() {
                        "2-D f32 tensor [T, k]")) ||
        failed(c.dimIs(getRowScale(), "row_scale", 1, getK(), "k"))))
     return failure();
-  if (Value tiles = getRowTiles()) {
-    auto schedule = tiles.getDefiningOp<RowTilesOp>();
-    if (!schedule || schedule.getOffsets() != getOffsets() ||
-        schedule.getRows() != getRows())
-      return emitOpError() << "'row_tiles' must be a moe.row_tiles of this "
-                              "op's 'offsets' and 'rows'";
-  }
+  if (Value tiles = getRowTiles();
+      tiles && !rowTileShapesOver(tiles, getOffsets(), getRows()))
+    return emitOpError() << "'row_tiles' must be a moe.row_tiles of this "
+                            "op's 'offsets' and 'rows', or the 'row_tiles' "
+                            "result of the moe.dispatch that returns them";
 
   int64_t width = n;
   if (auto epilogue = getEpilogue()) {

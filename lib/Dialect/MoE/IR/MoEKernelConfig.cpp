@@ -386,8 +386,9 @@ static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
   return success();
 }
 
-/// The kernels read their row tiles from `op`'s moe.row_tiles, so it must
-/// schedule the tile rows they take, under the same threshold.
+/// The kernels read their row tiles from `op`'s moe.row_tiles (or its
+/// dispatch's row_tiles), so it must schedule the tile rows they take, under
+/// the same threshold.
 static LogicalResult
 verifyRowTilesForKernels(GroupedMatmulOp op, GroupedMatmulKernelsAttr kernels) {
   Value tiles = op.getRowTiles();
@@ -396,21 +397,21 @@ verifyRowTilesForKernels(GroupedMatmulOp op, GroupedMatmulKernelsAttr kernels) {
   if (kernels.getSmall().getKernel() == MatmulKernel::simt)
     return op.emitOpError() << "moe.gpu_kernels: the simt kernel takes no "
                                "'row_tiles'";
-  auto schedule = tiles.getDefiningOp<RowTilesOp>();
+  std::optional<RowTileShapes> schedule =
+      rowTileShapesOver(tiles, op.getOffsets(), op.getRows());
   if (!schedule)
     return success(); // The op's verifier reports it.
   int64_t small = kernels.getSmall().getRows();
   int64_t large = kernels.getLarge().getRows();
   int64_t threshold = kernels.getLargeRowsPerExpert();
-  if (schedule.getSmallTileRows() != small ||
-      schedule.getLargeTileRows() != large ||
-      schedule.getLargeRowsPerExpert() != threshold)
-    return op.emitOpError() << "moe.gpu_kernels take tiles of " << small
-                            << " and " << large << " rows from " << threshold
-                            << " rows per expert, but 'row_tiles' schedules "
-                            << schedule.getSmallTileRows() << " and "
-                            << schedule.getLargeTileRows() << " from "
-                            << schedule.getLargeRowsPerExpert();
+  if (schedule->smallTileRows != small || schedule->largeTileRows != large ||
+      schedule->largeRowsPerExpert != threshold)
+    return op.emitOpError()
+           << "moe.gpu_kernels take tiles of " << small << " and " << large
+           << " rows from " << threshold
+           << " rows per expert, but 'row_tiles' schedules "
+           << schedule->smallTileRows << " and " << schedule->largeTileRows
+           << " from " << schedule->largeRowsPerExpert;
   return success();
 }
 

@@ -81,6 +81,33 @@ LogicalResult ExpertChoiceOp::verify() {
 // DispatchOp
 //===----------------------------------------------------------------------===//
 
+/// The row_tiles result and the attributes that describe it come together.
+static LogicalResult verifyRowTilesResult(DispatchOp op) {
+  int given = op.getSmallTileRows().has_value() +
+              op.getLargeTileRows().has_value() +
+              op.getLargeRowsPerExpert().has_value();
+  if (!op.getRowTiles()) {
+    if (given)
+      return op.emitOpError()
+             << "small_tile_rows, large_tile_rows and large_rows_per_expert "
+                "describe the 'row_tiles' result, which the op does not "
+                "return";
+    return success();
+  }
+  if (given != 3)
+    return op.emitOpError() << "'row_tiles' needs small_tile_rows, "
+                               "large_tile_rows and large_rows_per_expert";
+  TensorChecker c(op);
+  if (failed(c.tensor(op.getRowTiles(), "row_tiles", 1, isI32,
+                      "1-D i32 tensor [1 + 2 * tiles]")))
+    return failure();
+  // As moe.row_tiles's: the size is a bound only the host knows.
+  if (!ShapedType::isDynamic(c.shape(op.getRowTiles())[0]))
+    return op.emitOpError() << "'row_tiles' must have a dynamic size, got "
+                            << op.getRowTiles().getType();
+  return success();
+}
+
 LogicalResult DispatchOp::verify() {
   TensorChecker c(*this);
   if (failed(c.tensor(getIds(), "ids", 2, isI32, "2-D i32 tensor [T, k]")) ||
@@ -125,7 +152,28 @@ LogicalResult DispatchOp::verify() {
                        "1-D i32 tensor [T * k]")) ||
        failed(c.dimIs(getRowOf(), "row_of", 0, numRows, "T * k"))))
     return failure();
-  return success();
+  return verifyRowTilesResult(*this);
+}
+
+std::optional<RowTileShapes>
+mlir::moe::rowTileShapesOver(Value tiles, Value offsets, Value rows) {
+  if (auto schedule = tiles.getDefiningOp<RowTilesOp>()) {
+    if (schedule.getOffsets() != offsets || schedule.getRows() != rows)
+      return std::nullopt;
+    return RowTileShapes{
+        static_cast<int64_t>(schedule.getSmallTileRows()),
+        static_cast<int64_t>(schedule.getLargeTileRows()),
+        static_cast<int64_t>(schedule.getLargeRowsPerExpert())};
+  }
+  auto dispatch = tiles.getDefiningOp<DispatchOp>();
+  if (!dispatch || dispatch.getRowTiles() != tiles ||
+      dispatch.getOffsets() != offsets || dispatch.getRows() != rows ||
+      !dispatch.getSmallTileRows() || !dispatch.getLargeTileRows() ||
+      !dispatch.getLargeRowsPerExpert())
+    return std::nullopt;
+  return RowTileShapes{static_cast<int64_t>(*dispatch.getSmallTileRows()),
+                       static_cast<int64_t>(*dispatch.getLargeTileRows()),
+                       static_cast<int64_t>(*dispatch.getLargeRowsPerExpert())};
 }
 
 //===----------------------------------------------------------------------===//

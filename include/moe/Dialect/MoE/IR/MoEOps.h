@@ -16,6 +16,19 @@
 
 namespace mlir::moe {
 
+/// The tile rows and threshold of a schedule of row tiles: tiles of
+/// `largeTileRows` rows where the rows per expert average at least
+/// `largeRowsPerExpert`, else of `smallTileRows`.
+struct RowTileShapes {
+  int64_t smallTileRows, largeTileRows, largeRowsPerExpert;
+};
+
+/// The shapes of `tiles` where it is the schedule of the row tiles over
+/// `offsets` and `rows`: a moe.row_tiles of them, or the `row_tiles` result
+/// of the moe.dispatch that returns them. Else nullopt.
+std::optional<RowTileShapes> rowTileShapesOver(Value tiles, Value offsets,
+                                               Value rows);
+
 /// The sizes of E experts' [K, N] weight matrices.
 struct WeightShape {
   int64_t experts, columns, reduction;

@@ -120,7 +120,8 @@ def MoE_ExpertChoiceOp : MoE_Op<"expert_choice", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments]> {
+def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments,
+                                          AttrSizedResultSegments]> {
   let summary = "sorts routed selections into the grouped layout";
   let description = [{
     Sorts the selections `ids` `[T, k]` by expert. `rows` `[M]` holds the flat
@@ -142,38 +143,60 @@ def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments]> {
       a selection without a row. A `moe.combine` of the same rows takes it
       (`row_of(...)`) instead of inverting `rows` itself; the GPU kernels
       write it while they sort.
+    - The optional result `row_tiles` is the schedule of row tiles of the
+      GPU grouped matmuls over `rows` and `offsets`, exactly what a
+      `moe.row_tiles` of them with the same `small_tile_rows`,
+      `large_tile_rows` and `large_rows_per_expert` (given with it, and only
+      with it) holds. `moe-gpu-share-row-tiles` moves the schedule here
+      (`dispatch-row-tiles`): the one-block sort of a decode-sized dispatch
+      (T * k <= 256) writes it from the counts it already holds, so the
+      schedule takes no launch of its own; larger dispatches schedule it
+      after their sort.
 
     ```mlir
     %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64}
         : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
     %rows2, %offsets2, %row_of = moe.dispatch %ids {num_experts = 8 : i64}
         : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>, tensor<?xi32>
+    %rows3, %offsets3, %tiles = moe.dispatch %ids {num_experts = 8 : i64,
+        small_tile_rows = 16 : i64, large_tile_rows = 128 : i64,
+        large_rows_per_expert = 8 : i64}
+        : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32> row_tiles tensor<?xi32>
     ```
   }];
   let arguments = !con((ins AnyRankedTensor:$ids,
                             Optional<AnyRankedTensor>:$weights,
                             Optional<AnyRankedTensor>:$expert_map,
                             ConfinedAttr<I64Attr, [IntPositive]>:$num_experts),
-                       MoE_CapacityArgs);
+                       MoE_CapacityArgs,
+                       (ins OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$small_tile_rows,
+                            OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$large_tile_rows,
+                            OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>:$large_rows_per_expert));
   let results = (outs AnyRankedTensor:$rows, AnyRankedTensor:$offsets,
-                      Optional<AnyRankedTensor>:$row_of);
+                      Optional<AnyRankedTensor>:$row_of,
+                      Optional<AnyRankedTensor>:$row_tiles);
+  // `row_tiles` is spelled out: after the optional `row_of`, a bare third
+  // type would be ambiguous.
   let assemblyFormat = [{
     $ids (`weights` `(` $weights^ `:` type($weights) `)`)?
     (`expert_map` `(` $expert_map^ `:` type($expert_map) `)`)? attr-dict
     `:` type($ids) `->` type($rows) `,` type($offsets)
-    (`,` type($row_of)^)?
+    (`,` type($row_of)^)? (`row_tiles` type($row_tiles)^)?
   }];
   let builders = [
-    // Without the inverse rows.
+    // Without the inverse rows and the row tiles.
     OpBuilder<(ins "::mlir::Type":$rows, "::mlir::Type":$offsets,
                    "::mlir::Value":$ids, "::mlir::Value":$weights,
                    "::mlir::Value":$expertMap, "::mlir::IntegerAttr":$numExperts,
                    "::mlir::IntegerAttr":$capacity,
                    "::mlir::FloatAttr":$capacityFactor,
                    "::mlir::moe::DropPolicyAttr":$dropPolicy), [{
-      build($_builder, $_state, rows, offsets, /*row_of=*/::mlir::Type(), ids,
-            weights, expertMap, numExperts, capacity, capacityFactor,
-            dropPolicy);
+      build($_builder, $_state, rows, offsets, /*row_of=*/::mlir::Type(),
+            /*row_tiles=*/::mlir::Type(), ids, weights, expertMap, numExperts,
+            capacity, capacityFactor, dropPolicy,
+            /*small_tile_rows=*/::mlir::IntegerAttr(),
+            /*large_tile_rows=*/::mlir::IntegerAttr(),
+            /*large_rows_per_expert=*/::mlir::IntegerAttr());
     }]>
   ];
   let hasVerifier = 1;
