@@ -10,6 +10,7 @@ descriptor passed by pointer, results as trailing out-parameters.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import numbers
 import os
@@ -139,7 +140,10 @@ class TensorSpec:
         return np.zeros(self.shape, dtype=_STORAGE[self.element_type])
 
 
+@functools.lru_cache(maxsize=None)
 def _descriptor_type(rank: int):
+    """The ctypes struct of a rank-``rank`` memref descriptor; one class per rank,
+    since building a ctypes Structure class costs more than a decode step's call."""
     fields = [("allocated", ctypes.c_void_p), ("aligned", ctypes.c_void_p),
               ("offset", ctypes.c_int64)]
     if rank:
@@ -150,13 +154,13 @@ def _descriptor_type(rank: int):
 def _descriptor(array: np.ndarray):
     if not array.flags["C_CONTIGUOUS"]:
         raise ValueError("arrays passed to compiled code must be C-contiguous")
-    desc = _descriptor_type(array.ndim)()
-    desc.allocated = desc.aligned = array.ctypes.data
-    desc.offset = 0
-    for i, (size, stride) in enumerate(zip(array.shape, array.strides)):
-        desc.sizes[i] = size
-        desc.strides[i] = stride // array.itemsize
-    return desc
+    data = array.__array_interface__["data"][0]
+    if not array.ndim:
+        return _descriptor_type(0)(data, data, 0)
+    rank_array = ctypes.c_int64 * array.ndim
+    strides = (s // array.itemsize for s in array.strides)
+    return _descriptor_type(array.ndim)(data, data, 0, rank_array(*array.shape),
+                                        rank_array(*strides))
 
 
 class CompiledModule:

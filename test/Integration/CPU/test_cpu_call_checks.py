@@ -201,3 +201,20 @@ def test_input_sizes_tied_in_a_called_function_are_checked(compile_ir):
         module.call("calls", [ids, np.ones((1, K), np.float32)], [spec((E + 1,), "i32")])
     [offsets] = module.call("calls", [ids, np.ones((T, K), np.float32)], [spec((E + 1,), "i32")])
     assert offsets.tolist() == [0, 2, 4, 4, 4]
+
+
+def test_descriptors_of_views_and_scalars():
+    """A memref descriptor carries the array's address, sizes and element strides
+    (sliced views included), and one ctypes class serves every descriptor of a rank:
+    building a class per argument cost more than a decode step's call."""
+    base = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    view = np.ascontiguousarray(base[1:3])
+    desc = cpu._descriptor(view)
+    assert desc.aligned == desc.allocated == view.ctypes.data
+    assert desc.offset == 0
+    assert list(desc.sizes) == [2, 6, 8] and list(desc.strides) == [48, 8, 1]
+    assert type(desc) is type(cpu._descriptor(np.zeros((1, 1, 1), np.int8)))
+    scalar = np.array(2.5, dtype=np.float32)
+    assert cpu._descriptor(scalar).aligned == scalar.ctypes.data
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cpu._descriptor(base[:, ::2])
