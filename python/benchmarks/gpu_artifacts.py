@@ -44,20 +44,21 @@ EDGE_SHAPES = {
 #: unswizzled.
 #: pdl=true (a moe-lower-to-nvvm-pipeline option, off by default) launches every kernel
 #: programmatically (programmatic dependent launch).
-#: dispatch-row-tiles=false (a pipeline option, on by default) schedules the row tiles
-#: in a kernel of their own after the dispatch, also at decode sizes, where the default
-#: lets the one-block dispatch write them (test_gpu_decode_dispatch.py compares the two).
+#: dispatch-row-tiles=true (a pipeline option, off by default until it has been checked
+#: on a GPU) lets the one-block dispatch write the row tiles at decode sizes, where the
+#: default schedules them in a kernel of their own after the dispatch
+#: (test_gpu_decode_dispatch.py compares the two).
 ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
-                   "wgmma-swizzled-a=false", "pdl=true", "dispatch-row-tiles=false"]
+                   "wgmma-swizzled-a=false", "pdl=true", "dispatch-row-tiles=true"]
 
 #: The options a variant may give that are moe-lower-to-nvvm-pipeline's own;
 #: every other one goes to its kernel-config (moe-gpu-select-kernel-config).
 PIPELINE_VARIANT_OPTIONS = ("pdl", "fuse-routing", "dispatch-row-tiles")
 
-#: Shapes built with dispatch-row-tiles=false as well, beyond the benchmark shapes and
+#: Shapes built with dispatch-row-tiles=true as well, beyond the benchmark shapes and
 #: edge-tail that every variant gets: more experts (300) than the dispatch block has
 #: threads, so its tile counts are scanned in runs of two per thread.
-SEPARATE_SCHEDULE_EDGES = ("edge-experts",)
+FUSED_SCHEDULE_EDGES = ("edge-experts",)
 
 
 def variant_pipeline_extra(options: str) -> str:
@@ -215,11 +216,11 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
                 "experts", pipeline_extra=variant_pipeline_extra(options),
                 kind="experts-variant", H=H, I=I, E=E, k=k)
-    for name in SEPARATE_SCHEDULE_EDGES:
+    for name in FUSED_SCHEDULE_EDGES:
         H, I, E, k = EDGE_SHAPES[name]
-        add(f"{name}@dispatch-row-tiles=false",
+        add(f"{name}@dispatch-row-tiles=true",
             irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
-            pipeline_extra=variant_pipeline_extra("dispatch-row-tiles=false"),
+            pipeline_extra=variant_pipeline_extra("dispatch-row-tiles=true"),
             kind="experts-variant", H=H, I=I, E=E, k=k)
     H, I, E, k = GPT_OSS_EXPERTS
     for options in [None] + list(dict.fromkeys(ALWAYS_VARIANTS + variants)):
