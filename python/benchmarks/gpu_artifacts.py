@@ -44,21 +44,20 @@ EDGE_SHAPES = {
 #: unswizzled.
 #: pdl=true (a moe-lower-to-nvvm-pipeline option, off by default) launches every kernel
 #: programmatically (programmatic dependent launch).
-#: dispatch-row-tiles=true (a pipeline option, off by default until it has been checked
-#: on a GPU) lets the one-block dispatch write the row tiles at decode sizes, where the
-#: default schedules them in a kernel of their own after the dispatch
-#: (test_gpu_decode_dispatch.py compares the two).
+#: dispatch-row-tiles=false (a pipeline option, on by default) schedules the row tiles
+#: in a kernel of their own after the dispatch, also at decode sizes, where the default
+#: lets the one-block dispatch write them (test_gpu_decode_dispatch.py compares the two).
 ALWAYS_VARIANTS = ["wgmma=false", "wgmma-producer=false",
-                   "wgmma-swizzled-a=false", "pdl=true", "dispatch-row-tiles=true"]
+                   "wgmma-swizzled-a=false", "pdl=true", "dispatch-row-tiles=false"]
 
 #: The options a variant may give that are moe-lower-to-nvvm-pipeline's own;
 #: every other one goes to its kernel-config (moe-gpu-select-kernel-config).
 PIPELINE_VARIANT_OPTIONS = ("pdl", "fuse-routing", "dispatch-row-tiles")
 
-#: Shapes built with dispatch-row-tiles=true as well, beyond the benchmark shapes and
+#: Shapes built with dispatch-row-tiles=false as well, beyond the benchmark shapes and
 #: edge-tail that every variant gets: more experts (300) than the dispatch block has
 #: threads, so its tile counts are scanned in runs of two per thread.
-FUSED_SCHEDULE_EDGES = ("edge-experts",)
+SEPARATE_SCHEDULE_EDGES = ("edge-experts",)
 
 
 def variant_pipeline_extra(options: str) -> str:
@@ -76,6 +75,10 @@ def variant_pipeline_extra(options: str) -> str:
 #: of DeepSeek-V3 and Qwen3-FP8, dynamic activations. The e4m3 MMA needs PTX ISA 8.4.
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 FP8_FEATURES = "+ptx84"
+#: Kernel options the FP8 halves are built under as well ("<shape>@fp8@<options>",
+#: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`): the opt-in wgmma_fp8
+#: prefill kernel.
+FP8_VARIANTS = ("wgmma-fp8=true",)
 
 #: Weight-only expert halves (gpu.py --weight-only, test_weight_only_gpu.py): each
 #: format with its checkpoints' group (gpt-oss's mxfp4 blocks of 32, AWQ/GPTQ's int4
@@ -191,6 +194,12 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
                                             weight_quant=FP8_QUANT),
             "experts", features=FP8_FEATURES, kind="experts-fp8", H=H, I=I, E=E, k=k,
             block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+        for options in FP8_VARIANTS:
+            add(f"{name}@fp8@{options}", irgen.experts_ir(None, H, E, I, k, name="experts",
+                                                          weight_quant=FP8_QUANT),
+                "experts", features=FP8_FEATURES, pipeline_extra=variant_pipeline_extra(options),
+                kind="experts-fp8-variant", H=H, I=I, E=E, k=k,
+                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
     for fmt, quant in WEIGHT_ONLY_QUANT.items():
         shapes = {f"{name}@{fmt}": dims for name, dims in BENCHMARK_SHAPES.items()}
         shapes.update(WEIGHT_ONLY_EDGES[fmt])
@@ -216,11 +225,11 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
             add(f"{name}@{options}", irgen.experts_ir(None, H, E, I, k, name="experts"),
                 "experts", pipeline_extra=variant_pipeline_extra(options),
                 kind="experts-variant", H=H, I=I, E=E, k=k)
-    for name in FUSED_SCHEDULE_EDGES:
+    for name in SEPARATE_SCHEDULE_EDGES:
         H, I, E, k = EDGE_SHAPES[name]
-        add(f"{name}@dispatch-row-tiles=true",
+        add(f"{name}@dispatch-row-tiles=false",
             irgen.experts_ir(None, H, E, I, k, name="experts"), "experts",
-            pipeline_extra=variant_pipeline_extra("dispatch-row-tiles=true"),
+            pipeline_extra=variant_pipeline_extra("dispatch-row-tiles=false"),
             kind="experts-variant", H=H, I=I, E=E, k=k)
     H, I, E, k = GPT_OSS_EXPERTS
     for options in [None] + list(dict.fromkeys(ALWAYS_VARIANTS + variants)):

@@ -1,19 +1,17 @@
 // At decode sizes (T * k <= 256 selections) the one-block dispatch also
-// writes the grouped matmuls' row tiles (dispatch-row-tiles=true; off by
-// default until it has been checked on a GPU):
+// writes the grouped matmuls' row tiles (dispatch-row-tiles, the default):
 // that path launches no schedule kernel, one launch fewer per call (at
 // T = 1: the dispatch, the two decode matmuls and the combine). Larger
 // dispatches keep the chunked sort, then the schedule kernel. With
-// dispatch-row-tiles=false (the default) the schedule is a launch of its own
-// on every path, after the dispatch.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa dispatch-row-tiles=true" | FileCheck %s --check-prefixes=CHECK,FUSED
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,SEPARATE
+// dispatch-row-tiles=false the schedule is a launch of its own on every
+// path, after the dispatch.
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" | FileCheck %s --check-prefixes=CHECK,FUSED
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa dispatch-row-tiles=false" | FileCheck %s --check-prefixes=CHECK,SEPARATE
 // On sm_80 the same (the dispatch's block is no sm_90 feature).
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa dispatch-row-tiles=true" | FileCheck %s --check-prefixes=CHECK,FUSED
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx70 format=isa" | FileCheck %s --check-prefixes=CHECK,FUSED
 // Under programmatic dependent launch the fused kernel waits for the call's
 // inputs and lets the decode matmul start, as every kernel does.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa pdl=true dispatch-row-tiles=true" | FileCheck %s --check-prefix=PDL
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa pdl=true" | FileCheck %s --check-prefix=PDL
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="dispatch-row-tiles=2" 2>&1 | FileCheck %s --check-prefix=BAD
 // BAD: '2' is invalid value for boolean argument
 // A cubin needs ptxas:

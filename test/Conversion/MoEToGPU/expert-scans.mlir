@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --moe-gpu-select-kernel-config --moe-gpu-share-row-tiles=dispatch-row-tiles=true \
+// RUN: moe-opt %s --moe-gpu-select-kernel-config --moe-gpu-share-row-tiles \
 // RUN:   --cse --convert-moe-to-gpu | FileCheck %s
 
 // The dispatch's one-block kernel and the row-tile schedule scan the

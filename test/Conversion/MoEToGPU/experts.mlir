@@ -1,25 +1,25 @@
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --moe-gpu-share-row-tiles=dispatch-row-tiles=true \
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --moe-gpu-share-row-tiles \
 // RUN:   --cse --convert-moe-to-gpu --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 large-staged=false" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=UNSTAGED
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=WGMMA
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-producer=false" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=ALLWARPS
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="large-rows-per-expert=64 wgmma-swizzled-a=false" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=CHUNKMAJOR
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-split-k-from=32" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=SPLITFROM
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-unroll=2" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=STAGES
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_80 small-unroll=2 small-stages=1" \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=ONEGROUP
 
 // The expert half of a layer: dispatch (three counting-sort kernels), the

@@ -1,5 +1,5 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --split-input-file | FileCheck %s
+// RUN:   --moe-gpu-share-row-tiles --cse --split-input-file | FileCheck %s
 // Without dispatch-row-tiles: one moe.row_tiles per tensor-core matmul, one
 // after CSE.
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
@@ -10,15 +10,15 @@
 // RUN:   | FileCheck %s --check-prefix=NOCSE
 // With it, the dispatch's one result needs no CSE.
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --split-input-file \
 // RUN:   | FileCheck %s --check-prefix=NOCSE-DISPATCH
 // The result is valid IR that lowers, and running the pass twice changes
 // nothing.
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --moe-gpu-share-row-tiles=dispatch-row-tiles=true \
+// RUN:   --moe-gpu-share-row-tiles --cse --moe-gpu-share-row-tiles \
 // RUN:   --split-input-file | FileCheck %s
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
-// RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=true --cse --convert-moe-to-gpu --split-input-file \
+// RUN:   --moe-gpu-share-row-tiles --cse --convert-moe-to-gpu --split-input-file \
 // RUN:   | FileCheck %s --check-prefixes=LOWERED,LOWERED-DISPATCH
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=large-rows-per-expert=64 \
 // RUN:   --moe-gpu-share-row-tiles=dispatch-row-tiles=false --cse \

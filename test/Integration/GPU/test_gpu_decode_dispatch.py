@@ -1,12 +1,11 @@
 """The decode-sized dispatch that also writes the row tiles, on a GPU machine.
 
-Up to 256 selections (T * k) one block sorts them by expert, and with
-`dispatch-row-tiles=true` (off by default until these checks have passed on
-a GPU) that block also writes the grouped matmuls' row-tile schedule, so a
-decode call launches four kernels: the dispatch, the gate/up and down
-matmuls and the combine. The `<shape>@dispatch-row-tiles=true` artifacts
-are those; the default artifacts are the same layer with the schedule
-launched on its own after the dispatch (five kernels). Both come from `bash utils/build-gpu-artifacts.sh`
+Up to 256 selections (T * k) one block sorts them by expert, and by default
+(`dispatch-row-tiles`) that block also writes the grouped matmuls' row-tile
+schedule, so a decode call launches four kernels: the dispatch, the gate/up
+and down matmuls and the combine. The `<shape>@dispatch-row-tiles=false`
+artifacts are the same layer with the schedule launched on its own after the
+dispatch (five kernels). Both come from `bash utils/build-gpu-artifacts.sh`
 (no GPU needed); the checks skip cleanly without a GPU. Run them with
 pytest, or as `python3 test/Integration/GPU/test_gpu_decode_dispatch.py`.
 
@@ -35,7 +34,7 @@ SHAPES = ("mixtral-8x7b", "qwen3-30b-a3b", "deepseek-v3", "edge-tail", "edge-exp
 DECODE_TOKENS = (1, 7, 32)
 #: Selections one dispatch block sorts (and schedules the tiles of).
 BLOCK_SELECTIONS = 256
-FUSED = "dispatch-row-tiles=true"
+SEPARATE = "dispatch-row-tiles=false"
 
 
 def _one_past_block(k):
@@ -69,13 +68,13 @@ ROUTINGS = {"random": None, "half the experts empty": _half_experts,
 
 
 def _pair(name):
-    """A shape's entry whose dispatch writes the tiles, and its default entry
-    (the separate schedule kernel)."""
+    """A shape's default entry (the dispatch writes the tiles) and its entry
+    with the separate schedule kernel."""
     entries = artifacts()
-    fused = entries.get(f"{name}@{FUSED}")
-    if fused is None:
-        skip(f"no {name}@{FUSED} artifact (rebuild artifacts/gpu)")
-    return fused, entries[name]
+    separate = entries.get(f"{name}@{SEPARATE}")
+    if separate is None:
+        skip(f"no {name}@{SEPARATE} artifact (rebuild artifacts/gpu)")
+    return entries[name], separate
 
 
 def _operands(entry, weights, T, seed, ids_fn):

@@ -184,14 +184,13 @@ def MoEGPUShareRowTilesPass
     - every `moe.grouped_matmul` over routed rows whose `moe.gpu_kernels`
       are tensor-core kernels reads its row tiles, with its kernels' tile
       rows and threshold, from the `moe.dispatch` that returns its rows and
-      offsets (with `dispatch-row-tiles=true`): the dispatch gets a `row_tiles` result
+      offsets (`dispatch-row-tiles`): the dispatch gets a `row_tiles` result
       and the tile shapes as attributes, and at decode sizes (T * k <= 256)
       its one-block sort writes the tiles from the per-expert counts it
       holds, so the schedule takes no launch of its own. Matmuls over the
       same rows with the same tile shapes (a layer's gate/up and down
       projections) read the same result. Elsewhere (rows of no dispatch,
-      other tile shapes than the dispatch's, `dispatch-row-tiles=false`, the
-      default until the dispatch's schedule has been checked on a GPU)
+      other tile shapes than the dispatch's, `dispatch-row-tiles=false`)
       the matmul reads a `moe.row_tiles` of its offsets and rows, scheduled
       by a kernel of its own; identical ones are merged by CSE.
 
@@ -212,11 +211,10 @@ def MoEGPUShareRowTilesPass
     It changes no result.
   }];
   let options = [
-    Option<"dispatchRowTiles", "dispatch-row-tiles", "bool", /*default=*/"false",
+    Option<"dispatchRowTiles", "dispatch-row-tiles", "bool", /*default=*/"true",
            "the dispatch of a matmul's rows schedules its row tiles (a "
            "row_tiles result), in its own one-block kernel at decode sizes "
-           "(false, the default until it has been checked on a GPU: a "
-           "moe.row_tiles, scheduled by a kernel of its own)">,
+           "(false: a moe.row_tiles, scheduled by a kernel of its own)">,
   ];
   let dependentDialects = ["::mlir::moe::MoEDialect"];
 }
