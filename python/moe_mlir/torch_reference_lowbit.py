@@ -83,21 +83,24 @@ def _per_k(t: Any, group: int, K: int) -> Any:
 
 def dequantize_experts(fmt: str, weights: dict, group: int, K: int, dtype: Any) -> Any:
     """The float weights ``[E', N, K]`` in ``dtype`` of ``weights`` (any leading
-    experts' slice), computed in f32."""
+    experts' slice), computed in f32, or in f64 where ``dtype`` is float64 (then
+    exact: small integers times f32 scales or powers of two, e8m0's extremes
+    included)."""
     import torch
 
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
     w, scales = weights["w"], weights["scales"]
     if fmt == "int8":
-        return (w.float() * scales).to(dtype)
+        return (w.to(compute) * scales.to(compute)).to(dtype)
     codes = _codes(w)
     if fmt == "mxfp4":
-        table = torch.tensor(E2M1_MAGNITUDES, device=w.device)
-        values = table[(codes & 7).long()] * (1.0 - 2.0 * (codes >> 3).float())
-        exponent = scales.view(torch.uint8).float() - 127.0
+        table = torch.tensor(E2M1_MAGNITUDES, dtype=compute, device=w.device)
+        values = table[(codes & 7).long()] * (1.0 - 2.0 * (codes >> 3).to(compute))
+        exponent = scales.view(torch.uint8).to(compute) - 127.0
         return (values * _per_k(torch.exp2(exponent), 32, K)).to(dtype)
     z = weights.get("zero_points")
-    z = z.float() if z is not None else torch.full_like(scales, 8.0)
-    return ((codes.float() - _per_k(z, group, K)) * _per_k(scales, group, K)).to(dtype)
+    z = z.to(compute) if z is not None else torch.full_like(scales, 8.0, dtype=compute)
+    return ((codes.to(compute) - _per_k(z, group, K)) * _per_k(scales.to(compute), group, K)).to(dtype)
 
 
 def dequantize(fmt: str, weights: dict, group: int, K: int, dtype: Any,

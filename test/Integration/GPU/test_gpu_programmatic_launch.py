@@ -74,10 +74,16 @@ def test_programmatic_matches_stream_order():
 
 
 def _chained_case(entry, T, seed):
-    """CHAIN calls' operands, their references, and the calls enqueued on a
-    fresh stream (one shared workspace) into poisoned outputs."""
+    """CHAIN calls' operands (tokens and routing of their own, the weights
+    shared: four copies of DeepSeek-V3's would not fit on an 80 GB card),
+    their references, and the calls enqueued on a fresh stream (one shared
+    workspace) into poisoned outputs."""
     module = load(entry)
-    calls = [_inputs(entry, T, seed + i) for i in range(CHAIN)]
+    weights = torch_reference.make_weights(entry["H"], entry["I"], entry["E"], seed)
+    calls = [torch_reference.experts_operands(
+                 {**weights, **torch_reference.make_tokens(T, entry["H"], entry["E"],
+                                                           entry["k"], seed + 1 + i)})
+             for i in range(CHAIN)]
     refs = [torch_reference.reference_fp32(*operands) for operands in calls]
     workspace = module.workspace("experts", calls[0])
     outputs = [torch.full_like(operands[0], float("nan")) for operands in calls]

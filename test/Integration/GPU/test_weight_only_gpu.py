@@ -5,7 +5,8 @@ scale per output row) weights, lowered with the mma_sync_wonly kernel
 edge shapes whose K and N are not multiples of the tiles or whose K is one group;
 int4 and int8 also with f16 activations, AWQ's and GPTQ's, which take the f16 MMA),
 against the fp64 oracle (moe_mlir.reference_lowbit's exact dequantization, then
-the expert half in float64) on fresh random codes, scales and tokens.
+the expert half in float64; the same exact dequantization and float64
+products on the GPU, checked equal to numpy's for one expert a call) on fresh random codes, scales and tokens.
 
 Each point: T = 1, 7, 32 and 300 tokens with random routing (some experts get no
 token); every selection on one expert (the others get none) at T = 300; and the
@@ -45,7 +46,8 @@ def make_weights(entry, N, K, gen, extreme=False):
 
 
 def dequantize(entry, weights, e):
-    """Expert e's weights [N, K] in float64 (the oracle's dequantization)."""
+    """Expert e's weights [N, K] in float64 by the numpy oracle
+    (moe_mlir.reference_lowbit's exact dequantization)."""
     from moe_mlir import reference_lowbit as lb
 
     w = weights["w"][e:e + 1].cpu().numpy()
@@ -58,20 +60,36 @@ def dequantize(entry, weights, e):
     return lb.dequantize_int4(w, scales, zero_points, entry["group"])[0]
 
 
+def dequantize_on_gpu(entry, weights, e, K, check):
+    """Expert e's weights [N, K] in float64 on the GPU (torch_reference_lowbit in
+    f64, exact), with `check` asserted equal to the numpy oracle's: the products
+    of the largest shapes in numpy would take minutes a call."""
+    from moe_mlir import torch_reference_lowbit as tl
+
+    w = tl.dequantize_experts(entry["format"], {name: t[e:e + 1] for name, t in weights.items()},
+                              entry.get("group", 1), K, torch.float64)[0]
+    if check:
+        assert np.array_equal(w.cpu().numpy(), dequantize(entry, weights, e)), \
+            f"{entry['name']}: the f64 GPU dequantization differs from the numpy oracle's"
+    return w
+
+
 def oracle(entry, x, ids, routing, w13, w2):
     """y [T, H] in float64: per expert hit, its rows' gate/up product, the SiLU GLU
-    (concatenated halves), the down product and the routing weight, summed per token."""
+    (concatenated halves), the down product and the routing weight, summed per
+    token; the weights dequantized exactly and the products in float64 on the GPU."""
     from moe_mlir import reference as ref
 
-    x = x.float().cpu().numpy().astype(np.float64)
-    ids, routing = ids.cpu().numpy(), routing.cpu().numpy().astype(np.float64)
-    y = np.zeros_like(x)
-    for e in np.unique(ids):
-        tokens, slots = np.nonzero(ids == e)
-        h = x[tokens] @ dequantize(entry, w13, e).T
-        a = ref.glu(h, "silu", "concatenated")
-        y[tokens] += routing[tokens, slots][:, None] * (a @ dequantize(entry, w2, e).T)
-    return y
+    x = x.double()
+    y = torch.zeros_like(x)
+    routing = routing.double()
+    for i, e in enumerate(torch.unique(ids).tolist()):
+        tokens, slots = torch.nonzero(ids == e, as_tuple=True)
+        h = x[tokens] @ dequantize_on_gpu(entry, w13, e, entry["H"], check=i == 0).T
+        a = torch.from_numpy(ref.glu(h.cpu().numpy(), "silu", "concatenated")).cuda()
+        y.index_add_(0, tokens, routing[tokens, slots][:, None] *
+                     (a @ dequantize_on_gpu(entry, w2, e, entry["I"], check=i == 0).T))
+    return y.cpu().numpy()
 
 
 def operands(weights13, weights2):
