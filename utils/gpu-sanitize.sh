@@ -10,7 +10,8 @@
 # own. Each tool's log goes to $MOE_SANITIZE_LOGS (default sanitize-logs/), and
 # the script prints one line per tool (its passes' PASS/FAIL/SKIP counts and the
 # tool's summaries, counted) and exits non-zero if any tool reports an error or
-# a check fails. MOE_SANITIZE_WEIGHT_BUDGET caps the expert weights of one
+# a check fails. MOE_SANITIZE_PASSES (names from `sanitize_kernels.py --list`)
+# runs those passes only, in that order. MOE_SANITIZE_WEIGHT_BUDGET caps the expert weights of one
 # experts case (bytes, default 4 GiB; see sanitize_kernels.py).
 #
 #   bash utils/build-gpu-artifacts.sh          # here: the artifacts
@@ -26,6 +27,17 @@ if [ ! -x "$sanitizer" ]; then
 fi
 script="$root/test/Integration/GPU/sanitize_kernels.py"
 mapfile -t passes < <(python3 "$script" --list)
+if [ -n "${MOE_SANITIZE_PASSES:-}" ]; then
+  # A subset of the passes, in the order given (each must be one of --list's).
+  read -r -a chosen <<< "$MOE_SANITIZE_PASSES"
+  for pass in "${chosen[@]}"; do
+    if ! printf '%s\n' "${passes[@]}" | grep -qx -- "$pass"; then
+      echo "gpu-sanitize: unknown pass '$pass' in MOE_SANITIZE_PASSES (sanitize_kernels.py --list: ${passes[*]})" >&2
+      exit 2
+    fi
+  done
+  passes=("${chosen[@]}")
+fi
 if [ ${#passes[@]} -eq 0 ]; then
   echo "gpu-sanitize: $script lists no passes" >&2
   exit 2

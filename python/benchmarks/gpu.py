@@ -160,12 +160,16 @@ def main_fp8(args, entries: dict, ceilings: dict) -> None:
     print(f"device {torch.cuda.get_device_name()}  {describe_ceilings(ceilings)}", flush=True)
     rows = []
     for name in args.shapes:
-        fp8_entry = entries.get(f"{name}@fp8")
-        if fp8_entry is None:
-            raise SystemExit(f"no {name}@fp8 artifact in {ARTIFACTS} "
+        # "<shape>@<options>": the FP8 half built under those kernel options
+        # (gpu_artifacts.FP8_VARIANTS), beside the shape's default bf16 one.
+        shape, _, options = name.partition("@")
+        fp8_name = f"{shape}@fp8" + (f"@{options}" if options else "")
+        fp8_entry = entries.get(fp8_name)
+        if fp8_entry is None or shape not in entries:
+            raise SystemExit(f"no {fp8_name} artifact in {ARTIFACTS} "
                              "(bash utils/build-gpu-artifacts.sh)")
         fp8_module = GpuModule(ARTIFACTS / fp8_entry["library"])
-        bf16_module = GpuModule(ARTIFACTS / entries[name]["library"])
+        bf16_module = GpuModule(ARTIFACTS / entries[shape]["library"])
         for T in args.tokens:
             row = gpu_fp8.point(name, T, fp8_entry, fp8_module, bf16_module, ceilings)
             rows.append(row)

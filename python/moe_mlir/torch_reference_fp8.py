@@ -59,12 +59,20 @@ def quantize_weights(w: torch.Tensor, block: tuple[int, int]) -> tuple[torch.Ten
 def dequantize_weights(q: torch.Tensor, scales: torch.Tensor, block: tuple[int, int],
                        dtype: Any = None) -> torch.Tensor:
     """``W[e, n, k] * S[e, n / bn, k / bk]`` of FP8 weights [E, N, K] (or of one
-    expert's [N, K] with its scales [gn, gk]), in f32 or ``dtype``."""
+    expert's [N, K] with its scales [gn, gk]), in f32 or ``dtype``. All experts
+    are dequantized one at a time into the result, so the f32 intermediates of
+    only one expert are held (DeepSeek-V3's gate/up weights in f32 take 28 GiB)."""
     torch = _torch()
-    N, K = q.shape[-2:]
+    dtype = dtype or torch.float32
+    if q.dim() == 3:
+        out = torch.empty(q.shape, dtype=dtype, device=q.device)
+        for e in range(q.shape[0]):
+            out[e] = dequantize_weights(q[e], scales[e], block, dtype)
+        return out
+    N, K = q.shape
     bn, bk = min(int(block[0]), N), min(int(block[1]), K)
-    full = scales.repeat_interleave(bn, -2)[..., :N, :].repeat_interleave(bk, -1)[..., :K]
-    return (q.float() * full).to(dtype or torch.float32)
+    full = scales.repeat_interleave(bn, 0)[:N].repeat_interleave(bk, 1)[:, :K]
+    return (q.float() * full).to(dtype)
 
 
 def quantize_rows(a: torch.Tensor, bk: int) -> tuple[torch.Tensor, torch.Tensor]:
