@@ -76,9 +76,9 @@ def variant_pipeline_extra(options: str) -> str:
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 FP8_FEATURES = "+ptx84"
 #: Kernel options the FP8 halves are built under as well ("<shape>@fp8@<options>",
-#: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`): the opt-in wgmma_fp8
-#: prefill kernel.
-FP8_VARIANTS = ("wgmma-fp8=true",)
+#: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`): the mma_sync_fp8 prefill
+#: kernel in place of the default wgmma_fp8.
+FP8_VARIANTS = ("wgmma-fp8=false",)
 
 #: Weight-only expert halves (gpu.py --weight-only, test_weight_only_gpu.py): each
 #: format with its checkpoints' group (gpt-oss's mxfp4 blocks of 32, AWQ/GPTQ's int4

@@ -5,11 +5,11 @@
 // on sm_90a (its weights by TMA, its A rows by cp.async), the e4m3 mma.sync
 // on sm_89; an older PTX version is refused at the op, and so is a chip
 // before sm_89.
-// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=isa kernel-config={wgmma-fp8=true}" | FileCheck %s --check-prefixes=CHECK,SM90A
+// RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=isa" | FileCheck %s --check-prefixes=CHECK,SM90A
 // RUN: moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_89 features=+ptx84 format=isa" | FileCheck %s --check-prefixes=CHECK,SM89
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="format=isa" 2>&1 | FileCheck %s --check-prefix=PTX80
 // RUN: not moe-opt %s --moe-lower-to-nvvm-pipeline="chip=sm_80 features=+ptx84 format=isa" 2>&1 | FileCheck %s --check-prefix=SM80
-// RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=bin kernel-config={wgmma-fp8=true}" | FileCheck %s --check-prefix=BIN %}
+// RUN: %if ptxas %{ moe-opt %s --moe-lower-to-nvvm-pipeline="features=+ptx84 format=bin" | FileCheck %s --check-prefix=BIN %}
 
 // CHECK:      llvm.func @fp8_layer(
 // CHECK:      gpu.binary @moe_kernels

@@ -7,8 +7,8 @@
 // described as bytes, the quantized A rows by cp.async) and two consumer
 // warpgroups (four e4m3 wgmma.mma_async per K tile, then the promotion with
 // the rows' and the weight block's scales).
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=wgmma-fp8=true --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=wgmma-fp8=true --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
+// RUN: moe-opt %s --moe-gpu-select-kernel-config --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, a GLU epilogue and a bias: 64 output
 // columns (64 gate and 64 up weight rows) a block.

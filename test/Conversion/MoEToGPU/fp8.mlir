@@ -2,7 +2,7 @@
 // gives both tile shapes the mma_sync_fp8 kernel on sm_89 (unroll: the
 // largest divisor of a K block's 32-wide steps up to small-unroll), and the
 // small one on sm_90a, and the large one where wgmma_fp8 refuses the op or
-// is off (wgmma-fp8, false by default)
+// is off (wgmma-fp8=false)
 // (fp8-wgmma.mlir); and convert-moe-to-gpu launches the activation
 // quantization (e4m3 bytes and their f32 scales per row and K block), then
 // the kernel, whose MMA is the e4m3 mma.sync as inline PTX, each K block's
@@ -10,7 +10,7 @@
 // routing weight).
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false" --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=wgmma-fp8=false --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, dynamic activations, a GLU epilogue and a

@@ -8,18 +8,28 @@ first, against the FP8 oracle in fp64 (moe_mlir.reference with weight_quant:
 exact e4m3 weights, the activations quantized as the kernels do): 1 token,
 7, 300, 2048 and 4096 tokens; the experts entries with every selection on
 one expert (the others get no rows) and with the ids given at random; and
-one timing line per shape. The prefill points (from 32 rows per expert)
-run mma_sync_fp8; with wgmma-fp8=true in the pipeline that built the
-artifacts, on sm_90a, they run the wgmma_fp8 kernel wherever K is a multiple of 16 and the K
+one timing line per shape; and the experts entries again with tokens and
+K blocks of very different magnitudes. The prefill points (from 32 rows per
+expert) run wgmma_fp8 on sm_90a wherever K is a multiple of 16 and the K
 blocks are whole 128-wide K tiles: both matmuls of deepseek_fp8, qwen3_fp8,
 qwen3_fp8_static and ragged_fp8 (K = 336 for the gate/up projection, its
 last K tile and K block partial; N = 336 for the down one, its last scale
-block partial), the down projection of odd_fp8 (N = 200); the others keep
-mma_sync_fp8. The bound is 2e-2
-(max |y - ref| / max |ref|); the error against the unquantized layer (the
-float weights the FP8 ones were made from) is printed beside it. Tokens
-whose routing a near-tie decides are left out. Skips without a GPU or the
-artifacts.
+block partial), the down projection of odd_fp8 (N = 200); the others, and
+every decode point, run mma_sync_fp8.
+
+The bounds (max |y - ref| / max |ref|): 2e-2 below 300 tokens, 4e-2 from
+300 on, where wgmma_fp8 runs: its FP8 accumulation within a 128-wide K block
+is below f32's, which moves the GLU output by enough to change the e4m3
+rounding of a few tokens' blocks in the down projection (measured on an
+H100: up to 3.1e-2, against 2.5e-3 through mma_sync_fp8 on the same layers;
+docs/quantization.md). Every point also keeps the root mean square of the
+error below 1e-2 of the output's (measured: 4.5e-3 at most). The scaled
+inputs check that each row and K block takes its own activation scale: a
+row that took another row's scale would be off by a factor of 2 or more, so
+each token's own error (max over the token / max of its reference) is
+bounded by 1e-1. The error against the unquantized layer (the float weights
+the FP8 ones were made from) is printed beside it. Tokens whose routing a
+near-tie decides are left out. Skips without a GPU or the artifacts.
 
 Run with pytest, or as `python3 test/Integration/GPU/test_fp8_gpu.py`.
 """
@@ -37,8 +47,26 @@ from standalone import run_tests, skip  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-#: max |y - ref| / max |ref| against the FP8 oracle (the same quantization).
+#: max |y - ref| / max |ref| against the FP8 oracle (the same quantization):
+#: below PREFILL_TOKENS, and from there on (wgmma_fp8's accumulation).
 FP8_BOUND = 2e-2
+PREFILL_BOUND = 4e-2
+PREFILL_TOKENS = 300
+#: rms(y - ref) / rms(ref), every point.
+RMS_BOUND = 1e-2
+#: Each token's max |y - ref| / max |ref| with scaled tokens and K blocks.
+TOKEN_BOUND = 1e-1
+
+
+def bound(tokens):
+    return FP8_BOUND if tokens < PREFILL_TOKENS else PREFILL_BOUND
+
+
+def rms_error(got, want, rows=None):
+    got = got.float().cpu().numpy().astype(np.float64)
+    if rows is not None:
+        got, want = got[rows], want[rows]
+    return float(np.sqrt(((got - want) ** 2).mean() / max((want ** 2).mean(), 1e-300)))
 
 def load(name):
     require_gpu()
@@ -176,12 +204,12 @@ def test_fp8_layers_match_oracle():
             want, rows = oracle(layer, tensors)
             assert rows.mean() > 0.9, f"{name}: too many near-ties ({(~rows).sum()} tokens)"
             y = poisoned_call(layer, args, tokens)
-            error = relative_error(y, want, rows)
+            error, rms = relative_error(y, want, rows), rms_error(y, want, rows)
             vs_float = relative_error(y, oracle(layer, tensors, unquantized)[0], rows)
-            print(f"  {name:18s} T={tokens:5d} rel err vs FP8 oracle {error:.2e} "
+            print(f"  {name:18s} T={tokens:5d} rel err vs FP8 oracle {error:.2e} rms {rms:.2e} "
                   f"(vs the unquantized layer {vs_float:.2e})", flush=True)
-            if not error <= FP8_BOUND:
-                failures.append((name, tokens, error))
+            if not (error <= bound(tokens) and rms <= RMS_BOUND):
+                failures.append((name, tokens, error, rms))
     assert not failures, failures
 
 
@@ -223,12 +251,47 @@ def test_fp8_experts_entries():
                              topk_weights=torch.from_numpy(weights))
                 args = [named[t["name"]].cuda() for t in layer.inputs]
                 y = poisoned_call(layer, args, tokens)
-                error = relative_error(y, experts_oracle(layer, tensors, x, ids, weights))
-                print(f"  {name:20s} T={tokens:5d} {label:10s} rel err {error:.2e}",
-                      flush=True)
-                if not error <= FP8_BOUND:
-                    failures.append((name, tokens, label, error))
+                want = experts_oracle(layer, tensors, x, ids, weights)
+                error, rms = relative_error(y, want), rms_error(y, want)
+                print(f"  {name:20s} T={tokens:5d} {label:10s} rel err {error:.2e} "
+                      f"rms {rms:.2e}", flush=True)
+                if not (error <= bound(tokens) and rms <= RMS_BOUND):
+                    failures.append((name, tokens, label, error, rms))
             assert y.shape == (tokens, H)
+    assert not failures, failures
+
+
+def test_fp8_scaled_tokens_and_blocks():
+    """Tokens scaled by 2^(t % 8 - 4) and K blocks of x by 2^(b % 5 - 2) (exact in
+    bf16), random ids, at a decode and a prefill size: each token's own error."""
+    failures = []
+    for name in ("qwen3_fp8_experts", "ragged_fp8_experts"):
+        layer = load(name)
+        spec = layer.manifest["layer"]
+        k, E, H = spec["k"], spec["experts"], spec["hidden"]
+        for tokens in (7, 1024):
+            tensors, _ = draw(layer, tokens, seed=300 + tokens)
+            token_scale = np.exp2(np.arange(tokens) % 8 - 4.0)[:, None]
+            block_scale = np.exp2((np.arange(H) // 128) % 5 - 2.0)[None, :]
+            x = as64(tensors["x"]) * token_scale * block_scale
+            tensors["x"] = torch.from_numpy(x.astype(np.float32)).to(tensors["x"].dtype)
+            assert np.array_equal(as64(tensors["x"]), x)
+            rng = np.random.default_rng(tokens)
+            weights = rng.random((tokens, k)).astype(np.float32)
+            ids = np.stack([rng.choice(E, k, replace=False)
+                            for _ in range(tokens)]).astype(np.int32)
+            named = dict(tensors, topk_ids=torch.from_numpy(ids),
+                         topk_weights=torch.from_numpy(weights))
+            args = [named[t["name"]].cuda() for t in layer.inputs]
+            got = poisoned_call(layer, args, tokens).float().cpu().numpy().astype(np.float64)
+            want = experts_oracle(layer, tensors, x, ids, weights)
+            per_token = np.abs(got - want).max(axis=1) / np.maximum(
+                np.abs(want).max(axis=1), 1e-30)
+            worst = float(per_token.max()) if np.isfinite(got).all() else float("inf")
+            print(f"  {name:20s} T={tokens:5d} scaled     worst token's rel err {worst:.2e}",
+                  flush=True)
+            if not worst <= TOKEN_BOUND:
+                failures.append((name, tokens, worst))
     assert not failures, failures
 
 
