@@ -23,9 +23,10 @@ is below f32's, which moves the GLU output by enough to change the e4m3
 rounding of a few tokens' blocks in the down projection (measured on an
 H100: up to 3.1e-2, against 2.5e-3 through mma_sync_fp8 on the same layers;
 docs/quantization.md). Every point also keeps the root mean square of the
-error below 1e-2 of the output's (measured: 4.5e-3 at most). The scaled
-inputs check that each row and K block takes its own activation scale: a
-row that took another row's scale would be off by a factor of 2 or more, so
+error below 1e-2 of the output's (measured on the experts entries: 4.5e-3
+at most). The scaled inputs check that each row and K block takes its own
+activation scale: a row that took another row's scale would be off by a
+factor of 2 or more, so
 each token's own error (max over the token / max of its reference) is
 bounded by 1e-1. The error against the unquantized layer (the float weights
 the FP8 ones were made from) is printed beside it. Tokens whose routing a
