@@ -19,7 +19,13 @@ reorders still has to be right:
   each case's tensors are freed before the next;
 - gpt-oss's biased experts, routing, capacity dispatch, expert choice, both
   losses and whole layers, through the GPU tests' own cases, which stay at a
-  few hundred tokens (gpt-oss's at 4096 at most).
+  few hundred tokens (gpt-oss's at 4096 at most);
+- the FP8 layers and experts entries of test_fp8_gpu.py (small moe-compile
+  layers, H <= 768: the activation quantization and both FP8 main loops, at
+  up to 4096 tokens);
+- the weight-only experts (MXFP4, int4, int8; bf16 and f16 activations)
+  whose quantized weights fit the budget, at T = 1 and 300 with random
+  routing and with every selection on the last expert.
 
 `python3 sanitize_kernels.py [test_name ...]` runs those passes only
 (`--list` prints them). Without a GPU it skips, as the tests do.
@@ -36,7 +42,9 @@ sys.path.insert(0, str(HERE))
 import device_artifacts  # noqa: E402
 import test_gpu_kernels as kernels  # noqa: E402
 import test_gpu_routing_ops as routing_ops  # noqa: E402
+import test_fp8_gpu as fp8  # noqa: E402
 import test_gpt_oss_gpu as gpt_oss  # noqa: E402
+import test_weight_only_gpu as weight_only  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
 #: Kinds of artifact that hold the `experts` function of the expert half.
@@ -130,6 +138,41 @@ def test_experts_at_two_sizes():
             device_artifacts.clear_modules()
             release_device_memory()
     assert not failures, failures
+
+
+def quantized_weight_bytes(entry):
+    """The bytes of a weight-only artifact's codes (4 or 8 bits a weight; the
+    scales and zero points are a few percent more)."""
+    bits = 8 if entry["format"] == "int8" else 4
+    return 3 * entry["E"] * entry["H"] * entry["I"] * bits // 8
+
+
+def test_weight_only_experts():
+    budget = int(os.environ.get("MOE_SANITIZE_WEIGHT_BUDGET", DEFAULT_WEIGHT_BUDGET))
+    failures = []
+    for entry in weight_only.entries():
+        if quantized_weight_bytes(entry) > budget:
+            print(f"  weight-only {entry['name']:26s} left out: weights "
+                  f"{quantized_weight_bytes(entry) / 2**30:.1f} GiB > budget "
+                  f"{budget / 2**30:.1f} GiB", flush=True)
+            continue
+        last = kernels.torch.full((300, entry["k"]), entry["E"] - 1,
+                                  dtype=kernels.torch.int32, device="cuda")
+        failures += weight_only.check(
+            [(entry, "T=1", weight_only.run_case(entry, 1, seed=41)),
+             (entry, "T=300", weight_only.run_case(entry, 300, seed=42)),
+             (entry, "one expert", weight_only.run_case(entry, 300, seed=43, ids=last))])
+        device_artifacts.clear_modules()
+        release_device_memory()
+    assert not failures, failures
+
+
+def test_fp8_layers():
+    fp8.test_fp8_layers_match_oracle()
+
+
+def test_fp8_experts():
+    fp8.test_fp8_experts_entries()
 
 
 def test_routing_kernels():
