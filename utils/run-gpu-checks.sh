@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Runs the GPU checks and timings on a machine with an NVIDIA GPU, torch and
+# the artifacts of utils/build-gpu-artifacts.sh (MOE_GPU_ARTIFACTS, default
+# artifacts/gpu), in the order given, within a wall-clock budget, and prints
+# one summary line per step last.
+#
+#   bash utils/run-gpu-checks.sh [step ...]
+#
+# A step is the name of a test file in test/Integration/GPU without its
+# `test_` prefix and `.py` suffix (fp8_gpu, gpu_kernels, ...), or one of:
+#   tests        every test file there, in name order
+#   bench        gpu.py's bf16 table (python/benchmarks/gpu.py)
+#   bench-fp8    gpu.py --fp8
+#   bench-wonly  gpu.py --weight-only
+#   sanitize     utils/gpu-sanitize.sh (its tools from MOE_SANITIZE_TOOLS,
+#                default racecheck initcheck; MOE_SANITIZE_PASSES as there)
+# Without steps: tests, then bench, bench-fp8 and bench-wonly.
+#
+# Environment: MOE_GPU_BENCH_ARGS, MOE_GPU_BENCH_FP8_ARGS and
+# MOE_GPU_BENCH_WONLY_ARGS (more gpu.py arguments, e.g. "--shapes
+# qwen3-30b-a3b --tokens 1 32"), MOE_GPU_CHECK_BUDGET (seconds for all steps, default 540; a
+# step gets at most what is left, and none starts with under 15 s left),
+# MOE_GPU_CHECK_STEP_LIMIT (seconds a step may take, default 240),
+# MOE_GPU_CHECK_LOGS (where each step's log goes, default gpu-check-logs/;
+# the benches' --json files go there too). Exits non-zero if a step failed,
+# timed out or was not reached.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PYTHONUNBUFFERED=1
+export MOE_GPU_ARTIFACTS=${MOE_GPU_ARTIFACTS:-$root/artifacts/gpu}
+budget=${MOE_GPU_CHECK_BUDGET:-540}
+step_limit=${MOE_GPU_CHECK_STEP_LIMIT:-240}
+logs=${MOE_GPU_CHECK_LOGS:-gpu-check-logs}
+for value in "$budget" "$step_limit"; do
+  if ! [[ "$value" =~ ^[1-9][0-9]*$ ]]; then
+    echo "run-gpu-checks: budgets are whole seconds, got '$value'" >&2
+    exit 2
+  fi
+done
+mkdir -p "$logs"
+summary="$logs/summary.txt"
+: > "$summary"
+start=$(date +%s)
+status=0
+
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests bench bench-fp8 bench-wonly)
+expanded=()
+for step in "${steps[@]}"; do
+  if [ "$step" = tests ]; then
+    for file in test/Integration/GPU/test_*.py; do
+      name=$(basename "$file" .py)
+      expanded+=("${name#test_}")
+    done
+  else
+    expanded+=("$step")
+  fi
+done
+
+command_of() {
+  case "$1" in
+    bench) echo "python3 python/benchmarks/gpu.py ${MOE_GPU_BENCH_ARGS:-} --json $logs/bench.json" ;;
+    bench-fp8) echo "python3 python/benchmarks/gpu.py --fp8 ${MOE_GPU_BENCH_FP8_ARGS:-} --json $logs/bench-fp8.json" ;;
+    bench-wonly) echo "python3 python/benchmarks/gpu.py --weight-only ${MOE_GPU_BENCH_WONLY_ARGS:-} --json $logs/bench-wonly.json" ;;
+    sanitize) echo "env MOE_SANITIZE_LOGS=$logs/sanitize bash utils/gpu-sanitize.sh ${MOE_SANITIZE_TOOLS:-racecheck initcheck}" ;;
+    *)
+      if [ -f "test/Integration/GPU/test_$1.py" ]; then
+        echo "python3 test/Integration/GPU/test_$1.py"
+      fi ;;
+  esac
+}
+
+for step in "${expanded[@]}"; do
+  command=$(command_of "$step")
+  if [ -z "$command" ]; then
+    echo "run-gpu-checks: unknown step '$step'" >&2
+    exit 2
+  fi
+done
+
+for step in "${expanded[@]}"; do
+  left=$(( budget - ($(date +%s) - start) ))
+  if [ "$left" -lt 15 ]; then
+    echo "$step: not run (the budget is spent)" >> "$summary"
+    status=1
+    continue
+  fi
+  limit=$(( left < step_limit ? left : step_limit ))
+  t0=$(date +%s)
+  # shellcheck disable=SC2046
+  timeout "$limit" $(command_of "$step") > "$logs/$step.log" 2>&1
+  rc=$?
+  results=$(grep -E '^(PASS|FAIL|SKIP)' "$logs/$step.log" | cut -d' ' -f1 | sort | uniq -c | tr -s ' \n' ' ')
+  [ "$rc" -eq 124 ] && results="timed out after ${limit} s; $results"
+  echo "$step: exit $rc, $(( $(date +%s) - t0 )) s; $results" >> "$summary"
+  [ "$rc" -ne 0 ] && status=1
+done
+
+for step in "${expanded[@]}"; do
+  [ -f "$logs/$step.log" ] || continue
+  if grep -q -E '^FAIL|Traceback' "$logs/$step.log"; then
+    echo "== $step: failures"
+    grep -E -A6 '^FAIL|Traceback' "$logs/$step.log" | head -30
+  fi
+  case "$step" in
+    bench*|sanitize) echo "== $step"; grep -v '^\s*$' "$logs/$step.log" | tail -20 ;;
+  esac
+done
+nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null \
+  | sed 's/^/card: /'
+echo "== summary"
+cat "$summary"
+exit $status
