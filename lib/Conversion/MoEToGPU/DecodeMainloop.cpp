@@ -32,35 +32,16 @@ using gpu_lowering::kWarpSize;
 /// K per step of the wide loads: two m16n8k16 MMAs.
 constexpr int64_t kStepK = 32;
 
-class DecodeKernel final : public TensorCoreKernel {
+class DecodeKernel final : public DecodeKernelBase {
 public:
   DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config)
-      : TensorCoreKernel(mm, config) {}
+      : DecodeKernelBase(mm, config) {}
 
 private:
-  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
-                     int64_t &dynamicBytes) override {
-    addSplitKBuffer(b, workgroup);
-  }
-
-  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override {
-    if (!workgroup.empty())
-      partials = workgroup.front();
-  }
-
-  void computeTile(KernelBuilder &b, const TileWork &work,
-                   Value blockColumn) override {
-    ThreadPosition at = threadPosition(b);
-    forWarpPart(b, blockColumn, at.warp,
-                [&](KernelBuilder &wb, Value warpColumn, Value part) {
-                  computeWarp(wb, work, warpColumn, part, at.lane, at.g, at.c);
-                });
-  }
-
   /// Computes the tile's columns from warpColumn over part `part` of K (of
   /// config.splitK), then sums the parts and stores.
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
-                   Value part, Value lane, Value g, Value c) {
+                   Value part, Value lane, Value g, Value c) override {
     // A rows: for m tile i, rows g and g + 8.
     WarpRows rows = warpRows(b, work, g);
     ArrayRef<Operand> aRows = rows.a;
@@ -183,8 +164,6 @@ private:
                           expert);
               });
   }
-
-  Value partials; // workgroup memory of the K parts' sums (splitK > 1)
 };
 
 } // namespace

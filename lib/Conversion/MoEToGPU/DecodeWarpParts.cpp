@@ -121,3 +121,40 @@ SmallVector<Value> TensorCoreKernel::stagedLoop(KernelBuilder &b,
   results.resize(numCarried);
   return results;
 }
+
+SmallVector<Value> TensorCoreKernel::weightScaleBlocks(KernelBuilder &b,
+                                                       Value warpColumn,
+                                                       Value c,
+                                                       int64_t blockN) const {
+  SmallVector<Value> blocks;
+  Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
+  for (int64_t u = 0; u < bTiles; ++u)
+    for (int64_t q = 0; q < 2; ++q) {
+      Value n = weightRow(b, warpColumn, u,
+                          b.create<arith::AddIOp>(pairColumn, b.index(q)));
+      Value clamped = b.minIndex(n, b.index(mm.n - 1));
+      blocks.push_back(b.create<arith::DivUIOp>(clamped, b.index(blockN)));
+    }
+  return blocks;
+}
+
+void DecodeKernelBase::prepareLaunch(KernelBuilder &b,
+                                     SmallVector<Type> &workgroup,
+                                     int64_t &dynamicBytes) {
+  addSplitKBuffer(b, workgroup);
+}
+
+void DecodeKernelBase::bindSharedMemory(KernelBuilder &b,
+                                        ValueRange workgroup) {
+  if (!workgroup.empty())
+    partials = workgroup.front();
+}
+
+void DecodeKernelBase::computeTile(KernelBuilder &b, const TileWork &work,
+                                   Value blockColumn) {
+  ThreadPosition at = threadPosition(b);
+  forWarpPart(b, blockColumn, at.warp,
+              [&](KernelBuilder &wb, Value warpColumn, Value part) {
+                computeWarp(wb, work, warpColumn, part, at.lane, at.g, at.c);
+              });
+}

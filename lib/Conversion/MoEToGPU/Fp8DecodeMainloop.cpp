@@ -61,22 +61,9 @@ private:
     ArrayRef<Value> outRows = rows.out, outValid = rows.outValid;
     // B rows: the weight row of tile u for lane group g; and the scale
     // block (n / bn) of the accumulator columns 2c and 2c + 1 of tile u.
-    SmallVector<Operand> bRows;
-    SmallVector<Value> scaleBlocks;
-    Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
-    for (int64_t u = 0; u < bTiles; ++u) {
-      Value row = weightRow(b, warpColumn, u, g);
-      Value valid = b.lessThan(row, b.index(mm.n));
-      bRows.push_back(
-          {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
-      for (int64_t q = 0; q < 2; ++q) {
-        Value n = weightRow(b, warpColumn, u,
-                            b.create<arith::AddIOp>(pairColumn, b.index(q)));
-        Value clamped = b.minIndex(n, b.index(mm.n - 1));
-        scaleBlocks.push_back(
-            b.create<arith::DivUIOp>(clamped, b.index(layout.blockN)));
-      }
-    }
+    SmallVector<Operand> bRows = warpWeightRows(b, warpColumn, g);
+    SmallVector<Value> scaleBlocks =
+        weightScaleBlocks(b, warpColumn, c, layout.blockN);
     Value expert = work.expert;
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
     SmallVector<Value> zeros(numAcc(), b.f32(0.0));

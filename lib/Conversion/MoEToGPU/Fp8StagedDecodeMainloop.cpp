@@ -40,52 +40,23 @@ using namespace mlir::moe::gpu_lowering;
 
 namespace {
 
-class Fp8StagedDecodeKernel final : public TensorCoreKernel {
+class Fp8StagedDecodeKernel final : public DecodeKernelBase {
 public:
   Fp8StagedDecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config)
-      : TensorCoreKernel(mm, config), layout(*mm.fp8), stepK(config.stepK),
+      : DecodeKernelBase(mm, config), layout(*mm.fp8), stepK(config.stepK),
         laneBytes(config.stepK / 4),
         groupsPerBlock(llvm::divideCeil(layout.blockK, config.stepK) /
                        config.unroll) {}
 
 private:
-  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
-                     int64_t &dynamicBytes) override {
-    addSplitKBuffer(b, workgroup);
-  }
-
-  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override {
-    if (!workgroup.empty())
-      partials = workgroup.front();
-  }
-
-  void computeTile(KernelBuilder &b, const TileWork &work,
-                   Value blockColumn) override {
-    ThreadPosition at = threadPosition(b);
-    forWarpPart(b, blockColumn, at.warp,
-                [&](KernelBuilder &wb, Value warpColumn, Value part) {
-                  computeWarp(wb, work, warpColumn, part, at.lane, at.g, at.c);
-                });
-  }
-
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
-                   Value part, Value lane, Value g, Value c) {
+                   Value part, Value lane, Value g, Value c) override {
     WarpRows rows = warpRows(b, work, g);
     ArrayRef<Operand> aRows = rows.a;
     ArrayRef<Value> outRows = rows.out, outValid = rows.outValid;
     SmallVector<Operand> bRows = warpWeightRows(b, warpColumn, g);
-    // The scale block (n / bn) of accumulator columns 2c and 2c + 1 of
-    // each B tile u.
-    SmallVector<Value> scaleBlocks;
-    Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
-    for (int64_t u = 0; u < bTiles; ++u)
-      for (int64_t q = 0; q < 2; ++q) {
-        Value n = weightRow(b, warpColumn, u,
-                            b.create<arith::AddIOp>(pairColumn, b.index(q)));
-        Value clamped = b.minIndex(n, b.index(mm.n - 1));
-        scaleBlocks.push_back(
-            b.create<arith::DivUIOp>(clamped, b.index(layout.blockN)));
-      }
+    SmallVector<Value> scaleBlocks =
+        weightScaleBlocks(b, warpColumn, c, layout.blockN);
     Value expert = work.expert;
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
     Value laneK = b.create<arith::MulIOp>(c, b.index(laneBytes));
@@ -186,7 +157,6 @@ private:
   int64_t stepK;          // K per step: 32 or 64
   int64_t laneBytes;      // bytes per lane and row of a step: 8 or 16
   int64_t groupsPerBlock; // groups of `unroll` steps per K block
-  Value partials;         // workgroup memory of the K parts' sums
 };
 
 } // namespace

@@ -117,6 +117,11 @@ protected:
                                 Value last, ValueRange init, GroupLoad load,
                                 GroupCompute compute);
 
+  /// The FP8 kernels' weight scale block (n / blockN) of the accumulator
+  /// columns 2c and 2c + 1 of each B tile u of a warp from `warpColumn`, in
+  /// the order (u, column).
+  SmallVector<Value> weightScaleBlocks(KernelBuilder &b, Value warpColumn,
+                                       Value c, int64_t blockN) const;
   /// K tiles of the staged kernels.
   int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
   static int64_t bytes(MemRefType type) {
@@ -149,6 +154,29 @@ private:
   std::pair<Value, Value> groupedOrder(KernelBuilder &b, Value y, Value x,
                                        Value numTiles);
   void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn);
+};
+
+/// A decode kernel whose warps may split K (split_k = 4): the workgroup
+/// buffer of the parts' sums, and each warp's columns and part
+/// (DecodeWarpParts.cpp).
+class DecodeKernelBase : public TensorCoreKernel {
+protected:
+  using TensorCoreKernel::TensorCoreKernel;
+
+  /// One warp's main loop and epilogue: columns from `warpColumn`, part
+  /// `part` of K (0 where split_k = 1), sums added with sumSplitK.
+  virtual void computeWarp(KernelBuilder &b, const TileWork &work,
+                           Value warpColumn, Value part, Value lane, Value g,
+                           Value c) = 0;
+
+  Value partials; // workgroup memory of the K parts' sums (split_k > 1)
+
+private:
+  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
+                     int64_t &dynamicBytes) override;
+  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override;
+  void computeTile(KernelBuilder &b, const TileWork &work,
+                   Value blockColumn) override;
 };
 
 std::unique_ptr<TensorCoreKernel>
