@@ -76,9 +76,24 @@ def variant_pipeline_extra(options: str) -> str:
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
 FP8_FEATURES = "+ptx84"
 #: Kernel options the FP8 halves are built under as well ("<shape>@fp8@<options>",
-#: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`): the mma_sync_fp8 prefill
-#: kernel in place of the default wgmma_fp8.
-FP8_VARIANTS = ("wgmma-fp8=false",)
+#: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`, checked by
+#: test_fp8_variants_gpu.py): the mma_sync_fp8 prefill kernel in place of the default
+#: wgmma_fp8; the prefill tile from 8 rows per expert (bf16's threshold) rather than
+#: 32; and the staged FP8 decode loop (Fp8StagedDecodeMainloop.cpp, opt-in): register
+#: stages alone, with 16-byte steps, and with split-K on top.
+FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8", "fp8-small-stages=2",
+                "fp8-small-k=64 fp8-small-stages=2",
+                "fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4")
+#: FP8 expert halves at edge shapes, under the default and every FP8 variant, and
+#: with split-K from small K too (so the edges' few K blocks leave parts empty):
+#: name -> (H, I, E, k). fp8-edge-tail: K = 208 (two blocks, the second partial;
+#: 16-byte steps) and 80 (one block over K, its second 64-wide step half past K),
+#: N = 160 and 208, no multiples of the tiles' columns. fp8-edge-narrow: K = 200
+#: and 72, no multiples of 16 (8-byte steps where k = 64 is asked for).
+FP8_EDGES = {"fp8-edge-tail": (208, 80, 8, 2), "fp8-edge-narrow": (200, 72, 8, 2)}
+FP8_EDGE_VARIANTS = ("fp8-small-split-k=4 small-split-k-from=64",
+                     "fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4 "
+                     "small-split-k-from=64")
 
 #: Weight-only expert halves (gpu.py --weight-only, test_weight_only_gpu.py): each
 #: format with its checkpoints' group (gpt-oss's mxfp4 blocks of 32, AWQ/GPTQ's int4
@@ -200,6 +215,14 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
                 "experts", features=FP8_FEATURES, pipeline_extra=variant_pipeline_extra(options),
                 kind="experts-fp8-variant", H=H, I=I, E=E, k=k,
                 block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+    for name, (H, I, E, k) in FP8_EDGES.items():
+        for options in ("",) + FP8_VARIANTS + FP8_EDGE_VARIANTS:
+            add(f"{name}@fp8" + (f"@{options}" if options else ""),
+                irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=FP8_QUANT),
+                "experts", features=FP8_FEATURES,
+                pipeline_extra=variant_pipeline_extra(options) if options else "",
+                kind="experts-fp8-edge", H=H, I=I, E=E, k=k,
+                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
     for fmt, quant in WEIGHT_ONLY_QUANT.items():
         shapes = {f"{name}@{fmt}": dims for name, dims in BENCHMARK_SHAPES.items()}
         shapes.update(WEIGHT_ONLY_EDGES[fmt])
@@ -312,11 +335,21 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
 
 
 def resource_report(out: pathlib.Path) -> str:
-    """ptxas -v over the PTX of one benchmark module's kernels."""
+    """ptxas -v over the PTX of one benchmark module's kernels, then over the FP8
+    half of each benchmark shape under the default and each FP8 variant (the
+    registers and spills of the FP8 decode loops)."""
     H, I, E, k = BENCHMARK_SHAPES["qwen3-30b-a3b"]
     ptx = gpu.lower_to_ptx(irgen.experts_ir(None, H, E, I, k, name="experts"))
     (out / "experts.ptx").write_text(ptx)
-    return gpu.ptxas_report(ptx)
+    reports = [gpu.ptxas_report(ptx)]
+    for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
+        ir = irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=FP8_QUANT)
+        for options in ("",) + FP8_VARIANTS:
+            ptx = gpu.lower_to_ptx(ir, features=FP8_FEATURES,
+                                   extra=variant_pipeline_extra(options) if options else "")
+            reports.append(f"== {name}@fp8" + (f"@{options}" if options else "") + "\n" +
+                           gpu.ptxas_report(ptx))
+    return "\n".join(reports)
 
 
 def main() -> None:

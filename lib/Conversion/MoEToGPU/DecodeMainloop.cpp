@@ -32,51 +32,16 @@ using gpu_lowering::kWarpSize;
 /// K per step of the wide loads: two m16n8k16 MMAs.
 constexpr int64_t kStepK = 32;
 
-class DecodeKernel final : public TensorCoreKernel {
+class DecodeKernel final : public DecodeKernelBase {
 public:
   DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config)
-      : TensorCoreKernel(mm, config) {}
+      : DecodeKernelBase(mm, config) {}
 
 private:
-  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
-                     int64_t &dynamicBytes) override {
-    if (config.splitK == 1)
-      return;
-    // The accumulators of every warp but the first, lane-minor.
-    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    workgroup.push_back(
-        MemRefType::get({(config.splitK - 1) * numAcc() * kWarpSize},
-                        b.getF32Type(), MemRefLayoutAttrInterface(), space));
-  }
-
-  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override {
-    if (!workgroup.empty())
-      partials = workgroup.front();
-  }
-
-  void computeTile(KernelBuilder &b, const TileWork &work,
-                   Value blockColumn) override {
-    ThreadPosition at = threadPosition(b);
-    Value warp = at.warp, lane = at.lane, g = at.g, c = at.c;
-    if (config.splitK > 1) {
-      // Every warp has the block's columns (in range, by the grid), so all
-      // reach the barrier of the sum.
-      computeWarp(b, work, blockColumn, warp, lane, g, c);
-      return;
-    }
-    Value warpColumn = b.create<arith::AddIOp>(
-        blockColumn,
-        b.create<arith::MulIOp>(warp, b.index(config.warpColumns)));
-    b.ifThen(b.lessThan(warpColumn, b.index(mm.width)), [&](KernelBuilder &wb) {
-      computeWarp(wb, work, warpColumn, b.index(0), lane, g, c);
-    });
-  }
-
   /// Computes the tile's columns from warpColumn over part `part` of K (of
   /// config.splitK), then sums the parts and stores.
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
-                   Value part, Value lane, Value g, Value c) {
+                   Value part, Value lane, Value g, Value c) override {
     // A rows: for m tile i, rows g and g + 8.
     WarpRows rows = warpRows(b, work, g);
     ArrayRef<Operand> aRows = rows.a;
@@ -143,48 +108,23 @@ private:
     // the last part also takes the single steps and the tail.
     int64_t unrolledStep = kStepK * config.unroll;
     int64_t steps = unrolledK / unrolledStep;
-    auto partStart = [&](Value p) {
-      Value step = b.create<arith::DivUIOp>(
-          b.create<arith::MulIOp>(p, b.index(steps)), b.index(config.splitK));
-      return b.create<arith::MulIOp>(step, b.index(unrolledStep));
+    auto partStartK = [&](Value p) {
+      return b.create<arith::MulIOp>(partStart(b, p, steps),
+                                     b.index(unrolledStep));
     };
-    Value kBegin = partStart(part);
-    Value kEnd = partStart(b.create<arith::AddIOp>(part, b.index(1)));
-    SmallVector<Value> acc;
-    if (config.registerStages == 1 || steps == 0) {
-      acc = b.forLoop(kBegin, kEnd, b.index(unrolledStep), init,
-                      [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-                        return wideSteps(lb, k0, config.unroll, iter);
-                      });
-    } else {
-      // Two groups in registers: each iteration issues the next group's
-      // loads, then multiplies the group loaded one iteration before, so a
-      // warp's loads stay in flight across the MMAs and the loop's latency
-      // is paid once rather than once per group. After a part's last
-      // group, its last is loaded again (cached, in bounds) and not used;
-      // an empty part loads the last group of K the same way.
-      Value lastGroup = b.index(unrolledK - unrolledStep);
-      auto clamp = [&](KernelBuilder &lb, Value k0) {
-        return lb.minIndex(k0, lastGroup);
-      };
-      SmallVector<Value> iters(init);
-      llvm::append_range(iters, loadSteps(b, clamp(b, kBegin), config.unroll));
-      int64_t numAccs = init.size();
-      SmallVector<Value> results = b.forLoop(
-          kBegin, kEnd, b.index(unrolledStep), iters,
-          [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-            Value kNext = lb.create<arith::AddIOp>(k0, lb.index(unrolledStep));
-            Value more = lb.lessThan(kNext, kEnd);
-            SmallVector<Value> next = loadSteps(
-                lb, lb.create<arith::SelectOp>(more, kNext, k0), config.unroll);
-            SmallVector<Value> current(iter.drop_front(numAccs));
-            SmallVector<Value> out =
-                mmaSteps(lb, current, config.unroll, iter.take_front(numAccs));
-            llvm::append_range(out, next);
-            return out;
-          });
-      acc.assign(results.begin(), results.begin() + numAccs);
-    }
+    Value kBegin = partStartK(part);
+    Value kEnd = partStartK(b.create<arith::AddIOp>(part, b.index(1)));
+    int64_t registerStages = steps == 0 ? 1 : config.registerStages;
+    Value lastGroup =
+        registerStages == 2 ? b.index(unrolledK - unrolledStep) : Value();
+    SmallVector<Value> acc = stagedLoop(
+        b, registerStages, kBegin, kEnd, unrolledStep, lastGroup, init,
+        [&](KernelBuilder &lb, Value k0) {
+          return loadSteps(lb, k0, config.unroll);
+        },
+        [&](KernelBuilder &lb, ArrayRef<Value> frags, ValueRange iter) {
+          return mmaSteps(lb, frags, config.unroll, iter);
+        });
     if (unrolledK < fullK) {
       Value from = b.create<arith::SelectOp>(lastPart, b.index(unrolledK),
                                              b.index(fullK));
@@ -218,38 +158,12 @@ private:
         }
       }
     }
-    if (config.splitK == 1) {
-      storeTile(b, acc, accIndex, outRows, outValid, warpColumn, c, expert);
-      return;
-    }
-    auto slot = [&](KernelBuilder &sb, Value p, int64_t j) -> Value {
-      // (p - 1, j, lane): consecutive lanes, consecutive words.
-      Value base =
-          sb.create<arith::MulIOp>(sb.create<arith::SubIOp>(p, sb.index(1)),
-                                   sb.index(numAcc() * kWarpSize));
-      return sb.create<arith::AddIOp>(
-          base, sb.create<arith::AddIOp>(lane, sb.index(j * kWarpSize)));
-    };
-    Value first =
-        b.create<arith::CmpIOp>(arith::CmpIPredicate::eq, part, b.index(0));
-    Value later =
-        b.create<arith::CmpIOp>(arith::CmpIPredicate::ne, part, b.index(0));
-    b.ifThen(later, [&](KernelBuilder &sb) {
-      for (int64_t j = 0; j < numAcc(); ++j)
-        sb.store(acc[j], partials, slot(sb, part, j));
-    });
-    b.create<gpu::BarrierOp>();
-    b.ifThen(first, [&](KernelBuilder &sb) {
-      SmallVector<Value> sum(acc);
-      for (int64_t p = 1; p < config.splitK; ++p)
-        for (int64_t j = 0; j < numAcc(); ++j)
-          sum[j] = sb.create<arith::AddFOp>(
-              sum[j], sb.load(partials, slot(sb, sb.index(p), j)));
-      storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c, expert);
-    });
+    sumSplitK(b, acc, part, lane, partials,
+              [&](KernelBuilder &sb, ArrayRef<Value> sum) {
+                storeTile(sb, sum, accIndex, outRows, outValid, warpColumn, c,
+                          expert);
+              });
   }
-
-  Value partials; // workgroup memory of the K parts' sums (splitK > 1)
 };
 
 } // namespace

@@ -16,9 +16,8 @@
 // permutation of K for A and B, which leaves the dot products unchanged.
 // `unroll` steps of loads are issued before their MMAs. The epilogue (bias,
 // GLU, routing weight) is the other tensor-core kernels'.
-//
-// nvvm.mma.sync has no e4m3 form (upstream's NVVM lists FP8 only for the
-// sparse MMA), so the MMA is inline PTX; it needs sm_89 and PTX ISA 8.4.
+// This is the kernel of k = 32, stages = 1, split_k = 1; the others are
+// Fp8StagedDecodeMainloop.cpp's.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,8 +25,6 @@
 #include "TensorCoreKernel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -55,49 +52,6 @@ private:
     });
   }
 
-  /// 8 bytes of row `row` from column k as 2 words, zero where `valid` is
-  /// false.
-  static Value loadWords(KernelBuilder &b, Value memref, ValueRange indices,
-                         Type element, Value valid) {
-    Value bytes =
-        b.create<vector::LoadOp>(VectorType::get({8}, element), memref, indices,
-                                 false, llvm::MaybeAlign(8));
-    Value words = b.create<vector::BitCastOp>(
-        VectorType::get({2}, b.getI32Type()), bytes);
-    Value zero = b.create<arith::ConstantOp>(DenseElementsAttr::get(
-        VectorType::get({2}, b.getI32Type()), b.getI32IntegerAttr(0)));
-    return b.create<arith::SelectOp>(valid, words, zero);
-  }
-
-  static Value word(KernelBuilder &b, Value words, int64_t q) {
-    return b.create<vector::ExtractOp>(words, ArrayRef<int64_t>{q});
-  }
-
-  /// acc (4 f32) += A (4 words of e4m3 quads) * B (2 words), in f32.
-  static void mma(KernelBuilder &b, ArrayRef<Value> a, ArrayRef<Value> bFrag,
-                  MutableArrayRef<Value> acc) {
-    Type f32 = b.getF32Type();
-    auto resultType =
-        LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
-    SmallVector<Value> operands(a);
-    operands.append(bFrag.begin(), bFrag.end());
-    operands.append(acc.begin(), acc.end());
-    Value d =
-        b.create<LLVM::InlineAsmOp>(
-             resultType, operands,
-             "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
-             "{$0, $1, $2, $3}, {$4, $5, $6, $7}, {$8, $9}, {$10, $11, $12, "
-             "$13};",
-             "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f", /*has_side_effects=*/false,
-             /*is_align_stack=*/false, LLVM::TailCallKind::None,
-             LLVM::AsmDialectAttr::get(b.getContext(),
-                                       LLVM::AsmDialect::AD_ATT),
-             /*operand_attrs=*/ArrayAttr())
-            .getRes();
-    for (int64_t q = 0; q < 4; ++q)
-      acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
-  }
-
   void computeWarp(KernelBuilder &b, const TileWork &work, Value warpColumn,
                    Value g, Value c) {
     // A rows: for m tile i, rows g and g + 8, read from the quantized rows
@@ -107,22 +61,9 @@ private:
     ArrayRef<Value> outRows = rows.out, outValid = rows.outValid;
     // B rows: the weight row of tile u for lane group g; and the scale
     // block (n / bn) of the accumulator columns 2c and 2c + 1 of tile u.
-    SmallVector<Operand> bRows;
-    SmallVector<Value> scaleBlocks;
-    Value pairColumn = b.create<arith::MulIOp>(c, b.index(2));
-    for (int64_t u = 0; u < bTiles; ++u) {
-      Value row = weightRow(b, warpColumn, u, g);
-      Value valid = b.lessThan(row, b.index(mm.n));
-      bRows.push_back(
-          {b.create<arith::SelectOp>(valid, row, b.index(0)), valid});
-      for (int64_t q = 0; q < 2; ++q) {
-        Value n = weightRow(b, warpColumn, u,
-                            b.create<arith::AddIOp>(pairColumn, b.index(q)));
-        Value clamped = b.minIndex(n, b.index(mm.n - 1));
-        scaleBlocks.push_back(
-            b.create<arith::DivUIOp>(clamped, b.index(layout.blockN)));
-      }
-    }
+    SmallVector<Operand> bRows = warpWeightRows(b, warpColumn, g);
+    SmallVector<Value> scaleBlocks =
+        weightScaleBlocks(b, warpColumn, c, layout.blockN);
     Value expert = work.expert;
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
     SmallVector<Value> zeros(numAcc(), b.f32(0.0));
@@ -144,11 +85,11 @@ private:
         SmallVector<Value> aStep, bStep;
         for (const Operand &row : aRows)
           aStep.push_back(
-              loadWords(lb, mm.quantLhs, {row.row, k}, i8, row.valid));
+              loadFp8Words(lb, mm.quantLhs, {row.row, k}, i8, 8, row.valid));
         for (const Operand &row : bRows)
-          bStep.push_back(
-              loadWords(lb, mm.rhs, {expert, row.row, weightK}, mm.rhsElement,
-                        lb.create<arith::AndIOp>(row.valid, inside)));
+          bStep.push_back(loadFp8Words(
+              lb, mm.rhs, {expert, row.row, weightK}, mm.rhsElement, 8,
+              lb.create<arith::AndIOp>(row.valid, inside)));
         aWords.push_back(aStep);
         bWords.push_back(bStep);
       }
@@ -156,13 +97,13 @@ private:
       for (int64_t s = 0; s < count; ++s)
         for (int64_t i = 0; i < config.mTiles; ++i) {
           Value lo = aWords[s][2 * i], hi = aWords[s][2 * i + 1];
-          SmallVector<Value> a = {word(lb, lo, 0), word(lb, hi, 0),
-                                  word(lb, lo, 1), word(lb, hi, 1)};
+          SmallVector<Value> a = {fp8Word(lb, lo, 0), fp8Word(lb, hi, 0),
+                                  fp8Word(lb, lo, 1), fp8Word(lb, hi, 1)};
           for (int64_t u = 0; u < bTiles; ++u) {
-            SmallVector<Value> bFrag = {word(lb, bWords[s][u], 0),
-                                        word(lb, bWords[s][u], 1)};
+            SmallVector<Value> bFrag = {fp8Word(lb, bWords[s][u], 0),
+                                        fp8Word(lb, bWords[s][u], 1)};
             MutableArrayRef<Value> slot(next.data() + accIndex(i, u), 4);
-            mma(lb, a, bFrag, slot);
+            fp8MmaSync(lb, a, bFrag, slot);
           }
         }
       return next;

@@ -4,7 +4,10 @@
 // scales) runs two kernels: the activation quantization
 // (Fp8ActivationQuant.cpp), which writes the A rows as e4m3 bytes and their
 // per-block scales, and the mma_sync_fp8 main loop (Fp8DecodeMainloop.cpp),
-// which multiplies them with the weights block by block of K.
+// which multiplies them with the weights block by block of K; with wider
+// steps, register stages or split-K, the mma_sync_fp8 main loop of
+// Fp8StagedDecodeMainloop.cpp. Both load fragments and multiply as
+// Fp8Fragments.cpp does.
 //
 //===----------------------------------------------------------------------===//
 
@@ -32,6 +35,17 @@ struct Fp8Layout {
   // there are several blocks (the kernel's verifier checks it).
   int64_t stride;
 };
+
+/// `bytes` (8 or 16) e4m3 bytes of `memref` at `indices` (`element`: i8
+/// or f8E4M3FN) as i32 words, zero where `valid` is false.
+Value loadFp8Words(KernelBuilder &b, Value memref, ValueRange indices,
+                   Type element, int64_t bytes, Value valid);
+/// Word `q` of loadFp8Words' result.
+Value fp8Word(KernelBuilder &b, Value words, int64_t q);
+/// acc (4 f32) += A (4 words of e4m3 quads) * B (2 words), with
+/// mma.sync.m16n8k32 e4m3 (inline PTX: sm_89, PTX ISA 8.4).
+void fp8MmaSync(KernelBuilder &b, ArrayRef<Value> a, ArrayRef<Value> bFrag,
+                MutableArrayRef<Value> acc);
 
 /// Launches the activation quantization of `mm`'s A operand (its lhs rows
 /// as they are, before any gather) and sets mm.quantLhs ([rows, stride]

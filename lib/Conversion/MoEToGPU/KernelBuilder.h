@@ -144,6 +144,8 @@ struct TensorCoreConfig {
   // mma_sync: groups of `unroll` steps in flight in registers; with 2, each
   // group's loads are issued before the previous group's MMAs.
   int64_t registerStages = 1;
+  // mma_sync_fp8: K per step (32: 8 bytes per lane and row, 64: 16 bytes).
+  int64_t stepK = 32;
   // Warps that share the same columns and split K, their sums added through
   // shared memory: 1, or kWarpsPerBlock.
   int64_t splitK;

@@ -103,6 +103,16 @@ struct MoEGPUSelectKernelConfigPass
       return errorHandler(
           "moe-gpu-select-kernel-config: small-split-k must be 1 or 4, got " +
           Twine(static_cast<int64_t>(smallSplitK)));
+    if (fp8SmallK != 32 && fp8SmallK != 64)
+      return errorHandler(
+          "moe-gpu-select-kernel-config: fp8-small-k must be 32 or 64, got " +
+          Twine(static_cast<int64_t>(fp8SmallK)));
+    if (failed(inRange("fp8-small-stages", fp8SmallStages, 1, 2)))
+      return failure();
+    if (fp8SmallSplitK != 1 && fp8SmallSplitK != 4)
+      return errorHandler("moe-gpu-select-kernel-config: fp8-small-split-k "
+                          "must be 1 or 4, got " +
+                          Twine(static_cast<int64_t>(fp8SmallSplitK)));
     return success();
   }
 
@@ -169,25 +179,39 @@ struct MoEGPUSelectKernelConfigPass
                          "bk = "
                       << quant.getBlockK();
     // The largest unroll up to small-unroll (8 if not given) that divides a
-    // K block's steps.
-    int64_t steps = llvm::divideCeil(blockK, 32);
-    int64_t unroll =
-        std::min<int64_t>(smallUnroll ? int64_t(smallUnroll) : 8, steps);
-    while (steps % unroll)
-      --unroll;
+    // K block's steps of `stepK`: a whole block of 128 where it can.
+    auto blockUnroll = [&](int64_t stepK) {
+      int64_t steps = llvm::divideCeil(blockK, stepK);
+      int64_t unroll =
+          std::min<int64_t>(smallUnroll ? int64_t(smallUnroll) : 8, steps);
+      while (steps % unroll)
+        --unroll;
+      return unroll;
+    };
     MLIRContext *ctx = op.getContext();
     Tile small;
     small.kernel = MatmulKernel::mma_sync_fp8;
     small.rows = 16;
     small.columns = 64;
     small.k = 32;
-    small.unroll = unroll;
+    small.unroll = blockUnroll(32);
     // 32 rows: twice the decode tile's, and with a GLU (gate and up tiles
     // in every warp) the same 64 columns, so the sums, partial sums and
     // fragments of 4 steps fit the registers without spilling.
     Tile large = small;
     large.rows = 32;
     large.columns = op.getEpilogue() ? 64 : 128;
+    // The decode tile's wide steps, register stages and split-K, where the
+    // options ask for them (Fp8StagedDecodeMainloop.cpp): 16-byte steps
+    // where K and its blocks are whole steps of 64; split-K as the bf16
+    // decode kernel's, on whole K blocks.
+    if (fp8SmallK == 64 && reduction % 16 == 0 &&
+        (blockK == reduction || blockK % 64 == 0))
+      small.k = 64;
+    small.unroll = blockUnroll(small.k);
+    small.stages = fp8SmallStages;
+    small.splitK = decodeSplitK(fp8SmallSplitK, reduction);
+    small.columns = 4 / small.splitK * 16;
     bool wgmmaTiles =
         reduction % 16 == 0 && (blockK == reduction || blockK % 128 == 0);
     if (wgmma && wgmmaFp8 && runs(target, MatmulKernel::wgmma_fp8) &&
@@ -292,6 +316,13 @@ struct MoEGPUSelectKernelConfigPass
     return success();
   }
 
+  /// The warps of a decode block that split K: `splitK` (an option) from
+  /// small-split-k-from on. Below it, a part would be a step or two of
+  /// loads, which may cost less than the sum through shared memory.
+  int64_t decodeSplitK(int64_t splitK, int64_t reduction) const {
+    return reduction >= smallSplitKFrom ? splitK : 1;
+  }
+
   /// The decode kernel's K steps per group where small-unroll is not given,
   /// from the K of one warp's part and the weights' N. With two groups in
   /// registers, 4 steps keep the most bytes in flight where a part is long
@@ -336,16 +367,13 @@ struct MoEGPUSelectKernelConfigPass
     }
 
     // Decode: 4 warps of 16 columns, or with split-K 4 warps that share 16
-    // columns and each take a quarter of K. Below small-split-k-from, a
-    // part would be a step or two of loads, which may cost less than the
-    // sum through shared memory.
+    // columns and each take a quarter of K.
     Tile small;
     small.kernel = MatmulKernel::mma_sync;
     small.rows = 16;
     small.k = 32;
     small.stages = smallStages;
-    small.splitK =
-        weights.reduction >= smallSplitKFrom ? int64_t(smallSplitK) : 1;
+    small.splitK = decodeSplitK(smallSplitK, weights.reduction);
     small.columns = 4 / small.splitK * 16;
     small.unroll = smallUnroll ? int64_t(smallUnroll)
                                : decodeUnroll(weights.reduction / small.splitK,

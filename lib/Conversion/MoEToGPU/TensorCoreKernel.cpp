@@ -29,8 +29,12 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
   case MatmulKernel::mma_sync:
   case MatmulKernel::mma_sync_wonly:
     config.registerStages = tile.getStages();
-    [[fallthrough]];
+    config.mTiles = tile.getRows() / 16;
+    config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;
+    break;
   case MatmulKernel::mma_sync_fp8:
+    config.registerStages = tile.getStages();
+    config.stepK = tile.getK();
     config.mTiles = tile.getRows() / 16;
     config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;
     break;
@@ -64,7 +68,11 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
   case MatmulKernel::mma_sync:
     return createDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_fp8:
-    return createFp8DecodeKernel(mm, config);
+    // The first FP8 decode loop stays the default until the staged one is
+    // measured on a GPU.
+    if (config.stepK == 32 && config.registerStages == 1 && config.splitK == 1)
+      return createFp8DecodeKernel(mm, config);
+    return createFp8StagedDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_wonly:
     return createWeightOnlyDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_staged:

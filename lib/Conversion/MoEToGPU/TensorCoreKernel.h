@@ -9,7 +9,8 @@
 //   mma_sync                 DecodeMainloop.cpp
 //   mma_sync_staged          StagedMainloop.cpp
 //   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
-//   mma_sync_fp8             Fp8DecodeMainloop.cpp
+//   mma_sync_fp8             Fp8DecodeMainloop.cpp (k = 32, stages = 1,
+//                            split_k = 1), else Fp8StagedDecodeMainloop.cpp
 //   wgmma_fp8                Fp8WgmmaMainloop.cpp
 //   mma_sync_wonly           WeightOnlyDecodeMainloop.cpp
 //
@@ -86,6 +87,41 @@ protected:
   /// `g`: weightRow of each B tile, valid below N (row 0 where not).
   SmallVector<Operand> warpWeightRows(KernelBuilder &b, Value warpColumn,
                                       Value g) const;
+  /// The decode kernels (DecodeWarpParts.cpp). Calls `warpBody(b,
+  /// warpColumn, part)` for the thread's warp `warp`: with split_k > 1
+  /// every warp has the block's columns and part = its warp; else its own
+  /// columns (where inside the width) and part 0.
+  void forWarpPart(KernelBuilder &b, Value blockColumn, Value warp,
+                   function_ref<void(KernelBuilder &, Value, Value)> warpBody);
+  /// The first of `count` items that part `part` of config.splitK takes.
+  Value partStart(KernelBuilder &b, Value part, int64_t count) const;
+  /// The workgroup buffer of the split-K sum; none where split_k = 1.
+  void addSplitKBuffer(KernelBuilder &b, SmallVector<Type> &workgroup) const;
+  /// Where split_k > 1, adds the parts' accumulators in part 0 in a fixed
+  /// order through `partials` (addSplitKBuffer's) and calls `store` there
+  /// with the sum; else calls `store` with `acc`.
+  void sumSplitK(KernelBuilder &b, ArrayRef<Value> acc, Value part, Value lane,
+                 Value partials,
+                 function_ref<void(KernelBuilder &, ArrayRef<Value>)> store);
+  /// A group's loaded values, from its index.
+  using GroupLoad = function_ref<SmallVector<Value>(KernelBuilder &, Value)>;
+  /// The carried values after multiplying a group's loaded values.
+  using GroupCompute = function_ref<SmallVector<Value>(
+      KernelBuilder &, ArrayRef<Value>, ValueRange)>;
+  /// for (i = begin; i < end; i += step) carried = compute(load(i),
+  /// carried), with `registerStages` (1 or 2) groups in registers: with 2,
+  /// group i + step is loaded before group i is computed. `last`: the last
+  /// group of the whole loop, loaded where the range is empty.
+  SmallVector<Value> stagedLoop(KernelBuilder &b, int64_t registerStages,
+                                Value begin, Value end, int64_t step,
+                                Value last, ValueRange init, GroupLoad load,
+                                GroupCompute compute);
+
+  /// The FP8 kernels' weight scale block (n / blockN) of the accumulator
+  /// columns 2c and 2c + 1 of each B tile u of a warp from `warpColumn`, in
+  /// the order (u, column).
+  SmallVector<Value> weightScaleBlocks(KernelBuilder &b, Value warpColumn,
+                                       Value c, int64_t blockN) const;
   /// K tiles of the staged kernels.
   int64_t kTiles() const { return llvm::divideCeil(mm.reduction, tileK); }
   static int64_t bytes(MemRefType type) {
@@ -120,6 +156,29 @@ private:
   void clearRows(KernelBuilder &b, const TileWork &work, Value blockColumn);
 };
 
+/// A decode kernel whose warps may split K (split_k = 4): the workgroup
+/// buffer of the parts' sums, and each warp's columns and part
+/// (DecodeWarpParts.cpp).
+class DecodeKernelBase : public TensorCoreKernel {
+protected:
+  using TensorCoreKernel::TensorCoreKernel;
+
+  /// One warp's main loop and epilogue: columns from `warpColumn`, part
+  /// `part` of K (0 where split_k = 1), sums added with sumSplitK.
+  virtual void computeWarp(KernelBuilder &b, const TileWork &work,
+                           Value warpColumn, Value part, Value lane, Value g,
+                           Value c) = 0;
+
+  Value partials; // workgroup memory of the K parts' sums (split_k > 1)
+
+private:
+  void prepareLaunch(KernelBuilder &b, SmallVector<Type> &workgroup,
+                     int64_t &dynamicBytes) override;
+  void bindSharedMemory(KernelBuilder &b, ValueRange workgroup) override;
+  void computeTile(KernelBuilder &b, const TileWork &work,
+                   Value blockColumn) override;
+};
+
 std::unique_ptr<TensorCoreKernel>
 createDecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
@@ -127,6 +186,9 @@ createStagedKernel(const GroupedMatmul &mm, const TensorCoreConfig &config,
                    int64_t stages);
 std::unique_ptr<TensorCoreKernel>
 createFp8DecodeKernel(const GroupedMatmul &mm, const TensorCoreConfig &config);
+std::unique_ptr<TensorCoreKernel>
+createFp8StagedDecodeKernel(const GroupedMatmul &mm,
+                            const TensorCoreConfig &config);
 std::unique_ptr<TensorCoreKernel>
 createWeightOnlyDecodeKernel(const GroupedMatmul &mm,
                              const TensorCoreConfig &config);

@@ -11,6 +11,12 @@
 // UNROLL: error: moe-gpu-select-kernel-config: small-unroll must be in [0, 16], got -1
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=small-stages=3 2>&1 | FileCheck %s --check-prefix=STAGES
 // STAGES: error: moe-gpu-select-kernel-config: small-stages must be in [1, 2], got 3
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-k=48 2>&1 | FileCheck %s --check-prefix=FP8-K
+// FP8-K: error: moe-gpu-select-kernel-config: fp8-small-k must be 32 or 64, got 48
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-stages=3 2>&1 | FileCheck %s --check-prefix=FP8-STAGES
+// FP8-STAGES: error: moe-gpu-select-kernel-config: fp8-small-stages must be in [1, 2], got 3
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-split-k=2 2>&1 | FileCheck %s --check-prefix=FP8-SPLIT
+// FP8-SPLIT: error: moe-gpu-select-kernel-config: fp8-small-split-k must be 1 or 4, got 2
 
 func.func @wgmma_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offsets: tensor<5xi32>, %init: tensor<?x256xbf16>) -> tensor<?x256xbf16> {
   // expected-error @+1 {{moe.gpu_kernels: the wgmma_warp_specialized kernel does not run on sm_80}}

@@ -178,7 +178,7 @@ func.func @row_tiles_simt(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %offse
 
 // -----
 
-// expected-error @+1 {{the mma_sync_fp8 kernel's columns are 4 warps of a multiple of 8 columns, got 48}}
+// expected-error @+1 {{the mma_sync_fp8 kernel's columns are 4 / split_k warps of 8 to 64 columns (a multiple of 8), got 48 with split_k = 1}}
 func.func private @fp8_columns() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 48, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
 
 // -----
@@ -188,8 +188,25 @@ func.func private @fp8_rows() attributes {t = #moe.matmul_tile<kernel = mma_sync
 
 // -----
 
-// expected-error @+1 {{the mma_sync_fp8 kernel needs split_k = 1, got 4}}
-func.func private @fp8_split() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+// expected-error @+1 {{the mma_sync_fp8 kernel's split_k is 1 (each of the 4 warps has its own columns) or 4 (the warps share them, each taking a quarter of the K blocks), got 2}}
+func.func private @fp8_split() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 2, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// With split_k = 4 the 4 warps share the block's columns: 64 of them would
+// be 256 a warp.
+// expected-error @+1 {{the mma_sync_fp8 kernel's columns are 4 / split_k warps of 8 to 64 columns (a multiple of 8), got 128 with split_k = 4}}
+func.func private @fp8_split_columns() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_fp8 kernel's k is 32 (8 bytes per lane and row of a step) or 64 (16 bytes), got 48}}
+func.func private @fp8_k() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 48, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+
+// -----
+
+// expected-error @+1 {{the mma_sync_fp8 kernel needs stages in [1, 2], got 3}}
+func.func private @fp8_stages() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 64, stages = 3, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
 
 // -----
 
@@ -234,6 +251,54 @@ func.func @fp8_kernel_bf16_weights(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xbf1
       {moe.gpu_kernels = #moe.grouped_matmul_kernels<
         small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
         large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// k = 64: 16 bytes per lane and row, so K must be a multiple of 16.
+func.func @fp8_k64_reduction(%x: tensor<?x200xbf16>, %w: tensor<4x32x200xf8E4M3FN>, %o: tensor<5xi32>,
+                             %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_fp8 needs K a multiple of 16 with k = 64, got 200}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x200xbf16>, tensor<4x32x200xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 256], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 64, stages = 2, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// k = 64 with K blocks of 32: a step would span two blocks.
+func.func @fp8_k64_block(%x: tensor<?x128xbf16>, %w: tensor<4x32x128xf8E4M3FN>, %o: tensor<5xi32>,
+                         %s: tensor<4x1x4xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the large kernel mma_sync_fp8 needs K blocks of a multiple of 64 columns (or one block over K) with k = 64, got bk = 32 for K = 128}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x128xbf16>, tensor<4x32x128xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x4xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 32], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 64, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large_rows_per_expert = 32>} -> tensor<?x32xf32>
+  return %h : tensor<?x32xf32>
+}
+
+// -----
+
+// k = 64: a K block of 128 has 2 steps, which an unroll of 4 does not divide.
+func.func @fp8_k64_unroll(%x: tensor<?x256xbf16>, %w: tensor<4x32x256xf8E4M3FN>, %o: tensor<5xi32>,
+                          %s: tensor<4x1x2xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  // expected-error @+1 {{moe.gpu_kernels: the small kernel mma_sync_fp8 needs unroll to divide the 2 steps of 64 of a K block, got 4}}
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x256xbf16>, tensor<4x32x256xf8E4M3FN>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x1x2xf32>) outs(%init : tensor<?x32xf32>)
+      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
+       moe.gpu_kernels = #moe.grouped_matmul_kernels<
+        small = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 16, k = 64, stages = 2, unroll = 4, split_k = 4, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
+        large = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 32, columns = 128, k = 32, stages = 1, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>,
         large_rows_per_expert = 32>} -> tensor<?x32xf32>
   return %h : tensor<?x32xf32>
 }

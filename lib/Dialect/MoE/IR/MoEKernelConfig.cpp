@@ -166,14 +166,31 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << "the mma_sync_fp8 kernel's rows are 16-row MMA "
                             "tiles, got "
                          << rows;
-    if (failed(e.within("columns", columns, 32, 256)))
+    // Bounded before it is multiplied: a huge `columns` must not wrap.
+    if (failed(e.within("columns", columns, 8, 256)))
       return failure();
-    if (columns % 32)
-      return emitError() << "the mma_sync_fp8 kernel's columns are 4 warps "
-                            "of a multiple of 8 columns, got "
-                         << columns;
-    return e.loop(tile, {/*k=*/{32, 32}, /*stages=*/{1, 1}, /*unroll=*/{1, 16},
-                         /*split_k=*/{1, 1}, /*tile_group=*/{1, 1},
+    if (splitK != 1 && splitK != 4)
+      return emitError() << "the mma_sync_fp8 kernel's split_k is 1 (each of "
+                            "the 4 warps has its own columns) or 4 (the warps "
+                            "share them, each taking a quarter of the K "
+                            "blocks), got "
+                         << splitK;
+    int64_t warpColumns = columns * splitK / 4;
+    if ((columns * splitK) % 32 || warpColumns > 64)
+      return emitError() << "the mma_sync_fp8 kernel's columns are 4 / "
+                            "split_k warps of 8 to 64 columns (a multiple of "
+                            "8), got "
+                         << columns << " with split_k = " << splitK;
+    // k: the K of one step, 8 bytes (one m16n8k32 MMA) or 16 bytes (two)
+    // per lane and row.
+    if (k != 32 && k != 64)
+      return emitError() << "the mma_sync_fp8 kernel's k is 32 (8 bytes per "
+                            "lane and row of a step) or 64 (16 bytes), got "
+                         << k;
+    // stages: groups of `unroll` steps whose loads are in flight in
+    // registers (2: the next group's loads go out before this group's MMAs).
+    return e.loop(tile, {/*k=*/{32, 64}, /*stages=*/{1, 2}, /*unroll=*/{1, 16},
+                         /*split_k=*/{1, 4}, /*tile_group=*/{1, 1},
                          /*a_layout=*/none, /*b_layout=*/none});
   }
   case MatmulKernel::mma_sync_wonly: {
@@ -289,16 +306,21 @@ static LogicalResult verifyFp8TileForOp(GroupedMatmulOp op, StringRef slot,
                     << " a GLU epilogue, got " << tile.getColumns();
     return success();
   }
-  if (reduction % 8)
-    return fail() << "needs K a multiple of 8, got " << reduction;
-  if (blockK < reduction && blockK % 32)
-    return fail() << "needs K blocks of a multiple of 32 columns (or one "
-                     "block over K), got bk = "
-                  << quant.getBlockK() << " for K = " << reduction;
-  int64_t steps = llvm::divideCeil(blockK, 32);
+  // A lane's k / 4 bytes of a step are all inside K or all past it, and a
+  // step never spans two K blocks.
+  int64_t stepK = tile.getK();
+  if (reduction % (stepK / 4))
+    return fail() << "needs K a multiple of " << stepK / 4
+                  << " with k = " << stepK << ", got " << reduction;
+  if (blockK < reduction && blockK % stepK)
+    return fail() << "needs K blocks of a multiple of " << stepK
+                  << " columns (or one block over K) with k = " << stepK
+                  << ", got bk = " << quant.getBlockK()
+                  << " for K = " << reduction;
+  int64_t steps = llvm::divideCeil(blockK, stepK);
   if (steps % tile.getUnroll())
-    return fail() << "needs unroll to divide the " << steps
-                  << " steps of 32 of a K block, got " << tile.getUnroll();
+    return fail() << "needs unroll to divide the " << steps << " steps of "
+                  << stepK << " of a K block, got " << tile.getUnroll();
   return success();
 }
 
@@ -429,8 +451,8 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
     if (!isa<UnitAttr>(attribute.getValue()))
       return op->emitError() << name << " must be a unit attribute";
     if (op->getName().getStringRef() != "gpu.launch")
-      return op->emitError() << name << " marks a gpu.launch, not a '"
-                             << op->getName() << "'";
+      return op->emitError()
+             << name << " marks a gpu.launch, not a '" << op->getName() << "'";
     return success();
   }
   // What moe-export-result-sizes records on a @<f>__check_sizes function:

@@ -116,7 +116,7 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     | `mma_sync` | 16, 32, 48 or 64 | (4 / split_k) warps x a multiple of 8 | 32 | 1 | none, none |
     | `mma_sync_staged` | 128 | 128 (64) | 32 | 2 to 6 | padded, padded |
     | `wgmma`, `wgmma_warp_specialized` | 128 | 256 (128) | 64 | 2 to 4 | swizzle_128b or k_chunk_major, swizzle_128b |
-    | `mma_sync_fp8` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 32 | 1 | none, none |
+    | `mma_sync_fp8` | 16, 32, 48 or 64 | (4 / split_k) warps x a multiple of 8 (8 to 64 each) | 32 or 64 | 1 or 2 | none, none |
     | `wgmma_fp8` | 128 | 128 (64) | 128 | 2 to 6 | swizzle_128b, swizzle_128b |
     | `mma_sync_wonly` | 16, 32, 48 or 64 | 4 warps x a multiple of 8 (32 to 256) | 128 (4-bit), 64 (int8) | 1 or 2 | none, none |
 
@@ -136,9 +136,12 @@ def MoE_MatmulTileAttr : AttrDef<MoE_Dialect, "MatmulTile"> {
     - `mma_sync_fp8`: FP8 weights (`weight_quant`, sm_89 and newer, PTX ISA
       8.4): the activations quantized to e4m3 by a kernel of their own, then
       4 warps load `mma.sync.m16n8k32` e4m3 fragments from global memory,
-      `unroll` steps of 32 K in flight (a divisor of the steps of one K
+      `unroll` steps of `k` in flight (a divisor of the steps of one K
       block), summing each K block in f32 before scaling it into the
-      accumulators.
+      accumulators; `k = 64` loads 16 bytes per lane and row a step (two
+      MMAs), `stages = 2` issues the next group's loads and scales before
+      this group's MMAs, and `split_k = 4` lets the 4 warps share their
+      columns and each take a quarter of the K blocks.
     - `wgmma_fp8`: FP8 weights on sm_90a (prefill; K blocks of a multiple
       of 128 columns, or one over K): the activations quantized to e4m3 by
       a kernel of their own; a producer warpgroup brings the weights by TMA
