@@ -88,8 +88,9 @@ for step in "${expanded[@]}"; do
   fi
   limit=$(( left < step_limit ? left : step_limit ))
   t0=$(date +%s)
-  # shellcheck disable=SC2046
-  timeout "$limit" $(command_of "$step") > "$logs/$step.log" 2>&1
+  # Through bash -c, so quoted arguments in MOE_GPU_BENCH_*_ARGS (shapes
+  # with options: 'mixtral-8x7b@small-k=64 small-stages=2') stay whole.
+  timeout "$limit" bash -c "$(command_of "$step")" > "$logs/$step.log" 2>&1
   rc=$?
   results=$(grep -E '^(PASS|FAIL|SKIP)' "$logs/$step.log" | cut -d' ' -f1 | sort | uniq -c | tr -s ' \n' ' ')
   [ "$rc" -eq 124 ] && results="timed out after ${limit} s; $results"
