@@ -94,6 +94,12 @@ def plan_experts(entries, budget):
     return chosen, left_out
 
 
+def weight_budget():
+    """The bytes of expert weights one case may allocate:
+    MOE_SANITIZE_WEIGHT_BUDGET, or DEFAULT_WEIGHT_BUDGET."""
+    return int(os.environ.get("MOE_SANITIZE_WEIGHT_BUDGET", DEFAULT_WEIGHT_BUDGET))
+
+
 def experts_cases(entry):
     """(label, T, routing) of one artifact: decode, prefill, and at the prefill
     size half the experts without tokens and every token on the same k."""
@@ -121,7 +127,7 @@ def release_device_memory():
 def test_experts_at_two_sizes():
     if kernels.torch is None or not kernels.torch.cuda.is_available():
         skip("no CUDA device")
-    budget = int(os.environ.get("MOE_SANITIZE_WEIGHT_BUDGET", DEFAULT_WEIGHT_BUDGET))
+    budget = weight_budget()
     chosen, left_out = plan_experts(kernels.artifacts().values(), budget)
     for name, why in left_out:
         print(f"  experts {name:34s} left out: {why}", flush=True)
@@ -148,7 +154,7 @@ def quantized_weight_bytes(entry):
 
 
 def test_weight_only_experts():
-    budget = int(os.environ.get("MOE_SANITIZE_WEIGHT_BUDGET", DEFAULT_WEIGHT_BUDGET))
+    budget = weight_budget()
     failures = []
     for entry in weight_only.entries():
         if quantized_weight_bytes(entry) > budget:
