@@ -74,16 +74,20 @@ def variant_pipeline_extra(options: str) -> str:
 #: FP8 expert halves of the benchmark shapes (gpu.py --fp8): the checkpoints' blocks
 #: of DeepSeek-V3 and Qwen3-FP8, dynamic activations. The e4m3 MMA needs PTX ISA 8.4.
 FP8_QUANT = dict(block=(128, 128), activation="dynamic")
+#: Their IR: the GLU output in f32, quantized from its f32 value (docs/quantization.md),
+#: as moe-compile's FP8 layers have it.
+FP8_IR = dict(weight_quant=FP8_QUANT, intermediate_dtype="f32")
 FP8_FEATURES = "+ptx84"
 #: Kernel options the FP8 halves are built under as well ("<shape>@fp8@<options>",
 #: timed by `gpu.py --fp8 --shapes '<shape>@<options>'`, checked by
 #: test_fp8_variants_gpu.py): the mma_sync_fp8 prefill kernel in place of the default
 #: wgmma_fp8; the prefill tile from 8 rows per expert (bf16's threshold) rather than
-#: 32; and the staged FP8 decode loop (Fp8StagedDecodeMainloop.cpp, opt-in): register
-#: stages alone, with 16-byte steps, and with split-K on top.
-FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8", "fp8-small-stages=2",
-                "fp8-small-k=64 fp8-small-stages=2",
-                "fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4")
+#: 32; and around the default decode loop (Fp8StagedDecodeMainloop.cpp: 16-byte steps,
+#: two register stages), the first one (8-byte steps, one stage), 8-byte steps with
+#: two stages, and split-K on top of the default.
+FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8",
+                "fp8-small-k=32 fp8-small-stages=1", "fp8-small-k=32",
+                "fp8-small-split-k=4")
 #: FP8 expert halves at edge shapes, under the default and every FP8 variant, and
 #: with split-K from small K too (so the edges' few K blocks leave parts empty):
 #: name -> (H, I, E, k). fp8-edge-tail: K = 208 (two blocks, the second partial;
@@ -92,7 +96,7 @@ FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8", "fp8-small-stages=
 #: and 72, no multiples of 16 (8-byte steps where k = 64 is asked for).
 FP8_EDGES = {"fp8-edge-tail": (208, 80, 8, 2), "fp8-edge-narrow": (200, 72, 8, 2)}
 FP8_EDGE_VARIANTS = ("fp8-small-split-k=4 small-split-k-from=64",
-                     "fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4 "
+                     "fp8-small-k=32 fp8-small-stages=1 fp8-small-split-k=4 "
                      "small-split-k-from=64")
 
 #: Weight-only expert halves (gpu.py --weight-only, test_weight_only_gpu.py): each
@@ -205,20 +209,19 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
         add(f"{name}@f16", irgen.experts_ir(None, H, E, I, k, name="experts", dtype="f16"),
             "experts", kind="experts-f16", dtype="f16", H=H, I=I, E=E, k=k)
     for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
-        add(f"{name}@fp8", irgen.experts_ir(None, H, E, I, k, name="experts",
-                                            weight_quant=FP8_QUANT),
+        add(f"{name}@fp8", irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
             "experts", features=FP8_FEATURES, kind="experts-fp8", H=H, I=I, E=E, k=k,
             block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
         for options in FP8_VARIANTS:
             add(f"{name}@fp8@{options}", irgen.experts_ir(None, H, E, I, k, name="experts",
-                                                          weight_quant=FP8_QUANT),
+                                                          **FP8_IR),
                 "experts", features=FP8_FEATURES, pipeline_extra=variant_pipeline_extra(options),
                 kind="experts-fp8-variant", H=H, I=I, E=E, k=k,
                 block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
     for name, (H, I, E, k) in FP8_EDGES.items():
         for options in ("",) + FP8_VARIANTS + FP8_EDGE_VARIANTS:
             add(f"{name}@fp8" + (f"@{options}" if options else ""),
-                irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=FP8_QUANT),
+                irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
                 "experts", features=FP8_FEATURES,
                 pipeline_extra=variant_pipeline_extra(options) if options else "",
                 kind="experts-fp8-edge", H=H, I=I, E=E, k=k,
@@ -343,7 +346,7 @@ def resource_report(out: pathlib.Path) -> str:
     (out / "experts.ptx").write_text(ptx)
     reports = [gpu.ptxas_report(ptx)]
     for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
-        ir = irgen.experts_ir(None, H, E, I, k, name="experts", weight_quant=FP8_QUANT)
+        ir = irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR)
         for options in ("",) + FP8_VARIANTS:
             ptx = gpu.lower_to_ptx(ir, features=FP8_FEATURES,
                                    extra=variant_pipeline_extra(options) if options else "")

@@ -8,10 +8,11 @@ scales ``S[e, ceil(N / bn), ceil(K / bk)]``; each GEMM's input rows are
 quantized dynamically per group of ``bk`` columns (scale = amax / 448, 1 for
 a zero group, ``a / scale`` clamped to [-448, 448] and rounded to e4m3, ties
 to even). The matmuls then run in fp32 (TF32 off) on the dequantized values,
-in the dtypes of ``irgen.experts_ir(..., weight_quant=...)``: the GLU output
-is rounded to the activation dtype (bf16) before it is quantized, and each
-routed row, scaled by its routing weight, is rounded to bf16 before the f32
-combine.
+in the dtypes of the FP8 expert halves that moe-compile and the benchmark
+build (``irgen.experts_ir(..., weight_quant=..., intermediate_dtype="f32")``):
+the GLU output is quantized from its f32 value, as docs/quantization.md
+specifies, and each routed row, scaled by its routing weight, is rounded to
+the activation dtype (bf16) before the f32 combine.
 
 torch is imported only when a function needs it, so this module imports on
 machines without it.
@@ -119,7 +120,7 @@ def reference_fp8(x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor,
     for e in torch.unique(ids).tolist():  # experts with no tokens are skipped
         tok, slot = torch.where(ids == e)
         h = xq.index_select(0, tok) @ dequantize_weights(w13[e], w13_scales[e], block).t()
-        a = (torch.nn.functional.silu(h[:, :I]) * h[:, I:]).to(x.dtype)
+        a = torch.nn.functional.silu(h[:, :I]) * h[:, I:]
         y = quantized_rows(a, bk) @ dequantize_weights(w2[e], w2_scales[e], block).t()
         scaled = (y * weights[tok, slot].float().unsqueeze(1)).to(x.dtype)
         out.index_add_(0, tok, scaled.float())

@@ -1,12 +1,12 @@
-// The FP8 decode tile with the staged main loop (opt-in): fp8-small-k=64
-// gives 16-byte steps (two m16n8k32 MMAs each), fp8-small-stages=2 issues
-// the next group's loads and scales before this group's MMAs, and
-// fp8-small-split-k=4 (from small-split-k-from) lets the 4 warps share 16
-// columns and split the K blocks, part 0 adding the others' sums from
-// shared memory. The defaults keep the first main loop (fp8.mlir); where K
-// is not a multiple of 16, k stays 32.
+// The FP8 decode tile with the staged main loop: fp8-small-k=64 (the
+// default) gives 16-byte steps (two m16n8k32 MMAs each), fp8-small-stages=2
+// (the default) issues the next group's loads and scales before this group's
+// MMAs, and fp8-small-split-k=4 (opt-in, from small-split-k-from) lets the 4
+// warps share 16 columns and split the K blocks, part 0 adding the others'
+// sums from shared memory. fp8-small-k=32 fp8-small-stages=1 is the first
+// main loop (fp8.mlir); where K is not a multiple of 16, k stays 32.
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4" --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-stages=2" --split-input-file | FileCheck %s --check-prefix=STAGES
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=32" --split-input-file | FileCheck %s --check-prefix=STAGES
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4" --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek-like [128, 128] blocks, K = 2048 (16 blocks, 4 a part), a GLU.

@@ -13,7 +13,7 @@
 // DeepSeek's [128, 128] blocks, a GLU epilogue and a bias: 64 output
 // columns (64 gate and 64 up weight rows) a block.
 // SELECT-LABEL: func.func @gate_up
-// SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = wgmma_fp8, rows = 128, columns = 64, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>, large_rows_per_expert = 32>
+// SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 64, stages = 2, unroll = 2, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = wgmma_fp8, rows = 128, columns = 64, k = 128, stages = 4, unroll = 1, split_k = 1, tile_group = 8, a_layout = swizzle_128b, b_layout = swizzle_128b, inline_constants = true>, large_rows_per_expert = 32>
 // LOWER-LABEL: func.func @gate_up
 // LOWER:       function(@moe_fp8_quantize_activations)
 // The weights' tensor map, over their bytes: boxes of 64 rows x 128 K.

@@ -7,11 +7,13 @@
 // quantization (e4m3 bytes and their f32 scales per row and K block), then
 // the kernel, whose MMA is the e4m3 mma.sync as inline PTX, each K block's
 // sums scaled into the f32 accumulators before the epilogue (bias, GLU,
-// routing weight).
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false" --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=wgmma-fp8=false --split-input-file | FileCheck %s --check-prefix=SELECT
-// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_89 --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
+// routing weight). The decode tile here is the first main loop (8-byte
+// steps, no register stages: fp8-small-k=32 fp8-small-stages=1); the default
+// staged loop is fp8-staged.mlir's.
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_89 fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma-fp8=false fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_89 fp8-small-k=32 fp8-small-stages=1" --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, dynamic activations, a GLU epilogue and a
 // bias: 4 steps of 32 per K block; the 32-row tile has 64 output columns

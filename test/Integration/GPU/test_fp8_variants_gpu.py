@@ -21,14 +21,15 @@ get no token at T = 1 and 7), and every selection of 32 tokens on the last
 expert. The output is poisoned with NaN first, so every element must be
 written, and each call is made twice: the split-K sums go through shared
 memory in a fixed order, so the two must be bitwise equal. The bound is
-2e-2 (max |y - ref| / max |ref|): the kernels round the GLU output to bf16
-before quantizing it, the oracle does not. Skips without a GPU (sm_89 or
-newer) or the artifacts.
+2e-2 (max |y - ref| / max |ref|); the artifacts, like moe-compile's FP8
+layers, quantize the GLU output from its f32 value, as the oracle does.
+Skips without a GPU (sm_89 or newer) or the artifacts.
 
 Run with pytest, or as `python3 test/Integration/GPU/test_fp8_variants_gpu.py`.
 """
 
 from device_artifacts import artifact_index, clear_modules, load_module, require_gpu, torch  # noqa: E402
+from expert_half_oracle import expert_half  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -83,19 +84,17 @@ def quantized_rows(a, bk):
 
 
 def oracle(entry, x, ids, routing, w13, s13, w2, s2):
-    from moe_mlir import reference as ref
-
+    """y [T, H] in float64 (expert_half_oracle): each product's rows quantized
+    per K block, the weights dequantized exactly, the products in float64 on
+    the GPU."""
     block = tuple(entry["block"])
+    bk = block[1]
     x = x.float().cpu().numpy().astype(np.float64)
-    y = torch.zeros((x.shape[0], entry["H"]), dtype=torch.float64, device="cuda")
-    routing = routing.double()
-    for e in torch.unique(ids).tolist():
-        tokens, slots = torch.nonzero(ids == e, as_tuple=True)
-        h = quantized_rows(x[tokens.cpu().numpy()], block[1]) @ dequantized(w13, s13, e, block).T
-        a = ref.glu(h.cpu().numpy(), "silu", "concatenated")
-        ys = quantized_rows(a, block[1]) @ dequantized(w2, s2, e, block).T
-        y.index_add_(0, tokens, routing[tokens, slots][:, None] * ys)
-    return y.cpu().numpy()
+    return expert_half(
+        ids, routing, entry["H"],
+        lambda e, i, tokens: quantized_rows(x[tokens.cpu().numpy()], bk) @
+        dequantized(w13, s13, e, block).T,
+        lambda e, i, a: quantized_rows(a, bk) @ dequantized(w2, s2, e, block).T)
 
 
 def call(entry, operands, T):

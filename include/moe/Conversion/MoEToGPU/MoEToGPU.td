@@ -141,11 +141,11 @@ def MoEGPUSelectKernelConfigPass
            /*default=*/"1024",
            "the smallest K whose decode tiles small-split-k splits (below "
            "it, each warp takes all of K)">,
-    Option<"fp8SmallK", "fp8-small-k", "int64_t", /*default=*/"32",
+    Option<"fp8SmallK", "fp8-small-k", "int64_t", /*default=*/"64",
            "FP8 decode kernel (mma_sync_fp8): the K of one step, 32 (8 bytes "
            "per lane and row) or 64 (16 bytes, where K is a multiple of 16 "
            "and its blocks of 64; else 32)">,
-    Option<"fp8SmallStages", "fp8-small-stages", "int64_t", /*default=*/"1",
+    Option<"fp8SmallStages", "fp8-small-stages", "int64_t", /*default=*/"2",
            "FP8 decode kernel: groups of K steps in flight in registers (1 "
            "or 2: with 2, each group's loads and scales are issued before "
            "the previous group's MMAs)">,
