@@ -13,9 +13,11 @@ sm_90) a kernel starts before the one ahead has finished and waits for it,
 so its time includes that wait and the kernels' times overlap: per-kernel
 times are those of the default artifacts (stream order), and the gain of
 pdl is the difference of the graph times of ``<shape>`` and
-``<shape>@pdl=true``.
+``<shape>@pdl=true``. With ``--fp8`` the ``<shape>@fp8[@<options>]``
+artifacts run instead, on weights quantized as a checkpoint stores them, and
+the weights counted are the e4m3 bytes plus their block scales.
 
-    python3 python/benchmarks/gpu_kernel_times.py [--shapes ...] [--tokens 1 32]
+    python3 python/benchmarks/gpu_kernel_times.py [--fp8] [--shapes ...] [--tokens 1 32]
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ def kernel_times(replay) -> dict[str, tuple[float, int]]:
     return {name: (total[name] / REPLAYS, count[name] // REPLAYS) for name in total}
 
 
+def fp8_operands(module, entry: dict, inputs: dict) -> tuple[list, object]:
+    """The FP8 ``experts`` operands for ``inputs``: its bf16 weights quantized
+    to e4m3 with block scales, and the workspace they need."""
+    from moe_mlir import torch_reference_fp8 as fp8
+
+    block = tuple(entry["block"])
+    w13, s13 = fp8.quantize_weights(inputs["w13"], block)
+    w2, s2 = fp8.quantize_weights(inputs["w2"], block)
+    operands = [inputs["x"], w13, w2, inputs["ids"], inputs["weights"], s13, s2]
+    return operands, module.workspace("experts", operands)
+
+
 def main() -> None:
     import torch
 
@@ -73,6 +87,8 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="*",
                         default=["qwen3-30b-a3b", "mixtral-8x7b", "deepseek-v3"])
     parser.add_argument("--tokens", nargs="*", type=int, default=[1, 32])
+    parser.add_argument("--fp8", action="store_true",
+                        help="the <shape>@fp8 artifacts; a shape may carry @<options>")
     args = parser.parse_args()
 
     entries = gpu_peers.artifact_entries(ARTIFACTS)
@@ -80,19 +96,30 @@ def main() -> None:
     read = ceilings["read_tbps"]
     print(f"device {torch.cuda.get_device_name()}  read {read:.2f} TB/s")
     for name in args.shapes:
+        if args.fp8:
+            shape, _, options = name.partition("@")
+            name = f"{shape}@fp8" + (f"@{options}" if options else "")
+        if name not in entries:
+            raise SystemExit(f"no {name} artifact in {ARTIFACTS}")
         entry = entries[name]
         H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
             inputs, operands, y, workspace = gpu_peers.experts_call(
                 module, entry, T, seed=int(time.time()) % 100000)
+            if args.fp8:
+                operands, workspace = fp8_operands(module, entry, inputs)
             replay = captured(
                 lambda: module.call("experts", operands, [y], workspace=workspace))
             graph_ms = gpu_peers.time_ms(replay)
             hit = gpu_peers.experts_hit(inputs["ids"])
-            itemsize = inputs["w13"].element_size()
+            itemsize = operands[1].element_size()
             weight_bytes = {"gate/up": hit * 2 * I * H * itemsize,
                             "down": hit * H * I * itemsize}
+            if args.fp8:
+                # Each expert hit also reads its block scales (f32).
+                weight_bytes["gate/up"] += hit * operands[5][0].numel() * 4
+                weight_bytes["down"] += hit * operands[6][0].numel() * 4
             times = kernel_times(replay)
             print(f"\n{name} T={T} experts hit {hit}: graph {graph_ms * 1000:.1f} us per "
                   f"call, kernels {sum(t for t, _ in times.values()) * 1000:.1f} us, floor "

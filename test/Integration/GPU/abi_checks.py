@@ -33,3 +33,13 @@ def relative_error(got, want, rows=None):
     if rows is not None:
         got, want = got[rows], want[rows]
     return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-30))
+
+
+def rms_error(got, want, rows=None):
+    """The root mean square of got - want over that of want, in float64, over
+    `rows` (all where None): how far the bulk of the elements is off, where
+    relative_error gives the worst one."""
+    got = got.float().cpu().numpy().astype(np.float64)
+    if rows is not None:
+        got, want = got[rows], want[rows]
+    return float(np.sqrt(((got - want) ** 2).mean() / max((want ** 2).mean(), 1e-300)))

@@ -41,7 +41,7 @@ LAYERS = ("deepseek_fp8", "qwen3_fp8", "qwen3_fp8_static", "odd_fp8", "odd32_fp8
           "ragged_fp8")
 EXPERTS = ("qwen3_fp8_experts", "odd_fp8_experts", "odd32_fp8_experts", "ragged_fp8_experts")
 
-from abi_checks import poisoned_call, relative_error  # noqa: E402
+from abi_checks import poisoned_call, relative_error, rms_error  # noqa: E402
 from device_artifacts import load_layer, require_gpu, torch  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
@@ -62,12 +62,6 @@ TOKEN_BOUND = 1e-1
 def bound(tokens):
     return FP8_BOUND if tokens < PREFILL_TOKENS else PREFILL_BOUND
 
-
-def rms_error(got, want, rows=None):
-    got = got.float().cpu().numpy().astype(np.float64)
-    if rows is not None:
-        got, want = got[rows], want[rows]
-    return float(np.sqrt(((got - want) ** 2).mean() / max((want ** 2).mean(), 1e-300)))
 
 def load(name):
     require_gpu()

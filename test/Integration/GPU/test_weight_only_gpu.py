@@ -21,6 +21,7 @@ Run with pytest, or as `python3 test/Integration/GPU/test_weight_only_gpu.py`.
 """
 
 from device_artifacts import clear_modules, entries_of, load_module, require_gpu, torch  # noqa: E402
+from expert_half_oracle import expert_half  # noqa: E402
 from standalone import run_tests, skip  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -75,21 +76,15 @@ def dequantize_on_gpu(entry, weights, e, K, check):
 
 
 def oracle(entry, x, ids, routing, w13, w2):
-    """y [T, H] in float64: per expert hit, its rows' gate/up product, the SiLU GLU
-    (concatenated halves), the down product and the routing weight, summed per
-    token; the weights dequantized exactly and the products in float64 on the GPU."""
-    from moe_mlir import reference as ref
-
+    """y [T, H] in float64 (expert_half_oracle): the weights dequantized exactly,
+    the products in float64 on the GPU."""
     x = x.double()
-    y = torch.zeros_like(x)
-    routing = routing.double()
-    for i, e in enumerate(torch.unique(ids).tolist()):
-        tokens, slots = torch.nonzero(ids == e, as_tuple=True)
-        h = x[tokens] @ dequantize_on_gpu(entry, w13, e, entry["H"], check=i == 0).T
-        a = torch.from_numpy(ref.glu(h.cpu().numpy(), "silu", "concatenated")).cuda()
-        y.index_add_(0, tokens, routing[tokens, slots][:, None] *
-                     (a @ dequantize_on_gpu(entry, w2, e, entry["I"], check=i == 0).T))
-    return y.cpu().numpy()
+    return expert_half(
+        ids, routing, entry["H"],
+        lambda e, i, tokens: x[tokens] @ dequantize_on_gpu(entry, w13, e, entry["H"],
+                                                           check=i == 0).T,
+        lambda e, i, a: torch.from_numpy(a).cuda() @ dequantize_on_gpu(
+            entry, w2, e, entry["I"], check=i == 0).T)
 
 
 def operands(weights13, weights2):
