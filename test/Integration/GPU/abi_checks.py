@@ -26,8 +26,11 @@ def poisoned_call(layer, args, tokens):
 
 def relative_error(got, want, rows=None):
     """max |got - want| / max |want| in float64 over `rows` (all where None);
-    a NaN left in `got` (an element never written) makes it infinite."""
-    got = got.float().cpu().numpy().astype(np.float64)
+    a NaN left in `got` (an element never written) makes it infinite. `got` is
+    copied to the host as it is and widened there: a torch cast on the device
+    would write a buffer that compute-sanitizer's initcheck, instrumenting
+    only the project's kernels, takes for uninitialized."""
+    got = got.cpu().float().numpy().astype(np.float64)
     if np.isnan(got).any():
         return float("inf")
     if rows is not None:
@@ -39,7 +42,7 @@ def rms_error(got, want, rows=None):
     """The root mean square of got - want over that of want, in float64, over
     `rows` (all where None): how far the bulk of the elements is off, where
     relative_error gives the worst one."""
-    got = got.float().cpu().numpy().astype(np.float64)
+    got = got.cpu().float().numpy().astype(np.float64)
     if rows is not None:
         got, want = got[rows], want[rows]
     return float(np.sqrt(((got - want) ** 2).mean() / max((want ** 2).mean(), 1e-300)))
