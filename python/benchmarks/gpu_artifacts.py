@@ -95,6 +95,9 @@ FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8",
 #: N = 160 and 208, no multiples of the tiles' columns. fp8-edge-narrow: K = 200
 #: and 72, no multiples of 16 (8-byte steps where k = 64 is asked for).
 FP8_EDGES = {"fp8-edge-tail": (208, 80, 8, 2), "fp8-edge-narrow": (200, 72, 8, 2)}
+#: Chips whose FP8 kernels are built too ("<shape>@fp8@chip=<chip>", Qwen3 and the
+#: FP8 edge shapes): sm_80, where the e4m3 fragments are widened to f16.
+FP8_OTHER_CHIPS = ("sm_80",)
 FP8_EDGE_VARIANTS = ("fp8-small-split-k=4 small-split-k-from=64",
                      "fp8-small-k=32 fp8-small-stages=1 fp8-small-split-k=4 "
                      "small-split-k-from=64")
@@ -192,10 +195,10 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     entries = []
 
     def add(name: str, ir: str, function: str, pipeline_extra: str = "",
-            features: str = gpu.DEFAULT_FEATURES, **info):
+            features: str = gpu.DEFAULT_FEATURES, chip: str = gpu.DEFAULT_CHIP, **info):
         start = time.perf_counter()
-        library = gpu.compile_shared_object(ir, out, name=slug(name), features=features,
-                                            pipeline_extra=pipeline_extra)
+        library = gpu.compile_shared_object(ir, out, name=slug(name), chip=chip,
+                                            features=features, pipeline_extra=pipeline_extra)
         seconds = time.perf_counter() - start
         entries.append(dict(name=name, library=library.name, function=function,
                             compile_s=round(seconds, 2), **info))
@@ -225,6 +228,17 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
                 "experts", features=FP8_FEATURES,
                 pipeline_extra=variant_pipeline_extra(options) if options else "",
                 kind="experts-fp8-edge", H=H, I=I, E=E, k=k,
+                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+    # The FP8 kernels of an older chip, whose fatbins' PTX the driver
+    # compiles for the GPU at hand: sm_80's f16-widening mma_sync_fp8_f16.
+    for chip in FP8_OTHER_CHIPS:
+        for name, (H, I, E, k) in {"qwen3-30b-a3b": BENCHMARK_SHAPES["qwen3-30b-a3b"],
+                                   **FP8_EDGES}.items():
+            add(f"{name}@fp8@chip={chip}",
+                irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
+                "experts", features=FP8_FEATURES, chip=chip,
+                kind="experts-fp8-edge" if name in FP8_EDGES else "experts-fp8-variant",
+                H=H, I=I, E=E, k=k,
                 block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
     for fmt, quant in WEIGHT_ONLY_QUANT.items():
         shapes = {f"{name}@{fmt}": dims for name, dims in BENCHMARK_SHAPES.items()}

@@ -103,7 +103,7 @@ private:
             SmallVector<Value> bFrag = {fp8Word(lb, bWords[s][u], 0),
                                         fp8Word(lb, bWords[s][u], 1)};
             MutableArrayRef<Value> slot(next.data() + accIndex(i, u), 4);
-            fp8MmaSync(lb, a, bFrag, slot);
+            fp8MmaSync(lb, a, bFrag, slot, config.fp8ViaF16);
           }
         }
       return next;
@@ -131,8 +131,11 @@ private:
           SmallVector<Value> next(iter);
           for (int64_t u = 0; u < bTiles; ++u)
             for (int64_t q = 0; q < 2; ++q) {
-              Value weightScale = kb.load(
-                  mm.rhsScales, {expert, scaleBlocks[2 * u + q], block});
+              Value weightScale = promotionWeightScale(
+                  kb,
+                  kb.load(mm.rhsScales,
+                          {expert, scaleBlocks[2 * u + q], block}),
+                  config.fp8ViaF16);
               for (int64_t i = 0; i < config.mTiles; ++i)
                 for (int64_t half = 0; half < 2; ++half) {
                   int64_t at = accIndex(i, u) + 2 * half + q;

@@ -6,6 +6,8 @@
 //
 // nvvm.mma.sync has no e4m3 form (upstream's NVVM lists FP8 only for the
 // sparse MMA), so the MMA is inline PTX; it needs sm_89 and PTX ISA 8.4.
+// mma_sync_fp8_f16 (sm_80) computes the same sums with two f16 m16n8k16
+// MMAs, each e4m3 word widened to two f16 pairs in registers.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +15,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -36,9 +39,10 @@ Value gpu_lowering::fp8Word(KernelBuilder &b, Value words, int64_t q) {
   return b.create<vector::ExtractOp>(words, ArrayRef<int64_t>{q});
 }
 
-void gpu_lowering::fp8MmaSync(KernelBuilder &b, ArrayRef<Value> a,
-                              ArrayRef<Value> bFrag,
-                              MutableArrayRef<Value> acc) {
+/// acc += a * b with e4m3 fragments as mma.sync.m16n8k32 takes them (inline
+/// PTX: sm_89, PTX ISA 8.4).
+static void e4m3MmaSync(KernelBuilder &b, ArrayRef<Value> a,
+                        ArrayRef<Value> bFrag, MutableArrayRef<Value> acc) {
   Type f32 = b.getF32Type();
   auto resultType =
       LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
@@ -58,4 +62,81 @@ void gpu_lowering::fp8MmaSync(KernelBuilder &b, ArrayRef<Value> a,
           .getRes();
   for (int64_t q = 0; q < 4; ++q)
     acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
+}
+
+/// The f16 pair of e4m3 bytes 2h and 2h + 1 of `word` (h = 0 or 1), each
+/// exactly its e4m3 value times 2^-8 (kFp8ViaF16Scale undoes it): the byte's
+/// sign goes to bit 15 and its exponent and mantissa to bits 13..7, so the
+/// f16 exponent field is the e4m3 one (bias 7 read with f16's 15) and the
+/// top mantissa bits the e4m3 ones; e4m3 subnormals become f16 subnormals.
+/// The NaN byte (0x7f, 0xff) reads as +-480 * 2^-8: no checkpoint has one.
+static Value f16PairOfE4M3(KernelBuilder &b, Value word, int64_t h) {
+  auto constant = [&](uint32_t bits) -> Value {
+    return b.create<arith::ConstantOp>(
+        b.getI32IntegerAttr(static_cast<int32_t>(bits)));
+  };
+  auto andBits = [&](Value v, uint32_t mask) -> Value {
+    return b.create<arith::AndIOp>(v, constant(mask));
+  };
+  // The two bytes to bits 15..8 and 31..24.
+  Value low, high;
+  if (h == 0) {
+    low = b.create<arith::ShLIOp>(word, constant(8));
+    high = b.create<arith::ShLIOp>(word, constant(16));
+  } else {
+    low = b.create<arith::ShRUIOp>(word, constant(8));
+    high = word;
+  }
+  Value spread = b.create<arith::OrIOp>(andBits(low, 0x0000ff00u),
+                                        andBits(high, 0xff000000u));
+  Value sign = andBits(spread, 0x80008000u);
+  Value magnitude =
+      andBits(b.create<arith::ShRUIOp>(spread, constant(1)), 0x3f803f80u);
+  return b.create<LLVM::BitcastOp>(VectorType::get({2}, b.getF16Type()),
+                                   b.create<arith::OrIOp>(sign, magnitude));
+}
+
+/// acc += a * b for the m16n8k32 e4m3 fragments, as two f16 m16n8k16 MMAs
+/// (sm_80): A words 0 and 1 (rows g and g + 8, K quad 4c..4c+3) and B word
+/// 0 feed the first, A words 2 and 3 and B word 1 the second. In each, a
+/// word's bytes 0 and 1 are the MMA's K 2c, 2c + 1 and bytes 2 and 3 its K
+/// 2c + 8, 2c + 9, for A and B alike, so every A byte still meets the B
+/// byte it meets in the e4m3 MMA and the dot products are the same sums.
+static void f16MmaSync(KernelBuilder &b, ArrayRef<Value> a,
+                       ArrayRef<Value> bFrag, MutableArrayRef<Value> acc) {
+  Type f32 = b.getF32Type();
+  auto resultType =
+      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+  for (int64_t half = 0; half < 2; ++half) {
+    Value rowG = a[2 * half], rowG8 = a[2 * half + 1], column = bFrag[half];
+    SmallVector<Value> aPairs = {
+        f16PairOfE4M3(b, rowG, 0), f16PairOfE4M3(b, rowG8, 0),
+        f16PairOfE4M3(b, rowG, 1), f16PairOfE4M3(b, rowG8, 1)};
+    SmallVector<Value> bPairs = {f16PairOfE4M3(b, column, 0),
+                                 f16PairOfE4M3(b, column, 1)};
+    Value d = b.create<NVVM::MmaOp>(
+        resultType, aPairs, bPairs, ValueRange(acc),
+        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
+        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
+        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                       NVVM::MMALayout::col});
+    for (int64_t q = 0; q < 4; ++q)
+      acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
+  }
+}
+
+void gpu_lowering::fp8MmaSync(KernelBuilder &b, ArrayRef<Value> a,
+                              ArrayRef<Value> bFrag, MutableArrayRef<Value> acc,
+                              bool viaF16) {
+  if (viaF16)
+    f16MmaSync(b, a, bFrag, acc);
+  else
+    e4m3MmaSync(b, a, bFrag, acc);
+}
+
+Value gpu_lowering::promotionWeightScale(KernelBuilder &b, Value scale,
+                                         bool viaF16) {
+  if (!viaF16)
+    return scale;
+  return b.create<arith::MulFOp>(scale, b.f32(kFp8ViaF16Scale));
 }

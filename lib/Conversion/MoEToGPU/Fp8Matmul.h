@@ -43,9 +43,17 @@ Value loadFp8Words(KernelBuilder &b, Value memref, ValueRange indices,
 /// Word `q` of loadFp8Words' result.
 Value fp8Word(KernelBuilder &b, Value words, int64_t q);
 /// acc (4 f32) += A (4 words of e4m3 quads) * B (2 words), with
-/// mma.sync.m16n8k32 e4m3 (inline PTX: sm_89, PTX ISA 8.4).
+/// mma.sync.m16n8k32 e4m3 (inline PTX: sm_89, PTX ISA 8.4); with `viaF16`,
+/// with two f16 mma.sync.m16n8k16 on the values widened in registers (sm_80),
+/// whose sums come out times 2^-16: multiply them by kFp8ViaF16Scale.
 void fp8MmaSync(KernelBuilder &b, ArrayRef<Value> a, ArrayRef<Value> bFrag,
-                MutableArrayRef<Value> acc);
+                MutableArrayRef<Value> acc, bool viaF16);
+/// What fp8MmaSync's f16 sums are multiplied by: each widened operand is its
+/// e4m3 value times 2^-8 (f16's exponent bias is 8 more than e4m3's).
+constexpr double kFp8ViaF16Scale = 65536.0;
+/// A weight block's scale as the promotion multiplies a K block's partial
+/// sums by it: times kFp8ViaF16Scale (exact, a power of two) with `viaF16`.
+Value promotionWeightScale(KernelBuilder &b, Value scale, bool viaF16);
 
 /// Launches the activation quantization of `mm`'s A operand (its lhs rows
 /// as they are, before any gather) and sets mm.quantLhs ([rows, stride]

@@ -113,13 +113,16 @@ private:
               SmallVector<Value> bFrag = {fp8Word(lb, bWords[u], 2 * j),
                                           fp8Word(lb, bWords[u], 2 * j + 1)};
               MutableArrayRef<Value> slot(partial.data() + accIndex(i, u), 4);
-              fp8MmaSync(lb, a, bFrag, slot);
+              fp8MmaSync(lb, a, bFrag, slot, config.fp8ViaF16);
             }
           }
       }
       ArrayRef<Value> scales = values.drop_front(unroll * perStep);
       ArrayRef<Value> rowScales = scales.take_front(aRows.size());
-      ArrayRef<Value> weightScales = scales.drop_front(aRows.size());
+      SmallVector<Value> weightScales;
+      for (Value scale : scales.drop_front(aRows.size()))
+        weightScales.push_back(
+            promotionWeightScale(lb, scale, config.fp8ViaF16));
       SmallVector<Value> next(acc);
       for (int64_t u = 0; u < bTiles; ++u)
         for (int64_t q = 0; q < 2; ++q)

@@ -146,6 +146,9 @@ struct TensorCoreConfig {
   int64_t registerStages = 1;
   // mma_sync_fp8: K per step (32: 8 bytes per lane and row, 64: 16 bytes).
   int64_t stepK = 32;
+  // mma_sync_fp8_f16: the e4m3 fragments widened to f16 for
+  // mma.sync.m16n8k16 (fp8MmaSync's `viaF16`), as on sm_80.
+  bool fp8ViaF16 = false;
   // Warps that share the same columns and split K, their sums added through
   // shared memory: 1, or kWarpsPerBlock.
   int64_t splitK;

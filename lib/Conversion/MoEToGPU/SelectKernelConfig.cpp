@@ -116,8 +116,9 @@ struct MoEGPUSelectKernelConfigPass
     return success();
   }
 
-  /// Whether the chip runs `kernel`: tensor cores with bf16 from sm_80,
-  /// wgmma and TMA on sm_90a alone.
+  /// Whether the chip runs `kernel`: tensor cores with bf16 (and FP8
+  /// widened to f16) from sm_80, e4m3 from sm_89, wgmma and TMA on sm_90a
+  /// alone.
   static bool runs(const GpuChip &target, MatmulKernel kernel) {
     switch (kernel) {
     case MatmulKernel::simt:
@@ -125,6 +126,7 @@ struct MoEGPUSelectKernelConfigPass
     case MatmulKernel::mma_sync:
     case MatmulKernel::mma_sync_staged:
     case MatmulKernel::mma_sync_wonly:
+    case MatmulKernel::mma_sync_fp8_f16:
       return target.version >= 80;
     case MatmulKernel::wgmma:
     case MatmulKernel::wgmma_warp_specialized:
@@ -148,11 +150,11 @@ struct MoEGPUSelectKernelConfigPass
            << static_cast<int64_t>(ptx);
   }
 
-  /// The FP8 kernels of `op` (weight_quant): mma_sync_fp8 for decode, and
-  /// for prefill wgmma_fp8 on sm_90a (with `wgmma`) where K and its blocks
-  /// allow (K a multiple of 16, K blocks of whole 128-wide K tiles), else
-  /// mma_sync_fp8 again; or a diagnostic where no GPU kernel multiplies its
-  /// FP8 form.
+  /// The FP8 kernels of `op` (weight_quant): mma_sync_fp8 for decode
+  /// (mma_sync_fp8_f16 on sm_80), and for prefill wgmma_fp8 on sm_90a (with
+  /// `wgmma`) where K and its blocks allow (K a multiple of 16, K blocks of
+  /// whole 128-wide K tiles), else the decode kernel with 32-row tiles; or a
+  /// diagnostic where no GPU kernel multiplies its FP8 form.
   FailureOr<GroupedMatmulKernelsAttr> chooseFp8(GroupedMatmulOp op,
                                                 const GpuChip &target) {
     WeightQuantAttr quant = op.getWeightQuantAttr();
@@ -162,8 +164,14 @@ struct MoEGPUSelectKernelConfigPass
     auto refuse = [&]() {
       return op.emitOpError() << "FP8 weights (weight_quant) on the GPU: ";
     };
-    if (!runs(target, MatmulKernel::mma_sync_fp8))
-      return refuse() << "mma.sync with e4m3 operands needs sm_89 or newer, "
+    // e4m3 MMAs from sm_89; on sm_80 the same loops widen the e4m3
+    // fragments to f16.
+    MatmulKernel mmaKernel = runs(target, MatmulKernel::mma_sync_fp8)
+                                 ? MatmulKernel::mma_sync_fp8
+                                 : MatmulKernel::mma_sync_fp8_f16;
+    if (!runs(target, mmaKernel))
+      return refuse() << "the FP8 kernels need sm_80 or newer (mma.sync with "
+                         "e4m3 operands from sm_89, widened to f16 on sm_80), "
                          "got "
                       << chip;
     if (quant.getActivation() == ActivationQuant::none)
@@ -190,7 +198,7 @@ struct MoEGPUSelectKernelConfigPass
     };
     MLIRContext *ctx = op.getContext();
     Tile small;
-    small.kernel = MatmulKernel::mma_sync_fp8;
+    small.kernel = mmaKernel;
     small.rows = 16;
     small.columns = 64;
     small.k = 32;
@@ -231,7 +239,7 @@ struct MoEGPUSelectKernelConfigPass
     // From 32 rows per expert, where the mma_sync_fp8 kernel's 32-row
     // tiles start; not yet measured for the wgmma_fp8 tile.
     int64_t threshold = largeRowsPerExpert ? int64_t(largeRowsPerExpert) : 32;
-    if (failed(checkPtx(op, MatmulKernel::mma_sync_fp8)))
+    if (failed(checkPtx(op, mmaKernel)))
       return failure();
     return GroupedMatmulKernelsAttr::get(ctx, small.get(ctx), large.get(ctx),
                                          threshold);

@@ -33,6 +33,8 @@ TensorCoreConfig TensorCoreConfig::fromTile(MatmulTileAttr tile) {
     config.warpColumns = tile.getColumns() * config.splitK / kWarpsPerBlock;
     break;
   case MatmulKernel::mma_sync_fp8:
+  case MatmulKernel::mma_sync_fp8_f16:
+    config.fp8ViaF16 = tile.getKernel() == MatmulKernel::mma_sync_fp8_f16;
     config.registerStages = tile.getStages();
     config.stepK = tile.getK();
     config.mTiles = tile.getRows() / 16;
@@ -68,8 +70,9 @@ TensorCoreKernel::create(const GroupedMatmul &mm, MatmulTileAttr tile) {
   case MatmulKernel::mma_sync:
     return createDecodeKernel(mm, config);
   case MatmulKernel::mma_sync_fp8:
-    // The first FP8 decode loop stays the default until the staged one is
-    // measured on a GPU.
+  case MatmulKernel::mma_sync_fp8_f16:
+    // The first loop where a step is 8 bytes, one group is in flight and
+    // each warp takes all of K; the staged one otherwise.
     if (config.stepK == 32 && config.registerStages == 1 && config.splitK == 1)
       return createFp8DecodeKernel(mm, config);
     return createFp8StagedDecodeKernel(mm, config);

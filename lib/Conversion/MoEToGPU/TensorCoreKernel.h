@@ -9,7 +9,7 @@
 //   mma_sync                 DecodeMainloop.cpp
 //   mma_sync_staged          StagedMainloop.cpp
 //   wgmma, wgmma_warp_...    WgmmaMainloop.cpp
-//   mma_sync_fp8             Fp8DecodeMainloop.cpp (k = 32, stages = 1,
+//   mma_sync_fp8, ..._f16    Fp8DecodeMainloop.cpp (k = 32, stages = 1,
 //                            split_k = 1), else Fp8StagedDecodeMainloop.cpp
 //   wgmma_fp8                Fp8WgmmaMainloop.cpp
 //   mma_sync_wonly           WeightOnlyDecodeMainloop.cpp

@@ -13,12 +13,17 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_89 fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma=false fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="wgmma-fp8=false fp8-small-k=32 fp8-small-stages=1" --split-input-file | FileCheck %s --check-prefix=SELECT
+// On sm_80 both tile shapes take mma_sync_fp8_f16 (the same loops, the
+// e4m3 fragments widened to f16; nvvm-pipeline-fp8.mlir lowers it).
+// RUN: moe-opt %s --moe-gpu-select-kernel-config=chip=sm_80 --split-input-file | FileCheck %s --check-prefix=SM80
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_89 fp8-small-k=32 fp8-small-stages=1" --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
 
 // DeepSeek's [128, 128] blocks, dynamic activations, a GLU epilogue and a
 // bias: 4 steps of 32 per K block; the 32-row tile has 64 output columns
 // with a GLU (128 without).
 // SELECT-LABEL: func.func @gate_up
+// SM80-LABEL: func.func @gate_up
+// SM80: small = <kernel = mma_sync_fp8_f16, rows = 16, columns = 64, k = 64, stages = 2, unroll = 2, split_k = 1, {{.*}}large = <kernel = mma_sync_fp8_f16, rows = 32, columns = 64, k = 32, stages = 1, unroll = 4,
 // SELECT: moe.gpu_kernels = #moe.grouped_matmul_kernels<small = <kernel = mma_sync_fp8, rows = 16, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large = <kernel = mma_sync_fp8, rows = 32, columns = 64, k = 32, stages = 1, unroll = 4, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>, large_rows_per_expert = 32>
 // LOWER-LABEL: func.func @gate_up
 // The activations: one warp per row and K block, the amax of the block

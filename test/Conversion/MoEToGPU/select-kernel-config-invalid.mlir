@@ -30,17 +30,6 @@ func.func @wgmma_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x256x64xbf16>, %offs
 
 // -----
 
-func.func @fp8_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
-                       %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{FP8 weights (weight_quant) on the GPU: mma.sync with e4m3 operands needs sm_89 or newer, got sm_80}}
-  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
-      rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
-      {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>} -> tensor<?x32xf32>
-  return %h : tensor<?x32xf32>
-}
-
-// -----
-
 func.func @pinned_fp8_on_sm80(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
                               %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
   // expected-error @+1 {{moe.gpu_kernels: the mma_sync_fp8 kernel does not run on sm_80}}

@@ -213,7 +213,7 @@ func.func private @fp8_stages() attributes {t = #moe.matmul_tile<kernel = mma_sy
 // FP8 weights with another kernel pinned.
 func.func @fp8_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
                                 %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 or wgmma_fp8 kernels, got mma_sync for the small kernel}}
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8, mma_sync_fp8_f16 or wgmma_fp8 kernels, got mma_sync for the small kernel}}
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
       rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
       {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,
@@ -229,7 +229,7 @@ func.func @fp8_weights_mma_sync(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3
 // FP8 weights with the simt kernel pinned.
 func.func @fp8_weights_simt(%x: tensor<?x64xbf16>, %w: tensor<4x32x64xf8E4M3FN>, %o: tensor<5xi32>,
                             %s: tensor<4x1x1xf32>, %init: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8 or wgmma_fp8 kernels, got simt for the small kernel}}
+  // expected-error @+1 {{moe.gpu_kernels: FP8 weights (weight_quant) take the mma_sync_fp8, mma_sync_fp8_f16 or wgmma_fp8 kernels, got simt for the small kernel}}
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x32x64xf8E4M3FN>, tensor<5xi32>)
       rhs_scales(%s : tensor<4x1x1xf32>) outs(%init : tensor<?x32xf32>)
       {weight_quant = #moe.weight_quant<format = fp8_e4m3, block = [128, 128], activation = dynamic>,

@@ -1,10 +1,12 @@
 """FP8 expert halves under each kernel choice on the GPU: the lowered
 `<shape>@fp8` artifacts and their variants `<shape>@fp8@<options>`
 (python/benchmarks/gpu_artifacts.py, FP8_VARIANTS: the mma_sync_fp8 prefill
-kernel, the prefill tile from 8 rows per expert, and the opt-in staged FP8
-decode loop with register stages, 16-byte steps and split-K; FP8_EDGES under
-every variant and split-K from small K), against the fp64 oracle on fresh
-random e4m3 weights, block scales and tokens.
+kernel, the prefill tile from 8 rows per expert, and around the default
+staged decode loop the first one, 8-byte steps alone and split-K; FP8_EDGES under
+every variant and split-K from small K; and Qwen3 and FP8_EDGES built for
+sm_80, FP8_OTHER_CHIPS, whose mma_sync_fp8_f16 widens the e4m3 fragments to
+f16 and whose PTX the driver compiles for the GPU at hand), against the fp64
+oracle on fresh random e4m3 weights, block scales and tokens.
 
 The oracle is moe_mlir.reference_quant's contract, as test_fp8_gpu.py's
 experts_oracle computes it through moe_mlir.reference: each GEMM's rows

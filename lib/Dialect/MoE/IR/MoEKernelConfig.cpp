@@ -159,32 +159,39 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          /*split_k=*/{1, 4}, /*tile_group=*/{1, 1},
                          /*a_layout=*/none, /*b_layout=*/none});
   }
-  case MatmulKernel::mma_sync_fp8: {
+  case MatmulKernel::mma_sync_fp8:
+  case MatmulKernel::mma_sync_fp8_f16: {
+    // The same main loops, with the MMA on e4m3 or on f16 fragments.
+    StringRef name = stringifyMatmulKernel(kernel);
     if (failed(e.within("rows", rows, 16, 64)))
       return failure();
     if (rows % 16)
-      return emitError() << "the mma_sync_fp8 kernel's rows are 16-row MMA "
+      return emitError() << "the " << name
+                         << " kernel's rows are 16-row MMA "
                             "tiles, got "
                          << rows;
     // Bounded before it is multiplied: a huge `columns` must not wrap.
     if (failed(e.within("columns", columns, 8, 256)))
       return failure();
     if (splitK != 1 && splitK != 4)
-      return emitError() << "the mma_sync_fp8 kernel's split_k is 1 (each of "
+      return emitError() << "the " << name
+                         << " kernel's split_k is 1 (each of "
                             "the 4 warps has its own columns) or 4 (the warps "
                             "share them, each taking a quarter of the K "
                             "blocks), got "
                          << splitK;
     int64_t warpColumns = columns * splitK / 4;
     if ((columns * splitK) % 32 || warpColumns > 64)
-      return emitError() << "the mma_sync_fp8 kernel's columns are 4 / "
+      return emitError() << "the " << name
+                         << " kernel's columns are 4 / "
                             "split_k warps of 8 to 64 columns (a multiple of "
                             "8), got "
                          << columns << " with split_k = " << splitK;
     // k: the K of one step, 8 bytes (one m16n8k32 MMA) or 16 bytes (two)
     // per lane and row.
     if (k != 32 && k != 64)
-      return emitError() << "the mma_sync_fp8 kernel's k is 32 (8 bytes per "
+      return emitError() << "the " << name
+                         << " kernel's k is 32 (8 bytes per "
                             "lane and row of a step) or 64 (16 bytes), got "
                          << k;
     // stages: groups of `unroll` steps whose loads are in flight in
@@ -358,7 +365,9 @@ static LogicalResult verifyWeightOnlyTileForOp(GroupedMatmulOp op,
 static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
                                      MatmulTileAttr tile) {
   MatmulKernel kernel = tile.getKernel();
-  if (kernel == MatmulKernel::mma_sync_fp8 || kernel == MatmulKernel::wgmma_fp8)
+  if (kernel == MatmulKernel::mma_sync_fp8 ||
+      kernel == MatmulKernel::mma_sync_fp8_f16 ||
+      kernel == MatmulKernel::wgmma_fp8)
     return verifyFp8TileForOp(op, slot, tile);
   if (kernel == MatmulKernel::mma_sync_wonly)
     return verifyWeightOnlyTileForOp(op, slot, tile);
@@ -372,7 +381,7 @@ static LogicalResult verifyTileForOp(GroupedMatmulOp op, StringRef slot,
   if (quant)
     return op.emitOpError()
            << "moe.gpu_kernels: FP8 weights (weight_quant) take the "
-              "mma_sync_fp8 or wgmma_fp8 kernels, got "
+              "mma_sync_fp8, mma_sync_fp8_f16 or wgmma_fp8 kernels, got "
            << stringifyMatmulKernel(kernel) << " for the " << slot << " kernel";
   if (!isTensorCore(kernel))
     return success();

@@ -92,7 +92,10 @@ def MoE_MatmulKernel : I32EnumAttr<"MatmulKernel",
     I32EnumAttrCase<"wgmma_warp_specialized", 4>,
     I32EnumAttrCase<"mma_sync_fp8", 5>,
     I32EnumAttrCase<"wgmma_fp8", 6>,
-    I32EnumAttrCase<"mma_sync_wonly", 7>]> {
+    I32EnumAttrCase<"mma_sync_wonly", 7>,
+    // mma_sync_fp8's loops with each e4m3 fragment widened to f16 pairs
+    // for mma.sync.m16n8k16: FP8 weights on sm_80, which has no e4m3 MMA.
+    I32EnumAttrCase<"mma_sync_fp8_f16", 8>]> {
   let cppNamespace = "::mlir::moe";
   let genSpecializedAttr = 0;
 }
