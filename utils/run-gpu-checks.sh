@@ -14,6 +14,14 @@
 #   bench-wonly  gpu.py --weight-only
 #   sanitize     utils/gpu-sanitize.sh (its tools from MOE_SANITIZE_TOOLS,
 #                default racecheck initcheck; MOE_SANITIZE_PASSES as there)
+#   kernel-times gpu_kernel_times.py (MOE_GPU_KERNEL_TIMES_ARGS, default
+#                "--fp8 --shapes qwen3-30b-a3b mixtral-8x7b --tokens 1 32")
+#   profile      Nsight Compute (ncu, clocks left alone, caches flushed
+#                before each kernel as it does by default) on the grouped
+#                matmuls of one gpu_profile_calls.py call per shape
+#                (MOE_GPU_PROFILE_ARGS, default "--fp8 --shapes mixtral-8x7b
+#                qwen3-30b-a3b --tokens 1"): speed of light, warp states,
+#                occupancy, scheduler and memory sections
 # Without steps: tests, then bench, bench-fp8 and bench-wonly.
 #
 # Environment: MOE_GPU_BENCH_ARGS, MOE_GPU_BENCH_FP8_ARGS and
@@ -64,6 +72,8 @@ command_of() {
     bench-fp8) echo "python3 python/benchmarks/gpu.py --fp8 ${MOE_GPU_BENCH_FP8_ARGS:-} --json $logs/bench-fp8.json" ;;
     bench-wonly) echo "python3 python/benchmarks/gpu.py --weight-only ${MOE_GPU_BENCH_WONLY_ARGS:-} --json $logs/bench-wonly.json" ;;
     sanitize) echo "env MOE_SANITIZE_LOGS=$logs/sanitize bash utils/gpu-sanitize.sh ${MOE_SANITIZE_TOOLS:-racecheck initcheck}" ;;
+    kernel-times) echo "python3 python/benchmarks/gpu_kernel_times.py ${MOE_GPU_KERNEL_TIMES_ARGS:---fp8 --shapes qwen3-30b-a3b mixtral-8x7b --tokens 1 32}" ;;
+    profile) echo "ncu --clock-control none --kernel-name regex:moe_grouped_matmul --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats --section MemoryWorkloadAnalysis python3 python/benchmarks/gpu_profile_calls.py --calls 1 ${MOE_GPU_PROFILE_ARGS:---fp8 --shapes mixtral-8x7b qwen3-30b-a3b --tokens 1}" ;;
     *)
       if [ -f "test/Integration/GPU/test_$1.py" ]; then
         echo "python3 test/Integration/GPU/test_$1.py"
@@ -105,7 +115,8 @@ for step in "${expanded[@]}"; do
     grep -E -A6 '^FAIL|Traceback' "$logs/$step.log" | head -30
   fi
   case "$step" in
-    bench*|sanitize) echo "== $step"; grep -v '^\s*$' "$logs/$step.log" | tail -20 ;;
+    bench*|sanitize|kernel-times) echo "== $step"; grep -v '^\s*$' "$logs/$step.log" | tail -20 ;;
+    profile) echo "== $step"; grep -E 'moe_grouped_matmul|Duration|Memory Throughput|Compute \(SM\) Throughput|DRAM Throughput|Achieved Occupancy|Registers Per Thread|Warp Cycles Per Issued' "$logs/$step.log" | head -40 ;;
   esac
 done
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null \

@@ -1,15 +1,17 @@
 """Calls compiled expert halves a few times each and nothing else, so that a
 profiler run over this process sees only their kernels: Nsight Compute reads
-the hardware counters of one call's kernels, e.g.
+the hardware counters of their grouped matmuls, e.g.
 
     ncu --clock-control none --kernel-name regex:moe_grouped_matmul \\
-        --launch-skip 2 --launch-count 2 --section SpeedOfLight \\
-        python3 python/benchmarks/gpu_profile_calls.py --fp8 --shapes mixtral-8x7b --tokens 1
+        --section SpeedOfLight --section WarpStateStats \\
+        python3 python/benchmarks/gpu_profile_calls.py --calls 1 --fp8 \\
+        --shapes mixtral-8x7b qwen3-30b-a3b --tokens 1
 
-(--launch-skip 2 skips the first call's two matmuls: module loading and the
-first touch of the weights). Each shape and token count gets fresh random
-inputs (gpu_peers.make_inputs), FP8 weights quantized from them with --fp8,
-and `--calls` calls, synchronized after each.
+(`bash utils/run-gpu-checks.sh profile` runs that; ncu flushes the caches
+before each kernel it profiles, so one call per shape is enough). Each shape
+and token count gets fresh random inputs (gpu_peers.make_inputs), FP8
+weights quantized from them with --fp8, and `--calls` calls, synchronized
+after each.
 """
 
 from __future__ import annotations
