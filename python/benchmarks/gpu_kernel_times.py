@@ -66,6 +66,17 @@ def kernel_times(replay) -> dict[str, tuple[float, int]]:
     return {name: (total[name] / REPLAYS, count[name] // REPLAYS) for name in total}
 
 
+def artifact_entry(entries: dict, name: str, fp8: bool) -> tuple[str, dict]:
+    """The artifact ``name`` names, and its index entry: with ``fp8``, the
+    FP8 half ``<shape>@fp8[@<options>]`` of ``<shape>[@<options>]``."""
+    if fp8:
+        shape, _, options = name.partition("@")
+        name = f"{shape}@fp8" + (f"@{options}" if options else "")
+    if name not in entries:
+        raise SystemExit(f"no {name} artifact in {ARTIFACTS}")
+    return name, entries[name]
+
+
 def fp8_operands(module, entry: dict, inputs: dict) -> tuple[list, object]:
     """The FP8 ``experts`` operands for ``inputs``: its bf16 weights quantized
     to e4m3 with block scales, and the workspace they need."""
@@ -96,12 +107,7 @@ def main() -> None:
     read = ceilings["read_tbps"]
     print(f"device {torch.cuda.get_device_name()}  read {read:.2f} TB/s")
     for name in args.shapes:
-        if args.fp8:
-            shape, _, options = name.partition("@")
-            name = f"{shape}@fp8" + (f"@{options}" if options else "")
-        if name not in entries:
-            raise SystemExit(f"no {name} artifact in {ARTIFACTS}")
-        entry = entries[name]
+        name, entry = artifact_entry(entries, name, args.fp8)
         H, I, E, k = entry["H"], entry["I"], entry["E"], entry["k"]
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:

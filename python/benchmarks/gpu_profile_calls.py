@@ -17,17 +17,15 @@ after each.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "python" / "benchmarks"))
-ARTIFACTS = pathlib.Path(os.environ.get("MOE_GPU_ARTIFACTS", ROOT / "artifacts" / "gpu"))
 
 import gpu_peers  # noqa: E402
-from gpu_kernel_times import fp8_operands  # noqa: E402
+from gpu_kernel_times import ARTIFACTS, artifact_entry, fp8_operands  # noqa: E402
 
 
 def main() -> None:
@@ -47,12 +45,7 @@ def main() -> None:
 
     entries = gpu_peers.artifact_entries(ARTIFACTS)
     for name in args.shapes:
-        if args.fp8:
-            shape, _, options = name.partition("@")
-            name = f"{shape}@fp8" + (f"@{options}" if options else "")
-        if name not in entries:
-            raise SystemExit(f"no {name} artifact in {ARTIFACTS}")
-        entry = entries[name]
+        name, entry = artifact_entry(entries, name, args.fp8)
         module = GpuModule(ARTIFACTS / entry["library"])
         for T in args.tokens:
             inputs, operands, y, workspace = gpu_peers.experts_call(module, entry, T, seed=T)

@@ -12,10 +12,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "Fp8Matmul.h"
+#include "MmaFragments.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
@@ -64,10 +64,10 @@ static void e4m3MmaSync(KernelBuilder &b, ArrayRef<Value> a,
     acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
 }
 
-/// The f16 pair of e4m3 bytes 2h and 2h + 1 of `word` (h = 0 or 1), each
-/// exactly its e4m3 value times 2^-8 (kFp8ViaF16Scale undoes it): the byte's
-/// sign goes to bit 15 and its exponent and mantissa to bits 13..7, so the
-/// f16 exponent field is the e4m3 one (bias 7 read with f16's 15) and the
+/// The f16 pair (an i32) of e4m3 bytes 2h and 2h + 1 of `word` (h = 0 or 1),
+/// each exactly its e4m3 value times 2^-8 (kFp8ViaF16Scale undoes it): the
+/// byte's sign goes to bit 15 and its exponent and mantissa to bits 13..7, so
+/// the f16 exponent field is the e4m3 one (bias 7 read with f16's 15) and the
 /// top mantissa bits the e4m3 ones; e4m3 subnormals become f16 subnormals.
 /// The NaN byte (0x7f, 0xff) reads as +-480 * 2^-8: no checkpoint has one.
 static Value f16PairOfE4M3(KernelBuilder &b, Value word, int64_t h) {
@@ -92,8 +92,7 @@ static Value f16PairOfE4M3(KernelBuilder &b, Value word, int64_t h) {
   Value sign = andBits(spread, 0x80008000u);
   Value magnitude =
       andBits(b.create<arith::ShRUIOp>(spread, constant(1)), 0x3f803f80u);
-  return b.create<LLVM::BitcastOp>(VectorType::get({2}, b.getF16Type()),
-                                   b.create<arith::OrIOp>(sign, magnitude));
+  return b.create<arith::OrIOp>(sign, magnitude);
 }
 
 /// acc += a * b for the m16n8k32 e4m3 fragments, as two f16 m16n8k16 MMAs
@@ -104,9 +103,6 @@ static Value f16PairOfE4M3(KernelBuilder &b, Value word, int64_t h) {
 /// byte it meets in the e4m3 MMA and the dot products are the same sums.
 static void f16MmaSync(KernelBuilder &b, ArrayRef<Value> a,
                        ArrayRef<Value> bFrag, MutableArrayRef<Value> acc) {
-  Type f32 = b.getF32Type();
-  auto resultType =
-      LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
   for (int64_t half = 0; half < 2; ++half) {
     Value rowG = a[2 * half], rowG8 = a[2 * half + 1], column = bFrag[half];
     SmallVector<Value> aPairs = {
@@ -114,14 +110,7 @@ static void f16MmaSync(KernelBuilder &b, ArrayRef<Value> a,
         f16PairOfE4M3(b, rowG, 1), f16PairOfE4M3(b, rowG8, 1)};
     SmallVector<Value> bPairs = {f16PairOfE4M3(b, column, 0),
                                  f16PairOfE4M3(b, column, 1)};
-    Value d = b.create<NVVM::MmaOp>(
-        resultType, aPairs, bPairs, ValueRange(acc),
-        ArrayRef<int64_t>{16, 8, 16}, std::nullopt, std::nullopt,
-        std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::f16, NVVM::MMATypes::f16},
-        std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                       NVVM::MMALayout::col});
-    for (int64_t q = 0; q < 4; ++q)
-      acc[q] = b.create<LLVM::ExtractValueOp>(d, ArrayRef<int64_t>{q});
+    mmaSyncM16N8K16(b, NVVM::MMATypes::f16, aPairs, bPairs, acc);
   }
 }
 

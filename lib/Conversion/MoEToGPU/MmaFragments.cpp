@@ -121,6 +121,12 @@ SmallVector<Value> MmaFragments::loadF32Fragment(KernelBuilder &b, Value smem,
 void MmaFragments::mma(KernelBuilder &b, ArrayRef<Value> a,
                        ArrayRef<Value> bFrag,
                        MutableArrayRef<Value> acc) const {
+  mmaSyncM16N8K16(b, mmaType, a, bFrag, acc);
+}
+
+void gpu_lowering::mmaSyncM16N8K16(KernelBuilder &b, NVVM::MMATypes mmaType,
+                                   ArrayRef<Value> a, ArrayRef<Value> bFrag,
+                                   MutableArrayRef<Value> acc) {
   Type f32 = b.getF32Type();
   auto resultType =
       LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});

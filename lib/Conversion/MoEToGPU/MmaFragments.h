@@ -39,6 +39,11 @@ ThreadPosition threadPosition(KernelBuilder &b);
 void copyChunk(KernelBuilder &b, Value dst, ValueRange dstIndices, Value src,
                ValueRange srcIndices, int64_t count, Value valid);
 
+/// acc (4 f32) += A (4 i32) * B (2 i32) with mma.sync.m16n8k16, each i32 a
+/// pair of `type` (bf16 or f16).
+void mmaSyncM16N8K16(KernelBuilder &b, NVVM::MMATypes type, ArrayRef<Value> a,
+                     ArrayRef<Value> bFrag, MutableArrayRef<Value> acc);
+
 /// Fragments of the MMA type `element` (bf16 or f16) over K = `reduction`.
 class MmaFragments {
 public:
