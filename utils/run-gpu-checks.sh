@@ -21,7 +21,8 @@
 #                matmuls of one gpu_profile_calls.py call per shape
 #                (MOE_GPU_PROFILE_ARGS, default "--fp8 --shapes mixtral-8x7b
 #                qwen3-30b-a3b --tokens 1"): speed of light, warp states,
-#                occupancy, scheduler and memory sections
+#                occupancy, scheduler, memory, launch and source-counter
+#                (where warps stall, by SASS line) sections
 # Without steps: tests, then bench, bench-fp8 and bench-wonly.
 #
 # Environment: MOE_GPU_BENCH_ARGS, MOE_GPU_BENCH_FP8_ARGS and
@@ -73,7 +74,7 @@ command_of() {
     bench-wonly) echo "python3 python/benchmarks/gpu.py --weight-only ${MOE_GPU_BENCH_WONLY_ARGS:-} --json $logs/bench-wonly.json" ;;
     sanitize) echo "env MOE_SANITIZE_LOGS=$logs/sanitize bash utils/gpu-sanitize.sh ${MOE_SANITIZE_TOOLS:-racecheck initcheck}" ;;
     kernel-times) echo "python3 python/benchmarks/gpu_kernel_times.py ${MOE_GPU_KERNEL_TIMES_ARGS:---fp8 --shapes qwen3-30b-a3b mixtral-8x7b --tokens 1 32}" ;;
-    profile) echo "ncu --clock-control none --kernel-name regex:moe_grouped_matmul --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats --section MemoryWorkloadAnalysis python3 python/benchmarks/gpu_profile_calls.py --calls 1 ${MOE_GPU_PROFILE_ARGS:---fp8 --shapes mixtral-8x7b qwen3-30b-a3b --tokens 1}" ;;
+    profile) echo "ncu --clock-control none --kernel-name regex:moe_grouped_matmul --section SpeedOfLight --section WarpStateStats --section Occupancy --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats --section SourceCounters python3 python/benchmarks/gpu_profile_calls.py --calls 1 ${MOE_GPU_PROFILE_ARGS:---fp8 --shapes mixtral-8x7b qwen3-30b-a3b --tokens 1}" ;;
     *)
       if [ -f "test/Integration/GPU/test_$1.py" ]; then
         echo "python3 test/Integration/GPU/test_$1.py"
@@ -116,7 +117,7 @@ for step in "${expanded[@]}"; do
   fi
   case "$step" in
     bench*|sanitize|kernel-times) echo "== $step"; grep -v '^\s*$' "$logs/$step.log" | tail -20 ;;
-    profile) echo "== $step"; grep -E 'moe_grouped_matmul|Duration|Memory Throughput|Compute \(SM\) Throughput|DRAM Throughput|Achieved Occupancy|Registers Per Thread|Warp Cycles Per Issued' "$logs/$step.log" | head -40 ;;
+    profile) echo "== $step"; grep -E 'moe_grouped_matmul|Duration|Memory Throughput|Compute \(SM\) Throughput|DRAM Throughput|Achieved Occupancy|Registers Per Thread|Warp Cycles Per Issued|Grid Size|Block Size|Waves Per SM' "$logs/$step.log" | head -40 ;;
   esac
 done
 nvidia-smi --query-gpu=name,clocks.max.sm,memory.total --format=csv,noheader 2>/dev/null \

@@ -84,10 +84,10 @@ FP8_FEATURES = "+ptx84"
 #: wgmma_fp8; the prefill tile from 8 rows per expert (bf16's threshold) rather than
 #: 32; and around the default decode loop (Fp8StagedDecodeMainloop.cpp: 16-byte steps,
 #: two register stages), the first one (8-byte steps, one stage), 8-byte steps with
-#: two stages, and split-K on top of the default.
+#: two stages, three register stages, and split-K on top of the default.
 FP8_VARIANTS = ("wgmma-fp8=false", "large-rows-per-expert=8",
                 "fp8-small-k=32 fp8-small-stages=1", "fp8-small-k=32",
-                "fp8-small-split-k=4")
+                "fp8-small-stages=3", "fp8-small-split-k=4")
 #: FP8 expert halves at edge shapes, under the default and every FP8 variant, and
 #: with split-K from small K too (so the edges' few K blocks leave parts empty):
 #: name -> (H, I, E, k). fp8-edge-tail: K = 208 (two blocks, the second partial;

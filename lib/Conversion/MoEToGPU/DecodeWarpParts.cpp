@@ -99,25 +99,35 @@ SmallVector<Value> TensorCoreKernel::stagedLoop(KernelBuilder &b,
                      [&](KernelBuilder &lb, Value i, ValueRange iter) {
                        return compute(lb, load(lb, i), iter);
                      });
-  // Two groups in registers. After the range's last group, its last is
-  // loaded again (cached, in bounds) and not used; an empty range loads
-  // group `last` the same way.
+  // `registerStages` groups in registers: group i + (stages - 1) * step is
+  // loaded before group i is computed, so stages - 1 groups' loads are in
+  // flight across each group's MMAs. Past the range's end the group being
+  // computed is loaded again (cached, in bounds) and not used; the prologue
+  // loads groups up to `last`, the whole loop's last group, the same way.
+  int64_t ahead = registerStages - 1;
   SmallVector<Value> iters(init);
-  llvm::append_range(iters, load(b, b.minIndex(begin, last)));
+  for (int64_t j = 0; j < ahead; ++j)
+    llvm::append_range(
+        iters,
+        load(b, b.minIndex(b.create<arith::AddIOp>(begin, b.index(j * step)),
+                           last)));
   int64_t numCarried = init.size();
-  SmallVector<Value> results =
-      b.forLoop(begin, end, b.index(step), iters,
-                [&](KernelBuilder &lb, Value i, ValueRange iter) {
-                  Value iNext = lb.create<arith::AddIOp>(i, lb.index(step));
-                  Value more = lb.lessThan(iNext, end);
-                  SmallVector<Value> next =
-                      load(lb, lb.create<arith::SelectOp>(more, iNext, i));
-                  SmallVector<Value> current(iter.drop_front(numCarried));
-                  SmallVector<Value> out =
-                      compute(lb, current, iter.take_front(numCarried));
-                  llvm::append_range(out, next);
-                  return out;
-                });
+  int64_t perGroup = (iters.size() - numCarried) / ahead;
+  SmallVector<Value> results = b.forLoop(
+      begin, end, b.index(step), iters,
+      [&](KernelBuilder &lb, Value i, ValueRange iter) {
+        Value target = lb.create<arith::AddIOp>(i, lb.index(ahead * step));
+        SmallVector<Value> next =
+            load(lb, lb.create<arith::SelectOp>(lb.lessThan(target, end),
+                                                target, i));
+        ValueRange groups = iter.drop_front(numCarried);
+        SmallVector<Value> out =
+            compute(lb, SmallVector<Value>(groups.take_front(perGroup)),
+                    iter.take_front(numCarried));
+        llvm::append_range(out, groups.drop_front(perGroup));
+        llvm::append_range(out, next);
+        return out;
+      });
   results.resize(numCarried);
   return results;
 }

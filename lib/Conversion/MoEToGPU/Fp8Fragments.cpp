@@ -22,17 +22,27 @@ using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::gpu_lowering;
 
-Value gpu_lowering::loadFp8Words(KernelBuilder &b, Value memref,
-                                 ValueRange indices, Type element,
-                                 int64_t bytes, Value valid) {
+Value gpu_lowering::loadFp8WordsUnmasked(KernelBuilder &b, Value memref,
+                                         ValueRange indices, Type element,
+                                         int64_t bytes) {
   Value loaded =
       b.create<vector::LoadOp>(VectorType::get({bytes}, element), memref,
                                indices, false, llvm::MaybeAlign(bytes));
-  auto wordsType = VectorType::get({bytes / 4}, b.getI32Type());
-  Value words = b.create<vector::BitCastOp>(wordsType, loaded);
-  Value zero = b.create<arith::ConstantOp>(
-      DenseElementsAttr::get(wordsType, b.getI32IntegerAttr(0)));
+  return b.create<vector::BitCastOp>(
+      VectorType::get({bytes / 4}, b.getI32Type()), loaded);
+}
+
+Value gpu_lowering::maskFp8Words(KernelBuilder &b, Value words, Value valid) {
+  Value zero = b.create<arith::ConstantOp>(DenseElementsAttr::get(
+      cast<VectorType>(words.getType()), b.getI32IntegerAttr(0)));
   return b.create<arith::SelectOp>(valid, words, zero);
+}
+
+Value gpu_lowering::loadFp8Words(KernelBuilder &b, Value memref,
+                                 ValueRange indices, Type element,
+                                 int64_t bytes, Value valid) {
+  return maskFp8Words(
+      b, loadFp8WordsUnmasked(b, memref, indices, element, bytes), valid);
 }
 
 Value gpu_lowering::fp8Word(KernelBuilder &b, Value words, int64_t q) {

@@ -40,6 +40,13 @@ struct Fp8Layout {
 /// or f8E4M3FN) as i32 words, zero where `valid` is false.
 Value loadFp8Words(KernelBuilder &b, Value memref, ValueRange indices,
                    Type element, int64_t bytes, Value valid);
+/// loadFp8Words' words as they are in memory, unmasked: a loop that keeps
+/// loads in flight across its iterations masks them (maskFp8Words) where
+/// it uses them, so that nothing in the loading iteration waits for them.
+Value loadFp8WordsUnmasked(KernelBuilder &b, Value memref, ValueRange indices,
+                           Type element, int64_t bytes);
+/// `words`, or zeros where `valid` is false.
+Value maskFp8Words(KernelBuilder &b, Value words, Value valid);
 /// Word `q` of loadFp8Words' result.
 Value fp8Word(KernelBuilder &b, Value words, int64_t q);
 /// acc (4 f32) += A (4 words of e4m3 quads) * B (2 words), with

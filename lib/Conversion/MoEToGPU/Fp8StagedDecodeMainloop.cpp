@@ -62,10 +62,14 @@ private:
     Value laneK = b.create<arith::MulIOp>(c, b.index(laneBytes));
     Type i8 = b.getI8Type();
     int64_t unroll = config.unroll;
-    int64_t perStep = aRows.size() + bRows.size();
+    int64_t perStep = aRows.size() + bRows.size() + 1;
 
-    // A group's values: per step the A rows' words then the weight rows';
-    // then the A rows' scales and the weight scales of (u, q).
+    // A group's values: per step the A rows' words, the weight rows', then
+    // whether the lane's bytes of the step are inside K; then the A rows'
+    // scales and the weight scales of (u, q). The words are masked where
+    // the MMAs take them, not here: with two stages that is the next
+    // iteration, so the loads stay in flight across the loop's back edge
+    // (a select beside the load would make the loading iteration wait).
     auto load = [&](KernelBuilder &lb, Value group) {
       Value block = lb.create<arith::DivUIOp>(group, lb.index(groupsPerBlock));
       Value within = lb.create<arith::RemUIOp>(group, lb.index(groupsPerBlock));
@@ -79,13 +83,12 @@ private:
         Value inside = lb.lessThan(k, lb.index(mm.reduction));
         Value safeK = lb.create<arith::SelectOp>(inside, k, lb.index(0));
         for (const Operand &row : aRows)
-          values.push_back(
-              loadFp8Words(lb, mm.quantLhs, {row.row, safeK}, i8, laneBytes,
-                           lb.create<arith::AndIOp>(row.valid, inside)));
+          values.push_back(loadFp8WordsUnmasked(
+              lb, mm.quantLhs, {row.row, safeK}, i8, laneBytes));
         for (const Operand &row : bRows)
-          values.push_back(loadFp8Words(
-              lb, mm.rhs, {expert, row.row, safeK}, mm.rhsElement, laneBytes,
-              lb.create<arith::AndIOp>(row.valid, inside)));
+          values.push_back(loadFp8WordsUnmasked(
+              lb, mm.rhs, {expert, row.row, safeK}, mm.rhsElement, laneBytes));
+        values.push_back(inside);
       }
       for (const Operand &row : aRows)
         values.push_back(lb.load(mm.quantScales, {row.row, block}));
@@ -100,9 +103,17 @@ private:
                        ValueRange acc) {
       SmallVector<Value> partial(zeros);
       for (int64_t s = 0; s < unroll; ++s) {
-        ArrayRef<Value> aWords = values.slice(s * perStep, aRows.size());
-        ArrayRef<Value> bWords =
-            values.slice(s * perStep + aRows.size(), bRows.size());
+        Value inside = values[(s + 1) * perStep - 1];
+        auto masked = [&](ArrayRef<Operand> rows, int64_t first) {
+          SmallVector<Value> words;
+          for (auto [r, row] : llvm::enumerate(rows))
+            words.push_back(
+                maskFp8Words(lb, values[s * perStep + first + r],
+                             lb.create<arith::AndIOp>(row.valid, inside)));
+          return words;
+        };
+        SmallVector<Value> aWords = masked(aRows, 0);
+        SmallVector<Value> bWords = masked(bRows, aRows.size());
         for (int64_t j = 0; j < laneBytes / 8; ++j)
           for (int64_t i = 0; i < config.mTiles; ++i) {
             Value lo = aWords[2 * i], hi = aWords[2 * i + 1];

@@ -34,14 +34,21 @@ MmaFragments::MmaFragments(Type element, int64_t reduction)
       mmaType(element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16),
       reduction(reduction) {}
 
-Value MmaFragments::wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
-                             Operand row, Value k, Type element) const {
+Value MmaFragments::wideLoadStored(KernelBuilder &b, Value memref,
+                                   ValueRange prefix, Operand row, Value k,
+                                   Type element) const {
   SmallVector<Value> indices(prefix);
   indices.append({row.row, k});
   int64_t bytes = 8 * element.getIntOrFloatBitWidth() / 8;
-  Value v = b.create<vector::LoadOp>(
+  return b.create<vector::LoadOp>(
       VectorType::get({8}, element), memref, indices, false,
       llvm::MaybeAlign(std::min<int64_t>(bytes, 16)));
+}
+
+Value MmaFragments::wideFragment(KernelBuilder &b, Value stored,
+                                 Value valid) const {
+  Value v = stored;
+  Type element = cast<VectorType>(stored.getType()).getElementType();
   if (element != mmaElement) {
     if (!element.isF32())
       v = b.create<arith::ExtFOp>(VectorType::get({8}, b.getF32Type()), v);
@@ -51,7 +58,13 @@ Value MmaFragments::wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
       b.create<vector::BitCastOp>(VectorType::get({4}, b.getI32Type()), v);
   Value zero = b.create<arith::ConstantOp>(DenseElementsAttr::get(
       VectorType::get({4}, b.getI32Type()), b.getI32IntegerAttr(0)));
-  return b.create<arith::SelectOp>(row.valid, packed, zero);
+  return b.create<arith::SelectOp>(valid, packed, zero);
+}
+
+Value MmaFragments::wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
+                             Operand row, Value k, Type element) const {
+  return wideFragment(b, wideLoadStored(b, memref, prefix, row, k, element),
+                      row.valid);
 }
 
 Value MmaFragments::tailPair(KernelBuilder &b, Value memref, ValueRange prefix,

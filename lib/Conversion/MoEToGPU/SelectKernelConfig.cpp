@@ -107,7 +107,7 @@ struct MoEGPUSelectKernelConfigPass
       return errorHandler(
           "moe-gpu-select-kernel-config: fp8-small-k must be 32 or 64, got " +
           Twine(static_cast<int64_t>(fp8SmallK)));
-    if (failed(inRange("fp8-small-stages", fp8SmallStages, 1, 2)))
+    if (failed(inRange("fp8-small-stages", fp8SmallStages, 1, 3)))
       return failure();
     if (fp8SmallSplitK != 1 && fp8SmallSplitK != 4)
       return errorHandler("moe-gpu-select-kernel-config: fp8-small-split-k "

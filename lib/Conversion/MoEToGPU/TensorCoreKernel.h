@@ -109,9 +109,9 @@ protected:
   using GroupCompute = function_ref<SmallVector<Value>(
       KernelBuilder &, ArrayRef<Value>, ValueRange)>;
   /// for (i = begin; i < end; i += step) carried = compute(load(i),
-  /// carried), with `registerStages` (1 or 2) groups in registers: with 2,
-  /// group i + step is loaded before group i is computed. `last`: the last
-  /// group of the whole loop, loaded where the range is empty.
+  /// carried), with `registerStages` groups in registers: with S > 1,
+  /// group i + (S - 1) * step is loaded before group i is computed. `last`:
+  /// the last group of the whole loop, which bounds the prologue's loads.
   SmallVector<Value> stagedLoop(KernelBuilder &b, int64_t registerStages,
                                 Value begin, Value end, int64_t step,
                                 Value last, ValueRange init, GroupLoad load,

@@ -109,8 +109,11 @@ private:
     return 2 * config.mTiles * chunks + bTiles * perRow;
   }
 
-  /// 8 activations of `row` from column k, as they are stored, zero where
-  /// the row is not valid; `masked`: element by element, zero at or past K.
+  /// 8 activations of `row` from column k, as they are stored; `masked`:
+  /// element by element, zero at or past K or where the row is not valid.
+  /// Rows that are not valid are zeroed where the values are multiplied
+  /// (mmaSteps), so that with two register stages nothing in the loading
+  /// iteration waits for its loads.
   Value loadActivations(KernelBuilder &b, Operand row, Value k,
                         bool masked) const {
     auto type = VectorType::get({kChunkK}, mm.lhsType);
@@ -118,11 +121,10 @@ private:
     if (!masked) {
       int64_t bytes = kChunkK * mm.lhsType.getIntOrFloatBitWidth() / 8;
       int64_t rowBytes = mm.reduction * mm.lhsType.getIntOrFloatBitWidth() / 8;
-      Value v = b.create<vector::LoadOp>(
+      return b.create<vector::LoadOp>(
           type, mm.lhs, ValueRange{row.row, k}, false,
           llvm::MaybeAlign(
               rowAlignment(rowBytes, std::min<int64_t>(bytes, 16))));
-      return b.create<arith::SelectOp>(row.valid, v, zero);
     }
     SmallVector<Value> elements;
     for (int64_t e = 0; e < kChunkK; ++e)
@@ -148,17 +150,16 @@ private:
     return b.create<arith::SelectOp>(inside, x, zero);
   }
 
-  /// The 16 bytes of weight row `row` from byte `byte` as vector<16xi8>.
+  /// The 16 bytes of weight row `row` from byte `byte` as vector<16xi8>
+  /// (as loadActivations: zeroed in mmaSteps where the row is not valid).
   Value loadWeights(KernelBuilder &b, Value expert, Operand row, Value byte,
                     bool masked) const {
     auto type = VectorType::get({kLaneBytes}, b.getI8Type());
     if (!masked) {
       int64_t rowBytes = mm.reduction / weightsPerByte;
-      Value v = b.create<vector::LoadOp>(
+      return b.create<vector::LoadOp>(
           type, mm.rhs, ValueRange{expert, row.row, byte}, false,
           llvm::MaybeAlign(rowAlignment(rowBytes, kLaneBytes)));
-      Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(type));
-      return b.create<arith::SelectOp>(row.valid, v, zero);
     }
     SmallVector<Value> elements;
     for (int64_t e = 0; e < kLaneBytes; ++e)
@@ -315,14 +316,25 @@ private:
                                        chunk);
   }
 
-  /// The MMAs of `steps` loaded steps into `acc`.
+  /// `v`, or zeros where `valid` is false.
+  static Value zeroUnless(KernelBuilder &b, Value valid, Value v) {
+    Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(v.getType()));
+    return b.create<arith::SelectOp>(valid, v, zero);
+  }
+
+  /// The MMAs of `steps` loaded steps into `acc`, the loads of rows that
+  /// are not valid (aRows, bRows) taken as zeros.
   SmallVector<Value> mmaSteps(KernelBuilder &b, ArrayRef<Value> loaded,
-                              int64_t steps, ValueRange acc) const {
+                              int64_t steps, ValueRange acc,
+                              ArrayRef<Operand> aRows,
+                              ArrayRef<Operand> bRows) const {
     SmallVector<Value> next(acc);
     int64_t aValues = 2 * config.mTiles * chunks;
     for (int64_t s = 0; s < steps; ++s) {
       ArrayRef<Value> step = loaded.slice(s * perStep(), perStep());
-      ArrayRef<Value> bytes = step.slice(aValues, bTiles);
+      SmallVector<Value> bytes;
+      for (int64_t u = 0; u < bTiles; ++u)
+        bytes.push_back(zeroUnless(b, bRows[u].valid, step[aValues + u]));
       SmallVector<std::pair<Value, Value>> factors;
       for (int64_t u = 0; u < bTiles && fourBit(); ++u)
         factors.push_back(groupFactors(
@@ -331,7 +343,8 @@ private:
       for (int64_t j = 0; j < chunks; ++j) {
         SmallVector<Value> a, w;
         for (int64_t r = 0; r < 2 * config.mTiles; ++r)
-          a.push_back(activationWords(b, step[r * chunks + j]));
+          a.push_back(activationWords(
+              b, zeroUnless(b, aRows[r].valid, step[r * chunks + j])));
         for (int64_t u = 0; u < bTiles; ++u)
           w.push_back(dequantizeChunk(b, bytes[u], j,
                                       fourBit() ? factors[u].first : Value(),
@@ -384,40 +397,31 @@ private:
     if (unrolledK > 0 && config.registerStages == 2) {
       // Two groups in registers: each iteration issues the next group's
       // loads, then dequantizes and multiplies the group loaded one
-      // iteration before. The last iteration loads its own group again
-      // (cached, in bounds) and does not use it.
-      int64_t numAccs = acc.size();
-      SmallVector<Value> iters(acc);
-      llvm::append_range(iters, load(b, b.index(0), config.unroll, false));
-      SmallVector<Value> results = b.forLoop(
-          b.index(0), b.index(unrolledK), b.index(groupStep), iters,
-          [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-            Value kNext = lb.create<arith::AddIOp>(k0, lb.index(groupStep));
-            Value more = lb.lessThan(kNext, lb.index(unrolledK));
-            SmallVector<Value> next =
-                load(lb, lb.create<arith::SelectOp>(more, kNext, k0),
-                     config.unroll, false);
-            SmallVector<Value> current(iter.drop_front(numAccs));
-            SmallVector<Value> out =
-                mmaSteps(lb, current, config.unroll, iter.take_front(numAccs));
-            llvm::append_range(out, next);
-            return out;
+      // iteration before.
+      acc = stagedLoop(
+          b, /*registerStages=*/2, b.index(0), b.index(unrolledK), groupStep,
+          b.index(unrolledK - groupStep), acc,
+          [&](KernelBuilder &lb, Value k0) {
+            return load(lb, k0, config.unroll, false);
+          },
+          [&](KernelBuilder &lb, ArrayRef<Value> current, ValueRange iter) {
+            return mmaSteps(lb, current, config.unroll, iter, aRows, bRows);
           });
-      acc.assign(results.begin(), results.begin() + numAccs);
     } else if (unrolledK > 0) {
       acc = b.forLoop(b.index(0), b.index(unrolledK), b.index(groupStep), acc,
                       [&](KernelBuilder &lb, Value k0, ValueRange iter) {
                         return mmaSteps(lb, load(lb, k0, config.unroll, false),
-                                        config.unroll, iter);
+                                        config.unroll, iter, aRows, bRows);
                       });
     }
     if (unrolledK < fullK)
       acc = b.forLoop(b.index(unrolledK), b.index(fullK), b.index(stepK), acc,
                       [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-                        return mmaSteps(lb, load(lb, k0, 1, false), 1, iter);
+                        return mmaSteps(lb, load(lb, k0, 1, false), 1, iter,
+                                        aRows, bRows);
                       });
     if (fullK < mm.reduction)
-      acc = mmaSteps(b, load(b, b.index(fullK), 1, true), 1, acc);
+      acc = mmaSteps(b, load(b, b.index(fullK), 1, true), 1, acc, aRows, bRows);
 
     if (format == WeightFormat::int8) {
       // One scale per weight row: it multiplies the sums of the

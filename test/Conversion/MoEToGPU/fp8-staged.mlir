@@ -18,14 +18,19 @@
 // LOWER:       function(@moe_fp8_quantize_activations)
 // LOWER:       function(@moe_grouped_matmul_small) workgroup(%{{.*}} : memref<1536xf32, #gpu.address_space<workgroup>>)
 // The first group, then the loop: the next group's loads and scales before
-// this group's MMAs.
+// this group's MMAs. The loop carries the words as loaded and whether each
+// step is inside K (i1); they are masked where the MMAs take them, so
+// nothing in the loading iteration uses its own loads.
 // LOWER:         vector.load {{.*}} : memref<?x2048xi8>, vector<16xi8>
 // LOWER:         vector.load {{.*}} : memref<8x512x2048xf8E4M3FN>, vector<16xf8E4M3FN>
 // LOWER:         memref.load {{.*}} : memref<?x16xf32>
 // LOWER:         memref.load {{.*}} : memref<8x4x16xf32>
-// LOWER:         scf.for
+// LOWER:         scf.for {{.*}} -> ({{.*}}vector<4xi32>, i1, vector<4xi32>{{.*}}, i1, f32
 // LOWER:           vector.load {{.*}} : memref<?x2048xi8>, vector<16xi8>
+// LOWER-NEXT:      %[[WORDS:.*]] = vector.bitcast
+// LOWER-NOT:       %[[WORDS]]
 // LOWER:           vector.load {{.*}} : memref<8x512x2048xf8E4M3FN>, vector<16xf8E4M3FN>
+// LOWER-NOT:       %[[WORDS]]
 // LOWER:           memref.load {{.*}} : memref<?x16xf32>
 // LOWER:           memref.load {{.*}} : memref<8x4x16xf32>
 // LOWER:           llvm.inline_asm asm_dialect = att "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32

@@ -13,8 +13,8 @@
 // STAGES: error: moe-gpu-select-kernel-config: small-stages must be in [1, 2], got 3
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-k=48 2>&1 | FileCheck %s --check-prefix=FP8-K
 // FP8-K: error: moe-gpu-select-kernel-config: fp8-small-k must be 32 or 64, got 48
-// RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-stages=3 2>&1 | FileCheck %s --check-prefix=FP8-STAGES
-// FP8-STAGES: error: moe-gpu-select-kernel-config: fp8-small-stages must be in [1, 2], got 3
+// RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-stages=4 2>&1 | FileCheck %s --check-prefix=FP8-STAGES
+// FP8-STAGES: error: moe-gpu-select-kernel-config: fp8-small-stages must be in [1, 3], got 4
 // RUN: not moe-opt %s --moe-gpu-select-kernel-config=fp8-small-split-k=2 2>&1 | FileCheck %s --check-prefix=FP8-SPLIT
 // FP8-SPLIT: error: moe-gpu-select-kernel-config: fp8-small-split-k must be 1 or 4, got 2
 

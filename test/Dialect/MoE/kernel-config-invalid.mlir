@@ -205,8 +205,8 @@ func.func private @fp8_k() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp
 
 // -----
 
-// expected-error @+1 {{the mma_sync_fp8 kernel needs stages in [1, 2], got 3}}
-func.func private @fp8_stages() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 64, stages = 3, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
+// expected-error @+1 {{the mma_sync_fp8 kernel needs stages in [1, 3], got 4}}
+func.func private @fp8_stages() attributes {t = #moe.matmul_tile<kernel = mma_sync_fp8, rows = 16, columns = 64, k = 64, stages = 4, unroll = 1, split_k = 1, tile_group = 1, a_layout = none, b_layout = none, inline_constants = false>}
 
 // -----
 

@@ -146,9 +146,9 @@ def MoEGPUSelectKernelConfigPass
            "per lane and row) or 64 (16 bytes, where K is a multiple of 16 "
            "and its blocks of 64; else 32)">,
     Option<"fp8SmallStages", "fp8-small-stages", "int64_t", /*default=*/"2",
-           "FP8 decode kernel: groups of K steps in flight in registers (1 "
-           "or 2: with 2, each group's loads and scales are issued before "
-           "the previous group's MMAs)">,
+           "FP8 decode kernel: groups of K steps in registers (1 to 3: "
+           "with S > 1, the loads and scales of the group S - 1 ahead are "
+           "issued before each group's MMAs)">,
     Option<"fp8SmallSplitK", "fp8-small-split-k", "int64_t",
            /*default=*/"1",
            "FP8 decode kernel: warps of a block that split the K blocks, "

@@ -194,9 +194,9 @@ MatmulTileAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                          << " kernel's k is 32 (8 bytes per "
                             "lane and row of a step) or 64 (16 bytes), got "
                          << k;
-    // stages: groups of `unroll` steps whose loads are in flight in
-    // registers (2: the next group's loads go out before this group's MMAs).
-    return e.loop(tile, {/*k=*/{32, 64}, /*stages=*/{1, 2}, /*unroll=*/{1, 16},
+    // stages: groups of `unroll` steps in registers (S > 1: the loads of
+    // the group S - 1 ahead go out before this group's MMAs).
+    return e.loop(tile, {/*k=*/{32, 64}, /*stages=*/{1, 3}, /*unroll=*/{1, 16},
                          /*split_k=*/{1, 4}, /*tile_group=*/{1, 1},
                          /*a_layout=*/none, /*b_layout=*/none});
   }
