@@ -61,18 +61,38 @@ def dequantize(entry, weights, e):
     return lb.dequantize_int4(w, scales, zero_points, entry["group"])[0]
 
 
-def dequantize_on_gpu(entry, weights, e, K, check):
-    """Expert e's weights [N, K] in float64 on the GPU (torch_reference_lowbit in
-    f64, exact), with `check` asserted equal to the numpy oracle's: the products
-    of the largest shapes in numpy would take minutes a call."""
+#: Weight rows dequantized to float64 at a time by the oracle: a whole expert of
+#: the largest shapes (Mixtral's w13, 28672 x 4096) is 0.9 GiB in float64, which
+#: the sanitizers' own device memory leaves no room for.
+ORACLE_ROWS = 4096
+
+
+def dequantize_on_gpu(entry, weights, e, K, rows):
+    """Rows `rows` of expert e's weights [N, K] in float64 on the GPU
+    (torch_reference_lowbit in f64, exact)."""
     from moe_mlir import torch_reference_lowbit as tl
 
-    w = tl.dequantize_experts(entry["format"], {name: t[e:e + 1] for name, t in weights.items()},
-                              entry.get("group", 1), K, torch.float64)[0]
-    if check:
-        assert np.array_equal(w.cpu().numpy(), dequantize(entry, weights, e)), \
-            f"{entry['name']}: the f64 GPU dequantization differs from the numpy oracle's"
-    return w
+    return tl.dequantize_experts(entry["format"],
+                                 {name: t[e:e + 1, rows] for name, t in weights.items()},
+                                 entry.get("group", 1), K, torch.float64)[0]
+
+
+def times_expert(entry, weights, e, K, a, check):
+    """a [M, K] (float64, on the GPU) times expert e's weights transposed, the
+    weights dequantized ORACLE_ROWS rows at a time; with `check`, each slice is
+    asserted equal to the numpy oracle's dequantization (the products of the
+    largest shapes in numpy would take minutes a call)."""
+    N = weights["w"].shape[1]
+    expected = dequantize(entry, weights, e) if check else None
+    products = []
+    for r in range(0, N, ORACLE_ROWS):
+        rows = slice(r, min(r + ORACLE_ROWS, N))
+        w = dequantize_on_gpu(entry, weights, e, K, rows)
+        if check:
+            assert np.array_equal(w.cpu().numpy(), expected[rows]), \
+                f"{entry['name']}: the f64 GPU dequantization differs from the numpy oracle's"
+        products.append(a @ w.T)
+    return torch.cat(products, dim=1)
 
 
 def oracle(entry, x, ids, routing, w13, w2):
@@ -81,10 +101,9 @@ def oracle(entry, x, ids, routing, w13, w2):
     x = x.double()
     return expert_half(
         ids, routing, entry["H"],
-        lambda e, i, tokens: x[tokens] @ dequantize_on_gpu(entry, w13, e, entry["H"],
-                                                           check=i == 0).T,
-        lambda e, i, a: torch.from_numpy(a).cuda() @ dequantize_on_gpu(
-            entry, w2, e, entry["I"], check=i == 0).T)
+        lambda e, i, tokens: times_expert(entry, w13, e, entry["H"], x[tokens], i == 0),
+        lambda e, i, a: times_expert(entry, w2, e, entry["I"], torch.from_numpy(a).cuda(),
+                                     i == 0))
 
 
 def operands(weights13, weights2):
