@@ -47,6 +47,7 @@ import torch
 from torch import nn
 
 from . import aot, torch_op
+from .cpu import CompileError
 from .hf_blocks import FAMILIES, BlockWeights, HFLayoutError, read_block, reorder_glu
 from .torch_tensors import TORCH_DTYPES
 
@@ -193,12 +194,25 @@ def _artifact(weights: BlockWeights, path: str, config: dict, folder: pathlib.Pa
     """A matching artifact of ``folder``, or a new one compiled there from
     the model's config; a new one that does not match is an error."""
     dtype = _layer_dtype(weights, path)
+    # The folder's artifacts of the block's family and target, and why each
+    # does not compute it: told where no new one can be compiled.
+    near = []
     for name, manifest in _manifests(folder):
-        if not _differences(manifest, weights, dtype, target, settings):
+        found = _differences(manifest, weights, dtype, target, settings)
+        if not found:
             return aot.Artifact(folder, name)
+        if (manifest.get("layer", {}).get("family") == weights.family
+                and manifest.get("target", "cpu") == target):
+            near.append(f"{name}: {', '.join(found)}")
     name = _artifact_name(weights, dtype, target, folder)
-    artifact = aot.compile(config, layer={**settings, "dtype": dtype}, name=name,
-                           out_dir=folder, chip=chip, target=target)
+    try:
+        artifact = aot.compile(config, layer={**settings, "dtype": dtype}, name=name,
+                               out_dir=folder, chip=chip, target=target)
+    except CompileError as err:
+        if not near:
+            raise
+        raise PatchError(f"{path}: no artifact in {folder} computes this block "
+                         f"({'; '.join(near)}), and compiling one failed: {err}") from err
     found = _differences(artifact.manifest, weights, dtype, target, settings)
     if found:
         # Not left behind, where a later patch would look for a match.

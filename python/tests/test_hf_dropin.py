@@ -160,9 +160,14 @@ def test_prebuilt_artifacts_need_no_compiler(tmp_path, monkeypatch):
     with torch.no_grad():
         want, got = original(ids).logits, patched(ids).logits
     assert ((got - want).abs().max() / want.abs().max()).item() <= 1e-5
-    # A layer the folder lacks needs the compiler, and says so.
-    with pytest.raises(cpu.CompileError, match="moe-compile not found"):
+    # A layer the folder lacks needs the compiler, and says so, with why the
+    # folder's layers of the family do not compute the block.
+    with pytest.raises(hf.PatchError, match=r"hf_deepseek_v3_f32_cpu_0: dtype = f32 "
+                       r"\(the block: bf16\)\), and compiling one failed: moe-compile not found"):
         hf.patch(hf_models.model("deepseek_v3").to(torch.bfloat16), artifacts=tmp_path)
+    # With no layer of the family there, the compiler's error as it is.
+    with pytest.raises(cpu.CompileError, match="moe-compile not found"):
+        hf.patch(hf_models.model("olmoe"), artifacts=tmp_path)
 
 
 def test_compiled_block_traces_in_one_graph(artifacts):

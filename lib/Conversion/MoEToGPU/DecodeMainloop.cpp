@@ -55,10 +55,7 @@ private:
     auto accIndex = [&](int64_t i, int64_t u) { return (i * bTiles + u) * 4; };
 
     // Main loop: `unroll` wide steps per iteration, loads first. A group's
-    // loads are, per step, the A rows' then the weight rows', as stored:
-    // they become fragments (converted, zero for rows that are not valid)
-    // where they are multiplied, so with register stages nothing in the
-    // loading iteration waits for them.
+    // fragments are, per step, the A rows' then the weight rows'.
     int64_t fullK = mm.reduction - mm.reduction % kStepK;
     int64_t unrolledK = fullK - fullK % (kStepK * config.unroll);
     Value laneK = b.create<arith::MulIOp>(c, b.index(8));
@@ -70,10 +67,10 @@ private:
             k0, lb.create<arith::AddIOp>(laneK, lb.index(s * kStepK)));
         for (const Operand &row : aRows)
           frags.push_back(
-              fragments.wideLoadStored(lb, mm.lhs, {}, row, k, mm.lhsType));
+              fragments.wideLoad(lb, mm.lhs, {}, row, k, mm.lhsType));
         for (const Operand &row : bRows)
-          frags.push_back(fragments.wideLoadStored(lb, mm.rhs, {expert}, row, k,
-                                                   mm.rhsElement));
+          frags.push_back(
+              fragments.wideLoad(lb, mm.rhs, {expert}, row, k, mm.rhsElement));
       }
       return frags;
     };
@@ -81,13 +78,9 @@ private:
                         ValueRange acc) {
       SmallVector<Value> next(acc);
       for (int64_t s = 0; s < steps; ++s) {
-        SmallVector<Value> aFrags, bFrags;
-        for (auto [r, row] : llvm::enumerate(aRows))
-          aFrags.push_back(
-              fragments.wideFragment(lb, frags[s * perStep + r], row.valid));
-        for (auto [r, row] : llvm::enumerate(bRows))
-          bFrags.push_back(fragments.wideFragment(
-              lb, frags[s * perStep + aRows.size() + r], row.valid));
+        ArrayRef<Value> aFrags = frags.slice(s * perStep, aRows.size());
+        ArrayRef<Value> bFrags =
+            frags.slice(s * perStep + aRows.size(), bRows.size());
         for (int64_t half = 0; half < 2; ++half)
           for (int64_t i = 0; i < config.mTiles; ++i) {
             Value lo = aFrags[2 * i], hi = aFrags[2 * i + 1];

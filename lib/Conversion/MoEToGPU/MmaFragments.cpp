@@ -34,21 +34,14 @@ MmaFragments::MmaFragments(Type element, int64_t reduction)
       mmaType(element.isBF16() ? NVVM::MMATypes::bf16 : NVVM::MMATypes::f16),
       reduction(reduction) {}
 
-Value MmaFragments::wideLoadStored(KernelBuilder &b, Value memref,
-                                   ValueRange prefix, Operand row, Value k,
-                                   Type element) const {
+Value MmaFragments::wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
+                             Operand row, Value k, Type element) const {
   SmallVector<Value> indices(prefix);
   indices.append({row.row, k});
   int64_t bytes = 8 * element.getIntOrFloatBitWidth() / 8;
-  return b.create<vector::LoadOp>(
+  Value v = b.create<vector::LoadOp>(
       VectorType::get({8}, element), memref, indices, false,
       llvm::MaybeAlign(std::min<int64_t>(bytes, 16)));
-}
-
-Value MmaFragments::wideFragment(KernelBuilder &b, Value stored,
-                                 Value valid) const {
-  Value v = stored;
-  Type element = cast<VectorType>(stored.getType()).getElementType();
   if (element != mmaElement) {
     if (!element.isF32())
       v = b.create<arith::ExtFOp>(VectorType::get({8}, b.getF32Type()), v);
@@ -58,13 +51,7 @@ Value MmaFragments::wideFragment(KernelBuilder &b, Value stored,
       b.create<vector::BitCastOp>(VectorType::get({4}, b.getI32Type()), v);
   Value zero = b.create<arith::ConstantOp>(DenseElementsAttr::get(
       VectorType::get({4}, b.getI32Type()), b.getI32IntegerAttr(0)));
-  return b.create<arith::SelectOp>(valid, packed, zero);
-}
-
-Value MmaFragments::wideLoad(KernelBuilder &b, Value memref, ValueRange prefix,
-                             Operand row, Value k, Type element) const {
-  return wideFragment(b, wideLoadStored(b, memref, prefix, row, k, element),
-                      row.valid);
+  return b.create<arith::SelectOp>(row.valid, packed, zero);
 }
 
 Value MmaFragments::tailPair(KernelBuilder &b, Value memref, ValueRange prefix,

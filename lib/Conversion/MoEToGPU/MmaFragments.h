@@ -53,13 +53,6 @@ public:
   /// pairs of the MMA type, zero when the row is not valid.
   Value wideLoad(KernelBuilder &b, Value memref, ValueRange prefix, Operand row,
                  Value k, Type element) const;
-  /// wideLoad in two halves: the 8 elements as stored, and their fragment
-  /// (converted to the MMA type, zero where `valid` is false). A loop that
-  /// keeps loads in flight across its iterations converts where it
-  /// multiplies, so that nothing in the loading iteration waits for them.
-  Value wideLoadStored(KernelBuilder &b, Value memref, ValueRange prefix,
-                       Operand row, Value k, Type element) const;
-  Value wideFragment(KernelBuilder &b, Value stored, Value valid) const;
 
   /// Element pair (k, k + 1) of a row as one packed i32 of the MMA type,
   /// with columns at or past K reading zero (the tail of K).

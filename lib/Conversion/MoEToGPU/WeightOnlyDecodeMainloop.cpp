@@ -109,11 +109,8 @@ private:
     return 2 * config.mTiles * chunks + bTiles * perRow;
   }
 
-  /// 8 activations of `row` from column k, as they are stored; `masked`:
-  /// element by element, zero at or past K or where the row is not valid.
-  /// Rows that are not valid are zeroed where the values are multiplied
-  /// (mmaSteps), so that with two register stages nothing in the loading
-  /// iteration waits for its loads.
+  /// 8 activations of `row` from column k, as they are stored, zero where
+  /// the row is not valid; `masked`: element by element, zero at or past K.
   Value loadActivations(KernelBuilder &b, Operand row, Value k,
                         bool masked) const {
     auto type = VectorType::get({kChunkK}, mm.lhsType);
@@ -121,10 +118,11 @@ private:
     if (!masked) {
       int64_t bytes = kChunkK * mm.lhsType.getIntOrFloatBitWidth() / 8;
       int64_t rowBytes = mm.reduction * mm.lhsType.getIntOrFloatBitWidth() / 8;
-      return b.create<vector::LoadOp>(
+      Value v = b.create<vector::LoadOp>(
           type, mm.lhs, ValueRange{row.row, k}, false,
           llvm::MaybeAlign(
               rowAlignment(rowBytes, std::min<int64_t>(bytes, 16))));
+      return b.create<arith::SelectOp>(row.valid, v, zero);
     }
     SmallVector<Value> elements;
     for (int64_t e = 0; e < kChunkK; ++e)
@@ -150,16 +148,17 @@ private:
     return b.create<arith::SelectOp>(inside, x, zero);
   }
 
-  /// The 16 bytes of weight row `row` from byte `byte` as vector<16xi8>
-  /// (as loadActivations: zeroed in mmaSteps where the row is not valid).
+  /// The 16 bytes of weight row `row` from byte `byte` as vector<16xi8>.
   Value loadWeights(KernelBuilder &b, Value expert, Operand row, Value byte,
                     bool masked) const {
     auto type = VectorType::get({kLaneBytes}, b.getI8Type());
     if (!masked) {
       int64_t rowBytes = mm.reduction / weightsPerByte;
-      return b.create<vector::LoadOp>(
+      Value v = b.create<vector::LoadOp>(
           type, mm.rhs, ValueRange{expert, row.row, byte}, false,
           llvm::MaybeAlign(rowAlignment(rowBytes, kLaneBytes)));
+      Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(type));
+      return b.create<arith::SelectOp>(row.valid, v, zero);
     }
     SmallVector<Value> elements;
     for (int64_t e = 0; e < kLaneBytes; ++e)
@@ -316,25 +315,14 @@ private:
                                        chunk);
   }
 
-  /// `v`, or zeros where `valid` is false.
-  static Value zeroUnless(KernelBuilder &b, Value valid, Value v) {
-    Value zero = b.create<arith::ConstantOp>(b.getZeroAttr(v.getType()));
-    return b.create<arith::SelectOp>(valid, v, zero);
-  }
-
-  /// The MMAs of `steps` loaded steps into `acc`, the loads of rows that
-  /// are not valid (aRows, bRows) taken as zeros.
+  /// The MMAs of `steps` loaded steps into `acc`.
   SmallVector<Value> mmaSteps(KernelBuilder &b, ArrayRef<Value> loaded,
-                              int64_t steps, ValueRange acc,
-                              ArrayRef<Operand> aRows,
-                              ArrayRef<Operand> bRows) const {
+                              int64_t steps, ValueRange acc) const {
     SmallVector<Value> next(acc);
     int64_t aValues = 2 * config.mTiles * chunks;
     for (int64_t s = 0; s < steps; ++s) {
       ArrayRef<Value> step = loaded.slice(s * perStep(), perStep());
-      SmallVector<Value> bytes;
-      for (int64_t u = 0; u < bTiles; ++u)
-        bytes.push_back(zeroUnless(b, bRows[u].valid, step[aValues + u]));
+      ArrayRef<Value> bytes = step.slice(aValues, bTiles);
       SmallVector<std::pair<Value, Value>> factors;
       for (int64_t u = 0; u < bTiles && fourBit(); ++u)
         factors.push_back(groupFactors(
@@ -343,8 +331,7 @@ private:
       for (int64_t j = 0; j < chunks; ++j) {
         SmallVector<Value> a, w;
         for (int64_t r = 0; r < 2 * config.mTiles; ++r)
-          a.push_back(activationWords(
-              b, zeroUnless(b, aRows[r].valid, step[r * chunks + j])));
+          a.push_back(activationWords(b, step[r * chunks + j]));
         for (int64_t u = 0; u < bTiles; ++u)
           w.push_back(dequantizeChunk(b, bytes[u], j,
                                       fourBit() ? factors[u].first : Value(),
@@ -405,23 +392,22 @@ private:
             return load(lb, k0, config.unroll, false);
           },
           [&](KernelBuilder &lb, ArrayRef<Value> current, ValueRange iter) {
-            return mmaSteps(lb, current, config.unroll, iter, aRows, bRows);
+            return mmaSteps(lb, current, config.unroll, iter);
           });
     } else if (unrolledK > 0) {
       acc = b.forLoop(b.index(0), b.index(unrolledK), b.index(groupStep), acc,
                       [&](KernelBuilder &lb, Value k0, ValueRange iter) {
                         return mmaSteps(lb, load(lb, k0, config.unroll, false),
-                                        config.unroll, iter, aRows, bRows);
+                                        config.unroll, iter);
                       });
     }
     if (unrolledK < fullK)
       acc = b.forLoop(b.index(unrolledK), b.index(fullK), b.index(stepK), acc,
                       [&](KernelBuilder &lb, Value k0, ValueRange iter) {
-                        return mmaSteps(lb, load(lb, k0, 1, false), 1, iter,
-                                        aRows, bRows);
+                        return mmaSteps(lb, load(lb, k0, 1, false), 1, iter);
                       });
     if (fullK < mm.reduction)
-      acc = mmaSteps(b, load(b, b.index(fullK), 1, true), 1, acc, aRows, bRows);
+      acc = mmaSteps(b, load(b, b.index(fullK), 1, true), 1, acc);
 
     if (format == WeightFormat::int8) {
       // One scale per weight row: it multiplies the sums of the
