@@ -89,6 +89,13 @@ def model(family: str, seed: int = 0):
             for name, tensor in list(block.named_parameters()) + list(block.named_buffers()):
                 std = _fan_in(name, tensor, family) ** -0.5 if tensor.dim() >= 2 else 0.3
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * std)
+    if family == "gpt_oss":
+        # Some transformers versions fix the experts' clamp at 7.0 whatever
+        # config.swiglu_limit says; the artifacts compiled from the config
+        # (moe-compile reads swiglu_limit) must see the same limit.
+        for module in net.modules():
+            if hasattr(module, "limit") and hasattr(module, "alpha"):
+                module.limit = net.config.swiglu_limit
     return net
 
 
