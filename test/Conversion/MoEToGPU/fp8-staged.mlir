@@ -8,6 +8,12 @@
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4" --split-input-file | FileCheck %s --check-prefix=SELECT
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=32" --split-input-file | FileCheck %s --check-prefix=STAGES
 // RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-k=64 fp8-small-stages=2 fp8-small-split-k=4" --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=LOWER
+// fp8-small-stages=3: the loop carries two groups (each 2 steps of words
+// and their inside-K flags, then the group's 10 scales) beside the sums.
+// RUN: moe-opt %s --moe-gpu-select-kernel-config="chip=sm_90a fp8-small-stages=3" --convert-moe-to-gpu --split-input-file | FileCheck %s --check-prefix=THREE
+// THREE-LABEL: func.func @gate_up
+// THREE:       function(@moe_grouped_matmul_small)
+// THREE:         scf.for {{.*}} -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, i1, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, i1, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, i1, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, vector<4xi32>, i1, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
 
 // DeepSeek-like [128, 128] blocks, K = 2048 (16 blocks, 4 a part), a GLU.
 // SELECT-LABEL: func.func @gate_up
