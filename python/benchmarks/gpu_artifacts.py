@@ -211,35 +211,33 @@ def build(out: pathlib.Path, variants: list[str]) -> list[dict]:
     for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
         add(f"{name}@f16", irgen.experts_ir(None, H, E, I, k, name="experts", dtype="f16"),
             "experts", kind="experts-f16", dtype="f16", H=H, I=I, E=E, k=k)
-    for name, (H, I, E, k) in BENCHMARK_SHAPES.items():
-        add(f"{name}@fp8", irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
-            "experts", features=FP8_FEATURES, kind="experts-fp8", H=H, I=I, E=E, k=k,
+    def add_fp8(name: str, dims: tuple, kind: str, options: str = "",
+                chip: str = gpu.DEFAULT_CHIP):
+        """The FP8 expert half of dims (H, I, E, k) as artifact `name`, built
+        under the variant `options` (none: the defaults) for `chip`."""
+        H, I, E, k = dims
+        add(name, irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR), "experts",
+            features=FP8_FEATURES, chip=chip,
+            pipeline_extra=variant_pipeline_extra(options) if options else "",
+            kind=kind, H=H, I=I, E=E, k=k,
             block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+
+    for name, dims in BENCHMARK_SHAPES.items():
+        add_fp8(f"{name}@fp8", dims, "experts-fp8")
         for options in FP8_VARIANTS:
-            add(f"{name}@fp8@{options}", irgen.experts_ir(None, H, E, I, k, name="experts",
-                                                          **FP8_IR),
-                "experts", features=FP8_FEATURES, pipeline_extra=variant_pipeline_extra(options),
-                kind="experts-fp8-variant", H=H, I=I, E=E, k=k,
-                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
-    for name, (H, I, E, k) in FP8_EDGES.items():
+            add_fp8(f"{name}@fp8@{options}", dims, "experts-fp8-variant", options)
+    for name, dims in FP8_EDGES.items():
         for options in ("",) + FP8_VARIANTS + FP8_EDGE_VARIANTS:
-            add(f"{name}@fp8" + (f"@{options}" if options else ""),
-                irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
-                "experts", features=FP8_FEATURES,
-                pipeline_extra=variant_pipeline_extra(options) if options else "",
-                kind="experts-fp8-edge", H=H, I=I, E=E, k=k,
-                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+            add_fp8(f"{name}@fp8" + (f"@{options}" if options else ""), dims,
+                    "experts-fp8-edge", options)
     # The FP8 kernels of an older chip, whose fatbins' PTX the driver
     # compiles for the GPU at hand: sm_80's f16-widening mma_sync_fp8_f16.
     for chip in FP8_OTHER_CHIPS:
-        for name, (H, I, E, k) in {"qwen3-30b-a3b": BENCHMARK_SHAPES["qwen3-30b-a3b"],
-                                   **FP8_EDGES}.items():
-            add(f"{name}@fp8@chip={chip}",
-                irgen.experts_ir(None, H, E, I, k, name="experts", **FP8_IR),
-                "experts", features=FP8_FEATURES, chip=chip,
-                kind="experts-fp8-edge" if name in FP8_EDGES else "experts-fp8-variant",
-                H=H, I=I, E=E, k=k,
-                block=list(FP8_QUANT["block"]), activation=FP8_QUANT["activation"])
+        for name, dims in {"qwen3-30b-a3b": BENCHMARK_SHAPES["qwen3-30b-a3b"],
+                           **FP8_EDGES}.items():
+            add_fp8(f"{name}@fp8@chip={chip}", dims,
+                    "experts-fp8-edge" if name in FP8_EDGES else "experts-fp8-variant",
+                    chip=chip)
     for fmt, quant in WEIGHT_ONLY_QUANT.items():
         shapes = {f"{name}@{fmt}": dims for name, dims in BENCHMARK_SHAPES.items()}
         shapes.update(WEIGHT_ONLY_EDGES[fmt])

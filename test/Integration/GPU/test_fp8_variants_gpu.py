@@ -2,7 +2,8 @@
 `<shape>@fp8` artifacts and their variants `<shape>@fp8@<options>`
 (python/benchmarks/gpu_artifacts.py, FP8_VARIANTS: the mma_sync_fp8 prefill
 kernel, the prefill tile from 8 rows per expert, and around the default
-staged decode loop the first one, 8-byte steps alone and split-K; FP8_EDGES under
+staged decode loop the first one, 8-byte steps alone, three register stages
+and split-K; FP8_EDGES under
 every variant and split-K from small K; and Qwen3 and FP8_EDGES built for
 sm_80, FP8_OTHER_CHIPS, whose mma_sync_fp8_f16 widens the e4m3 fragments to
 f16 and whose PTX the driver compiles for the GPU at hand), against the fp64
