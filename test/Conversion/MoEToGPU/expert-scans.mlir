@@ -8,7 +8,7 @@
 // one-block dispatch, which writes the row tiles too, scans twice: the
 // experts' rows, then their tiles (a second buffer of 300 counts).
 // CHECK-LABEL: func.func @experts
-// CHECK:       threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@moe_kernels) function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %[[TILES:.*]] : memref<300xi32, #gpu.address_space<workgroup>>)
+// CHECK:       threads({{.*}}) in (%{{.*}} = %c256{{.*}}) module(@moe_kernels) function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %[[TILES:.*]] : memref<300xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<2400xi32, #gpu.address_space<workgroup>>)
 // CHECK:         scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c1
 // CHECK:         memref.store %{{.*}}, %[[TILES]][%{{.*}}] : memref<300xi32, #gpu.address_space<workgroup>>
 // CHECK:         scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c1

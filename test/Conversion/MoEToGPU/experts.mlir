@@ -146,13 +146,22 @@
 // small tiles as the host picks from the rows per expert, and both
 // projections read them: by the one-block dispatch itself (tile counts in a
 // fourth shared buffer), else by the schedule kernel after the chunked sort.
+// Each chunk ranks its selections by warps: match.any finds the lanes of a
+// warp on the same expert, and a fifth buffer counts each of the 8 warps'
+// selections per expert (8 x 4), so each thread places its own selection.
 // CHECK-LABEL: func.func @experts
 // CHECK:     %[[SCHEDULE:.*]] = memref.alloc(%{{.*}}) : memref<?xi32>
 // CHECK:     %[[TILE_ROWS:.*]] = arith.select %{{.*}}, %c128{{.*}}, %c16{{.*}} : index
 // CHECK:     %[[ONE:.*]] = arith.cmpi ule, %{{.*}}, %c256
 // CHECK:     scf.if %[[ONE]] {
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %[[TABLE:.*]] : memref<32xi32, #gpu.address_space<workgroup>>)
 // CHECK:         gpu.barrier
+// CHECK:         %[[SAME:.*]] = nvvm.match.sync any %{{.*}}, %{{.*}} : i32 -> i32
+// CHECK:         %[[BELOW:.*]] = arith.andi %[[SAME]], %{{.*}} : i32
+// CHECK:         llvm.intr.ctpop(%[[SAME]])
+// CHECK:         memref.store %{{.*}}, %[[TABLE]]
+// CHECK:         gpu.barrier
+// CHECK:         llvm.intr.ctpop(%[[BELOW]])
 // CHECK:         gpu.barrier
 // CHECK:         gpu.barrier
 // CHECK:         arith.index_cast %[[TILE_ROWS]] : index to i32
@@ -160,10 +169,12 @@
 // CHECK:         gpu.terminator
 // CHECK-NOT:   gpu.launch
 // CHECK:     } else {
-// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>)
+// CHECK:       gpu.launch {{.*}} function(@moe_dispatch_count) workgroup(%{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32xi32, #gpu.address_space<workgroup>>)
+// CHECK:         nvvm.match.sync any
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_scan)
 // CHECK:         gpu.barrier
 // CHECK:       gpu.launch {{.*}} function(@moe_dispatch_place)
+// CHECK:         nvvm.match.sync any
 // CHECK:       scf.if
 // CHECK:         gpu.launch {{.*}} function(@moe_tile_schedule)
 // CHECK:       } else {

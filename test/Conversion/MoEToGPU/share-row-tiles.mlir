@@ -220,7 +220,7 @@ func.func @row_of_kept(%x: tensor<8x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: t
 // CHECK:         %[[ROWS:.*]], %[[OFFSETS:.*]], %[[TILES:.*]] = moe.dispatch %{{.*}} expert_map(%{{.*}} : tensor<8xi32>) {{.*}} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32> row_tiles tensor<?xi32>
 // CHECK:         moe.grouped_matmul {{.*}} rows(%[[ROWS]] : tensor<?xi32>) row_tiles(%[[TILES]] : tensor<?xi32>)
 // LOWERED-LABEL:    func.func @local_experts
-// LOWERED-DISPATCH: function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
+// LOWERED-DISPATCH: function(@moe_dispatch_block_row_tiles) workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<256xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32xi32, #gpu.address_space<workgroup>>)
 // LOWERED:          return
 func.func @local_experts(%x: tensor<?x64xbf16>, %w: tensor<4x128x64xbf16>, %ids: tensor<?x2xi32>,
                          %map: tensor<8xi32>) -> tensor<?x128xf32> {

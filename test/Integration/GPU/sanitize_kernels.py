@@ -124,6 +124,13 @@ def release_device_memory():
     kernels.torch.cuda.empty_cache()
 
 
+def free_device_memory():
+    """The device's free memory in GiB, as the driver reports it (a figure
+    that falls from artifact to artifact means memory that is not returned)."""
+    free, _ = kernels.torch.cuda.mem_get_info()
+    return f"{free / 2**30:.1f} GiB free"
+
+
 def test_experts_at_two_sizes():
     if kernels.torch is None or not kernels.torch.cuda.is_available():
         skip("no CUDA device")
@@ -133,6 +140,7 @@ def test_experts_at_two_sizes():
         print(f"  experts {name:34s} left out: {why}", flush=True)
     failures = []
     for entry in chosen:
+        print(f"  experts {entry['name']:34s} {free_device_memory()}", flush=True)
         for label, T, ids_fn in experts_cases(entry):
             error = kernels.experts_case(entry, T, seed=31 + T, ids_fn=ids_fn)
             print(f"  experts {entry['name']:34s} {label:24s} rel err {error:.2e}",
@@ -162,6 +170,7 @@ def test_weight_only_experts():
                   f"{quantized_weight_bytes(entry) / 2**30:.1f} GiB > budget "
                   f"{budget / 2**30:.1f} GiB", flush=True)
             continue
+        print(f"  weight-only {entry['name']:26s} {free_device_memory()}", flush=True)
         last = kernels.torch.full((300, entry["k"]), entry["E"] - 1,
                                   dtype=kernels.torch.int32, device="cuda")
         failures += weight_only.check(
