@@ -270,15 +270,17 @@ SortedSelections gpu_lowering::sortByExpert(
     });
   };
   // Rows past the kept ones are padding, and dropped selections have no row.
-  auto markUnused = [&](KernelBuilder &kb, Value from, Value to) {
-    Value kept = kb.toIndex(kb.load(offsets.buffer, kb.index(numLocal)));
-    Value mine = kb.create<arith::AddIOp>(from, kb.threadId());
-    kb.forEach(mine, to, kb.index(kChunk), [&](KernelBuilder &lb, Value f) {
+  // A chunk holds at most one selection per thread, whose expert it staged.
+  auto markUnused = [&](KernelBuilder &kb, const StagedChunk &chunk,
+                        Value keptRows) {
+    Value kept = kb.toIndex(keptRows);
+    Value f = kb.create<arith::AddIOp>(chunk.from, kb.threadId());
+    kb.ifThen(kb.lessThan(f, chunk.to), [&](KernelBuilder &lb) {
       lb.ifThen(
           lb.create<arith::CmpIOp>(arith::CmpIPredicate::uge, f, kept),
           [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rows.buffer, f); });
-      Value dropped = lb.create<arith::CmpIOp>(arith::CmpIPredicate::slt,
-                                               local(lb, f), lb.i32(0));
+      Value dropped = lb.create<arith::CmpIOp>(
+          arith::CmpIPredicate::slt, chunk.expertOf(lb, f), lb.i32(0));
       lb.ifThen(dropped,
                 [&](KernelBuilder &sb) { sb.store(sb.i32(-1), rowOf, f); });
     });
@@ -361,7 +363,7 @@ SortedSelections gpu_lowering::sortByExpert(
                       forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                         placeFrom(eb, e, eb.load(starts, e), chunk);
                       });
-                    markUnused(kb, from, selections);
+                    markUnused(kb, chunk, routed);
                     if (tiles)
                       writeScheduleInBlock(
                           kb, {starts, routed, numLocal, shared[3], shared[2]},
@@ -466,7 +468,8 @@ SortedSelections gpu_lowering::sortByExpert(
                         placeFrom(eb, e, start(eb, e), staged);
                       });
                     }
-                    markUnused(kb, range.first, range.second);
+                    markUnused(kb, staged,
+                               kb.load(offsets.buffer, kb.index(numLocal)));
                   });
         if (tiles)
           scheduleTilesOfShapes(cb, *sortedExperts, {schedule.buffer}, *tiles);
