@@ -18,8 +18,9 @@ It exits non-zero if any probe fails.
 import ctypes
 import sys
 
-#: (name, PTX mma line, A words, B words, expected accumulator)
-#: A and B hold 1.0 in every element: bf16 0x3F80, e4m3 0x38.
+#: (name, the PTX mma instruction, the word every A and B register holds, the
+#: accumulator each lane expects): 1.0 in every element, bf16 0x3F80 or e4m3
+#: 0x38, so one MMA sums K ones.
 PROBES = [
     ("bf16 m16n8k16",
      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", 0x3F803F80, 16.0),
