@@ -269,6 +269,41 @@ SortedSelections gpu_lowering::sortByExpert(
       });
     });
   };
+  // A chunk staged in shared memory `experts` and, where it ranks by warps
+  // (`table`, else null), ranked; every thread of the block calls it.
+  struct RankedChunk {
+    StagedChunk staged;
+    Value table;
+    std::optional<WarpRank> mine;
+  };
+  auto stageAndRank = [&](KernelBuilder &kb, Value experts, Value table,
+                          Value from, Value to) {
+    if (rankByWarps)
+      zeroTable(kb, table);
+    RankedChunk chunk{stageChunk(kb, experts, from, to), table, std::nullopt};
+    if (rankByWarps)
+      chunk.mine = rankInWarp(kb, chunk.staged, table);
+    return chunk;
+  };
+  // The chunk's count of expert e (by warps: the table then holds the counts
+  // in the warps below, as placeChunk needs).
+  auto countInChunk = [&](KernelBuilder &eb, Value e,
+                          const RankedChunk &chunk) {
+    return rankByWarps ? countOverWarps(eb, e, chunk.table)
+                       : countOf(eb, e, chunk.staged);
+  };
+  // Writes the chunk's selections from row start(e) of each expert e; by
+  // warps, after countInChunk and a barrier.
+  auto placeChunk = [&](KernelBuilder &kb, const RankedChunk &chunk,
+                        function_ref<Value(KernelBuilder &, Value)> start) {
+    if (rankByWarps) {
+      placeRanked(kb, *chunk.mine, chunk.staged.from, chunk.table, start);
+      return;
+    }
+    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+      placeFrom(eb, e, start(eb, e), chunk.staged);
+    });
+  };
   // Rows past the kept ones are padding, and dropped selections have no row.
   // A chunk holds at most one selection per thread, whose expert it staged.
   auto markUnused = [&](KernelBuilder &kb, const StagedChunk &chunk,
@@ -337,33 +372,19 @@ SortedSelections gpu_lowering::sortByExpert(
                   ob.index(1), ob.index(1), kChunk, blockShared,
                   [&](KernelBuilder &kb, ValueRange shared) {
                     Value starts = shared.front();
-                    Value from = kb.index(0);
-                    Value table = rankByWarps ? shared.back() : Value();
-                    if (rankByWarps)
-                      zeroTable(kb, table);
-                    StagedChunk chunk =
-                        stageChunk(kb, shared[1], from, selections);
-                    std::optional<WarpRank> mine;
-                    if (rankByWarps)
-                      mine = rankInWarp(kb, chunk, table);
+                    RankedChunk chunk = stageAndRank(
+                        kb, shared[1], rankByWarps ? shared.back() : Value(),
+                        kb.index(0), selections);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                      eb.store(rankByWarps ? countOverWarps(eb, e, table)
-                                           : countOf(eb, e, chunk),
-                               starts, e);
+                      eb.store(countInChunk(eb, e, chunk), starts, e);
                     });
                     kb.create<gpu::BarrierOp>();
                     Value routed = scanTotals(kb, starts, shared[2]);
                     kb.create<gpu::BarrierOp>();
-                    if (rankByWarps)
-                      placeRanked(kb, *mine, from, table,
-                                  [&](KernelBuilder &tb, Value e) {
-                                    return tb.load(starts, e);
-                                  });
-                    else
-                      forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                        placeFrom(eb, e, eb.load(starts, e), chunk);
-                      });
-                    markUnused(kb, chunk, routed);
+                    placeChunk(kb, chunk, [&](KernelBuilder &tb, Value e) {
+                      return tb.load(starts, e);
+                    });
+                    markUnused(kb, chunk.staged, routed);
                     if (tiles)
                       writeScheduleInBlock(
                           kb, {starts, routed, numLocal, shared[3], shared[2]},
@@ -374,30 +395,20 @@ SortedSelections gpu_lowering::sortByExpert(
         SmallVector<Type> chunkShared = {chunkExpertsType};
         if (rankByWarps)
           chunkShared.push_back(warpTableType);
-        // The chunk staged and, where it ranks by warps, ranked.
-        auto stageAndRank = [&](KernelBuilder &kb, ValueRange shared,
-                                Value from, Value to) {
-          if (rankByWarps)
-            zeroTable(kb, shared.back());
-          StagedChunk staged = stageChunk(kb, shared.front(), from, to);
-          std::optional<WarpRank> mine;
-          if (rankByWarps)
-            mine = rankInWarp(kb, staged, shared.back());
-          return std::make_pair(staged, mine);
+        auto tableOf = [&](ValueRange shared) {
+          return rankByWarps ? shared.back() : Value();
         };
-        cb.launch(
-            "moe_dispatch_count", chunks, cb.index(1), kChunk, chunkShared,
-            [&](KernelBuilder &kb, ValueRange shared) {
-              Value chunk = kb.blockId(gpu::Dimension::x);
-              auto range = chunkRange(kb, chunk);
-              StagedChunk staged =
-                  stageAndRank(kb, shared, range.first, range.second).first;
-              forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                eb.store(rankByWarps ? countOverWarps(eb, e, shared.back())
-                                     : countOf(eb, e, staged),
-                         before, {chunk, e});
-              });
-            });
+        cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
+                  chunkShared, [&](KernelBuilder &kb, ValueRange shared) {
+                    Value chunk = kb.blockId(gpu::Dimension::x);
+                    auto range = chunkRange(kb, chunk);
+                    RankedChunk ranked =
+                        stageAndRank(kb, shared.front(), tableOf(shared),
+                                     range.first, range.second);
+                    forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
+                      eb.store(countInChunk(eb, e, ranked), before, {chunk, e});
+                    });
+                  });
 
         cb.launch(
             "moe_dispatch_scan", cb.index(1), cb.index(1), kChunk,
@@ -448,27 +459,24 @@ SortedSelections gpu_lowering::sortByExpert(
                   chunkShared, [&](KernelBuilder &kb, ValueRange shared) {
                     Value chunk = kb.blockId(gpu::Dimension::x);
                     auto range = chunkRange(kb, chunk);
-                    auto stagedAndRank =
-                        stageAndRank(kb, shared, range.first, range.second);
-                    StagedChunk staged = stagedAndRank.first;
-                    std::optional<WarpRank> mine = stagedAndRank.second;
+                    RankedChunk ranked =
+                        stageAndRank(kb, shared.front(), tableOf(shared),
+                                     range.first, range.second);
                     auto start = [&](KernelBuilder &eb, Value e) -> Value {
                       return eb.create<arith::AddIOp>(
                           eb.load(offsets.buffer, e),
                           eb.load(before, {chunk, e}));
                     };
                     if (rankByWarps) {
+                      // The table's counts become the counts in the warps
+                      // below (the count kernel's totals are not needed).
                       forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                        countOverWarps(eb, e, shared.back());
+                        countInChunk(eb, e, ranked);
                       });
                       kb.create<gpu::BarrierOp>();
-                      placeRanked(kb, *mine, range.first, shared.back(), start);
-                    } else {
-                      forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
-                        placeFrom(eb, e, start(eb, e), staged);
-                      });
                     }
-                    markUnused(kb, staged,
+                    placeChunk(kb, ranked, start);
+                    markUnused(kb, ranked.staged,
                                kb.load(offsets.buffer, kb.index(numLocal)));
                   });
         if (tiles)
