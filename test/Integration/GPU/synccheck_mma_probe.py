@@ -30,7 +30,7 @@ PROBES = [
 LOOP_STEPS = 8
 
 
-def kernel_ptx(name, mma, word, looped):
+def kernel_ptx(mma, word, looped):
     """A kernel `probe(float *out)` whose lane i writes accumulator 0 to out[i]."""
     body = f"""
     mov.b32 a0, {word}; mov.b32 a1, {word}; mov.b32 a2, {word}; mov.b32 a3, {word};
@@ -121,7 +121,7 @@ def main():
             label = f"{name}{f', {LOOP_STEPS} steps after bar.sync' if looped else ''}"
             want = expected * (LOOP_STEPS if looped else 1)
             try:
-                lanes = driver.run(kernel_ptx(name, mma, hex(word), looped))
+                lanes = driver.run(kernel_ptx(mma, hex(word), looped))
                 wrong = [v for v in lanes if v != want]
                 result = "ok" if not wrong else f"wrong: {wrong[0]} where {want} ({len(wrong)} lanes)"
             except RuntimeError as error:

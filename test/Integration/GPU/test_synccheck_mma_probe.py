@@ -25,7 +25,7 @@ def test_probe_kernels_assemble(tmp_path, name, mma, word, expected, looped):
 
     if not gpu.ptxas_path().exists():
         pytest.skip("no ptxas (CUDA toolkit)")
-    ptx = probe.kernel_ptx(name, mma, hex(word), looped)
+    ptx = probe.kernel_ptx(mma, hex(word), looped)
     assert mma in ptx and ("bar.sync 0;" in ptx) == looped
     run = subprocess.run([str(gpu.ptxas_path()), "-arch=sm_90a", "-", "-o",
                           str(tmp_path / "probe.cubin")],
