@@ -76,6 +76,7 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createMoELowerStridedCopiesPass());
+  pm.addPass(createMoELowerVectorOpsPass());
 
   // Only the module's own functions get C wrappers, not the libm
   // declarations the math lowering adds later.

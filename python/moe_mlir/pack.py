@@ -19,7 +19,9 @@ int4, whose byte j of a column holds k = 2j and 2j + 1, [E, N, K] for int8 and F
 [E, N / P, Ks, P] panels, so that one 64-byte row of a 64-wide 4-bit panel is the k-pair
 of 64 columns; the weight-only formats' scales and zero points [E, N, G] follow into [E,
 N / P, G, P] panels, FP8's block scales stay as they are. P is the widest of
-QUANTIZED_PANEL_WIDTHS that divides N.
+QUANTIZED_PANEL_WIDTHS that divides N. In 64-wide panels the 4-bit codes of each row
+are rearranged into the word order (:func:`nibbles_to_word_order`) that the CPU kernel
+indexes its tables with directly; :func:`quantized_from_panels` reads any panels back.
 
 Packing is a one-time step on the weights, done when a model is loaded, never per call:
 
@@ -105,6 +107,51 @@ def from_layout(weights, layout: str) -> np.ndarray:
 QUANTIZED_PANEL_WIDTHS = (64, 32, 16)
 
 
+#: The panel width whose 4-bit rows are stored in the word order
+#: (:func:`nibbles_to_word_order`).
+WORD_ORDER_PANEL_WIDTH = 64
+
+
+def nibbles_to_word_order(rows):
+    """Rows of 64 bytes of 4-bit codes, byte c holding column c's k-pair (k = 2j in the
+    low nibble, 2j + 1 in the high one), rearranged into the word order of
+    docs/quantization.md: column 16 b + d, weight k = 2j + h, goes to nibble b % 2 of
+    byte 4 d + 2 h + b // 2. Read as 32 little-endian words, word 2 d + h then holds
+    weight k of columns d, 16 + d, 32 + d and 48 + d in bits 0-3, 4-7, 8-11 and 12-15,
+    so the CPU kernel indexes its tables with the words shifted, nothing more."""
+    r = np.asarray(rows)
+    if r.shape[-1] != 64:
+        raise ValueError(f"rows in the word order are 64 bytes, got {r.shape[-1]}")
+    b = r.view(np.uint8).reshape(r.shape[:-1] + (4, 16, 1))        # [.., b, d, 1]
+    nibbles = np.concatenate([b & 15, b >> 4], axis=-1)            # [.., b, d, h]
+    packed = nibbles[..., 0::2, :, :] | (nibbles[..., 1::2, :, :] << 4)  # [.., q, d, h]
+    order = np.moveaxis(packed, -3, -1)                              # [.., d, h, q]
+    return np.ascontiguousarray(order.reshape(r.shape)).view(r.dtype)
+
+
+def nibbles_from_word_order(rows):
+    """The inverse of :func:`nibbles_to_word_order`."""
+    r = np.asarray(rows)
+    if r.shape[-1] != 64:
+        raise ValueError(f"rows in the word order are 64 bytes, got {r.shape[-1]}")
+    order = r.view(np.uint8).reshape(r.shape[:-1] + (16, 2, 2))    # [.., d, h, q]
+    nibbles = np.stack([order & 15, order >> 4], axis=-1)          # [.., d, h, q, nib]
+    # Column block b = 2 q + nib.
+    by_block = np.moveaxis(nibbles.reshape(r.shape[:-1] + (16, 2, 4)), -1, -3)  # [.., b, d, h]
+    plain = by_block[..., 0] | (by_block[..., 1] << 4)
+    return np.ascontiguousarray(plain.reshape(r.shape)).view(r.dtype)
+
+
+def quantized_from_panels(fmt: str, packed):
+    """The nk bytes ([E, N, Ks]) of ``fmt`` weights packed by :func:`quantized_to_panels`."""
+    w = np.asarray(packed)
+    if w.ndim != 4:
+        raise ValueError(f"{fmt} panels must be [E, N/P, Ks, P], got shape {w.shape}")
+    if fmt in ("mxfp4", "int4") and w.shape[3] == WORD_ORDER_PANEL_WIDTH:
+        w = nibbles_from_word_order(w)
+    return from_layout(w, "panels")
+
+
 def quantized_panel_width(N: int) -> int:
     """The panel width of quantized weights with N output columns: the widest of
     QUANTIZED_PANEL_WIDTHS that divides N."""
@@ -125,6 +172,8 @@ def quantized_to_panels(fmt: str, weights, scales, zero_points=None,
         raise ValueError(f"{fmt} weights must be [E, N, Ks], got shape {w.shape}")
     P = panel_width or quantized_panel_width(w.shape[1])
     packed = to_layout(w, "panels", P)
+    if fmt in ("mxfp4", "int4") and P == WORD_ORDER_PANEL_WIDTH:
+        packed = nibbles_to_word_order(packed)
     if fmt == "fp8_e4m3":
         if zero_points is not None:
             raise ValueError("FP8 weights have no zero points")

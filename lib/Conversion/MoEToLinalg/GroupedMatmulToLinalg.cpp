@@ -136,6 +136,10 @@ struct LowerGroupedMatmul : OpRewritePattern<GroupedMatmulOp> {
     if (quant && quant.getFormat() != WeightFormat::fp8_e4m3) {
       Value scales = op.getRhsScales(), zeroPoints = op.getRhsZeroPoints();
       if (layout == RhsLayout::panels) {
+        if (isPackedWeightFormat(quant.getFormat()) &&
+            cast<RankedTensorType>(rhs.getType()).getDimSize(3) ==
+                kWordOrderPanelWidth)
+          rhs = panelNibblesFromWordOrder(b, rhs);
         rhs = unpackPanels(b, rhs);
         scales = unpackPanels(b, scales);
         if (zeroPoints)

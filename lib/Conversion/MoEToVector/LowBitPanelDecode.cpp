@@ -6,6 +6,10 @@
 //   byte (k even in the low nibble, k odd in the high one) becomes the word
 //   pair (low, high) indexing a 32-entry bf16 table (vpermw): e2m1 values,
 //   c - 8, or c - z through the index c + 16 - z;
+// - the same in 64-wide panels, whose rows are in the word order
+//   (kWordOrderPanelWidth): the row's 32 words shifted by 4 bits per block
+//   of 16 columns index the table as they are (Bf16WordTableDot); only int4
+//   with zero points masks them, to add 16 - z;
 // - mxfp4, int4 otherwise: the two nibbles as two f32 vectors, through a
 //   16-entry f32 table (vpermps, AVX-512) or integer ops (AVX2);
 // - int8: converted to f32; fp8_e4m3: the f16 of the value times 2^-8,
@@ -15,6 +19,7 @@
 
 #include "LowBitPanelDecode.h"
 
+#include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Utils/Quantization.h"
 #include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 
@@ -39,6 +44,14 @@ Value mlir::moe::splatNumber(StructuredBuilder &sb, Type type, int64_t value) {
   return splatConstant(sb, type, sb.getIntegerAttr(element, value));
 }
 
+/// Whether `op`'s weights are 4-bit rows in the word order.
+static bool inWordOrder(GroupedMatmulOp op) {
+  auto rhsType = cast<RankedTensorType>(op.getRhs().getType());
+  return isPackedWeightFormat(op.getWeightQuantAttr().getFormat()) &&
+         op.getRhsLayout() == RhsLayout::panels &&
+         rhsType.getDimSize(3) == kWordOrderPanelWidth;
+}
+
 static PanelDecode chooseDecode(GroupedMatmulOp op, KernelShape shape) {
   WeightFormat format = op.getWeightQuantAttr().getFormat();
   if (format == WeightFormat::int8)
@@ -48,7 +61,8 @@ static PanelDecode chooseDecode(GroupedMatmulOp op, KernelShape shape) {
   bool bf16Lhs =
       cast<RankedTensorType>(op.getLhs().getType()).getElementType().isBF16();
   if (bf16Lhs && shape.bf16DotProduct && shape.vectorWidth == 16)
-    return PanelDecode::Bf16TableDot;
+    return inWordOrder(op) ? PanelDecode::Bf16WordTableDot
+                           : PanelDecode::Bf16TableDot;
   if (shape.tablePermute && shape.vectorWidth == 16)
     return PanelDecode::F32Table;
   return PanelDecode::F32IntegerOps;
@@ -56,13 +70,17 @@ static PanelDecode chooseDecode(GroupedMatmulOp op, KernelShape shape) {
 
 PanelDecoder::PanelDecoder(GroupedMatmulOp op, KernelShape shape)
     : op(op), quant(op.getWeightQuantAttr()), format(quant.getFormat()),
-      vw(shape.vectorWidth), decode(chooseDecode(op, shape)) {}
+      vw(shape.vectorWidth), wordOrdered(inWordOrder(op)),
+      decode(chooseDecode(op, shape)) {}
 
 StringRef PanelDecoder::name() const {
   switch (decode) {
   case PanelDecode::Bf16TableDot:
     return format == WeightFormat::mxfp4 ? "mxfp4_panel_bf16_table_dot"
                                          : "int4_panel_bf16_table_dot";
+  case PanelDecode::Bf16WordTableDot:
+    return format == WeightFormat::mxfp4 ? "mxfp4_panel_bf16_word_table_dot"
+                                         : "int4_panel_bf16_word_table_dot";
   case PanelDecode::F32Table:
     return format == WeightFormat::mxfp4 ? "mxfp4_panel_table_permute"
                                          : "int4_panel_table_permute";
@@ -119,7 +137,8 @@ GroupTerms PanelDecoder::groupTerms(StructuredBuilder &gb, Value expert,
     Value pad = gb.create<arith::ConstantOp>(gb.getI8IntegerAttr(0));
     Value z = gb.create<vector::TransferReadOp>(i8Vector, zeroPoints, indices,
                                                 pad, ArrayRef<bool>{true});
-    if (decode == PanelDecode::Bf16TableDot) {
+    if (decode == PanelDecode::Bf16TableDot ||
+        decode == PanelDecode::Bf16WordTableDot) {
       // 16 - z in both words of each lane: the table index c + 16 - z of
       // (c - z) lies in [1, 31].
       Value offset =
@@ -172,25 +191,27 @@ static Value lookUp(StructuredBuilder &lb, Value table, Value indices) {
 }
 
 Value PanelDecoder::table(StructuredBuilder &lb) {
-  if (decode == PanelDecode::Bf16TableDot)
+  if (decode == PanelDecode::Bf16TableDot ||
+      decode == PanelDecode::Bf16WordTableDot)
     return bf16Table(lb);
   if (decode == PanelDecode::F32Table)
     return f32Table(lb);
   return Value();
 }
 
-/// The 32 bf16 words vpermw looks up: e2m1 values (codes 0..15, the rest
-/// unused), c - 8 (symmetric int4) or i - 16 (int4 indexed by c + 16 - z).
+/// The 32 bf16 words vpermw looks up: e2m1 values or c - 8 (symmetric
+/// int4) for codes 0..15, repeated for 16..31 (the word order's indices
+/// keep bit 4 of the next code), or i - 16 (int4 indexed by c + 16 - z).
 Value PanelDecoder::bf16Table(StructuredBuilder &lb) {
   SmallVector<APFloat> values;
   for (int64_t i = 0; i < 32; ++i) {
     double v = 0.0;
     if (format == WeightFormat::mxfp4)
-      v = i < 16 ? kE2M1Values[i] : 0.0;
+      v = kE2M1Values[i % 16];
     else if (op.getRhsZeroPoints())
       v = i - 16;
     else
-      v = i < 16 ? i - 8 : 0.0;
+      v = i % 16 - 8;
     bool lost;
     APFloat value(v);
     value.convert(APFloat::BFloat(), APFloat::rmNearestTiesToEven, &lost);
@@ -235,16 +256,45 @@ Value PanelDecoder::decodeNibbles(StructuredBuilder &db, Value codes,
   return db.create<arith::SubFOp>(value, z);
 }
 
+/// In the word order: 4 times the block of 16 columns that holds vector
+/// `at` (0..3), the shift that brings its codes to the low bits of each
+/// word, splat as `type`.
+Value PanelDecoder::blockShift(StructuredBuilder &sb, const PanelVector &at,
+                               Type type) {
+  Value block = sb.create<arith::DivUIOp>(at.inPanel, sb.index(16));
+  Value shift = sb.create<arith::MulIOp>(block, sb.index(4));
+  auto vector = cast<VectorType>(type);
+  return sb.create<vector::BroadcastOp>(
+      vector, sb.create<arith::IndexCastOp>(vector.getElementType(), shift));
+}
+
 SmallVector<Value> PanelDecoder::decodeVector(StructuredBuilder &sb,
                                               Value bytes,
+                                              const PanelVector &at,
                                               const GroupTerms &terms,
                                               Value table) {
   auto i32Vector = VectorType::get({vw}, sb.getI32Type());
+  auto wordsType = VectorType::get({2 * vw}, sb.getI16Type());
+  auto pairsType = VectorType::get({2 * vw}, sb.getBF16Type());
+  if (decode == PanelDecode::Bf16WordTableDot) {
+    // The row's word 2d + h holds weight k = 2j + h of lane d of all four
+    // vectors, 4 bits each: shifted to this vector's nibble, it indexes
+    // the table (whose entries repeat every 16, so bits 4.. do not matter).
+    Value words = sb.create<vector::BitCastOp>(wordsType, bytes);
+    Value index =
+        sb.create<arith::ShRUIOp>(words, blockShift(sb, at, wordsType));
+    if (terms.zero) {
+      // c + 16 - z must stay below 32: the code alone, then the offset.
+      index = sb.create<arith::AddIOp>(
+          sb.create<arith::AndIOp>(index, splatNumber(sb, wordsType, 15)),
+          terms.zero);
+    }
+    return {sb.create<vector::BitCastOp>(
+        pairsType, sb.create<X86PermuteWordsOp>(wordsType, table, index))};
+  }
   if (decode == PanelDecode::Bf16TableDot) {
     // Each lane's byte (k even in the low nibble, k odd in the high one)
     // as the word pair (low, high) indexing the table.
-    auto wordsType = VectorType::get({2 * vw}, sb.getI16Type());
-    auto pairsType = VectorType::get({2 * vw}, sb.getBF16Type());
     Value x = sb.create<arith::ExtUIOp>(i32Vector, bytes);
     Value both = sb.create<arith::OrIOp>(
         x, sb.create<arith::ShLIOp>(x, splatNumber(sb, i32Vector, 12)));
@@ -269,8 +319,18 @@ SmallVector<Value> PanelDecoder::decodeVector(StructuredBuilder &sb,
         sb.create<arith::BitcastOp>(VectorType::get({vw}, sb.getF16Type()), x);
     return {sb.create<arith::ExtFOp>(f32Vector(), half)};
   }
-  Value x = sb.create<arith::ExtUIOp>(i32Vector, bytes);
-  Value high = sb.create<arith::ShRUIOp>(x, splatNumber(sb, i32Vector, 4));
-  return {decodeNibbles(sb, x, terms.zero, table),
+  // The even k's code in the low bits of each lane, the odd k's 4 bits up;
+  // in the word order the lane's 32 bits hold both, 16 bits apart, at the
+  // vector's block of 4 bits.
+  Value low, high;
+  if (wordOrdered) {
+    Value lanes = sb.create<vector::BitCastOp>(i32Vector, bytes);
+    low = sb.create<arith::ShRUIOp>(lanes, blockShift(sb, at, i32Vector));
+    high = sb.create<arith::ShRUIOp>(low, splatNumber(sb, i32Vector, 16));
+  } else {
+    low = sb.create<arith::ExtUIOp>(i32Vector, bytes);
+    high = sb.create<arith::ShRUIOp>(low, splatNumber(sb, i32Vector, 4));
+  }
+  return {decodeNibbles(sb, low, terms.zero, table),
           decodeNibbles(sb, high, terms.zero, table)};
 }

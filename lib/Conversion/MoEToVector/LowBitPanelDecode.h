@@ -21,6 +21,10 @@ enum class PanelDecode {
   /// mxfp4, int4: the byte of a k-pair as two bf16 words by a 32-entry
   /// table (vpermw), multiplied by vdpbf16ps with bf16 activations.
   Bf16TableDot,
+  /// mxfp4, int4 in 64-wide panels (the word order): the 32 words of a
+  /// stored row, shifted to a weight vector's nibbles, index the 32-entry
+  /// bf16 table as they are (moe.x86.permute_words), for vdpbf16ps.
+  Bf16WordTableDot,
   /// mxfp4, int4: the two nibbles as f32 vectors by a 16-entry table
   /// (vpermps) or with integer ops, two f32 FMAs per row.
   F32Table,
@@ -55,6 +59,11 @@ public:
 
   PanelDecode kind() const { return decode; }
 
+  /// Whether the 4-bit rows are in the word order (64-wide panels,
+  /// kWordOrderPanelWidth): a weight vector's codes are a nibble of each
+  /// 32-bit lane of the row, not the bytes at its columns.
+  bool wordOrder() const { return wordOrdered; }
+
   /// The `moe.weight_decode` name of the decoding.
   StringRef name() const;
 
@@ -66,11 +75,14 @@ public:
   GroupTerms groupTerms(StructuredBuilder &b, Value expert, Value group,
                         const PanelVector &at);
 
-  /// The stored `bytes` (vector<vw x i8>) of one weight vector decoded
-  /// before the group's scale: one vector<2vw x bf16> of k-pairs
-  /// (Bf16TableDot), the f32 vectors of the even and the odd k (4-bit
-  /// formats), or one f32 vector (int8, fp8_e4m3).
+  /// The stored `bytes` of one weight vector `at` decoded before the
+  /// group's scale: one vector<2vw x bf16> of k-pairs (Bf16TableDot,
+  /// Bf16WordTableDot), the f32 vectors of the even and the odd k (4-bit
+  /// formats), or one f32 vector (int8, fp8_e4m3). The bytes are the
+  /// vector's vw bytes, or in the word order the 4 vw bytes of its lanes
+  /// (the whole 64-byte row for Bf16WordTableDot).
   SmallVector<Value> decodeVector(StructuredBuilder &b, Value bytes,
+                                  const PanelVector &at,
                                   const GroupTerms &terms, Value table);
 
 private:
@@ -81,11 +93,13 @@ private:
   bool tableHoldsValues();
   Value decodeNibbles(StructuredBuilder &b, Value codes, Value zero,
                       Value table);
+  Value blockShift(StructuredBuilder &b, const PanelVector &at, Type type);
 
   GroupedMatmulOp op;
   WeightQuantAttr quant;
   WeightFormat format;
   int64_t vw;
+  bool wordOrdered;
   PanelDecode decode;
 };
 

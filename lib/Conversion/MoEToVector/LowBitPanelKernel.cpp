@@ -27,6 +27,7 @@
 #include "moe/Dialect/MoE/Utils/Activation.h"
 #include "moe/Dialect/MoE/Utils/Quantization.h"
 #include "moe/Dialect/MoE/Utils/Routing.h"
+#include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -92,6 +93,9 @@ protected:
           .getResult(0);
     };
     tile = steps(tb.index(0), full, /*inBounds=*/true, tile);
+    // Where the steps divide the columns every tile is whole steps.
+    if (width % stepColumns == 0)
+      return tile;
     return steps(full, colCount, /*inBounds=*/false, tile);
   }
 
@@ -112,6 +116,17 @@ private:
 
   VectorType f32Vector() { return VectorType::get({vw}, b.getF32Type()); }
 
+  /// In the word order, the first of the step's vectors whose 64-byte row
+  /// vector `j` shares: one row holds a plain step's 64 columns (or 64
+  /// interleaved GLU columns), or the 32 gate or the 32 up columns of a
+  /// concatenated GLU. Steps start at multiples of their width and the
+  /// widths divide N (lowBitPanelKernelApplies), so the columns a row
+  /// holds lie in one panel.
+  int64_t rowOwner(int64_t j) {
+    bool concatenated = glu && op.getGluLayout() == GluLayout::concatenated;
+    return concatenated ? j - j % (kVectorsPerStep / 2) : 0;
+  }
+
   /// One stored row `s` of the group: partial[i][j] += A[row_i, k(s)...] *
   /// decode(W[e, panel_j, s, vector j]).
   SmallVector<Value> step(StructuredBuilder &sb, ArrayRef<BlockRow> rows,
@@ -128,24 +143,40 @@ private:
     auto update = [&](int64_t i, int64_t j, Value product) {
       next[i * numVectors + j] = product;
     };
-    // The stored bytes of each vector.
+    // The stored bytes of each vector: its vw bytes, or in the word order
+    // the 4 vw bytes of its lanes, or (Bf16WordTableDot) the whole row,
+    // read once for the vectors that share it.
     SmallVector<Value> raw;
-    for (const PanelVector &at : vectors) {
+    bool wholeRows = decoder.kind() == PanelDecode::Bf16WordTableDot;
+    for (auto [j, at] : llvm::enumerate(vectors)) {
+      if (wholeRows && rowOwner(j) != static_cast<int64_t>(j)) {
+        raw.push_back(raw[rowOwner(j)]);
+        continue;
+      }
+      int64_t width = wholeRows             ? kWordOrderPanelWidth
+                      : decoder.wordOrder() ? 4 * vw
+                                            : vw;
+      Value offset = at.inPanel;
+      if (wholeRows)
+        offset = sb.index(0);
+      else if (decoder.wordOrder())
+        offset = sb.create<arith::MulIOp>(
+            sb.create<arith::RemUIOp>(at.inPanel, sb.index(16)), sb.index(4));
       Value v = sb.create<vector::TransferReadOp>(
-          VectorType::get({vw}, element), op.getRhs(),
-          ValueRange{expert, at.panel, s, at.inPanel}, pad,
-          ArrayRef<bool>{true});
+          VectorType::get({width}, element), op.getRhs(),
+          ValueRange{expert, at.panel, s, offset}, pad, ArrayRef<bool>{true});
       if (element != sb.getI8Type())
         v = sb.create<arith::BitcastOp>(i8Vector, v);
       raw.push_back(v);
     }
     Value k0 = packed ? sb.create<arith::MulIOp>(s, sb.index(2)) : s;
 
-    if (decoder.kind() == PanelDecode::Bf16TableDot) {
+    if (decoder.kind() == PanelDecode::Bf16TableDot || wholeRows) {
       auto pairsType = VectorType::get({2 * vw}, sb.getBF16Type());
       SmallVector<Value> w;
       for (auto [j, bytes] : llvm::enumerate(raw))
-        w.push_back(decoder.decodeVector(sb, bytes, terms[j], table).front());
+        w.push_back(decoder.decodeVector(sb, bytes, vectors[j], terms[j], table)
+                        .front());
       auto twoType = VectorType::get({2}, sb.getBF16Type());
       auto wordType = VectorType::get({1}, sb.getI32Type());
       Value zero =
@@ -170,7 +201,7 @@ private:
     // f32 weights: one vector per k (two for the 4-bit formats).
     SmallVector<SmallVector<Value>> w;
     for (auto [j, bytes] : llvm::enumerate(raw))
-      w.push_back(decoder.decodeVector(sb, bytes, terms[j], table));
+      w.push_back(decoder.decodeVector(sb, bytes, vectors[j], terms[j], table));
     for (auto [i, row] : llvm::enumerate(rows)) {
       SmallVector<Value> a;
       for (int64_t d = 0; d < (packed ? 2 : 1); ++d) {
@@ -359,6 +390,13 @@ bool mlir::moe::lowBitPanelKernelApplies(GroupedMatmulOp op, KernelShape shape,
   if (op.getEpilogue() && op.getGluLayout() == GluLayout::concatenated &&
       (weights.columns / 2) % vw != 0) {
     why = "the GLU half width is not a multiple of the vector width";
+    return false;
+  }
+  if (weights.panelWidth == kWordOrderPanelWidth &&
+      isPackedWeightFormat(quant.getFormat()) && 16 % vw != 0) {
+    why = "4-bit rows in the word order hold blocks of 16 columns; the "
+          "vector width " +
+          std::to_string(vw) + " is not a divisor of 16";
     return false;
   }
   if (quant.getFormat() == WeightFormat::fp8_e4m3 &&

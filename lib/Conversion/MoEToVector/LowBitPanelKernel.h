@@ -6,8 +6,9 @@
 //
 // - mxfp4, int4: Ks = K / 2 bytes, byte [e, n / P, j, n % P] holding weight
 //   k = 2j of column n in its low nibble and k = 2j + 1 in its high one
-//   (the nk layout's byte [e, n, j]); the scales and zero points in the same
-//   panels, `[E, N / P, ceil(K / g), P]`;
+//   (the nk layout's byte [e, n, j]), except in 64-wide panels, whose rows
+//   hold the same codes in the word order (kWordOrderPanelWidth); the scales
+//   and zero points in the same panels, `[E, N / P, ceil(K / g), P]`;
 // - int8: Ks = K, the scales `[E, N / P, 1, P]`;
 // - fp8_e4m3: Ks = K, the block scales `[E, ceil(N / bn), ceil(K / bk)]`
 //   as in the nk layout.

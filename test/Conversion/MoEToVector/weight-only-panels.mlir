@@ -11,29 +11,37 @@
 // ASM-LABEL: mxfp4_bf16:
 // ASM: vpermw {{.*}}%zmm
 // ASM: vdpbf16ps {{.*}}%zmm
+// ASM-LABEL: mxfp4_bf16_byte_lanes:
+// ASM: vpermw {{.*}}%zmm
+// ASM: vdpbf16ps {{.*}}%zmm
 // ASM-LABEL: int4_asymmetric_bf16:
 // ASM: vpermw {{.*}}%zmm
 // ASM: vdpbf16ps {{.*}}%zmm
 // ASM-LABEL: fp8_f32:
 // ASM: vcvtph2ps{{x?}} {{.*}}%zmm
 
-// mxfp4, bf16 activations: a weight vector is the k-pair of 16 columns (16
-// bytes); each lane's nibbles become a word pair indexing the e2m1 table in
-// bf16, and vdpbf16ps multiplies the pair by the row's two activations. The
-// e8m0 scales (a vector per weight vector and group of 32 k) multiply the
-// partial sums.
+// mxfp4, bf16 activations, 64-wide panels (their rows in the word order,
+// docs/quantization.md): a stored row is read once as 32 words for the
+// step's four weight vectors; each vector's words, shifted right by 4 bits
+// per block of 16 columns, index the e2m1 table in bf16 as they are
+// (moe.x86.permute_words), and vdpbf16ps multiplies the pair by the row's
+// two activations. The e8m0 scales (a vector per weight vector and group of
+// 32 k) multiply the partial sums. The f32 decodings read the 32-bit lanes
+// of the row and shift them the same way.
 // CHECK-LABEL: func.func @mxfp4_bf16
 // CHECK: scf.forall
 // CHECK: scf.for
 // CHECK: vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x2x2x64xf8E8M0FNU>, vector<16xf8E8M0FNU>
 // CHECK: scf.for
-// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x2x32x64xi8>, vector<16xi8>
-// DOT: %[[WORDS:.*]] = arith.extui %[[BYTES]] : vector<16xi8> to vector<16xi32>
-// DOT: arith.shli %[[WORDS]]
-// DOT: %[[INDEX:.*]] = vector.bitcast %{{.*}} : vector<16xi32> to vector<32xi16>
-// DOT: vector.extract %[[INDEX]][0] : i16 from vector<32xi16>
-// DOT: vector.from_elements {{.*}} : vector<32xi16>
+// CHECK: %[[ROW:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x2x32x64xi8>, vector<64xi8>
+// DOT-NOT: vector.transfer_read %{{.*}} : tensor<4x2x32x64xi8>
+// DOT: %[[WORDS:.*]] = vector.bitcast %[[ROW]] : vector<64xi8> to vector<32xi16>
+// DOT: %[[INDEX:.*]] = arith.shrui %[[WORDS]], %{{.*}} : vector<32xi16>
+// DOT: moe.x86.permute_words %{{.*}}[%[[INDEX]]] : vector<32xi16>
+// DOT-NOT: vector.from_elements
 // DOT: x86vector.avx512.dot {{.*}} : vector<32xbf16> -> vector<16xf32>
+// TABLE: vector.bitcast %[[ROW]] : vector<64xi8> to vector<16xi32>
+// TABLE: arith.shrui
 // TABLE: vector.from_elements {{.*}} : vector<16xf32>
 // TABLE: vector.fma
 // INT-NOT: vector.from_elements
@@ -41,13 +49,38 @@
 // INT: vector.fma
 // CHECK: scf.yield
 // CHECK: vector.fma
-// DOT: } {moe.weight_decode = "mxfp4_panel_bf16_table_dot"}
+// DOT: } {moe.weight_decode = "mxfp4_panel_bf16_word_table_dot"}
 // TABLE: } {moe.weight_decode = "mxfp4_panel_table_permute"}
 // INT: } {moe.weight_decode = "mxfp4_panel_integer_ops"}
 // LLVM: llvm.func @mxfp4_bf16
 func.func @mxfp4_bf16(%x: tensor<?x64xbf16>, %w: tensor<4x2x32x64xi8>, %o: tensor<5xi32>, %s: tensor<4x2x2x64xf8E8M0FNU>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
   %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x2x32x64xi8>, tensor<5xi32>)
       rhs_scales(%s : tensor<4x2x2x64xf8E8M0FNU>) outs(%init : tensor<?x128xf32>)
+      {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<?x128xf32>
+  return %h : tensor<?x128xf32>
+}
+
+// mxfp4 in 32-wide panels (byte c of a row for column c): a weight vector is
+// the k-pair of 16 columns (16 bytes); each lane's nibbles become a word
+// pair indexing the table, the indices masked to the table.
+// CHECK-LABEL: func.func @mxfp4_bf16_byte_lanes
+// CHECK: scf.forall
+// CHECK: %[[BYTES:.*]] = vector.transfer_read %{{.*}} {in_bounds = [true]} : tensor<4x4x32x32xi8>, vector<16xi8>
+// DOT: %[[LANES:.*]] = arith.extui %[[BYTES]] : vector<16xi8> to vector<16xi32>
+// DOT: arith.shli %[[LANES]]
+// DOT: %[[INDEX:.*]] = vector.bitcast %{{.*}} : vector<16xi32> to vector<32xi16>
+// DOT: vector.extract %[[INDEX]][0] : i16 from vector<32xi16>
+// DOT: vector.from_elements {{.*}} : vector<32xi16>
+// DOT: x86vector.avx512.dot {{.*}} : vector<32xbf16> -> vector<16xf32>
+// TABLE: arith.extui %[[BYTES]] : vector<16xi8> to vector<16xi32>
+// TABLE: vector.from_elements {{.*}} : vector<16xf32>
+// DOT: } {moe.weight_decode = "mxfp4_panel_bf16_table_dot"}
+// TABLE: } {moe.weight_decode = "mxfp4_panel_table_permute"}
+// INT: } {moe.weight_decode = "mxfp4_panel_integer_ops"}
+// LLVM: llvm.func @mxfp4_bf16_byte_lanes
+func.func @mxfp4_bf16_byte_lanes(%x: tensor<?x64xbf16>, %w: tensor<4x4x32x32xi8>, %o: tensor<5xi32>, %s: tensor<4x4x2x32xf8E8M0FNU>, %init: tensor<?x128xf32>) -> tensor<?x128xf32> {
+  %h = moe.grouped_matmul ins(%x, %w, %o : tensor<?x64xbf16>, tensor<4x4x32x32xi8>, tensor<5xi32>)
+      rhs_scales(%s : tensor<4x4x2x32xf8E8M0FNU>) outs(%init : tensor<?x128xf32>)
       {rhs_layout = #moe.rhs_layout<panels>, weight_quant = #moe.weight_quant<format = mxfp4, block = [1, 32], activation = none>} -> tensor<?x128xf32>
   return %h : tensor<?x128xf32>
 }

@@ -1286,3 +1286,11 @@ func.func @row_tiles_not_an_op(%x: tensor<?x16xbf16>, %w: tensor<4x32x16xbf16>,
       {gather, k = 2 : i64} -> tensor<?x32xf32>
   return
 }
+
+// -----
+
+func.func @permute_words_wrong_width(%table: vector<16xi16>, %indices: vector<16xi16>) -> vector<16xi16> {
+  // expected-error @+1 {{'moe.x86.permute_words' op operand #0 must be vector of 16-bit signless integer values of length 32}}
+  %w = moe.x86.permute_words %table[%indices] : vector<16xi16>
+  return %w : vector<16xi16>
+}

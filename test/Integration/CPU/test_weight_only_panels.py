@@ -115,6 +115,8 @@ def _offsets(rng, layout, E, M):
 CASES = [
     ("mxfp4_p16_n48", "mxfp4", 96, 48, 5, 32, False, 16, None),
     ("mxfp4_p64", "mxfp4", 64, 128, 4, 32, False, 64, None),
+    ("mxfp4_p64_three_panels", "mxfp4", 160, 192, 3, 32, False, 64, None),
+    ("int4_g32_sym_p64", "int4", 96, 192, 3, 32, False, 64, None),
     ("int4_g32_asym_p16_n80", "int4", 80, 80, 5, 32, True, 16, None),
     ("int4_g128_sym_partial_group", "int4", 200, 96, 4, 128, False, 32, None),
     ("int4_g128_asym_k_one_group", "int4", 128, 64, 3, 128, True, 64, None),
@@ -145,15 +147,16 @@ def test_panels_tokens(compile_ir, rng, pipeline, case, x_type):
             assert_close(out, want, "f32", f"{case[0]} {x_type} T={T} {layout} {pipeline}")
 
 
+@pytest.mark.parametrize("P", [16, 64])
 @pytest.mark.parametrize("x_type", ["f32", "bf16"])
 @pytest.mark.parametrize("pipeline", PIPELINES[:-1])
-def test_panels_mxfp4_extreme_scales(compile_ir, rng, pipeline, x_type):
+def test_panels_mxfp4_extreme_scales(compile_ir, rng, pipeline, x_type, P):
     """e8m0 scales 0 (2^-127) and 254 (2^127) in panels: codes of magnitude <= 1 keep
     every weight in the f32 range, activations of 2^-120 keep the products there. bf16
     activations are 2^-100 in magnitude: vdpbf16ps flushes subnormal inputs, products
     and sums (below 2^-126) to zero, which a partial sum times 2^127 would show; bf16
     sums of such activations are multiples of 2^-108 and never get there."""
-    M, K, N, E, P = 5, 64, 16, 2, 16
+    M, K, N, E = 5, 64, P, 2
     module = compile_ir(_ir("mxfp4", K, N, E, 32, False, P, x_type), pipeline)
     codes = rng.choice(np.array([0, 1, 2, 8, 9, 10]), size=(E, N, K))
     codes[0, 0, 32] = 2  # 1.0 in the block of scale 254: the weight 2^127
@@ -175,26 +178,32 @@ def test_panels_mxfp4_extreme_scales(compile_ir, rng, pipeline, x_type):
     assert_close(out, want, "f32", f"mxfp4 panels extreme scales {x_type} {pipeline}")
 
 
+@pytest.mark.parametrize("P", [16, 64])
 @pytest.mark.parametrize("x_type", ["f32", "bf16"])
-@pytest.mark.parametrize("fmt", ["mxfp4", "int4"])
+@pytest.mark.parametrize("fmt", ["mxfp4", "int4", "int4_symmetric"])
 @pytest.mark.parametrize("pipeline", PIPELINES[:-1])
-def test_panels_decode_every_code(compile_ir, pipeline, fmt, x_type):
+def test_panels_decode_every_code(compile_ir, pipeline, fmt, x_type, P):
     """All 16 codes in both nibbles decode to their exact values (int4 against zero
-    points 0 and 15): A = e_k picks weight k of each column."""
-    K, N, P = 64, 16, 16
+    points 0 and 15, or symmetric): A = e_k picks weight k of each column. In 64-wide
+    panels (the word order) the codes of each column block of 16 sit in their own
+    nibble of the row's words."""
+    K, N = 64, P
     zero_points = fmt == "int4"
+    fmt = fmt.removesuffix("_symmetric")
     module = compile_ir(_ir(fmt, K, N, 1, 32, zero_points, P, x_type), pipeline)
     codes = np.zeros((1, N, K), dtype=np.int64)
-    codes[0, :, 0] = np.arange(16)  # even k: low nibble
-    codes[0, :, 33] = np.arange(16)[::-1]  # odd k of the second group: high nibble
+    codes[0, :, 0] = np.arange(N) % 16  # even k: low nibble
+    codes[0, :, 33] = (np.arange(N) * 7 + 3) % 16  # odd k of the second group: high nibble
     packed = lb.pack_nibbles(codes)
     if fmt == "mxfp4":
         scales, zeros = np.full((1, N, 2), 127, dtype=np.uint8), None
         W = lb.dequantize_mxfp4(packed, scales)
     else:
         scales = np.full((1, N, 2), 0.25, dtype=np.float32)
-        zeros = np.zeros((1, N, 2), dtype=np.int8)
-        zeros[0, :, 1] = 15
+        zeros = None
+        if zero_points:
+            zeros = np.zeros((1, N, 2), dtype=np.int8)
+            zeros[0, :, 1] = 15
         W = lb.dequantize_int4(packed, scales, zeros, 32)
     wp, sp, zp = pack.quantized_to_panels(fmt, packed.view(np.int8), scales, zeros,
                                           panel_width=P)
@@ -212,10 +221,11 @@ def test_panels_decode_every_code(compile_ir, pipeline, fmt, x_type):
 def test_panels_decode_attributes():
     """The kernel's decodings as the scf.forall records them, per target and
     activation dtype."""
-    ir = _ir("mxfp4", 64, 64, 2, 32, False, 64, "bf16")
-    for target, want in (("sapphirerapids", "mxfp4_panel_bf16_table_dot"),
-                         ("skylake-avx512", "mxfp4_panel_table_permute"),
-                         ("x86-64-v3", "mxfp4_panel_integer_ops")):
+    for P, target, want in ((64, "sapphirerapids", "mxfp4_panel_bf16_word_table_dot"),
+                            (32, "sapphirerapids", "mxfp4_panel_bf16_table_dot"),
+                            (64, "skylake-avx512", "mxfp4_panel_table_permute"),
+                            (64, "x86-64-v3", "mxfp4_panel_integer_ops")):
+        ir = _ir("mxfp4", 64, 64, 2, 32, False, P, "bf16")
         out = cpu._run([cpu.moe_opt(), f"--convert-moe-to-vector=target-cpu={target}"],
                        stdin=ir)
         assert f'moe.weight_decode = "{want}"' in out, (target, out[-2000:])

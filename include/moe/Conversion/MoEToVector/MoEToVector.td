@@ -66,6 +66,10 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       scale group. `moe.weight_decode`: `mxfp4_panel_bf16_table_dot` and
       `int4_panel_bf16_table_dot` (bf16 activations and AVX512_BF16: a
       32-entry bf16 table per word, vpermw, into vdpbf16ps),
+      `mxfp4_panel_bf16_word_table_dot` and `int4_panel_bf16_word_table_dot`
+      (the same in 64-wide panels, whose rows are in the word order: the
+      row's words, shifted, index the table as they are,
+      `moe.x86.permute_words`),
       `*_panel_table_permute` (vpermps f32 tables), `*_panel_integer_ops`
       (AVX2), `int8_panel_convert`, `fp8_e4m3_panel_f16` (e4m3 bits as f16
       times 2^-8, vcvtph2ps).

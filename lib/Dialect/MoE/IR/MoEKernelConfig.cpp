@@ -477,13 +477,22 @@ LogicalResult MoEDialect::verifyOperationAttribute(Operation *op,
   if (name == "moe.weight_decode") {
     // The nk kernel's decodings, then the panels kernel's.
     static constexpr StringLiteral kDecodings[] = {
-        "fp8_e4m3_integer_ops",       "mxfp4_table_permute",
-        "mxfp4_integer_ops",          "int4_table_permute",
-        "int4_integer_ops",           "int8_row_scale",
-        "mxfp4_panel_bf16_table_dot", "int4_panel_bf16_table_dot",
-        "mxfp4_panel_table_permute",  "int4_panel_table_permute",
-        "mxfp4_panel_integer_ops",    "int4_panel_integer_ops",
-        "int8_panel_convert",         "fp8_e4m3_panel_f16"};
+        "fp8_e4m3_integer_ops",
+        "mxfp4_table_permute",
+        "mxfp4_integer_ops",
+        "int4_table_permute",
+        "int4_integer_ops",
+        "int8_row_scale",
+        "mxfp4_panel_bf16_table_dot",
+        "int4_panel_bf16_table_dot",
+        "mxfp4_panel_bf16_word_table_dot",
+        "int4_panel_bf16_word_table_dot",
+        "mxfp4_panel_table_permute",
+        "int4_panel_table_permute",
+        "mxfp4_panel_integer_ops",
+        "int4_panel_integer_ops",
+        "int8_panel_convert",
+        "fp8_e4m3_panel_f16"};
     auto decode = dyn_cast<StringAttr>(attribute.getValue());
     if (!decode || !llvm::is_contained(kDecodings, decode.getValue())) {
       InFlightDiagnostic diag = op->emitError() << name << " must be one of ";

@@ -120,3 +120,42 @@ Value mlir::moe::dequantizeWeights(StructuredBuilder &b, WeightQuantAttr quant,
           })
       .front();
 }
+
+Value mlir::moe::panelNibblesFromWordOrder(StructuredBuilder &b, Value panels) {
+  auto type = cast<RankedTensorType>(panels.getType());
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t size : type.getShape())
+    sizes.push_back(b.getIndexAttr(size));
+  return b
+      .generic(
+          {}, {b.empty(sizes, type.getElementType())}, 4, {{0, 1, 2, 3}}, {},
+          [&](StructuredBuilder &nb, ValueRange) -> SmallVector<Value> {
+            // Column c = 16 blk + d: its k-pair is nibble blk % 2 of bytes
+            // 4d + blk / 2 (k = 2j) and 4d + 2 + blk / 2 (k = 2j + 1).
+            Value c = nb.loopIndex(3);
+            Value blk = nb.create<arith::DivUIOp>(c, nb.index(16));
+            Value d = nb.create<arith::RemUIOp>(c, nb.index(16));
+            Value first = nb.create<arith::AddIOp>(
+                nb.create<arith::MulIOp>(d, nb.index(4)),
+                nb.create<arith::DivUIOp>(blk, nb.index(2)));
+            Value shift = nb.create<arith::MulIOp>(
+                nb.create<arith::RemUIOp>(blk, nb.index(2)), nb.index(4));
+            Value shiftI8 =
+                nb.create<arith::IndexCastOp>(nb.getI8Type(), shift);
+            auto nibble = [&](Value byteIndex) {
+              Value byte = nb.create<tensor::ExtractOp>(
+                  panels, ValueRange{nb.loopIndex(0), nb.loopIndex(1),
+                                     nb.loopIndex(2), byteIndex});
+              Value code = nb.create<arith::ShRUIOp>(byte, shiftI8);
+              return nb.create<arith::AndIOp>(
+                  code, nb.create<arith::ConstantOp>(nb.getI8IntegerAttr(15)));
+            };
+            Value low = nibble(first);
+            Value high = nibble(nb.create<arith::AddIOp>(first, nb.index(2)));
+            return {nb.create<arith::OrIOp>(
+                low,
+                nb.create<arith::ShLIOp>(high, nb.create<arith::ConstantOp>(
+                                                   nb.getI8IntegerAttr(4))))};
+          })
+      .front();
+}

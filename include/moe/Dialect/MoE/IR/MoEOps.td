@@ -6,6 +6,7 @@
 include "moe/Dialect/MoE/IR/MoEOpBase.td"
 include "moe/Dialect/MoE/IR/MoERoutingOps.td"
 include "moe/Dialect/MoE/IR/MoEExpertOps.td"
+include "moe/Dialect/MoE/IR/MoEVectorOps.td"
 
 //===----------------------------------------------------------------------===//
 // Whole layer

@@ -122,6 +122,17 @@ def MoELowerStridedCopiesPass : Pass<"moe-lower-strided-copies"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def MoELowerVectorOpsPass : Pass<"moe-lower-vector-ops"> {
+  let summary = "Turns the moe dialect's vector ops into calls of their LLVM intrinsics";
+  let description = [{
+    `moe.x86.permute_words` becomes `llvm.call_intrinsic
+    "llvm.x86.avx512.permvar.hi.512"` (vpermw) on the same vectors. It runs
+    after bufferization, which cannot analyze intrinsic calls, and before
+    the conversion to LLVM, which keeps them.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def MoEExportResultSizesPass
     : Pass<"moe-export-result-sizes", "::mlir::ModuleOp"> {
   let summary = "Adds a function giving the dynamic result sizes of each public function";

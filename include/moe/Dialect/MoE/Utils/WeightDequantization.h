@@ -31,6 +31,19 @@ Value decodeE8M0(StructuredBuilder &b, Value scale);
 Value dequantizeWeights(StructuredBuilder &b, WeightQuantAttr quant,
                         Value weights, Value scales, Value zeroPoints);
 
+/// The panel width whose 4-bit rows (mxfp4, int4 in the panels layout) are
+/// stored in the word order: column 16 b + d, weight k = 2j + h, is nibble
+/// b % 2 of byte 4 d + 2 h + b / 2 of row j (docs/quantization.md). Read as
+/// 32 little-endian words, word 2 d + h holds weight k of columns d, 16 + d,
+/// 32 + d and 48 + d in bits 0-3, 4-7, 8-11 and 12-15. Narrower panels keep
+/// byte c of a row for column c.
+inline constexpr int64_t kWordOrderPanelWidth = 64;
+
+/// [E, N / 64, K / 2, 64] panels of 4-bit codes in the word order as the
+/// same panels with byte c of each row holding column c's k-pair (the low
+/// nibble k = 2j, the high one 2j + 1).
+Value panelNibblesFromWordOrder(StructuredBuilder &b, Value panels);
+
 } // namespace mlir::moe
 
 #endif // MOE_DIALECT_MOE_UTILS_WEIGHTDEQUANTIZATION_H

@@ -1,0 +1,111 @@
+"""The two decodings of 4-bit panels on the CPU, timed against each other in one run.
+
+The same layer (cpu_weight_only's MXFP4 or int4 experts, bf16 activations) is packed
+twice: into 32-wide panels, whose rows keep byte c for column c (the byte-per-lane
+decoding ``*_panel_bf16_table_dot``: each byte widened to a 32-bit lane, its nibbles
+moved into the lane's two words, then the table), and into 64-wide panels in the word
+order (``*_panel_bf16_word_table_dot``: the row's 32 words shifted and looked up as they
+are). Both are checked against the fp64 oracle, then timed in alternation, so a change of
+the machine's load hits both sides alike: each round times one call of each (cold, the
+caches evicted as in cpu.py; and warm, back to back), and the table gives the medians
+and the ratio per point.
+
+    python3 python/benchmarks/cpu_panel_decode.py [--shapes qwen3-30b-a3b] \\
+        [--dtypes mxfp4,int4] [--tokens 1,16] [--rounds 41]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cpu as bench  # noqa: E402
+import cpu_weight_only  # noqa: E402
+from moe_mlir import cpu, dtypes, weight_only_ir  # noqa: E402
+
+#: The two sides: (name, panel width).
+SIDES = (("byte lanes (P=32)", 32), ("word order (P=64)", 64))
+
+
+def build(fmt, H, E, I, k, P, workdir):
+    ir = weight_only_ir.layer_ir(None, H, E, I, k, fmt,
+                                 group=cpu_weight_only.GROUP[fmt] or 32,
+                                 zero_points=cpu_weight_only.ZERO_POINTS[fmt],
+                                 dtype="bf16", layout="panels", panel_width=P)
+    return cpu.compile_module(ir, workdir)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="qwen3-30b-a3b")
+    parser.add_argument("--dtypes", default="mxfp4,int4")
+    parser.add_argument("--tokens", default="1,16")
+    parser.add_argument("--rounds", type=int, default=41)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.shapes.split(","):
+            H, I, E, k, _ = bench.SHAPES[name]
+            for fmt in args.dtypes.split(","):
+                if fmt not in ("mxfp4", "int4"):
+                    raise SystemExit(f"unknown 4-bit dtype {fmt!r}: mxfp4 or int4")
+                q13, w13 = cpu_weight_only.random_weights(rng, fmt, E, 2 * I, H)
+                q2, w2 = cpu_weight_only.random_weights(rng, fmt, E, H, I)
+                router = bench.random_weights(rng, (E, H), H, "bf16")
+                calls = []
+                for side, P in SIDES:
+                    module = build(fmt, H, E, I, k, P, Path(tmp) / f"{name}-{fmt}-{P}")
+                    packed = [cpu_weight_only.to_layout(fmt, q, "panels", P)
+                              for q in (q13, q2)]
+                    calls.append((side, module, cpu_weight_only.kernel_arguments(
+                        cpu.to_storage(router, "bf16"), *packed)))
+                for T in (int(t) for t in args.tokens.split(",")):
+                    x = dtypes.round_to_bf16(rng.standard_normal((T, H), dtype=np.float32))
+                    xs = cpu.to_storage(x, "bf16")
+                    spec = [cpu.TensorSpec((T, H), "bf16")]
+                    want, _, clear = bench.oracle(x, router, w13, w2, k)
+                    fns = []
+                    for side, module, weights in calls:
+                        fn = (lambda m=module, w=weights:
+                              m.call("layer", [xs] + w, spec))
+                        got = cpu.from_storage(fn()[0], "bf16")
+                        err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
+                        if not err <= 1e-2:
+                            raise SystemExit(f"{name} {fmt} T={T} {side}: error {err:.2e}")
+                        fns.append(fn)
+                    cold = [[] for _ in fns]
+                    warm = [[] for _ in fns]
+                    for _ in range(args.rounds):
+                        for i, fn in enumerate(fns):
+                            bench.evict_caches()
+                            t0 = time.perf_counter()
+                            fn()
+                            cold[i].append(time.perf_counter() - t0)
+                            t0 = time.perf_counter()
+                            fn()
+                            warm[i].append(time.perf_counter() - t0)
+                    med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
+                    rows.append((name, fmt, T, [med(c) for c in cold], [med(w) for w in warm]))
+                    print(f"  {name} {fmt} T={T}: cold {med(cold[0]):.3f} / "
+                          f"{med(cold[1]):.3f} ms", flush=True)
+    print(f"medians of {args.rounds} alternating rounds, ms; ratio = byte lanes / word order")
+    print(f"{'shape':14} {'dtype':6} {'T':>4} {'cold P=32':>10} {'cold P=64':>10} "
+          f"{'ratio':>6} {'warm P=32':>10} {'warm P=64':>10} {'ratio':>6}")
+    for name, fmt, T, cold, warm in rows:
+        print(f"{name:14} {fmt:6} {T:4d} {cold[0]:10.3f} {cold[1]:10.3f} "
+              f"{cold[0] / cold[1]:6.2f} {warm[0]:10.3f} {warm[1]:10.3f} "
+              f"{warm[0] / warm[1]:6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
