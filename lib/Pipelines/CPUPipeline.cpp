@@ -45,7 +45,11 @@ LogicalResult mlir::moe::validateCPUPipelineOptions(
 
 void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
                                            const CPUPipelineOptions &options) {
-  pm.addPass(createMoEDecomposeLayerPass());
+  // The down projection of bf16 weight-only layers takes the bf16 GLU output
+  // (the dot-product decodings of the quantized panels).
+  MoEDecomposeLayerPassOptions decompose;
+  decompose.bf16WeightOnlyGlu = true;
+  pm.addPass(createMoEDecomposeLayerPass(decompose));
   if (options.fuseRouting)
     pm.addPass(createMoEFuseRoutingPass());
   if (options.vectorize) {

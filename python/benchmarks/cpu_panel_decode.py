@@ -1,14 +1,23 @@
-"""The two decodings of 4-bit panels on the CPU, timed against each other in one run.
+"""The decodings of 4-bit panels on the CPU, timed against each other in one run.
 
-The same layer (cpu_weight_only's MXFP4 or int4 experts, bf16 activations) is packed
-twice: into 32-wide panels, whose rows keep byte c for column c (the byte-per-lane
-decoding ``*_panel_bf16_table_dot``: each byte widened to a 32-bit lane, its nibbles
-moved into the lane's two words, then the table), and into 64-wide panels in the word
-order (``*_panel_bf16_word_table_dot``: the row's 32 words shifted and looked up as they
-are). Both are checked against the fp64 oracle, then timed in alternation, so a change of
-the machine's load hits both sides alike: each round times one call of each (cold, the
-caches evicted as in cpu.py; and warm, back to back), and the table gives the medians
-and the ratio per point.
+The same layer (cpu_weight_only's MXFP4 or int4 experts, bf16 activations) is built
+three ways:
+
+- ``P=32 f32``: 32-wide panels, whose rows keep byte c for column c (the byte-lane
+  decoding ``*_panel_bf16_table_dot``: each byte widened to a 32-bit lane, its nibbles
+  moved into the lane's two words, then the table), and the f32 GLU output, whose down
+  projection takes the f32 tables (``*_panel_table_permute``): the kernels before the
+  word order;
+- ``P=64 f32``: 64-wide panels in the word order (``*_panel_bf16_word_table_dot``: the
+  row's words shifted and looked up as they are), the f32 GLU output;
+- ``P=64 bf16``: the same with the bf16 GLU output (``bf16-weight-only-glu``, what
+  ``moe-lower-to-cpu-pipeline`` builds from a ``moe.layer``), so the down projection
+  takes the word-order decoding too.
+
+All are checked against the fp64 oracle, then timed in alternation, so a change of the
+machine's load hits every side alike: each round times one call of each (cold, the
+caches evicted as in cpu.py; then warm, right after), and the table gives the medians
+and each side's speedup over the first.
 
     python3 python/benchmarks/cpu_panel_decode.py [--shapes qwen3-30b-a3b] \\
         [--dtypes mxfp4,int4] [--tokens 1,16] [--rounds 41]
@@ -31,15 +40,16 @@ import cpu as bench  # noqa: E402
 import cpu_weight_only  # noqa: E402
 from moe_mlir import cpu, dtypes, weight_only_ir  # noqa: E402
 
-#: The two sides: (name, panel width).
-SIDES = (("byte lanes (P=32)", 32), ("word order (P=64)", 64))
+#: The sides: (name, panel width, the GLU output's dtype).
+SIDES = (("P=32 f32", 32, "f32"), ("P=64 f32", 64, "f32"), ("P=64 bf16", 64, "bf16"))
 
 
-def build(fmt, H, E, I, k, P, workdir):
+def build(fmt, H, E, I, k, P, glu_dtype, workdir):
     ir = weight_only_ir.layer_ir(None, H, E, I, k, fmt,
                                  group=cpu_weight_only.GROUP[fmt] or 32,
                                  zero_points=cpu_weight_only.ZERO_POINTS[fmt],
-                                 dtype="bf16", layout="panels", panel_width=P)
+                                 dtype="bf16", layout="panels", panel_width=P,
+                                 glu_dtype=glu_dtype)
     return cpu.compile_module(ir, workdir)
 
 
@@ -62,8 +72,9 @@ def main() -> int:
                 q2, w2 = cpu_weight_only.random_weights(rng, fmt, E, H, I)
                 router = bench.random_weights(rng, (E, H), H, "bf16")
                 calls = []
-                for side, P in SIDES:
-                    module = build(fmt, H, E, I, k, P, Path(tmp) / f"{name}-{fmt}-{P}")
+                for side, P, glu_dtype in SIDES:
+                    module = build(fmt, H, E, I, k, P, glu_dtype,
+                                   Path(tmp) / f"{name}-{fmt}-{P}-{glu_dtype}")
                     packed = [cpu_weight_only.to_layout(fmt, q, "panels", P)
                               for q in (q13, q2)]
                     calls.append((side, module, cpu_weight_only.kernel_arguments(
@@ -95,15 +106,21 @@ def main() -> int:
                             warm[i].append(time.perf_counter() - t0)
                     med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
                     rows.append((name, fmt, T, [med(c) for c in cold], [med(w) for w in warm]))
-                    print(f"  {name} {fmt} T={T}: cold {med(cold[0]):.3f} / "
-                          f"{med(cold[1]):.3f} ms", flush=True)
-    print(f"medians of {args.rounds} alternating rounds, ms; ratio = byte lanes / word order")
-    print(f"{'shape':14} {'dtype':6} {'T':>4} {'cold P=32':>10} {'cold P=64':>10} "
-          f"{'ratio':>6} {'warm P=32':>10} {'warm P=64':>10} {'ratio':>6}")
+                    print(f"  {name} {fmt} T={T}: cold "
+                          + " / ".join(f"{med(c):.3f}" for c in cold) + " ms", flush=True)
+    print(f"medians of {args.rounds} alternating rounds, ms; x = the first side's time over "
+          "this side's")
+    header = f"{'shape':14} {'dtype':6} {'T':>4}"
+    for kind in ("cold", "warm"):
+        for side, _, _ in SIDES:
+            header += f" {kind + ' ' + side:>15}" + ("" if side == SIDES[0][0] else f" {'x':>5}")
+    print(header)
     for name, fmt, T, cold, warm in rows:
-        print(f"{name:14} {fmt:6} {T:4d} {cold[0]:10.3f} {cold[1]:10.3f} "
-              f"{cold[0] / cold[1]:6.2f} {warm[0]:10.3f} {warm[1]:10.3f} "
-              f"{warm[0] / warm[1]:6.2f}")
+        line = f"{name:14} {fmt:6} {T:4d}"
+        for times in (cold, warm):
+            for i, t in enumerate(times):
+                line += f" {t:15.3f}" + ("" if i == 0 else f" {times[0] / t:5.2f}")
+        print(line)
     return 0
 
 

@@ -11,7 +11,10 @@ matmuls fused as ``moe-fuse-routing`` fuses them:
   row scale, both in the weight-only format (``rhs_scales``, ``rhs_zero_points``);
 - ``moe.combine`` (prescaled) into the activations' dtype.
 
-Intermediates are f32, as in the decomposed ``moe.layer``.
+Intermediates are f32, as in the decomposed ``moe.layer``, except the GLU output of a
+layer with bf16 activations, which is bf16 by default (``glu_dtype``), as
+``moe-lower-to-cpu-pipeline`` decomposes such a layer (``bf16-weight-only-glu``): the
+down projection multiplies bf16 activations.
 
 ``@name(x [T,H], router [1,E,H], w13 [E,2I,K13], w2 [E,H,K2], w13_scales, w2_scales
 [, w13_zero_points, w2_zero_points]) -> y [T,H]``: the weights in the nk layout as
@@ -60,8 +63,15 @@ def _block(fmt: str, K: int, group: int) -> int:
 
 def layer_ir(T: Optional[int], H: int, E: int, I: int, k: int, fmt: str, *,
              group: int = 32, zero_points: bool = False, dtype: str = "bf16",
-             name: str = "layer", layout: str = "nk", panel_width: int = 64) -> str:
-    """The layer in ``fmt`` (see the module docstring); ``T=None`` is dynamic."""
+             name: str = "layer", layout: str = "nk", panel_width: int = 64,
+             glu_dtype: Optional[str] = None) -> str:
+    """The layer in ``fmt`` (see the module docstring); ``T=None`` is dynamic.
+    ``glu_dtype`` is the GLU output's element type: ``dtype`` for bf16 activations,
+    else f32, by default."""
+    if glu_dtype is None:
+        glu_dtype = "bf16" if dtype == "bf16" else "f32"
+    if glu_dtype not in ("f32", "bf16"):
+        raise ValueError(f"the GLU output is f32 or bf16, got {glu_dtype!r}")
     if layout not in ("nk", "panels"):
         raise ValueError(f"weight-only layers take the nk or panels layout, got {layout!r}")
     P = panel_width if layout == "panels" else None
@@ -99,7 +109,7 @@ def layer_ir(T: Optional[int], H: int, E: int, I: int, k: int, fmt: str, *,
     logits_t = f"tensor<{t}x{E}xf32>"
     rows_t, offsets_t = f"tensor<{M}xi32>", f"tensor<{E + 1}xi32>"
     w_t, ids_t = f"tensor<{t}x{k}xf32>", f"tensor<{t}x{k}xi32>"
-    h_t, ys_t = f"tensor<{M}x{I}xf32>", f"tensor<{M}x{H}xf32>"
+    h_t, ys_t = f"tensor<{M}x{I}x{glu_dtype}>", f"tensor<{M}x{H}xf32>"
     dyn = lambda value: f"(%{value})" if T is None else "()"  # noqa: E731
     return f"""module {{
   func.func @{name}({", ".join(args)}) -> {x_t} {{

@@ -60,7 +60,19 @@ Value denseMatmul(StructuredBuilder &b, Value lhs, Value rhs,
 }
 
 struct DecomposeLayer : OpRewritePattern<LayerOp> {
-  using OpRewritePattern::OpRewritePattern;
+  DecomposeLayer(MLIRContext *context, bool bf16WeightOnlyGlu)
+      : OpRewritePattern(context), bf16WeightOnlyGlu(bf16WeightOnlyGlu) {}
+
+  /// Whether the routed experts' GLU output is bf16 (bf16-weight-only-glu):
+  /// for bf16 activations and weight-only quantized experts.
+  bool roundsGlu(LayerOp op) const {
+    WeightQuantAttr quant = op.getWeightQuantAttr();
+    return bf16WeightOnlyGlu && quant &&
+           quant.getFormat() != WeightFormat::fp8_e4m3 &&
+           cast<RankedTensorType>(op.getX().getType())
+               .getElementType()
+               .isBF16();
+  }
 
   LogicalResult matchAndRewrite(LayerOp op,
                                 PatternRewriter &rewriter) const override {
@@ -111,7 +123,8 @@ struct DecomposeLayer : OpRewritePattern<LayerOp> {
         op.getWeightLayout(), op.getW13Bias());
     quantize(h13, op, op.getW13Scales(), op.getW13InputScales(),
              op.getW13ZeroPoints());
-    Value act = glu(b, op, h13.getResult(), m, inter);
+    Value act = glu(b, op, h13.getResult(), m, inter,
+                    roundsGlu(op) ? b.getBF16Type() : f32);
     auto h2 = b.create<GroupedMatmulOp>(
         tensorType({m, hidden}, f32), act, op.getW2(), dispatch.getOffsets(),
         b.empty({m, hidden}, f32), op.getWeightLayout(), op.getW2Bias());
@@ -158,14 +171,14 @@ private:
       matmul.getRhsZeroPointsMutable().assign(zeroPoints);
   }
 
-  /// moe.glu with the layer's activation attributes, in f32.
+  /// moe.glu with the layer's activation attributes, in `type` (f32
+  /// unless the layer rounds it).
   static Value glu(StructuredBuilder &b, LayerOp op, Value h, OpFoldResult rows,
-                   int64_t width) {
+                   int64_t width, Type type) {
     OpFoldResult widthSize = b.getIndexAttr(width);
-    Type f32 = b.getF32Type();
     return b
-        .create<GluOp>(tensorType({rows, widthSize}, f32), h,
-                       b.empty({rows, widthSize}, f32), op.getActivationAttr(),
+        .create<GluOp>(tensorType({rows, widthSize}, type), h,
+                       b.empty({rows, widthSize}, type), op.getActivationAttr(),
                        op.getGluLayoutAttr(), op.getAlphaAttr(),
                        op.getLimitAttr())
         .getResult();
@@ -177,7 +190,7 @@ private:
     int64_t sharedInter =
         cast<RankedTensorType>(op.getSharedW13().getType()).getDimSize(0) / 2;
     Value h = denseMatmul(b, op.getX(), op.getSharedW13());
-    Value act = glu(b, op, h, tokens, sharedInter);
+    Value act = glu(b, op, h, tokens, sharedInter, b.getF32Type());
     Value out = denseMatmul(b, act, op.getSharedW2());
     if (!op.getSharedGate())
       return out;
@@ -194,13 +207,18 @@ private:
                  })
         .front();
   }
+
+private:
+  bool bf16WeightOnlyGlu;
 };
 
 struct MoEDecomposeLayerPass
     : moe::impl::MoEDecomposeLayerPassBase<MoEDecomposeLayerPass> {
+  using MoEDecomposeLayerPassBase::MoEDecomposeLayerPassBase;
+
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<DecomposeLayer>(&getContext());
+    patterns.add<DecomposeLayer>(&getContext(), bf16WeightOnlyGlu);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

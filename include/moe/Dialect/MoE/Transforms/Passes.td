@@ -31,7 +31,20 @@ def MoEDecomposeLayerPass : Pass<"moe-decompose-layer"> {
     %ys = moe.grouped_matmul ins(%a, %w2, %offsets : ...) outs(...) -> ...
     %y = moe.combine ins(%ys, %rows, %w : ...) outs(%init : ...) -> ...
     ```
+
+    The intermediates are f32, so the reference rounds only at the end. With
+    `bf16-weight-only-glu` (which `moe-lower-to-cpu-pipeline` sets), a layer
+    with bf16 activations and weight-only quantized experts (mxfp4, int4,
+    int8) makes its routed experts' GLU output bf16 instead, as the engines'
+    kernels and the GPU path round it: the down projection then multiplies
+    bf16 activations (`vdpbf16ps` on the CPU). FP8 layers keep it f32, which
+    their activation quantization reads.
   }];
+  let options = [
+    Option<"bf16WeightOnlyGlu", "bf16-weight-only-glu", "bool",
+           /*default=*/"false",
+           "bf16 GLU output for bf16 layers with weight-only quantized experts">,
+  ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
