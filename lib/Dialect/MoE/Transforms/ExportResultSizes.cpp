@@ -10,10 +10,13 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Dominance.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/CSE.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "llvm/ADT/ScopeExit.h"
@@ -273,12 +276,33 @@ struct MoEExportResultSizesPass
     symbols.insert(check);
     func::FuncOp inserted = check;
     check = nullptr; // the module owns it now
-    RewritePatternSet patterns(&getContext());
-    tensor::DimOp::getCanonicalizationPatterns(patterns, &getContext());
-    tensor::EmptyOp::getCanonicalizationPatterns(patterns, &getContext());
-    arith::CmpIOp::getCanonicalizationPatterns(patterns, &getContext());
-    arith::SelectOp::getCanonicalizationPatterns(patterns, &getContext());
-    return applyPatternsGreedily(inserted, std::move(patterns));
+    return simplifySizes(inserted);
+  }
+
+  /// Folds the sizes `func` computes into its arguments' where they follow
+  /// from them: a destination-style op's results have its inits' sizes, the
+  /// routing ops' theirs (ReifyRankedShapedTypeOpInterface), and relations
+  /// of a size with itself hold. The ops left without a use go, so a check
+  /// of sizes that do not depend on data costs nothing: no router matmul,
+  /// no routing.
+  LogicalResult simplifySizes(func::FuncOp func) {
+    MLIRContext *context = &getContext();
+    RewritePatternSet patterns(context);
+    tensor::DimOp::getCanonicalizationPatterns(patterns, context);
+    tensor::EmptyOp::getCanonicalizationPatterns(patterns, context);
+    arith::CmpIOp::getCanonicalizationPatterns(patterns, context);
+    arith::SelectOp::getCanonicalizationPatterns(patterns, context);
+    arith::MulIOp::getCanonicalizationPatterns(patterns, context);
+    memref::populateResolveRankedShapedTypeResultDimsPatterns(patterns);
+    FrozenRewritePatternSet frozen(std::move(patterns));
+    if (failed(applyPatternsGreedily(func, frozen)))
+      return failure();
+    // Sizes resolved at several dims are computed once, so that equal
+    // ones are the same value.
+    IRRewriter rewriter(context);
+    DominanceInfo dominance(func);
+    eliminateCommonSubExpressions(rewriter, dominance, func);
+    return applyPatternsGreedily(func, frozen);
   }
 
   LogicalResult exportSizes(func::FuncOp func, SymbolTable &symbols) {
@@ -317,13 +341,9 @@ struct MoEExportResultSizesPass
       ret.erase();
     });
     symbols.insert(sizes);
-    // The sizes of a destination-style op's results are those of its inits:
-    // folding the dims to the arguments' leaves the body dead, so the call
+    // Folding the dims to the arguments' leaves the body dead, so the call
     // costs nothing where the sizes do not depend on data.
-    RewritePatternSet patterns(&getContext());
-    tensor::DimOp::getCanonicalizationPatterns(patterns, &getContext());
-    tensor::EmptyOp::getCanonicalizationPatterns(patterns, &getContext());
-    return applyPatternsGreedily(sizes, std::move(patterns));
+    return simplifySizes(sizes);
   }
 };
 

@@ -22,13 +22,15 @@ func.func @layer(%x: tensor<?x16xf32>, %r: tensor<4x16xf32>, %w13: tensor<4x16x1
 
 // -----
 
-// Dispatch's rows are T * k: the dims of every result, in order, static
-// results skipped; the function keeps what the sizes depend on.
+// Dispatch's rows are T * k (its result sizes are reified from the ids'):
+// the dims of every result, in order, static results skipped; the dispatch
+// itself goes.
 // CHECK-LABEL: func.func @dispatch__result_sizes(
-// CHECK-SAME:      -> tensor<2xi64>
-// CHECK:         %[[ROWS:.*]], %{{.*}} = moe.dispatch
-// CHECK:         %[[A:.*]] = tensor.dim %[[ROWS]]
-// CHECK:         %[[B:.*]] = tensor.dim %{{.*}}
+// CHECK-SAME:      %[[IDS:[^:]*]]: tensor<?x2xi32>, %[[EXTRA:[^:]*]]: tensor<?x3xf32>) -> tensor<2xi64>
+// CHECK-NOT:     moe.dispatch
+// CHECK:         %[[T:.*]] = tensor.dim %[[IDS]]
+// CHECK:         arith.muli %[[T]], %{{.*}} : index
+// CHECK:         tensor.dim %[[EXTRA]]
 // CHECK:         tensor.from_elements %{{.*}}, %{{.*}} : tensor<2xi64>
 func.func @dispatch(%ids: tensor<?x2xi32>, %extra: tensor<?x3xf32>) -> (tensor<?xi32>, tensor<9xi32>, tensor<?x3xf32>) {
   %rows, %offsets = moe.dispatch %ids {num_experts = 8 : i64}
@@ -55,6 +57,37 @@ func.func @dispatch_weights(%ids: tensor<?x2xi32>, %w: tensor<?x2xf32>) -> tenso
       {num_experts = 8 : i64, capacity = 3 : i64, drop_policy = #moe.drop_policy<score>}
       : tensor<?x2xi32> -> tensor<?xi32>, tensor<9xi32>
   return %offsets : tensor<9xi32>
+}
+
+// -----
+
+// A routed layer as its ops: every size a relation ties follows from the
+// token count (the router matmul's and the matmuls' inits, the routing ops'
+// reified sizes), so the check folds to 0 and runs no router matmul, no
+// routing and no dispatch.
+// CHECK-LABEL: func.func @routed__check_sizes(
+// CHECK-SAME:      the rows of init and of weights"]} {
+// CHECK-NOT:     = moe.
+// CHECK:         %[[ZERO:.*]] = arith.constant dense<0> : tensor<1xi32>
+// CHECK:         return %[[ZERO]] : tensor<1xi32>
+func.func @routed(%x: tensor<?x16xf32>, %router: tensor<1x4x16xf32>, %w13: tensor<4x16x16xf32>, %w2: tensor<4x16x8xf32>) -> tensor<?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0 : i32
+  %tokens = tensor.dim %x, %c0 : tensor<?x16xf32>
+  %tokens_i32 = arith.index_cast %tokens : index to i32
+  %all = tensor.from_elements %zero, %tokens_i32 : tensor<2xi32>
+  %logits_init = tensor.empty(%tokens) : tensor<?x4xf32>
+  %logits = moe.grouped_matmul ins(%x, %router, %all : tensor<?x16xf32>, tensor<1x4x16xf32>, tensor<2xi32>) outs(%logits_init : tensor<?x4xf32>) -> tensor<?x4xf32>
+  %w, %ids = moe.route %logits {k = 2 : i64, renormalize} : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  %rows, %offsets = moe.dispatch %ids weights(%w : tensor<?x2xf32>) {num_experts = 4 : i64} : tensor<?x2xi32> -> tensor<?xi32>, tensor<5xi32>
+  %m = tensor.dim %rows, %c0 : tensor<?xi32>
+  %h_init = tensor.empty(%m) : tensor<?x8xf32>
+  %h = moe.grouped_matmul ins(%x, %w13, %offsets : tensor<?x16xf32>, tensor<4x16x16xf32>, tensor<5xi32>) rows(%rows : tensor<?xi32>) outs(%h_init : tensor<?x8xf32>) {epilogue = #moe.activation<silu>, gather, k = 2 : i64} -> tensor<?x8xf32>
+  %ys_init = tensor.empty(%m) : tensor<?x16xf32>
+  %ys = moe.grouped_matmul ins(%h, %w2, %offsets : tensor<?x8xf32>, tensor<4x16x8xf32>, tensor<5xi32>) rows(%rows : tensor<?xi32>) row_scale(%w : tensor<?x2xf32>) outs(%ys_init : tensor<?x16xf32>) {k = 2 : i64} -> tensor<?x16xf32>
+  %y_init = tensor.empty(%tokens) : tensor<?x16xf32>
+  %y = moe.combine ins(%ys, %rows, %w : tensor<?x16xf32>, tensor<?xi32>, tensor<?x2xf32>) outs(%y_init : tensor<?x16xf32>) {prescaled} -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
 }
 
 // -----

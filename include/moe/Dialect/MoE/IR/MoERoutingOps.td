@@ -9,7 +9,9 @@ include "moe/Dialect/MoE/IR/MoEOpBase.td"
 // Routing
 //===----------------------------------------------------------------------===//
 
-def MoE_RouteOp : MoE_Op<"route", [Pure]> {
+def MoE_RouteOp : MoE_Op<"route", [Pure,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+        ["reifyResultShapes"]>]> {
   let summary = "top-k routing: router logits to expert weights and ids";
   let description = [{
     Turns router logits `[T, E]` (f32) into per-token expert weights `[T, k]`
@@ -81,7 +83,9 @@ def MoE_ExpertChoiceOp : MoE_Op<"expert_choice", [Pure]> {
 }
 
 def MoE_DispatchOp : MoE_Op<"dispatch", [Pure, AttrSizedOperandSegments,
-                                          AttrSizedResultSegments]> {
+    AttrSizedResultSegments,
+    DeclareOpInterfaceMethods<ReifyRankedShapedTypeOpInterface,
+        ["reifyResultShapes"]>]> {
   let summary = "sorts routed selections into the grouped layout";
   let description = [{
     Sorts the selections `ids` `[T, k]` by expert. `rows` `[M]` holds the flat
