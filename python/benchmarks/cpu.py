@@ -31,7 +31,9 @@ the weights packed into the panels layout (``pack.quantized_to_panels``; ``nk`` 
 layout as stored), decoded in registers (bf16 tables into ``vdpbf16ps`` for the 4-bit
 formats' bf16 activations where the host has AVX512_BF16, f32 FMAs otherwise); the floor
 counts the stored bytes (codes, scales and zero points: 4.25 bits per weight for MXFP4,
-4.31 for int4 g128 with zero points, 8 for int8) and the f32 matmul rate. The peers run
+4.31 for int4 g128 with zero points, 8 for int8) and the matmul rate of the kernel's
+arithmetic (torch's bf16 rate for the 4-bit formats where they use ``vdpbf16ps``, else
+the f32 rate). The peers run
 on the dequantized weights (numpy in f32, torch in bf16).
 
 The experts' weights are packed once into ``--weight-layout`` before anything is timed,
@@ -115,10 +117,22 @@ def median_time(fn, repeats: int, cold: bool = True) -> float:
     return statistics.median(times)
 
 
-#: The matmul ceiling each weight dtype's kernel computes at: FP8 weights are
-#: dequantized into f32 FMAs, so they run at the f32 rate.
-MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32", "mxfp4": "f32", "int4": "f32",
-                "int8": "f32"}
+def host_has_avx512_bf16() -> bool:
+    """Whether /proc/cpuinfo lists AVX512_BF16 (the CPU pipeline's default target is
+    the host)."""
+    try:
+        return " avx512_bf16" in pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+#: The matmul ceiling each weight dtype's kernel computes at: FP8 and int8 weights are
+#: decoded into f32 FMAs, so they run at the f32 rate; the 4-bit formats with bf16
+#: activations go through vdpbf16ps in both projections (the GLU output is bf16) where
+#: the host has AVX512_BF16, at the bf16 rate.
+MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32",
+                "mxfp4": "bf16" if host_has_avx512_bf16() else "f32",
+                "int4": "bf16" if host_has_avx512_bf16() else "f32", "int8": "f32"}
 
 
 def weight_bytes_per_weight(dtype: str, K: int) -> float:
