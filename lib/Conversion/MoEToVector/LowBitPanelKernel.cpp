@@ -119,9 +119,9 @@ private:
   /// In the word order, the first of the step's vectors whose 64-byte row
   /// vector `j` shares: one row holds a plain step's 64 columns (or 64
   /// interleaved GLU columns), or the 32 gate or the 32 up columns of a
-  /// concatenated GLU. Steps start at multiples of their width and the
-  /// widths divide N (lowBitPanelKernelApplies), so the columns a row
-  /// holds lie in one panel.
+  /// concatenated GLU. Steps start at multiples of their width (64 columns,
+  /// or 32 for a GLU), which divides N and the GLU half in 64-wide panels,
+  /// so the columns of a row's vectors lie in one panel.
   int64_t rowOwner(int64_t j) {
     bool concatenated = glu && op.getGluLayout() == GluLayout::concatenated;
     return concatenated ? j - j % (kVectorsPerStep / 2) : 0;
