@@ -80,7 +80,9 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createMoELowerStridedCopiesPass());
-  pm.addPass(createMoELowerVectorOpsPass());
+  MoELowerVectorOpsPassOptions vectorOps;
+  vectorOps.targetCpu = options.targetCpu;
+  pm.addPass(createMoELowerVectorOpsPass(vectorOps));
 
   // Only the module's own functions get C wrappers, not the libm
   // declarations the math lowering adds later.

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/MoEToVector/MoEToVector.h"
 #include "moe/Dialect/MoE/IR/MoEOps.h"
 #include "moe/Dialect/MoE/Transforms/Passes.h"
 
@@ -39,7 +40,28 @@ struct PermuteWordsToIntrinsic : OpRewritePattern<X86PermuteWordsOp> {
 
 struct MoELowerVectorOpsPass
     : moe::impl::MoELowerVectorOpsPassBase<MoELowerVectorOpsPass> {
+  using MoELowerVectorOpsPassBase::MoELowerVectorOpsPassBase;
+
   void runOnOperation() override {
+    X86PermuteWordsOp first;
+    getOperation()->walk([&](X86PermuteWordsOp op) {
+      first = op;
+      return WalkResult::interrupt();
+    });
+    if (first) {
+      FailureOr<bool> bw = hasX86Feature(targetCpu, "avx512bw");
+      if (failed(bw)) {
+        first.emitOpError()
+            << "moe-lower-vector-ops: unknown target-cpu '" << targetCpu
+            << "' (an LLVM x86-64 CPU name such as skylake-avx512, or native)";
+        return signalPassFailure();
+      }
+      if (!*bw) {
+        first.emitOpError() << "is vpermw, which needs AVX512BW; target-cpu '"
+                            << targetCpu << "' has none";
+        return signalPassFailure();
+      }
+    }
     RewritePatternSet patterns(&getContext());
     patterns.add<PermuteWordsToIntrinsic>(&getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))

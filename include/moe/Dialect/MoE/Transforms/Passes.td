@@ -141,8 +141,14 @@ def MoELowerVectorOpsPass : Pass<"moe-lower-vector-ops"> {
     `moe.x86.permute_words` becomes `llvm.call_intrinsic
     "llvm.x86.avx512.permvar.hi.512"` (vpermw) on the same vectors. It runs
     after bufferization, which cannot analyze intrinsic calls, and before
-    the conversion to LLVM, which keeps them.
+    the conversion to LLVM, which keeps them. A `target-cpu` without
+    AVX512BW (which vpermw needs) is refused with a diagnostic at the op,
+    rather than left to fail in the LLVM backend.
   }];
+  let options = [
+    Option<"targetCpu", "target-cpu", "std::string", /*default=*/"\"native\"",
+           "the CPU the code is for (an LLVM x86 CPU name; native: the host)">,
+  ];
   let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
 }
 
