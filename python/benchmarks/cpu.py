@@ -130,9 +130,9 @@ def host_has_avx512_bf16() -> bool:
 #: decoded into f32 FMAs, so they run at the f32 rate; the 4-bit formats with bf16
 #: activations go through vdpbf16ps in both projections (the GLU output is bf16) where
 #: the host has AVX512_BF16, at the bf16 rate.
-MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32",
-                "mxfp4": "bf16" if host_has_avx512_bf16() else "f32",
-                "int4": "bf16" if host_has_avx512_bf16() else "f32", "int8": "f32"}
+_FOUR_BIT_RATE = "bf16" if host_has_avx512_bf16() else "f32"
+MATMUL_DTYPE = {"f32": "f32", "bf16": "bf16", "fp8": "f32", "mxfp4": _FOUR_BIT_RATE,
+                "int4": _FOUR_BIT_RATE, "int8": "f32"}
 
 
 def weight_bytes_per_weight(dtype: str, K: int) -> float:

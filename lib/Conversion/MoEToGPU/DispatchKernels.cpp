@@ -395,16 +395,18 @@ SortedSelections gpu_lowering::sortByExpert(
         SmallVector<Type> chunkShared = {chunkExpertsType};
         if (rankByWarps)
           chunkShared.push_back(warpTableType);
-        auto tableOf = [&](ValueRange shared) {
-          return rankByWarps ? shared.back() : Value();
+        // The chunk of this block, staged and ranked (count and place).
+        auto rankBlockChunk = [&](KernelBuilder &kb, ValueRange shared) {
+          Value chunk = kb.blockId(gpu::Dimension::x);
+          auto range = chunkRange(kb, chunk);
+          return std::make_pair(
+              chunk, stageAndRank(kb, shared.front(),
+                                  rankByWarps ? shared.back() : Value(),
+                                  range.first, range.second));
         };
         cb.launch("moe_dispatch_count", chunks, cb.index(1), kChunk,
                   chunkShared, [&](KernelBuilder &kb, ValueRange shared) {
-                    Value chunk = kb.blockId(gpu::Dimension::x);
-                    auto range = chunkRange(kb, chunk);
-                    RankedChunk ranked =
-                        stageAndRank(kb, shared.front(), tableOf(shared),
-                                     range.first, range.second);
+                    auto [chunk, ranked] = rankBlockChunk(kb, shared);
                     forExpertsOfThread(kb, [&](KernelBuilder &eb, Value e) {
                       eb.store(countInChunk(eb, e, ranked), before, {chunk, e});
                     });
@@ -457,11 +459,7 @@ SortedSelections gpu_lowering::sortByExpert(
 
         cb.launch("moe_dispatch_place", chunks, cb.index(1), kChunk,
                   chunkShared, [&](KernelBuilder &kb, ValueRange shared) {
-                    Value chunk = kb.blockId(gpu::Dimension::x);
-                    auto range = chunkRange(kb, chunk);
-                    RankedChunk ranked =
-                        stageAndRank(kb, shared.front(), tableOf(shared),
-                                     range.first, range.second);
+                    auto [chunk, ranked] = rankBlockChunk(kb, shared);
                     auto start = [&](KernelBuilder &eb, Value e) -> Value {
                       return eb.create<arith::AddIOp>(
                           eb.load(offsets.buffer, e),
