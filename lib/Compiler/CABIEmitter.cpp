@@ -12,6 +12,7 @@
 #include "moe/Compiler/CPUDispatchEmitter.h"
 
 #include "moe/Dialect/MoE/IR/MoEOps.h"
+#include "moe/Dialect/MoE/Utils/WeightDequantization.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -27,10 +28,13 @@ using namespace mlir;
 using namespace mlir::moe;
 
 /// A tensor that <prefix>_pack_<name> writes from E experts' [N, K] Linear
-/// weights.
+/// weights (K in stored elements: bytes of k-pairs for 4-bit codes), in
+/// panels of `panelWidth` columns (0 for kn); `wordOrder` where its 4-bit
+/// rows are in the word order (kWordOrderPanelWidth).
 struct PackedWeights {
   const ABITensor *tensor;
-  int64_t experts, n, k;
+  int64_t experts, n, k, panelWidth;
+  bool wordOrder;
 };
 
 /// The w13 and w2 tensors of a layer whose weights are stored packed.
@@ -49,24 +53,28 @@ static std::vector<PackedWeights> packedWeights(const ABIFunction &abi) {
                {"w13_scales", "w2_scales", "w13_zero_points", "w2_zero_points"},
                t.name);
   };
+  bool fourBit = abi.weightQuant == "mxfp4" || abi.weightQuant == "int4";
   for (const ABITensor &t : abi.tensors) {
     if (t.isResult || !isPacked(t))
       continue;
     ArrayRef<int64_t> s = t.shape;
-    if (layout == "kn")
-      packed.push_back({&t, s[0], s[2], s[1]});
-    else if (layout == "panels")
-      packed.push_back({&t, s[0], s[1] * s[3], s[2]});
-    else if (layout == "panels_vnni")
-      packed.push_back({&t, s[0], s[1] * (s[3] / 2), s[2] * 2});
+    if (layout == "kn") {
+      packed.push_back({&t, s[0], s[2], s[1], 0, false});
+    } else if (layout == "panels") {
+      bool codes = t.name == "w13" || t.name == "w2";
+      packed.push_back({&t, s[0], s[1] * s[3], s[2], s[3],
+                        fourBit && codes && s[3] == kWordOrderPanelWidth});
+    } else if (layout == "panels_vnni") {
+      packed.push_back(
+          {&t, s[0], s[1] * (s[3] / 2), s[2] * 2, s[3] / 2, false});
+    }
   }
   return packed;
 }
 
 /// The element offset in `layout` of Linear element (e, n, k), in C.
-static std::string packedOffset(StringRef layout, const PackedWeights &w,
-                                int64_t panelWidth) {
-  int64_t P = panelWidth;
+static std::string packedOffset(StringRef layout, const PackedWeights &w) {
+  int64_t P = w.panelWidth;
   if (layout == "kn")
     return formatv("(e * {0} + k) * {1} + n", w.k, w.n);
   if (layout == "panels")
@@ -75,6 +83,28 @@ static std::string packedOffset(StringRef layout, const PackedWeights &w,
   return formatv("((e * {0} + n / {1}) * {2} + k / 2) * {3} + 2 * (n % {1}) "
                  "+ k % 2",
                  w.n / P, P, w.k / 2, 2 * P);
+}
+
+/// The body of a pack function whose 4-bit panels are in the word order
+/// (docs/quantization.md): byte o of a panel's row j gathers the nibbles of
+/// weight k = 2j + (o / 2) % 2 of columns 16 (2 (o % 2)) + o / 4 (low) and
+/// 16 (2 (o % 2) + 1) + o / 4 (high) from their Linear bytes.
+static void emitWordOrderPacking(const PackedWeights &w, raw_ostream &os) {
+  int64_t P = w.panelWidth;
+  os << "  for (int64_t e = 0; e < " << w.experts << "; ++e)\n"
+     << "    for (int64_t p = 0; p < " << w.n / P << "; ++p)\n"
+     << "      for (int64_t j = 0; j < " << w.k << "; ++j)\n"
+     << "        for (int64_t o = 0; o < " << P << "; ++o) {\n"
+     << "          int64_t column = p * " << P << " + 32 * (o % 2) + o / 4;\n"
+     << "          int shift = 4 * ((o / 2) % 2);\n"
+     << "          unsigned lo = (src[(e * " << w.n << " + column) * " << w.k
+     << " + j] >> shift) & 15u;\n"
+     << "          unsigned hi = (src[(e * " << w.n << " + column + 16) * "
+     << w.k << " + j] >> shift) & 15u;\n"
+     << "          dst[((e * " << w.n / P << " + p) * " << w.k << " + j) * "
+     << P << " + o] = (unsigned char)(lo | hi << 4);\n"
+     << "        }\n"
+     << "  return MOE_STATUS_SUCCESS;\n}\n";
 }
 
 static std::string parameterList(const ABIFunction &abi) {
@@ -128,9 +158,14 @@ std::string mlir::moe::emitHeader(const ABIFunction &abi,
        << "const char *" << cpuVariantSymbol(abi) << "(void);\n";
   for (const PackedWeights &w : packedWeights(abi))
     os << "\n/* Writes " << w.tensor->name << " in the " << abi.weightLayout
-       << " layout from E = " << w.experts << " experts' [" << w.n << ", "
-       << w.k << "] Linear\n * weights (`linear`, [E, N, K], "
-       << w.tensor->elementType << "): a one-time step when the model loads."
+       << " layout"
+       << (w.panelWidth ? formatv(" (panels of {0} columns{1})", w.panelWidth,
+                                  w.wordOrder ? ", the word order" : "")
+                              .str()
+                        : "")
+       << "\n * from E = " << w.experts << " experts' [" << w.n << ", " << w.k
+       << "] Linear weights (`linear`, [E, N, K], " << w.tensor->elementType
+       << "):\n * a one-time step when the model loads."
        << (abi.cuda ? " Host memory, for a\n * copy to the device after." : "")
        << " */\n"
        << "moe_status " << abi.prefix << "_pack_" << w.tensor->name
@@ -313,7 +348,8 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
     os << "  if (num_tokens < 1 || num_tokens > " << abi.maxTokens
        << ") return 0;\n";
     // The query reads only the shapes (moe-gpu-workspace guarantees it).
-    emitDescriptors(abi, numInputs, [](size_t) { return "NULL"; }, os);
+    emitDescriptors(
+        abi, numInputs, [](size_t) { return "NULL"; }, os);
     os << "  return (size_t)_mlir_ciface_" << abi.symbol << "_workspace_size("
        << descriptorAddresses(numInputs) << ");\n}\n\n";
   } else {
@@ -415,14 +451,17 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
        << "(const void *linear, void *packed) {\n"
        << "  if (!linear || !packed) return MOE_STATUS_NULL_POINTER;\n"
        << "  const unsigned char *src = (const unsigned char *)linear;\n"
-       << "  unsigned char *dst = (unsigned char *)packed;\n"
-       << "  for (int64_t e = 0; e < " << w.experts << "; ++e)\n"
+       << "  unsigned char *dst = (unsigned char *)packed;\n";
+    if (w.wordOrder) {
+      emitWordOrderPacking(w, os);
+      continue;
+    }
+    os << "  for (int64_t e = 0; e < " << w.experts << "; ++e)\n"
        << "    for (int64_t n = 0; n < " << w.n << "; ++n)\n"
        << "      for (int64_t k = 0; k < " << w.k << "; ++k) {\n"
        << "        int64_t from = (e * " << w.n << " + n) * " << w.k
        << " + k;\n"
-       << "        int64_t to = "
-       << packedOffset(abi.weightLayout, w, abi.panelWidth) << ";\n"
+       << "        int64_t to = " << packedOffset(abi.weightLayout, w) << ";\n"
        << "        for (int b = 0; b < " << bytes << "; ++b)\n"
        << "          dst[to * " << bytes << " + b] = src[from * " << bytes
        << " + b];\n"

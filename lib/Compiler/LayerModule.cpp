@@ -30,7 +30,7 @@ Type elementType(Builder &b, llvm::StringRef dtype) {
 /// weights as [E, N, K / 2] bytes.
 RankedTensorType weightType(const LayerSpec &spec, int64_t n, int64_t k,
                             Type element) {
-  int64_t e = spec.experts, p = kLayerPanelWidth;
+  int64_t e = spec.experts, p = layerPanelWidth(spec, n);
   // Quantized panels hold the stored bytes: K / 2 of them for 4-bit codes.
   if (spec.weightQuant != "none" && spec.weightLayout == "panels") {
     bool packed = spec.weightQuant == "mxfp4" || spec.weightQuant == "int4";
@@ -89,18 +89,22 @@ void appendScaleTypes(Builder &b, const LayerSpec &spec, WeightQuantAttr quant,
   if (!quant)
     return;
   int64_t H = spec.hidden, I = spec.intermediate, E = spec.experts;
-  // In panels the weight-only formats' scales and zero points are panels too.
-  int64_t p = spec.weightLayout == "panels" ? kLayerPanelWidth : 0;
+  // In panels the weight-only formats' scales and zero points are panels too,
+  // as wide as their weights'.
+  auto panelWidth = [&](int64_t n) {
+    return spec.weightLayout == "panels" ? layerPanelWidth(spec, n) : 0;
+  };
   for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
-    argTypes.push_back(
-        RankedTensorType::get(weightScaleShape(quant, WeightShape{E, n, k, p}),
-                              quant.getScaleElementType()));
+    argTypes.push_back(RankedTensorType::get(
+        weightScaleShape(quant, WeightShape{E, n, k, panelWidth(n)}),
+        quant.getScaleElementType()));
   if (quant.getActivation() == ActivationQuant::static_)
     argTypes.append(2, RankedTensorType::get({1}, b.getF32Type()));
   if (spec.zeroPoints)
     for (auto [n, k] : {std::pair(2 * I, H), {H, I}})
       argTypes.push_back(RankedTensorType::get(
-          weightScaleShape(quant, WeightShape{E, n, k, p}), b.getI8Type()));
+          weightScaleShape(quant, WeightShape{E, n, k, panelWidth(n)}),
+          b.getI8Type()));
 }
 
 /// The quantization arguments from `first` on (null values without

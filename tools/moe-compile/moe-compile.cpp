@@ -365,7 +365,7 @@ int main(int argc, char **argv) {
     return fail(toString(abi.takeError()));
   if (spec) {
     abi->weightLayout = spec->weightLayout;
-    abi->panelWidth = kLayerPanelWidth;
+    abi->weightQuant = spec->weightQuant;
   }
   abi->chip = chipName;
   abi->cpuVariants = cpuVariants;

@@ -40,11 +40,12 @@ struct ABIFunction {
   // (see moe-gpu-workspace).
   bool cuda = false;
   // The layout of the w13 and w2 tensors when moe-compile made the layer
-  // from a spec (nk, kn, panels, panels_vnni; empty for IR input), and the
-  // panel width P of the panels layouts: kn and panels layouts get a
-  // <prefix>_pack_w13 / _pack_w2 function from the Linear layout.
+  // from a spec (nk, kn, panels, panels_vnni; empty for IR input), and their
+  // quantized format (none, fp8_e4m3, mxfp4, int4, int8): kn and panels
+  // layouts get a <prefix>_pack_w13 / _pack_w2 function from the Linear
+  // layout. Each tensor's panel width is its shape's.
   std::string weightLayout;
-  int64_t panelWidth = 0;
+  std::string weightQuant = "none";
   // CPU artifacts: --chip as given, and the kernel's variants, one per CPU
   // it is compiled for, in the order the shim's dispatcher tries them
   // (CPUDispatchEmitter.h); a variant runs only on a CPU with all its

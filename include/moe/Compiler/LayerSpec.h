@@ -85,8 +85,23 @@ struct LayerSpec {
 /// The block size that spans any dimension of a layer (per-channel and
 /// per-tensor scales).
 constexpr int64_t kLayerWholeBlock = int64_t(1) << 20;
-/// The panel width of the panels and panels_vnni layouts moe-compile emits.
+/// The panel width of the panels and panels_vnni layouts moe-compile emits
+/// for float weights, and the narrowest one of quantized weights.
 constexpr int64_t kLayerPanelWidth = 16;
+
+/// The panel width of a `panels` layer's weights with `n` output columns:
+/// kLayerPanelWidth for float weights; for quantized ones the widest of 64,
+/// 32 and 16 that divides n, as moe_mlir.pack.quantized_panel_width packs
+/// them, so that a row of a 64-wide 4-bit panel is one 64-byte line (in the
+/// word order, docs/quantization.md).
+inline int64_t layerPanelWidth(const LayerSpec &spec, int64_t n) {
+  if (spec.weightQuant == "none")
+    return kLayerPanelWidth;
+  for (int64_t width : {64, 32})
+    if (n % width == 0)
+      return width;
+  return kLayerPanelWidth;
+}
 
 /// Documented limits (docs/aot.md). hidden, intermediate and
 /// shared_intermediate are at most kMaxLayerSize and experts at most

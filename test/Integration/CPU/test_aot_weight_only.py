@@ -324,14 +324,24 @@ def test_torch_op_int4_and_mxfp4(out_dir, gpt_oss, rng):
              for s in layer.inputs])
 
 
-@pytest.mark.parametrize("case", [INT4_CASES[0], ("int8_compressed_tensors", "int8", None, False),
-                                  ("gpt_oss_mxfp4", "mxfp4", None, False)],
-                         ids=["gptq_g32_asym", "int8", "gpt_oss_mxfp4"])
+PANEL_CASES = [
+    # (id, method, group, zero points, hidden, intermediate)
+    INT4_CASES[0] + (128, 64),
+    ("gptq_g32_asym_p32", "gptq", 32, True, 96, 48),
+    ("int8_compressed_tensors", "int8", None, False, 128, 64),
+    ("gpt_oss_mxfp4", "mxfp4", None, False, 64, 32),
+    ("gpt_oss_mxfp4_p32", "mxfp4", None, False, 96, 32),
+]
+
+
+@pytest.mark.parametrize("case", PANEL_CASES, ids=[c[0] for c in PANEL_CASES])
 def test_panels_layout(out_dir, rng, case):
     """``weight_layout: panels``: the manifest's weights, scales and zero points are
-    [E, N / 16, Ks, 16] panels; ``Layer.pack`` writes them from the checkpoint's tensors
-    as ``pack.quantized_to_panels`` does, and the layer matches the oracle."""
-    name, method, group, zero_points = case
+    [E, N / P, Ks, P] panels, P the widest of 64, 32, 16 that divides N (64 and 32 here,
+    4-bit 64-wide panels in the word order); ``Layer.pack`` writes them from the
+    checkpoint's tensors as ``pack.quantized_to_panels`` does, and the layer matches
+    the oracle."""
+    name, method, group, zero_points, hidden, intermediate = case
     if method == "mxfp4":
         config = GPT_OSS
     elif method == "int8":
@@ -340,15 +350,18 @@ def test_panels_layout(out_dir, rng, case):
         config = dict(MIXTRAL, quantization_config={"quant_method": "gptq", "bits": 4,
                                                     "group_size": group, "desc_act": False,
                                                     "sym": not zero_points})
+    config = dict(config, hidden_size=hidden, intermediate_size=intermediate)
     artifact = aot.compile(config, layer={"weight_layout": "panels"}, name=f"{name}_panels",
                            out_dir=out_dir / f"{name}_panels")
     spec = artifact.manifest["layer"]
     H, I, E = spec["hidden"], spec["intermediate"], spec["experts"]
     tensors = {t["name"]: t for t in artifact.manifest["tensors"]}
     per_byte = 1 if method == "int8" else 2
+    P13, P2 = pack.quantized_panel_width(2 * I), pack.quantized_panel_width(H)
     assert spec["weight_layout"] == "panels"
-    assert tensors["w13"]["shape"] == [E, 2 * I // 16, H // per_byte, 16]
-    assert tensors["w2_scales"]["shape"][::3] == [E, 16]
+    assert tensors["w13"]["shape"] == [E, 2 * I // P13, H // per_byte, P13]
+    assert tensors["w2"]["shape"] == [E, H // P2, I // per_byte, P2]
+    assert tensors["w2_scales"]["shape"][::3] == [E, P2]
     layer = artifact.load()
     if method == "mxfp4":
         args, W = _gpt_oss_tensors(rng, E, H, I)
@@ -361,7 +374,7 @@ def test_panels_layout(out_dir, rng, case):
     for w in ("w13", "w2"):
         stored = np.asarray(args[w]).reshape(E, -1, H // per_byte if w == "w13" else I // per_byte)
         want = pack.quantized_to_panels(fmt, stored.view(np.int8), args[f"{w}_scales"],
-                                        args.get(f"{w}_zero_points"), panel_width=16)
+                                        args.get(f"{w}_zero_points"))
         for tensor, expected in zip((w, f"{w}_scales", f"{w}_zero_points"), want):
             if expected is None:
                 continue
