@@ -158,7 +158,8 @@ def _descriptor(array: np.ndarray):
     if not array.ndim:
         return _descriptor_type(0)(data, data, 0)
     rank_array = ctypes.c_int64 * array.ndim
-    strides = (s // array.itemsize for s in array.strides)
+    itemsize = array.itemsize
+    strides = [s // itemsize for s in array.strides]
     return _descriptor_type(array.ndim)(data, data, 0, rank_array(*array.shape),
                                         rank_array(*strides))
 
@@ -184,16 +185,32 @@ class CompiledModule:
         self.signatures = signatures
         self.size_relations = size_relations or {}
         self._lib = ctypes.CDLL(str(self.path))
+        self._functions: dict[tuple[str, int], object] = {}
 
-    def _call_helper(self, symbol: str, arrays: Sequence[np.ndarray],
+    def _function(self, symbol: str, count: int):
+        """The library's ``symbol`` taking ``count`` descriptor pointers, its
+        ctypes prototype set once (setting it costs more than a decode call's
+        arguments)."""
+        key = (symbol, count)
+        function = self._functions.get(key)
+        if function is None:
+            # A function object of its own (indexing makes a new one; attribute
+            # access shares one per symbol), so each count keeps its prototype.
+            function = self._lib[symbol]
+            function.restype = None
+            function.argtypes = [ctypes.c_void_p] * count
+            self._functions[key] = function
+        return function
+
+    def _call_helper(self, symbol: str, addresses: Sequence[int],
                      out: np.ndarray) -> None:
-        descriptors = [_descriptor(a) for a in list(arrays) + [out]]
-        function = getattr(self._lib, symbol)
-        function.restype = None
-        function.argtypes = [ctypes.c_void_p] * len(descriptors)
-        function(*[ctypes.addressof(d) for d in descriptors])
+        """Calls ``symbol`` on the inputs' descriptor ``addresses`` and ``out``."""
+        descriptor = _descriptor(out)
+        self._function(symbol, len(addresses) + 1)(*addresses,
+                                                     ctypes.addressof(descriptor))
 
-    def _check_input_sizes(self, name: str, arrays: Sequence[np.ndarray]) -> None:
+    def _check_input_sizes(self, name: str, arrays: Sequence[np.ndarray],
+                           addresses: Sequence[int]) -> None:
         """Raises ValueError where dynamic input sizes that the function's ops tie
         together (say moe.dispatch's ids and weights) disagree: the lowering would
         read past the shorter input. ``@<name>__check_sizes`` decides."""
@@ -201,7 +218,7 @@ class CompiledModule:
         if not relations:
             return
         failed = np.zeros((1,), np.int32)
-        self._call_helper(f"_mlir_ciface_{name}__check_sizes", arrays, failed)
+        self._call_helper(f"_mlir_ciface_{name}__check_sizes", addresses, failed)
         if failed[0]:
             shapes = ", ".join(str(tuple(a.shape)) for a in arrays)
             raise ValueError(f"@{name}: input sizes disagree ({shapes}): "
@@ -236,7 +253,7 @@ class CompiledModule:
             _check_tensor(f"@{name} result {i}", want, spec.shape,
                           _STORAGE.get(spec.element_type, object), spec.element_type)
 
-    def _check_result_sizes(self, name: str, arrays: Sequence[np.ndarray],
+    def _check_result_sizes(self, name: str, addresses: Sequence[int],
                             results: Sequence[TensorSpec]) -> None:
         """Raises ValueError unless each result's dynamic sizes are those the
         function computes for ``arrays`` (in their storage form)."""
@@ -252,7 +269,7 @@ class CompiledModule:
                              f"no @{name}__result_sizes to check them with (compile it "
                              f"with compile_module)")
         sizes = np.zeros((count,), np.int64)
-        self._call_helper(symbol, arrays, sizes)
+        self._call_helper(symbol, addresses, sizes)
         computed = iter(int(n) for n in sizes)
         for i, (spec, want) in enumerate(zip(results, wants)):
             shape = tuple(next(computed) if w is None else w for w in want.shape)
@@ -277,19 +294,21 @@ class CompiledModule:
         bfloat16_out = any(dtypes.is_bfloat16(a) for a in arrays)
         self._check(name, arrays, results)
         arrays = [dtypes.bits(a) if dtypes.is_bfloat16(a) else a for a in arrays]
-        self._check_input_sizes(name, arrays)
-        self._check_result_sizes(name, arrays, results)
-        function = getattr(self._lib, f"_mlir_ciface_{name}")
+        # The inputs' descriptors serve the size checks and the call; they
+        # must stay referenced until the last of them returns.
+        descriptors = [_descriptor(a) for a in arrays]
+        addresses = [ctypes.addressof(d) for d in descriptors]
+        self._check_input_sizes(name, arrays, addresses)
+        self._check_result_sizes(name, addresses, results)
         outs = [spec.allocate() for spec in results]
         if poison:
             # Every byte 0xFF (NaN for floats, -1 for integers): an element the
             # compiled code does not write shows.
             for out in outs:
                 out.view(np.uint8).fill(0xFF)
-        descriptors = [_descriptor(a) for a in list(arrays) + outs]
-        function.restype = None
-        function.argtypes = [ctypes.c_void_p] * len(descriptors)
-        function(*[ctypes.addressof(d) for d in descriptors])
+        out_descriptors = [_descriptor(a) for a in outs]
+        addresses += [ctypes.addressof(d) for d in out_descriptors]
+        self._function(f"_mlir_ciface_{name}", len(addresses))(*addresses)
         if bfloat16_out:
             outs = [dtypes.as_bfloat16(o) if spec.element_type == "bf16" else o
                     for spec, o in zip(results, outs)]
