@@ -71,7 +71,9 @@ static PanelDecode chooseDecode(GroupedMatmulOp op, KernelShape shape) {
 PanelDecoder::PanelDecoder(GroupedMatmulOp op, KernelShape shape)
     : op(op), quant(op.getWeightQuantAttr()), format(quant.getFormat()),
       vw(shape.vectorWidth), wordOrdered(inWordOrder(op)),
-      decode(chooseDecode(op, shape)) {}
+      decode(chooseDecode(op, shape)),
+      zeroSums(decode == PanelDecode::Bf16WordTableDot &&
+               op.getRhsZeroPoints()) {}
 
 StringRef PanelDecoder::name() const {
   switch (decode) {
@@ -79,6 +81,8 @@ StringRef PanelDecoder::name() const {
     return format == WeightFormat::mxfp4 ? "mxfp4_panel_bf16_table_dot"
                                          : "int4_panel_bf16_table_dot";
   case PanelDecode::Bf16WordTableDot:
+    if (foldsZeroPoints())
+      return "int4_panel_bf16_word_table_dot_zero_sums";
     return format == WeightFormat::mxfp4 ? "mxfp4_panel_bf16_word_table_dot"
                                          : "int4_panel_bf16_word_table_dot";
   case PanelDecode::F32Table:
@@ -137,8 +141,12 @@ GroupTerms PanelDecoder::groupTerms(StructuredBuilder &gb, Value expert,
     Value pad = gb.create<arith::ConstantOp>(gb.getI8IntegerAttr(0));
     Value z = gb.create<vector::TransferReadOp>(i8Vector, zeroPoints, indices,
                                                 pad, ArrayRef<bool>{true});
-    if (decode == PanelDecode::Bf16TableDot ||
-        decode == PanelDecode::Bf16WordTableDot) {
+    if (foldsZeroPoints()) {
+      // z * s: the group's sum of the row's activations times it comes off
+      // the accumulators (LowBitPanelKernel.cpp).
+      zero = gb.create<arith::MulFOp>(
+          gb.create<arith::SIToFPOp>(f32Vector(), z), scale);
+    } else if (decode == PanelDecode::Bf16TableDot) {
       // 16 - z in both words of each lane: the table index c + 16 - z of
       // (c - z) lies in [1, 31].
       Value offset =
@@ -199,15 +207,18 @@ Value PanelDecoder::table(StructuredBuilder &lb) {
   return Value();
 }
 
-/// The 32 bf16 words vpermw looks up: e2m1 values or c - 8 (symmetric
-/// int4) for codes 0..15, repeated for 16..31 (the word order's indices
-/// keep bit 4 of the next code), or i - 16 (int4 indexed by c + 16 - z).
+/// The 32 bf16 words vpermw looks up: e2m1 values, c - 8 (symmetric
+/// int4) or c itself (int4 whose zero points are folded) for codes 0..15,
+/// repeated for 16..31 (the word order's indices keep bit 4 of the next
+/// code), or i - 16 (int4 indexed by c + 16 - z).
 Value PanelDecoder::bf16Table(StructuredBuilder &lb) {
   SmallVector<APFloat> values;
   for (int64_t i = 0; i < 32; ++i) {
     double v = 0.0;
     if (format == WeightFormat::mxfp4)
       v = kE2M1Values[i % 16];
+    else if (foldsZeroPoints())
+      v = i % 16;
     else if (op.getRhsZeroPoints())
       v = i - 16;
     else
@@ -283,7 +294,7 @@ SmallVector<Value> PanelDecoder::decodeVector(StructuredBuilder &sb,
     Value words = sb.create<vector::BitCastOp>(wordsType, bytes);
     Value index =
         sb.create<arith::ShRUIOp>(words, blockShift(sb, at, wordsType));
-    if (terms.zero) {
+    if (terms.zero && !foldsZeroPoints()) {
       // c + 16 - z must stay below 32: the code alone, then the offset.
       index = sb.create<arith::AddIOp>(
           sb.create<arith::AndIOp>(index, splatNumber(sb, wordsType, 15)),

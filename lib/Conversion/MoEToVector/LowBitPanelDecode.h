@@ -43,7 +43,8 @@ struct PanelVector {
 
 /// Per weight vector, what the stored rows of one scale group need besides
 /// the codes: the group's scale as f32 lanes, and for int4 its zero points
-/// (as f32 lanes, or as the words 16 - z that index the bf16 table).
+/// (as f32 lanes, as the words 16 - z that index the bf16 table, or where
+/// they are folded (PanelDecoder::foldsZeroPoints) as z * s in f32 lanes).
 struct GroupTerms {
   Value scale, zero;
 };
@@ -63,6 +64,14 @@ public:
   /// kWordOrderPanelWidth): a weight vector's codes are a nibble of each
   /// 32-bit lane of the row, not the bytes at its columns.
   bool wordOrder() const { return wordOrdered; }
+
+  /// Whether int4 zero points are folded out of the decoding
+  /// (Bf16WordTableDot with zero points): the table holds the codes c, the
+  /// group's sum is s * (sum of a * c), and the kernel subtracts
+  /// z * s * (sum of a) over the group, as GPTQ and AWQ kernels do. Two
+  /// vector operations per weight vector and stored row fewer (no mask, no
+  /// add of 16 - z).
+  bool foldsZeroPoints() const { return zeroSums; }
 
   /// The `moe.weight_decode` name of the decoding.
   StringRef name() const;
@@ -101,6 +110,7 @@ private:
   int64_t vw;
   bool wordOrdered;
   PanelDecode decode;
+  bool zeroSums;
 };
 
 } // namespace mlir::moe

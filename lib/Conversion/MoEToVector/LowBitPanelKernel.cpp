@@ -221,6 +221,25 @@ private:
     return next;
   }
 
+  /// The sum of A row `aRow`'s bf16 activations over the scale group from
+  /// `k0`, as f32: vdpbf16ps against pairs of 1.0, as the products are
+  /// taken, 32 at a time (groups are multiples of 32 of K, or all of K;
+  /// past K the reads are zero).
+  Value activationSum(StructuredBuilder &sb, Value aRow, Value k0) {
+    auto pairsType = VectorType::get({2 * vw}, sb.getBF16Type());
+    Value zero = sb.create<arith::ConstantOp>(sb.getZeroAttr(sb.getBF16Type()));
+    Value ones = splatNumber(sb, pairsType, 1);
+    Value sum = splatNumber(sb, f32Vector(), 0);
+    for (int64_t c = 0; c < groupK; c += 2 * vw) {
+      Value a = sb.create<vector::TransferReadOp>(
+          pairsType, op.getLhs(),
+          ValueRange{aRow, sb.create<arith::AddIOp>(k0, sb.index(c))}, zero,
+          ArrayRef<bool>{false});
+      sum = sb.create<x86vector::DotBF16Op>(f32Vector(), sum, ones, a);
+    }
+    return sb.create<vector::ReductionOp>(vector::CombiningKind::ADD, sum);
+  }
+
   /// Rows [start, start + rows) of the tile at the step of columns from
   /// `local` (tile-relative).
   Value microkernel(StructuredBuilder &mb, Value expert, Value lo, Value start,
@@ -286,6 +305,19 @@ private:
           next.push_back(gb.create<vector::FMAOp>(
               loop.getResult(i * numVectors + j), terms[j].scale,
               accs[i * numVectors + j]));
+      if (decoder.foldsZeroPoints()) {
+        // The codes were multiplied as they are: sum (c - z) * s * a is
+        // s * sum c * a - z * s * sum a over the group.
+        Value k0 = gb.create<arith::MulIOp>(first, gb.index(perStep));
+        for (auto [i, row] : llvm::enumerate(blockRows)) {
+          Value negated =
+              gb.create<arith::NegFOp>(activationSum(gb, row.aRow, k0));
+          Value lanes = gb.create<vector::BroadcastOp>(f32Vector(), negated);
+          for (int64_t j = 0; j < numVectors; ++j)
+            next[i * numVectors + j] = gb.create<vector::FMAOp>(
+                lanes, terms[j].zero, next[i * numVectors + j]);
+        }
+      }
       return next;
     };
     SmallVector<Value> accs;

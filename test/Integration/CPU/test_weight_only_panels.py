@@ -111,7 +111,8 @@ def _offsets(rng, layout, E, M):
 
 #: (id, format, K, N, E, group (K block for FP8), zero points, panel width, FP8 bn).
 #: N = 48 and 80 are not multiples of the kernel's 64 columns per step; K = 200 is not a
-#: multiple of the int4 group, K = 128 is one group.
+#: multiple of the int4 group, K = 128 is one group. int4 with zero points in 64-wide
+#: panels folds them out of the decoding (the groups' activation sums).
 CASES = [
     ("mxfp4_p16_n48", "mxfp4", 96, 48, 5, 32, False, 16, None),
     ("mxfp4_p64", "mxfp4", 64, 128, 4, 32, False, 64, None),
@@ -120,6 +121,7 @@ CASES = [
     ("int4_g32_asym_p16_n80", "int4", 80, 80, 5, 32, True, 16, None),
     ("int4_g128_sym_partial_group", "int4", 200, 96, 4, 128, False, 32, None),
     ("int4_g128_asym_k_one_group", "int4", 128, 64, 3, 128, True, 64, None),
+    ("int4_g32_asym_p64_partial_group", "int4", 200, 128, 3, 32, True, 64, None),
     ("int8_p32", "int8", 40, 96, 5, 40, False, 32, None),
     ("fp8_block_16", "fp8_e4m3", 40, 48, 5, 16, False, 16, 16),
     ("fp8_block_128", "fp8_e4m3", 256, 128, 3, 128, False, 64, 128),
@@ -229,3 +231,9 @@ def test_panels_decode_attributes():
         out = cpu._run([cpu.moe_opt(), f"--convert-moe-to-vector=target-cpu={target}"],
                        stdin=ir)
         assert f'moe.weight_decode = "{want}"' in out, (target, out[-2000:])
+    for zero_points, want in ((True, "int4_panel_bf16_word_table_dot_zero_sums"),
+                              (False, "int4_panel_bf16_word_table_dot")):
+        ir = _ir("int4", 64, 64, 2, 32, zero_points, 64, "bf16")
+        out = cpu._run([cpu.moe_opt(), "--convert-moe-to-vector=target-cpu=sapphirerapids"],
+                       stdin=ir)
+        assert f'moe.weight_decode = "{want}"' in out, (zero_points, out[-2000:])

@@ -69,7 +69,10 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       `mxfp4_panel_bf16_word_table_dot` and `int4_panel_bf16_word_table_dot`
       (the same in 64-wide panels, whose rows are in the word order: the
       row's words, shifted, index the table as they are,
-      `moe.x86.permute_words`),
+      `moe.x86.permute_words`), `int4_panel_bf16_word_table_dot_zero_sums`
+      (the same for int4 with zero points: the table holds the codes, and
+      z * s times the group's sum of each row's activations comes off the
+      accumulators),
       `*_panel_table_permute` (vpermps f32 tables), `*_panel_integer_ops`
       (AVX2), `int8_panel_convert`, `fp8_e4m3_panel_f16` (e4m3 bits as f16
       times 2^-8, vcvtph2ps).

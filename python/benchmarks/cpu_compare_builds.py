@@ -1,0 +1,127 @@
+"""cpu.py's weight-only layers compiled by two builds of the compiler, timed in one run.
+
+A kernel change on the CPU is judged against the build before it on the same machine
+in the same minutes: the layer cpu.py runs for each shape and dtype (cpu_weight_only's
+experts in its panels, bf16 activations) is compiled by the baseline build's moe-opt
+and by this one's, both are checked against the fp64 oracle, then called in
+alternation, so a change of the machine's load hits both sides alike: each round
+times one call of each, cold (the caches evicted as in cpu.py), then warm (right
+after). The table gives the medians and the baseline's time over this build's.
+
+A baseline build of another commit (a worktree under build-baseline/, built by
+utils/build.sh, ccache serving what did not change):
+
+    git worktree add --detach build-baseline/base <commit>
+    bash build-baseline/base/utils/build.sh build-baseline/base/build
+    python3 python/benchmarks/cpu_compare_builds.py build-baseline/base/build \\
+        [--shapes qwen3-30b-a3b] [--dtypes mxfp4,int4] [--tokens 1,16] [--rounds 41]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cpu as bench  # noqa: E402
+import cpu_weight_only  # noqa: E402
+from moe_mlir import cpu, dtypes  # noqa: E402
+
+
+def compile_with(build: Path | None, ir: str, workdir: Path) -> cpu.CompiledModule:
+    """``ir`` compiled by the tools of ``build`` (None: this build)."""
+    saved = os.environ.get("MOE_MLIR_BUILD_DIR")
+    try:
+        if build is not None:
+            os.environ["MOE_MLIR_BUILD_DIR"] = str(build)
+        return cpu.compile_module(ir, workdir)
+    finally:
+        if saved is None:
+            os.environ.pop("MOE_MLIR_BUILD_DIR", None)
+        else:
+            os.environ["MOE_MLIR_BUILD_DIR"] = saved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("baseline", type=Path, help="the baseline build folder (bin/moe-opt)")
+    parser.add_argument("--shapes", default="qwen3-30b-a3b")
+    parser.add_argument("--dtypes", default="mxfp4,int4")
+    parser.add_argument("--tokens", default="1,16")
+    parser.add_argument("--rounds", type=int, default=41)
+    args = parser.parse_args()
+    if not (args.baseline / "bin" / "moe-opt").exists():
+        raise SystemExit(f"{args.baseline}/bin/moe-opt not found: build the baseline first")
+    rng = np.random.default_rng(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.shapes.split(","):
+            if name not in bench.SHAPES:
+                raise SystemExit(f"unknown shape {name!r}: one of {', '.join(bench.SHAPES)}")
+            H, I, E, k, _ = bench.SHAPES[name]
+            P = cpu_weight_only.panel_width(H, I)
+            for fmt in args.dtypes.split(","):
+                if fmt not in bench.WEIGHT_ONLY:
+                    raise SystemExit(f"unknown weight-only dtype {fmt!r}: one of "
+                                     f"{', '.join(bench.WEIGHT_ONLY)}")
+                ir = cpu_weight_only.layer_ir(fmt, H, E, I, k, "panels")
+                modules = [compile_with(build, ir, Path(tmp) / f"{name}-{fmt}-{side}")
+                           for side, build in (("baseline", args.baseline), ("this", None))]
+                q13, w13 = cpu_weight_only.random_weights(rng, fmt, E, 2 * I, H)
+                q2, w2 = cpu_weight_only.random_weights(rng, fmt, E, H, I)
+                router = bench.random_weights(rng, (E, H), H, "bf16")
+                weights = cpu_weight_only.kernel_arguments(
+                    cpu.to_storage(router, "bf16"),
+                    *[cpu_weight_only.to_layout(fmt, q, "panels", P) for q in (q13, q2)])
+                for T in (int(t) for t in args.tokens.split(",")):
+                    # Tokens whose routing is a near-tie are not compared; at T = 1
+                    # another token is drawn instead.
+                    for _ in range(100):
+                        x = dtypes.round_to_bf16(
+                            rng.standard_normal((T, H), dtype=np.float32))
+                        want, _, clear = bench.oracle(x, router, w13, w2, k)
+                        if clear.any():
+                            break
+                    inputs = [cpu.to_storage(x, "bf16")] + weights
+                    spec = [cpu.TensorSpec((T, H), "bf16")]
+                    fns = [lambda m=m: m.call("layer", inputs, spec) for m in modules]
+                    for side, fn in zip(("baseline", "this"), fns):
+                        got = cpu.from_storage(fn()[0], "bf16")
+                        err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
+                        if not err <= 1e-2:
+                            raise SystemExit(f"{name} {fmt} T={T} {side}: error {err:.2e}")
+                    cold, warm = ([], []), ([], [])
+                    for _ in range(args.rounds):
+                        for i, fn in enumerate(fns):
+                            bench.evict_caches()
+                            t0 = time.perf_counter()
+                            fn()
+                            cold[i].append(time.perf_counter() - t0)
+                            t0 = time.perf_counter()
+                            fn()
+                            warm[i].append(time.perf_counter() - t0)
+                    med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
+                    rows.append((name, fmt, T, [med(c) for c in cold], [med(w) for w in warm]))
+                    print(f"  {name} {fmt} T={T}: cold {med(cold[0]):.3f} / "
+                          f"{med(cold[1]):.3f} ms", flush=True)
+    print(f"medians of {args.rounds} alternating rounds, ms; x = the baseline's time over "
+          "this build's")
+    print(f"{'shape':14} {'dtype':6} {'T':>4} {'cold base':>10} {'cold this':>10} {'x':>5} "
+          f"{'warm base':>10} {'warm this':>10} {'x':>5}")
+    for name, fmt, T, cold, warm in rows:
+        print(f"{name:14} {fmt:6} {T:4d} {cold[0]:10.3f} {cold[1]:10.3f} "
+              f"{cold[0] / cold[1]:5.2f} {warm[0]:10.3f} {warm[1]:10.3f} "
+              f"{warm[0] / warm[1]:5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
