@@ -161,11 +161,17 @@ def test_weight_only_layer_one_expert(compile_ir, rng, case):
         assert_close(y, want, dtype, f"{case[0]} layer, every token on expert {hot}, T={T}")
 
 
-#: N (2I and H) a multiple of 16 for panels.
-PANEL_CASES = [CASES[0], CASES[2], ("int8", "int8", 48, 32, 8, 2, None, False, "f32", False)]
+#: N (2I and H) a multiple of 16 for panels. I = 96 puts the up half 32 columns into
+#: a 64-wide row (the word order's GLU steps alternate between the halves of their
+#: rows, the gate and up vectors in different ones).
+PANEL_CASES = [CASES[0], CASES[2], ("int8", "int8", 48, 32, 8, 2, None, False, "f32", False),
+               ("mxfp4_p64_up_offset", "mxfp4", 128, 96, 6, 2, None, False, "bf16", False),
+               ("int4_asym_p64_up_offset", "int4", 128, 96, 6, 2, 32, True, "bf16", False)]
 
 
-@pytest.mark.parametrize("case", PANEL_CASES, ids=["mxfp4_gpt_oss", "int4", "int8"])
+@pytest.mark.parametrize("case", PANEL_CASES, ids=["mxfp4_gpt_oss", "int4", "int8",
+                                                   "mxfp4_p64_up_offset",
+                                                   "int4_asym_p64_up_offset"])
 def test_weight_only_layer_panels(compile_ir, rng, case):
     """The layer with its weights, scales and zero points packed into panels
     (``pack.quantized_to_panels``), against the same oracle: the gpt-oss recipe's
