@@ -348,8 +348,7 @@ std::string mlir::moe::emitShim(const ABIFunction &abi) {
     os << "  if (num_tokens < 1 || num_tokens > " << abi.maxTokens
        << ") return 0;\n";
     // The query reads only the shapes (moe-gpu-workspace guarantees it).
-    emitDescriptors(
-        abi, numInputs, [](size_t) { return "NULL"; }, os);
+    emitDescriptors(abi, numInputs, [](size_t) { return "NULL"; }, os);
     os << "  return (size_t)_mlir_ciface_" << abi.symbol << "_workspace_size("
        << descriptorAddresses(numInputs) << ");\n}\n\n";
   } else {
