@@ -256,7 +256,8 @@ class CompiledModule:
     def _check_result_sizes(self, name: str, addresses: Sequence[int],
                             results: Sequence[TensorSpec]) -> None:
         """Raises ValueError unless each result's dynamic sizes are those the
-        function computes for ``arrays`` (in their storage form)."""
+        function computes for the inputs (in their storage form) whose
+        descriptors are at ``addresses``."""
         if self.signatures is None:
             return
         wants = self.signatures[name].results
