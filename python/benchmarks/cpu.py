@@ -117,6 +117,49 @@ def median_time(fn, repeats: int, cold: bool = True) -> float:
     return statistics.median(times)
 
 
+def alternating_medians(fns, rounds: int, cold: bool = True):
+    """Median wall times in ms of the sides ``fns``, timed in alternation so a
+    change of the machine's load hits every side alike: each round calls each
+    side twice, the first time cold (the caches evicted, untimed, before it)
+    or untimed without ``cold``, the second time warm (right after). Returns
+    (cold medians or None, warm medians), one per side."""
+    cold_times = [[] for _ in fns]
+    warm_times = [[] for _ in fns]
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            if cold:
+                evict_caches()
+            t0 = time.perf_counter()
+            fn()
+            cold_times[i].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            fn()
+            warm_times[i].append(time.perf_counter() - t0)
+    med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
+    return ([med(t) for t in cold_times] if cold else None,
+            [med(t) for t in warm_times])
+
+
+def routed_tokens(rng, T, H, router, w13, w2, k, draws: int = 100):
+    """bf16 tokens x [T, H] (float32 values) with the oracle's y and the tokens it
+    compares (``oracle``): x is drawn again while every token's routing is a near
+    tie, which at T = 1 would leave nothing to compare."""
+    for _ in range(draws):
+        x = dtypes.round_to_bf16(rng.standard_normal((T, H), dtype=np.float32))
+        want, _, clear = oracle(x, router, w13, w2, k)
+        if clear.any():
+            return x, want, clear
+    raise SystemExit(f"{draws} draws of {T} tokens were all near routing ties")
+
+
+def check_output(got, want, clear, label: str, bound: float = 1e-2) -> None:
+    """Exits with a message unless ``got`` matches the oracle's ``want`` on the
+    ``clear`` tokens to ``bound``, relative to the largest output."""
+    err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
+    if not err <= bound:
+        raise SystemExit(f"{label}: error {err:.2e}")
+
+
 def host_has_avx512_bf16() -> bool:
     """Whether /proc/cpuinfo lists AVX512_BF16 (the CPU pipeline's default target is
     the host)."""

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
 import cpu_weight_only  # noqa: E402
-from moe_mlir import cpu, dtypes, pack, weight_only_ir  # noqa: E402
+from moe_mlir import cpu  # noqa: E402
 
 FORMAT = "mxfp4"
 
@@ -50,22 +48,19 @@ def main() -> int:
             if name not in bench.SHAPES:
                 raise SystemExit(f"unknown shape {name!r}: one of {', '.join(bench.SHAPES)}")
             H, I, E, k, _ = bench.SHAPES[name]
-            P = pack.quantized_panel_width(H)
+            P = cpu_weight_only.panel_width(H, I)
             q13, w13 = cpu_weight_only.random_weights(rng, FORMAT, E, 2 * I, H)
             q2, w2 = cpu_weight_only.random_weights(rng, FORMAT, E, H, I)
             router = bench.random_weights(rng, (E, H), H, "bf16")
-            ir = weight_only_ir.layer_ir(None, H, E, I, k, FORMAT,
-                                         group=cpu_weight_only.GROUP[FORMAT],
-                                         dtype="bf16", layout="panels", panel_width=P)
-            module = cpu.compile_module(ir, Path(tmp) / name)
+            module = cpu.compile_module(
+                cpu_weight_only.layer_ir(FORMAT, H, E, I, k, "panels"), Path(tmp) / name)
             weights = cpu_weight_only.kernel_arguments(
                 cpu.to_storage(router, "bf16"),
                 *[cpu_weight_only.to_layout(FORMAT, q, "panels", P) for q in (q13, q2)])
             for T in (int(t) for t in args.tokens.split(",")):
-                x = dtypes.round_to_bf16(rng.standard_normal((T, H), dtype=np.float32))
+                x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
                 inputs = [cpu.to_storage(x, "bf16")] + weights
                 spec = [cpu.TensorSpec((T, H), "bf16")]
-                want, _, clear = bench.oracle(x, router, w13, w2, k)
 
                 def through_call():
                     return module.call("layer", inputs, spec)[0]
@@ -82,18 +77,11 @@ def main() -> int:
                     return out
 
                 for side, fn in (("call", through_call), ("entry", entry_alone)):
-                    got = cpu.from_storage(fn(), "bf16")
-                    err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
-                    if not err <= 1e-2:
-                        raise SystemExit(f"{name} T={T} {side}: error {err:.2e}")
-                times = ([], [])
-                for _ in range(args.rounds):
-                    for i, fn in enumerate((through_call, entry_alone)):
-                        fn()
-                        t0 = time.perf_counter()
-                        fn()
-                        times[i].append(time.perf_counter() - t0)
-                call_us, entry_us = (statistics.median(t) * 1e6 for t in times)
+                    bench.check_output(cpu.from_storage(fn(), "bf16"), want, clear,
+                                       f"{name} T={T} {side}")
+                _, warm = bench.alternating_medians((through_call, entry_alone), args.rounds,
+                                                    cold=False)
+                call_us, entry_us = (ms * 1e3 for ms in warm)
                 rows.append((name, T, call_us, entry_us))
     print(f"{FORMAT}, warm, medians of {args.rounds} alternating rounds, us")
     print(f"{'shape':14} {'T':>4} {'call':>9} {'entry':>9} {'call - entry':>13}")

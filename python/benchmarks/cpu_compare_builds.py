@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
 import cpu_weight_only  # noqa: E402
-from moe_mlir import cpu, dtypes  # noqa: E402
+from moe_mlir import cpu  # noqa: E402
 
 
 def compile_with(build: Path | None, ir: str, workdir: Path) -> cpu.CompiledModule:
@@ -82,36 +80,17 @@ def main() -> int:
                     cpu.to_storage(router, "bf16"),
                     *[cpu_weight_only.to_layout(fmt, q, "panels", P) for q in (q13, q2)])
                 for T in (int(t) for t in args.tokens.split(",")):
-                    # Tokens whose routing is a near-tie are not compared; at T = 1
-                    # another token is drawn instead.
-                    for _ in range(100):
-                        x = dtypes.round_to_bf16(
-                            rng.standard_normal((T, H), dtype=np.float32))
-                        want, _, clear = bench.oracle(x, router, w13, w2, k)
-                        if clear.any():
-                            break
+                    x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
                     inputs = [cpu.to_storage(x, "bf16")] + weights
                     spec = [cpu.TensorSpec((T, H), "bf16")]
                     fns = [lambda m=m: m.call("layer", inputs, spec) for m in modules]
                     for side, fn in zip(("baseline", "this"), fns):
-                        got = cpu.from_storage(fn()[0], "bf16")
-                        err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
-                        if not err <= 1e-2:
-                            raise SystemExit(f"{name} {fmt} T={T} {side}: error {err:.2e}")
-                    cold, warm = ([], []), ([], [])
-                    for _ in range(args.rounds):
-                        for i, fn in enumerate(fns):
-                            bench.evict_caches()
-                            t0 = time.perf_counter()
-                            fn()
-                            cold[i].append(time.perf_counter() - t0)
-                            t0 = time.perf_counter()
-                            fn()
-                            warm[i].append(time.perf_counter() - t0)
-                    med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
-                    rows.append((name, fmt, T, [med(c) for c in cold], [med(w) for w in warm]))
-                    print(f"  {name} {fmt} T={T}: cold {med(cold[0]):.3f} / "
-                          f"{med(cold[1]):.3f} ms", flush=True)
+                        bench.check_output(cpu.from_storage(fn()[0], "bf16"), want, clear,
+                                           f"{name} {fmt} T={T} {side}")
+                    cold, warm = bench.alternating_medians(fns, args.rounds)
+                    rows.append((name, fmt, T, cold, warm))
+                    print(f"  {name} {fmt} T={T}: cold {cold[0]:.3f} / {cold[1]:.3f} ms",
+                          flush=True)
     print(f"medians of {args.rounds} alternating rounds, ms; x = the baseline's time over "
           "this build's")
     print(f"{'shape':14} {'dtype':6} {'T':>4} {'cold base':>10} {'cold this':>10} {'x':>5} "

@@ -26,10 +26,8 @@ and each side's speedup over the first.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
 import cpu_weight_only  # noqa: E402
-from moe_mlir import cpu, dtypes, weight_only_ir  # noqa: E402
+from moe_mlir import cpu, weight_only_ir  # noqa: E402
 
 #: The sides: (name, panel width, the GLU output's dtype).
 SIDES = (("P=32 f32", 32, "f32"), ("P=64 f32", 64, "f32"), ("P=64 bf16", 64, "bf16"))
@@ -80,34 +78,20 @@ def main() -> int:
                     calls.append((side, module, cpu_weight_only.kernel_arguments(
                         cpu.to_storage(router, "bf16"), *packed)))
                 for T in (int(t) for t in args.tokens.split(",")):
-                    x = dtypes.round_to_bf16(rng.standard_normal((T, H), dtype=np.float32))
+                    x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
                     xs = cpu.to_storage(x, "bf16")
                     spec = [cpu.TensorSpec((T, H), "bf16")]
-                    want, _, clear = bench.oracle(x, router, w13, w2, k)
                     fns = []
                     for side, module, weights in calls:
                         fn = (lambda m=module, w=weights:
                               m.call("layer", [xs] + w, spec))
-                        got = cpu.from_storage(fn()[0], "bf16")
-                        err = float(np.abs(got - want)[clear].max() / np.abs(want).max())
-                        if not err <= 1e-2:
-                            raise SystemExit(f"{name} {fmt} T={T} {side}: error {err:.2e}")
+                        bench.check_output(cpu.from_storage(fn()[0], "bf16"), want, clear,
+                                           f"{name} {fmt} T={T} {side}")
                         fns.append(fn)
-                    cold = [[] for _ in fns]
-                    warm = [[] for _ in fns]
-                    for _ in range(args.rounds):
-                        for i, fn in enumerate(fns):
-                            bench.evict_caches()
-                            t0 = time.perf_counter()
-                            fn()
-                            cold[i].append(time.perf_counter() - t0)
-                            t0 = time.perf_counter()
-                            fn()
-                            warm[i].append(time.perf_counter() - t0)
-                    med = lambda ts: statistics.median(ts) * 1e3  # noqa: E731
-                    rows.append((name, fmt, T, [med(c) for c in cold], [med(w) for w in warm]))
+                    cold, warm = bench.alternating_medians(fns, args.rounds)
+                    rows.append((name, fmt, T, cold, warm))
                     print(f"  {name} {fmt} T={T}: cold "
-                          + " / ".join(f"{med(c):.3f}" for c in cold) + " ms", flush=True)
+                          + " / ".join(f"{c:.3f}" for c in cold) + " ms", flush=True)
     print(f"medians of {args.rounds} alternating rounds, ms; x = the first side's time over "
           "this side's")
     header = f"{'shape':14} {'dtype':6} {'T':>4}"
