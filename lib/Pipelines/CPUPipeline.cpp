@@ -35,6 +35,7 @@ LogicalResult mlir::moe::validateCPUPipelineOptions(
   for (const llvm::cl::Option *option :
        {static_cast<const llvm::cl::Option *>(&options.vectorWidth),
         static_cast<const llvm::cl::Option *>(&options.panelRowBlock),
+        static_cast<const llvm::cl::Option *>(&options.panelColumnBlock),
         static_cast<const llvm::cl::Option *>(&options.panelColumnTile),
         static_cast<const llvm::cl::Option *>(&options.prefetchDistance)})
     if (option->getNumOccurrences())
@@ -59,6 +60,7 @@ void mlir::moe::buildMoELowerToCPUPipeline(OpPassManager &pm,
     ConvertMoEToVectorPassOptions kernel;
     kernel.vectorWidth = options.vectorWidth;
     kernel.panelRowBlock = options.panelRowBlock;
+    kernel.panelColumnBlock = options.panelColumnBlock;
     kernel.panelColumnTile = options.panelColumnTile;
     kernel.prefetchDistance = options.prefetchDistance;
     kernel.targetCpu = options.targetCpu;

@@ -55,6 +55,7 @@ static std::string pickOptions(FuzzedDataProvider &data,
     set(options.panelRowBlock, data.ConsumeIntegralInRange<int64_t>(1, 32));
     set(options.panelColumnTile, data.ConsumeIntegralInRange<int64_t>(1, 512));
     set(options.prefetchDistance, data.ConsumeIntegralInRange<int64_t>(0, 64));
+    set(options.panelColumnBlock, data.ConsumeIntegralInRange<int64_t>(1, 4));
   }
   return text;
 }

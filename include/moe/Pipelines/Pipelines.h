@@ -36,7 +36,13 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "panel-row-block",
       llvm::cl::desc("Routed rows of the register block of the kernel over "
                      "panels or kn weights"),
-      llvm::cl::init(12)};
+      llvm::cl::init(6)};
+  PassOptions::Option<int64_t> panelColumnBlock{
+      *this, "panel-column-block",
+      llvm::cl::desc("Panels of output columns (two weight vectors each) of "
+                     "the register block of the kernel over panels or kn "
+                     "weights"),
+      llvm::cl::init(2)};
   PassOptions::Option<int64_t> panelColumnTile{
       *this, "panel-column-tile",
       llvm::cl::desc("Output columns per work item of the kernel over panels "

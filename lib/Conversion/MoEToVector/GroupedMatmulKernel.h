@@ -33,6 +33,9 @@ struct KernelShape {
   int64_t columnTile;
   // kn weights.
   int64_t panelRowBlock;
+  // Panels of output columns (each two weight vectors) sharing each A
+  // broadcast.
+  int64_t panelColumnBlock;
   int64_t panelColumnTile;
   int64_t prefetchDistance;
   // panels_vnni weights: vdpbf16ps (AVX512_BF16) for the k-pairs.

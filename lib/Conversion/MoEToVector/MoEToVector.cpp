@@ -97,6 +97,7 @@ struct ConvertMoEToVectorPass
         succeeded(inRange("column-block", columnBlock, 1, 32)) &&
         succeeded(inRange("column-tile", columnTile, 1, 4096)) &&
         succeeded(inRange("panel-row-block", panelRowBlock, 1, 32)) &&
+        succeeded(inRange("panel-column-block", panelColumnBlock, 1, 4)) &&
         succeeded(inRange("panel-column-tile", panelColumnTile, 1, 65536)) &&
         succeeded(inRange("prefetch-distance", prefetchDistance, 0, 4096)));
   }
@@ -116,7 +117,8 @@ struct ConvertMoEToVectorPass
     RewritePatternSet patterns(&getContext());
     patterns.add<VectorizeGroupedMatmul>(
         &getContext(), KernelShape{vectorWidth, rowBlock, columnBlock,
-                                   columnTile, panelRowBlock, panelColumnTile,
+                                   columnTile, panelRowBlock, panelColumnBlock,
+                                   panelColumnTile,
                                    prefetchDistance, *bf16DotProduct, avx512});
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();

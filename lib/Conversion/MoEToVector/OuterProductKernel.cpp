@@ -4,11 +4,17 @@
 // contiguous per k, panels contiguous along K) or the kn layout (`[E, K, N]`),
 // per work item (column tile c, expert e):
 //
-//   for each panel of output columns in tile c:      (weights stay in L2)
-//     for each block of R routed rows of e:
-//       for k in [0, K):                             (2·R vector accumulators)
-//         acc[i][j] += broadcast(A[row_i, k]) * W[e, k, panel column j]
-//       out[row_i, panel] = cast(scale_i * glu(acc[i]... + bias[e, panel]))
+//   for each block of C panels of output columns in tile c:
+//     for each block of R routed rows of e:          (weights stay in L2)
+//       for k in [0, K):                             (2·R·C vector accumulators)
+//         acc[i][j] += broadcast(A[row_i, k]) * W[e, k, panels column j]
+//       out[row_i, panels] = cast(scale_i * glu(acc[i]... + bias[e, panels]))
+//
+// R is `panel-row-block` and C `panel-column-block`: each A broadcast feeds
+// 2·C FMAs, so with C = 2 a block of R = 6 rows keeps as many accumulators
+// (24) as R = 12 with C = 1, for half the broadcasts and A-row streams. The
+// columns of a tile that a whole block does not cover go one panel at a
+// time.
 //
 // A panel is two weight vectors per k: 2·vw output columns of a plain
 // projection, or vw output columns with their gate and up weights for a GLU
@@ -89,15 +95,20 @@ protected:
       toBuffer.setReadOnly(true);
       rhsBuffer = toBuffer.getResult();
     }
-    // Whole panels, then at most one partial panel read and written under
-    // masks.
-    Value full = tb.create<arith::SubIOp>(
-        colCount,
-        tb.create<arith::RemUIOp>(colCount, tb.index(panelColumns)));
-    auto panels = [&](Value from, Value to, bool inBounds, Value init) {
+    // Blocks of panel-column-block whole panels, then whole panels one at
+    // a time, then at most one partial panel read and written under masks.
+    auto wholeOf = [&](Value columns, int64_t step) {
+      return tb.create<arith::SubIOp>(
+          columns, tb.create<arith::RemUIOp>(columns, tb.index(step)));
+    };
+    int64_t blockColumns = shape.panelColumnBlock * panelColumns;
+    Value blocked = wholeOf(colCount, blockColumns);
+    Value whole = wholeOf(colCount, panelColumns);
+    auto panels = [&](Value from, Value to, int64_t groups, bool inBounds,
+                      Value init) {
       return tb
           .create<scf::ForOp>(
-              from, to, tb.index(panelColumns), ValueRange{init},
+              from, to, tb.index(groups * panelColumns), ValueRange{init},
               [&](OpBuilder &nested, Location loc, Value panel,
                   ValueRange iter) {
                 StructuredBuilder pb(loc, nested);
@@ -106,14 +117,17 @@ protected:
                     [&](StructuredBuilder &rb, Value start, int64_t rows,
                         Value inner) {
                       return microkernel(rb, expert, lo, start, rows, col0,
-                                         panel, inBounds, inner);
+                                         panel, groups, inBounds, inner);
                     });
                 pb.create<scf::YieldOp>(updated);
               })
           .getResult(0);
     };
-    tile = panels(tb.index(0), full, /*inBounds=*/true, tile);
-    return panels(full, colCount, /*inBounds=*/false, tile);
+    tile = panels(tb.index(0), blocked, shape.panelColumnBlock,
+                  /*inBounds=*/true, tile);
+    if (shape.panelColumnBlock > 1)
+      tile = panels(blocked, whole, 1, /*inBounds=*/true, tile);
+    return panels(whole, colCount, 1, /*inBounds=*/false, tile);
   }
 
 private:
@@ -130,41 +144,53 @@ private:
     }
   };
 
-  /// Rows [start, start + rows) of the tile at panel columns from `panel`.
+  /// Rows [start, start + rows) of the tile at the `groups` panels of
+  /// columns from `panel`.
   Value microkernel(StructuredBuilder &mb, Value expert, Value lo, Value start,
-                    int64_t rows, Value col0, Value panel, bool inBounds,
-                    Value tile) {
+                    int64_t rows, Value col0, Value panel, int64_t groups,
+                    bool inBounds, Value tile) {
     SmallVector<BlockRow> blockRows;
     for (int64_t i = 0; i < rows; ++i)
       blockRows.push_back(blockRow(
           mb, mb.create<arith::AddIOp>(
                   lo, mb.create<arith::AddIOp>(start, mb.index(i)))));
 
-    // The weight columns of the panel's two vectors.
-    Value column = mb.create<arith::AddIOp>(col0, panel);
-    Value first = column, second;
-    if (!glu) {
-      second = mb.create<arith::AddIOp>(column, mb.index(vw));
-    } else if (op.getGluLayout() == GluLayout::concatenated) {
-      second = mb.create<arith::AddIOp>(column, mb.index(width));
-    } else {
-      first = mb.create<arith::MulIOp>(column, mb.index(2));
-      second = mb.create<arith::AddIOp>(first, mb.index(vw));
+    // The weight columns of the step's vectors: two per group of
+    // panelColumns output columns.
+    SmallVector<Value> weightColumns;
+    for (int64_t g = 0; g < groups; ++g) {
+      Value column = mb.create<arith::AddIOp>(
+          col0, mb.create<arith::AddIOp>(panel, mb.index(g * panelColumns)));
+      if (!glu) {
+        weightColumns.push_back(column);
+        weightColumns.push_back(
+            mb.create<arith::AddIOp>(column, mb.index(vw)));
+      } else if (op.getGluLayout() == GluLayout::concatenated) {
+        weightColumns.push_back(column);
+        weightColumns.push_back(
+            mb.create<arith::AddIOp>(column, mb.index(width)));
+      } else {
+        Value first = mb.create<arith::MulIOp>(column, mb.index(2));
+        weightColumns.push_back(first);
+        weightColumns.push_back(mb.create<arith::AddIOp>(first, mb.index(vw)));
+      }
     }
+    int64_t vectors = weightColumns.size();
 
     auto accType = VectorType::get({vw}, mb.getF32Type());
     Value zero = mb.create<arith::ConstantOp>(
         DenseElementsAttr::get(accType, mb.getF32FloatAttr(0.0f)));
-    SmallVector<Value> init(2 * rows, zero);
-    // Where the two weight vectors lie, apart from k, resolved once outside
-    // the k loop.
-    WeightColumn firstAt = locate(mb, expert, first);
-    WeightColumn secondAt = locate(mb, expert, second);
+    SmallVector<Value> init(vectors * rows, zero);
+    // Where the weight vectors lie, apart from k, resolved once outside the
+    // k loop.
+    SmallVector<WeightColumn> located;
+    for (Value column : weightColumns)
+      located.push_back(locate(mb, expert, column));
     SmallVector<WeightColumn> prefetched;
     if (rhsBuffer) {
       // A kn prefetch may start at column N of a partial panel; panels
       // locations are clamped inside the weights already.
-      for (auto [column, at] : {std::pair(first, firstAt), {second, secondAt}})
+      for (auto [column, at] : llvm::zip_equal(weightColumns, located))
         prefetched.push_back(
             panelWidth ? at
                        : locate(mb, expert,
@@ -180,43 +206,51 @@ private:
           if (rhsBuffer)
             prefetch(kb, k, prefetched);
           SmallVector<Value> next =
-              vnni ? pairUpdate(kb, blockRows, firstAt, secondAt, k, accs)
-                   : rankOneUpdate(kb, blockRows, firstAt, secondAt, k,
-                                   inBounds, accs);
+              vnni ? pairUpdate(kb, blockRows, located, k, accs)
+                   : rankOneUpdate(kb, blockRows, located, k, inBounds, accs);
           kb.create<scf::YieldOp>(next);
         });
 
-    // The bias vectors of the two weight vectors, shared by the block's rows;
+    // The bias vectors of the weight vectors, shared by the block's rows;
     // indexed by weight column like the accumulators, they go in before the
     // interleaved halves are split.
-    Value firstBias = biasVector(mb, expert, first, vw, inBounds);
-    Value secondBias = biasVector(mb, expert, second, vw, inBounds);
+    SmallVector<Value> biases;
+    for (Value column : weightColumns)
+      biases.push_back(biasVector(mb, expert, column, vw, inBounds));
     for (int64_t i = 0; i < rows; ++i) {
       Value row = mb.create<arith::AddIOp>(start, mb.index(i));
       Value scale =
           mb.create<vector::BroadcastOp>(accType, blockRows[i].scale);
-      Value acc0 = addBias(mb, loop.getResult(2 * i), firstBias);
-      Value acc1 = addBias(mb, loop.getResult(2 * i + 1), secondBias);
-      if (!glu) {
-        tile = store(mb, weighted(mb, scale, acc0), tile, row, panel, inBounds);
-        tile = store(mb, weighted(mb, scale, acc1), tile, row,
-                     mb.create<arith::AddIOp>(panel, mb.index(vw)), inBounds);
-        continue;
-      }
-      Value gate = acc0, up = acc1;
-      if (op.getGluLayout() == GluLayout::interleaved) {
-        SmallVector<int64_t> even, odd;
-        for (int64_t j = 0; j < vw; ++j) {
-          even.push_back(2 * j);
-          odd.push_back(2 * j + 1);
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t first = i * vectors + 2 * g;
+        Value acc0 = addBias(mb, loop.getResult(first), biases[2 * g]);
+        Value acc1 = addBias(mb, loop.getResult(first + 1), biases[2 * g + 1]);
+        Value column =
+            mb.create<arith::AddIOp>(panel, mb.index(g * panelColumns));
+        if (!glu) {
+          tile = store(mb, weighted(mb, scale, acc0), tile, row, column,
+                       inBounds);
+          tile = store(mb, weighted(mb, scale, acc1), tile, row,
+                       mb.create<arith::AddIOp>(column, mb.index(vw)),
+                       inBounds);
+          continue;
         }
-        gate = mb.create<vector::ShuffleOp>(acc0, acc1, even);
-        up = mb.create<vector::ShuffleOp>(acc0, acc1, odd);
+        Value gate = acc0, up = acc1;
+        if (op.getGluLayout() == GluLayout::interleaved) {
+          SmallVector<int64_t> even, odd;
+          for (int64_t j = 0; j < vw; ++j) {
+            even.push_back(2 * j);
+            odd.push_back(2 * j + 1);
+          }
+          gate = mb.create<vector::ShuffleOp>(acc0, acc1, even);
+          up = mb.create<vector::ShuffleOp>(acc0, acc1, odd);
+        }
+        Value value = gluActivation(mb, gate, up, *op.getEpilogue(),
+                                    op.getAlpha().convertToDouble(),
+                                    op.getLimit().convertToDouble());
+        tile =
+            store(mb, weighted(mb, scale, value), tile, row, column, inBounds);
       }
-      Value value = gluActivation(mb, gate, up, *op.getEpilogue(),
-                                  op.getAlpha().convertToDouble(),
-                                  op.getLimit().convertToDouble());
-      tile = store(mb, weighted(mb, scale, value), tile, row, panel, inBounds);
     }
     return tile;
   }
@@ -229,19 +263,20 @@ private:
   }
 
   /// acc[i][j] += A[row_i, k] * W[e, k, vector j] for every row of the
-  /// block: one broadcast and two FMAs per row.
+  /// block: one broadcast per row and one FMA per row and vector.
   SmallVector<Value> rankOneUpdate(StructuredBuilder &kb,
                                    ArrayRef<BlockRow> blockRows,
-                                   const WeightColumn &firstAt,
-                                   const WeightColumn &secondAt, Value k,
+                                   ArrayRef<WeightColumn> located, Value k,
                                    bool inBounds, ValueRange accs) {
-    Value w0 = weightVector(kb, firstAt, k, inBounds);
-    Value w1 = weightVector(kb, secondAt, k, inBounds);
+    SmallVector<Value> w;
+    for (const WeightColumn &at : located)
+      w.push_back(weightVector(kb, at, k, inBounds));
     SmallVector<Value> next;
     for (auto [i, row] : llvm::enumerate(blockRows)) {
       Value a = broadcastA(kb, row, k);
-      next.push_back(kb.create<vector::FMAOp>(a, w0, accs[2 * i]));
-      next.push_back(kb.create<vector::FMAOp>(a, w1, accs[2 * i + 1]));
+      for (auto [j, wj] : llvm::enumerate(w))
+        next.push_back(
+            kb.create<vector::FMAOp>(a, wj, accs[i * w.size() + j]));
     }
     return next;
   }
@@ -250,17 +285,16 @@ private:
   /// panels: one vdpbf16ps per row and vector, or two FMAs each.
   SmallVector<Value> pairUpdate(StructuredBuilder &kb,
                                 ArrayRef<BlockRow> blockRows,
-                                const WeightColumn &firstAt,
-                                const WeightColumn &secondAt, Value pair,
+                                ArrayRef<WeightColumn> located, Value pair,
                                 ValueRange accs) {
     auto pairsType = VectorType::get({2 * vw}, kb.getBF16Type());
     auto wordsType = VectorType::get({vw}, kb.getI32Type());
     auto accType = VectorType::get({vw}, kb.getF32Type());
     Value pad = kb.create<arith::ConstantOp>(kb.getZeroAttr(kb.getBF16Type()));
     SmallVector<Value> w;
-    for (const WeightColumn *at : {&firstAt, &secondAt})
+    for (const WeightColumn &at : located)
       w.push_back(kb.create<vector::TransferReadOp>(
-          pairsType, op.getRhs(), at->at(pair), pad, ArrayRef<bool>{true}));
+          pairsType, op.getRhs(), at.at(pair), pad, ArrayRef<bool>{true}));
     Value k0 = kb.create<arith::MulIOp>(pair, kb.index(2));
     SmallVector<Value> next;
     if (dotProduct) {
@@ -273,9 +307,9 @@ private:
         Value word = kb.create<vector::BitCastOp>(wordType, two);
         Value a = kb.create<vector::BitCastOp>(
             pairsType, kb.create<vector::BroadcastOp>(wordsType, word));
-        for (int64_t j = 0; j < 2; ++j)
+        for (auto [j, wj] : llvm::enumerate(w))
           next.push_back(kb.create<x86vector::DotBF16Op>(
-              accType, accs[2 * i + j], a, w[j]));
+              accType, accs[i * w.size() + j], a, wj));
       }
       return next;
     }
@@ -296,10 +330,10 @@ private:
     Value k1 = kb.create<arith::AddIOp>(k0, kb.index(1));
     for (auto [i, row] : llvm::enumerate(blockRows)) {
       Value a0 = broadcastA(kb, row, k0), a1 = broadcastA(kb, row, k1);
-      for (int64_t j = 0; j < 2; ++j)
+      for (int64_t j = 0, e = w.size(); j < e; ++j)
         next.push_back(kb.create<vector::FMAOp>(
             a1, odd[j],
-            kb.create<vector::FMAOp>(a0, even[j], accs[2 * i + j])));
+            kb.create<vector::FMAOp>(a0, even[j], accs[i * e + j])));
     }
     return next;
   }

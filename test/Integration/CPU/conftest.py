@@ -49,7 +49,8 @@ def pytest_collection_modifyitems(config, items):
 #: under: the default (fused routing, vectorized OpenMP grouped matmul), the reference
 #: linalg lowering of every op, the vectorized kernel without routing fusion, the
 #: vectorized kernel at AVX2 width (its remainder handling differs) and at one lane
-#: (one-lane accumulators, for the biased grouped matmuls), the kernel for
+#: (one-lane accumulators, for the biased grouped matmuls), the kernel over panels with
+#: other register blocks than the default (5 rows by 3 panels), the kernel for
 #: an AVX-512 CPU without AVX512_BF16 (panels_vnni pairs split into two FMAs instead of
 #: vdpbf16ps), and the kernels' choices for an AVX2 CPU (4-bit weights decoded with
 #: integer ops instead of table permutes). Each entry is the moe-opt flag without its leading "--".
@@ -60,6 +61,7 @@ PIPELINES = {
     "width8": "moe-lower-to-cpu-pipeline=vector-width=8",
     # The narrowest vector the option allows: one-lane accumulators.
     "width1": "moe-lower-to-cpu-pipeline=vector-width=1",
+    "register_blocks": "moe-lower-to-cpu-pipeline=panel-row-block=5 panel-column-block=3",
     "no_bf16_dot": "moe-lower-to-cpu-pipeline=target-cpu=skylake-avx512",
     # The kernels' choices for an AVX2 CPU (x86-64-v3; compiled for the host).
     "avx2": "moe-lower-to-cpu-pipeline=target-cpu=x86-64-v3",

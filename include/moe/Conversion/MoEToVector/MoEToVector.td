@@ -26,11 +26,14 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       of `moe_mlir.pack`) or the `kn` layout (`[E, K, N]`): each work item
       covers `panel-column-tile` output columns in panels of two weight
       vectors per k (2 x `vector-width` columns, or `vector-width` columns
-      with their gate and up weights for a GLU). A block of
-      `panel-row-block` routed rows accumulates rank-1 updates
-      `broadcast(A[row, k]) * W[e, k, panel]` in 2 x `panel-row-block`
-      vector registers, with no horizontal reductions; the GLU epilogue, the
-      row scale and the cast work on whole vectors. Weights
+      with their gate and up weights for a GLU). A register block of
+      `panel-row-block` routed rows and `panel-column-block` panels
+      accumulates rank-1 updates `broadcast(A[row, k]) * W[e, k, panels]`
+      in 2 x `panel-row-block` x `panel-column-block` vector registers
+      (each A broadcast feeds 2 x `panel-column-block` FMAs), with no
+      horizontal reductions; the columns a whole block does not cover go
+      one panel at a time. The GLU epilogue, the row scale and the cast
+      work on whole vectors. Weights
       `prefetch-distance` rows of k ahead are prefetched. Panels whose width
       P (or GLU half width) is not a multiple of `vector-width` are left to
       the reference lowering;
@@ -92,8 +95,12 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
            "nk weights: output columns sharing each A-row load">,
     Option<"columnTile", "column-tile", "int64_t", /*default=*/"16",
            "nk weights: output columns per work item">,
-    Option<"panelRowBlock", "panel-row-block", "int64_t", /*default=*/"12",
+    Option<"panelRowBlock", "panel-row-block", "int64_t", /*default=*/"6",
            "panels and kn weights: routed rows of the register block">,
+    Option<"panelColumnBlock", "panel-column-block", "int64_t",
+           /*default=*/"2",
+           "panels and kn weights: panels of output columns (two weight "
+           "vectors each) of the register block">,
     Option<"panelColumnTile", "panel-column-tile", "int64_t",
            /*default=*/"128",
            "panels and kn weights: output columns per work item">,
