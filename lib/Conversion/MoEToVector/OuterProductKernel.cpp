@@ -73,14 +73,17 @@ public:
     if (dotProduct &&
         !cast<RankedTensorType>(lhs.getType()).getElementType().isBF16())
       lhs = roundToBF16(b, lhs, vw);
+    // The rows that whole blocks leave go in one block of their count: a
+    // register block for every size below panel-row-block (past 8 rows,
+    // blocks of 8, 4, 2 and 1 instead, to bound the code).
     int64_t block = shape.panelRowBlock;
     rowBlocks.push_back(block);
-    if (block > 8)
-      rowBlocks.push_back(8);
-    if (block > 4)
-      rowBlocks.push_back(4);
-    if (block > 1)
-      rowBlocks.push_back(1);
+    if (block <= 8) {
+      for (int64_t rows = block - 1; rows >= 1; --rows)
+        rowBlocks.push_back(rows);
+    } else {
+      rowBlocks.append({8, 4, 2, 1});
+    }
   }
 
 protected:

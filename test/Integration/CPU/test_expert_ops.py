@@ -127,7 +127,7 @@ GMM_CASES = [
     ("kn", dict(T=16, k=2, E=8, K=32, N=24, rhs_layout="kn")),
     ("kn_odd_sizes_bf16", dict(T=7, k=3, E=5, K=13, N=9, rhs_layout="kn", dtype="bf16")),
     # kn weights: whole panels, several column tiles, register blocks of 6 rows and
-    # their 4- and 1-row remainders, and partial panels.
+    # a last block of fewer rows, and partial panels.
     ("kn_tiles_plain", dict(T=45, k=1, E=2, K=24, N=300, rhs_layout="kn")),
     ("kn_glu_panels", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="kn", gather=True,
                            row_scale=True, epilogue="silu", rhs_scale=2.0)),
@@ -140,8 +140,8 @@ GMM_CASES = [
     ("kn_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="kn", gather=True,
                           row_scale=True, epilogue="gelu_tanh")),
     # panels (P = 16): whole and partial 32-column panels of a plain projection, GLU
-    # panels of both layouts, rows in blocks of 6, 4 and 1 (23 = 3 x 6 + 4 + 1 on one
-    # hot expert).
+    # panels of both layouts, rows in blocks of 6 and a last block of every size from
+    # 5 to 1 (T = 5, 10, 15, 20, 19 on one hot expert).
     ("panels_plain", dict(T=45, k=1, E=2, K=24, N=304, rhs_layout="panels")),
     ("panels_glu_bf16", dict(T=40, k=2, E=3, K=37, N=160, rhs_layout="panels", dtype="bf16",
                              gather=True, row_scale=True, epilogue="silu", rhs_scale=2.0)),
@@ -151,7 +151,8 @@ GMM_CASES = [
     ("panels_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=33, N=64, hot=2,
                                            rhs_layout="panels", gather=True, row_scale=True,
                                            epilogue="silu")),
-    ("panels_every_row_block", dict(T=23, k=1, E=3, K=20, N=64, hot=0,
+    ("panels_every_row_block", dict(T=20, k=1, E=3, K=20, N=64, hot=0, dynamic=True,
+                                    tokens=[5, 10, 15, 20, 19],
                                     rhs_layout="panels", gather=True, row_scale=True,
                                     epilogue="silu")),
     ("panels_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels", gather=True,
@@ -171,7 +172,8 @@ GMM_CASES = [
     ("vnni_all_rows_on_one_expert", dict(T=50, k=1, E=6, K=34, N=64, hot=2,
                                          rhs_layout="panels_vnni", dtype="bf16",
                                          gather=True, row_scale=True, epilogue="silu")),
-    ("vnni_every_row_block", dict(T=23, k=1, E=3, K=20, N=64, hot=0,
+    ("vnni_every_row_block", dict(T=20, k=1, E=3, K=20, N=64, hot=0, dynamic=True,
+                                  tokens=[5, 10, 15, 20, 19],
                                   rhs_layout="panels_vnni", dtype="bf16", gather=True,
                                   row_scale=True, epilogue="silu")),
     ("vnni_one_token", dict(T=1, k=4, E=8, K=64, N=96, rhs_layout="panels_vnni",
@@ -248,7 +250,7 @@ PANEL_CASES = [case for case in GMM_CASES
 def test_grouped_matmul_register_blocks(compile_ir, rng, case):
     """Register blocks of 5 rows and 3 panels (panel-column-block=3): the columns of a
     tile in blocks of 3 panels, then single whole panels, then the partial panel, and
-    rows in blocks of 5, 4 and 1."""
+    rows in blocks of 5 and a last one of 4 to 1 rows."""
     _run_grouped_matmul(compile_ir, rng, "register_blocks", **case[1])
 
 
