@@ -14,7 +14,8 @@
 // 2·C FMAs, so with C = 2 a block of R = 6 rows keeps as many accumulators
 // (24) as R = 12 with C = 1, for half the broadcasts and A-row streams. The
 // columns of a tile that a whole block does not cover go one panel at a
-// time.
+// time, as do the blocks of a lone row (decode), which reuse no broadcast;
+// the rows whole blocks leave go in one block of their count.
 //
 // A panel is two weight vectors per k: 2·vw output columns of a plain
 // projection, or vw output columns with their gate and up weights for a GLU
@@ -119,8 +120,19 @@ protected:
                     pb, rowCount, rowBlocks, iter[0],
                     [&](StructuredBuilder &rb, Value start, int64_t rows,
                         Value inner) {
-                      return microkernel(rb, expert, lo, start, rows, col0,
-                                         panel, groups, inBounds, inner);
+                      if (rows > 1)
+                        return microkernel(rb, expert, lo, start, rows, col0,
+                                           panel, groups, inBounds, inner);
+                      // A lone row (decode) reuses no broadcast: it takes
+                      // the panels one at a time, two weight streams at
+                      // once instead of 2 x groups.
+                      for (int64_t g = 0; g < groups; ++g)
+                        inner = microkernel(
+                            rb, expert, lo, start, rows, col0,
+                            rb.create<arith::AddIOp>(
+                                panel, rb.index(g * panelColumns)),
+                            1, inBounds, inner);
+                      return inner;
                     });
                 pb.create<scf::YieldOp>(updated);
               })

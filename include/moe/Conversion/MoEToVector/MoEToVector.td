@@ -32,8 +32,9 @@ def ConvertMoEToVectorPass : Pass<"convert-moe-to-vector"> {
       in 2 x `panel-row-block` x `panel-column-block` vector registers
       (each A broadcast feeds 2 x `panel-column-block` FMAs), with no
       horizontal reductions; the columns a whole block does not cover go
-      one panel at a time. The GLU epilogue, the row scale and the cast
-      work on whole vectors. Weights
+      one panel at a time, as do blocks of one row, and the rows whole
+      blocks leave go in one block of their count. The GLU epilogue, the
+      row scale and the cast work on whole vectors. Weights
       `prefetch-distance` rows of k ahead are prefetched. Panels whose width
       P (or GLU half width) is not a multiple of `vector-width` are left to
       the reference lowering;
