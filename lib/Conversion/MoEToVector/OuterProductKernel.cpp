@@ -171,11 +171,12 @@ private:
                   lo, mb.create<arith::AddIOp>(start, mb.index(i)))));
 
     // The weight columns of the step's vectors: two per group of
-    // panelColumns output columns.
-    SmallVector<Value> weightColumns;
+    // panelColumns output columns, which start at groupColumns in the tile.
+    SmallVector<Value> weightColumns, groupColumns;
     for (int64_t g = 0; g < groups; ++g) {
-      Value column = mb.create<arith::AddIOp>(
-          col0, mb.create<arith::AddIOp>(panel, mb.index(g * panelColumns)));
+      groupColumns.push_back(
+          mb.create<arith::AddIOp>(panel, mb.index(g * panelColumns)));
+      Value column = mb.create<arith::AddIOp>(col0, groupColumns.back());
       if (!glu) {
         weightColumns.push_back(column);
         weightColumns.push_back(
@@ -240,8 +241,7 @@ private:
         int64_t first = i * vectors + 2 * g;
         Value acc0 = addBias(mb, loop.getResult(first), biases[2 * g]);
         Value acc1 = addBias(mb, loop.getResult(first + 1), biases[2 * g + 1]);
-        Value column =
-            mb.create<arith::AddIOp>(panel, mb.index(g * panelColumns));
+        Value column = groupColumns[g];
         if (!glu) {
           tile = store(mb, weighted(mb, scale, acc0), tile, row, column,
                        inBounds);
