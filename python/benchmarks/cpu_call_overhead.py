@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
-import cpu_weight_only  # noqa: E402
+import cpu_layers  # noqa: E402
 from moe_mlir import cpu  # noqa: E402
 
 FORMAT = "mxfp4"
@@ -47,20 +47,10 @@ def main() -> int:
         for name in args.shapes.split(","):
             if name not in bench.SHAPES:
                 raise SystemExit(f"unknown shape {name!r}: one of {', '.join(bench.SHAPES)}")
-            H, I, E, k, _ = bench.SHAPES[name]
-            P = cpu_weight_only.panel_width(H, I)
-            q13, w13 = cpu_weight_only.random_weights(rng, FORMAT, E, 2 * I, H)
-            q2, w2 = cpu_weight_only.random_weights(rng, FORMAT, E, H, I)
-            router = bench.random_weights(rng, (E, H), H, "bf16")
-            module = cpu.compile_module(
-                cpu_weight_only.layer_ir(FORMAT, H, E, I, k, "panels"), Path(tmp) / name)
-            weights = cpu_weight_only.kernel_arguments(
-                cpu.to_storage(router, "bf16"),
-                *[cpu_weight_only.to_layout(FORMAT, q, "panels", P) for q in (q13, q2)])
+            lay = cpu_layers.layer(name, FORMAT, rng)
+            module = cpu.compile_module(lay.ir, Path(tmp) / name)
             for T in (int(t) for t in args.tokens.split(",")):
-                x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
-                inputs = [cpu.to_storage(x, "bf16")] + weights
-                spec = [cpu.TensorSpec((T, H), "bf16")]
+                inputs, spec, want, clear = lay.tokens(rng, T)
 
                 def through_call():
                     return module.call("layer", inputs, spec)[0]
@@ -77,8 +67,7 @@ def main() -> int:
                     return out
 
                 for side, fn in (("call", through_call), ("entry", entry_alone)):
-                    bench.check_output(cpu.from_storage(fn(), "bf16"), want, clear,
-                                       f"{name} T={T} {side}")
+                    lay.check(fn(), want, clear, f"{name} T={T} {side}")
                 _, warm = bench.alternating_medians((through_call, entry_alone), args.rounds,
                                                     cold=False)
                 call_us, entry_us = (ms * 1e3 for ms in warm)

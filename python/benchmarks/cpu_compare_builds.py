@@ -31,11 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
-import cpu_weight_only  # noqa: E402
-from moe_mlir import cpu, irgen, pack  # noqa: E402
-
-#: The float dtypes and the layout cpu.py packs their experts in.
-FLOAT_LAYOUTS = {"f32": "panels", "bf16": "panels_vnni"}
+import cpu_layers  # noqa: E402
+from moe_mlir import cpu  # noqa: E402
 
 
 def compile_with(build: Path | None, ir: str, workdir: Path) -> cpu.CompiledModule:
@@ -52,32 +49,6 @@ def compile_with(build: Path | None, ir: str, workdir: Path) -> cpu.CompiledModu
             os.environ["MOE_MLIR_BUILD_DIR"] = saved
 
 
-def layer(name: str, fmt: str, rng):
-    """cpu.py's layer of ``fmt`` for shape ``name``: its IR, the kernel's weight
-    arguments (router first), the activations' dtype, and the float32 values of the
-    experts' weights w13, w2 and the router for the oracle."""
-    H, I, E, k, _ = bench.SHAPES[name]
-    act = fmt if fmt in FLOAT_LAYOUTS else "bf16"
-    router = bench.random_weights(rng, (E, H), H, act)
-    if fmt in FLOAT_LAYOUTS:
-        layout = FLOAT_LAYOUTS[fmt]
-        ir = irgen.layer_ir(None, H, E, I, k, dtype=fmt, name="layer", weight_layout=layout,
-                            scoring="softmax", panel_width=pack.PANEL_WIDTH, renormalize=True)
-        w13 = bench.random_weights(rng, (E, 2 * I, H), H, fmt)
-        w2 = bench.random_weights(rng, (E, H, I), I, fmt)
-        weights = [cpu.to_storage(router, fmt)] + [
-            bench.storage_per_expert(w, fmt, layout) for w in (w13, w2)]
-        return ir, weights, act, w13, w2, router
-    P = cpu_weight_only.panel_width(H, I)
-    ir = cpu_weight_only.layer_ir(fmt, H, E, I, k, "panels")
-    q13, w13 = cpu_weight_only.random_weights(rng, fmt, E, 2 * I, H)
-    q2, w2 = cpu_weight_only.random_weights(rng, fmt, E, H, I)
-    weights = cpu_weight_only.kernel_arguments(
-        cpu.to_storage(router, "bf16"),
-        *[cpu_weight_only.to_layout(fmt, q, "panels", P) for q in (q13, q2)])
-    return ir, weights, act, w13, w2, router
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("baseline", type=Path, help="the baseline build folder (bin/moe-opt)")
@@ -88,31 +59,22 @@ def main() -> int:
     args = parser.parse_args()
     if not (args.baseline / "bin" / "moe-opt").exists():
         raise SystemExit(f"{args.baseline}/bin/moe-opt not found: build the baseline first")
+    known = [*cpu_layers.FLOAT_LAYOUTS, *bench.WEIGHT_ONLY]
     rng = np.random.default_rng(0)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.shapes.split(","):
             if name not in bench.SHAPES:
                 raise SystemExit(f"unknown shape {name!r}: one of {', '.join(bench.SHAPES)}")
-            H, I, E, k, _ = bench.SHAPES[name]
             for fmt in args.dtypes.split(","):
-                if fmt not in bench.WEIGHT_ONLY and fmt not in FLOAT_LAYOUTS:
-                    raise SystemExit(f"unknown dtype {fmt!r}: one of "
-                                     f"{', '.join([*FLOAT_LAYOUTS, *bench.WEIGHT_ONLY])}")
-                ir, weights, act, w13, w2, router = layer(name, fmt, rng)
-                modules = [compile_with(build, ir, Path(tmp) / f"{name}-{fmt}-{side}")
+                if fmt not in known:
+                    raise SystemExit(f"unknown dtype {fmt!r}: one of {', '.join(known)}")
+                lay = cpu_layers.layer(name, fmt, rng)
+                modules = [compile_with(build, lay.ir, Path(tmp) / f"{name}-{fmt}-{side}")
                            for side, build in (("baseline", args.baseline), ("this", None))]
-                # f32 layers are exact to f32 rounding; bf16 rounds the activations.
-                bound = 1e-5 if act == "f32" else 1e-2
                 for T in (int(t) for t in args.tokens.split(",")):
-                    x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
-                    inputs = [cpu.to_storage(x, act)] + weights
-                    spec = [cpu.TensorSpec((T, H), act)]
-                    fns = [lambda m=m: m.call("layer", inputs, spec) for m in modules]
-                    for side, fn in zip(("baseline", "this"), fns):
-                        bench.check_output(cpu.from_storage(fn()[0], act), want, clear,
-                                           f"{name} {fmt} T={T} {side}", bound)
-                    cold, warm = bench.alternating_medians(fns, args.rounds)
+                    cold, warm = cpu_layers.checked_medians(
+                        lay, modules, (f"{fmt} baseline", f"{fmt} this"), rng, T, args.rounds)
                     rows.append((name, fmt, T, cold, warm))
                     print(f"  {name} {fmt} T={T}: cold {cold[0]:.3f} / {cold[1]:.3f} ms",
                           flush=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as bench  # noqa: E402
-import cpu_compare_builds  # noqa: E402
+import cpu_layers  # noqa: E402
 from moe_mlir import cpu, roofline  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -38,13 +38,13 @@ def main() -> int:
                         help='moe-lower-to-cpu-pipeline options, or "default"')
     parser.add_argument("--shape", default="olmoe-1b-7b", choices=list(bench.SHAPES))
     parser.add_argument("--dtype", default="bf16",
-                        choices=list(cpu_compare_builds.FLOAT_LAYOUTS))
+                        choices=list(cpu_layers.FLOAT_LAYOUTS))
     parser.add_argument("--tokens", default="128")
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     H, I, E, k, _ = bench.SHAPES[args.shape]
     rng = np.random.default_rng(0)
-    ir, weights, act, w13, w2, router = cpu_compare_builds.layer(args.shape, args.dtype, rng)
+    lay = cpu_layers.layer(args.shape, args.dtype, rng)
     pipelines = [cpu.DEFAULT_PIPELINE if s == "default" else f"{cpu.DEFAULT_PIPELINE}={s}"
                  for s in args.settings]
     rows = []
@@ -52,19 +52,13 @@ def main() -> int:
         modules = []
         for i, pipeline in enumerate(pipelines):
             try:
-                modules.append(cpu.compile_module(ir, Path(tmp) / str(i), pipeline=pipeline))
+                modules.append(cpu.compile_module(lay.ir, Path(tmp) / str(i),
+                                                  pipeline=pipeline))
             except cpu.CompileError as error:
                 raise SystemExit(f"setting {args.settings[i]!r}: {error}") from None
-        bound = 1e-5 if act == "f32" else 1e-2
+        labels = [f"{args.dtype} {setting!r}" for setting in args.settings]
         for T in (int(t) for t in args.tokens.split(",")):
-            x, want, clear = bench.routed_tokens(rng, T, H, router, w13, w2, k)
-            inputs = [cpu.to_storage(x, act)] + weights
-            spec = [cpu.TensorSpec((T, H), act)]
-            fns = [lambda m=m: m.call("layer", inputs, spec) for m in modules]
-            for setting, fn in zip(args.settings, fns):
-                bench.check_output(cpu.from_storage(fn()[0], act), want, clear,
-                                   f"{args.shape} {args.dtype} T={T} {setting!r}", bound)
-            cold, warm = bench.alternating_medians(fns, args.rounds)
+            cold, warm = cpu_layers.checked_medians(lay, modules, labels, rng, T, args.rounds)
             rows.append((T, cold, warm, roofline.layer_flops(T, H, I, k)))
             print(f"  T={T} done", flush=True)
     print(f"{args.shape} {args.dtype}: medians of {args.rounds} alternating rounds, ms; "
